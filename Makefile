@@ -1,0 +1,40 @@
+# telenotary — the commands the README and CI use.
+GO        ?= go
+FUZZTIME  ?= 1m
+BENCHTIME ?= 1x
+
+.PHONY: test build vet bench fuzz vectors clean
+
+## test: vet, then every test with the race detector (what CI runs)
+test: vet
+	$(GO) test -race -count=1 ./...
+
+build:
+	$(GO) build -o bin/telenotary ./cmd/telenotary
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: the full-size benchmarks of docs/BENCHMARKS.md (10M leaves; minutes)
+bench:
+	cd notary/filestore && $(GO) test -run '^$$' -bench Append -benchtime 10000x
+	cd notary/filestore && $(GO) test -run '^$$' -bench Append -benchtime 10000x -bench.sync
+	cd notary/filestore && $(GO) test -run '^$$' -bench 'InclusionProof|Find' -bench.leaves 10000000
+	cd notary && $(GO) test -run '^$$' -bench .
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in ./notary; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## vectors: regenerate notary/testdata/vectors after a deliberate format change
+vectors:
+	$(GO) test ./notary -run TestVectorsAreCurrent -update
+
+clean:
+	rm -rf bin

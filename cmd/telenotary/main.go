@@ -1,0 +1,99 @@
+// Command telenotary is the one binary of telenotary: it verifies receipts,
+// makes node keys and (as the other parts land) runs the notary cluster, the
+// signalling server and the operator console.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *environment, args []string) int
+}
+
+// environment is what a command may touch besides its arguments, so tests
+// can run commands in-process.
+type environment struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func commands() []command {
+	return []command{
+		{"demo", "run a local demonstration", runDemo},
+		{"verify", "verify a receipt bundle offline", runVerify},
+		{"keygen", "make a signing key for a notary node", runKeygen},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Exit codes of every command.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // a verification failed
+	exitUsage   = 2 // bad flags or unreadable input
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &environment{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, env *environment, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(ctx, env, nil)
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	fmt.Fprintf(env.stderr, "telenotary: unknown command %q\n\n", args[0])
+	usage(env.stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "telenotary: a notary for telehealth consultations and prescriptions.")
+	fmt.Fprintln(w, "\nUsage: telenotary <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'telenotary <command> --help' for a command's flags.")
+}
+
+func runVersion(_ context.Context, env *environment, _ []string) int {
+	fmt.Fprintln(env.stdout, "telenotary", versionString())
+	return exitOK
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
