@@ -113,7 +113,14 @@ func latestSlot(slots map[int]headSlot, onlySynced bool) (headSlot, bool) {
 // bootID identifies the running boot of the machine, or is zero where the
 // platform does not say. Within one boot the page cache survives a process
 // crash, so what a slot of this boot says was written is readable.
-func bootID() [16]byte {
+func bootID() [16]byte { return bootIDFunc() }
+
+// bootIDFunc is what bootID consults; tests replace it to open a store as
+// if the machine had restarted.
+var bootIDFunc = readBootID
+
+// readBootID reads the kernel's boot id.
+func readBootID() [16]byte {
 	var id [16]byte
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {

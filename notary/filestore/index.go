@@ -101,9 +101,8 @@ func (r *sortedRun) fill(m *memtable) {
 		r.starts[b] += r.starts[b-1]
 	}
 	r.entries = r.entries[:len(m.keys)]
-	next := r.starts[:len(r.starts)-1 : len(r.starts)-1]
-	fill := make([]uint32, len(next))
-	copy(fill, next)
+	fill := make([]uint32, len(r.starts)-1) // next free position per bucket
+	copy(fill, r.starts)
 	for p, k := range m.keys {
 		b := k >> (64 - bucketBits)
 		r.entries[fill[b]] = entry{key: k, index: m.from + uint64(p)}
@@ -310,9 +309,14 @@ func (ix *index) step(n uint64) error {
 			continue
 		}
 		m.out.add(e)
+		// One step can take many entries (perInsert grows with the
+		// table): write them as they come, so the buffer stays bounded.
+		if err := m.out.flushIfFull(); err != nil {
+			return err
+		}
 	}
 	if m.remaining > 0 {
-		return m.out.flushIfFull()
+		return nil
 	}
 	t, err := m.out.finish()
 	if err != nil {
@@ -326,6 +330,21 @@ func (ix *index) step(n uint64) error {
 	}
 	ix.table, ix.merge = t, nil
 	return nil
+}
+
+// trim rewrites a table that covers leaves at or above size, which a
+// recovery discarded, into one that covers exactly the leaves below size:
+// the leaves appended from size on are indexed by the memtable, and a
+// table claiming them would hide them from the replay of every later open.
+func (ix *index) trim(size uint64) error {
+	if ix.covered() <= size {
+		return nil
+	}
+	ix.active.reset(size)
+	if err := ix.startMerge(size, size); err != nil {
+		return err
+	}
+	return ix.step(ix.merge.remaining)
 }
 
 // close stops an unfinished merge (its work is redone after reopening) and

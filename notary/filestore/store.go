@@ -425,6 +425,9 @@ func (s *Store) openIndex(key [16]byte) error {
 	for _, n := range notes {
 		s.log.Warn("filestore: " + n)
 	}
+	if err := ix.trim(s.head.Size); err != nil {
+		return err
+	}
 	from := min(ix.covered(), s.head.Size)
 	if s.head.Size-from > uint64(s.opts.MemtableSize) {
 		s.log.Info("filestore: rebuilding the commitment index", "leaves", s.head.Size-from)
