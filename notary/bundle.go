@@ -30,7 +30,7 @@ type Bundle struct {
 type bundleWire struct {
 	Version  int             `json:"version"`
 	Document json.RawMessage `json:"document,omitempty"`
-	Raw      []byte          `json:"document_base64,omitempty"`
+	Raw      *[]byte         `json:"document_base64,omitempty"` // a pointer, so an empty document is kept
 	Salt     Salt            `json:"salt"`
 	Receipt  Receipt         `json:"receipt"`
 }
@@ -51,20 +51,36 @@ func (b *Bundle) Canonical() ([]byte, error) {
 	return nil, fmt.Errorf("%w: bundle has no document", ErrMalformed)
 }
 
-// MarshalJSON encodes the bundle in its version-1 JSON form.
+// MarshalJSON encodes the bundle in its version-1 JSON form. The document
+// keeps its characters: <, > and & are not escaped for HTML.
 func (b Bundle) MarshalJSON() ([]byte, error) {
 	if _, err := b.Canonical(); err != nil {
 		return nil, err
 	}
-	var doc json.RawMessage
-	if b.Document != nil {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, b.Document); err != nil {
-			return nil, err
-		}
-		doc = buf.Bytes()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	w := bundleWire{Version: BundleVersion, Document: b.Document, Salt: b.Salt, Receipt: b.Receipt}
+	if b.Raw != nil {
+		w.Raw = &b.Raw
 	}
-	return json.Marshal(bundleWire{Version: BundleVersion, Document: doc, Raw: b.Raw, Salt: b.Salt, Receipt: b.Receipt})
+	if err := enc.Encode(w); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// Encode returns the bundle as a file for people as well as programs:
+// indented JSON whose document keeps its characters unescaped.
+func (b Bundle) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(b); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // UnmarshalJSON decodes a version-1 bundle strictly; errors wrap
@@ -78,6 +94,7 @@ func (b *Bundle) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	var w bundleWire
+	var raw []byte
 	if err := o.decode("version", &w.Version); err != nil {
 		return err
 	}
@@ -90,11 +107,11 @@ func (b *Bundle) UnmarshalJSON(data []byte) error {
 	case o.has("document"):
 		w.Document = o.members["document"]
 	case o.has("document_base64"):
-		if err := o.decode("document_base64", &w.Raw); err != nil {
+		if err := o.decode("document_base64", &raw); err != nil {
 			return err
 		}
-		if w.Raw == nil {
-			w.Raw = []byte{}
+		if raw == nil {
+			raw = []byte{}
 		}
 	default:
 		return fmt.Errorf("%w: bundle field \"document\" is missing", ErrMalformed)
@@ -108,7 +125,7 @@ func (b *Bundle) UnmarshalJSON(data []byte) error {
 	if err := w.Receipt.UnmarshalJSON(o.members["receipt"]); err != nil {
 		return err // it names the receipt's field
 	}
-	*b = Bundle{Document: w.Document, Raw: w.Raw, Salt: w.Salt, Receipt: w.Receipt}
+	*b = Bundle{Document: w.Document, Raw: raw, Salt: w.Salt, Receipt: w.Receipt}
 	return nil
 }
 

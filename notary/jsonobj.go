@@ -66,6 +66,17 @@ func (o *object) decode(name string, v any) error {
 	if !ok {
 		return fmt.Errorf("%w: %s field %q is missing", ErrMalformed, o.what, name)
 	}
+	if containsNull(raw) {
+		return fmt.Errorf("%w: %s field %q is or holds null", ErrMalformed, o.what, name)
+	}
+	switch v.(type) {
+	case *int, *int64, *uint64:
+		// Whole numbers from 0 in one spelling: no sign, fraction,
+		// exponent or leading zero.
+		if !canonicalUint(raw) {
+			return fmt.Errorf("%w: %s field %q must be a whole number from 0 written without sign, fraction, exponent or leading zeros, not %s", ErrMalformed, o.what, name, raw)
+		}
+	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
@@ -74,6 +85,33 @@ func (o *object) decode(name string, v any) error {
 		return fmt.Errorf("%w: %s field %q: %v", ErrMalformed, o.what, name, err)
 	}
 	return nil
+}
+
+func canonicalUint(raw []byte) bool {
+	if len(raw) == 0 || len(raw) > 1 && raw[0] == '0' {
+		return false
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// containsNull reports whether a JSON value is or holds null, which
+// json.Unmarshal would take as a second spelling of a zero value.
+func containsNull(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if tok == nil {
+			return true
+		}
+	}
 }
 
 // decodeOptional is decode for a member that may be absent.

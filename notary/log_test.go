@@ -60,7 +60,7 @@ func checkAgainstReference(t *testing.T, l *notary.Log, n int) {
 				t.Fatalf("InclusionProof(%d, %d) differs from the reference", index, size)
 			}
 			leafHash := ref.LeafHash(index)
-			if err := proof.VerifyInclusion(hasher, index, size, leafHash, slices(p), root[:]); err != nil {
+			if err := proof.VerifyInclusion(hasher, index, size, leafHash, byteSlices(p), root[:]); err != nil {
 				t.Fatalf("merkle/proof rejects InclusionProof(%d, %d): %v", index, size, err)
 			}
 			if err := tlog.CheckRecord(toTlog(p), int64(size), tlog.Hash(root), int64(index), tlog.Hash(leafHash)); err != nil {
@@ -77,7 +77,7 @@ func checkAgainstReference(t *testing.T, l *notary.Log, n int) {
 				t.Fatalf("ConsistencyProof(%d, %d) differs from the reference", from, size)
 			}
 			fromRoot, _ := l.RootAt(from)
-			if err := proof.VerifyConsistency(hasher, from, size, slices(p), fromRoot[:], root[:]); err != nil {
+			if err := proof.VerifyConsistency(hasher, from, size, byteSlices(p), fromRoot[:], root[:]); err != nil {
 				t.Fatalf("merkle/proof rejects ConsistencyProof(%d, %d): %v", from, size, err)
 			}
 			if from > 0 {
@@ -101,7 +101,7 @@ func equalProofs(got []notary.Hash, want [][]byte) bool {
 	return true
 }
 
-func slices(hs []notary.Hash) [][]byte {
+func byteSlices(hs []notary.Hash) [][]byte {
 	out := make([][]byte, len(hs))
 	for i := range hs {
 		out[i] = hs[i][:]

@@ -99,6 +99,9 @@ func (r *Receipt) UnmarshalJSON(data []byte) error {
 	if err := o.decodeOptional("link", &link); err != nil {
 		return err
 	}
+	if o.has("link") && link.IsZero() {
+		return fmt.Errorf("%w: receipt field \"link\" is all zeros; a receipt without a link leaves the field out", ErrMalformed)
+	}
 	switch {
 	case w.Version != ReceiptVersion:
 		return fmt.Errorf("%w: receipt field \"version\" is %d; this verifier reads version %d", ErrMalformed, w.Version, ReceiptVersion)

@@ -119,7 +119,7 @@ func demo(ctx context.Context, env *environment, dir string) error {
 		if err != nil {
 			return fmt.Errorf("a fresh receipt does not verify: %w", err)
 		}
-		b, err := json.MarshalIndent(bundle, "", "  ")
+		b, err := bundle.Encode()
 		if err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func demo(ctx context.Context, env *environment, dir string) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return err
 		}
-		if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "notarized %-45s index %d, signed by %s: %s\n", demoDrugs[i].display, res.Index, strings.Join(res.Signers, ", "), path)

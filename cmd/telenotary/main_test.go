@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/telenotary/telenotary/notary"
+	"golang.org/x/mod/sumdb/note"
+)
+
+const vectors = "../../notary/testdata/vectors"
+
+// runCmd runs the command line in-process with the given environment.
+func runCmd(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) string { return env[k] }}
+	code = run(context.Background(), e, args)
+	return code, out.String(), errOut.String()
+}
+
+// TestVerifyVectors runs `telenotary verify` on every bundle of the test
+// vectors: exit 0 and VALID, exit 1 and INVALID with the reason, or exit 2
+// for an unreadable bundle.
+func TestVerifyVectors(t *testing.T) {
+	var m struct {
+		Keys  string
+		Cases []struct {
+			Bundle          string
+			MinSignatures   int    `json:"min_signatures"`
+			Origin          string `json:"origin"`
+			NewerCheckpoint string `json:"newer_checkpoint"`
+			Expect          string
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(vectors, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	sentinels := map[string]error{
+		"commitment mismatch": notary.ErrCommitmentMismatch, "leaf mismatch": notary.ErrLeafMismatch,
+		"proof invalid": notary.ErrProofInvalid, "root mismatch": notary.ErrRootMismatch,
+		"signature invalid": notary.ErrSignatureInvalid, "too few trusted signatures": notary.ErrTooFewSignatures,
+		"inconsistent history": notary.ErrInconsistentHistory, "wrong log": notary.ErrWrongLog,
+	}
+	for _, c := range m.Cases {
+		if c.NewerCheckpoint != "" {
+			continue // the command line checks receipts offline only
+		}
+		t.Run(c.Bundle+"/"+c.Expect, func(t *testing.T) {
+			args := []string{"verify", filepath.Join(vectors, c.Bundle), "--keys", filepath.Join(vectors, m.Keys)}
+			if c.MinSignatures > 0 {
+				args = append(args, "--min-signatures", strconv.Itoa(c.MinSignatures))
+			}
+			if c.Origin != "" {
+				args = append(args, "--origin", c.Origin)
+			}
+			code, stdout, stderr := runCmd(t, nil, args...)
+			switch c.Expect {
+			case "valid":
+				if code != exitOK || !strings.HasPrefix(stdout, "VALID: prescription notarized") && !strings.HasPrefix(stdout, "VALID: document notarized") {
+					t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+				}
+			case "malformed input":
+				if code != exitUsage || !strings.Contains(stderr, "not a readable telenotary bundle") {
+					t.Fatalf("exit %d, want %d\n%s%s", code, exitUsage, stdout, stderr)
+				}
+			default:
+				want := "INVALID: " + notary.Reason(sentinels[c.Expect]) + "\n"
+				if code != exitInvalid || !strings.HasPrefix(stdout, want) {
+					t.Fatalf("exit %d, want %d and %q\n%s%s", code, exitInvalid, want, stdout, stderr)
+				}
+			}
+		})
+	}
+}
+
+// separateFiles writes the parts of the valid vector bundle to files.
+func separateFiles(t *testing.T) (dir string, bundle *notary.Bundle) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(vectors, "valid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bundle, err = notary.ParseBundle(b); err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	r, _ := json.Marshal(bundle.Receipt)
+	salt, _ := bundle.Salt.MarshalText()
+	for name, content := range map[string][]byte{"receipt.json": r, "doc.json": bundle.Document, "salt.txt": append(salt, '\n')} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, bundle
+}
+
+func TestVerifySeparateFiles(t *testing.T) {
+	dir, bundle := separateFiles(t)
+	keys := filepath.Join(vectors, "keys.pub")
+	p := func(name string) string { return filepath.Join(dir, name) }
+	wrongSalt := p("wrong-salt.txt")
+	if err := os.WriteFile(wrongSalt, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"document and salt", []string{"--receipt", p("receipt.json"), "--document", p("doc.json"), "--salt", p("salt.txt")}, exitOK, "VALID"},
+		{"commitment only", []string{"--receipt", p("receipt.json"), "--commitment", bundle.Receipt.Leaf.Commitment.String()}, exitOK, "VALID"},
+		{"commitment in capitals", []string{"--receipt", p("receipt.json"), "--commitment", strings.ToUpper(bundle.Receipt.Leaf.Commitment.String())}, exitOK, "VALID"},
+		{"wrong salt", []string{"--receipt", p("receipt.json"), "--document", p("doc.json"), "--salt", wrongSalt}, exitInvalid, "INVALID: the document does not match"},
+		{"raw bytes of a JSON document", []string{"--receipt", p("receipt.json"), "--document", p("doc.json"), "--salt", p("salt.txt"), "--raw"}, exitInvalid, "INVALID"},
+		{"salt without document", []string{"--receipt", p("receipt.json"), "--salt", p("salt.txt")}, exitUsage, ""},
+		{"receipt and bundle", []string{filepath.Join(vectors, "valid.json"), "--receipt", p("receipt.json")}, exitUsage, ""},
+		{"missing document file", []string{"--receipt", p("receipt.json"), "--document", p("nope.json"), "--salt", p("salt.txt")}, exitUsage, ""},
+		{"salt file not hex", []string{"--receipt", p("receipt.json"), "--document", p("doc.json"), "--salt", p("doc.json")}, exitUsage, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, nil, append([]string{"verify", "--keys", keys, "--min-signatures", "2"}, tc.args...)...)
+			if code != tc.code || !strings.HasPrefix(stdout, tc.out) {
+				t.Fatalf("exit %d, want %d and output starting %q\n%s%s", code, tc.code, tc.out, stdout, stderr)
+			}
+			if code == exitUsage && !strings.HasPrefix(stderr, "telenotary verify: ") {
+				t.Fatalf("a usage error without a message: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestVerifyFlagsAndEnvironment(t *testing.T) {
+	valid := filepath.Join(vectors, "valid.json")
+	keys := filepath.Join(vectors, "keys.pub")
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private.key")
+	skey, _, _ := note.GenerateKey(nil, "n")
+	os.WriteFile(private, []byte(skey+"\n"), 0o600)
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		code    int
+		message string
+	}{
+		{"keys from the environment", map[string]string{"TELENOTARY_KEYS": keys}, []string{valid}, exitOK, ""},
+		{"policy from the environment", map[string]string{"TELENOTARY_KEYS": keys, "TELENOTARY_MIN_SIGNATURES": "3"}, []string{valid}, exitInvalid, ""},
+		{"flag beats environment", map[string]string{"TELENOTARY_KEYS": keys, "TELENOTARY_MIN_SIGNATURES": "3"}, []string{valid, "--min-signatures", "2"}, exitOK, ""},
+		{"bad environment value", map[string]string{"TELENOTARY_KEYS": keys, "TELENOTARY_MIN_SIGNATURES": "two"}, []string{valid}, exitUsage, "TELENOTARY_MIN_SIGNATURES"},
+		{"no keys", nil, []string{valid}, exitUsage, "--keys is required"},
+		{"private key given as keys", nil, []string{valid, "--keys", private}, exitUsage, "private signer key"},
+		{"more signatures than keys", nil, []string{valid, "--keys", keys, "--min-signatures", "4"}, exitUsage, "requires 4 signatures but trusts 3 keys"},
+		{"two bundles", nil, []string{valid, valid, "--keys", keys}, exitUsage, "give one bundle file"},
+		{"unknown flag", nil, []string{valid, "--keyz", keys}, exitUsage, "flag provided but not defined"},
+		{"help", nil, []string{"--help"}, exitOK, "Usage: telenotary verify"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, tc.env, append([]string{"verify"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(stdout+stderr, tc.message) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", code, tc.code, tc.message, stdout, stderr)
+			}
+		})
+	}
+}
+
+func TestKeygen(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := runCmd(t, nil, "keygen", "--name", "notary-1.example.org", "--dir", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	keyPath, pubPath := filepath.Join(dir, "notary-1.example.org.key"), filepath.Join(dir, "notary-1.example.org.pub")
+	for path, mode := range map[string]os.FileMode{keyPath: 0o600, pubPath: 0o644} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&^mode != 0 {
+			t.Errorf("%s has mode %v, want at most %v", path, st.Mode().Perm(), mode)
+		}
+	}
+	skey, _ := os.ReadFile(keyPath)
+	vkey, _ := os.ReadFile(pubPath)
+	signer, err := note.NewSigner(strings.TrimSpace(string(skey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifiers, err := notary.ParseVerifierKeys(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if signer.Name() != "notary-1.example.org" || verifiers[0].KeyHash() != signer.KeyHash() || !strings.Contains(stdout, strings.TrimSpace(string(vkey))) {
+		t.Fatalf("key pair does not match: %s / %s", signer.Name(), vkey)
+	}
+	// A signature by the new key verifies with the new verifier key.
+	cp, err := notary.Checkpoint{Origin: "o", Size: 0, Root: notary.EmptyRoot()}.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notary.OpenCheckpoint(cp.Note, notary.Policy{Verifiers: verifiers}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		message string
+	}{
+		{"existing key", []string{"--name", "notary-1.example.org", "--dir", dir}, "already exists"},
+		{"no name", []string{"--dir", dir}, "--name is required"},
+		{"plus in name", []string{"--name", "a+b", "--dir", dir}, "cannot contain '+'"},
+		{"space in name", []string{"--name", "a b", "--dir", dir}, "spaces"},
+		{"slash in name", []string{"--name", "a/b", "--dir", dir}, "slashes"},
+		{"missing directory", []string{"--name", "x", "--dir", filepath.Join(dir, "nope")}, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, nil, append([]string{"keygen"}, tc.args...)...)
+			if code != exitUsage || !strings.Contains(stderr, tc.message) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", code, exitUsage, tc.message, stdout, stderr)
+			}
+		})
+	}
+	if after, _ := os.ReadFile(keyPath); !bytes.Equal(after, skey) {
+		t.Fatal("a refused keygen changed the existing key")
+	}
+}
+
+func TestDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	for run := 1; run <= 2; run++ { // the second run reuses the log and keys
+		code, stdout, stderr := runCmd(t, nil, "demo", "--dir", dir)
+		if code != exitOK {
+			t.Fatalf("run %d: exit %d\n%s%s", run, code, stdout, stderr)
+		}
+	}
+	bundles, err := filepath.Glob(filepath.Join(dir, "bundles", "*.json"))
+	if err != nil || len(bundles) != 2*len(demoDrugs) {
+		t.Fatalf("bundles %v, %v", bundles, err)
+	}
+	for _, b := range bundles {
+		code, stdout, stderr := runCmd(t, nil, "verify", b, "--keys", filepath.Join(dir, "keys.pub"), "--min-signatures", "3", "--origin", demoOrigin)
+		if code != exitOK {
+			t.Fatalf("%s: exit %d\n%s%s", b, code, stdout, stderr)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{nil, exitUsage, "Usage: telenotary <command>"},
+		{[]string{"--help"}, exitOK, "Commands:"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"--version"}, exitOK, "telenotary "},
+		{[]string{"version"}, exitOK, "telenotary "},
+		{[]string{"keygen", "--help"}, exitOK, "Usage: telenotary keygen"},
+		{[]string{"demo", "--help"}, exitOK, "Usage: telenotary demo"},
+	} {
+		code, stdout, stderr := runCmd(t, nil, tc.args...)
+		if code != tc.code || !strings.Contains(stdout+stderr, tc.out) {
+			t.Errorf("telenotary %v: exit %d, want %d with %q\n%s%s", tc.args, code, tc.code, tc.out, stdout, stderr)
+		}
+	}
+}
