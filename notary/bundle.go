@@ -125,7 +125,13 @@ func (b *Bundle) UnmarshalJSON(data []byte) error {
 	if err := w.Receipt.UnmarshalJSON(o.members["receipt"]); err != nil {
 		return err // it names the receipt's field
 	}
-	*b = Bundle{Document: w.Document, Raw: raw, Salt: w.Salt, Receipt: w.Receipt}
+	parsed := Bundle{Document: w.Document, Raw: raw, Salt: w.Salt, Receipt: w.Receipt}
+	// A document that cannot be canonicalized (duplicate keys, invalid
+	// UTF-8) can never be verified: refuse it here, naming the field.
+	if _, err := parsed.Canonical(); err != nil {
+		return fmt.Errorf("bundle field \"document\": %w", err)
+	}
+	*b = parsed
 	return nil
 }
 
