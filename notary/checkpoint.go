@@ -64,7 +64,12 @@ func (c Checkpoint) Body() ([]byte, error) {
 	if c.Timestamp < 0 {
 		return nil, fmt.Errorf("checkpoint timestamp %d is before 1970", c.Timestamp)
 	}
-	b := log.Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Root[:]}.Marshal()
+	// The C2SP body (what log.Checkpoint.Marshal writes), built without fmt:
+	// verifiers re-encode every body they parse.
+	b := make([]byte, 0, len(c.Origin)+100)
+	b = append(append(b, c.Origin...), '\n')
+	b = append(strconv.AppendUint(b, c.Size, 10), '\n')
+	b = append(base64.StdEncoding.AppendEncode(b, c.Root[:]), '\n')
 	b = append(b, timestampPrefix...)
 	b = strconv.AppendInt(b, c.Timestamp, 10)
 	return append(b, '\n'), nil
@@ -212,8 +217,8 @@ func openCheckpoint(msg []byte, p *Policy, known note.Verifiers) (SignedCheckpoi
 	// deserves the more precise verdict.
 	for i, line := range sigLines {
 		name, b64, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(string(line), "— "), "\n"), " ")
-		sig, err := base64.StdEncoding.DecodeString(b64)
-		if !strings.HasPrefix(string(line), "— ") || !ok || name == "" || err != nil || len(sig) < 5 || base64.StdEncoding.EncodeToString(sig) != b64 {
+		sig, err := base64.StdEncoding.Strict().DecodeString(b64)
+		if !strings.HasPrefix(string(line), "— ") || !ok || name == "" || err != nil || len(sig) < 5 || strings.ContainsAny(b64, "\r\n") {
 			return SignedCheckpoint{}, verifyErr(ErrSignatureInvalid, "signature line %d is damaged", i+1)
 		}
 	}

@@ -139,7 +139,7 @@ func TestMain(m *testing.M) {
 }
 
 // BenchmarkInclusionProof proves a random leaf at the full size of a
-// -bench.leaves log.
+// -bench.leaves log. Peak RSS covers building the log and proving.
 func BenchmarkInclusionProof(b *testing.B) {
 	l := bigStore(b)
 	size := l.Head().Size
@@ -150,6 +150,7 @@ func BenchmarkInclusionProof(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
 }
 
 // BenchmarkFind looks up commitments in a -bench.leaves log: half present,
