@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -160,7 +161,7 @@ func tablePath(dir string, gen uint64) string {
 // rebuilt from the leaves by the caller's replay.
 func openIndex(dir string, key [16]byte, limit int) (*index, []string, error) {
 	ix := &index{dir: dir, limit: limit}
-	ix.k0, ix.k1 = leUint64(key[:8]), leUint64(key[8:])
+	ix.k0, ix.k1 = binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])
 	ix.keyTag = siphash.Hash(ix.k0, ix.k1, []byte("telenotary index key check"))
 	names, err := filepath.Glob(filepath.Join(dir, "index-*"))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -688,9 +687,6 @@ func (s *Store) closeFiles() {
 	}
 }
 
-// Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
-
 func writeFileSync(path string, b []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -716,5 +712,3 @@ func syncDir(path string) error {
 	defer d.Close()
 	return d.Sync()
 }
-
-func leUint64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
