@@ -307,6 +307,9 @@ func (l *Log) Receipt(index uint64, cp SignedCheckpoint) (*Receipt, error) {
 	}, nil
 }
 
+// Sync makes everything appended so far durable (see [Store.Sync]).
+func (l *Log) Sync() error { return l.store.Sync() }
+
 // Close closes the log and its store.
 func (l *Log) Close() error {
 	l.mu.Lock()

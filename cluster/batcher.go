@@ -1,0 +1,187 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The batcher is the leader's group commit. Submissions queue up; one loop
+// takes the first, waits for a free slot among maxInFlight raft applies,
+// then drains whatever else has queued meanwhile (up to maxEntries entries)
+// into one raft entry stamped with the leader's clock. There is no fixed
+// linger: a lone submission goes out at once, and under load the wait for
+// a free slot is what fills the batches.
+type batcher struct {
+	raft        *raft.Raft
+	fsm         *fsm
+	now         func() time.Time
+	maxEntries  int
+	maxInFlight int
+	timeout     time.Duration
+	observe     func(entries int, took time.Duration) // batch metrics
+
+	queue chan *submission
+	slots chan struct{}  // one token per apply in flight
+	wg    sync.WaitGroup // the loop and every apply in flight
+
+	lastTime int64 // last timestamp stamped; owned by the loop
+}
+
+// submission is one request's entries, waiting for their leaf indexes.
+type submission struct {
+	entries []Entry
+	done    chan submitResult // buffered: the batcher never blocks on it
+}
+
+type submitResult struct {
+	indexes  []uint64
+	firstNew uint64 // indexes below it were logged before
+	err      error
+}
+
+// errOverloaded means the queue is full: the client should back off.
+var errOverloaded = fmt.Errorf("%w: too many submissions queued", ErrNoLeader)
+
+func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
+	return &batcher{
+		raft: r, fsm: f, now: cfg.Clock,
+		maxEntries: cfg.MaxBatchEntries, maxInFlight: cfg.MaxInFlight, timeout: cfg.ApplyTimeout,
+		observe: func(int, time.Duration) {},
+		queue:   make(chan *submission, cfg.QueueLength),
+		slots:   make(chan struct{}, cfg.MaxInFlight),
+	}
+}
+
+// submit queues entries and waits, for ctx or for the batcher to stop,
+// until they are committed and applied.
+func (b *batcher) submit(ctx context.Context, entries []Entry) (submitResult, error) {
+	s := &submission{entries: entries, done: make(chan submitResult, 1)}
+	select {
+	case b.queue <- s:
+	default:
+		return submitResult{}, errOverloaded
+	}
+	select {
+	case r := <-s.done:
+		return r, r.err
+	case <-ctx.Done():
+		return submitResult{}, ctx.Err()
+	}
+}
+
+// run is the batching loop; it returns when ctx ends, after failing what is
+// still queued and waiting for the applies in flight.
+func (b *batcher) run(ctx context.Context) {
+	defer func() {
+		b.wg.Wait()
+		for {
+			select {
+			case s := <-b.queue:
+				s.done <- submitResult{err: ErrClosed}
+			default:
+				return
+			}
+		}
+	}()
+	var held *submission // one that did not fit in the last batch
+	for {
+		first := held
+		held = nil
+		if first == nil {
+			select {
+			case first = <-b.queue:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case b.slots <- struct{}{}:
+		case <-ctx.Done():
+			first.done <- submitResult{err: ErrClosed}
+			return
+		}
+		batch := []*submission{first}
+		n := len(first.entries)
+	drain:
+		for n < b.maxEntries {
+			select {
+			case s := <-b.queue:
+				if n+len(s.entries) > b.maxEntries {
+					held = s
+					break drain
+				}
+				batch = append(batch, s)
+				n += len(s.entries)
+			default:
+				break drain
+			}
+		}
+		b.apply(batch, n)
+	}
+}
+
+// apply proposes one batch and, in its own goroutine, waits for it to be
+// committed and applied, then answers each submission.
+func (b *batcher) apply(batch []*submission, n int) {
+	entries := make([]Entry, 0, n)
+	for _, s := range batch {
+		entries = append(entries, s.entries...)
+	}
+	// Never behind the newest leaf, so timestamps do not go back when
+	// leadership moves (the new leader's FSM has applied its
+	// predecessor's entries before it accepts submissions).
+	ts := max(b.now().UnixMilli(), b.lastTime, b.fsm.lastTime.Load())
+	b.lastTime = ts
+	start := time.Now()
+	future := b.raft.Apply(encodeNotarize(ts, entries), b.timeout)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer func() { <-b.slots }()
+		res := submitResult{err: future.Error()}
+		if res.err == nil {
+			r, _ := future.Response().(*applyResult)
+			switch {
+			case r == nil:
+				res.err = errors.New("cluster: raft entry applied without a result")
+			case r.err != nil:
+				res.err = r.err
+			case len(r.indexes) != n:
+				res.err = fmt.Errorf("cluster: %d indexes for %d entries", len(r.indexes), n)
+			default:
+				res.indexes, res.firstNew = r.indexes, r.firstNew
+			}
+		}
+		res.err = raftError(res.err)
+		b.observe(n, time.Since(start))
+		off := 0
+		for _, s := range batch {
+			r := submitResult{err: res.err, firstNew: res.firstNew}
+			if res.err == nil {
+				r.indexes = res.indexes[off : off+len(s.entries)]
+			}
+			off += len(s.entries)
+			s.done <- r
+		}
+	}()
+}
+
+// raftError maps raft's errors to the package's.
+func raftError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrNoLeader, err)
+	}
+	return err
+}

@@ -1,0 +1,346 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/telenotary/telenotary/notary"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Nodes are API base URLs of the cluster's nodes, such as
+	// https://notary-1.example.org:8443. The client learns the leader from
+	// their answers.
+	Nodes []string
+	// Token is the bearer token for submissions and operator actions.
+	Token string
+	// HTTPClient sends the requests (TLS settings, timeouts); nil means a
+	// client with keep-alive connections and no overall timeout.
+	HTTPClient *http.Client
+	// MaxBackoff caps the wait between retries (default 1s). A call retries
+	// until its context ends.
+	MaxBackoff time.Duration
+}
+
+// Client talks to a notary cluster: it tries the nodes it knows, sends
+// submissions to the leader, and retries them (they are idempotent: a
+// commitment is logged once) through elections and failures until its
+// context ends. It is safe for concurrent use.
+type Client struct {
+	cfg  ClientConfig
+	http *http.Client
+
+	mu     sync.Mutex // guards leader and next
+	leader string     // the leader's URL, "" when unknown
+	next   int        // the node to try when the leader is unknown
+}
+
+// APIError is an error answer of a node. It unwraps to the package's
+// sentinel for its code (ErrBadRequest, ErrUnauthorized, ...).
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+	// Field names the offending request field of a bad request.
+	Field string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
+
+// Unwrap returns the sentinel for the error's code.
+func (e *APIError) Unwrap() error {
+	switch e.Code {
+	case "bad_request":
+		return ErrBadRequest
+	case "unauthorized":
+		return ErrUnauthorized
+	case "forbidden":
+		return ErrForbidden
+	case "not_found":
+		return ErrNotFound
+	case "not_leader":
+		return ErrNotLeader
+	case "unavailable", "timeout":
+		return ErrNoLeader
+	}
+	return nil
+}
+
+// retryable reports whether another node or a later try may succeed.
+func retryable(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusGatewayTimeout || ae.Status >= 500
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// NewClient returns a client for the nodes.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = time.Second
+	}
+	c := &Client{cfg: cfg, http: cfg.HTTPClient}
+	if c.http == nil {
+		c.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}}
+	}
+	for i := range c.cfg.Nodes {
+		c.cfg.Nodes[i] = strings.TrimRight(c.cfg.Nodes[i], "/")
+	}
+	return c
+}
+
+// Notarize submits one entry and returns its receipt, once the cluster
+// has committed and applied it.
+func (c *Client) Notarize(ctx context.Context, e Entry) (*NotarizeResponse, error) {
+	var out NotarizeResponse
+	err := c.call(ctx, true, http.MethodPost, "/v1/notarize", e, &out)
+	return &out, err
+}
+
+// NotarizeBatch submits up to MaxBatchRequest entries and returns their
+// receipts in order.
+func (c *Client) NotarizeBatch(ctx context.Context, entries []Entry) (*BatchResponse, error) {
+	var out BatchResponse
+	err := c.call(ctx, true, http.MethodPost, "/v1/notarize/batch", struct {
+		Entries []Entry `json:"entries"`
+	}{entries}, &out)
+	return &out, err
+}
+
+// Receipt returns the receipt of a logged commitment, with a fresh proof
+// into the answering node's latest checkpoint.
+func (c *Client) Receipt(ctx context.Context, commitment notary.Commitment) (*notary.Receipt, error) {
+	var out NotarizeResponse
+	err := c.call(ctx, false, http.MethodGet, "/v1/receipts/"+commitment.String(), nil, &out)
+	return out.Receipt, err
+}
+
+// Checkpoint returns a node's latest signed checkpoint note.
+func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
+	var out bytes.Buffer
+	err := c.call(ctx, false, http.MethodGet, "/v1/checkpoint", nil, &out)
+	return out.Bytes(), err
+}
+
+// Keys returns the verifier keys of the cluster's nodes.
+func (c *Client) Keys(ctx context.Context) ([]note.Verifier, error) {
+	var out bytes.Buffer
+	if err := c.call(ctx, false, http.MethodGet, "/v1/keys", nil, &out); err != nil {
+		return nil, err
+	}
+	return notary.ParseVerifierKeys(out.Bytes())
+}
+
+// Status returns the status of the first node that answers.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var out Status
+	err := c.call(ctx, false, http.MethodGet, "/v1/status", nil, &out)
+	return &out, err
+}
+
+// StatusOf returns the status of one node, without retries: for watching
+// each node of a cluster.
+func (c *Client) StatusOf(ctx context.Context, node string) (*Status, error) {
+	var out Status
+	err := c.do(ctx, strings.TrimRight(node, "/"), http.MethodGet, "/v1/status", nil, &out)
+	return &out, err
+}
+
+// InclusionProof returns the proof of leaf index in the tree of size leaves.
+func (c *Client) InclusionProof(ctx context.Context, index, size uint64) (*ProofResponse, error) {
+	var out ProofResponse
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/proofs/inclusion?index=%d&size=%d", index, size), nil, &out)
+	return &out, err
+}
+
+// ConsistencyProof returns the proof that the tree of from leaves is a
+// prefix of the tree of to leaves.
+func (c *Client) ConsistencyProof(ctx context.Context, from, to uint64) (*ProofResponse, error) {
+	var out ProofResponse
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/proofs/consistency?from=%d&to=%d", from, to), nil, &out)
+	return &out, err
+}
+
+// Leaves returns up to count leaves from index start.
+func (c *Client) Leaves(ctx context.Context, start, count uint64) ([]LeafInfo, error) {
+	var out LeavesResponse
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/leaves?start=%d&count=%d", start, count), nil, &out)
+	return out.Leaves, err
+}
+
+// Join asks the cluster to add a node (operator token).
+func (c *Client) Join(ctx context.Context, m Member) (*JoinResponse, error) {
+	var out JoinResponse
+	err := c.call(ctx, true, http.MethodPost, "/v1/cluster/join", m, &out)
+	return &out, err
+}
+
+// Remove takes a node out of the cluster (operator token).
+func (c *Client) Remove(ctx context.Context, id string) error {
+	return c.call(ctx, true, http.MethodPost, "/v1/cluster/remove", map[string]string{"id": id}, nil)
+}
+
+// Transfer moves leadership to the node id, or to any other voter when id
+// is empty (operator token).
+func (c *Client) Transfer(ctx context.Context, id string) error {
+	return c.call(ctx, true, http.MethodPost, "/v1/cluster/transfer", map[string]string{"id": id}, nil)
+}
+
+// Events follows the event stream of one node, calling fn for each event,
+// until ctx ends or the stream breaks.
+func (c *Client) Events(ctx context.Context, node string, fn func(Event)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(node, "/")+"/v1/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal([]byte(data), &e); err == nil {
+			fn(e)
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// call sends a request to the leader (toLeader) or any node, retrying on
+// another node or later while the error is retryable and ctx lasts.
+func (c *Client) call(ctx context.Context, toLeader bool, method, path string, in, out any) error {
+	if len(c.cfg.Nodes) == 0 {
+		return errors.New("cluster client: no nodes configured")
+	}
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	backoff := 25 * time.Millisecond
+	var last error
+	for attempt := 0; ; attempt++ {
+		node := c.pick(toLeader)
+		err := c.do(ctx, node, method, path, body, out)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		last = err
+		c.forget(node)
+		// Try every node once quickly, then back off.
+		if attempt >= len(c.cfg.Nodes) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, c.cfg.MaxBackoff)
+		} else if ctx.Err() != nil {
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
+		}
+	}
+}
+
+// pick returns the node to send to.
+func (c *Client) pick(toLeader bool) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if toLeader && c.leader != "" {
+		return c.leader
+	}
+	n := c.cfg.Nodes[c.next%len(c.cfg.Nodes)]
+	c.next++
+	return n
+}
+
+// forget drops a failed leader.
+func (c *Client) forget(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader == node {
+		c.leader = ""
+	}
+}
+
+// do sends one request to one node and decodes the answer into out
+// (JSON, or raw bytes into a *bytes.Buffer).
+func (c *Client) do(ctx context.Context, node, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, node+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if l := resp.Header.Get(HeaderLeader); l != "" {
+		if _, err := url.Parse(l); err == nil {
+			c.mu.Lock()
+			c.leader = l
+			c.mu.Unlock()
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	switch o := out.(type) {
+	case nil:
+		_, err = io.Copy(io.Discard, resp.Body)
+	case *bytes.Buffer:
+		_, err = io.Copy(o, resp.Body)
+	default:
+		err = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return err
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var body apiError
+	ae := &APIError{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
+		ae.Code, ae.Message, ae.Field = body.Error.Code, body.Error.Message, body.Error.Field
+	}
+	return ae
+}

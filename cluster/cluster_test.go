@@ -1,0 +1,175 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/notary"
+)
+
+// TestThreeNodeCluster notarizes through every node of a 3-node cluster on
+// loopback TCP (followers forward to the leader) and checks that every
+// node reaches the same root at the same size and every receipt verifies.
+func TestThreeNodeCluster(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var receipts []*notary.Receipt
+	for i, n := range []*testNode{n1, n2, n3} {
+		cl := clientFor(n) // only this node: a follower must forward
+		for j := range 10 {
+			resp, err := cl.Notarize(ctx, entryOf("single", 10*i+j))
+			if err != nil {
+				t.Fatalf("notarize via %s: %v", n.cfg.ID, err)
+			}
+			if resp.Existing {
+				t.Fatalf("a new commitment reported as existing")
+			}
+			receipts = append(receipts, resp.Receipt)
+		}
+		batch := make([]cluster.Entry, 50)
+		for j := range batch {
+			batch[j] = entryOf("batch", 100*i+j)
+		}
+		resp, err := cl.NotarizeBatch(ctx, batch)
+		if err != nil {
+			t.Fatalf("batch via %s: %v", n.cfg.ID, err)
+		}
+		if len(resp.Receipts) != len(batch) {
+			t.Fatalf("%d receipts for %d entries", len(resp.Receipts), len(batch))
+		}
+		receipts = append(receipts, resp.Receipts...)
+	}
+	cp := c.waitConverged()
+	if cp.Size != uint64(len(receipts)) {
+		t.Fatalf("converged at size %d, want %d", cp.Size, len(receipts))
+	}
+	policy := c.policy()
+	if len(policy.Verifiers) != 3 {
+		t.Fatalf("/v1/keys lists %d keys, want 3", len(policy.Verifiers))
+	}
+	seen := map[uint64]bool{}
+	for _, r := range receipts {
+		if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: r.Leaf.Commitment}, policy); err != nil {
+			t.Fatalf("receipt %d: %v", r.Index, err)
+		}
+		if seen[r.Index] {
+			t.Fatalf("index %d issued twice", r.Index)
+		}
+		seen[r.Index] = true
+	}
+
+	// Resubmitting returns the existing receipt, from any node.
+	again, err := clientFor(n3).Notarize(ctx, entryOf("single", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Existing || again.Receipt.Index != receipts[0].Index {
+		t.Fatalf("resubmission: existing %v index %d, want the original %d", again.Existing, again.Receipt.Index, receipts[0].Index)
+	}
+	if got := c.waitConverged(); got.Size != cp.Size {
+		t.Fatalf("a resubmission grew the log from %d to %d", cp.Size, got.Size)
+	}
+	// The receipt by commitment carries a fresh proof into the latest checkpoint.
+	r, err := clientFor(n2).Receipt(ctx, receipts[5].Leaf.Commitment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: r.Leaf.Commitment}, policy); err != nil || r.Index != receipts[5].Index {
+		t.Fatalf("receipt by commitment: index %d, %v", r.Index, err)
+	}
+}
+
+// TestBadRequests checks the API's answers to bad input: 400 naming the
+// field, 401 and 403, 404, and that nothing is applied.
+func TestBadRequests(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	ctx := context.Background()
+	before := c.waitConverged()
+
+	submit := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url}, Token: submitterToken})
+	for _, tc := range []struct {
+		name  string
+		do    func() error
+		want  error
+		field string
+	}{
+		{"unknown kind", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"pizza","commitment":"`+hex64()+`"}`)
+			return err
+		}, cluster.ErrBadRequest, "kind"},
+		{"short commitment", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"prescription","commitment":"abcd"}`)
+			return err
+		}, cluster.ErrBadRequest, "commitment"},
+		{"commitment not hex", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"prescription","commitment":"`+"zz"+hex64()[2:]+`"}`)
+			return err
+		}, cluster.ErrBadRequest, "commitment"},
+		{"malformed JSON", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":`)
+			return err
+		}, cluster.ErrBadRequest, "body"},
+		{"unknown field", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"prescription","commitment":"`+hex64()+`","colour":"red"}`)
+			return err
+		}, cluster.ErrBadRequest, "colour"},
+		{"bad entry in a batch", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize/batch", submitterToken,
+				`{"entries":[{"kind":"prescription","commitment":"`+hex64()+`"},{"kind":"prescription","commitment":"xyz"}]}`)
+			return err
+		}, cluster.ErrBadRequest, "entries[1].commitment"},
+		{"batch over the limit", func() error {
+			big := make([]cluster.Entry, cluster.MaxBatchRequest+1)
+			for i := range big {
+				big[i] = entryOf("big", i)
+			}
+			_, err := submit.NotarizeBatch(ctx, big)
+			return err
+		}, cluster.ErrBadRequest, "entries"},
+		{"empty batch", func() error {
+			_, err := submit.NotarizeBatch(ctx, nil)
+			return err
+		}, cluster.ErrBadRequest, "entries"},
+		{"no token", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize", "", `{"kind":"prescription","commitment":"`+hex64()+`"}`)
+			return err
+		}, cluster.ErrUnauthorized, ""},
+		{"wrong token", func() error {
+			_, err := rawPost(ctx, n1.url+"/v1/notarize", "not-a-token-of-this-cluster", `{"kind":"prescription","commitment":"`+hex64()+`"}`)
+			return err
+		}, cluster.ErrUnauthorized, ""},
+		{"submitter removing a node", func() error { return submit.Remove(ctx, "node-1") }, cluster.ErrForbidden, ""},
+		{"unknown commitment", func() error {
+			_, err := submit.Receipt(ctx, notary.Commitment{1})
+			return err
+		}, cluster.ErrNotFound, ""},
+		{"proof beyond the log", func() error {
+			_, err := submit.InclusionProof(ctx, 5, 10)
+			return err
+		}, cluster.ErrBadRequest, "index"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			var ae *cluster.APIError
+			if tc.field != "" && (!errors.As(err, &ae) || ae.Field != tc.field) {
+				t.Fatalf("error %v does not name field %q", err, tc.field)
+			}
+		})
+	}
+	if after := c.waitConverged(); after != before {
+		t.Fatalf("bad requests changed the log: %+v -> %+v", before, after)
+	}
+}

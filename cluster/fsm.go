@@ -1,0 +1,429 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/filestore"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// The FSM applies committed raft entries to the notary log on disk. It is
+// deterministic (every node applies the same entries to the same result)
+// and idempotent (an entry at or below the applied index is skipped, and a
+// commitment appended twice keeps its first index), so a restart resumes
+// from the log's own applied index instead of replaying from zero.
+//
+// State lives in the data directory:
+//
+//	log-<gen>/     the notary file store; its app state is the applied raft
+//	               index and the newest leaf's timestamp
+//	current        names the live log-<gen> (a restore builds the next one
+//	               beside it and switches by rewriting this file)
+//	members.json   the cluster's identity and members, with the raft index
+//	               they are current as of
+type fsm struct {
+	dir    string
+	signer note.Signer
+	logger *slog.Logger
+	// onApply is told of every applied batch (events, metrics); it must
+	// not block.
+	onApply func(applied)
+	// onFail is told when the FSM can no longer apply: the node must stop.
+	onFail func(error)
+
+	mu  sync.RWMutex // guards the log pointer: readers hold it so Restore cannot close the log under them
+	log *notary.Log
+	gen int // generation of the live log directory
+
+	// Owned by raft's FSM goroutine (Apply, Restore), read elsewhere
+	// through the atomics.
+	applied    atomic.Uint64 // raft index of the last applied entry
+	lastTime   atomic.Int64  // timestamp of the newest leaf
+	checkpoint atomic.Pointer[notary.SignedCheckpoint]
+	failed     atomic.Pointer[error]
+
+	metaMu sync.RWMutex // guards meta
+	meta   clusterMeta
+}
+
+// clusterMeta is the replicated identity and membership of the cluster.
+type clusterMeta struct {
+	Index   uint64            `json:"index"` // raft index it is current as of
+	Genesis *genesis          `json:"genesis,omitempty"`
+	Members map[string]Member `json:"members"`
+}
+
+// applied describes one applied notarize batch.
+type applied struct {
+	Index   uint64        // raft index
+	First   uint64        // first new leaf
+	Size    uint64        // log size after it
+	Entries int           // entries submitted
+	Time    int64         // the batch's timestamp
+	Leaves  []notary.Leaf // the new leaves
+}
+
+// applyResult is what an applied notarize command returns to the raft
+// future of the leader that proposed it.
+type applyResult struct {
+	indexes  []uint64
+	firstNew uint64 // log size before the batch: lower indexes were already logged
+	err      error
+}
+
+const (
+	currentName = "current"
+	membersName = "members.json"
+)
+
+// openFSM opens (or creates) the FSM state in dir.
+func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) {
+	f := &fsm{dir: dir, signer: signer, logger: logger, onApply: func(applied) {}, onFail: func(error) {}}
+	gen := 1
+	if b, err := os.ReadFile(filepath.Join(dir, currentName)); err == nil {
+		if _, err := fmt.Sscanf(string(b), "log-%d\n", &gen); err != nil {
+			return nil, fmt.Errorf("%w: %s: %q is not a log directory name", ErrCorruptState, currentName, b)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := f.openLog(gen); err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, membersName)); err == nil {
+		if err := json.Unmarshal(b, &f.meta); err != nil {
+			f.log.Close()
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, membersName, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		f.log.Close()
+		return nil, err
+	}
+	if f.meta.Members == nil {
+		f.meta.Members = map[string]Member{}
+	}
+	f.signHead()
+	return f, nil
+}
+
+func (f *fsm) logDir(gen int) string { return filepath.Join(f.dir, fmt.Sprintf("log-%d", gen)) }
+
+// openLog opens log-<gen> as the live log and loads its app state.
+func (f *fsm) openLog(gen int) error {
+	store, err := filestore.Open(f.logDir(gen), filestore.Options{Logger: f.logger})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptState, err)
+	}
+	l, err := notary.Open(store)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("%w: %w", ErrCorruptState, err)
+	}
+	index, ts, err := decodeAppState(l.Head().AppState)
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("%w: log app state: %w", ErrCorruptState, err)
+	}
+	f.log, f.gen = l, gen
+	f.applied.Store(index)
+	f.lastTime.Store(ts)
+	return nil
+}
+
+// appState is what the FSM commits with every batch: the raft index
+// applied and the newest leaf's timestamp.
+func appState(index uint64, ts int64) []byte {
+	b := binary.BigEndian.AppendUint64(nil, index)
+	return binary.BigEndian.AppendUint64(b, uint64(ts))
+}
+
+func decodeAppState(b []byte) (uint64, int64, error) {
+	switch len(b) {
+	case 0:
+		return 0, 0, nil // a new log
+	case 16:
+		return binary.BigEndian.Uint64(b), int64(binary.BigEndian.Uint64(b[8:])), nil
+	}
+	return 0, 0, fmt.Errorf("%d bytes, want 16", len(b))
+}
+
+// Log returns the live notary log for reading. Callers must hold f.mu for
+// reading while they use it.
+func (f *fsm) readLog() (*notary.Log, func()) {
+	f.mu.RLock()
+	return f.log, f.mu.RUnlock
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch implements raft.BatchingFSM: the notarize entries of the whole
+// batch go to the log in one commit.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	results := make([]any, len(logs))
+	if errp := f.failed.Load(); errp != nil {
+		for i := range results {
+			results[i] = &applyResult{err: *errp}
+		}
+		return results
+	}
+	// No lock: Apply and Restore both run on raft's FSM goroutine, and the
+	// log serves concurrent readers itself.
+	var leaves []notary.Leaf
+	type span struct {
+		result     int // position in results
+		start, end int // in leaves
+		ts         int64
+	}
+	var spans []span
+	lastTime := f.lastTime.Load()
+	index := f.applied.Load()
+	for i, l := range logs {
+		if l.Index <= index {
+			results[i] = &applyResult{err: errReplayed}
+			continue
+		}
+		index = l.Index
+		if l.Type != raft.LogCommand || len(l.Data) == 0 {
+			continue
+		}
+		switch l.Data[0] {
+		case cmdNotarize:
+			ts, batch, err := decodeNotarize(l.Data)
+			if err != nil {
+				results[i] = &applyResult{err: err}
+				continue
+			}
+			// Timestamps never go back, whatever the leader's clock says.
+			ts = max(ts, lastTime)
+			for j := range batch {
+				batch[j].Timestamp = ts
+			}
+			spans = append(spans, span{result: i, start: len(leaves), end: len(leaves) + len(batch), ts: ts})
+			leaves = append(leaves, batch...)
+			lastTime = ts
+		default:
+			results[i] = f.applyMeta(l)
+		}
+	}
+	if index == f.applied.Load() {
+		return results
+	}
+	before := f.log.Head().Size
+	indexes, err := f.appendChunks(leaves, appState(index, lastTime))
+	if err != nil {
+		f.fail(err)
+		for i := range results {
+			results[i] = &applyResult{err: err}
+		}
+		return results
+	}
+	f.applied.Store(index)
+	f.lastTime.Store(lastTime)
+	after := f.log.Head().Size
+	for _, s := range spans {
+		results[s.result] = &applyResult{indexes: indexes[s.start:s.end], firstNew: before}
+	}
+	if after > before {
+		f.signHead()
+		// New leaves took consecutive indexes in order of first appearance.
+		newLeaves := make([]notary.Leaf, 0, after-before)
+		for k, i := range indexes {
+			if i == before+uint64(len(newLeaves)) {
+				newLeaves = append(newLeaves, leaves[k])
+			}
+		}
+		f.onApply(applied{Index: index, First: before, Size: after, Entries: len(leaves), Time: lastTime, Leaves: newLeaves})
+	}
+	return results
+}
+
+var errReplayed = errors.New("raft entry already applied")
+
+// appendChunks appends leaves in commits of at most notary.MaxBatch; the
+// app state goes with the last. A crash between chunks is harmless: the
+// replayed entry finds the first chunks' commitments already logged.
+func (f *fsm) appendChunks(leaves []notary.Leaf, state []byte) ([]uint64, error) {
+	var out []uint64
+	for start := 0; ; start += notary.MaxBatch {
+		end := min(start+notary.MaxBatch, len(leaves))
+		var st []byte
+		if end == len(leaves) {
+			st = state
+		}
+		idx, err := f.log.Append(leaves[start:end], st)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, idx...)
+		if end == len(leaves) {
+			return out, nil
+		}
+	}
+}
+
+// fail stops the FSM: a node whose store cannot commit must not go on.
+func (f *fsm) fail(err error) {
+	err = fmt.Errorf("cluster: the log cannot apply committed entries: %w", err)
+	if f.failed.CompareAndSwap(nil, &err) {
+		f.logger.Error("state machine failed; the node stops", "error", err)
+		f.onFail(err)
+	}
+}
+
+// applyMeta applies a genesis or membership command.
+func (f *fsm) applyMeta(l *raft.Log) any {
+	res, signed := f.updateMeta(l)
+	if signed {
+		f.signHead() // the genesis names the origin checkpoints carry
+	}
+	return res
+}
+
+// updateMeta applies a meta command under metaMu; signed reports a new
+// genesis.
+func (f *fsm) updateMeta(l *raft.Log) (res *applyResult, genesisNow bool) {
+	f.metaMu.Lock()
+	defer f.metaMu.Unlock()
+	if l.Index <= f.meta.Index {
+		return &applyResult{err: errReplayed}, false
+	}
+	next := f.meta
+	next.Members = maps(f.meta.Members)
+	next.Index = l.Index
+	switch l.Data[0] {
+	case cmdGenesis:
+		var g genesis
+		if err := json.Unmarshal(l.Data[1:], &g); err != nil {
+			return &applyResult{err: err}, false
+		}
+		if next.Genesis == nil { // a cluster has one genesis: later ones are ignored
+			next.Genesis = &g
+			genesisNow = true
+		}
+	case cmdMember:
+		var m Member
+		if err := json.Unmarshal(l.Data[1:], &m); err != nil {
+			return &applyResult{err: err}, false
+		}
+		next.Members[m.ID] = m
+	case cmdForget:
+		var id string
+		if err := json.Unmarshal(l.Data[1:], &id); err != nil {
+			return &applyResult{err: err}, false
+		}
+		delete(next.Members, id)
+	default:
+		return &applyResult{err: fmt.Errorf("%w: command %d", errBadCommand, l.Data[0])}, false
+	}
+	if err := f.writeMeta(next); err != nil {
+		f.fail(err)
+		return &applyResult{err: err}, false
+	}
+	f.meta = next
+	return &applyResult{}, genesisNow
+}
+
+func maps(m map[string]Member) map[string]Member {
+	out := make(map[string]Member, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// writeMeta replaces members.json durably.
+func (f *fsm) writeMeta(m clusterMeta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(f.dir, membersName), append(b, '\n'))
+}
+
+// clusterInfo returns a copy of the replicated identity and members.
+func (f *fsm) clusterInfo() (g *genesis, members []Member) {
+	f.metaMu.RLock()
+	defer f.metaMu.RUnlock()
+	for _, m := range f.meta.Members {
+		members = append(members, m)
+	}
+	slices.SortFunc(members, func(a, b Member) int { return cmpString(a.ID, b.ID) })
+	return f.meta.Genesis, members
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// signHead signs a checkpoint over the committed head with this node's key.
+// Its time is the newest leaf's, so every node signs the same body for the
+// same size: the signatures of several nodes combine into one note.
+func (f *fsm) signHead() {
+	f.metaMu.RLock()
+	g := f.meta.Genesis
+	f.metaMu.RUnlock()
+	if g == nil {
+		return // no origin before genesis
+	}
+	head := f.log.Head()
+	cp, err := notary.Checkpoint{Origin: g.Origin, Size: head.Size, Root: head.Root, Timestamp: f.lastTime.Load()}.Sign(f.signer)
+	if err != nil {
+		f.logger.Error("cannot sign checkpoint", "error", err)
+		return
+	}
+	f.checkpoint.Store(&cp)
+}
+
+// close closes the log.
+func (f *fsm) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.log.Close()
+}
+
+// writeFileAtomic writes a file durably under its final name.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.Write(b); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the node's Prometheus metrics, plus recent samples for the
+// status endpoint's percentiles.
+type metrics struct {
+	registry      *prometheus.Registry
+	receipts      prometheus.Counter
+	latency       prometheus.Histogram
+	batchEntries  prometheus.Histogram
+	batchLatency  prometheus.Histogram
+	leaderChanges prometheus.Counter
+
+	mu      sync.Mutex // guards the samples
+	lat     ring       // seconds per notarize request
+	batches ring       // entries per raft batch
+	total   uint64     // receipts issued
+}
+
+// ring keeps the last samples of something.
+type ring struct {
+	v    [1024]float64
+	n    int
+	next int
+}
+
+func (r *ring) add(x float64) {
+	r.v[r.next] = x
+	r.next = (r.next + 1) % len(r.v)
+	r.n = min(r.n+1, len(r.v))
+}
+
+// quantile returns the q-quantile of the samples, 0 with none.
+func (r *ring) quantile(q float64) float64 {
+	if r.n == 0 {
+		return 0
+	}
+	s := slices.Clone(r.v[:r.n])
+	slices.Sort(s)
+	return s[min(int(q*float64(len(s))), len(s)-1)]
+}
+
+func (r *ring) mean() float64 {
+	if r.n == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, x := range r.v[:r.n] {
+		sum += x
+	}
+	return sum / float64(r.n)
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	m.receipts = prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_receipts_total", Help: "Receipts issued by this node for new submissions."})
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_notarize_seconds", Help: "Time from a submission's arrival to its receipt.",
+		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
+	m.batchEntries = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_batch_entries", Help: "Entries per raft entry proposed by the batcher.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8)})
+	m.batchLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_batch_commit_seconds", Help: "Time from proposing a batch to its being applied.",
+		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
+	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_leader_changes_total", Help: "Leader changes this node observed."})
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	m.registry.MustRegister(m.receipts, m.latency, m.batchEntries, m.batchLatency, m.leaderChanges,
+		gauge("telenotary_log_size", "Leaves in this node's log.", func() float64 {
+			if cp := n.fsm.checkpoint.Load(); cp != nil {
+				return float64(cp.Size)
+			}
+			return 0
+		}),
+		gauge("telenotary_raft_leader", "1 when this node is the leader.", func() float64 {
+			if n.raft.State() == raft.Leader {
+				return 1
+			}
+			return 0
+		}),
+		gauge("telenotary_raft_term", "Current raft term.", func() float64 { return float64(n.raft.CurrentTerm()) }),
+		gauge("telenotary_raft_commit_index", "Raft commit index.", func() float64 { return float64(n.raft.CommitIndex()) }),
+		gauge("telenotary_raft_applied_index", "Raft entries applied to the log.", func() float64 { return float64(n.fsm.applied.Load()) }),
+		gauge("telenotary_ready", "1 when the node serves submissions.", func() float64 {
+			if n.Ready() {
+				return 1
+			}
+			return 0
+		}),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// notarized records a request answered with receipts.
+func (m *metrics) notarized(receipts int, took time.Duration) {
+	m.receipts.Add(float64(receipts))
+	m.latency.Observe(took.Seconds())
+	m.mu.Lock()
+	m.lat.add(took.Seconds())
+	m.total += uint64(receipts)
+	m.mu.Unlock()
+}
+
+// batch records a raft batch the batcher proposed.
+func (m *metrics) batch(entries int, took time.Duration) {
+	m.batchEntries.Observe(float64(entries))
+	m.batchLatency.Observe(took.Seconds())
+	m.mu.Lock()
+	m.batches.add(float64(entries))
+	m.mu.Unlock()
+}
+
+// applied records a batch the FSM applied (on every node).
+func (m *metrics) applied(applied) {}
+
+// snapshot returns the recent figures for the status endpoint.
+func (m *metrics) snapshot() BatchStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return BatchStats{
+		Receipts:         m.total,
+		MeanBatchEntries: m.batches.mean(),
+		P50Millis:        1000 * m.lat.quantile(0.5),
+		P99Millis:        1000 * m.lat.quantile(0.99),
+	}
+}
