@@ -300,13 +300,16 @@ func (n *Node) handleNotarize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	// A commitment already logged needs no consensus: it is committed.
-	if r, err := n.existingReceipt(e.Commitment); err == nil && r != nil {
-		writeJSON(w, http.StatusOK, NotarizeResponse{Receipt: r, Existing: true})
-		return
-	}
-	if fwd := n.forwardIfFollower(w, r, body); fwd {
-		return
+	if n.raft.State() != raft.Leader {
+		// A commitment this follower has applied is committed: answer it
+		// here rather than forward. (The leader's log dedups anyway.)
+		if r, err := n.existingReceipt(e.Commitment); err == nil && r != nil {
+			writeReceipts(w, NotarizeResponse{Receipt: r, Existing: true})
+			return
+		}
+		if n.forwardIfFollower(w, r, body) {
+			return
+		}
 	}
 	res, err := n.batcher.submit(r.Context(), []Entry{e})
 	if err != nil {
@@ -319,7 +322,7 @@ func (n *Node) handleNotarize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.metrics.notarized(1, time.Since(start))
-	writeJSON(w, http.StatusOK, NotarizeResponse{Receipt: receipts[0], Existing: res.indexes[0] < res.firstNew})
+	writeReceipts(w, NotarizeResponse{Receipt: receipts[0], Existing: res.indexes[0] < res.firstNew})
 }
 
 func (n *Node) handleNotarizeBatch(w http.ResponseWriter, r *http.Request) {
@@ -365,7 +368,7 @@ func (n *Node) handleNotarizeBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.metrics.notarized(len(entries), time.Since(start))
-	writeJSON(w, http.StatusOK, BatchResponse{Receipts: receipts})
+	writeReceipts(w, BatchResponse{Receipts: receipts})
 }
 
 // existingReceipt returns the receipt of a commitment this node has
@@ -458,7 +461,7 @@ func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", ErrNotFound, c))
 		return
 	}
-	writeJSON(w, http.StatusOK, NotarizeResponse{Receipt: rc, Existing: true})
+	writeReceipts(w, NotarizeResponse{Receipt: rc, Existing: true})
 }
 
 func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {

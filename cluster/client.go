@@ -106,18 +106,30 @@ func NewClient(cfg ClientConfig) *Client {
 // Notarize submits one entry and returns its receipt, once the cluster
 // has committed and applied it.
 func (c *Client) Notarize(ctx context.Context, e Entry) (*NotarizeResponse, error) {
+	if !e.Kind.Valid() {
+		return nil, fieldError("kind", "is not a defined kind")
+	}
 	var out NotarizeResponse
-	err := c.call(ctx, true, http.MethodPost, "/v1/notarize", e, &out)
+	err := c.call(ctx, true, http.MethodPost, "/v1/notarize", e.appendJSON(nil), &out)
 	return &out, err
 }
 
 // NotarizeBatch submits up to MaxBatchRequest entries and returns their
 // receipts in order.
 func (c *Client) NotarizeBatch(ctx context.Context, entries []Entry) (*BatchResponse, error) {
+	body := []byte(`{"entries":[`)
+	for i, e := range entries {
+		if !e.Kind.Valid() {
+			return nil, fieldError(fmt.Sprintf("entries[%d].kind", i), "is not a defined kind")
+		}
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = e.appendJSON(body)
+	}
+	body = append(body, ']', '}')
 	var out BatchResponse
-	err := c.call(ctx, true, http.MethodPost, "/v1/notarize/batch", struct {
-		Entries []Entry `json:"entries"`
-	}{entries}, &out)
+	err := c.call(ctx, true, http.MethodPost, "/v1/notarize/batch", body, &out)
 	return &out, err
 }
 
@@ -241,7 +253,11 @@ func (c *Client) call(ctx context.Context, toLeader bool, method, path string, i
 		return errors.New("cluster client: no nodes configured")
 	}
 	var body []byte
-	if in != nil {
+	switch in := in.(type) {
+	case nil:
+	case []byte: // already encoded
+		body = in
+	default:
 		var err error
 		if body, err = json.Marshal(in); err != nil {
 			return err
@@ -315,11 +331,13 @@ func (c *Client) do(ctx context.Context, node, method, path string, body []byte,
 	}
 	defer resp.Body.Close()
 	if l := resp.Header.Get(HeaderLeader); l != "" {
-		if _, err := url.Parse(l); err == nil {
-			c.mu.Lock()
-			c.leader = l
-			c.mu.Unlock()
+		c.mu.Lock()
+		if l != c.leader {
+			if _, err := url.Parse(l); err == nil {
+				c.leader = l
+			}
 		}
+		c.mu.Unlock()
 	}
 	if resp.StatusCode != http.StatusOK {
 		return decodeError(resp)
@@ -329,6 +347,14 @@ func (c *Client) do(ctx context.Context, node, method, path string, body []byte,
 		_, err = io.Copy(io.Discard, resp.Body)
 	case *bytes.Buffer:
 		_, err = io.Copy(o, resp.Body)
+	case interface{ decodeJSON([]byte) error }:
+		var buf bytes.Buffer
+		if resp.ContentLength > 0 && resp.ContentLength < 64<<20 {
+			buf.Grow(int(resp.ContentLength))
+		}
+		if _, err = buf.ReadFrom(resp.Body); err == nil {
+			err = o.decodeJSON(buf.Bytes())
+		}
 	default:
 		err = json.NewDecoder(resp.Body).Decode(out)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/telenotary/telenotary/notary"
@@ -221,7 +222,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		return results
 	}
 	before := f.log.Head().Size
+	start := time.Now()
 	indexes, err := f.appendChunks(leaves, appState(index, lastTime))
+	if took := time.Since(start); took > slowApply {
+		f.logger.Warn("slow apply", "leaves", len(leaves), "took", took)
+	}
 	if err != nil {
 		f.fail(err)
 		for i := range results {
@@ -250,6 +255,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 }
 
 var errReplayed = errors.New("raft entry already applied")
+
+// slowApply is how long a store commit may take before it is logged.
+const slowApply = 50 * time.Millisecond
 
 // appendChunks appends leaves in commits of at most notary.MaxBatch; the
 // app state goes with the last. A crash between chunks is harmless: the

@@ -81,7 +81,7 @@ func DefaultConfig() Config {
 		SnapshotThreshold:  8192,
 		TrailingLogs:       10240,
 		MaxBatchEntries:    8192,
-		MaxInFlight:        8,
+		MaxInFlight:        1,
 		QueueLength:        16384,
 		ApplyTimeout:       10 * time.Second,
 		Clock:              time.Now,

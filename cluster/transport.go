@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"time"
@@ -42,3 +43,15 @@ func (t *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 
 // Addr implements net.Listener with the advertised address.
 func (t *tlsStreamLayer) Addr() net.Addr { return t.advertise }
+
+// MutualTLS returns the raft TLS configuration of a node: it presents cert
+// and accepts and dials only peers whose certificates ca signs.
+func MutualTLS(cert tls.Certificate, ca *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      ca,
+		ClientCAs:    ca,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS13,
+	}
+}

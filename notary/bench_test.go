@@ -134,3 +134,30 @@ func BenchmarkCommit(b *testing.B) {
 		notary.Commit(salt, c)
 	}
 }
+
+// BenchmarkReceiptJSON encodes and decodes a receipt with 24 proof hashes,
+// as clients of a busy cluster do for every receipt.
+func BenchmarkReceiptJSON(b *testing.B) {
+	key := newKeypair(b, "node-1")
+	r := bigTreeReceipt(b, key, []byte(`{"a":1}`), notary.Salt{}, 0)
+	data, err := json.Marshal(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for range b.N {
+			if _, err := r.AppendJSON(nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for range b.N {
+			if _, err := notary.ParseReceipt(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

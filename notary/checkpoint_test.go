@@ -315,3 +315,26 @@ func TestOpenCheckpointRefuses(t *testing.T) {
 		t.Fatalf("oversize note does not open with note.Open: %v", err)
 	}
 }
+
+func TestNewSignerDerivesTheVerifierKey(t *testing.T) {
+	// Many keys, so some hold '+' in their base64.
+	var skey, vkey string
+	for range 64 {
+		var err error
+		if skey, vkey, err = notary.GenerateKey("notary-7.example.org"); err != nil {
+			t.Fatal(err)
+		}
+		s, got, err := notary.NewSigner(skey + "\n")
+		if err != nil {
+			t.Fatalf("%s: %v", skey, err)
+		}
+		if got != vkey || s.Name() != "notary-7.example.org" {
+			t.Fatalf("derived %q for %q, want %q", got, s.Name(), vkey)
+		}
+	}
+	for _, bad := range []string{"", vkey, "PRIVATE+KEY+x+00000000+AAAA"} {
+		if _, _, err := notary.NewSigner(bad); err == nil {
+			t.Errorf("NewSigner(%q) accepted it", bad)
+		}
+	}
+}

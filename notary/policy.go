@@ -3,7 +3,9 @@ package notary
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,6 +77,28 @@ func ParseVerifierKeys(text []byte) ([]note.Verifier, error) {
 		return nil, errors.New("no verifier keys found")
 	}
 	return vs, nil
+}
+
+// NewSigner parses a signer key, as GenerateKey makes it, and returns the
+// signer and its verifier key.
+func NewSigner(signerKey string) (note.Signer, string, error) {
+	signerKey = strings.TrimSpace(signerKey)
+	s, err := note.NewSigner(signerKey)
+	if err != nil {
+		return nil, "", fmt.Errorf("not a signer key: %w", err)
+	}
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>; base64 may hold '+'.
+	parts := strings.SplitN(signerKey, "+", 5)
+	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, "", errors.New("not an Ed25519 signer key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, vkey, nil
 }
 
 // GenerateKey returns a new Ed25519 signer key and its verifier key, both

@@ -1,8 +1,12 @@
 package notary
 
 import (
-	"encoding/json"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
 )
 
 // Limits on receipts.
@@ -30,97 +34,198 @@ type Receipt struct {
 	Checkpoint []byte
 }
 
-// receiptWire is the JSON form of a receipt.
-type receiptWire struct {
-	Version        int         `json:"version"`
-	Origin         string      `json:"origin"`
-	Index          uint64      `json:"index"`
-	Kind           Kind        `json:"kind"`
-	Commitment     Commitment  `json:"commitment"`
-	Link           *Commitment `json:"link,omitempty"`
-	Timestamp      int64       `json:"timestamp"`
-	LeafHash       Hash        `json:"leaf_hash"`
-	InclusionProof []Hash      `json:"inclusion_proof"`
-	Checkpoint     string      `json:"checkpoint"`
-}
-
-var receiptFields = []string{"version", "origin", "index", "kind", "commitment", "link", "timestamp", "leaf_hash", "inclusion_proof", "checkpoint"}
+// receiptFields are the members of a receipt's JSON form, in the order
+// they are written.
+var receiptFields = [...]string{"version", "origin", "index", "kind", "commitment", "link", "timestamp", "leaf_hash", "inclusion_proof", "checkpoint"}
 
 // MarshalJSON encodes the receipt in its version-1 JSON form.
-func (r Receipt) MarshalJSON() ([]byte, error) {
+func (r Receipt) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil) }
+
+// AppendJSON appends the receipt's version-1 JSON form to b.
+func (r Receipt) AppendJSON(b []byte) ([]byte, error) {
 	if !r.Leaf.Kind.Valid() {
-		return nil, fmt.Errorf("receipt: invalid kind %d", r.Leaf.Kind)
+		return b, fmt.Errorf("receipt: invalid kind %d", r.Leaf.Kind)
 	}
-	w := receiptWire{
-		Version:        ReceiptVersion,
-		Origin:         r.Origin,
-		Index:          r.Index,
-		Kind:           r.Leaf.Kind,
-		Commitment:     r.Leaf.Commitment,
-		Timestamp:      r.Leaf.Timestamp,
-		LeafHash:       r.LeafHash,
-		InclusionProof: r.InclusionProof,
-		Checkpoint:     string(r.Checkpoint),
-	}
-	if w.InclusionProof == nil {
-		w.InclusionProof = []Hash{}
-	}
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, ReceiptVersion, 10)
+	b = append(b, `,"origin":`...)
+	b = appendJSONString(b, r.Origin)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendUint(b, r.Index, 10)
+	b = append(b, `,"kind":"`...)
+	b = append(b, kindNames[r.Leaf.Kind]...)
+	b = append(b, `","commitment":"`...)
+	b = hex.AppendEncode(b, r.Leaf.Commitment[:])
 	if !r.Leaf.Link.IsZero() {
-		w.Link = &r.Leaf.Link
+		b = append(b, `","link":"`...)
+		b = hex.AppendEncode(b, r.Leaf.Link[:])
 	}
-	return json.Marshal(w)
+	b = append(b, `","timestamp":`...)
+	b = strconv.AppendInt(b, r.Leaf.Timestamp, 10)
+	b = append(b, `,"leaf_hash":"`...)
+	b = hex.AppendEncode(b, r.LeafHash[:])
+	b = append(b, `","inclusion_proof":[`...)
+	for i, h := range r.InclusionProof {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = hex.AppendEncode(b, h[:])
+		b = append(b, '"')
+	}
+	b = append(b, `],"checkpoint":`...)
+	b = appendJSONString(b, string(r.Checkpoint))
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON decodes a version-1 receipt strictly: every field present
-// (link may be absent), none unknown or repeated, each in its one spelling.
-// Errors wrap [ErrMalformed] and name the field.
+// (link may be absent), none unknown, repeated or null, each in its one
+// spelling. Errors wrap [ErrMalformed] and name the field.
 func (r *Receipt) UnmarshalJSON(data []byte) error {
 	if len(data) > MaxReceiptSize {
 		return fmt.Errorf("%w: receipt is %d bytes, more than %d", ErrMalformed, len(data), MaxReceiptSize)
 	}
-	o, err := parseObject(data, "receipt", receiptFields...)
+	s := &scanner{b: data}
+	out, err := decodeReceipt(s)
 	if err != nil {
 		return err
 	}
-	var w receiptWire
-	for _, f := range []struct {
-		name string
-		v    any
-	}{
-		{"version", &w.Version}, {"origin", &w.Origin}, {"index", &w.Index}, {"kind", &w.Kind},
-		{"commitment", &w.Commitment}, {"timestamp", &w.Timestamp}, {"leaf_hash", &w.LeafHash},
-		{"inclusion_proof", &w.InclusionProof}, {"checkpoint", &w.Checkpoint},
-	} {
-		if err := o.decode(f.name, f.v); err != nil {
-			return err
+	if s.peek() != 0 {
+		return fmt.Errorf("%w: receipt has data after its closing brace", ErrMalformed)
+	}
+	*r = out
+	return nil
+}
+
+// ReadReceiptJSON decodes the receipt that starts data (after whitespace),
+// as UnmarshalJSON does, and returns the bytes that follow it: for reading
+// receipts out of a larger document without decoding it twice.
+func ReadReceiptJSON(data []byte) (*Receipt, []byte, error) {
+	s := &scanner{b: data}
+	r, err := decodeReceipt(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.i > MaxReceiptSize {
+		return nil, nil, fmt.Errorf("%w: receipt is %d bytes, more than %d", ErrMalformed, s.i, MaxReceiptSize)
+	}
+	return &r, data[s.i:], nil
+}
+
+func decodeReceipt(s *scanner) (Receipt, error) {
+	var out Receipt
+	if s.peek() != '{' {
+		return out, fmt.Errorf("%w: receipt must be a JSON object", ErrMalformed)
+	}
+	s.i++
+	var seen [len(receiptFields)]bool
+	var version uint64
+	for first := true; ; first = false {
+		if c := s.peek(); c == '}' && first {
+			s.i++
+			break
+		}
+		name, err := s.string()
+		if err != nil {
+			return out, fmt.Errorf("%w: receipt is not JSON: member name %v", ErrMalformed, err)
+		}
+		if err := s.expect(':'); err != nil {
+			return out, fmt.Errorf("%w: receipt is not JSON: %v", ErrMalformed, err)
+		}
+		field := slices.Index(receiptFields[:], name)
+		if field < 0 {
+			return out, fmt.Errorf("%w: receipt has unknown field %q", ErrMalformed, name)
+		}
+		if seen[field] {
+			return out, fmt.Errorf("%w: receipt has field %q twice", ErrMalformed, name)
+		}
+		seen[field] = true
+		if err := out.decodeField(s, name, &version); err != nil {
+			return out, fmt.Errorf("%w: receipt field %q: %v", ErrMalformed, name, err)
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+			continue
+		case '}':
+			s.i++
+		case 0:
+			return out, fmt.Errorf("%w: receipt is not JSON: %v", ErrMalformed, errTruncated)
+		default:
+			return out, fmt.Errorf("%w: receipt is not JSON: want ',' or '}' at byte %d", ErrMalformed, s.i)
+		}
+		break
+	}
+	for i, ok := range seen {
+		if !ok && receiptFields[i] != "link" {
+			return out, fmt.Errorf("%w: receipt field %q is missing", ErrMalformed, receiptFields[i])
 		}
 	}
-	var link Commitment
-	if err := o.decodeOptional("link", &link); err != nil {
+	if version != ReceiptVersion {
+		return out, fmt.Errorf("%w: receipt field \"version\" is %d; this verifier reads version %d", ErrMalformed, version, ReceiptVersion)
+	}
+	return out, nil
+}
+
+// decodeField decodes the value of one member.
+func (r *Receipt) decodeField(s *scanner, name string, version *uint64) error {
+	hexValue := s.hexInto
+	switch name {
+	case "version":
+		v, err := s.uint()
+		*version = v
 		return err
-	}
-	if o.has("link") && link.IsZero() {
-		return fmt.Errorf("%w: receipt field \"link\" is all zeros; a receipt without a link leaves the field out", ErrMalformed)
-	}
-	switch {
-	case w.Version != ReceiptVersion:
-		return fmt.Errorf("%w: receipt field \"version\" is %d; this verifier reads version %d", ErrMalformed, w.Version, ReceiptVersion)
-	case ValidateOrigin(w.Origin) != nil:
-		return fmt.Errorf("%w: receipt field \"origin\": %v", ErrMalformed, ValidateOrigin(w.Origin))
-	case w.Timestamp < 0:
-		return fmt.Errorf("%w: receipt field \"timestamp\" is negative", ErrMalformed)
-	case len(w.InclusionProof) > MaxProofHashes:
-		return fmt.Errorf("%w: receipt field \"inclusion_proof\" has %d hashes, more than %d", ErrMalformed, len(w.InclusionProof), MaxProofHashes)
-	case len(w.Checkpoint) > MaxCheckpointSize:
-		return fmt.Errorf("%w: receipt field \"checkpoint\" is %d bytes, more than %d", ErrMalformed, len(w.Checkpoint), MaxCheckpointSize)
-	}
-	*r = Receipt{
-		Origin:         w.Origin,
-		Index:          w.Index,
-		Leaf:           Leaf{Kind: w.Kind, Commitment: w.Commitment, Link: link, Timestamp: w.Timestamp},
-		LeafHash:       w.LeafHash,
-		InclusionProof: w.InclusionProof,
-		Checkpoint:     []byte(w.Checkpoint),
+	case "origin":
+		o, err := s.string()
+		if err != nil {
+			return err
+		}
+		if err := ValidateOrigin(o); err != nil {
+			return err
+		}
+		r.Origin = o
+	case "index":
+		v, err := s.uint()
+		r.Index = v
+		return err
+	case "kind":
+		k, err := s.string()
+		if err != nil {
+			return err
+		}
+		if r.Leaf.Kind, err = ParseKind(k); err != nil {
+			return err
+		}
+	case "commitment":
+		return hexValue(r.Leaf.Commitment[:])
+	case "link":
+		if err := hexValue(r.Leaf.Link[:]); err != nil {
+			return err
+		}
+		if r.Leaf.Link.IsZero() {
+			return errors.New("is all zeros; a receipt without a link leaves the field out")
+		}
+	case "timestamp":
+		v, err := s.uint()
+		if err == nil && v > math.MaxInt64 {
+			err = errors.New("is out of range")
+		}
+		r.Leaf.Timestamp = int64(v)
+		return err
+	case "leaf_hash":
+		return hexValue(r.LeafHash[:])
+	case "inclusion_proof":
+		r.InclusionProof = make([]Hash, 0, 32)
+		return s.hexList(MaxProofHashes, func(h Hash) { r.InclusionProof = append(r.InclusionProof, h) })
+	case "checkpoint":
+		cp, err := s.string()
+		if err != nil {
+			return err
+		}
+		if len(cp) > MaxCheckpointSize {
+			return fmt.Errorf("is %d bytes, more than %d", len(cp), MaxCheckpointSize)
+		}
+		r.Checkpoint = []byte(cp)
 	}
 	return nil
 }

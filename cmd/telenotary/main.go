@@ -35,6 +35,8 @@ func commands() []command {
 		{"demo", "run a local demonstration", runDemo},
 		{"verify", "verify a receipt bundle offline", runVerify},
 		{"keygen", "make a signing key for a notary node", runKeygen},
+		{"node", "run a node of a notary cluster", runNode},
+		{"bench", "load-test a cluster (bench notarize)", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

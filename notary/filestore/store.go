@@ -69,7 +69,14 @@ type Store struct {
 	hashBuf []byte
 
 	cache hashCache
+	// tail holds the newest stored hashes, from index tailStart on, so the
+	// proofs of fresh leaves (every receipt) read no file. It keeps between
+	// tailKeep and 2·tailKeep hashes.
+	tail      []notary.Hash
+	tailStart int64
 }
+
+const tailKeep = 1 << 15 // 1 MiB of hashes, about 16,000 leaves
 
 // readSpan is the most ReadHashes reads at once to fetch nearby hashes.
 const readSpan = 4096
@@ -186,6 +193,7 @@ func (s *Store) open() error {
 		return err
 	}
 	s.head, s.seq = chosen.head, chosen.seq
+	s.tailStart = tlog.StoredHashCount(int64(chosen.head.Size))
 	return s.openIndex(key)
 }
 
@@ -530,7 +538,9 @@ func (s *Store) ReadHashes(indexes []int64) ([]notary.Hash, error) {
 		if x < 0 || x >= count {
 			return nil, fmt.Errorf("%w: stored hash %d of %d", notary.ErrOutOfRange, x, count)
 		}
-		if h, ok := s.cache.get(x); ok {
+		if x >= s.tailStart {
+			out[i] = s.tail[x-s.tailStart]
+		} else if h, ok := s.cache.get(x); ok {
 			out[i] = h
 		} else {
 			misses = append(misses, i)
@@ -603,11 +613,23 @@ func (s *Store) commit(leaves []notary.Leaf, hashes []notary.Hash, head notary.H
 		for _, h := range hashes {
 			s.hashBuf = append(s.hashBuf, h[:]...)
 		}
-		if _, err := s.leaves.WriteAt(s.leafBuf, int64(old)*notary.LeafSize); err != nil {
+		leafOff, hashOff := int64(old)*notary.LeafSize, tlog.StoredHashCount(int64(old))*notary.HashSize
+		if _, err := s.leaves.WriteAt(s.leafBuf, leafOff); err != nil {
 			return err
 		}
-		if _, err := s.hashes.WriteAt(s.hashBuf, tlog.StoredHashCount(int64(old))*notary.HashSize); err != nil {
+		if _, err := s.hashes.WriteAt(s.hashBuf, hashOff); err != nil {
 			return err
+		}
+		if !s.opts.Sync {
+			// Without a sync per commit, still start writing back, so the
+			// next Sync finds little to wait for.
+			startWriteback(s.leaves, leafOff, int64(len(s.leafBuf)))
+			startWriteback(s.hashes, hashOff, int64(len(s.hashBuf)))
+		}
+		s.tail = append(s.tail, hashes...)
+		if over := len(s.tail) - tailKeep; over > tailKeep {
+			s.tail = append(s.tail[:0], s.tail[over:]...)
+			s.tailStart += int64(over)
 		}
 		for i, l := range leaves {
 			if err := s.ix.insert(l.Commitment, old+uint64(i), head.Size); err != nil {
@@ -638,13 +660,32 @@ func (s *Store) commit(leaves []notary.Leaf, hashes []notary.Hash, head notary.H
 }
 
 // Sync implements [notary.Store]: it makes every commit so far durable.
+// It waits for the disk without holding up commits and reads: the data
+// files are synced first, and only the small head write excludes them.
 func (s *Store) Sync() error {
+	s.mu.RLock()
+	head, seq, err := s.head, s.seq, s.err
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := datasync(s.leaves); err != nil {
+		return err
+	}
+	if err := datasync(s.hashes); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
-	return s.sync()
+	// Everything up to head is on disk now; later commits may be too,
+	// but slot 0 claims only head.
+	if err := s.writeSlot(syncedSlot, headSlot{seq: seq, head: head, synced: true, boot: s.boot}); err != nil {
+		return err
+	}
+	return datasync(s.headF)
 }
 
 func (s *Store) sync() error {

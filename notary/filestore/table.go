@@ -260,9 +260,11 @@ func (w *tableWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if _, err := w.f.WriteAt(w.buf, tableHeaderSize+int64(w.flushed)*slotSize); err != nil {
+	off := tableHeaderSize + int64(w.flushed)*slotSize
+	if _, err := w.f.WriteAt(w.buf, off); err != nil {
 		return fmt.Errorf("write index table: %w", err)
 	}
+	startWriteback(w.f, off, int64(len(w.buf)))
 	w.flushed += uint64(len(w.buf) / slotSize)
 	w.buf = w.buf[:0]
 	return nil

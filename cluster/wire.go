@@ -1,0 +1,159 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/telenotary/telenotary/notary"
+)
+
+// Receipts dominate the API's traffic, so the responses that carry them
+// are written and read by hand: encoding/json would re-scan every receipt
+// the notary package already encodes and decodes strictly. Readers accept
+// any spelling of the envelope by falling back to encoding/json.
+
+// appendJSON appends the entry as the API reads it.
+func (e Entry) appendJSON(b []byte) []byte {
+	b = append(b, `{"kind":"`...)
+	b = append(b, e.Kind.String()...)
+	b = append(b, `","commitment":"`...)
+	b = hex.AppendEncode(b, e.Commitment[:])
+	if !e.Link.IsZero() {
+		b = append(b, `","link":"`...)
+		b = hex.AppendEncode(b, e.Link[:])
+	}
+	return append(b, '"', '}')
+}
+
+func (r NotarizeResponse) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"receipt":`...)
+	b, err := r.Receipt.AppendJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"existing":`...)
+	b = strconv.AppendBool(b, r.Existing)
+	return append(b, '}', '\n'), nil
+}
+
+func (r BatchResponse) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"receipts":[`...)
+	for i, rc := range r.Receipts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = rc.AppendJSON(b); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']', '}', '\n'), nil
+}
+
+// writeReceipts answers with a response that carries receipts.
+func writeReceipts(w http.ResponseWriter, resp interface{ appendJSON([]byte) ([]byte, error) }) error {
+	b, err := resp.appendJSON(make([]byte, 0, 4096))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
+}
+
+// token consumes whitespace and then the literal tok.
+func token(b []byte, tok string) ([]byte, bool) {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return bytes.CutPrefix(b, []byte(tok))
+}
+
+var errEnvelope = errors.New("unexpected response layout")
+
+func (r *NotarizeResponse) decodeJSON(b []byte) error {
+	if err := r.decodeFast(b); err == nil {
+		return nil
+	}
+	var slow struct {
+		Receipt  *notary.Receipt `json:"receipt"`
+		Existing bool            `json:"existing"`
+	}
+	if err := json.Unmarshal(b, &slow); err != nil {
+		return err
+	}
+	r.Receipt, r.Existing = slow.Receipt, slow.Existing
+	return nil
+}
+
+func (r *NotarizeResponse) decodeFast(b []byte) error {
+	b, ok := token(b, `{"receipt":`)
+	if !ok {
+		return errEnvelope
+	}
+	rc, b, err := notary.ReadReceiptJSON(b)
+	if err != nil {
+		return err
+	}
+	if b, ok = token(b, `,"existing":`); !ok {
+		return errEnvelope
+	}
+	b = bytes.TrimLeft(b, " \t\r\n")
+	existing := bytes.HasPrefix(b, []byte("true"))
+	if b, ok = token(b, strconv.FormatBool(existing)); !ok {
+		return errEnvelope
+	}
+	if b, ok = token(b, "}"); !ok || len(bytes.TrimSpace(b)) != 0 {
+		return errEnvelope
+	}
+	r.Receipt, r.Existing = rc, existing
+	return nil
+}
+
+func (r *BatchResponse) decodeJSON(b []byte) error {
+	if err := r.decodeFast(b); err == nil {
+		return nil
+	}
+	var slow struct {
+		Receipts []*notary.Receipt `json:"receipts"`
+	}
+	if err := json.Unmarshal(b, &slow); err != nil {
+		return err
+	}
+	r.Receipts = slow.Receipts
+	return nil
+}
+
+func (r *BatchResponse) decodeFast(b []byte) error {
+	b, ok := token(b, `{"receipts":[`)
+	if !ok {
+		return errEnvelope
+	}
+	var out []*notary.Receipt
+	if rest, ok := token(b, "]"); ok {
+		b = rest
+	} else {
+		for {
+			rc, rest, err := notary.ReadReceiptJSON(b)
+			if err != nil {
+				return err
+			}
+			out = append(out, rc)
+			if b, ok = token(rest, ","); ok {
+				continue
+			}
+			if b, ok = token(rest, "]"); !ok {
+				return errEnvelope
+			}
+			break
+		}
+	}
+	if b, ok = token(b, "}"); !ok || len(bytes.TrimSpace(b)) != 0 {
+		return errEnvelope
+	}
+	r.Receipts = out
+	return nil
+}

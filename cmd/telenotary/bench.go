@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/notary"
+)
+
+const benchSynopsis = `bench notarize --nodes URL[,URL...] [--clients N] [--batch B] [--duration D] [--rate R]
+
+Submits fresh random commitments from N concurrent clients (one per request,
+or B per batch request) for D, or at R requests per second (open loop:
+latency is measured from when each request was due), and reports
+receipts/s, latency percentiles and errors. It verifies the receipts it gets
+against the cluster's keys: all of them, or a sample (--verify).`
+
+func runBench(ctx context.Context, env *environment, args []string) int {
+	if len(args) == 0 || args[0] != "notarize" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintf(env.stdout, "Usage: telenotary %s\n", benchSynopsis)
+			return exitOK
+		}
+		return usageError(env.stderr, "bench", errors.New("unknown benchmark; try telenotary bench notarize --help"))
+	}
+	fs := newFlagSet(env, "bench notarize", benchSynopsis)
+	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
+	clients := fs.Int("clients", 16, "concurrent clients")
+	batch := fs.Int("batch", 1, "commitments per request: 1 uses /v1/notarize, more /v1/notarize/batch")
+	duration := fs.Duration("duration", 10*time.Second, "how long to run")
+	rate := fs.Float64("rate", 0, "requests per second to offer across all clients (0: as fast as they go)")
+	tokenFile := fs.String("token-file", "", "file holding a submitter token (or set TELENOTARY_TOKEN)")
+	verify := fs.Float64("verify", 0.01, "share of receipts to verify, 0 to 1 (1: all)")
+	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	pos, err := parseFlags(fs, env, args[1:])
+	if err != nil {
+		return usageError(env.stderr, "bench", err)
+	}
+	fail := func(err error) int { return usageError(env.stderr, "bench", err) }
+	switch {
+	case len(pos) > 0:
+		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
+	case *nodes == "":
+		return fail(errors.New("--nodes is required"))
+	case *clients < 1 || *batch < 1 || *batch > cluster.MaxBatchRequest || *duration <= 0 || *rate < 0 || *verify < 0 || *verify > 1:
+		return fail(fmt.Errorf("need --clients ≥ 1, --batch 1 to %d, --duration > 0, --rate ≥ 0, --verify 0 to 1", cluster.MaxBatchRequest))
+	}
+	token := env.getenv("TELENOTARY_TOKEN")
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fail(err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	transport := &http.Transport{MaxIdleConnsPerHost: *clients + 8, IdleConnTimeout: 90 * time.Second}
+	if *caFile != "" {
+		pool, err := loadCA(*caFile, "--tls-ca")
+		if err != nil {
+			return fail(err)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	client := cluster.NewClient(cluster.ClientConfig{Nodes: strings.Split(*nodes, ","), Token: token, HTTPClient: &http.Client{Transport: transport}})
+	keysCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	keys, err := client.Keys(keysCtx)
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("cannot fetch the cluster's keys: %w", err))
+	}
+	verifier, err := notary.NewVerifier(notary.Policy{Verifiers: keys})
+	if err != nil {
+		return fail(err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	b := &benchRun{client: client, verifier: verifier, batch: *batch, verifyShare: *verify, out: env.stdout}
+	res := b.run(ctx, *clients, *duration, *rate)
+	res.print(env.stdout, *clients, *batch, *rate)
+	if res.verifyFailures > 0 || res.receipts == 0 {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// benchRun is one load test.
+type benchRun struct {
+	client      *cluster.Client
+	verifier    *notary.Verifier
+	batch       int
+	verifyShare float64
+	out         io.Writer
+
+	receipts       atomic.Uint64
+	errors         atomic.Uint64
+	verified       atomic.Uint64
+	verifyFailures atomic.Uint64
+	lastErr        atomic.Pointer[string]
+
+	mu        sync.Mutex // guards latencies
+	latencies []time.Duration
+}
+
+type benchResult struct {
+	elapsed                  time.Duration
+	receipts, requests, errs uint64
+	verified, verifyFailures uint64
+	p50, p90, p99, max       time.Duration
+	lastErr                  string
+}
+
+func (b *benchRun) run(ctx context.Context, clients int, duration time.Duration, rate float64) benchResult {
+	ctx, cancel := context.WithTimeout(ctx, duration)
+	defer cancel()
+	// Open loop: a ticker hands out due times; closed loop: each client
+	// goes again as soon as it is answered.
+	var due chan time.Time
+	if rate > 0 {
+		due = make(chan time.Time, clients)
+		go func() {
+			defer close(due)
+			interval := time.Duration(float64(time.Second) / rate)
+			next := time.Now()
+			for {
+				next = next.Add(interval)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Until(next)):
+				}
+				select {
+				case due <- next:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.client1(ctx, due)
+		}()
+	}
+	done := make(chan struct{})
+	go b.progress(ctx, start, done)
+	wg.Wait()
+	close(done)
+	return b.result(time.Since(start))
+}
+
+// client1 is one client's loop.
+func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
+	entries := make([]cluster.Entry, b.batch)
+	for ctx.Err() == nil {
+		start := time.Now()
+		if due != nil {
+			t, ok := <-due
+			if !ok {
+				return
+			}
+			start = t
+		}
+		for i := range entries {
+			entries[i] = cluster.Entry{Kind: notary.KindPrescription}
+			rand.Read(entries[i].Commitment[:])
+		}
+		var receipts []*notary.Receipt
+		var err error
+		if b.batch == 1 {
+			var r *cluster.NotarizeResponse
+			if r, err = b.client.Notarize(ctx, entries[0]); err == nil {
+				receipts = []*notary.Receipt{r.Receipt}
+			}
+		} else {
+			var r *cluster.BatchResponse
+			if r, err = b.client.NotarizeBatch(ctx, entries); err == nil {
+				receipts = r.Receipts
+			}
+		}
+		took := time.Since(start)
+		if err != nil {
+			if ctx.Err() == nil {
+				b.errors.Add(1)
+				msg := err.Error()
+				b.lastErr.Store(&msg)
+			}
+			continue
+		}
+		b.receipts.Add(uint64(len(receipts)))
+		b.mu.Lock()
+		b.latencies = append(b.latencies, took)
+		b.mu.Unlock()
+		b.check(entries, receipts)
+	}
+}
+
+// check verifies a share of the receipts against their commitments.
+func (b *benchRun) check(entries []cluster.Entry, receipts []*notary.Receipt) {
+	for i, r := range receipts {
+		if b.verifyShare < 1 && float64(randUint32())/(1<<32) >= b.verifyShare {
+			continue
+		}
+		b.verified.Add(1)
+		if _, err := b.verifier.Verify(notary.Claim{Receipt: r, Commitment: entries[i].Commitment}); err != nil {
+			b.verifyFailures.Add(1)
+			msg := "receipt does not verify: " + err.Error()
+			b.lastErr.Store(&msg)
+		}
+	}
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// progress prints the rate every second.
+func (b *benchRun) progress(ctx context.Context, start time.Time, done <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := uint64(0)
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			n := b.receipts.Load()
+			fmt.Fprintf(b.out, "  %4.0fs  %8d receipts/s  %d errors\n", now.Sub(start).Seconds(), n-last, b.errors.Load())
+			last = n
+		}
+	}
+}
+
+func (b *benchRun) result(elapsed time.Duration) benchResult {
+	b.mu.Lock()
+	lat := slices.Clone(b.latencies)
+	b.mu.Unlock()
+	slices.Sort(lat)
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(int(p*float64(len(lat))), len(lat)-1)]
+	}
+	r := benchResult{
+		elapsed: elapsed, receipts: b.receipts.Load(), requests: uint64(len(lat)), errs: b.errors.Load(),
+		verified: b.verified.Load(), verifyFailures: b.verifyFailures.Load(),
+		p50: q(0.50), p90: q(0.90), p99: q(0.99),
+	}
+	if len(lat) > 0 {
+		r.max = lat[len(lat)-1]
+	}
+	if p := b.lastErr.Load(); p != nil {
+		r.lastErr = *p
+	}
+	return r
+}
+
+func (r benchResult) print(w io.Writer, clients, batch int, rate float64) {
+	mode := "closed loop"
+	if rate > 0 {
+		mode = fmt.Sprintf("open loop at %.0f requests/s", rate)
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+	fmt.Fprintf(w, "\n%d clients, %d commitment(s) per request, %s, %.1f s\n", clients, batch, mode, r.elapsed.Seconds())
+	fmt.Fprintf(w, "receipts:   %d (%.0f receipts/s), %d requests\n", r.receipts, float64(r.receipts)/r.elapsed.Seconds(), r.requests)
+	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  max %s (per request)\n", ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max))
+	fmt.Fprintf(w, "errors:     %d\n", r.errs)
+	fmt.Fprintf(w, "verified:   %d receipts, %d failed\n", r.verified, r.verifyFailures)
+	if r.lastErr != "" {
+		fmt.Fprintf(w, "last error: %s\n", r.lastErr)
+	}
+}

@@ -1,0 +1,21 @@
+package filestore
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkFreeze sorts a full default memtable into a run: the pause a
+// commit takes when it starts an index merge.
+func BenchmarkFreeze(b *testing.B) {
+	m := newMemtable(DefaultMemtableSize)
+	r := newSortedRun(DefaultMemtableSize)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range DefaultMemtableSize {
+		m.insert(rng.Uint64())
+	}
+	b.ResetTimer()
+	for range b.N {
+		r.fill(m)
+	}
+}
