@@ -153,6 +153,8 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *fieldErr
 	var body apiError
 	switch {
+	case errors.Is(err, ErrTooLarge):
+		status, code = http.StatusRequestEntityTooLarge, "too_large"
 	case errors.As(err, &fe):
 		status, code = http.StatusBadRequest, "bad_request"
 		body.Error.Field = fe.field
@@ -168,11 +170,19 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrNotLeader):
 		status, code = http.StatusServiceUnavailable, "not_leader"
 		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, ErrOverloaded):
+		status, code = http.StatusServiceUnavailable, "overloaded"
+		w.Header().Set("Retry-After", "1")
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrClosed):
 		status, code = http.StatusServiceUnavailable, "unavailable"
 		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, ErrWrongCluster):
+		status, code = http.StatusConflict, "wrong_cluster"
 	case errors.Is(err, context.DeadlineExceeded):
 		status, code = http.StatusGatewayTimeout, "timeout"
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		status, code = http.StatusServiceUnavailable, "canceled"
 	}
 	if status == http.StatusInternalServerError {
 		n.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
@@ -196,7 +206,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fieldError("body", "is larger than %d bytes", limit)
+		return nil, fmt.Errorf("%w: the body is larger than %d bytes", ErrTooLarge, limit)
 	}
 	return b, nil
 }
@@ -321,8 +331,9 @@ func (n *Node) handleNotarize(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	n.metrics.notarized(1, time.Since(start))
-	writeReceipts(w, NotarizeResponse{Receipt: receipts[0], Existing: res.indexes[0] < res.firstNew})
+	existing := res.indexes[0] < res.firstNew
+	n.metrics.notarized(res.fresh(), time.Since(start))
+	writeReceipts(w, NotarizeResponse{Receipt: receipts[0], Existing: existing})
 }
 
 func (n *Node) handleNotarizeBatch(w http.ResponseWriter, r *http.Request) {
@@ -367,7 +378,7 @@ func (n *Node) handleNotarizeBatch(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	n.metrics.notarized(len(entries), time.Since(start))
+	n.metrics.notarized(res.fresh(), time.Since(start))
 	writeReceipts(w, BatchResponse{Receipts: receipts})
 }
 
@@ -534,8 +545,12 @@ func (n *Node) handleConsistency(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	if from > to || to > head {
-		n.writeError(w, r, fieldError("from", "must be at most to (%d), which must not exceed the log's %d", to, head))
+	if to > head {
+		n.writeError(w, r, fieldError("to", "must not exceed the log's size %d", head))
+		return
+	}
+	if from > to {
+		n.writeError(w, r, fieldError("from", "must be at most to (%d)", to))
 		return
 	}
 	p, err := l.ConsistencyProof(from, to)
@@ -603,11 +618,11 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	n.operatorAction(w, r, func(body []byte) (any, error) {
-		var m Member
-		if err := decodeStrict(body, &m); err != nil {
+		var req JoinRequest
+		if err := decodeStrict(body, &req); err != nil {
 			return nil, err
 		}
-		return n.join(m)
+		return n.join(req)
 	})
 }
 

@@ -79,8 +79,8 @@ func ParseTokens(text []byte) (*Tokens, error) {
 // role returns the role of the request's bearer token.
 func (t *Tokens) role(r *http.Request) Role {
 	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || t == nil || token == "" {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || t == nil || token == "" {
 		return RoleNone
 	}
 	d := sha256.Sum256([]byte(token))

@@ -44,8 +44,19 @@ type submitResult struct {
 	err      error
 }
 
+// fresh counts the entries that were new to the log.
+func (r submitResult) fresh() int {
+	n := 0
+	for _, i := range r.indexes {
+		if i >= r.firstNew {
+			n++
+		}
+	}
+	return n
+}
+
 // errOverloaded means the queue is full: the client should back off.
-var errOverloaded = fmt.Errorf("%w: too many submissions queued", ErrNoLeader)
+var errOverloaded = fmt.Errorf("%w: too many submissions queued", ErrOverloaded)
 
 func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
 	return &batcher{

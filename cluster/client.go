@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,17 +77,35 @@ func (e *APIError) Unwrap() error {
 		return ErrNotLeader
 	case "unavailable", "timeout":
 		return ErrNoLeader
+	case "overloaded":
+		return ErrOverloaded
+	case "too_large":
+		return ErrTooLarge
+	case "wrong_cluster":
+		return ErrWrongCluster
+	case "canceled":
+		return context.Canceled
 	}
 	return nil
 }
 
-// retryable reports whether another node or a later try may succeed.
+// retryable reports whether another node or a later try may succeed: a
+// node that is unavailable or unreachable, not a request or a certificate
+// that is wrong.
 func retryable(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusGatewayTimeout || ae.Status >= 500
+		return ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusGatewayTimeout
 	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr):
+		return false
+	}
+	return true
 }
 
 // NewClient returns a client for the nodes.
@@ -195,9 +215,9 @@ func (c *Client) Leaves(ctx context.Context, start, count uint64) ([]LeafInfo, e
 }
 
 // Join asks the cluster to add a node (operator token).
-func (c *Client) Join(ctx context.Context, m Member) (*JoinResponse, error) {
+func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResponse, error) {
 	var out JoinResponse
-	err := c.call(ctx, true, http.MethodPost, "/v1/cluster/join", m, &out)
+	err := c.call(ctx, true, http.MethodPost, "/v1/cluster/join", req, &out)
 	return &out, err
 }
 

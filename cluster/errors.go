@@ -26,4 +26,12 @@ var (
 	ErrCorruptState = errors.New("data directory unusable")
 	// ErrClosed: the node is shutting down or has failed.
 	ErrClosed = errors.New("node closed")
+	// ErrOverloaded: the node has more work queued than it takes. Back off
+	// and retry.
+	ErrOverloaded = errors.New("overloaded")
+	// ErrTooLarge: the request body is over its limit; split it.
+	ErrTooLarge = errors.New("request too large")
+	// ErrWrongCluster: a node of one cluster asked to join another. Give
+	// it an empty data directory, or point it at its own cluster.
+	ErrWrongCluster = errors.New("node of another cluster")
 )

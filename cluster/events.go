@@ -133,7 +133,7 @@ func (h *hub) subscribe() (chan Event, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.subs) >= maxSubscribers {
-		return nil, fmt.Errorf("%w: too many event subscribers", ErrNoLeader)
+		return nil, fmt.Errorf("%w: too many event subscribers", ErrOverloaded)
 	}
 	c := make(chan Event, subscriberBuf)
 	h.subs[c] = struct{}{}

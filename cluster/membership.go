@@ -12,6 +12,14 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
+// JoinRequest asks the cluster to add a node.
+type JoinRequest struct {
+	Member
+	// ClusterID, when the joining node already belongs to a cluster, is
+	// that cluster's id: a cluster refuses a node of another one.
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
 // JoinResponse is what a node learns when it joins.
 type JoinResponse struct {
 	ClusterID string   `json:"cluster_id"`
@@ -39,12 +47,20 @@ func validateMember(m Member) error {
 // join adds a voter, deduplicated by ID and by address: the same ID at the
 // same address is already in; the same ID or the same address with the
 // other changed replaces the old entry. Only the leader can do it.
-func (n *Node) join(m Member) (*JoinResponse, error) {
+func (n *Node) join(req JoinRequest) (*JoinResponse, error) {
+	m := req.Member
 	if err := validateMember(m); err != nil {
 		return nil, err
 	}
 	if n.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
+	}
+	if g, _ := n.fsm.clusterInfo(); req.ClusterID != "" && (g == nil || g.ClusterID != req.ClusterID) {
+		mine := "none yet"
+		if g != nil {
+			mine = g.ClusterID
+		}
+		return nil, fmt.Errorf("%w: %s belongs to cluster %s, this is cluster %s", ErrWrongCluster, m.ID, req.ClusterID, mine)
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -123,6 +139,9 @@ func (n *Node) transfer(id string) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
+	if n.otherVoters() == 0 {
+		return fieldError("id", "there is no other voter to hand leadership to")
+	}
 	if id == "" {
 		return raftError(n.raft.LeadershipTransfer().Error())
 	}
@@ -145,11 +164,14 @@ func (n *Node) joinLoop(ctx context.Context, id identity) {
 	for attempt := 1; ; attempt++ {
 		for _, base := range n.cfg.Join {
 			c := NewClient(ClientConfig{Nodes: []string{base}, Token: n.cfg.JoinToken, HTTPClient: n.forward})
-			resp, err := c.Join(ctx, self)
+			resp, err := c.Join(ctx, JoinRequest{Member: self, ClusterID: id.ClusterID})
+			if errors.Is(err, ErrWrongCluster) {
+				n.stop(fmt.Errorf("%w: %v", ErrCorruptState, err))
+				return
+			}
 			if err == nil {
 				if id.ClusterID != "" && resp.ClusterID != id.ClusterID {
-					n.logger.Error("refusing to join another cluster", "data_cluster", id.ClusterID, "cluster", resp.ClusterID)
-					go n.Close(context.Background())
+					n.stop(fmt.Errorf("%w: the data directory belongs to cluster %s, %s is cluster %s", ErrCorruptState, id.ClusterID, base, resp.ClusterID))
 					return
 				}
 				if err := n.recordClusterID(resp.ClusterID); err != nil {
@@ -173,6 +195,33 @@ func (n *Node) joinLoop(ctx context.Context, id identity) {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// verifyJoinTargets waits until the nodes in Join answer and stops this
+// node if they are not of its cluster.
+func (n *Node) verifyJoinTargets(ctx context.Context, id identity) {
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		theirs, err := n.remoteClusterID(ctx)
+		if err == nil && theirs != "" {
+			if mine := n.clusterID(id); mine != "" && theirs != mine {
+				n.stop(fmt.Errorf("%w: this node belongs to cluster %s, but --join names cluster %s", ErrCorruptState, mine, theirs))
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// clusterID returns the node's cluster: from its log, else from node.json.
+func (n *Node) clusterID(id identity) string {
+	if g, _ := n.fsm.clusterInfo(); g != nil {
+		return g.ClusterID
+	}
+	return id.ClusterID
 }
 
 // remoteClusterID asks the nodes to join which cluster they are.

@@ -142,6 +142,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	done      chan struct{} // closed when the node has stopped
+	stopErr   atomic.Pointer[error]
 }
 
 // identity is what a data directory records about its owner.
@@ -162,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), beats: heartbeats{failed: map[string]time.Time{}}}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), beats: heartbeats{failed: map[string]time.Time{}}, done: make(chan struct{})}
 	n.forward = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: cfg.ClientTLS, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 	}}
@@ -267,12 +269,12 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("cluster: raft config: %w", err)
 	}
+	hasState, err := raft.HasExistingState(logs, n.boltDB, snaps)
+	if err != nil {
+		return err
+	}
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(logs, n.boltDB, snaps)
-		if err != nil {
-			return err
-		}
-		if !has {
+		if !hasState {
 			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
 			if err := raft.BootstrapCluster(rc, logs, n.boltDB, snaps, n.trans, conf); err != nil {
 				return fmt.Errorf("cluster: bootstrap: %w", err)
@@ -282,7 +284,7 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
 		return fmt.Errorf("cluster: raft: %w", err)
 	}
-	n.fsm.onFail = func(err error) { go n.Close(context.Background()) }
+	n.fsm.onFail = n.stop
 	n.metrics = newMetrics(n)
 	n.events = newHub()
 	n.fsm.onApply = func(a applied) {
@@ -309,8 +311,14 @@ func (n *Node) start(ctx context.Context, id identity) error {
 			n.logger.Error("API server stopped", "error", err)
 		}
 	})
-	if len(cfg.Join) > 0 {
+	switch {
+	case len(cfg.Join) > 0 && !hasState:
 		n.goFunc(func() { n.joinLoop(bg, id) })
+	case len(cfg.Join) > 0:
+		// A member restarting: it is in the cluster already, but if the
+		// nodes it was told to join turn out to be another cluster, the
+		// configuration is wrong and the node stops.
+		n.goFunc(func() { n.verifyJoinTargets(bg, id) })
 	}
 	n.logger.Info("node started", "raft", n.trans.LocalAddr(), "api", cfg.HTTPAdvertise, "applied_index", n.fsm.applied.Load())
 	return nil
@@ -434,8 +442,29 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		n.closeErr = n.shutdownParts()
 		n.logger.Info("node stopped")
+		close(n.done)
 	})
 	return n.closeErr
+}
+
+// stop closes the node from within, for a reason it cannot go on with;
+// Err returns the reason once Done is closed.
+func (n *Node) stop(reason error) {
+	if n.stopErr.CompareAndSwap(nil, &reason) {
+		n.logger.Error("node stopping", "error", reason)
+		go n.Close(context.Background())
+	}
+}
+
+// Done is closed when the node has stopped, by Close or on its own.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns why the node stopped on its own, or nil.
+func (n *Node) Err() error {
+	if p := n.stopErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // shutdownParts stops whatever start got to open, in reverse order.

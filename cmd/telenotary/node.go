@@ -127,7 +127,11 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 		}
 		defer stop()
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-node.Done(): // it stopped on its own: say why and fail
+		return fail(node.Err())
+	}
 	// Stop in order: hand over leadership, stop taking requests, finish
 	// what is in flight, then close raft and the log.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

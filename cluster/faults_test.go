@@ -1,0 +1,384 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/notary"
+)
+
+// load submits fresh commitments from several goroutines until stopped,
+// keeping every receipt and every commitment it submitted.
+type load struct {
+	client  *cluster.Client
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards the fields below
+	got     map[notary.Commitment]*notary.Receipt
+	tried   map[notary.Commitment]bool
+	errs    int
+	lastErr error
+	count   atomic.Int64
+}
+
+func startLoad(t *testing.T, tag string, workers int, nodes ...*testNode) *load {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{client: clientFor(nodes...), cancel: cancel, got: map[notary.Commitment]*notary.Receipt{}, tried: map[notary.Commitment]bool{}}
+	for w := range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				e := entryOf(fmt.Sprintf("%s-%d", tag, w), i)
+				l.mu.Lock()
+				l.tried[e.Commitment] = true
+				l.mu.Unlock()
+				// Each request may retry for a while, as a real client's.
+				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+				resp, err := l.client.Notarize(rctx, e)
+				rcancel()
+				l.mu.Lock()
+				if err != nil {
+					if ctx.Err() == nil {
+						l.errs++
+						l.lastErr = err
+					}
+				} else {
+					l.got[e.Commitment] = resp.Receipt
+					l.count.Add(1)
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// waitMore waits until n more receipts arrived than when it was called.
+func (l *load) waitMore(t *testing.T, n int64) {
+	t.Helper()
+	target := l.count.Load() + n
+	waitFor(t, fmt.Sprintf("%d more receipts", n), func() bool { return l.count.Load() >= target })
+}
+
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// checkLog verifies every receipt the load got against the policy, checks
+// that a fresh receipt of each has the same index, and that the log holds
+// each commitment once, in order of time.
+func (c *testCluster) checkLog(l *load, via *testNode) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	policy := c.policy()
+	cl := clientFor(via)
+	for commitment, r := range l.got {
+		if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: commitment}, policy); err != nil {
+			c.t.Fatalf("receipt %d does not verify: %v", r.Index, err)
+		}
+		fresh, err := cl.Receipt(ctx, commitment)
+		if err != nil || fresh.Index != r.Index {
+			c.t.Fatalf("commitment of receipt %d: now at %v (%v)", r.Index, fresh, err)
+		}
+	}
+	cp := c.waitConverged()
+	seen := map[notary.Commitment]uint64{}
+	var last int64
+	for start := uint64(0); start < cp.Size; start += cluster.MaxLeavesPage {
+		leaves, err := cl.Leaves(ctx, start, cluster.MaxLeavesPage)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, lf := range leaves {
+			if prev, dup := seen[lf.Commitment]; dup {
+				c.t.Fatalf("commitment logged twice, at %d and %d", prev, lf.Index)
+			}
+			if !l.tried[lf.Commitment] {
+				c.t.Fatalf("leaf %d holds a commitment nobody submitted", lf.Index)
+			}
+			if lf.Timestamp < last {
+				c.t.Fatalf("leaf %d is dated %d, before its predecessor's %d", lf.Index, lf.Timestamp, last)
+			}
+			seen[lf.Commitment], last = lf.Index, lf.Timestamp
+		}
+	}
+	for commitment, r := range l.got {
+		if i, ok := seen[commitment]; !ok || i != r.Index {
+			c.t.Fatalf("acknowledged commitment of receipt %d is not in the log at its index", r.Index)
+		}
+	}
+}
+
+// TestLeaderCrashUnderLoad crashes the leader while clients submit: they
+// fail over to the new leader, every receipt ever returned verifies, and
+// retries add no duplicate leaves. The crashed node then restarts from its
+// data directory and catches up.
+func TestLeaderCrashUnderLoad(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	l := startLoad(t, "crash", 8, n1, n2, n3)
+	l.waitMore(t, 200)
+
+	leader := c.leader()
+	applied := leader.Status().AppliedIndex
+	cluster.Crash(leader.Node)
+	c.mu.Lock()
+	delete(c.nodes, leader.cfg.ID)
+	c.mu.Unlock()
+	crashed := time.Now()
+	l.waitMore(t, 200) // the survivors elect a leader and go on
+	t.Logf("receipts flowing again %v after the leader crashed", time.Since(crashed).Round(time.Millisecond))
+
+	back := c.restart(leader)
+	if st := back.Status(); st.AppliedIndex < applied {
+		t.Fatalf("restarted node applied index %d, it had %d: it did not resume from its data", st.AppliedIndex, applied)
+	}
+	l.waitMore(t, 100)
+	l.stop()
+	c.waitConverged()
+	c.checkLog(l, back)
+	if l.errs > 0 {
+		t.Logf("%d requests failed outright (last: %v); none was acknowledged", l.errs, l.lastErr)
+	}
+}
+
+// TestFollowerCatchesUpThroughSnapshot keeps a follower down while the log
+// moves far past what the leader retains, so it can only catch up from a
+// snapshot: it restores one, checks its root, and serves the same state.
+func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
+	c := newTestCluster(t)
+	small := func(id string) cluster.Config {
+		cfg := c.config(id)
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 16, 8, 100*time.Millisecond
+		return cfg
+	}
+	cfg1 := small("node-1")
+	cfg1.Bootstrap, cfg1.Origin = true, testOrigin
+	n1 := c.start(cfg1)
+	c.waitFor("bootstrap", n1.Ready)
+	joiner := func(id string) *testNode {
+		cfg := small(id)
+		cfg.Join = []string{n1.url}
+		return c.start(cfg)
+	}
+	n2, n3 := joiner("node-2"), joiner("node-3")
+	c.waitVoters(3)
+	ctx := context.Background()
+	cl := clientFor(n1, n2, n3)
+	for i := range 20 {
+		if _, err := cl.Notarize(ctx, entryOf("before", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged()
+	c.stop(n3)
+	// Many raft entries: one per request, sequentially.
+	for i := range 300 {
+		if _, err := cl.Notarize(ctx, entryOf("while-down", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snaps := filepath.Join(n1.cfg.DataDir, "raft", "snapshots")
+	waitFor(t, "a snapshot on node-1", func() bool {
+		entries, _ := os.ReadDir(snaps)
+		return len(entries) > 0
+	})
+	back := c.restart(n3)
+	cp := c.waitConverged()
+	if cp.Size != 320 {
+		t.Fatalf("converged at %d leaves, want 320", cp.Size)
+	}
+	if g := cluster.LogGeneration(back.Node); g < 2 {
+		t.Fatalf("node-3 is on log generation %d: it caught up without restoring a snapshot", g)
+	}
+	// The restored node serves verifiable receipts and goes on applying.
+	if _, err := clientFor(back).Notarize(ctx, entryOf("after", 0)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged()
+	r, err := clientFor(back).Receipt(ctx, entryOf("before", 3).Commitment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: r.Leaf.Commitment}, c.policy()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMembershipUnderLoad joins a fourth node and removes one while
+// clients submit.
+func TestMembershipUnderLoad(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	l := startLoad(t, "members", 4, n1, n2, n3)
+	l.waitMore(t, 100)
+	n4 := c.join("node-4", n2) // through a follower: forwarded to the leader
+	c.waitVoters(4)
+	l.waitMore(t, 100)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	op := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url, n2.url, n4.url}, Token: operatorToken})
+	victim := n3
+	if c.leader() == n3 {
+		victim = n2
+	}
+	if err := op.Remove(ctx, victim.cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(victim)
+	c.waitVoters(3)
+	l.waitMore(t, 100)
+	// Joining again with the same id and address changes nothing.
+	if _, err := op.Join(ctx, cluster.JoinRequest{Member: cluster.Member{ID: "node-4", RaftAddr: n4.RaftAddr(), HTTPAddr: n4.url, VerifierKey: n4.cfg.VerifierKey}}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitVoters(3)
+	l.stop()
+	var via *testNode
+	for _, n := range c.list() {
+		via = n
+	}
+	c.checkLog(l, via)
+	if err := op.Remove(ctx, "no-such-node"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("removing an unknown node: %v", err)
+	}
+}
+
+// TestTimestampsSurviveASlowClock hands leadership to a node whose clock
+// is an hour behind: the log's timestamps still never go back.
+func TestTimestampsSurviveASlowClock(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	slow := c.config("node-2")
+	slow.Join = []string{n1.url}
+	slow.Clock = func() time.Time { return time.Now().Add(-time.Hour) }
+	n2 := c.start(slow)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx := context.Background()
+	cl := clientFor(n1, n2, n3)
+	var last *notary.Receipt
+	for i := range 5 {
+		r, err := cl.Notarize(ctx, entryOf("fast", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Receipt
+	}
+	op := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url, n2.url, n3.url}, Token: operatorToken})
+	if err := op.Transfer(ctx, "node-2"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("node-2 to lead", func() bool { return c.leader() == n2 })
+	for i := range 5 {
+		r, err := cl.Notarize(ctx, entryOf("slow", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Receipt.Leaf.Timestamp < last.Leaf.Timestamp {
+			t.Fatalf("leaf %d dated %d, before leaf %d's %d", r.Receipt.Index, r.Receipt.Leaf.Timestamp, last.Index, last.Leaf.Timestamp)
+		}
+		last = r.Receipt
+	}
+}
+
+// TestEventsAndMetrics follows a follower's event stream while the cluster
+// notarizes and changes leader, and reads the metrics.
+func TestEventsAndMetrics(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	follower := n2
+	if c.leader() == n2 {
+		follower = n3
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var notarized uint64
+	leaderEvents := 0
+	streamDone := make(chan error, 1)
+	go func() {
+		streamDone <- clientFor(follower).Events(ctx, follower.url, func(e cluster.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch e.Type {
+			case "notarized":
+				notarized += e.Notarized.Count
+			case "cluster":
+				if e.Change == "leader" {
+					leaderEvents++
+				}
+			}
+		})
+	}()
+	// Notarize until events arrive: the stream may not be subscribed yet.
+	cl := clientFor(n1, n2, n3)
+	batch := make([]cluster.Entry, 50)
+	for i := range batch {
+		batch[i] = entryOf("events", i)
+	}
+	waitFor(t, "notarization events on a follower", func() bool {
+		if _, err := cl.NotarizeBatch(ctx, batch[:1+len(batch)/2]); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return notarized > 0
+	})
+	op := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url, n2.url, n3.url}, Token: operatorToken})
+	if err := op.Transfer(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a leader event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return leaderEvents > 0
+	})
+	cancel()
+	<-streamDone
+
+	c.waitFor("the new leader", func() bool { return c.leader() != nil })
+	body, err := httpGet(c.leader().url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"telenotary_receipts_total", "telenotary_raft_commit_index", "telenotary_batch_entries_bucket", "telenotary_leader_changes_total"} {
+		if !containsLine(body, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+}
+
+func TestRefusesAnotherNodesDataDir(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	c.stop(n1)
+	cfg := c.config("node-9")
+	cfg.DataDir = n1.cfg.DataDir
+	if _, err := cluster.New(context.Background(), cfg); !errors.Is(err, cluster.ErrCorruptState) {
+		t.Fatalf("starting node-9 on node-1's data: %v, want ErrCorruptState", err)
+	}
+}
