@@ -85,9 +85,32 @@ func (c *testCluster) checkLog(l *load, via *testNode) {
 	defer cancel()
 	policy := c.policy()
 	cl := clientFor(via)
+	c.waitConverged()
+	final, err := cl.Checkpoint(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	finalCP, err := notary.ParseSignedCheckpoint(final)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	proofs := map[uint64][]notary.Hash{} // consistency proofs by old size
 	for commitment, r := range l.got {
-		if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: commitment}, policy); err != nil {
-			c.t.Fatalf("receipt %d does not verify: %v", r.Index, err)
+		// Against the final checkpoint: the receipt's tree is a prefix of it.
+		old, err := notary.ParseSignedCheckpoint(r.Checkpoint)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if _, ok := proofs[old.Size]; !ok {
+			p, err := cl.ConsistencyProof(ctx, old.Size, finalCP.Size)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			proofs[old.Size] = p.Proof
+		}
+		claim := notary.Claim{Receipt: r, Commitment: commitment, Newer: final, Consistency: proofs[old.Size]}
+		if _, err := notary.Verify(claim, policy); err != nil {
+			c.t.Fatalf("receipt %d does not verify against the final checkpoint: %v", r.Index, err)
 		}
 		fresh, err := cl.Receipt(ctx, commitment)
 		if err != nil || fresh.Index != r.Index {

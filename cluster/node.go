@@ -263,7 +263,9 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	rc.Logger = hlog
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
 	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = cfg.SnapshotInterval, cfg.SnapshotThreshold, cfg.TrailingLogs
-	rc.BatchApplyCh = true
+	// No buffered apply channel: the batcher batches already, and a future
+	// left in raft's buffer when it shuts down is never answered.
+	rc.BatchApplyCh = false
 	rc.MaxAppendEntries = 256
 	rc.NoSnapshotRestoreOnStart = true // the FSM is durable: it resumes from its own applied index
 	if err := raft.ValidateConfig(rc); err != nil {
@@ -440,8 +442,17 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.http != nil {
 			n.http.Shutdown(ctx)
 		}
-		n.closeErr = n.shutdownParts()
-		n.logger.Info("node stopped")
+		// Raft and the log close in the background so that a part that
+		// hangs cannot hold the caller past its deadline.
+		finished := make(chan error, 1)
+		go func() { finished <- n.shutdownParts() }()
+		select {
+		case n.closeErr = <-finished:
+			n.logger.Info("node stopped")
+		case <-ctx.Done():
+			n.closeErr = fmt.Errorf("%w: shutdown did not finish in time: %w", ErrClosed, ctx.Err())
+			n.logger.Error("node shutdown timed out", "error", n.closeErr)
+		}
 		close(n.done)
 	})
 	return n.closeErr
