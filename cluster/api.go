@@ -299,10 +299,12 @@ func (n *Node) handleNotarize(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	var we wireEntry
-	if err := decodeStrict(body, &we); err != nil {
-		n.writeError(w, r, err)
-		return
+	we, ok := parseEntryFast(body)
+	if !ok {
+		if err := decodeStrict(body, &we); err != nil {
+			n.writeError(w, r, err)
+			return
+		}
 	}
 	e, err := we.parse("")
 	if err != nil {

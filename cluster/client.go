@@ -14,7 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/telenotary/telenotary/notary"
@@ -45,9 +45,8 @@ type Client struct {
 	cfg  ClientConfig
 	http *http.Client
 
-	mu     sync.Mutex // guards leader and next
-	leader string     // the leader's URL, "" when unknown
-	next   int        // the node to try when the leader is unknown
+	leader atomic.Pointer[string] // the leader's URL; nil when unknown
+	next   atomic.Uint64          // the node to try when the leader is unknown
 }
 
 // APIError is an error answer of a node. It unwraps to the package's
@@ -309,22 +308,16 @@ func (c *Client) call(ctx context.Context, toLeader bool, method, path string, i
 
 // pick returns the node to send to.
 func (c *Client) pick(toLeader bool) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if toLeader && c.leader != "" {
-		return c.leader
+	if l := c.leader.Load(); toLeader && l != nil {
+		return *l
 	}
-	n := c.cfg.Nodes[c.next%len(c.cfg.Nodes)]
-	c.next++
-	return n
+	return c.cfg.Nodes[(c.next.Add(1)-1)%uint64(len(c.cfg.Nodes))]
 }
 
 // forget drops a failed leader.
 func (c *Client) forget(node string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.leader == node {
-		c.leader = ""
+	if l := c.leader.Load(); l != nil && *l == node {
+		c.leader.CompareAndSwap(l, nil)
 	}
 }
 
@@ -351,13 +344,11 @@ func (c *Client) do(ctx context.Context, node, method, path string, body []byte,
 	}
 	defer resp.Body.Close()
 	if l := resp.Header.Get(HeaderLeader); l != "" {
-		c.mu.Lock()
-		if l != c.leader {
+		if cur := c.leader.Load(); cur == nil || *cur != l {
 			if _, err := url.Parse(l); err == nil {
-				c.leader = l
+				c.leader.Store(&l)
 			}
 		}
-		c.mu.Unlock()
 	}
 	if resp.StatusCode != http.StatusOK {
 		return decodeError(resp)

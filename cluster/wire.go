@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/telenotary/telenotary/notary"
 )
@@ -156,4 +157,70 @@ func (r *BatchResponse) decodeFast(b []byte) error {
 	}
 	r.Receipts = out
 	return nil
+}
+
+// parseEntryFast reads the common spelling of a single entry, an object of
+// the members kind, commitment and link with plain string values, without
+// encoding/json; ok is false for any other spelling, which the strict
+// decoder then judges.
+func parseEntryFast(b []byte) (w wireEntry, ok bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return w, false
+	}
+	b = b[1 : len(b)-1]
+	for len(bytes.TrimSpace(b)) > 0 {
+		name, rest, ok := plainString(b)
+		if !ok {
+			return w, false
+		}
+		if rest, ok = token(rest, ":"); !ok {
+			return w, false
+		}
+		value, rest, ok := plainString(rest)
+		if !ok {
+			return w, false
+		}
+		var slot **string
+		switch name {
+		case "kind":
+			slot = &w.Kind
+		case "commitment":
+			slot = &w.Commitment
+		case "link":
+			slot = &w.Link
+		default:
+			return w, false
+		}
+		if *slot != nil {
+			return w, false // repeated
+		}
+		*slot = &value
+		b = bytes.TrimSpace(rest)
+		if len(b) > 0 {
+			// A comma must be followed by another member.
+			if b, ok = token(b, ","); !ok || len(bytes.TrimSpace(b)) == 0 {
+				return w, false
+			}
+		}
+	}
+	return w, true
+}
+
+// plainString reads a JSON string without escapes after whitespace.
+func plainString(b []byte) (string, []byte, bool) {
+	b, ok := token(b, `"`)
+	if !ok {
+		return "", nil, false
+	}
+	end := bytes.IndexByte(b, '"')
+	if end < 0 || bytes.IndexByte(b[:end], '\\') >= 0 {
+		return "", nil, false
+	}
+	for _, c := range b[:end] {
+		if c < 0x20 || c >= utf8.RuneSelf { // plain ASCII only
+			return "", nil, false
+		}
+	}
+	return string(b[:end]), b[end+1:], true
 }

@@ -74,6 +74,9 @@ type Store struct {
 	// tailKeep and 2·tailKeep hashes.
 	tail      []notary.Hash
 	tailStart int64
+	// tailLeaves likewise holds the newest leaves, from tailLeafStart on.
+	tailLeaves    []notary.Leaf
+	tailLeafStart uint64
 }
 
 const tailKeep = 1 << 15 // 1 MiB of hashes, about 16,000 leaves
@@ -194,6 +197,7 @@ func (s *Store) open() error {
 	}
 	s.head, s.seq = chosen.head, chosen.seq
 	s.tailStart = tlog.StoredHashCount(int64(chosen.head.Size))
+	s.tailLeafStart = chosen.head.Size
 	return s.openIndex(key)
 }
 
@@ -510,6 +514,10 @@ func (s *Store) ReadLeaves(start uint64, dst []notary.Leaf) error {
 	if start > s.head.Size || uint64(len(dst)) > s.head.Size-start {
 		return fmt.Errorf("%w: leaves [%d, %d) of %d", notary.ErrOutOfRange, start, start+uint64(len(dst)), s.head.Size)
 	}
+	if start >= s.tailLeafStart {
+		copy(dst, s.tailLeaves[start-s.tailLeafStart:])
+		return nil
+	}
 	raw := make([]byte, len(dst)*notary.LeafSize)
 	if _, err := s.leaves.ReadAt(raw, int64(start)*notary.LeafSize); err != nil {
 		return err
@@ -630,6 +638,11 @@ func (s *Store) commit(leaves []notary.Leaf, hashes []notary.Hash, head notary.H
 		if over := len(s.tail) - tailKeep; over > tailKeep {
 			s.tail = append(s.tail[:0], s.tail[over:]...)
 			s.tailStart += int64(over)
+		}
+		s.tailLeaves = append(s.tailLeaves, leaves...)
+		if over := len(s.tailLeaves) - tailKeep/2; over > tailKeep/2 {
+			s.tailLeaves = append(s.tailLeaves[:0], s.tailLeaves[over:]...)
+			s.tailLeafStart += uint64(over)
 		}
 		for i, l := range leaves {
 			if err := s.ix.insert(l.Commitment, old+uint64(i), head.Size); err != nil {
