@@ -459,10 +459,18 @@ func (n *Node) forwardIfFollower(w http.ResponseWriter, r *http.Request, body []
 	return true
 }
 
+// handleReceipt answers a logged commitment's receipt, proven into this
+// node's latest checkpoint; with ?signatures=K, the checkpoint carries the
+// signatures of K nodes (this one and K-1 peers).
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	c, err := parseCommitment(r.PathValue("commitment"))
 	if err != nil {
 		n.writeError(w, r, fieldError("commitment", "%v", err))
+		return
+	}
+	want, err := signaturesParam(r)
+	if err != nil {
+		n.writeError(w, r, err)
 		return
 	}
 	rc, err := n.existingReceipt(c)
@@ -474,17 +482,53 @@ func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", ErrNotFound, c))
 		return
 	}
+	if want > 1 {
+		cp, err := notary.ParseSignedCheckpoint(rc.Checkpoint)
+		if err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		if rc.Checkpoint, _, err = n.cosign(r.Context(), cp, want); err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+	}
 	writeReceipts(w, NotarizeResponse{Receipt: rc, Existing: true})
 }
 
+// handleCheckpoint serves this node's latest signed checkpoint, or with
+// ?size=N its checkpoint of the first N leaves; ?signatures=K adds the
+// signatures of K-1 peers over the same checkpoint.
 func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp := n.fsm.checkpoint.Load()
-	if cp == nil {
+	want, err := signaturesParam(r)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	latest := n.fsm.checkpoint.Load()
+	if latest == nil {
 		n.writeError(w, r, fmt.Errorf("%w: the cluster has no genesis yet", ErrNoLeader))
 		return
 	}
+	cp := *latest
+	if r.URL.Query().Has("size") {
+		size, err := uintParam(r, "size", 0)
+		if err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		if cp, err = n.fsm.signAt(size); err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+	}
+	note, _, err := n.cosign(r.Context(), cp, want)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write(cp.Note)
+	w.Write(note)
 }
 
 // uintParam reads an optional non-negative integer query parameter.

@@ -160,6 +160,23 @@ func (c *Client) Receipt(ctx context.Context, commitment notary.Commitment) (*no
 	return out.Receipt, err
 }
 
+// ReceiptSigned is Receipt with a checkpoint signed by k nodes, for
+// verifiers whose policy needs k signatures. It fails if fewer than k
+// nodes sign within a few seconds.
+func (c *Client) ReceiptSigned(ctx context.Context, commitment notary.Commitment, k int) (*notary.Receipt, error) {
+	var out NotarizeResponse
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/receipts/%s?signatures=%d", commitment, k), nil, &out)
+	return out.Receipt, err
+}
+
+// checkpointAt asks one node for its signature over the checkpoint of the
+// first size leaves, without retries.
+func (c *Client) checkpointAt(ctx context.Context, size uint64) ([]byte, error) {
+	var out bytes.Buffer
+	err := c.do(ctx, c.cfg.Nodes[0], http.MethodGet, fmt.Sprintf("/v1/checkpoint?size=%d", size), nil, &out)
+	return out.Bytes(), err
+}
+
 // Checkpoint returns a node's latest signed checkpoint note.
 func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	var out bytes.Buffer

@@ -173,3 +173,62 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("bad requests changed the log: %+v -> %+v", before, after)
 	}
 }
+
+// TestCosignedReceipts asks for receipts and checkpoints signed by every
+// node: the nodes sign identical checkpoint bodies, so their signatures
+// combine, and a verifier needing all three keys accepts the receipt.
+func TestCosignedReceipts(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := clientFor(n1, n2, n3)
+	var commitments []notary.Commitment
+	for i := range 30 {
+		resp, err := cl.Notarize(ctx, entryOf("cosign", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		commitments = append(commitments, resp.Receipt.Leaf.Commitment)
+	}
+	policy := c.policy()
+	policy.MinSignatures = 3
+	for _, n := range []*testNode{n1, n2, n3} {
+		r, err := clientFor(n).ReceiptSigned(ctx, commitments[7], 3)
+		if err != nil {
+			t.Fatalf("from %s: %v", n.cfg.ID, err)
+		}
+		res, err := notary.Verify(notary.Claim{Receipt: r, Commitment: commitments[7]}, policy)
+		if err != nil {
+			t.Fatalf("receipt from %s with 3 signatures: %v", n.cfg.ID, err)
+		}
+		if len(res.Signers) != 3 {
+			t.Fatalf("signers %v", res.Signers)
+		}
+	}
+	// A checkpoint of an earlier size, from any node, is the same body.
+	var bodies []notary.Checkpoint
+	for _, n := range []*testNode{n1, n2, n3} {
+		b, err := httpGet(n.url + "/v1/checkpoint?size=12")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := notary.ParseSignedCheckpoint([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, cp.Checkpoint)
+	}
+	if bodies[0] != bodies[1] || bodies[1] != bodies[2] || bodies[0].Size != 12 {
+		t.Fatalf("checkpoints of size 12 differ between nodes: %+v", bodies)
+	}
+	// More signatures than nodes cannot be had.
+	short, cancelShort := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelShort()
+	if _, err := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url}}).ReceiptSigned(short, commitments[0], 4); err == nil {
+		t.Fatal("a receipt with 4 signatures from a 3-node cluster")
+	}
+}
