@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,5 +405,37 @@ func TestRefusesAnotherNodesDataDir(t *testing.T) {
 	cfg.DataDir = n1.cfg.DataDir
 	if _, err := cluster.New(context.Background(), cfg); !errors.Is(err, cluster.ErrCorruptState) {
 		t.Fatalf("starting node-9 on node-1's data: %v, want ErrCorruptState", err)
+	}
+}
+
+// TestNoLeaderIs503 leaves one node of three: without a quorum it has no
+// leader, and answers submissions 503 with Retry-After.
+func TestNoLeaderIs503(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	survivor := n3
+	for _, n := range []*testNode{n1, n2} {
+		cluster.Crash(n.Node)
+		c.mu.Lock()
+		delete(c.nodes, n.cfg.ID)
+		c.mu.Unlock()
+	}
+	c.waitFor("the survivor to lose its leader", func() bool { return survivor.Status().Leader.ID == "" })
+	body := `{"kind":"prescription","commitment":"` + hex64() + `"}`
+	req, _ := http.NewRequest(http.MethodPost, survivor.url+"/v1/notarize", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+submitterToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("HTTP %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if survivor.Ready() {
+		t.Fatal("a node without a leader reports ready")
 	}
 }

@@ -136,7 +136,7 @@ type Node struct {
 	trans   raft.Transport
 
 	beats  heartbeats  // the leader's view of its followers
-	ready  atomic.Bool // leader with everything applied, or follower with a leader
+	ready  atomic.Bool // as leader: the barrier after the election has passed
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines
 
@@ -371,9 +371,7 @@ func (n *Node) watchLeadership(ctx context.Context) {
 				n.ready.Store(true)
 			}
 		} else if !isLeader {
-			_, leader := n.raft.LeaderWithID()
-			g, _ := n.fsm.clusterInfo()
-			n.ready.Store(leader != "" && g != nil)
+			n.ready.Store(false) // a leader-to-be must pass the barrier again
 		}
 		select {
 		case <-ctx.Done():
@@ -519,7 +517,14 @@ func (n *Node) otherVoters() int {
 
 // Ready reports whether the node can serve submissions: it knows a leader
 // and the cluster's identity, and if it leads, has applied all before it.
-func (n *Node) Ready() bool { return n.ready.Load() }
+func (n *Node) Ready() bool {
+	if n.raft.State() == raft.Leader {
+		return n.ready.Load() // set once the barrier after the election passed
+	}
+	_, leader := n.raft.LeaderWithID()
+	g, _ := n.fsm.clusterInfo()
+	return leader != "" && g != nil
+}
 
 // HTTPAddr returns the API's listening address (useful with port 0).
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/telenotary/telenotary/notary"
@@ -55,15 +56,25 @@ func (r BatchResponse) appendJSON(b []byte) ([]byte, error) {
 	return append(b, ']', '}', '\n'), nil
 }
 
+// responseBuffers recycles the buffers responses are encoded into: at
+// thousands of receipts a second they are most of the node's garbage.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // writeReceipts answers with a response that carries receipts.
 func writeReceipts(w http.ResponseWriter, resp interface{ appendJSON([]byte) ([]byte, error) }) error {
-	b, err := resp.appendJSON(make([]byte, 0, 4096))
+	buf := responseBuffers.Get().(*[]byte)
+	b, err := resp.appendJSON((*buf)[:0])
 	if err != nil {
+		responseBuffers.Put(buf)
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(b)
+	if cap(b) <= 1<<20 { // a huge batch response is not worth keeping
+		*buf = b
+		responseBuffers.Put(buf)
+	}
 	return err
 }
 
