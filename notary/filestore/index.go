@@ -150,6 +150,9 @@ type index struct {
 	frozen *sortedRun // being merged while merge is not nil
 	table  *table     // the durable table; nil when there is none
 	merge  *merger
+	// filter holds the keys of the table and of every entry inserted
+	// since it was opened, so a key it has never seen needs no table read.
+	filter *filter
 }
 
 func tablePath(dir string, gen uint64) string {
@@ -200,6 +203,20 @@ func openIndex(dir string, key [16]byte, limit int) (*index, []string, error) {
 	}
 	ix.active, ix.frozen = newMemtable(limit), newSortedRun(limit)
 	ix.active.reset(ix.covered())
+	ix.filter = newFilter()
+	if ix.table != nil {
+		r := ix.table.reader()
+		for {
+			e, ok, err := r.next()
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				break
+			}
+			ix.filter.add(e.key)
+		}
+	}
 	return ix, notes, nil
 }
 
@@ -220,7 +237,7 @@ func (ix *index) candidates(c notary.Commitment, fn func(uint64)) error {
 	if ix.merge != nil {
 		ix.frozen.lookup(k, fn)
 	}
-	if ix.table != nil {
+	if ix.table != nil && ix.filter.mayContain(k) {
 		return ix.table.lookup(k, fn)
 	}
 	return nil
@@ -232,7 +249,9 @@ func (ix *index) insert(c notary.Commitment, index uint64, size uint64) error {
 	if want := ix.active.from + uint64(ix.active.len()); index != want {
 		return fmt.Errorf("filestore: index entry for leaf %d, expected leaf %d", index, want)
 	}
-	ix.active.insert(ix.key(c))
+	k := ix.key(c)
+	ix.active.insert(k)
+	ix.filter.add(k)
 	if ix.active.len() < ix.limit {
 		return nil
 	}
