@@ -357,7 +357,7 @@ func (f *fsm) writeMeta(m clusterMeta) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(f.dir, membersName), append(b, '\n'))
+	return filestore.WriteFileDurably(filepath.Join(f.dir, membersName), append(b, '\n'))
 }
 
 // clusterInfo returns a copy of the replicated identity and members.
@@ -405,33 +405,4 @@ func (f *fsm) close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.log.Close()
-}
-
-// writeFileAtomic writes a file durably under its final name.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := fh.Write(b); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/filestore"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -208,7 +209,7 @@ func (n *Node) checkIdentity(ctx context.Context) (identity, error) {
 		}
 		id = identity{NodeID: n.cfg.ID}
 		b, _ := json.Marshal(id)
-		if err := writeFileAtomic(path, b); err != nil {
+		if err := filestore.WriteFileDurably(path, b); err != nil {
 			return id, fmt.Errorf("cluster: %w", err)
 		}
 		return id, nil
@@ -423,7 +424,7 @@ func (n *Node) recordClusterID(clusterID string) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
 		return nil
 	}
-	return writeFileAtomic(path, b)
+	return filestore.WriteFileDurably(path, b)
 }
 
 // Close stops the node gracefully: a leader first hands leadership to

@@ -128,7 +128,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.writeMeta(hdr.Meta); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(f.dir, currentName), []byte(fmt.Sprintf("log-%d\n", gen))); err != nil {
+	if err := filestore.WriteFileDurably(filepath.Join(f.dir, currentName), []byte(fmt.Sprintf("log-%d\n", gen))); err != nil {
 		return err
 	}
 	f.mu.Lock()

@@ -232,15 +232,8 @@ func (s *Store) readMeta() (key [16]byte, fresh bool, err error) {
 // writeMeta writes the meta file last when creating a store, so a store is
 // either complete or recognizably unfinished.
 func (s *Store) writeMeta(key [16]byte) error {
-	tmp := s.path(metaName + ".tmp")
 	body := fmt.Sprintf("%s\nindex-key %s\n", metaVersion, hex.EncodeToString(key[:]))
-	if err := writeFileSync(tmp, []byte(body)); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path(metaName)); err != nil {
-		return err
-	}
-	return syncDir(s.path(metaName))
+	return WriteFileDurably(s.path(metaName), []byte(body))
 }
 
 // recoverHead chooses the head to open at. The newest slot is trusted when it
@@ -741,20 +734,31 @@ func (s *Store) closeFiles() {
 	}
 }
 
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// WriteFileDurably replaces the file at path with b so that a crash leaves
+// either the old file or the new one, never a torn one: it writes a
+// temporary file beside it, syncs it, renames it into place and syncs the
+// directory.
+func WriteFileDurably(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return syncDir(path)
 }
 
 // syncDir makes a new or renamed entry in path's directory durable.
