@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,13 +124,8 @@ func (f *fsm) logDir(gen int) string { return filepath.Join(f.dir, fmt.Sprintf("
 
 // openLog opens log-<gen> as the live log and loads its app state.
 func (f *fsm) openLog(gen int) error {
-	store, err := filestore.Open(f.logDir(gen), filestore.Options{Logger: f.logger})
+	l, err := filestore.OpenLog(f.logDir(gen), filestore.Options{Logger: f.logger})
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCorruptState, err)
-	}
-	l, err := notary.Open(store)
-	if err != nil {
-		store.Close()
 		return fmt.Errorf("%w: %w", ErrCorruptState, err)
 	}
 	index, ts, err := decodeAppState(l.Head().AppState)
@@ -159,8 +156,8 @@ func decodeAppState(b []byte) (uint64, int64, error) {
 	return 0, 0, fmt.Errorf("%d bytes, want 16", len(b))
 }
 
-// Log returns the live notary log for reading. Callers must hold f.mu for
-// reading while they use it.
+// readLog returns the live notary log and the function that releases it;
+// until then Restore cannot swap or close it.
 func (f *fsm) readLog() (*notary.Log, func()) {
 	f.mu.RLock()
 	return f.log, f.mu.RUnlock
@@ -308,7 +305,7 @@ func (f *fsm) updateMeta(l *raft.Log) (res *applyResult, genesisNow bool) {
 		return &applyResult{err: errReplayed}, false
 	}
 	next := f.meta
-	next.Members = maps(f.meta.Members)
+	next.Members = maps.Clone(f.meta.Members)
 	next.Index = l.Index
 	switch l.Data[0] {
 	case cmdGenesis:
@@ -343,14 +340,6 @@ func (f *fsm) updateMeta(l *raft.Log) (res *applyResult, genesisNow bool) {
 	return &applyResult{}, genesisNow
 }
 
-func maps(m map[string]Member) map[string]Member {
-	out := make(map[string]Member, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // writeMeta replaces members.json durably.
 func (f *fsm) writeMeta(m clusterMeta) error {
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -367,18 +356,8 @@ func (f *fsm) clusterInfo() (g *genesis, members []Member) {
 	for _, m := range f.meta.Members {
 		members = append(members, m)
 	}
-	slices.SortFunc(members, func(a, b Member) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return f.meta.Genesis, members
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // signHead signs a checkpoint over the committed head with this node's key.

@@ -119,9 +119,6 @@ func (m *metrics) batch(entries int, took time.Duration) {
 	m.mu.Unlock()
 }
 
-// applied records a batch the FSM applied (on every node).
-func (m *metrics) applied(applied) {}
-
 // snapshot returns the recent figures for the status endpoint.
 func (m *metrics) snapshot() BatchStats {
 	m.mu.Lock()

@@ -290,10 +290,7 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	n.fsm.onFail = n.stop
 	n.metrics = newMetrics(n)
 	n.events = newHub()
-	n.fsm.onApply = func(a applied) {
-		n.metrics.applied(a)
-		n.events.notarized(a)
-	}
+	n.fsm.onApply = n.events.notarized
 	n.batcher = newBatcher(n.raft, n.fsm, cfg)
 	n.batcher.observe = n.metrics.batch
 	bg, cancel := context.WithCancel(context.Background())

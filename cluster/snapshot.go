@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,7 +52,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	head := f.log.Head()
 	f.metaMu.RLock()
 	meta := f.meta
-	meta.Members = maps(f.meta.Members)
+	meta.Members = maps.Clone(f.meta.Members)
 	f.metaMu.RUnlock()
 	return &fsmSnapshot{f: f, header: snapshotHeader{Size: head.Size, Root: head.Root, AppState: head.AppState, Meta: meta}}, nil
 }
@@ -181,13 +182,8 @@ func readSnapshotHeader(r io.Reader) (snapshotHeader, error) {
 // and checks the result against the header and the digest that follows on
 // raw, which must equal h's sum of what r gave.
 func (f *fsm) rebuild(dir string, hdr snapshotHeader, r, raw io.Reader, h hash.Hash) error {
-	store, err := filestore.Open(dir, filestore.Options{Logger: f.logger})
+	l, err := filestore.OpenLog(dir, filestore.Options{Logger: f.logger})
 	if err != nil {
-		return err
-	}
-	l, err := notary.Open(store)
-	if err != nil {
-		store.Close()
 		return err
 	}
 	defer l.Close()

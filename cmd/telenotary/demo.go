@@ -63,13 +63,8 @@ func demo(ctx context.Context, env *environment, dir string) error {
 	if err != nil {
 		return err
 	}
-	store, err := filestore.Open(filepath.Join(dir, "log"), filestore.Options{Sync: true})
+	l, err := filestore.OpenLog(filepath.Join(dir, "log"), filestore.Options{Sync: true})
 	if err != nil {
-		return err
-	}
-	l, err := notary.Open(store)
-	if err != nil {
-		store.Close()
 		return err
 	}
 	defer l.Close()

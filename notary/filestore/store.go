@@ -119,6 +119,21 @@ func (c *hashCache) put(index int64, h notary.Hash) {
 	e.index, e.hash = index+1, h
 }
 
+// OpenLog opens the store in dir, as Open does, and the notary log over it;
+// closing the log closes the store.
+func OpenLog(dir string, opts Options) (*notary.Log, error) {
+	s, err := Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	l, err := notary.Open(s)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
 // Open opens the store in dir, creating it if dir is empty or missing. It
 // takes an exclusive lock on the directory. On open it recovers from any
 // crash: it chooses the newest head whose data is certainly intact (see
