@@ -186,11 +186,21 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 
 // Keys returns the verifier keys of the cluster's nodes.
 func (c *Client) Keys(ctx context.Context) ([]note.Verifier, error) {
+	text, err := c.KeysText(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return notary.ParseVerifierKeys(text)
+}
+
+// KeysText returns the verifier keys of the cluster's nodes as the keys
+// file that `telenotary verify --keys` reads: one key per line.
+func (c *Client) KeysText(ctx context.Context) ([]byte, error) {
 	var out bytes.Buffer
 	if err := c.call(ctx, false, http.MethodGet, "/v1/keys", nil, &out); err != nil {
 		return nil, err
 	}
-	return notary.ParseVerifierKeys(out.Bytes())
+	return out.Bytes(), nil
 }
 
 // Status returns the status of the first node that answers.

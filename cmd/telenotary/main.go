@@ -36,6 +36,7 @@ func commands() []command {
 		{"verify", "verify a receipt bundle offline", runVerify},
 		{"keygen", "make a signing key for a notary node", runKeygen},
 		{"node", "run a node of a notary cluster", runNode},
+		{"signal", "run the WebRTC signalling server", runSignal},
 		{"bench", "load-test a cluster (bench notarize)", runBench},
 		{"version", "print the version", runVersion},
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -104,15 +103,8 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	if cfg.RaftTLS, err = raftTLS(*raftCert, *raftKey, *raftCA); err != nil {
 		return fail(err)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fail(fmt.Errorf("--log-level: %w", err))
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if *logJSON {
-		cfg.Logger = slog.New(slog.NewJSONHandler(env.stderr, opts))
-	} else {
-		cfg.Logger = slog.New(slog.NewTextHandler(env.stderr, opts))
+	if cfg.Logger, err = newLogger(env.stderr, *logLevel, *logJSON); err != nil {
+		return fail(err)
 	}
 
 	node, err := cluster.New(ctx, cfg)

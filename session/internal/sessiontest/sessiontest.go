@@ -1,0 +1,183 @@
+// Package sessiontest starts what the signalling server's tests need: a
+// real one-node notary cluster on loopback TCP with its data in a
+// temporary directory, and a signalling server in front of it.
+package sessiontest
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/session"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Test credentials.
+const (
+	Origin        = "sessiontest.example/log"
+	AppKey        = "app-key-0123456789abcdef"
+	OperatorKey   = "operator-key-0123456789abcdef"
+	clusterToken  = "cluster-submitter-0123456789"
+	clusterTokens = "submitter " + clusterToken + "\n"
+	apiKeysFile   = "submitter " + AppKey + "\noperator " + OperatorKey + "\n"
+)
+
+// Notary is a running one-node cluster.
+type Notary struct {
+	Node    *cluster.Node
+	Client  *cluster.Client
+	URL     string
+	DataDir string
+	// Keys is the cluster's keys file text; Policy trusts it.
+	Keys   []byte
+	Policy notary.Policy
+}
+
+// StartNotary starts a one-node cluster and waits until it leads. It is
+// closed when the test ends.
+func StartNotary(t testing.TB) *Notary {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "notary-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := cluster.ParseTokens([]byte(clusterTokens))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.ID = "notary-1"
+	cfg.DataDir = filepath.Join(t.TempDir(), "notary-1")
+	cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Signer, cfg.VerifierKey = signer, vkey
+	cfg.Tokens = tokens
+	cfg.Bootstrap, cfg.Origin = true, Origin
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	cfg.Logger = Logger(t)
+	n, err := cluster.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start notary: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	})
+	WaitFor(t, "the notary to lead", n.Ready)
+	url := "http://" + n.HTTPAddr()
+	keys := []byte(vkey + "\n")
+	verifiers, err := notary.ParseVerifierKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Notary{
+		Node: n, URL: url, DataDir: cfg.DataDir, Keys: keys,
+		Client: cluster.NewClient(cluster.ClientConfig{Nodes: []string{url}, Token: clusterToken}),
+		Policy: notary.Policy{Verifiers: verifiers, MinSignatures: 1, Origin: Origin},
+	}
+}
+
+// Signal is a running signalling server.
+type Signal struct {
+	Server   *session.Server
+	HTTP     *httptest.Server
+	TokenKey *session.TokenKey
+	// URL is the server's base URL; WS its WebSocket URL.
+	URL, WS string
+}
+
+// StartSignal starts a signalling server in front of n; configure may
+// change its config. It is closed when the test ends.
+func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Signal {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	tk, err := session.NewTokenKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiKeys, err := cluster.ParseTokens([]byte(apiKeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := session.Config{Notary: n.Client, TokenKey: tk, APIKeys: apiKeys, Logger: Logger(t)}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s, err := session.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("close signalling server: %v", err)
+		}
+		hs.Close()
+	})
+	return &Signal{Server: s, HTTP: hs, TokenKey: tk, URL: hs.URL, WS: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/signal"}
+}
+
+// Tokens issues a patient and a physician token for a new room id.
+func (s *Signal) Tokens(t testing.TB, room string) (patient, physician string) {
+	t.Helper()
+	exp := time.Now().Add(time.Hour)
+	patient, err := s.TokenKey.Issue(room, session.RolePatient, "patient-"+room, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	physician, err = s.TokenKey.Issue(room, session.RolePhysician, "physician-"+room, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return patient, physician
+}
+
+// WaitFor polls cond every 10ms until it holds; the test fails after 30s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Logger logs warnings and errors to the test's log.
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("TELENOTARY_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// logLevel is warn, or debug when TELENOTARY_TEST_DEBUG is set.
+func logLevel() slog.Level {
+	if os.Getenv("TELENOTARY_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}

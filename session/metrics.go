@@ -1,0 +1,36 @@
+package session
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the server's Prometheus metrics.
+type metrics struct {
+	rooms           prometheus.Gauge
+	connections     prometheus.Gauge
+	joins           prometheus.Counter
+	messages        prometheus.Counter
+	errors          *prometheus.CounterVec
+	notarizations   *prometheus.CounterVec
+	notarizeSeconds prometheus.Histogram
+	webhooks        *prometheus.CounterVec
+	mismatches      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
+	m := &metrics{
+		rooms:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_rooms", Help: "Rooms held (waiting, active or ending)."}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_connections", Help: "Open WebSocket connections."}),
+		joins:       prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_joins_total", Help: "Successful joins, reconnections included."}),
+		messages:    prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_messages_total", Help: "Messages received from clients."}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_errors_total", Help: "Error messages sent to clients, by code."},
+			[]string{"code"}),
+		notarizations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_notarizations_total", Help: "Notarizations by kind and result (ok, error)."},
+			[]string{"kind", "result"}),
+		notarizeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_signal_notarize_seconds", Help: "Time to get a receipt from the cluster.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_webhooks_total", Help: "Webhook events by outcome (delivered, failed, dropped)."},
+			[]string{"result"}),
+		mismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_fingerprint_mismatches_total", Help: "DTLS fingerprints reported that the other side's SDP did not announce."}),
+	}
+	reg.MustRegister(m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches)
+	return m
+}
