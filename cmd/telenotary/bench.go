@@ -32,13 +32,19 @@ receipts/s, latency percentiles and errors. It verifies the receipts it gets
 against the cluster's keys: all of them, or a sample (--verify).`
 
 func runBench(ctx context.Context, env *environment, args []string) int {
-	if len(args) == 0 || args[0] != "notarize" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(env.stdout, "Usage: telenotary %s\n", benchSynopsis)
-			return exitOK
-		}
-		return usageError(env.stderr, "bench", errors.New("unknown benchmark; try telenotary bench notarize --help"))
+	switch {
+	case len(args) > 0 && args[0] == "notarize":
+		return runBenchNotarize(ctx, env, args)
+	case len(args) > 0 && args[0] == "signal":
+		return runBenchSignal(ctx, env, args[1:])
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help"):
+		fmt.Fprintf(env.stdout, "Usage: telenotary %s\n\n   or: telenotary %s\n", benchSynopsis, benchSignalSynopsis)
+		return exitOK
 	}
+	return usageError(env.stderr, "bench", errors.New("unknown benchmark; try telenotary bench notarize --help or telenotary bench signal --help"))
+}
+
+func runBenchNotarize(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "bench notarize", benchSynopsis)
 	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
 	clients := fs.Int("clients", 16, "concurrent clients")
@@ -274,21 +280,11 @@ func (b *benchRun) result(elapsed time.Duration) benchResult {
 	b.mu.Lock()
 	lat := slices.Clone(b.latencies)
 	b.mu.Unlock()
-	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(int(p*float64(len(lat))), len(lat)-1)]
-	}
 	r := benchResult{
 		elapsed: elapsed, receipts: b.receipts.Load(), requests: uint64(len(lat)), errs: b.errors.Load(),
 		verified: b.verified.Load(), verifyFailures: b.verifyFailures.Load(),
-		p50: q(0.50), p90: q(0.90), p99: q(0.99),
 	}
-	if len(lat) > 0 {
-		r.max = lat[len(lat)-1]
-	}
+	r.p50, r.p90, r.p99, r.max = quantiles(lat)
 	if p := b.lastErr.Load(); p != nil {
 		r.lastErr = *p
 	}
@@ -300,13 +296,27 @@ func (r benchResult) print(w io.Writer, clients, batch int, rate float64) {
 	if rate > 0 {
 		mode = fmt.Sprintf("open loop at %.0f requests/s", rate)
 	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 	fmt.Fprintf(w, "\n%d clients, %d commitment(s) per request, %s, %.1f s\n", clients, batch, mode, r.elapsed.Seconds())
 	fmt.Fprintf(w, "receipts:   %d (%.0f receipts/s), %d requests\n", r.receipts, float64(r.receipts)/r.elapsed.Seconds(), r.requests)
-	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  max %s (per request)\n", ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max))
+	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  max %s (per request)\n", millis(r.p50), millis(r.p90), millis(r.p99), millis(r.max))
 	fmt.Fprintf(w, "errors:     %d\n", r.errs)
 	fmt.Fprintf(w, "verified:   %d receipts, %d failed\n", r.verified, r.verifyFailures)
 	if r.lastErr != "" {
 		fmt.Fprintf(w, "last error: %s\n", r.lastErr)
 	}
+}
+
+// quantiles sorts lat and returns its p50, p90, p99 and maximum.
+func quantiles(lat []time.Duration) (p50, p90, p99, max time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	q := func(p float64) time.Duration { return lat[min(int(p*float64(len(lat))), len(lat)-1)] }
+	return q(0.50), q(0.90), q(0.99), lat[len(lat)-1]
+}
+
+// millis formats a duration in milliseconds.
+func millis(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
 }

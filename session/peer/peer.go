@@ -50,6 +50,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives the peer's logs (default slog.Default()).
 	Logger *slog.Logger
+	// OnSignal, when set, sees every message from the server as it
+	// arrives, before the peer acts on it (tools and load generators).
+	OnSignal func(*session.Message)
 }
 
 // Receipt is a bundle the server sent: the session record at start or
@@ -288,6 +291,10 @@ func (p *Peer) Prescribe(ctx context.Context, ref string, resource []byte) (*Rec
 		return nil, fmt.Errorf("peer: waiting for the receipt of %q: %w", ref, ctx.Err())
 	}
 }
+
+// SendSignal sends a protocol message as it is (tools and load
+// generators; the peer sends its own offers, answers and candidates).
+func (p *Peer) SendSignal(ctx context.Context, m *session.Message) error { return p.write(ctx, m) }
 
 // Consent records a consent event in the session record.
 func (p *Peer) Consent(ctx context.Context, scope string, granted bool) error {
@@ -565,6 +572,9 @@ func (p *Peer) rejoin() bool {
 }
 
 func (p *Peer) handle(m *session.Message) {
+	if p.cfg.OnSignal != nil {
+		p.cfg.OnSignal(m)
+	}
 	p.log.Debug("signal message", "role", p.role, "type", m.Type, "code", m.Code, "message", m.Message)
 	switch m.Type {
 	case session.TypePeerJoined:

@@ -1,0 +1,376 @@
+// page.js: the /verify page. It reads a bundle file chosen, dropped or
+// pasted, verifies it with verify.js in this browser, and shows the verdict.
+// It makes one network request: the notary's keys, from ../v1/keys. The
+// bundle is never sent anywhere.
+
+import { verifyBundle, parseKeys, REASONS } from './verify.js';
+
+const MAX_FILE = 4 << 20; // a larger file is not a bundle; verify.js says so
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  keys: null, // parsed keys, or null
+  keysError: '', // why there are no keys
+  keysSource: '', // 'server', 'file', 'pasted'
+  serverKeys: null,
+  bundle: null, // {name, bytes}
+  runs: 0, // verifications started; a later one supersedes an earlier one
+  done: 0, // results shown
+};
+
+const KIND_NAMES = {
+  'session-start': 'consultation record (start)',
+  'session-end': 'consultation record (end)',
+  prescription: 'prescription',
+  consent: 'consent record',
+  document: 'document',
+};
+
+const ADVICE = {
+  'malformed input': 'Make sure you chose the bundle file (.json) that came with the document, not the document alone, and that it is complete.',
+  'commitment mismatch': 'Do not rely on this document: it is not the one the notary recorded. Ask the issuer for the original.',
+  'leaf mismatch': 'Do not rely on this receipt. Ask the issuer for an intact copy.',
+  'proof invalid': 'Do not rely on this receipt. Ask the issuer for an intact copy.',
+  'root mismatch': 'Do not rely on this receipt. Ask the issuer for an intact copy.',
+  'signature invalid': 'Do not rely on this receipt. Ask the issuer for an intact copy.',
+  'too few trusted signatures': 'The receipt may be genuine but is not signed by enough of the keys listed below. Check the trusted keys and the number of signatures required.',
+  'inconsistent history': 'Do not rely on this receipt, and report it to the notary\'s operator.',
+  'wrong log': 'The receipt comes from another notary than the one you accept. Check the log setting below.',
+};
+
+// ---------------------------------------------------------------------------
+// Keys.
+
+async function loadServerKeys() {
+  setKeysStatus('loading', 'Loading the notary\'s keys…');
+  let textValue;
+  try {
+    const url = new URL('../v1/keys', document.baseURI);
+    const resp = await fetch(url, { cache: 'no-store', credentials: 'same-origin', redirect: 'error' });
+    if (!resp.ok) throw new Error(`the server answered ${resp.status} ${resp.statusText}`.trim());
+    textValue = new Uint8Array(await resp.arrayBuffer());
+  } catch (e) {
+    state.serverKeys = null;
+    useKeys(null, `Could not load the notary's keys (${e.message}). Load or paste a keys file under "Use other keys".`, 'server');
+    return;
+  }
+  try {
+    state.serverKeys = await parseKeys(textValue);
+    useKeys(state.serverKeys, '', 'server');
+  } catch (e) {
+    state.serverKeys = null;
+    useKeys(null, `The notary's keys could not be read: ${e.message}. Load or paste a keys file under "Use other keys".`, 'server');
+  }
+}
+
+async function keysFromText(bytes, source) {
+  try {
+    useKeys(await parseKeys(bytes), '', source);
+  } catch (e) {
+    useKeys(null, `These keys cannot be used: ${e.message}.`, source);
+  }
+}
+
+function useKeys(keys, error, source) {
+  state.keys = keys;
+  state.keysError = error;
+  state.keysSource = source;
+  const list = $('keys-list');
+  list.replaceChildren();
+  if (keys === null) {
+    setKeysStatus('error', error);
+  } else {
+    const from = { server: 'from the notary', file: 'from the keys file you loaded', pasted: 'that you pasted' }[source];
+    const n = keys.keys.length;
+    setKeysStatus('loaded', `${n} trusted key${n === 1 ? '' : 's'} ${from}:`);
+    for (const k of keys.keys) {
+      const li = document.createElement('li');
+      li.textContent = k.name;
+      li.title = k.line;
+      list.append(li);
+    }
+  }
+  verify();
+}
+
+function setKeysStatus(kind, message) {
+  document.body.dataset.keys = kind;
+  const el = $('keys-status');
+  el.textContent = message;
+  el.className = `keys-status ${kind}`;
+}
+
+// ---------------------------------------------------------------------------
+// Bundles.
+
+async function takeFile(file) {
+  if (!file) return;
+  const bytes = new Uint8Array(await file.slice(0, MAX_FILE + 1).arrayBuffer());
+  state.bundle = { name: file.name, bytes };
+  verify();
+}
+
+function takeText(textValue, name) {
+  state.bundle = { name, bytes: new TextEncoder().encode(textValue) };
+  verify();
+}
+
+async function verify() {
+  if (state.bundle === null) return;
+  const run = ++state.runs;
+  const { name, bytes } = state.bundle;
+  if (state.keys === null) {
+    if (document.body.dataset.keys === 'loading') return; // verified when the keys arrive
+    show({ state: 'error', verdict: 'CANNOT CHECK', name, summary: 'There are no trusted notary keys to check the receipt against.', advice: state.keysError });
+    return;
+  }
+  setResultState('verifying');
+  $('verdict').textContent = 'Checking…';
+  const opts = { minSignatures: minSignatures(), origin: $('origin').value.trim() };
+  let r;
+  try {
+    r = await verifyBundle(bytes, state.keys, opts);
+  } catch (e) {
+    if (run !== state.runs) return;
+    const message = e.name === 'PolicyError' ? `${e.message}.` : `The check could not run: ${e.message}`;
+    show({ state: 'error', verdict: 'CANNOT CHECK', name, summary: message, advice: 'Check the trusted keys and the number of signatures required below.' });
+    return;
+  }
+  if (run !== state.runs) return; // a newer check is under way
+  if (r.valid) showValid(r, name);
+  else showInvalid(r, name);
+}
+
+function minSignatures() {
+  const v = $('min-signatures').value.trim();
+  if (v === '') return 1;
+  const n = Number(v);
+  return Number.isInteger(n) ? n : v;
+}
+
+// ---------------------------------------------------------------------------
+// Results. Everything from the bundle goes into the page as text, never as HTML.
+
+function setResultState(s) {
+  $('result').dataset.state = s;
+}
+
+function show({ state: s, verdict, name, summary, advice = '', details = [], technical = '', document: doc = null }) {
+  setResultState(s);
+  $('verdict').textContent = verdict;
+  $('file-name').textContent = name ? `in ${name}` : '';
+  $('summary').textContent = summary;
+  const adviceEl = $('advice');
+  adviceEl.textContent = advice;
+  adviceEl.hidden = advice === '';
+  const dl = $('details');
+  dl.replaceChildren(...details.flatMap(([field, label, value]) => row(field, label, value)));
+  dl.hidden = details.length === 0;
+  const tech = $('technical');
+  tech.textContent = technical;
+  tech.hidden = technical === '';
+  showDocument(doc);
+  $('local-note').hidden = false;
+  $('result').dataset.done = String(++state.done);
+}
+
+function row(field, label, value) {
+  const dt = document.createElement('dt');
+  dt.textContent = label;
+  const dd = document.createElement('dd');
+  dd.dataset.field = field;
+  if (value instanceof Node) dd.append(value);
+  else dd.textContent = value;
+  return [dt, dd];
+}
+
+function timeElement(iso) {
+  const t = document.createElement('time');
+  t.dateTime = iso;
+  t.textContent = iso;
+  t.title = friendlyTime(iso);
+  return t;
+}
+
+function friendlyTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'long', timeZone: 'UTC' });
+}
+
+function showValid(r, name) {
+  const kind = KIND_NAMES[r.kind] || r.kind;
+  const details = [
+    ['time', 'Notarized at (UTC)', timeElement(r.time)],
+    ['kind', 'Kind', kind],
+    ['signers', 'Signed by', r.signers.join(', ')],
+    ['origin', 'Notary log', r.origin],
+    ['index', 'Entry', `${r.index} (of ${r.checkpoint.size} in the signed log state)`],
+    ['checkpoint-time', 'Log state signed at (UTC)', timeElement(r.checkpoint.time)],
+    ['commitment', 'Fingerprint (commitment)', r.commitment],
+  ];
+  if (r.link) details.push(['link', 'Linked to record', r.link]);
+  if (r.newer) details.push(['newer', 'Later log state checked', `${r.newer.size} entries, signed ${r.newer.time}`]);
+  show({
+    state: 'valid',
+    verdict: 'VALID',
+    name,
+    summary: `This ${kind} was notarized on ${friendlyTime(r.time)} and has not been changed since. ` +
+      `${r.signers.length} trusted key${r.signers.length === 1 ? '' : 's'} vouch for it (${r.minSignatures} required).`,
+    details,
+    document: r.document,
+  });
+}
+
+function showInvalid(r, name) {
+  show({
+    state: 'invalid',
+    verdict: 'INVALID',
+    name,
+    summary: `${capitalize(r.reason || REASONS[r.outcome] || r.outcome)}.`,
+    advice: ADVICE[r.outcome] || 'Do not rely on this receipt.',
+    details: [['outcome', 'Failed check', r.outcome]],
+    technical: r.detail ? `Technical detail: ${r.detail}` : '',
+  });
+}
+
+function capitalize(s) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+// showDocument shows what the receipt vouches for: a summary of a FHIR
+// MedicationRequest, and the document itself.
+function showDocument(doc) {
+  const box = $('document');
+  const summary = $('document-summary');
+  const pre = $('document-text');
+  summary.replaceChildren();
+  pre.textContent = '';
+  box.hidden = doc === null;
+  if (doc === null) return;
+  if (!doc.json) {
+    summary.append(...row('document-type', 'Document', `${sniff(doc.canonical)}, ${doc.canonical.length} bytes (not JSON)`));
+    pre.hidden = true;
+    return;
+  }
+  pre.hidden = false;
+  let value;
+  try {
+    value = JSON.parse(new TextDecoder().decode(doc.canonical));
+  } catch {
+    return;
+  }
+  pre.textContent = JSON.stringify(value, null, 2);
+  for (const [field, label, v] of fhirSummary(value)) summary.append(...row(field, label, v));
+}
+
+function sniff(b) {
+  const starts = (s) => s.split('').every((c, i) => b[i] === c.charCodeAt(0));
+  if (starts('%PDF-')) return 'a PDF file';
+  if (starts('\x89PNG')) return 'a PNG image';
+  if (b[0] === 0xff && b[1] === 0xd8) return 'a JPEG image';
+  return 'a file';
+}
+
+function fhirSummary(v) {
+  if (v === null || typeof v !== 'object' || typeof v.resourceType !== 'string') return [];
+  const out = [['resource', 'FHIR resource', `${v.resourceType}${typeof v.id === 'string' ? ` ${v.id}` : ''}`]];
+  if (v.resourceType !== 'MedicationRequest') return out;
+  const text = (cc) => cc && (cc.text || (Array.isArray(cc.coding) && cc.coding.map((c) => c.display || c.code).filter(Boolean).join(', ')));
+  let medication = text(v.medicationCodeableConcept);
+  if (!medication && v.medicationReference && typeof v.medicationReference.reference === 'string') {
+    const ref = v.medicationReference.reference;
+    const contained = Array.isArray(v.contained) ? v.contained.find((c) => c && `#${c.id}` === ref) : null;
+    medication = (contained && text(contained.code)) || v.medicationReference.display || ref;
+  }
+  if (medication) out.push(['medication', 'Medication', String(medication)]);
+  if (Array.isArray(v.dosageInstruction)) {
+    const dosage = v.dosageInstruction.map((d) => d && d.text).filter((d) => typeof d === 'string');
+    if (dosage.length) out.push(['dosage', 'Dosage', dosage.join('; ')]);
+  }
+  if (v.subject && typeof v.subject.display === 'string') out.push(['subject', 'Patient', v.subject.display]);
+  if (v.requester && typeof v.requester.display === 'string') out.push(['requester', 'Prescriber', v.requester.display]);
+  if (typeof v.authoredOn === 'string') out.push(['authored', 'Written on', v.authoredOn]);
+  if (typeof v.status === 'string') out.push(['status', 'Status', v.status]);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Wiring.
+
+function setup() {
+  const params = new URLSearchParams(location.search);
+  if (params.has('min')) $('min-signatures').value = params.get('min');
+  if (params.has('origin')) $('origin').value = params.get('origin');
+
+  if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
+    setKeysStatus('error', 'This page must be opened over https: the browser offers no cryptography to pages that are not.');
+    return;
+  }
+
+  const input = $('bundle-file');
+  input.addEventListener('change', () => takeFile(input.files[0]));
+
+  const drop = $('drop');
+  let depth = 0;
+  drop.addEventListener('dragenter', (e) => {
+    e.preventDefault();
+    depth++;
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => {
+    if (--depth <= 0) {
+      depth = 0;
+      drop.classList.remove('over');
+    }
+  });
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    depth = 0;
+    drop.classList.remove('over');
+    const file = e.dataTransfer.files[0];
+    if (file) takeFile(file);
+  });
+  // A file dropped beside the zone must not make the browser open it.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+
+  document.addEventListener('paste', (e) => {
+    const target = e.target;
+    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) return;
+    const file = e.clipboardData.files[0];
+    if (file) {
+      e.preventDefault();
+      takeFile(file);
+      return;
+    }
+    const pasted = e.clipboardData.getData('text');
+    if (pasted.trim() !== '') {
+      e.preventDefault();
+      takeText(pasted, 'pasted text');
+    }
+  });
+
+  $('min-signatures').addEventListener('input', () => verify());
+  $('origin').addEventListener('change', () => verify());
+
+  const keysFile = $('keys-file');
+  keysFile.addEventListener('change', async () => {
+    const f = keysFile.files[0];
+    if (f) keysFromText(new Uint8Array(await f.slice(0, 1 << 20).arrayBuffer()), 'file');
+  });
+  $('keys-use').addEventListener('click', () => keysFromText($('keys-text').value, 'pasted'));
+  $('keys-reset').addEventListener('click', () => {
+    if (state.serverKeys) useKeys(state.serverKeys, '', 'server');
+    else loadServerKeys();
+  });
+
+  loadServerKeys();
+}
+
+setup();
