@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,12 +41,16 @@ type conn struct {
 	reason    string
 }
 
+// encode writes a message as JSON without escaping <, > and & for HTML,
+// so a bundle reaches the client as it was notarized.
 func encode(m *Message) []byte {
-	data, err := json.Marshal(m)
-	if err != nil { // a Message always encodes
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil { // a Message always encodes
 		panic(err)
 	}
-	return data
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
 }
 
 // enqueue queues a message without blocking; a client too slow to take its

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,11 +17,11 @@ import (
 
 // Per-session limits.
 const (
-	maxCandidatesPerSession = 200 // ICE candidates one participant may send
-	maxPrescriptions        = 200
-	maxConsents             = 64
-	maxPending              = 64 // messages kept for an absent participant
-	jobQueue                = maxPrescriptions + 4
+	maxCandidatesPerOffer = 100 // ICE candidates one participant may send per offer or answer
+	maxPrescriptions      = 200
+	maxConsents           = 64
+	maxPending            = 64 // messages kept for an absent participant
+	jobQueue              = maxPrescriptions + 4
 )
 
 const (
@@ -78,7 +79,7 @@ type participant struct {
 	reconnects []time.Time
 	prints     []Fingerprint
 	sawPeer    *Fingerprint
-	candidates int
+	candidates int // relayed since the participant's last offer or answer
 	pending    [][]byte
 	grace      *time.Timer
 }
@@ -184,7 +185,11 @@ func (r *room) leave(c *conn) {
 	peer := r.parts[1-c.role]
 	grace := r.srv.cfg.Grace
 	if peer != nil && peer.c != nil {
-		r.sendLocked(peer.c, &Message{Type: TypePeerLeft, Role: roleName(c.role), GraceMillis: grace.Milliseconds()})
+		left := &Message{Type: TypePeerLeft, Role: roleName(c.role)}
+		if r.started { // before the start, nothing ends when a participant is away
+			left.GraceMillis = grace.Milliseconds()
+		}
+		r.sendLocked(peer.c, left)
 	}
 	if r.started {
 		reason := roleName(c.role) + "-disconnected"
@@ -235,6 +240,7 @@ func (r *room) relaySDP(c *conn, m *Message, fp Fingerprint) error {
 		return protoErr(CodePeerAbsent, "the %s is not connected; send the %s when they join", roleName(1-c.role), m.Type)
 	}
 	p := r.parts[c.role]
+	p.candidates = 0 // a new negotiation brings its own candidates
 	if len(p.prints) == 0 || p.prints[len(p.prints)-1] != fp {
 		if len(p.prints) >= 16 {
 			return protoErr(CodeLimit, "too many DTLS certificates in one session")
@@ -253,14 +259,14 @@ func (r *room) relayCandidate(c *conn, m *Message) error {
 		return err
 	}
 	p := r.parts[c.role]
-	if p.candidates >= maxCandidatesPerSession {
-		return protoErr(CodeBadCandidate, "more than %d candidates in one session", maxCandidatesPerSession)
+	if p.candidates >= maxCandidatesPerOffer {
+		return protoErr(CodeBadCandidate, "more than %d candidates for one offer or answer", maxCandidatesPerOffer)
 	}
-	p.candidates++
 	peer := r.parts[1-c.role]
 	if peer == nil || peer.c == nil {
 		return protoErr(CodePeerAbsent, "the %s is not connected", roleName(1-c.role))
 	}
+	p.candidates++
 	r.sendLocked(peer.c, &Message{Type: TypeCandidate, Candidate: m.Candidate})
 	return nil
 }
@@ -270,8 +276,11 @@ func (r *room) reportFingerprint(c *conn, fp Fingerprint) {
 	defer r.mu.Unlock()
 	p := r.parts[c.role]
 	p.sawPeer = &fp
+	// Any certificate the other side announced in this session will do: a
+	// report may arrive after the other side reloaded with a new one. A
+	// certificate in the middle is in none of them.
 	peer := r.parts[1-c.role]
-	if peer == nil || len(peer.prints) == 0 || peer.prints[len(peer.prints)-1] != fp {
+	if peer == nil || !slices.Contains(peer.prints, fp) {
 		r.mismatch = true
 		r.srv.metrics.mismatches.Inc()
 		r.srv.alert("fingerprint-mismatch", r.id, fmt.Sprintf("the %s saw a DTLS certificate the %s did not announce", roleName(c.role), roleName(1-c.role)))
@@ -469,6 +478,10 @@ func (r *room) delivered(kind, ref string, b *notary.Bundle, bundleJSON []byte, 
 		return
 	}
 	r.receipts++
+	r.srv.webhook.deliver(WebhookEvent{Event: kind, Room: r.id, Session: r.session, Ref: ref, Bundle: bundleJSON})
+	if kind == KindName(notary.KindSessionEnd) {
+		return // session-end carries it to the participants
+	}
 	receipt := &Message{Type: TypeReceipt, Kind: kind, Ref: ref, Session: r.session, Bundle: bundleJSON}
 	r.sendToLocked(physician, receipt)
 	if both {
@@ -476,7 +489,6 @@ func (r *room) delivered(kind, ref string, b *notary.Bundle, bundleJSON []byte, 
 	} else {
 		r.sendToLocked(patient, &Message{Type: TypePrescription, Kind: kind, Ref: ref, Session: r.session, Bundle: bundleJSON})
 	}
-	r.srv.webhook.deliver(WebhookEvent{Event: kind, Room: r.id, Session: r.session, Ref: ref, Bundle: bundleJSON})
 }
 
 // sendToLocked sends to a role's participant, or keeps the message for

@@ -161,7 +161,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/keys", s.serveKeys)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registerer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	files := http.FileServerFS(web.Files)
+	files := pageHeaders(http.FileServerFS(web.Files))
 	mux.Handle("GET /app/", files)
 	mux.Handle("GET /verify/", files)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/app/", http.StatusFound) })
@@ -174,6 +174,16 @@ func securityHeaders(h http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// pageHeaders confines the browser pages to this server: scripts, styles
+// and connections of its own only, camera and microphone for this origin.
+func pageHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' blob:; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		w.Header().Set("Permissions-Policy", "camera=(self), microphone=(self)")
 		h.ServeHTTP(w, r)
 	})
 }
