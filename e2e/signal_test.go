@@ -213,3 +213,25 @@ func findSecrets(t *testing.T, roots []string, secrets [][]byte) (found []string
 	}
 	return found, scanned
 }
+
+// TestBenchSignal runs `telenotary bench signal` against a server process:
+// every consultation is set up, relays, prescribes and ends, and every
+// receipt verifies.
+func TestBenchSignal(t *testing.T) {
+	c := newProcCluster(t, testOrigin)
+	waitReady(t, c.bootstrap("node-1"))
+	dir := t.TempDir()
+	s := startSignal(t, c, dir)
+	keyFile := filepath.Join(dir, "app-key")
+	writeFile(t, keyFile, s.appKey+"\n", 0o600)
+	out, err := exec.Command(telenotaryBin, "bench", "signal", "--signal", s.url, "--api-key-file", keyFile,
+		"--rooms", "12", "--setup-parallel", "4", "--duration", "1s", "--relay-rate", "5").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench signal: %v\n%s", err, out)
+	}
+	for _, want := range []string{"12 consultations in", ", 0 failed", "0 lost", "12 prescriptions and session ends", "errors:  0; receipts failing verification: 0"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+}

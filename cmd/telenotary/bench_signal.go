@@ -48,8 +48,10 @@ func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
 	case *signalURL == "":
 		return fail(errors.New("--signal is required"))
-	case *rooms < 1 || *parallel < 1 || *duration < 0 || *relayRate <= 0 || *relayRate > 20:
-		return fail(errors.New("need --rooms ≥ 1, --setup-parallel ≥ 1, --duration ≥ 0, --relay-rate above 0 and at most 20 (the server's candidate limit)"))
+	case *rooms < 1 || *parallel < 1 || *duration < 0 || *relayRate <= 0:
+		return fail(errors.New("need --rooms ≥ 1, --setup-parallel ≥ 1, --duration ≥ 0, --relay-rate above 0"))
+	case *relayRate*duration.Seconds() > maxRelayMarkers:
+		return fail(fmt.Errorf("--relay-rate × --duration is %.0f messages per consultation; the server relays at most 100 candidates per offer, so keep it under %d", *relayRate*duration.Seconds(), maxRelayMarkers))
 	}
 	key := env.getenv("TELENOTARY_API_KEY")
 	if *keyFile != "" {
@@ -70,6 +72,10 @@ func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 	}
 	return exitOK
 }
+
+// maxRelayMarkers keeps a consultation's relay markers under the server's
+// limit of candidates per offer, with room for the real ones.
+const maxRelayMarkers = 90
 
 type signalBench struct {
 	out        io.Writer
@@ -186,6 +192,13 @@ func (b *signalBench) run(ctx context.Context, rooms, parallel int, duration tim
 		}()
 	}
 	ewg.Wait()
+	for _, c := range cons {
+		for _, p := range []*peer.Peer{c.pat, c.doc} {
+			for _, e := range p.Errors() {
+				b.failed(e)
+			}
+		}
+	}
 	fmt.Fprintf(b.out, "end:     %d prescriptions and session ends notarized in %.1f s\n", rx.Load(), time.Since(endStart).Seconds())
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -275,5 +276,49 @@ func TestCommandLine(t *testing.T) {
 		if code != tc.code || !strings.Contains(stdout+stderr, tc.out) {
 			t.Errorf("telenotary %v: exit %d, want %d with %q\n%s%s", tc.args, code, tc.code, tc.out, stdout, stderr)
 		}
+	}
+}
+
+// TestSignalRefusesBadStart: each start-up problem of telenotary signal is
+// one line that names the flag, with exit 2.
+func TestSignalRefusesBadStart(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tok := write("ctok", "cluster-token-0123456789\n")
+	keys := write("keys", "submitter app-key-0123456789abcdef\n")
+	badKeys := write("badkeys", "nurse app-key-0123456789abcdef\n")
+	shortKey := write("short", "too short\n")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	base := []string{"signal", "--cluster", "http://127.0.0.1:1", "--cluster-token-file", tok}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"signal"}, "is required"},
+		{append(base, "--api-keys", filepath.Join(dir, "missing")), "--api-keys"},
+		{append(base, "--api-keys", badKeys), "neither submitter nor operator"},
+		{append(base, "--api-keys", keys, "--token-key-file", shortKey), "--token-key-file"},
+		{append(base, "--api-keys", keys, "--webhook", "http://127.0.0.1:1/hook"), "--webhook-secret-file"},
+		{append(base, "--api-keys", keys, "--webhook", "ftp://x", "--webhook-secret-file", keys), "not an http(s) URL"},
+		{append(base, "--api-keys", keys, "--listen", ln.Addr().String()), "is another server on that port"},
+		{append(base, "--api-keys", keys, "--log-level", "loud"), "--log-level"},
+	} {
+		code, _, stderr := runCmd(t, nil, c.args...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", c.args[1:], code, stderr, c.want)
+		}
+	}
+	if code, _, stderr := runCmd(t, map[string]string{"TELENOTARY_API_KEYS": badKeys}, base...); code != exitUsage || !strings.Contains(stderr, "--api-keys") {
+		t.Errorf("--api-keys from the environment: exit %d %q", code, stderr)
 	}
 }
