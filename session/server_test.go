@@ -567,3 +567,74 @@ func newHook(t *testing.T, h http.HandlerFunc) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestSilentClientIsDropped: a client that stops answering pings (its
+// network vanished) is disconnected, and the other participant is told.
+func TestSilentClientIsDropped(t *testing.T) {
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.PingInterval = 200 * time.Millisecond })
+	patTok, docTok := s.Tokens(t, "room-silent")
+	doc := dial(t, s)
+	doc.join(docTok)
+
+	// The patient joins, then never reads again: pings go unanswered.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, s.WS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	join, _ := json.Marshal(session.Message{Type: session.TypeJoin, Token: patTok})
+	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
+		t.Fatal(err)
+	}
+	if _, data, err := ws.Read(ctx); err != nil || !bytes.Contains(data, []byte(`"joined"`)) {
+		t.Fatalf("join: %q %v", data, err)
+	}
+	doc.expect(session.TypePeerJoined)
+	if left := doc.expect(session.TypePeerLeft); left.Role != session.RolePatient {
+		t.Fatalf("peer-left %+v", left)
+	}
+	sessiontest.WaitFor(t, "the silent patient to be shown away", func() bool {
+		for _, si := range s.Server.Sessions().Sessions {
+			for _, p := range si.Participants {
+				if p.Role == session.RolePatient && !p.Connected {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
+// TestWebhookNeverBlocksSignalling: with a webhook that never answers,
+// consultations carry on at full speed.
+func TestWebhookNeverBlocksSignalling(t *testing.T) {
+	release := make(chan struct{})
+	hook := newHook(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) {
+		c.Webhook = session.WebhookConfig{URL: hook, Secret: bytes.Repeat([]byte("k"), 32), Queue: 4, HTTPClient: &http.Client{Timeout: time.Hour}}
+	})
+	for i := range 3 {
+		pat, doc := started(t, s, fmt.Sprintf("room-hook-%d", i))
+		for j := range 3 {
+			doc.send(session.Message{Type: session.TypePrescription, Ref: fmt.Sprint(j), Resource: medicationRequest(t)})
+			doc.expect(session.TypeReceipt)
+			pat.expect(session.TypePrescription)
+		}
+	}
+	// The queue of 4 is full behind 4 hung deliveries: later events were
+	// dropped, counted and shown to the operator, not waited for.
+	alerts := s.Server.Sessions().Alerts
+	if len(alerts) == 0 || alerts[len(alerts)-1].Kind != "webhook-failed" {
+		t.Fatalf("no webhook-failed alert: %+v", alerts)
+	}
+}
