@@ -116,7 +116,7 @@ func TestNoPatientDataAtRest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	files, _ := filepath.Glob("../notary/testdata/fhir/MedicationRequest-medrx03*.json")
+	files, _ := filepath.Glob("../notary/fhirdata/MedicationRequest-medrx03*.json")
 	var secrets [][]byte
 	secrets = append(secrets, []byte("Donald Duck"), []byte("Patrick Pump"))
 	var bundles []*notary.Bundle

@@ -43,9 +43,9 @@ func newKeypair(t testing.TB, name string) keypair {
 // fhirDocs returns the MedicationRequest examples by file name.
 func fhirDocs(t testing.TB) map[string][]byte {
 	t.Helper()
-	paths, err := filepath.Glob("testdata/fhir/MedicationRequest-*.json")
+	paths, err := filepath.Glob("fhirdata/MedicationRequest-*.json")
 	if err != nil || len(paths) == 0 {
-		t.Fatalf("no MedicationRequest examples in testdata/fhir: %v", err)
+		t.Fatalf("no MedicationRequest examples in fhirdata: %v", err)
 	}
 	docs := make(map[string][]byte, len(paths))
 	for _, p := range paths {

@@ -99,7 +99,7 @@ func buildVectors(t *testing.T) map[string][]byte {
 	if _, err := l.Append([]notary.Leaf{{Kind: notary.KindSessionStart, Commitment: sessionC, Timestamp: ts}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	doc, err := os.ReadFile("testdata/fhir/MedicationRequest-medrx0302.json")
+	doc, err := os.ReadFile("fhirdata/MedicationRequest-medrx0302.json")
 	if err != nil {
 		t.Fatal(err)
 	}

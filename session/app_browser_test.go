@@ -43,7 +43,7 @@ import (
 // rxExample is the prescription the tests send: an official FHIR R4 example
 // whose narrative holds HTML, which the server's JSON encoder escapes, so
 // the page must verify the bundle's bytes as sent.
-const rxExample = "../notary/testdata/fhir/MedicationRequest-medrx0301.json"
+const rxExample = "../notary/fhirdata/MedicationRequest-medrx0301.json"
 
 // TestBrowserToBrowser runs a consultation between two Chromium tabs with
 // fake cameras: they join through the server, connect peer to peer on

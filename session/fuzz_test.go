@@ -88,7 +88,7 @@ func FuzzToken(f *testing.F) {
 
 // FuzzMedicationRequest: an accepted resource is returned canonical.
 func FuzzMedicationRequest(f *testing.F) {
-	files, _ := filepath.Glob("../notary/testdata/fhir/*.json")
+	files, _ := filepath.Glob("../notary/fhirdata/*.json")
 	for _, file := range files {
 		data, _ := os.ReadFile(file)
 		f.Add(data)
@@ -111,7 +111,7 @@ func FuzzMedicationRequest(f *testing.F) {
 // TestMedicationRequestExamples: every HL7 MedicationRequest example
 // passes; every other resource type is refused.
 func TestMedicationRequestExamples(t *testing.T) {
-	files, _ := filepath.Glob("../notary/testdata/fhir/*.json")
+	files, _ := filepath.Glob("../notary/fhirdata/*.json")
 	if len(files) < 26 {
 		t.Fatalf("%d FHIR examples", len(files))
 	}

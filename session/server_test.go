@@ -189,7 +189,7 @@ func started(t *testing.T, s *sessiontest.Signal, room string) (pat, doc *client
 
 func medicationRequest(t *testing.T) []byte {
 	t.Helper()
-	data, err := os.ReadFile("../notary/testdata/fhir/MedicationRequest-medrx0302.json")
+	data, err := os.ReadFile("../notary/fhirdata/MedicationRequest-medrx0302.json")
 	if err != nil {
 		t.Fatal(err)
 	}

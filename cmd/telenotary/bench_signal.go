@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telenotary/telenotary/notary/fhirdata"
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/peer"
 )
@@ -160,6 +162,8 @@ func (b *signalBench) run(ctx context.Context, rooms, parallel int, duration tim
 	}
 
 	// Each consultation prescribes once and ends; receipts are verified.
+	_, examples := fhirdata.MedicationRequests()
+	prescription := examples[0]
 	endStart := time.Now()
 	var rx atomic.Int64
 	var ewg sync.WaitGroup
@@ -171,7 +175,7 @@ func (b *signalBench) run(ctx context.Context, rooms, parallel int, duration tim
 			defer func() { <-sem; ewg.Done() }()
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			r, err := c.doc.Prescribe(cctx, "bench-rx", demoPrescription("bench-"+c.room, demoDrugs[0].code, demoDrugs[0].display, demoDrugs[0].dose))
+			r, err := c.doc.Prescribe(cctx, "bench-rx", prescription)
 			if err != nil {
 				b.failed(err)
 				return
@@ -277,8 +281,13 @@ func waitStart(ctx context.Context, p *peer.Peer) error {
 }
 
 func (b *signalBench) createRoom(ctx context.Context, i int) (*session.CreateRoomResponse, error) {
-	body := fmt.Sprintf(`{"patient":"bench-patient-%d","physician":"bench-physician-%d"}`, i, i)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+"/v1/rooms", strings.NewReader(body))
+	return b.createRoomFor(ctx, fmt.Sprintf("bench-patient-%d", i), fmt.Sprintf("bench-physician-%d", i))
+}
+
+// createRoomFor creates a room for two pseudonymous subjects.
+func (b *signalBench) createRoomFor(ctx context.Context, patient, physician string) (*session.CreateRoomResponse, error) {
+	body, _ := json.Marshal(session.CreateRoomRequest{Patient: patient, Physician: physician})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+"/v1/rooms", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

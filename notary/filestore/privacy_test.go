@@ -15,7 +15,7 @@ import (
 // through a durable store, then reads every byte the store wrote: no
 // document, no name in it and no salt may be there, in any encoding we use.
 func TestNoPatientDataAtRest(t *testing.T) {
-	paths, err := filepath.Glob("../testdata/fhir/MedicationRequest-*.json")
+	paths, err := filepath.Glob("../fhirdata/MedicationRequest-*.json")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no FHIR examples: %v", err)
 	}

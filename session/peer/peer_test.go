@@ -19,7 +19,7 @@ import (
 // fhirExamples returns the HL7 FHIR R4 MedicationRequest examples.
 func fhirExamples(t *testing.T) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob("../../notary/testdata/fhir/MedicationRequest-*.json")
+	files, err := filepath.Glob("../../notary/fhirdata/MedicationRequest-*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no FHIR examples: %v", err)
 	}

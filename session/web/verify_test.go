@@ -793,7 +793,7 @@ func addFixtureCases(t *testing.T, set *xset) {
 		return n
 	}
 	session := notarize("session", []byte(`{"room":"r-9","session":"s-9"}`), true, notary.KindSessionStart, notary.Commitment{})
-	rx := notarize("prescription", readFile(t, "../../notary/testdata/fhir/MedicationRequest-medrx0310.json"), true, notary.KindPrescription, session.leaf.Commitment)
+	rx := notarize("prescription", readFile(t, "../../notary/fhirdata/MedicationRequest-medrx0310.json"), true, notary.KindPrescription, session.leaf.Commitment)
 	docs := jsonDocuments()
 	var probes []*notarized
 	for _, name := range slices.Sorted(mapKeys(docs)) {
