@@ -143,12 +143,23 @@ func demo(ctx context.Context, env *environment, cfg demoConfig) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nJoin a consultation by hand in two browser windows:\n")
-	fmt.Fprintf(out, "  physician: %s/app/#token=%s\n", d.base, room.Tokens[session.RolePhysician])
-	fmt.Fprintf(out, "  patient:   %s/app/#token=%s\n", d.base, room.Tokens[session.RolePatient])
-	fmt.Fprintf(out, "Check any receipt bundle on %s/verify/ or with:\n", d.base)
-	fmt.Fprintf(out, "  telenotary verify %s/bundles/<file>.json --keys %s/keys.pub\n", d.dir, d.dir)
-	fmt.Fprintf(out, "Logs are in %s/logs. Ctrl-C stops everything.\n\n", d.dir)
+	howTo := func() {
+		fmt.Fprintf(out, "\nJoin a consultation by hand in two browser windows:\n")
+		fmt.Fprintf(out, "  physician: %s/app/#token=%s\n", d.base, room.Tokens[session.RolePhysician])
+		fmt.Fprintf(out, "  patient:   %s/app/#token=%s\n", d.base, room.Tokens[session.RolePatient])
+		fmt.Fprintf(out, "Check any receipt bundle on %s/verify/ or with:\n", d.base)
+		fmt.Fprintf(out, "  telenotary verify %s/bundles/<file>.json --keys %s/keys.pub\n", d.dir, d.dir)
+		fmt.Fprintf(out, "Logs are in %s/logs. Ctrl-C stops everything.\n\n", d.dir)
+	}
+	howTo()
+	if !cfg.headless {
+		fmt.Fprintf(out, "Starting the console in 3 s (q quits it and stops the demo)...\n")
+		t := time.NewTimer(3 * time.Second)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
 
 	simCtx, stopSims := context.WithCancel(ctx)
 	var sims sync.WaitGroup
@@ -161,10 +172,14 @@ func demo(ctx context.Context, env *environment, cfg demoConfig) error {
 	}
 	if cfg.headless {
 		<-ctx.Done()
-	} else if err := d.console(ctx); err != nil {
-		stopSims()
-		sims.Wait()
-		return err
+	} else {
+		err := d.console(ctx)
+		howTo()
+		if err != nil {
+			stopSims()
+			sims.Wait()
+			return err
+		}
 	}
 	stopSims()
 	sims.Wait()

@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
+
+	"github.com/telenotary/telenotary/tui"
 )
 
 // console attaches the operator console to the demo until ctx ends or the
 // operator quits.
 func (d *demoRun) console(ctx context.Context) error {
-	fmt.Fprintf(d.env.stdout, "(the console is not built yet: run with --headless to see progress lines)\n")
-	<-ctx.Done()
-	return nil
+	return tui.Run(ctx, tui.Config{Nodes: d.urls, Signal: d.base, Token: d.operator, SignalKey: d.operator, Keys: d.keys})
 }

@@ -38,6 +38,8 @@ func commands() []command {
 		{"node", "run a node of a notary cluster", runNode},
 		{"signal", "run the WebRTC signalling server", runSignal},
 		{"bench", "load-test a cluster (bench notarize)", runBench},
+		{"console", "watch and operate a cluster (full-screen)", runConsole},
+		{"completion", "print a shell completion script", runCompletion},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -333,5 +336,85 @@ func TestSignalRefusesBadStart(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, map[string]string{"TELENOTARY_API_KEYS": badKeys}, base...); code != exitUsage || !strings.Contains(stderr, "--api-keys") {
 		t.Errorf("--api-keys from the environment: exit %d %q", code, stderr)
+	}
+}
+
+// TestCompletion loads the bash completion script into bash and completes
+// commands, subcommands and flags with it.
+func TestCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("SKIPPED: no bash to load the completion script into")
+	}
+	code, script, stderr := runCmd(t, nil, "completion", "bash")
+	if code != exitOK {
+		t.Fatalf("completion bash: exit %d %s", code, stderr)
+	}
+	path := filepath.Join(t.TempDir(), "telenotary.bash")
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for words, want := range map[string]string{
+		"telenotary ver":              "verify version",
+		"telenotary node --data":      "--data-dir",
+		"telenotary bench s":          "signal",
+		"telenotary bench signal --r": "--relay-rate --rooms",
+		"telenotary signal --api":     "--api-keys",
+	} {
+		w := strings.Fields(words)
+		if strings.HasSuffix(words, " ") {
+			w = append(w, "")
+		}
+		cmd := exec.Command(bash, "-c", `source "$0"; COMP_WORDS=(`+strings.Join(w, " ")+`); COMP_CWORD=`+strconv.Itoa(len(w)-1)+`; _telenotary; echo "${COMPREPLY[*]}"`, path)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("%q completes to %q (%v), want %q", words, strings.TrimSpace(string(out)), err, want)
+		}
+	}
+	for shell, want := range map[string]string{"zsh": "--data-dir", "fish": "-l data-dir"} {
+		if code, out, _ := runCmd(t, nil, "completion", shell); code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("completion %s: exit %d", shell, code)
+		}
+	}
+	if code, _, _ := runCmd(t, nil, "completion", "tcsh"); code != exitUsage {
+		t.Errorf("completion tcsh: exit %d, want 2", code)
+	}
+}
+
+// TestStaticBuild builds the binary as docs/deploy/Dockerfile does and
+// checks that it is static and reports the version it was given.
+func TestStaticBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	df, err := os.ReadFile("../../docs/deploy/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`RUN CGO_ENABLED=0 go build -trimpath -ldflags "([^"]*)" -o \S+ (\S+)`).FindSubmatch(df)
+	if line == nil {
+		t.Fatal("no static go build line in the Dockerfile")
+	}
+	ldflags := strings.ReplaceAll(string(line[1]), "${VERSION}", "v9.8.7-test")
+	bin := filepath.Join(t.TempDir(), "telenotary")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", bin, string(line[2]))
+	build.Dir = "../.."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("the binary is dynamically linked")
+		}
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "telenotary v9.8.7-test" {
+		t.Fatalf("--version: %q %v", out, err)
 	}
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/telenotary/telenotary/tui"
+)
+
+const consoleSynopsis = `console --nodes URL[,URL...] [--signal URL] [--token-file FILE] [--signal-key-file FILE] [flags]
+
+The operator console: a full-screen dashboard of the cluster (nodes, roles,
+indexes, lag), throughput and latency, a live feed of notarizations, the
+live consultations of the signalling server, alerts, and verification of a
+bundle file. With the operator token it can remove a node or move
+leadership, after a confirmation. Keys: tab/shift-tab or 1-6 for tabs,
+arrows or j/k to move, / to filter, p to pause the feed, ? for help, q to
+quit.`
+
+func runConsole(ctx context.Context, env *environment, args []string) int {
+	fs := newFlagSet(env, "console", consoleSynopsis)
+	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
+	signalURL := fs.String("signal", "", "base URL of the signalling server, for the Sessions tab")
+	tokenFile := fs.String("token-file", "", "file holding the cluster's operator token, to remove a node or move leadership")
+	signalKeyFile := fs.String("signal-key-file", "", "file holding an operator API key of the signalling server (with --signal)")
+	keysFile := fs.String("keys", "", "trusted verifier keys for the Verify tab (default: the keys the cluster publishes)")
+	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' and the signalling server's certificates")
+	poll := fs.Duration("poll", tui.DefaultPollInterval, "how often to ask each node for its status")
+	pos, err := parseFlags(fs, env, args)
+	if err != nil {
+		return usageError(env.stderr, "console", err)
+	}
+	fail := func(err error) int { return usageError(env.stderr, "console", err) }
+	switch {
+	case len(pos) > 0:
+		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
+	case *nodes == "":
+		return fail(errors.New("--nodes is required (see telenotary console --help)"))
+	case *signalKeyFile != "" && *signalURL == "":
+		return fail(errors.New("--signal-key-file needs --signal"))
+	case *poll < 100*time.Millisecond:
+		return fail(errors.New("--poll must be at least 100ms"))
+	}
+	cfg := tui.Config{Nodes: strings.Split(*nodes, ","), Signal: *signalURL, PollInterval: *poll}
+	if *tokenFile != "" {
+		b, err := readSecret(*tokenFile, "--token-file", 1)
+		if err != nil {
+			return fail(err)
+		}
+		cfg.Token = string(b)
+	}
+	if *signalKeyFile != "" {
+		b, err := readSecret(*signalKeyFile, "--signal-key-file", 1)
+		if err != nil {
+			return fail(err)
+		}
+		cfg.SignalKey = string(b)
+	}
+	if *keysFile != "" {
+		if cfg.Keys, err = os.ReadFile(*keysFile); err != nil {
+			return fail(fmt.Errorf("--keys: %w", err))
+		}
+	}
+	_, clientTLS, err := apiTLS("", "", *caFile)
+	if err != nil {
+		return fail(err)
+	}
+	transport := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second, TLSHandshakeTimeout: 5 * time.Second, TLSClientConfig: clientTLS}
+	cfg.HTTPClient = &http.Client{Transport: transport}
+	if err := cfg.Validate(); err != nil {
+		return fail(err)
+	}
+	if err := tui.Run(ctx, cfg); err != nil {
+		fmt.Fprintf(env.stderr, "telenotary console: %v\n", err)
+		return exitUsage
+	}
+	return exitOK
+}

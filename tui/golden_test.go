@@ -1,0 +1,154 @@
+package tui
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/session"
+)
+
+// The URLs the golden scenario's nodes are configured with. Nothing is
+// sent to them: the answers come from testdata.
+var goldenNodes = []string{"http://127.0.0.1:18081", "http://127.0.0.1:18082", "http://127.0.0.1:18083"}
+
+// loadRecording reads the answers a live cluster gave (see -record).
+func loadRecording(t *testing.T) recording {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "recorded", "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec recording
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func loadSessions(t *testing.T) *session.SessionsResponse {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "sessions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp session.SessionsResponse
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return &resp
+}
+
+// goldenModel is a console that does not poll, at the recording's time.
+func goldenModel(t *testing.T, rec recording) *model {
+	t.Helper()
+	keys, err := os.ReadFile(filepath.Join("..", "notary", "testdata", "vectors", "keys.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Nodes: goldenNodes, Signal: "http://127.0.0.1:18090", Token: operatorToken, Keys: keys}.withDefaults()
+	m := newModel(cfg, func() time.Time { return rec.CapturedAt })
+	m.poll = false
+	return m
+}
+
+// goldenMessages is the scenario every golden file shows: three nodes
+// answered (node-3 then stopped answering), the event stream delivered two
+// seconds of notarizations, the signalling server listed four
+// consultations, and a bundle was verified.
+func goldenMessages(t *testing.T, m *model, rec recording) []tea.Msg {
+	t.Helper()
+	var msgs []tea.Msg
+	at := rec.CapturedAt
+	start := at.Add(-2100 * time.Millisecond)
+	for _, e := range rec.Events {
+		msgs = append(msgs, eventMsg{ev: e.Event, at: start.Add(time.Duration(e.OffsetMillis) * time.Millisecond)})
+	}
+	msgs = append(msgs, streamMsg{node: goldenNodes[0], at: start})
+	for i, raw := range rec.Statuses {
+		var st cluster.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, statusMsg{node: goldenNodes[i], st: &st, at: at.Add(-5 * time.Second)})
+	}
+	refused := fmt.Errorf("Get %q: dial tcp 127.0.0.1:18083: connect: %w", goldenNodes[2]+"/v1/status", syscall.ECONNREFUSED)
+	msgs = append(msgs, statusMsg{node: goldenNodes[2], err: refused, at: at.Add(-4 * time.Second)})
+	for i, raw := range rec.Statuses[:2] {
+		var st cluster.Status
+		json.Unmarshal(raw, &st)
+		msgs = append(msgs, statusMsg{node: goldenNodes[i], st: &st, at: at})
+	}
+	msgs = append(msgs, sessionsMsg{resp: loadSessions(t), at: at})
+	msgs = append(msgs, m.src.verify(filepath.Join("..", "notary", "testdata", "vectors", "valid.json"))())
+	return msgs
+}
+
+// TestGolden draws every tab, the help and a confirmation at 80×24 and
+// 160×48 with the ASCII colour profile, through a real Bubble Tea program.
+func TestGolden(t *testing.T) {
+	rec := loadRecording(t)
+	views := []struct {
+		name string
+		keys string
+	}{
+		{"cluster", "1"},
+		{"throughput", "2"},
+		{"feed", "3"},
+		{"feed-paused-filtered", "3p/presc\r"},
+		{"sessions", "4"},
+		{"alerts", "5"},
+		{"verify", "6"},
+		{"help", "?"},
+		{"confirm-remove", "1jx"},
+	}
+	for _, size := range [][2]int{{80, 24}, {160, 48}} {
+		for _, v := range views {
+			t.Run(fmt.Sprintf("%s_%dx%d", v.name, size[0], size[1]), func(t *testing.T) {
+				m := goldenModel(t, rec)
+				tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(size[0], size[1]))
+				for _, msg := range goldenMessages(t, m, rec) {
+					tm.Send(msg)
+				}
+				typeKeys(tm, v.keys)
+				tm.Quit()
+				final := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*model)
+				view := final.View()
+				checkFits(t, view, size[0], size[1])
+				teatest.RequireEqualOutput(t, []byte(view))
+			})
+		}
+	}
+}
+
+// typeKeys sends keys, with \r as enter.
+func typeKeys(tm *teatest.TestModel, keys string) {
+	for _, r := range keys {
+		if r == '\r' {
+			tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+			continue
+		}
+		tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+// checkFits fails unless the view is exactly h lines of at most w cells.
+func checkFits(t *testing.T, view string, w, h int) {
+	t.Helper()
+	lines := splitLines(view)
+	if len(lines) != h {
+		t.Errorf("the view has %d lines, want %d", len(lines), h)
+	}
+	for i, l := range lines {
+		if n := cellWidth(l); n > w {
+			t.Errorf("line %d is %d cells wide, more than %d: %q", i+1, n, w, l)
+		}
+	}
+}

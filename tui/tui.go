@@ -1,0 +1,129 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+)
+
+// Config configures the console.
+type Config struct {
+	// Nodes are the cluster nodes' API base URLs; at least one.
+	Nodes []string
+	// Signal is the signalling server's base URL; "" leaves the Sessions
+	// tab without data.
+	Signal string
+	// Token is the cluster's operator token, needed to remove a node or
+	// move leadership; "" disables those actions.
+	Token string
+	// SignalKey is an operator API key of the signalling server, for
+	// GET /v1/sessions.
+	SignalKey string
+	// HTTPClient sends every request; nil means a client with keep-alive
+	// connections. Each request also gets its own timeout (RequestTimeout).
+	HTTPClient *http.Client
+	// Keys is the trusted verifier keys text (one key per line) for the
+	// Verify tab; nil means the keys the cluster publishes at /v1/keys.
+	Keys []byte
+
+	// PollInterval is how often node statuses and sessions are fetched
+	// (default 1s).
+	PollInterval time.Duration
+	// RequestTimeout bounds each poll (default 2s); operator actions get
+	// longer (an election may be under way).
+	RequestTimeout time.Duration
+	// LagThreshold is how many raft entries a node may be behind the
+	// leader before it is flagged and alerted (default 1000).
+	LagThreshold uint64
+}
+
+// Defaults of the optional Config fields.
+const (
+	DefaultPollInterval   = time.Second
+	DefaultRequestTimeout = 2 * time.Second
+	DefaultLagThreshold   = 1000
+	actionTimeout         = 15 * time.Second
+)
+
+// Validate reports the first field of cfg that cannot work.
+func (cfg Config) Validate() error {
+	if len(cfg.Nodes) == 0 {
+		return errors.New("tui: Config.Nodes: at least one node URL is needed")
+	}
+	for _, n := range cfg.Nodes {
+		if u, err := url.Parse(n); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("tui: Config.Nodes: %q is not an http(s) URL", n)
+		}
+	}
+	if cfg.Signal != "" {
+		if u, err := url.Parse(cfg.Signal); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("tui: Config.Signal: %q is not an http(s) URL", cfg.Signal)
+		}
+	}
+	if cfg.PollInterval < 0 || cfg.RequestTimeout < 0 {
+		return errors.New("tui: Config.PollInterval and RequestTimeout must not be negative")
+	}
+	return nil
+}
+
+// withDefaults fills the optional fields.
+func (cfg Config) withDefaults() Config {
+	nodes := make([]string, len(cfg.Nodes))
+	for i, n := range cfg.Nodes {
+		nodes[i] = strings.TrimRight(strings.TrimSpace(n), "/")
+	}
+	cfg.Nodes = nodes
+	cfg.Signal = strings.TrimRight(cfg.Signal, "/")
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second, TLSHandshakeTimeout: 5 * time.Second,
+		}}
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.LagThreshold == 0 {
+		cfg.LagThreshold = DefaultLagThreshold
+	}
+	return cfg
+}
+
+// Run runs the console full-screen until the user quits or ctx ends; the
+// end of ctx is a clean stop (nil). opts are passed to tea.NewProgram
+// after the console's own (the alternate screen), so a caller may set the
+// input and output. Run stops the event stream goroutine and waits for it
+// before returning.
+func Run(ctx context.Context, cfg Config, opts ...tea.ProgramOption) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := newModel(cfg.withDefaults(), time.Now)
+	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx)}, opts...)...)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		followEvents(ctx, m.src, p.Send)
+	}()
+	_, err := p.Run()
+	cancel()
+	wg.Wait()
+	if errors.Is(err, tea.ErrProgramKilled) && parent.Err() != nil {
+		return nil
+	}
+	return err
+}
