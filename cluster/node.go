@@ -169,16 +169,28 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.forward = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: cfg.ClientTLS, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 	}}
+	// Listen first: a port in use fails before anything opens or is
+	// written.
+	var err error
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("cluster: API address %s: %w", cfg.HTTPAddr, err)
+	}
+	trans, err := n.transport(newHclog(n.logger, "raft"))
+	if err != nil { // trans may be a typed nil: keep it out of n.trans
+		n.httpLn.Close()
+		return nil, fmt.Errorf("cluster: raft address %s: %w", cfg.RaftAddr, err)
+	}
+	n.trans = trans
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		n.shutdownParts()
+		n.httpLn.Close()
 		return nil, fmt.Errorf("cluster: data directory: %w", err)
 	}
 	id, err := n.checkIdentity(ctx)
 	if err != nil {
+		n.shutdownParts()
+		n.httpLn.Close()
 		return nil, err
-	}
-	// Listen first: a port in use should fail before anything opens.
-	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("cluster: API address %s: %w", cfg.HTTPAddr, err)
 	}
 	if n.cfg.HTTPAdvertise == "" {
 		scheme := "http"
@@ -255,9 +267,6 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("%w: raft snapshots: %v", ErrCorruptState, err)
-	}
-	if n.trans, err = n.transport(hlog); err != nil {
-		return fmt.Errorf("cluster: raft address %s: %w", cfg.RaftAddr, err)
 	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)

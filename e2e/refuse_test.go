@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -283,5 +284,24 @@ func TestRefusesForeignClusterUnreachableAtStart(t *testing.T) {
 	defer cancel()
 	if _, err := nb.client().Notarize(ctx, freshEntry()); err != nil {
 		t.Errorf("B cannot notarize any more: %v", err)
+	}
+}
+
+// TestRefusesPortInUse: a node whose API or raft port is taken refuses in
+// one line that says what to do, and creates no state.
+func TestRefusesPortInUse(t *testing.T) {
+	c := newProcCluster(t, testOrigin)
+	n := c.newNode("node-1")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if err := os.MkdirAll(n.dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, addrs := range [][2]string{{freeAddr(t), taken.Addr().String()}, {taken.Addr().String(), freeAddr(t)}} {
+		n.raftAddr, n.httpAddr = addrs[0], addrs[1]
+		mustRefuse(t, n.dataDir, n.args("--bootstrap", "--origin", testOrigin), "address already in use", "choose another --http-addr or --raft-addr")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
@@ -22,6 +23,9 @@ const nodeSynopsis = `node --id ID --data-dir DIR --signer-key FILE --tokens FIL
 
 Runs one node of a notary cluster until interrupted; on SIGINT or SIGTERM a
 leader hands leadership to another node before it stops.`
+
+// testHooksEnv, set to 1, enables the node's test-only flags (see runNode).
+const testHooksEnv = "TELENOTARY_TEST_HOOKS"
 
 func runNode(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "node", nodeSynopsis)
@@ -46,6 +50,12 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	debugAddr := fs.String("debug-addr", "", "serve Go's profiler (net/http/pprof) on this address; keep it private")
+	// Test hooks exist only when TELENOTARY_TEST_HOOKS=1: without it the
+	// flags are unknown, so no production node can run with them.
+	var clockOffset *time.Duration
+	if env.getenv(testHooksEnv) == "1" {
+		clockOffset = fs.Duration("test-clock-offset", 0, "TEST ONLY: add this to the clock that stamps batches (skews the leader's clock in e2e fault campaigns)")
+	}
 	pos, err := parseFlags(fs, env, args)
 	if err != nil {
 		return usageError(env.stderr, "node", err)
@@ -72,6 +82,10 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	cfg.ID, cfg.DataDir = *id, *dataDir
 	cfg.RaftAddr, cfg.RaftAdvertise, cfg.HTTPAddr, cfg.HTTPAdvertise = *raftAddr, *raftAdvertise, *httpAddr, *httpAdvertise
 	cfg.Bootstrap, cfg.Origin = *bootstrap, *origin
+	if clockOffset != nil && *clockOffset != 0 {
+		offset := *clockOffset
+		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
+	}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 		if *joinTokenFile == "" {
@@ -108,6 +122,9 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	}
 
 	node, err := cluster.New(ctx, cfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fail(fmt.Errorf("%w (another process listens there: stop it, or choose another --http-addr or --raft-addr)", err))
+	}
 	if err != nil {
 		return fail(err)
 	}

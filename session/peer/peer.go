@@ -80,6 +80,9 @@ type ServerError struct {
 
 func (e *ServerError) Error() string { return "server: " + e.Code + ": " + e.Message }
 
+// writeTimeout bounds one message to the server.
+const writeTimeout = 10 * time.Second
+
 // ErrClosed is returned by calls on a closed peer.
 var ErrClosed = errors.New("peer: closed")
 
@@ -491,7 +494,15 @@ func (p *Peer) write(ctx context.Context, m *session.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := ws.Write(ctx, websocket.MessageText, data); err != nil {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("peer: send %s: %w", m.Type, err)
+	}
+	// The caller's context only decides whether to send: the WebSocket
+	// library closes the connection when a write's context ends midway,
+	// which would drop the session for a caller's timeout.
+	wctx, cancel := context.WithTimeout(p.ctx, writeTimeout)
+	defer cancel()
+	if err := ws.Write(wctx, websocket.MessageText, data); err != nil {
 		return fmt.Errorf("peer: send %s: %w", m.Type, err)
 	}
 	return nil

@@ -279,3 +279,36 @@ func TestConsultationsInParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelledCallKeepsTheSession: a call whose context ends does not
+// close the signalling connection (the WebSocket library closes a
+// connection whose write is cancelled midway).
+func TestCancelledCallKeepsTheSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, nil)
+	pat, doc := consultation(t, ctx, n, s, "room-cancel")
+	resource := fhirExamples(t)["MedicationRequest-medrx0302.json"]
+	// A context that ends just as the message is written: its Err says
+	// nothing yet, its Done is closed.
+	if _, err := doc.Prescribe(endingContext{ctx}, "early", resource); err == nil {
+		t.Fatal("a prescription with an ended context got its receipt")
+	}
+	if _, err := doc.Prescribe(ctx, "after", resource); err != nil {
+		t.Fatalf("after cancelled calls: %v", err)
+	}
+	if _, err := doc.Leave(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	pat.WaitEnd(ctx)
+}
+
+// endingContext is a context that ends while it is being used: Err reports
+// nothing the first time, and Done is already closed.
+type endingContext struct{ context.Context }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (endingContext) Done() <-chan struct{} { return closedChan }
+func (c endingContext) Err() error          { return nil }
