@@ -367,7 +367,11 @@ func (n *Node) transport(hlog hclog.Logger) (raft.Transport, error) {
 func (n *Node) watchLeadership(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var progress catchUp
 	for {
+		if msg, args := progress.observe(time.Now(), n.raft.AppliedIndex(), n.raft.CommitIndex()); msg != "" {
+			n.logger.Info(msg, args...)
+		}
 		isLeader := n.raft.State() == raft.Leader
 		if isLeader && !n.ready.Load() {
 			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {

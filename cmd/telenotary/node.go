@@ -99,7 +99,7 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	}
 	skey, err := os.ReadFile(*signerKey)
 	if err != nil {
-		return fail(fmt.Errorf("--signer-key: %w", err))
+		return fail(fmt.Errorf("--signer-key: %w (make one with telenotary keygen --name NAME)", err))
 	}
 	if cfg.Signer, cfg.VerifierKey, err = notary.NewSigner(string(skey)); err != nil {
 		return fail(fmt.Errorf("--signer-key %s: %w (make one with telenotary keygen)", *signerKey, err))
