@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 1m
 BENCHTIME ?= 1x
 
-.PHONY: test build vet bench fuzz vectors clean
+.PHONY: test build vet bench fuzz vectors campaign clean
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
@@ -31,6 +31,14 @@ fuzz:
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+## campaign: the long fault campaign (docs/RELIABILITY.md): DURATION of faults under load
+## on 3- and 5-node clusters in turn, reproducible by SEED; writes campaign-report.md
+DURATION ?= 30m
+SEED     ?= 1
+campaign:
+	cd e2e && $(GO) test -count=1 -timeout 0 -run '^TestCampaignLong$$' -v \
+	  -campaign.duration $(DURATION) -campaign.seed $(SEED) -campaign.report $(CURDIR)/campaign-report.md
 
 ## vectors: regenerate notary/testdata/vectors after a deliberate format change
 vectors:

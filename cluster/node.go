@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.httpLn.Close()
 		return nil, fmt.Errorf("cluster: raft address %s: %w", cfg.RaftAddr, err)
 	}
-	n.trans = trans
+	n.trans = newCommitClamp(trans)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		n.shutdownParts()
 		n.httpLn.Close()

@@ -163,6 +163,9 @@ type nodeProc struct {
 	keyFile            string
 	raftAddr, httpAddr string
 	url                string
+	// flags and env are added to every start of the node, restarts
+	// included (the fault campaign's proxies and test hooks).
+	flags, env []string
 
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
@@ -222,11 +225,13 @@ func (c *procCluster) join(id string, via *nodeProc) *nodeProc {
 
 // args are the node's command line.
 func (n *nodeProc) args(extra ...string) []string {
-	return append([]string{"node",
+	args := []string{"node",
 		"--id", n.id, "--data-dir", n.dataDir,
 		"--raft-addr", n.raftAddr, "--http-addr", n.httpAddr,
 		"--signer-key", n.keyFile, "--tokens", n.c.tokensFile,
-	}, extra...)
+	}
+	args = append(args, n.flags...)
+	return append(args, extra...)
 }
 
 // startNew starts a node on fresh ports. When a port it was given is taken
@@ -295,6 +300,9 @@ func (n *nodeProc) start(extra ...string) error {
 	defer f.Close() // the child has its own descriptor
 	n.logs = append(n.logs, logPath)
 	cmd := exec.Command(telenotaryBin, n.args(extra...)...)
+	if n.env != nil {
+		cmd.Env = append(os.Environ(), n.env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	killWithParent(cmd)
 	if err := cmd.Start(); err != nil {
