@@ -124,15 +124,10 @@ func TestNoPatientDataAtRest(t *testing.T) {
 		patient, physician := randomToken(fmt.Sprintf("patient%d", i)), randomToken(fmt.Sprintf("physician%d", i))
 		secrets = append(secrets, []byte(patient), []byte(physician))
 		room := s.createRoom(t, patient, physician)
-		pat, err := peer.Join(ctx, peer.Config{URL: s.ws, Token: room.Tokens[session.RolePatient], Loopback: true})
+		pat, doc, err := peer.Pair(ctx,
+			peer.Config{URL: s.ws, Token: room.Tokens[session.RolePatient], Loopback: true},
+			peer.Config{URL: s.ws, Token: room.Tokens[session.RolePhysician], Loopback: true})
 		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := peer.Join(ctx, peer.Config{URL: s.ws, Token: room.Tokens[session.RolePhysician], Loopback: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := doc.Connected(ctx); err != nil {
 			t.Fatal(err)
 		}
 		for j, f := range files[:4] {

@@ -15,7 +15,7 @@ type metrics struct {
 	mismatches      prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rooms:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_rooms", Help: "Rooms held (waiting, active or ending)."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_connections", Help: "Open WebSocket connections."}),

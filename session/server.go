@@ -142,7 +142,7 @@ func NewServer(cfg Config) (*Server, error) {
 		reg = prometheus.NewRegistry()
 		s.cfg.Registerer = reg
 	}
-	s.metrics = newMetrics(reg, s)
+	s.metrics = newMetrics(reg)
 	wh, err := newWebhooker(ctx, cfg.Webhook, s)
 	if err != nil {
 		cancel()

@@ -94,17 +94,6 @@ func (c *client) expect(typ string) *session.Message {
 			if m.Type == session.TypeError && typ != session.TypeError {
 				c.t.Fatalf("waiting for %s: error %s: %s", typ, m.Code, m.Message)
 			}
-			continue
-		default:
-		}
-		select {
-		case m := <-c.in:
-			if m.Type == typ {
-				return m
-			}
-			if m.Type == session.TypeError && typ != session.TypeError {
-				c.t.Fatalf("waiting for %s: error %s: %s", typ, m.Code, m.Message)
-			}
 		case <-c.closed:
 			if len(c.in) > 0 {
 				continue // messages that came before the close

@@ -125,7 +125,7 @@ func (w *webhooker) run() {
 func (w *webhooker) send(body []byte) {
 	backoff := 500 * time.Millisecond
 	var last error
-	for attempt := 1; attempt <= w.cfg.MaxAttempts; attempt++ {
+	for attempt := 1; ; attempt++ {
 		if last = w.post(body); last == nil {
 			w.srv.metrics.webhooks.WithLabelValues("delivered").Inc()
 			return
@@ -136,10 +136,12 @@ func (w *webhooker) send(body []byte) {
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
-		case <-w.ctx.Done():
+		case <-w.ctx.Done(): // shutting down: give up
 			t.Stop()
-			attempt = w.cfg.MaxAttempts // one last try below is not made: give up
 			last = fmt.Errorf("%w (server shutting down)", last)
+		}
+		if w.ctx.Err() != nil {
+			break
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}

@@ -233,23 +233,13 @@ func (b *signalBench) setup(ctx context.Context, i int) (*consultation, error) {
 		return nil, err
 	}
 	start := time.Now()
-	cfg := peer.Config{URL: b.ws, Token: room.Tokens[session.RolePatient], Loopback: true, OnSignal: b.onSignal}
-	pat, err := peer.Join(ctx, cfg)
+	pat, doc, err := peer.Pair(ctx,
+		peer.Config{URL: b.ws, Token: room.Tokens[session.RolePatient], Loopback: true, OnSignal: b.onSignal},
+		peer.Config{URL: b.ws, Token: room.Tokens[session.RolePhysician], Loopback: true})
 	if err != nil {
-		return nil, err
-	}
-	cfg.Token, cfg.OnSignal = room.Tokens[session.RolePhysician], nil
-	doc, err := peer.Join(ctx, cfg)
-	if err != nil {
-		pat.Close()
 		return nil, err
 	}
 	c := &consultation{room: room.Room, pat: pat, doc: doc}
-	if err := doc.Connected(ctx); err != nil {
-		pat.Close()
-		doc.Close()
-		return nil, err
-	}
 	for _, p := range []*peer.Peer{pat, doc} {
 		if err := waitStart(ctx, p); err != nil {
 			pat.Close()
@@ -281,17 +271,18 @@ func waitStart(ctx context.Context, p *peer.Peer) error {
 }
 
 func (b *signalBench) createRoom(ctx context.Context, i int) (*session.CreateRoomResponse, error) {
-	return b.createRoomFor(ctx, fmt.Sprintf("bench-patient-%d", i), fmt.Sprintf("bench-physician-%d", i))
+	return createRoom(ctx, b.base, b.key, fmt.Sprintf("bench-patient-%d", i), fmt.Sprintf("bench-physician-%d", i))
 }
 
-// createRoomFor creates a room for two pseudonymous subjects.
-func (b *signalBench) createRoomFor(ctx context.Context, patient, physician string) (*session.CreateRoomResponse, error) {
+// createRoom asks the signalling server at base for a room for two
+// pseudonymous subjects, with an app API key.
+func createRoom(ctx context.Context, base, key, patient, physician string) (*session.CreateRoomResponse, error) {
 	body, _ := json.Marshal(session.CreateRoomRequest{Patient: patient, Physician: physician})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+"/v1/rooms", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/rooms", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.key)
+	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("create room: %w", err)

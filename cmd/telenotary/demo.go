@@ -332,8 +332,7 @@ func (d *demoRun) logger(name string) *slog.Logger {
 }
 
 func (d *demoRun) createRoom(ctx context.Context, patient, physician string) (*session.CreateRoomResponse, error) {
-	sb := &signalBench{base: d.base, key: d.appKey}
-	return sb.createRoomFor(ctx, patient, physician)
+	return createRoom(ctx, d.base, d.appKey, patient, physician)
 }
 
 // simulate runs consultations one after another in a slot: a patient and a
@@ -358,21 +357,15 @@ func (d *demoRun) consultation(ctx context.Context, n int) error {
 		return err
 	}
 	ws := "ws" + strings.TrimPrefix(d.base, "http") + "/v1/signal"
-	cfg := peer.Config{URL: ws, Token: room.Tokens[session.RolePatient], Policy: &d.policy, Loopback: true, Logger: d.log}
-	pat, err := peer.Join(ctx, cfg)
+	cfg := peer.Config{URL: ws, Policy: &d.policy, Loopback: true, Logger: d.log}
+	patCfg, docCfg := cfg, cfg
+	patCfg.Token, docCfg.Token = room.Tokens[session.RolePatient], room.Tokens[session.RolePhysician]
+	pat, doc, err := peer.Pair(ctx, patCfg, docCfg)
 	if err != nil {
 		return err
 	}
 	defer pat.Close()
-	cfg.Token = room.Tokens[session.RolePhysician]
-	doc, err := peer.Join(ctx, cfg)
-	if err != nil {
-		return err
-	}
 	defer doc.Close()
-	if err := doc.Connected(ctx); err != nil {
-		return err
-	}
 	d.mu.Lock()
 	d.live[n] = true
 	d.mu.Unlock()

@@ -741,3 +741,23 @@ func (p *Peer) fetchKeys(ctx context.Context) ([]note.Verifier, error) {
 	}
 	return notary.ParseVerifierKeys(text)
 }
+
+// Pair joins a patient and a physician (each config with its own token) and
+// waits until their data channel is open: a whole consultation on one
+// machine, for demos, load generators and tests. On error neither peer is
+// left open.
+func Pair(ctx context.Context, patient, physician Config) (pat, doc *Peer, err error) {
+	if pat, err = Join(ctx, patient); err != nil {
+		return nil, nil, err
+	}
+	if doc, err = Join(ctx, physician); err != nil {
+		pat.Close()
+		return nil, nil, err
+	}
+	if err := doc.Connected(ctx); err != nil {
+		pat.Close()
+		doc.Close()
+		return nil, nil, err
+	}
+	return pat, doc, nil
+}

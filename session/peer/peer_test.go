@@ -38,26 +38,22 @@ func fhirExamples(t *testing.T) map[string][]byte {
 // until their data channel is open.
 func consultation(t *testing.T, ctx context.Context, n *sessiontest.Notary, s *sessiontest.Signal, room string) (pat, doc *peer.Peer) {
 	t.Helper()
+	patCfg, docCfg := pairConfigs(t, n, s, room)
+	pat, doc, err := peer.Pair(ctx, patCfg, docCfg)
+	if err != nil {
+		t.Fatalf("consultation %s: %v", room, err)
+	}
+	t.Cleanup(func() { pat.Close(); doc.Close() })
+	return pat, doc
+}
+
+// pairConfigs returns the patient's and the physician's configs for a room.
+func pairConfigs(t *testing.T, n *sessiontest.Notary, s *sessiontest.Signal, room string) (patient, physician peer.Config) {
 	patTok, docTok := s.Tokens(t, room)
 	cfg := peer.Config{URL: s.WS, Policy: &n.Policy, Loopback: true, Logger: sessiontest.Logger(t)}
-	cfg.Token = patTok
-	pat, err := peer.Join(ctx, cfg)
-	if err != nil {
-		t.Fatalf("patient join: %v", err)
-	}
-	t.Cleanup(func() { pat.Close() })
-	cfg.Token = docTok
-	doc, err = peer.Join(ctx, cfg)
-	if err != nil {
-		t.Fatalf("physician join: %v", err)
-	}
-	t.Cleanup(func() { doc.Close() })
-	for _, p := range []*peer.Peer{pat, doc} {
-		if err := p.Connected(ctx); err != nil {
-			t.Fatalf("%s: %v", p.Role(), err)
-		}
-	}
-	return pat, doc
+	patient, physician = cfg, cfg
+	patient.Token, physician.Token = patTok, docTok
+	return patient, physician
 }
 
 // nextReceipt waits for the next receipt of a kind, failing on a receipt
@@ -242,22 +238,13 @@ func TestConsultationsInParallel(t *testing.T) {
 		go func() {
 			errs <- func() error {
 				room := fmt.Sprintf("room-%d", i)
-				patTok, docTok := s.Tokens(t, room)
-				cfg := peer.Config{URL: s.WS, Policy: &n.Policy, Loopback: true, Logger: sessiontest.Logger(t), Token: patTok}
-				pat, err := peer.Join(ctx, cfg)
+				patCfg, docCfg := pairConfigs(t, n, s, room)
+				pat, doc, err := peer.Pair(ctx, patCfg, docCfg)
 				if err != nil {
 					return err
 				}
 				defer pat.Close()
-				cfg.Token = docTok
-				doc, err := peer.Join(ctx, cfg)
-				if err != nil {
-					return err
-				}
 				defer doc.Close()
-				if err := doc.Connected(ctx); err != nil {
-					return err
-				}
 				r, err := doc.Prescribe(ctx, "rx", resource)
 				if err != nil {
 					return err

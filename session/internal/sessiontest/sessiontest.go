@@ -164,7 +164,7 @@ func Logger(t testing.TB) *slog.Logger {
 	if os.Getenv("TELENOTARY_TEST_DEBUG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()}))
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 type testWriter struct{ t testing.TB }
@@ -172,12 +172,4 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// logLevel is warn, or debug when TELENOTARY_TEST_DEBUG is set.
-func logLevel() slog.Level {
-	if os.Getenv("TELENOTARY_TEST_DEBUG") != "" {
-		return slog.LevelDebug
-	}
-	return slog.LevelWarn
 }
