@@ -1,5 +1,7 @@
 package cluster
 
+import "time"
+
 // Crash stops a node abruptly, as a killed process would: no leadership
 // transfer, no draining of requests.
 func Crash(n *Node) {
@@ -18,3 +20,10 @@ func LogGeneration(n *Node) int {
 	defer n.fsm.mu.RUnlock()
 	return n.fsm.gen
 }
+
+// LookForLeader makes the node's raft check for its leader's heartbeats
+// now, as the leader watch does when the leader is past due.
+func LookForLeader(n *Node) error { return n.watch.look() }
+
+// HeartbeatTimeout returns raft's heartbeat timeout as the node runs it.
+func HeartbeatTimeout(n *Node) time.Duration { return n.raft.ReloadableConfig().HeartbeatTimeout }

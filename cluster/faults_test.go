@@ -183,6 +183,37 @@ func TestLeaderCrashUnderLoad(t *testing.T) {
 	}
 }
 
+// TestLeaderWatchLeavesALiveLeader: the leader watch's look makes a
+// follower check its leader's heartbeats at once, and a follower that hears
+// its leader keeps it: no election, the same term, raft's timeout as
+// configured. (That a look after a silent leader starts an election is raft's
+// own rule; the campaign measures how much sooner failover comes.)
+func TestLeaderWatchLeavesALiveLeader(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	c.join("node-3", n1)
+	c.waitVoters(3)
+	term := n1.Status().Term
+	for range 50 {
+		if err := cluster.LookForLeader(n2.Node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := clientFor(n2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := cl.Notarize(ctx, entryOf("watch", 1)); err != nil { // a round trip through the leader after the looks
+		t.Fatal(err)
+	}
+	if st := n2.Status(); st.Term != term || st.Leader.ID != "node-1" || st.State != "Follower" {
+		t.Fatalf("after the looks node-2 is %s in term %d following %q; want a follower of node-1 in term %d", st.State, st.Term, st.Leader.ID, term)
+	}
+	if got := cluster.HeartbeatTimeout(n2.Node); got != n2.cfg.HeartbeatTimeout {
+		t.Fatalf("raft's heartbeat timeout is %v after the looks, configured %v", got, n2.cfg.HeartbeatTimeout)
+	}
+}
+
 // TestFollowerCatchesUpThroughSnapshot keeps a follower down while the log
 // moves far past what the leader retains, so it can only catch up from a
 // snapshot: it restores one, checks its root, and serves the same state.

@@ -136,8 +136,9 @@ type Node struct {
 	boltDB  *raftboltdb.BoltStore
 	trans   raft.Transport
 
-	beats  heartbeats  // the leader's view of its followers
-	ready  atomic.Bool // as leader: the barrier after the election has passed
+	beats  heartbeats   // the leader's view of its followers
+	watch  *leaderWatch // as follower: notices a silent leader on time; nil if off
+	ready  atomic.Bool  // as leader: the barrier after the election has passed
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines
 
@@ -308,6 +309,13 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	n.goFunc(func() { n.events.run(bg) })
 	n.goFunc(func() { n.watchLeadership(bg) })
 	n.goFunc(func() { n.watchCluster(bg) })
+	if n.watch = newLeaderWatch(n.raft, rc); n.watch != nil {
+		n.goFunc(func() {
+			if err := n.watch.run(bg); err != nil {
+				n.logger.Warn("leader watch stopped; raft's own heartbeat timer remains", "error", err)
+			}
+		})
+	}
 	n.http = &http.Server{Handler: n.routes(), TLSConfig: cfg.TLS, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
 	n.goFunc(func() {
 		var err error

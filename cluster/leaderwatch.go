@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A hashicorp/raft follower looks for its leader's heartbeats on a timer
+// that it re-arms, each time it fires, at a random HeartbeatTimeout to
+// 2×HeartbeatTimeout, whatever it heard in between. A look that comes just
+// before the leader has been silent for HeartbeatTimeout finds it alive, and
+// the next may come up to 2×HeartbeatTimeout later: a dead leader is noticed
+// from 1× to almost 3× HeartbeatTimeout after its last message, and in a
+// cluster of three the election needs both survivors to notice (a follower
+// that still hears of a leader refuses pre-votes). The campaign measured a
+// median of 2.1 s and a tail over 3 s with a 1 s timeout.
+//
+// leaderWatch brings the look to the moment the Raft paper gives it: a
+// randomized timeout after the leader's last message. When a follower's
+// leader has been silent for HeartbeatTimeout plus a jitter of up to half of
+// it, the watch makes raft look now, through its public ReloadConfig (a lower
+// HeartbeatTimeout re-arms a follower's timer at once; the watch sets the
+// timeout back right after). Raft decides as it always does: it starts an
+// election only if it has not heard from the leader for HeartbeatTimeout. The
+// jitter keeps the followers from standing for election together (a split
+// vote costs another election timeout).
+type leaderWatch struct {
+	timeout     time.Duration        // raft's HeartbeatTimeout
+	jitter      func() time.Duration // in [0, timeout/2)
+	lastContact func() time.Time     // when the follower last heard from its leader; zero if never
+	follower    func() bool          // the node is a follower now
+	look        func() error         // makes raft check for the leader's heartbeats now
+
+	heard time.Time // the last contact that due was computed for
+	due   time.Time // when a leader silent since heard is due a look
+}
+
+// newLeaderWatch watches r's leader. It returns nil when raft's lease
+// timeout leaves no room to lower the heartbeat timeout (they are equal).
+func newLeaderWatch(r *raft.Raft, rc *raft.Config) *leaderWatch {
+	if rc.LeaderLeaseTimeout >= rc.HeartbeatTimeout {
+		return nil
+	}
+	return &leaderWatch{
+		timeout:     rc.HeartbeatTimeout,
+		jitter:      func() time.Duration { return rand.N(rc.HeartbeatTimeout / 2) },
+		lastContact: r.LastContact,
+		follower:    func() bool { return r.State() == raft.Follower },
+		look: func() error {
+			rc := r.ReloadableConfig()
+			lower := rc
+			lower.HeartbeatTimeout -= time.Nanosecond
+			if err := r.ReloadConfig(lower); err != nil {
+				return err
+			}
+			return r.ReloadConfig(rc)
+		},
+	}
+}
+
+// run watches until ctx ends; a failed look is returned.
+func (w *leaderWatch) run(ctx context.Context) error {
+	timer := time.NewTimer(w.timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		wait, err := w.step(time.Now())
+		if err != nil {
+			return err
+		}
+		timer.Reset(wait)
+	}
+}
+
+// step has raft look for its leader if, at now, the leader is past due,
+// and returns how long to wait before the next step.
+func (w *leaderWatch) step(now time.Time) (time.Duration, error) {
+	last := w.lastContact()
+	if last.IsZero() || !w.follower() {
+		// No leader heard yet (raft's own timer starts the first
+		// election), or not a follower: nothing to watch.
+		return w.timeout, nil
+	}
+	if !last.Equal(w.heard) {
+		w.heard, w.due = last, last.Add(w.timeout+w.jitter())
+	}
+	if now.Before(w.due) {
+		return w.due.Sub(now), nil
+	}
+	// Past due and still a follower: look (again, every timeout, as long as
+	// the follower stays one without hearing from a leader).
+	w.due = now.Add(w.timeout)
+	return w.timeout, w.look()
+}
