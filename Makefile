@@ -33,12 +33,14 @@ fuzz:
 	done
 
 ## campaign: the long fault campaign (docs/RELIABILITY.md): DURATION of faults under load
-## on 3- and 5-node clusters in turn, reproducible by SEED; writes campaign-report.md
+## on 3- and 5-node clusters in turn, reproducible by SEED; writes campaign-report.md, and
+## copies the logs and data of a round that failed to campaign-failures/
 DURATION ?= 30m
 SEED     ?= 1
 campaign:
 	cd e2e && $(GO) test -count=1 -timeout 0 -run '^TestCampaignLong$$' -v \
-	  -campaign.duration $(DURATION) -campaign.seed $(SEED) -campaign.report $(CURDIR)/campaign-report.md
+	  -campaign.duration $(DURATION) -campaign.seed $(SEED) -campaign.report $(CURDIR)/campaign-report.md \
+	  -campaign.keep $(CURDIR)/campaign-failures
 
 ## vectors: regenerate notary/testdata/vectors after a deliberate format change
 vectors:

@@ -27,15 +27,24 @@ import (
 // election only if it has not heard from the leader for HeartbeatTimeout. The
 // jitter keeps the followers from standing for election together (a split
 // vote costs another election timeout).
+//
+// The watch only ever brings a look forward in the one case it is for: a
+// follower that has heard nothing from the leader it knew, and nothing else
+// either. When raft changes state (a leader or candidate steps down, with its
+// last contact long past) or a candidate asks for its vote, the silence is
+// counted from then, as raft's own timer would: a deposed leader gives the
+// new one a full timeout to reach it.
 type leaderWatch struct {
 	timeout     time.Duration        // raft's HeartbeatTimeout
 	jitter      func() time.Duration // in [0, timeout/2)
 	lastContact func() time.Time     // when the follower last heard from its leader; zero if never
 	follower    func() bool          // the node is a follower now
 	look        func() error         // makes raft check for the leader's heartbeats now
+	events      <-chan raft.Observation
 
-	heard time.Time // the last contact that due was computed for
-	due   time.Time // when a leader silent since heard is due a look
+	since time.Time // the last state change or vote request seen
+	base  time.Time // the later of the last contact and since, that due was computed for
+	due   time.Time // when a follower silent since base is due a look
 }
 
 // newLeaderWatch watches r's leader. It returns nil when raft's lease
@@ -44,7 +53,16 @@ func newLeaderWatch(r *raft.Raft, rc *raft.Config) *leaderWatch {
 	if rc.LeaderLeaseTimeout >= rc.HeartbeatTimeout {
 		return nil
 	}
+	events := make(chan raft.Observation, 64)
+	r.RegisterObserver(raft.NewObserver(events, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.RaftState, raft.RequestVoteRequest:
+			return true
+		}
+		return false
+	}))
 	return &leaderWatch{
+		events:      events,
 		timeout:     rc.HeartbeatTimeout,
 		jitter:      func() time.Duration { return rand.N(rc.HeartbeatTimeout / 2) },
 		lastContact: r.LastContact,
@@ -69,6 +87,11 @@ func (w *leaderWatch) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-w.events:
+			// A state change or a vote request: a dropped one (the
+			// observer does not block raft) is caught by the next.
+			w.since = time.Now()
+			continue
 		case <-timer.C:
 		}
 		wait, err := w.step(time.Now())
@@ -88,8 +111,8 @@ func (w *leaderWatch) step(now time.Time) (time.Duration, error) {
 		// election), or not a follower: nothing to watch.
 		return w.timeout, nil
 	}
-	if !last.Equal(w.heard) {
-		w.heard, w.due = last, last.Add(w.timeout+w.jitter())
+	if base := latest(last, w.since); !base.Equal(w.base) {
+		w.base, w.due = base, base.Add(w.timeout+w.jitter())
 	}
 	if now.Before(w.due) {
 		return w.due.Sub(now), nil
@@ -98,4 +121,11 @@ func (w *leaderWatch) step(now time.Time) (time.Duration, error) {
 	// the follower stays one without hearing from a leader).
 	w.due = now.Add(w.timeout)
 	return w.timeout, w.look()
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

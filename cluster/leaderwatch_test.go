@@ -83,6 +83,18 @@ func TestLeaderWatch(t *testing.T) {
 		}
 	})
 
+	t.Run("state change or vote request", func(t *testing.T) {
+		// A leader that stepped down 0.8 s after it last heard of another
+		// (or a follower asked for its vote then): silence counts from then.
+		f := &fakeRaft{last: t0, follower: true, now: t0.Add(800 * time.Millisecond)}
+		w := newTestWatch(f, jitter)
+		w.since = f.now
+		advance(t, w, f, t0.Add(2100*time.Millisecond))
+		if len(f.looks) != 1 || !f.looks[0].Equal(t0.Add(2100*time.Millisecond)) {
+			t.Fatalf("looks at %v, want one at 1.3 s after the state change", f.looks)
+		}
+	})
+
 	t.Run("not a follower", func(t *testing.T) {
 		f := &fakeRaft{last: t0, follower: false, now: t0}
 		w := newTestWatch(f, jitter)

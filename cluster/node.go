@@ -181,7 +181,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.httpLn.Close()
 		return nil, fmt.Errorf("cluster: raft address %s: %w", cfg.RaftAddr, err)
 	}
-	n.trans = newCommitClamp(trans)
+	n.trans = newSafeTransport(trans)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		n.shutdownParts()
 		n.httpLn.Close()

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,6 +30,7 @@ var (
 	campaignSeed     = flag.Uint64("campaign.seed", 0, "the fault campaign's seed (0: drawn from the clock and logged)")
 	campaignReport   = flag.String("campaign.report", "campaign-report.md", "where TestCampaignLong writes its report")
 	campaignRound    = flag.Duration("campaign.round", 5*time.Minute, "the longest round of TestCampaignLong on one cluster")
+	campaignKeep     = flag.String("campaign.keep", "", "copy a failed round's node logs and data directories into this directory")
 )
 
 // campaignTmpfsSize bounds each node's data directory in a campaign: a
@@ -213,6 +215,13 @@ func runRound(t *testing.T, size int, seed uint64, faultTime time.Duration, with
 	start := time.Now()
 	c := startCampCluster(t, size)
 	t.Logf("%d-node cluster up in %v (seed %d)", size, time.Since(start).Round(time.Millisecond), seed)
+	if *campaignKeep != "" {
+		t.Cleanup(func() { // before the nodes stop and their tmpfs go
+			if t.Failed() {
+				keepRound(t, c.dir, filepath.Join(*campaignKeep, fmt.Sprintf("seed-%d", seed)))
+			}
+		})
+	}
 	h := newHistory()
 	w := startWorkload(h, c.urls(), c.submitter, workloadConfig{
 		notarizers: 6, lookers: 2, batch: 4, rate: 300, quiet: 2 * time.Second, reqTimeout: 20 * time.Second, seed: seed,
@@ -676,6 +685,20 @@ func TestCampaignLong(t *testing.T) {
 		}
 	}
 	t.Logf("report written to %s", *campaignReport)
+}
+
+// keepRound copies a failed round's directory (each node's logs and data)
+// to dst, for a post-mortem.
+func keepRound(t *testing.T, dir, dst string) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Logf("keep the round: %v", err)
+		return
+	}
+	if out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput(); err != nil {
+		t.Logf("keep the round: %v: %s", err, out)
+		return
+	}
+	t.Logf("the round's logs and data directories are in %s", dst)
 }
 
 // writeReport writes the campaign's report as Markdown.

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"io"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -13,7 +15,7 @@ func TestCommitClamp(t *testing.T) {
 	_, leader := raft.NewInmemTransport("leader")
 	addr, inner := raft.NewInmemTransport("follower")
 	leader.Connect(addr, inner)
-	follower := newCommitClamp(inner)
+	follower := newSafeTransport(inner)
 	defer follower.Close()
 	if _, ok := raft.Transport(follower).(raft.WithPreVote); !ok {
 		t.Fatal("the wrapped transport hides pre-vote")
@@ -46,10 +48,50 @@ func TestCommitClamp(t *testing.T) {
 			t.Errorf("prev %d + %d entries, leader commit %d: follower sees commit %d, want %d", c.prev, c.entries, c.commit, got, c.want)
 		}
 	}
-	// The heartbeat handler applies the same clamp.
-	clampHeartbeat := raft.RPC{Command: &raft.AppendEntriesRequest{PrevLogEntry: 3, LeaderCommitIndex: 8}}
-	clampCommit(clampHeartbeat)
-	if got := clampHeartbeat.Command.(*raft.AppendEntriesRequest).LeaderCommitIndex; got != 3 {
-		t.Errorf("heartbeat-path clamp: %d, want 3", got)
+}
+
+// TestHeartbeatsOnTheMainLoop: over real TCP, a heartbeat reaches raft
+// through the consumer channel, which raft's main loop reads, and never
+// through a fast-path handler on the transport's own goroutine (the race
+// that let a leader stamp a batch with a newer leader's term).
+func TestHeartbeatsOnTheMainLoop(t *testing.T) {
+	inner, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := newSafeTransport(inner)
+	defer follower.Close()
+	fastPath := make(chan raft.RPC, 1)
+	follower.SetHeartbeatHandler(func(rpc raft.RPC) {
+		fastPath <- rpc
+		rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+	})
+	leader, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Close()
+
+	// The shape the network transport takes for a heartbeat.
+	hb := &raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ID: []byte("leader"), Addr: []byte(leader.LocalAddr())},
+		Term:      7,
+	}
+	errc := make(chan error, 1)
+	go func() {
+		var resp raft.AppendEntriesResponse
+		errc <- leader.AppendEntries("follower", follower.LocalAddr(), hb, &resp)
+	}()
+	select {
+	case rpc := <-follower.Consumer():
+		if a, ok := rpc.Command.(*raft.AppendEntriesRequest); !ok || a.Term != 7 || len(a.Entries) != 0 {
+			t.Fatalf("consumer got %#v, want the heartbeat", rpc.Command)
+		}
+		rpc.Respond(&raft.AppendEntriesResponse{Term: 7, Success: true}, nil)
+	case rpc := <-fastPath:
+		t.Fatalf("the heartbeat went to the fast path: %#v", rpc.Command)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }

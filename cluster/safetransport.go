@@ -1,0 +1,97 @@
+package cluster
+
+import (
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// safeTransport wraps the raft transport to close two holes in
+// hashicorp/raft (v1.7.3, and v1.8.0 still) that the fault campaign
+// (docs/RELIABILITY.md) found as forks: two nodes applying different
+// entries at one index after a paused leader resumed.
+//
+// The commit rule. On every AppendEntries a follower receives, the commit
+// index is clamped to the last entry the request carries (PrevLogEntry
+// plus its entries), Raft's rule, where hashicorp/raft takes its own last
+// index. A leader may send a request with no entries and a commit index
+// past PrevLogEntry (it reads its commit index after choosing what to
+// send); a deposed leader that still holds an uncommitted entry of its old
+// term at that index would commit and apply it. Clamping is always safe:
+// the follower learns the rest of the commit index from the next request.
+//
+// Heartbeats on the main loop. The network transport hands heartbeats to a
+// fast-path handler on its connection goroutine, which runs raft's
+// appendEntries there, concurrently with raft's main loop: a heartbeat from
+// a new leader can raise the term of a leader that is just writing a batch,
+// which then goes into its log stamped with the new leader's term, at an
+// index where the new leader wrote something else. Same index and term,
+// different entries: raft's log matching takes them for one and the old
+// leader applies its own (hashicorp/raft#695, #701). The wrapper installs
+// no fast path, so heartbeats queue with every other RPC and raft's main
+// loop handles them in turn. The cost: a follower whose main loop is busy
+// (a long disk write) answers heartbeats late; with heartbeats every tenth
+// of the heartbeat timeout that leaves plenty of margin.
+type safeTransport struct {
+	raft.Transport
+	consumer  chan raft.RPC
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// newSafeTransport wraps t, which must also support pre-vote and Close (the
+// network transports do).
+func newSafeTransport(t raft.Transport) *safeTransport {
+	c := &safeTransport{Transport: t, consumer: make(chan raft.RPC), done: make(chan struct{})}
+	go c.forward()
+	return c
+}
+
+func (c *safeTransport) forward() {
+	in := c.Transport.Consumer()
+	for {
+		select {
+		case rpc := <-in:
+			clampCommit(rpc)
+			select {
+			case c.consumer <- rpc:
+			case <-c.done:
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// clampCommit applies the rule to an AppendEntries request.
+func clampCommit(rpc raft.RPC) {
+	if a, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+		if last := a.PrevLogEntry + uint64(len(a.Entries)); a.LeaderCommitIndex > last {
+			a.LeaderCommitIndex = last
+		}
+	}
+}
+
+// Consumer implements raft.Transport.
+func (c *safeTransport) Consumer() <-chan raft.RPC { return c.consumer }
+
+// SetHeartbeatHandler implements raft.Transport: it installs no fast path
+// (see safeTransport), so heartbeats reach raft through Consumer.
+func (c *safeTransport) SetHeartbeatHandler(func(rpc raft.RPC)) {
+	c.Transport.SetHeartbeatHandler(nil)
+}
+
+// RequestPreVote implements raft.WithPreVote.
+func (c *safeTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return c.Transport.(raft.WithPreVote).RequestPreVote(id, target, args, resp)
+}
+
+// Close implements raft.WithClose.
+func (c *safeTransport) Close() error {
+	c.closeOnce.Do(func() { close(c.done) })
+	if wc, ok := c.Transport.(raft.WithClose); ok {
+		return wc.Close()
+	}
+	return nil
+}
