@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // fakeRaft is the follower the watch sees: its last contact with a leader
@@ -14,6 +16,9 @@ type fakeRaft struct {
 	looks    []time.Time
 	now      time.Time
 	lookErr  error
+
+	lastIndex, lastTerm uint64 // the follower's log
+	standsOnLook        bool   // a look turns the follower into a candidate
 }
 
 func newTestWatch(f *fakeRaft, jitter time.Duration) *leaderWatch {
@@ -24,8 +29,12 @@ func newTestWatch(f *fakeRaft, jitter time.Duration) *leaderWatch {
 		follower:    func() bool { return f.follower },
 		look: func() error {
 			f.looks = append(f.looks, f.now)
+			if f.standsOnLook {
+				f.follower = false // raft stands for election
+			}
 			return f.lookErr
 		},
+		lastLog: func() (uint64, uint64) { return f.lastIndex, f.lastTerm },
 	}
 }
 
@@ -120,4 +129,39 @@ func TestLeaderWatch(t *testing.T) {
 			t.Fatalf("step error %v, want the look's", err)
 		}
 	})
+}
+
+// TestPreVoteArriving: a pre-vote from a candidate whose log is at least as
+// up to date as this follower's, while the follower's leader has been
+// silent for the timeout, makes raft look first (so it grants by its own
+// rules) and holds the follower's own pre-votes for a while; a candidate
+// with a shorter log, a leader heard lately, or a node that is no follower
+// leave raft to answer alone.
+func TestPreVoteArriving(t *testing.T) {
+	const index, term = 100, 5
+	for _, c := range []struct {
+		name                string
+		silent              time.Duration
+		follower            bool
+		candIndex, candTerm uint64
+		wantLook            bool
+	}{
+		{"equal logs, silent leader", 1500 * time.Millisecond, true, index, term, true},
+		{"longer candidate log", 1500 * time.Millisecond, true, index + 1, term, true},
+		{"newer candidate term", 1500 * time.Millisecond, true, index - 10, term + 1, true},
+		{"shorter candidate log", 1500 * time.Millisecond, true, index - 1, term, false},
+		{"older candidate term", 1500 * time.Millisecond, true, index + 10, term - 1, false},
+		{"leader heard lately", 500 * time.Millisecond, true, index, term, false},
+		{"not a follower", 1500 * time.Millisecond, false, index, term, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fakeRaft{last: time.Now().Add(-c.silent), follower: c.follower, lastIndex: index, lastTerm: term, standsOnLook: true}
+			w := newTestWatch(f, 0)
+			w.preVoteArriving(&raft.RequestPreVoteRequest{LastLogIndex: c.candIndex, LastLogTerm: c.candTerm})
+			deferred := time.Unix(0, w.deferUntil.Load()).After(time.Now())
+			if got := len(f.looks) == 1; got != c.wantLook || deferred != c.wantLook {
+				t.Fatalf("looked %v (%d looks), own pre-votes held %v; want both %v", got, len(f.looks), deferred, c.wantLook)
+			}
+		})
+	}
 }

@@ -310,6 +310,9 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	n.goFunc(func() { n.watchLeadership(bg) })
 	n.goFunc(func() { n.watchCluster(bg) })
 	if n.watch = newLeaderWatch(n.raft, rc); n.watch != nil {
+		if st, ok := n.trans.(*safeTransport); ok {
+			st.watch.Store(n.watch)
+		}
 		n.goFunc(func() {
 			if err := n.watch.run(bg); err != nil {
 				n.logger.Warn("leader watch stopped; raft's own heartbeat timer remains", "error", err)

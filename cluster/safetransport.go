@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -35,6 +36,7 @@ import (
 type safeTransport struct {
 	raft.Transport
 	consumer  chan raft.RPC
+	watch     atomic.Pointer[leaderWatch] // sees pre-votes first, once raft runs; nil if off
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -53,6 +55,11 @@ func (c *safeTransport) forward() {
 		select {
 		case rpc := <-in:
 			clampCommit(rpc)
+			if req, ok := rpc.Command.(*raft.RequestPreVoteRequest); ok {
+				if w := c.watch.Load(); w != nil {
+					w.preVoteArriving(req)
+				}
+			}
 			select {
 			case c.consumer <- rpc:
 			case <-c.done:
@@ -84,6 +91,9 @@ func (c *safeTransport) SetHeartbeatHandler(func(rpc raft.RPC)) {
 
 // RequestPreVote implements raft.WithPreVote.
 func (c *safeTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	if w := c.watch.Load(); w != nil {
+		w.preVoteSending()
+	}
 	return c.Transport.(raft.WithPreVote).RequestPreVote(id, target, args, resp)
 }
 
