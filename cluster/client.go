@@ -136,6 +136,17 @@ func (c *Client) Notarize(ctx context.Context, e Entry) (*NotarizeResponse, erro
 // NotarizeBatch submits up to MaxBatchRequest entries and returns their
 // receipts in order.
 func (c *Client) NotarizeBatch(ctx context.Context, entries []Entry) (*BatchResponse, error) {
+	body, err := batchBody(entries)
+	if err != nil {
+		return nil, err
+	}
+	var out BatchResponse
+	err = c.call(ctx, true, http.MethodPost, "/v1/notarize/batch", body, &out)
+	return &out, err
+}
+
+// batchBody encodes a batch request.
+func batchBody(entries []Entry) ([]byte, error) {
 	body := []byte(`{"entries":[`)
 	for i, e := range entries {
 		if !e.Kind.Valid() {
@@ -146,10 +157,7 @@ func (c *Client) NotarizeBatch(ctx context.Context, entries []Entry) (*BatchResp
 		}
 		body = e.appendJSON(body)
 	}
-	body = append(body, ']', '}')
-	var out BatchResponse
-	err := c.call(ctx, true, http.MethodPost, "/v1/notarize/batch", body, &out)
-	return &out, err
+	return append(body, ']', '}'), nil
 }
 
 // Receipt returns the receipt of a logged commitment, with a fresh proof

@@ -55,6 +55,7 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	verify := fs.Float64("verify", 0.01, "share of receipts to verify, 0 to 1 (1: all)")
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	httpMode := fs.String("http", "direct", "direct: each client keeps one connection to the leader and drives it on its own goroutine (plain HTTP; the Go client takes over after a failure); client: every request through the Go client's http.Client")
 	pos, err := parseFlags(fs, env, args[1:])
 	if err != nil {
 		return usageError(env.stderr, "bench", err)
@@ -67,6 +68,10 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 		return fail(errors.New("--nodes is required"))
 	case *clients < 1 || *batch < 1 || *batch > cluster.MaxBatchRequest || *duration <= 0 || *rate < 0 || *verify < 0 || *verify > 1:
 		return fail(fmt.Errorf("need --clients ≥ 1, --batch 1 to %d, --duration > 0, --rate ≥ 0, --verify 0 to 1", cluster.MaxBatchRequest))
+	case *httpMode != "direct" && *httpMode != "client":
+		return fail(fmt.Errorf("--http is direct or client, not %q", *httpMode))
+	case *httpMode == "direct" && strings.Contains(*nodes, "https://"):
+		*httpMode = "client" // direct connections speak plain HTTP
 	}
 	token := env.getenv("TELENOTARY_TOKEN")
 	if *tokenFile != "" {
@@ -111,9 +116,9 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 		// less often leaves more of a shared machine to the cluster.
 		debug.SetGCPercent(400)
 	}
-	b := &benchRun{client: client, verifier: verifier, batch: *batch, verifyShare: *verify, out: env.stdout}
+	b := &benchRun{client: client, token: token, direct: *httpMode == "direct", verifier: verifier, batch: *batch, verifyShare: *verify, out: env.stdout}
 	res := b.run(ctx, *clients, *duration, *rate)
-	res.print(env.stdout, *clients, *batch, *rate)
+	res.print(env.stdout, *clients, *batch, *rate, *httpMode)
 	if res.verifyFailures > 0 || res.receipts == 0 {
 		return exitInvalid
 	}
@@ -123,12 +128,16 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 // benchRun is one load test.
 type benchRun struct {
 	client      *cluster.Client
+	token       string
+	direct      bool // clients drive their own connection to the leader (see directConn)
 	verifier    *notary.Verifier
 	batch       int
 	verifyShare float64
 	out         io.Writer
 
 	receipts       atomic.Uint64
+	onDirect       atomic.Uint64 // requests answered on a client's direct connection
+	afterFailure   atomic.Uint64 // requests the Go client answered after a direct connection failed
 	errors         atomic.Uint64
 	verified       atomic.Uint64
 	verifyFailures atomic.Uint64
@@ -142,6 +151,7 @@ type benchResult struct {
 	elapsed                  time.Duration
 	receipts, requests, errs uint64
 	verified, verifyFailures uint64
+	onDirect, afterFailure   uint64
 	p50, p90, p99, max       time.Duration
 	lastErr                  string
 }
@@ -197,6 +207,8 @@ func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
 	rand.Read(seed[:])
 	rng := mrand.New(mrand.NewChaCha8(seed))
 	entries := make([]cluster.Entry, b.batch)
+	dc := &directConn{b: b}
+	defer dc.close()
 	for ctx.Err() == nil {
 		start := time.Now()
 		if due != nil {
@@ -214,15 +226,16 @@ func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
 		}
 		var receipts []*notary.Receipt
 		var err error
-		if b.batch == 1 {
-			var r *cluster.NotarizeResponse
-			if r, err = b.client.Notarize(ctx, entries[0]); err == nil {
-				receipts = []*notary.Receipt{r.Receipt}
+		if b.direct {
+			if receipts, err = dc.notarize(ctx, entries); err == nil {
+				b.onDirect.Add(1)
 			}
-		} else {
-			var r *cluster.BatchResponse
-			if r, err = b.client.NotarizeBatch(ctx, entries); err == nil {
-				receipts = r.Receipts
+		}
+		if !b.direct || err != nil {
+			// The Go client follows the leader and retries until ctx ends.
+			receipts, err = b.viaClient(ctx, entries)
+			if b.direct && err == nil {
+				b.afterFailure.Add(1)
 			}
 		}
 		took := time.Since(start)
@@ -239,6 +252,71 @@ func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
 		b.latencies = append(b.latencies, took)
 		b.mu.Unlock()
 		b.check(rng, entries, receipts)
+	}
+}
+
+// viaClient sends one request through the Go client.
+func (b *benchRun) viaClient(ctx context.Context, entries []cluster.Entry) ([]*notary.Receipt, error) {
+	if len(entries) == 1 {
+		r, err := b.client.Notarize(ctx, entries[0])
+		if err != nil {
+			return nil, err
+		}
+		return []*notary.Receipt{r.Receipt}, nil
+	}
+	r, err := b.client.NotarizeBatch(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	return r.Receipts, nil
+}
+
+// directConn is one client's own connection to the leader (cluster.Conn):
+// on a machine shared with the cluster, http.Client's per-request hand-offs
+// between goroutines cost the cluster a share of the CPU. It dials the
+// leader the cluster names and, after any failure, lets the Go client send
+// that request and dials again for the next.
+type directConn struct {
+	b    *benchRun
+	conn *cluster.Conn
+}
+
+func (d *directConn) notarize(ctx context.Context, entries []cluster.Entry) ([]*notary.Receipt, error) {
+	if d.conn == nil {
+		st, err := d.b.client.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st.Leader.HTTPAddr == "" {
+			return nil, errors.New("no leader known")
+		}
+		if d.conn, err = cluster.DialNode(ctx, st.Leader.HTTPAddr, d.b.token); err != nil {
+			return nil, err
+		}
+	}
+	var receipts []*notary.Receipt
+	var err error
+	if len(entries) == 1 {
+		var r *cluster.NotarizeResponse
+		if r, err = d.conn.Notarize(entries[0]); err == nil {
+			receipts = []*notary.Receipt{r.Receipt}
+		}
+	} else {
+		var r *cluster.BatchResponse
+		if r, err = d.conn.NotarizeBatch(entries); err == nil {
+			receipts = r.Receipts
+		}
+	}
+	if err != nil {
+		d.close()
+	}
+	return receipts, err
+}
+
+func (d *directConn) close() {
+	if d.conn != nil {
+		d.conn.Close()
+		d.conn = nil
 	}
 }
 
@@ -283,6 +361,7 @@ func (b *benchRun) result(elapsed time.Duration) benchResult {
 	r := benchResult{
 		elapsed: elapsed, receipts: b.receipts.Load(), requests: uint64(len(lat)), errs: b.errors.Load(),
 		verified: b.verified.Load(), verifyFailures: b.verifyFailures.Load(),
+		onDirect: b.onDirect.Load(), afterFailure: b.afterFailure.Load(),
 	}
 	r.p50, r.p90, r.p99, r.max = quantiles(lat)
 	if p := b.lastErr.Load(); p != nil {
@@ -291,15 +370,18 @@ func (b *benchRun) result(elapsed time.Duration) benchResult {
 	return r
 }
 
-func (r benchResult) print(w io.Writer, clients, batch int, rate float64) {
+func (r benchResult) print(w io.Writer, clients, batch int, rate float64, httpMode string) {
 	mode := "closed loop"
 	if rate > 0 {
 		mode = fmt.Sprintf("open loop at %.0f requests/s", rate)
 	}
-	fmt.Fprintf(w, "\n%d clients, %d commitment(s) per request, %s, %.1f s\n", clients, batch, mode, r.elapsed.Seconds())
+	fmt.Fprintf(w, "\n%d clients, %d commitment(s) per request, %s, HTTP %s, %.1f s\n", clients, batch, mode, httpMode, r.elapsed.Seconds())
 	fmt.Fprintf(w, "receipts:   %d (%.0f receipts/s), %d requests\n", r.receipts, float64(r.receipts)/r.elapsed.Seconds(), r.requests)
 	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  max %s (per request)\n", millis(r.p50), millis(r.p90), millis(r.p99), millis(r.max))
 	fmt.Fprintf(w, "errors:     %d\n", r.errs)
+	if httpMode == "direct" {
+		fmt.Fprintf(w, "direct:     %d requests on the clients' own connections, %d through the Go client after one failed\n", r.onDirect, r.afterFailure)
+	}
 	fmt.Fprintf(w, "verified:   %d receipts, %d failed\n", r.verified, r.verifyFailures)
 	if r.lastErr != "" {
 		fmt.Fprintf(w, "last error: %s\n", r.lastErr)

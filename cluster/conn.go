@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Conn is one keep-alive HTTP/1.1 connection to one node, for load
+// generators. Each call writes its request and reads the answer on the
+// caller's goroutine with net/http's own request writer and response
+// reader, where an http.Client hands every request through two goroutines
+// of its transport; on a machine that the load generator shares with the
+// cluster, what it spends is taken from the cluster. A Conn neither
+// retries nor follows the leader (use Client for that), speaks plain HTTP
+// only, and is not safe for concurrent use.
+type Conn struct {
+	ctx   context.Context // the dial context: the connection lives as long
+	base  *url.URL
+	token string
+	conn  net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	stop  func() bool // ends the watch on the dial context
+	buf   bytes.Buffer
+}
+
+// DialNode connects to the node at baseURL (http://host:port). When ctx
+// ends, the connection is closed and calls in progress fail.
+func DialNode(ctx context.Context, baseURL, token string) (*Conn, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("cluster: DialNode speaks plain HTTP, not %q", u.Scheme)
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{ctx: ctx, base: u, token: token, conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c.stop = context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error {
+	c.stop()
+	return c.conn.Close()
+}
+
+// Notarize submits one entry to this node and returns its receipt.
+func (c *Conn) Notarize(e Entry) (*NotarizeResponse, error) {
+	if !e.Kind.Valid() {
+		return nil, fieldError("kind", "is not a defined kind")
+	}
+	var out NotarizeResponse
+	return &out, c.post("/v1/notarize", e.appendJSON(nil), out.decodeJSON)
+}
+
+// NotarizeBatch submits up to MaxBatchRequest entries to this node and
+// returns their receipts in order.
+func (c *Conn) NotarizeBatch(entries []Entry) (*BatchResponse, error) {
+	body, err := batchBody(entries)
+	if err != nil {
+		return nil, err
+	}
+	var out BatchResponse
+	return &out, c.post("/v1/notarize/batch", body, out.decodeJSON)
+}
+
+// post sends one request and decodes a 200 answer with decode; any other
+// answer is an *APIError. A broken connection stays broken: dial again.
+func (c *Conn) post(path string, body []byte, decode func([]byte) error) error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	u := *c.base
+	u.Path += path
+	req := &http.Request{
+		Method: http.MethodPost, URL: &u, Host: u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + c.token}},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+	}
+	if err := req.Write(c.bw); err != nil {
+		return err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	c.buf.Reset()
+	if _, err := c.buf.ReadFrom(resp.Body); err != nil {
+		return err
+	}
+	return decode(c.buf.Bytes())
+}
