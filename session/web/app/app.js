@@ -268,6 +268,13 @@ function onMessage(msg) {
 }
 
 function onError(msg) {
+  if (msg.code === 'peer_absent') {
+    // An offer, answer or candidate crossed the other side's leaving: the
+    // server says so before its "left" arrives. Nothing is lost that the
+    // negotiation after their return does not send again.
+    logEvent(`not relayed: ${msg.message || 'the other side is not connected'}`);
+    return;
+  }
   addError(msg.code || 'error', msg.message || '', msg.ref || '');
   if (state.role !== 'physician') return;
   let sent = msg.ref ? state.sent.find((s) => s.ref === msg.ref) : null;
