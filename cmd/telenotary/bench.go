@@ -257,14 +257,23 @@ func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
 
 // viaClient sends one request through the Go client.
 func (b *benchRun) viaClient(ctx context.Context, entries []cluster.Entry) ([]*notary.Receipt, error) {
+	return receiptsOf(entries,
+		func(e cluster.Entry) (*cluster.NotarizeResponse, error) { return b.client.Notarize(ctx, e) },
+		func(es []cluster.Entry) (*cluster.BatchResponse, error) { return b.client.NotarizeBatch(ctx, es) })
+}
+
+// receiptsOf sends one entry with one, or a batch with many, and returns
+// the receipts.
+func receiptsOf(entries []cluster.Entry, one func(cluster.Entry) (*cluster.NotarizeResponse, error),
+	many func([]cluster.Entry) (*cluster.BatchResponse, error)) ([]*notary.Receipt, error) {
 	if len(entries) == 1 {
-		r, err := b.client.Notarize(ctx, entries[0])
+		r, err := one(entries[0])
 		if err != nil {
 			return nil, err
 		}
 		return []*notary.Receipt{r.Receipt}, nil
 	}
-	r, err := b.client.NotarizeBatch(ctx, entries)
+	r, err := many(entries)
 	if err != nil {
 		return nil, err
 	}
@@ -294,19 +303,7 @@ func (d *directConn) notarize(ctx context.Context, entries []cluster.Entry) ([]*
 			return nil, err
 		}
 	}
-	var receipts []*notary.Receipt
-	var err error
-	if len(entries) == 1 {
-		var r *cluster.NotarizeResponse
-		if r, err = d.conn.Notarize(entries[0]); err == nil {
-			receipts = []*notary.Receipt{r.Receipt}
-		}
-	} else {
-		var r *cluster.BatchResponse
-		if r, err = d.conn.NotarizeBatch(entries); err == nil {
-			receipts = r.Receipts
-		}
-	}
+	receipts, err := receiptsOf(entries, d.conn.Notarize, d.conn.NotarizeBatch)
 	if err != nil {
 		d.close()
 	}
