@@ -430,23 +430,34 @@ func (n *Node) forwardIfFollower(w http.ResponseWriter, r *http.Request, body []
 		n.writeError(w, r, ErrNotLeader)
 		return true
 	}
+	if err := n.relayToLeader(w, r, body); err != nil {
+		n.writeError(w, r, err)
+	}
+	return true
+}
+
+// relayToLeader sends r (with body) to the leader, marked as forwarded,
+// and relays the leader's status and body. An error means nothing was
+// written: there was no leader, or it did not answer.
+func (n *Node) relayToLeader(w http.ResponseWriter, r *http.Request, body []byte) error {
 	leader := n.leaderURL()
 	if leader == "" {
-		n.writeError(w, r, ErrNoLeader)
-		return true
+		return ErrNoLeader
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, leader+r.URL.Path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, leader+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
-		n.writeError(w, r, err)
-		return true
+		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a := r.Header.Get("Authorization"); a != "" {
+		req.Header.Set("Authorization", a)
+	}
 	req.Header.Set(headerForwarded, n.cfg.ID)
 	resp, err := n.forward.Do(req)
 	if err != nil {
-		n.writeError(w, r, fmt.Errorf("%w: forwarding to the leader: %v", ErrNoLeader, err))
-		return true
+		return fmt.Errorf("%w: forwarding to the leader: %v", ErrNoLeader, err)
 	}
 	defer resp.Body.Close()
 	for _, h := range []string{"Content-Type", "Retry-After", "WWW-Authenticate"} {
@@ -456,11 +467,12 @@ func (n *Node) forwardIfFollower(w http.ResponseWriter, r *http.Request, body []
 	}
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
-	return true
+	return nil
 }
 
 // handleReceipt answers a logged commitment's receipt, proven into this
-// node's latest checkpoint; with ?signatures=K, the checkpoint carries the
+// node's latest checkpoint (a follower that has not applied it relays the
+// leader's answer); with ?signatures=K, the checkpoint carries the
 // signatures of K nodes (this one and K-1 peers).
 func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	c, err := parseCommitment(r.PathValue("commitment"))
@@ -479,6 +491,11 @@ func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rc == nil {
+		// A follower may not have applied it yet: ask the leader, once.
+		// If there is no leader to ask, this node's answer stands.
+		if n.raft.State() != raft.Leader && r.Header.Get(headerForwarded) == "" && n.relayToLeader(w, r, nil) == nil {
+			return
+		}
 		n.writeError(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", ErrNotFound, c))
 		return
 	}

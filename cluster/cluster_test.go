@@ -8,6 +8,7 @@ import (
 
 	"github.com/telenotary/telenotary/cluster"
 	"github.com/telenotary/telenotary/notary"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // TestThreeNodeCluster notarizes through every node of a 3-node cluster on
@@ -230,5 +231,72 @@ func TestCosignedReceipts(t *testing.T) {
 	defer cancelShort()
 	if _, err := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url}}).ReceiptSigned(short, commitments[0], 4); err == nil {
 		t.Fatal("a receipt with 4 signatures from a 3-node cluster")
+	}
+}
+
+// TestReceiptAtALaggingFollower looks a commitment up at a follower that
+// has logged but not yet applied it: the follower relays the leader's
+// receipt instead of answering 404, and answers from its own log again
+// once it has caught up.
+func TestReceiptAtALaggingFollower(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	c.join("node-2", n1)
+	c.join("node-3", n1)
+	c.waitVoters(3)
+	leader := c.leader()
+	var follower *testNode
+	for _, n := range c.list() {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	release := cluster.HoldApplies(follower.Node)
+	t.Cleanup(release)
+	resp, err := clientFor(leader).Notarize(ctx, entryOf("lagging", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := checkpointOf(follower); err != nil || cp.Size > resp.Receipt.Index {
+		t.Fatalf("the held follower's checkpoint (%v, %v) already holds leaf %d", cp, err, resp.Receipt.Index)
+	}
+
+	leaderKey, err := note.NewVerifier(leader.cfg.VerifierKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := clientFor(follower)
+	r, err := lookup.Receipt(ctx, resp.Receipt.Leaf.Commitment)
+	if err != nil {
+		t.Fatalf("lookup at the lagging follower: %v", err)
+	}
+	if r.Index != resp.Receipt.Index {
+		t.Fatalf("lookup at the lagging follower: index %d, want %d", r.Index, resp.Receipt.Index)
+	}
+	if _, err := note.Open(r.Checkpoint, note.VerifierList(leaderKey)); err != nil {
+		t.Fatalf("the relayed receipt's checkpoint is not the leader's: %v", err)
+	}
+	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: r.Leaf.Commitment}, c.policy()); err != nil {
+		t.Fatalf("relayed receipt: %v", err)
+	}
+	if _, err := lookup.Receipt(ctx, notary.Commitment{7}); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("a commitment nobody logged, at the follower: %v, want not found", err)
+	}
+
+	release()
+	c.waitConverged()
+	followerKey, err := note.NewVerifier(follower.cfg.VerifierKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = lookup.Receipt(ctx, resp.Receipt.Leaf.Commitment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(r.Checkpoint, note.VerifierList(followerKey)); err != nil || r.Index != resp.Receipt.Index {
+		t.Fatalf("after catching up, the follower's own receipt: index %d, %v", r.Index, err)
 	}
 }

@@ -1,6 +1,9 @@
 package cluster
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Crash stops a node abruptly, as a killed process would: no leadership
 // transfer, no draining of requests.
@@ -27,3 +30,17 @@ func LookForLeader(n *Node) error { return n.watch.look() }
 
 // HeartbeatTimeout returns raft's heartbeat timeout as the node runs it.
 func HeartbeatTimeout(n *Node) time.Duration { return n.raft.ReloadableConfig().HeartbeatTimeout }
+
+// HoldApplies stops the node's state machine before its next batch, while
+// its raft goes on logging and acknowledging entries, until release.
+func HoldApplies(n *Node) (release func()) {
+	ch := make(chan struct{})
+	n.fsm.held.Store(&ch)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			n.fsm.held.Store(nil)
+			close(ch)
+		})
+	}
+}

@@ -55,6 +55,9 @@ type fsm struct {
 	lastTime   atomic.Int64  // timestamp of the newest leaf
 	checkpoint atomic.Pointer[notary.SignedCheckpoint]
 	failed     atomic.Pointer[error]
+	// held, when set, is waited on before each apply: tests use it to
+	// keep a node behind the others.
+	held atomic.Pointer[chan struct{}]
 
 	metaMu sync.RWMutex // guards meta
 	meta   clusterMeta
@@ -169,6 +172,9 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // ApplyBatch implements raft.BatchingFSM: the notarize entries of the whole
 // batch go to the log in one commit.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if h := f.held.Load(); h != nil {
+		<-*h
+	}
 	results := make([]any, len(logs))
 	if errp := f.failed.Load(); errp != nil {
 		for i := range results {
