@@ -470,6 +470,11 @@ func (n *Node) relayToLeader(w http.ResponseWriter, r *http.Request, body []byte
 	return nil
 }
 
+// lookupRelayTimeout bounds a follower's wait for the leader's answer to a
+// receipt lookup it missed: a leader that is gone or cut off must not hold
+// up a read this node can answer.
+const lookupRelayTimeout = 2 * time.Second
+
 // handleReceipt answers a logged commitment's receipt, proven into this
 // node's latest checkpoint (a follower that has not applied it relays the
 // leader's answer); with ?signatures=K, the checkpoint carries the
@@ -492,9 +497,14 @@ func (n *Node) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	}
 	if rc == nil {
 		// A follower may not have applied it yet: ask the leader, once.
-		// If there is no leader to ask, this node's answer stands.
-		if n.raft.State() != raft.Leader && r.Header.Get(headerForwarded) == "" && n.relayToLeader(w, r, nil) == nil {
-			return
+		// If there is no leader that answers soon, this node's answer stands.
+		if n.raft.State() != raft.Leader && r.Header.Get(headerForwarded) == "" {
+			ctx, cancel := context.WithTimeout(r.Context(), lookupRelayTimeout)
+			err := n.relayToLeader(w, r.WithContext(ctx), nil)
+			cancel()
+			if err == nil {
+				return
+			}
 		}
 		n.writeError(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", ErrNotFound, c))
 		return

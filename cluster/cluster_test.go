@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -298,5 +299,18 @@ func TestReceiptAtALaggingFollower(t *testing.T) {
 	}
 	if _, err := note.Open(r.Checkpoint, note.VerifierList(followerKey)); err != nil || r.Index != resp.Receipt.Index {
 		t.Fatalf("after catching up, the follower's own receipt: index %d, %v", r.Index, err)
+	}
+
+	// With the leader gone, a miss is the follower's own 404, not an
+	// error about the leader.
+	// (A raw GET: the Go client would retry a 503 until a new leader.)
+	cluster.Crash(leader.Node)
+	resp2, err := http.Get(follower.url + "/v1/receipts/" + notary.Commitment{8}.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != http.StatusNotFound {
+		t.Fatalf("a miss at the follower with the leader down: HTTP %d, want 404", resp2.StatusCode)
 	}
 }
