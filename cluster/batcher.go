@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
 // The batcher is the leader's group commit. Submissions queue up; one loop
@@ -34,7 +35,7 @@ type batcher struct {
 
 // submission is one request's entries, waiting for their leaf indexes.
 type submission struct {
-	entries []Entry
+	entries []notaryapi.Entry
 	done    chan submitResult // buffered: the batcher never blocks on it
 }
 
@@ -56,7 +57,7 @@ func (r submitResult) fresh() int {
 }
 
 // errOverloaded means the queue is full: the client should back off.
-var errOverloaded = fmt.Errorf("%w: too many submissions queued", ErrOverloaded)
+var errOverloaded = fmt.Errorf("%w: too many submissions queued", notaryapi.ErrOverloaded)
 
 func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
 	return &batcher{
@@ -70,7 +71,7 @@ func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
 
 // submit queues entries and waits, for ctx or for the batcher to stop,
 // until they are committed and applied.
-func (b *batcher) submit(ctx context.Context, entries []Entry) (submitResult, error) {
+func (b *batcher) submit(ctx context.Context, entries []notaryapi.Entry) (submitResult, error) {
 	s := &submission{entries: entries, done: make(chan submitResult, 1)}
 	select {
 	case b.queue <- s:
@@ -139,7 +140,7 @@ func (b *batcher) run(ctx context.Context) {
 // apply proposes one batch and, in its own goroutine, waits for it to be
 // committed and applied, then answers each submission.
 func (b *batcher) apply(batch []*submission, n int) {
-	entries := make([]Entry, 0, n)
+	entries := make([]notaryapi.Entry, 0, n)
 	for _, s := range batch {
 		entries = append(entries, s.entries...)
 	}
@@ -188,11 +189,11 @@ func raftError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		return fmt.Errorf("%w: %w", notaryapi.ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: %w", ErrNoLeader, err)
+		return fmt.Errorf("%w: %w", notaryapi.ErrNoLeader, err)
 	}
 	return err
 }

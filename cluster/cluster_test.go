@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -37,7 +39,7 @@ func TestThreeNodeCluster(t *testing.T) {
 			}
 			receipts = append(receipts, resp.Receipt)
 		}
-		batch := make([]cluster.Entry, 50)
+		batch := make([]notaryapi.Entry, 50)
 		for j := range batch {
 			batch[j] = entryOf("batch", 100*i+j)
 		}
@@ -98,7 +100,7 @@ func TestBadRequests(t *testing.T) {
 	ctx := context.Background()
 	before := c.waitConverged()
 
-	submit := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url}, Token: submitterToken})
+	submit := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n1.url}, Token: submitterToken})
 	for _, tc := range []struct {
 		name  string
 		do    func() error
@@ -108,64 +110,64 @@ func TestBadRequests(t *testing.T) {
 		{"unknown kind", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"pizza","commitment":"`+hex64()+`"}`)
 			return err
-		}, cluster.ErrBadRequest, "kind"},
+		}, notaryapi.ErrBadRequest, "kind"},
 		{"short commitment", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"prescription","commitment":"abcd"}`)
 			return err
-		}, cluster.ErrBadRequest, "commitment"},
+		}, notaryapi.ErrBadRequest, "commitment"},
 		{"commitment not hex", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"prescription","commitment":"`+"zz"+hex64()[2:]+`"}`)
 			return err
-		}, cluster.ErrBadRequest, "commitment"},
+		}, notaryapi.ErrBadRequest, "commitment"},
 		{"malformed JSON", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":`)
 			return err
-		}, cluster.ErrBadRequest, "body"},
+		}, notaryapi.ErrBadRequest, "body"},
 		{"unknown field", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize", submitterToken, `{"kind":"prescription","commitment":"`+hex64()+`","colour":"red"}`)
 			return err
-		}, cluster.ErrBadRequest, "colour"},
+		}, notaryapi.ErrBadRequest, "colour"},
 		{"bad entry in a batch", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize/batch", submitterToken,
 				`{"entries":[{"kind":"prescription","commitment":"`+hex64()+`"},{"kind":"prescription","commitment":"xyz"}]}`)
 			return err
-		}, cluster.ErrBadRequest, "entries[1].commitment"},
+		}, notaryapi.ErrBadRequest, "entries[1].commitment"},
 		{"batch over the limit", func() error {
-			big := make([]cluster.Entry, cluster.MaxBatchRequest+1)
+			big := make([]notaryapi.Entry, notaryapi.MaxBatchRequest+1)
 			for i := range big {
 				big[i] = entryOf("big", i)
 			}
 			_, err := submit.NotarizeBatch(ctx, big)
 			return err
-		}, cluster.ErrBadRequest, "entries"},
+		}, notaryapi.ErrBadRequest, "entries"},
 		{"empty batch", func() error {
 			_, err := submit.NotarizeBatch(ctx, nil)
 			return err
-		}, cluster.ErrBadRequest, "entries"},
+		}, notaryapi.ErrBadRequest, "entries"},
 		{"no token", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize", "", `{"kind":"prescription","commitment":"`+hex64()+`"}`)
 			return err
-		}, cluster.ErrUnauthorized, ""},
+		}, notaryapi.ErrUnauthorized, ""},
 		{"wrong token", func() error {
 			_, err := rawPost(ctx, n1.url+"/v1/notarize", "not-a-token-of-this-cluster", `{"kind":"prescription","commitment":"`+hex64()+`"}`)
 			return err
-		}, cluster.ErrUnauthorized, ""},
-		{"submitter removing a node", func() error { return submit.Remove(ctx, "node-1") }, cluster.ErrForbidden, ""},
+		}, notaryapi.ErrUnauthorized, ""},
+		{"submitter removing a node", func() error { return submit.Remove(ctx, "node-1") }, notaryapi.ErrForbidden, ""},
 		{"unknown commitment", func() error {
 			_, err := submit.Receipt(ctx, notary.Commitment{1})
 			return err
-		}, cluster.ErrNotFound, ""},
+		}, notaryapi.ErrNotFound, ""},
 		{"proof beyond the log", func() error {
 			_, err := submit.InclusionProof(ctx, 5, 10)
 			return err
-		}, cluster.ErrBadRequest, "index"},
+		}, notaryapi.ErrBadRequest, "index"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.do()
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
-			var ae *cluster.APIError
+			var ae *httpapi.Problem
 			if tc.field != "" && (!errors.As(err, &ae) || ae.Field != tc.field) {
 				t.Fatalf("error %v does not name field %q", err, tc.field)
 			}
@@ -230,7 +232,7 @@ func TestCosignedReceipts(t *testing.T) {
 	// More signatures than nodes cannot be had.
 	short, cancelShort := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelShort()
-	if _, err := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url}}).ReceiptSigned(short, commitments[0], 4); err == nil {
+	if _, err := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n1.url}}).ReceiptSigned(short, commitments[0], 4); err == nil {
 		t.Fatal("a receipt with 4 signatures from a 3-node cluster")
 	}
 }
@@ -283,7 +285,7 @@ func TestReceiptAtALaggingFollower(t *testing.T) {
 	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: r.Leaf.Commitment}, c.policy()); err != nil {
 		t.Fatalf("relayed receipt: %v", err)
 	}
-	if _, err := lookup.Receipt(ctx, notary.Commitment{7}); !errors.Is(err, cluster.ErrNotFound) {
+	if _, err := lookup.Receipt(ctx, notary.Commitment{7}); !errors.Is(err, notaryapi.ErrNotFound) {
 		t.Fatalf("a commitment nobody logged, at the follower: %v, want not found", err)
 	}
 

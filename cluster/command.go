@@ -6,17 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
-
-// Entry is one submission to the log: what to notarize. Its JSON form is
-// that of the API (see docs/API.md).
-type Entry struct {
-	Kind       notary.Kind       `json:"kind"`
-	Commitment notary.Commitment `json:"commitment"`
-	// Link is the commitment of a related earlier record; zero for none.
-	Link notary.Commitment `json:"link,omitzero"`
-}
 
 // The raft log entries of a cluster start with a command byte.
 const (
@@ -32,7 +24,7 @@ const entryBytes = 2 + 2*notary.HashSize
 // encodeNotarize encodes a batch: command, timestamp (ms, 8 bytes), count
 // (uvarint), then each entry as kind (1), flags (1; bit 0: has link),
 // commitment (32) and link (32, only when flagged).
-func encodeNotarize(ts int64, entries []Entry) []byte {
+func encodeNotarize(ts int64, entries []notaryapi.Entry) []byte {
 	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(entries)*entryBytes)
 	b = append(b, cmdNotarize)
 	b = binary.BigEndian.AppendUint64(b, uint64(ts))
@@ -92,15 +84,6 @@ func decodeNotarize(b []byte) (ts int64, leaves []notary.Leaf, err error) {
 		return 0, nil, errBadCommand
 	}
 	return ts, leaves, nil
-}
-
-// Member is a node of the cluster as the cluster records it.
-type Member struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"` // base URL of its API, such as https://10.0.0.1:8443
-	// VerifierKey is the note verifier key of the node's checkpoint signer.
-	VerifierKey string `json:"verifier_key"`
 }
 
 // genesis is the identity a cluster is born with.

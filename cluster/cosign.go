@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -18,13 +20,13 @@ import (
 // (notary.CombineSignatures): a receipt that carries k of them satisfies a
 // verifier's k-of-n policy. A node signs only what its own log says.
 
-// signAt signs the checkpoint of the first size leaves of the log.
-func (f *fsm) signAt(size uint64) (notary.SignedCheckpoint, error) {
+// CheckpointAt signs the checkpoint of the first size leaves of the log.
+func (f *fsm) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {
 	f.metaMu.RLock()
 	g := f.meta.Genesis
 	f.metaMu.RUnlock()
 	if g == nil {
-		return notary.SignedCheckpoint{}, fmt.Errorf("%w: the cluster has no genesis yet", ErrNoLeader)
+		return notary.SignedCheckpoint{}, fmt.Errorf("%w: the cluster has no genesis yet", notaryapi.ErrNoLeader)
 	}
 	if cp := f.checkpoint.Load(); cp != nil && cp.Size == size {
 		return *cp, nil
@@ -32,7 +34,7 @@ func (f *fsm) signAt(size uint64) (notary.SignedCheckpoint, error) {
 	l, done := f.readLog()
 	defer done()
 	if head := l.Head().Size; size > head {
-		return notary.SignedCheckpoint{}, fieldError("size", "is beyond this node's log of %d leaves", head)
+		return notary.SignedCheckpoint{}, httpapi.Field("size", "is beyond this node's log of %d leaves", head)
 	}
 	root, err := l.RootAt(size)
 	if err != nil {
@@ -49,69 +51,57 @@ func (f *fsm) signAt(size uint64) (notary.SignedCheckpoint, error) {
 	return notary.Checkpoint{Origin: g.Origin, Size: size, Root: root, Timestamp: ts}.Sign(f.signer)
 }
 
+// ledger is a node's log as its API reads it: the FSM's checkpoints and
+// log, and the cosigning of checkpoints with the other members.
+type ledger struct {
+	*fsm
+	self   string       // this node's ID
+	client *http.Client // reaches the other members' APIs
+}
+
 // cosignWait bounds how long a node waits for its peers' signatures.
 const cosignWait = 3 * time.Second
 
-// cosign gathers the signatures of other members over cp until want
+// Cosign gathers the signatures of other members over cp until want
 // signatures are on it (this node's included) or ctx ends, and returns the
 // combined note.
-func (n *Node) cosign(ctx context.Context, cp notary.SignedCheckpoint, want int) ([]byte, int, error) {
+func (l ledger) Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int) ([]byte, error) {
 	note := cp.Note
-	have := 1
 	if want <= 1 {
-		return note, have, nil
+		return note, nil
 	}
-	_, members := n.fsm.clusterInfo()
+	_, members := l.clusterInfo()
 	if want > len(members) {
-		return note, have, fieldError("signatures", "the cluster has %d nodes; it cannot give %d signatures", len(members), want)
+		return nil, httpapi.Field("signatures", "the cluster has %d nodes; it cannot give %d signatures", len(members), want)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cosignWait)
 	defer cancel()
 	var mu sync.Mutex // guards note and have
+	have := 1
 	var wg sync.WaitGroup
 	for _, m := range members {
-		if m.ID == n.cfg.ID {
+		if m.ID == l.self {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := NewClient(ClientConfig{Nodes: []string{m.HTTPAddr}, HTTPClient: n.forward})
+		wg.Go(func() {
+			c := notaryapi.NewClient(notaryapi.ClientConfig{HTTPClient: l.client})
 			// A peer that has not applied this size yet soon will: retry.
-			for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
-				theirs, err := c.checkpointAt(ctx, cp.Size)
-				if err == nil {
-					mu.Lock()
-					if combined, err := notary.CombineSignatures(note, theirs); err == nil {
-						note, have = combined, have+1
-					}
-					mu.Unlock()
-					return
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(backoff):
-				}
+			wait := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 200 * time.Millisecond}
+			theirs, err := backoff.Retry(ctx, func() ([]byte, error) { return c.CheckpointOf(ctx, m.HTTPAddr, cp.Size) },
+				backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
+			if err != nil {
+				return
 			}
-		}()
+			mu.Lock()
+			defer mu.Unlock()
+			if combined, err := notary.CombineSignatures(note, theirs); err == nil {
+				note, have = combined, have+1
+			}
+		})
 	}
 	wg.Wait()
 	if have < want {
-		return note, have, fmt.Errorf("%w: %d of the %d signatures asked for", ErrNoLeader, have, want)
+		return nil, fmt.Errorf("%w: %d of the %d signatures asked for", notaryapi.ErrNoLeader, have, want)
 	}
-	return note, have, nil
-}
-
-// signaturesParam reads ?signatures=K (default 1).
-func signaturesParam(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("signatures")
-	if s == "" {
-		return 1, nil
-	}
-	k, err := strconv.Atoi(s)
-	if err != nil || k < 1 || k > 100 {
-		return 0, fieldError("signatures", "must be a whole number from 1 to 100")
-	}
-	return k, nil
+	return note, nil
 }

@@ -2,39 +2,12 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
-	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
-
-// Event is one message of the event stream (GET /v1/events, server-sent
-// events). Notarizations are aggregated per flush interval, so a busy
-// cluster sends a few events a second however many receipts it issues.
-type Event struct {
-	// Type is "notarized" or "cluster".
-	Type string    `json:"type"`
-	Time time.Time `json:"time"`
-	// Notarized, for type "notarized".
-	Notarized *NotarizedEvent `json:"notarized,omitempty"`
-	// Cluster, for type "cluster": Change is leader, joined, removed,
-	// peer-added, peer-removed, peer-unreachable or peer-reachable.
-	Change string `json:"change,omitempty"`
-	Node   string `json:"node,omitempty"`
-}
-
-// NotarizedEvent sums up the leaves appended since the previous event.
-type NotarizedEvent struct {
-	First  uint64         `json:"first"` // index of the first new leaf
-	Size   uint64         `json:"size"`  // log size after them
-	Count  uint64         `json:"count"`
-	ByKind map[string]int `json:"by_kind"`
-	// Recent are the last few leaves (at most maxRecent), newest last.
-	Recent []LeafInfo `json:"recent"`
-}
 
 const (
 	flushInterval  = 100 * time.Millisecond
@@ -46,15 +19,17 @@ const (
 // hub fans events out to stream subscribers; a slow subscriber loses
 // events, it never slows the node.
 type hub struct {
-	in chan Event
+	in chan notaryapi.Event
 
 	mu   sync.Mutex // guards subs and pending
-	subs map[chan Event]struct{}
+	subs map[chan notaryapi.Event]struct{}
 	// pending aggregates notarizations until the next flush.
-	pending *NotarizedEvent
+	pending *notaryapi.NotarizedEvent
 }
 
-func newHub() *hub { return &hub{in: make(chan Event, 256), subs: map[chan Event]struct{}{}} }
+func newHub() *hub {
+	return &hub{in: make(chan notaryapi.Event, 256), subs: map[chan notaryapi.Event]struct{}{}}
+}
 
 // notarized records an applied batch; called on raft's FSM goroutine.
 func (h *hub) notarized(a applied) {
@@ -62,7 +37,7 @@ func (h *hub) notarized(a applied) {
 	defer h.mu.Unlock()
 	p := h.pending
 	if p == nil {
-		p = &NotarizedEvent{First: a.First, ByKind: map[string]int{}}
+		p = &notaryapi.NotarizedEvent{First: a.First, ByKind: map[string]int{}}
 		h.pending = p
 	}
 	p.Size = a.Size
@@ -70,7 +45,7 @@ func (h *hub) notarized(a applied) {
 	for i, l := range a.Leaves {
 		p.ByKind[l.Kind.String()]++
 		if len(a.Leaves)-i <= maxRecent {
-			p.Recent = append(p.Recent, leafInfo(a.First+uint64(i), l))
+			p.Recent = append(p.Recent, notaryapi.LeafInfoOf(a.First+uint64(i), l))
 		}
 	}
 	if over := len(p.Recent) - maxRecent; over > 0 {
@@ -78,14 +53,10 @@ func (h *hub) notarized(a applied) {
 	}
 }
 
-func leafInfo(index uint64, l notary.Leaf) LeafInfo {
-	return LeafInfo{Index: index, Kind: l.Kind, Commitment: l.Commitment, Link: l.Link, Timestamp: l.Timestamp}
-}
-
 // cluster records a change of the cluster; it never blocks.
-func (h *hub) cluster(change, node string) {
+func (h *hub) cluster(change notaryapi.Change, node string) {
 	select {
-	case h.in <- Event{Type: "cluster", Time: time.Now().UTC(), Change: change, Node: node}:
+	case h.in <- notaryapi.Event{Type: notaryapi.EventCluster, Time: time.Now().UTC(), Change: change, Node: node}:
 	default:
 	}
 }
@@ -112,13 +83,13 @@ func (h *hub) run(ctx context.Context) {
 			h.pending = nil
 			h.mu.Unlock()
 			if p != nil {
-				h.broadcast(Event{Type: "notarized", Time: time.Now().UTC(), Notarized: p})
+				h.broadcast(notaryapi.Event{Type: notaryapi.EventNotarized, Time: time.Now().UTC(), Notarized: p})
 			}
 		}
 	}
 }
 
-func (h *hub) broadcast(e Event) {
+func (h *hub) broadcast(e notaryapi.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.subs {
@@ -129,18 +100,18 @@ func (h *hub) broadcast(e Event) {
 	}
 }
 
-func (h *hub) subscribe() (chan Event, error) {
+func (h *hub) subscribe() (chan notaryapi.Event, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.subs) >= maxSubscribers {
-		return nil, fmt.Errorf("%w: too many event subscribers", ErrOverloaded)
+		return nil, fmt.Errorf("%w: too many event subscribers", notaryapi.ErrOverloaded)
 	}
-	c := make(chan Event, subscriberBuf)
+	c := make(chan notaryapi.Event, subscriberBuf)
 	h.subs[c] = struct{}{}
 	return c, nil
 }
 
-func (h *hub) unsubscribe(c chan Event) {
+func (h *hub) unsubscribe(c chan notaryapi.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.subs[c]; ok {
@@ -149,41 +120,13 @@ func (h *hub) unsubscribe(c chan Event) {
 	}
 }
 
-// handleEvents streams events as server-sent events until the client goes
-// away or the node stops.
-func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		n.writeError(w, r, fmt.Errorf("streaming unsupported"))
-		return
-	}
+// Subscribe follows the node's events (see notaryapi.Event) until cancel
+// is called; the channel closes when the node stops. A subscriber too slow
+// to take them loses events; it never slows the node.
+func (n *Node) Subscribe() (events <-chan notaryapi.Event, cancel func(), err error) {
 	c, err := n.events.subscribe()
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return nil, nil, err
 	}
-	defer n.events.unsubscribe(c)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": telenotary events\n\n")
-	flusher.Flush()
-	keepAlive := time.NewTicker(15 * time.Second)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-keepAlive.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-			flusher.Flush()
-		case e, ok := <-c:
-			if !ok {
-				return
-			}
-			b, _ := json.Marshal(e)
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
-			flusher.Flush()
-		}
-	}
+	return c, func() { n.events.unsubscribe(c) }, nil
 }

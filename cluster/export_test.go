@@ -26,7 +26,7 @@ func LogGeneration(n *Node) int {
 
 // LookForLeader makes the node's raft check for its leader's heartbeats
 // now, as the leader watch does when the leader is past due.
-func LookForLeader(n *Node) error { return n.watch.look() }
+func LookForLeader(n *Node) error { return n.watch.Look() }
 
 // HeartbeatTimeout returns raft's heartbeat timeout as the node runs it.
 func HeartbeatTimeout(n *Node) time.Duration { return n.raft.ReloadableConfig().HeartbeatTimeout }

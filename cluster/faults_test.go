@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
 // load submits fresh commitments from several goroutines until stopped,
 // keeping every receipt and every commitment it submitted.
 type load struct {
-	client  *cluster.Client
+	client  *notaryapi.Client
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	mu      sync.Mutex // guards the fields below
@@ -122,8 +123,8 @@ func (c *testCluster) checkLog(l *load, via *testNode) {
 	cp := c.waitConverged()
 	seen := map[notary.Commitment]uint64{}
 	var last int64
-	for start := uint64(0); start < cp.Size; start += cluster.MaxLeavesPage {
-		leaves, err := cl.Leaves(ctx, start, cluster.MaxLeavesPage)
+	for start := uint64(0); start < cp.Size; start += notaryapi.MaxLeavesPage {
+		leaves, err := cl.Leaves(ctx, start, notaryapi.MaxLeavesPage)
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -293,7 +294,7 @@ func TestMembershipUnderLoad(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	op := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url, n2.url, n4.url}, Token: operatorToken})
+	op := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n1.url, n2.url, n4.url}, Token: operatorToken})
 	victim := n3
 	if c.leader() == n3 {
 		victim = n2
@@ -305,7 +306,7 @@ func TestMembershipUnderLoad(t *testing.T) {
 	c.waitVoters(3)
 	l.waitMore(t, 100)
 	// Joining again with the same id and address changes nothing.
-	if _, err := op.Join(ctx, cluster.JoinRequest{Member: cluster.Member{ID: "node-4", RaftAddr: n4.RaftAddr(), HTTPAddr: n4.url, VerifierKey: n4.cfg.VerifierKey}}); err != nil {
+	if _, err := op.Join(ctx, notaryapi.JoinRequest{Member: notaryapi.Member{ID: "node-4", RaftAddr: n4.RaftAddr(), HTTPAddr: n4.url, VerifierKey: n4.cfg.VerifierKey}}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitVoters(3)
@@ -315,7 +316,7 @@ func TestMembershipUnderLoad(t *testing.T) {
 		via = n
 	}
 	c.checkLog(l, via)
-	if err := op.Remove(ctx, "no-such-node"); !errors.Is(err, cluster.ErrNotFound) {
+	if err := op.Remove(ctx, "no-such-node"); !errors.Is(err, notaryapi.ErrNotFound) {
 		t.Fatalf("removing an unknown node: %v", err)
 	}
 }
@@ -341,7 +342,7 @@ func TestTimestampsSurviveASlowClock(t *testing.T) {
 		}
 		last = r.Receipt
 	}
-	op := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url, n2.url, n3.url}, Token: operatorToken})
+	op := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n1.url, n2.url, n3.url}, Token: operatorToken})
 	if err := op.Transfer(ctx, "node-2"); err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +378,7 @@ func TestEventsAndMetrics(t *testing.T) {
 	leaderEvents := 0
 	streamDone := make(chan error, 1)
 	go func() {
-		streamDone <- clientFor(follower).Events(ctx, follower.url, func(e cluster.Event) {
+		streamDone <- clientFor(follower).Events(ctx, follower.url, func(e notaryapi.Event) {
 			mu.Lock()
 			defer mu.Unlock()
 			switch e.Type {
@@ -392,7 +393,7 @@ func TestEventsAndMetrics(t *testing.T) {
 	}()
 	// Notarize until events arrive: the stream may not be subscribed yet.
 	cl := clientFor(n1, n2, n3)
-	batch := make([]cluster.Entry, 50)
+	batch := make([]notaryapi.Entry, 50)
 	for i := range batch {
 		batch[i] = entryOf("events", i)
 	}
@@ -404,7 +405,7 @@ func TestEventsAndMetrics(t *testing.T) {
 		defer mu.Unlock()
 		return notarized > 0
 	})
-	op := cluster.NewClient(cluster.ClientConfig{Nodes: []string{n1.url, n2.url, n3.url}, Token: operatorToken})
+	op := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n1.url, n2.url, n3.url}, Token: operatorToken})
 	if err := op.Transfer(ctx, ""); err != nil {
 		t.Fatal(err)
 	}

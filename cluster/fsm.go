@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/filestore"
 	"golang.org/x/mod/sumdb/note"
@@ -65,9 +66,9 @@ type fsm struct {
 
 // clusterMeta is the replicated identity and membership of the cluster.
 type clusterMeta struct {
-	Index   uint64            `json:"index"` // raft index it is current as of
-	Genesis *genesis          `json:"genesis,omitempty"`
-	Members map[string]Member `json:"members"`
+	Index   uint64                      `json:"index"` // raft index it is current as of
+	Genesis *genesis                    `json:"genesis,omitempty"`
+	Members map[string]notaryapi.Member `json:"members"`
 }
 
 // applied describes one applied notarize batch.
@@ -117,7 +118,7 @@ func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) 
 		return nil, err
 	}
 	if f.meta.Members == nil {
-		f.meta.Members = map[string]Member{}
+		f.meta.Members = map[string]notaryapi.Member{}
 	}
 	f.signHead()
 	return f, nil
@@ -165,6 +166,18 @@ func (f *fsm) readLog() (*notary.Log, func()) {
 	f.mu.RLock()
 	return f.log, f.mu.RUnlock
 }
+
+// ReadLog runs read with the live log, which Restore can neither swap nor
+// close until read returns.
+func (f *fsm) ReadLog(read func(*notary.Log) error) error {
+	l, done := f.readLog()
+	defer done()
+	return read(l)
+}
+
+// Checkpoint returns the checkpoint this node signed over its latest
+// head; nil before the cluster's genesis.
+func (f *fsm) Checkpoint() *notary.SignedCheckpoint { return f.checkpoint.Load() }
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
@@ -324,7 +337,7 @@ func (f *fsm) updateMeta(l *raft.Log) (res *applyResult, genesisNow bool) {
 			genesisNow = true
 		}
 	case cmdMember:
-		var m Member
+		var m notaryapi.Member
 		if err := json.Unmarshal(l.Data[1:], &m); err != nil {
 			return &applyResult{err: err}, false
 		}
@@ -356,13 +369,13 @@ func (f *fsm) writeMeta(m clusterMeta) error {
 }
 
 // clusterInfo returns a copy of the replicated identity and members.
-func (f *fsm) clusterInfo() (g *genesis, members []Member) {
+func (f *fsm) clusterInfo() (g *genesis, members []notaryapi.Member) {
 	f.metaMu.RLock()
 	defer f.metaMu.RUnlock()
 	for _, m := range f.meta.Members {
 		members = append(members, m)
 	}
-	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(members, func(a, b notaryapi.Member) int { return strings.Compare(a.ID, b.ID) })
 	return f.meta.Genesis, members
 }
 

@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -62,9 +65,9 @@ func newTestCluster(t *testing.T) *testCluster {
 	return c
 }
 
-func testTokens(t *testing.T) *cluster.Tokens {
+func testTokens(t *testing.T) *auth.Tokens {
 	t.Helper()
-	tok, err := cluster.ParseTokens([]byte(testTokensFile))
+	tok, err := auth.ParseTokens([]byte(testTokensFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,19 +257,19 @@ func checkpointOf(n *testNode) (notary.Checkpoint, error) {
 }
 
 // clientFor returns a client that talks to the given nodes only.
-func clientFor(nodes ...*testNode) *cluster.Client {
+func clientFor(nodes ...*testNode) *notaryapi.Client {
 	var urls []string
 	for _, n := range nodes {
 		urls = append(urls, n.url)
 	}
-	return cluster.NewClient(cluster.ClientConfig{Nodes: urls, Token: submitterToken})
+	return notaryapi.NewClient(notaryapi.ClientConfig{Nodes: urls, Token: submitterToken})
 }
 
 // entryOf returns a distinct prescription entry for i.
-func entryOf(tag string, i int) cluster.Entry {
+func entryOf(tag string, i int) notaryapi.Entry {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(i))
-	return cluster.Entry{Kind: notary.KindPrescription, Commitment: notary.Commitment(sha256.Sum256(append([]byte(tag), b[:]...)))}
+	return notaryapi.Entry{Kind: notary.KindPrescription, Commitment: notary.Commitment(sha256.Sum256(append([]byte(tag), b[:]...)))}
 }
 
 // policyOf trusts every running node's key, needing one signature.
@@ -304,13 +307,14 @@ func rawPost(ctx context.Context, url, token, body string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Code, Message, Field string }
+		if ct := resp.Header.Get("Content-Type"); ct != httpapi.ContentTypeProblem {
+			return nil, fmt.Errorf("HTTP %d with a body of type %q, not a problem: %q", resp.StatusCode, ct, b)
 		}
-		if err := json.Unmarshal(b, &e); err != nil {
-			return nil, fmt.Errorf("HTTP %d with a body that is not a JSON error: %q", resp.StatusCode, b)
+		var p httpapi.Problem
+		if err := json.Unmarshal(b, &p); err != nil {
+			return nil, fmt.Errorf("HTTP %d with a body that is not a JSON problem: %q", resp.StatusCode, b)
 		}
-		return nil, &cluster.APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field}
+		return nil, &p
 	}
 	return b, nil
 }

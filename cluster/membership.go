@@ -4,63 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/hashicorp/raft"
-	"golang.org/x/mod/sumdb/note"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
-// JoinRequest asks the cluster to add a node.
-type JoinRequest struct {
-	Member
-	// ClusterID, when the joining node already belongs to a cluster, is
-	// that cluster's id: a cluster refuses a node of another one.
-	ClusterID string `json:"cluster_id,omitempty"`
-}
-
-// JoinResponse is what a node learns when it joins.
-type JoinResponse struct {
-	ClusterID string   `json:"cluster_id"`
-	Origin    string   `json:"origin"`
-	Members   []Member `json:"members"`
-}
-
-// validateMember checks a member's fields as a join request gives them.
-func validateMember(m Member) error {
-	if m.ID == "" || len(m.ID) > 128 {
-		return fieldError("id", "must be 1 to 128 characters")
-	}
-	if _, _, err := net.SplitHostPort(m.RaftAddr); err != nil {
-		return fieldError("raft_addr", "must be host:port: %v", err)
-	}
-	if u, err := url.Parse(m.HTTPAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fieldError("http_addr", "must be an http or https base URL")
-	}
-	if _, err := note.NewVerifier(m.VerifierKey); err != nil {
-		return fieldError("verifier_key", "is not a note verifier key: %v", err)
-	}
-	return nil
-}
-
-// join adds a voter, deduplicated by ID and by address: the same ID at the
+// Join adds a voter, deduplicated by ID and by address: the same ID at the
 // same address is already in; the same ID or the same address with the
 // other changed replaces the old entry. Only the leader can do it.
-func (n *Node) join(req JoinRequest) (*JoinResponse, error) {
+func (n *Node) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error) {
 	m := req.Member
-	if err := validateMember(m); err != nil {
+	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	if n.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
+		return nil, notaryapi.ErrNotLeader
 	}
 	if g, _ := n.fsm.clusterInfo(); req.ClusterID != "" && (g == nil || g.ClusterID != req.ClusterID) {
 		mine := "none yet"
 		if g != nil {
 			mine = g.ClusterID
 		}
-		return nil, fmt.Errorf("%w: %s belongs to cluster %s, this is cluster %s", ErrWrongCluster, m.ID, req.ClusterID, mine)
+		return nil, fmt.Errorf("%w: %s belongs to cluster %s, this is cluster %s", notaryapi.ErrWrongCluster, m.ID, req.ClusterID, mine)
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -74,7 +42,7 @@ func (n *Node) join(req JoinRequest) (*JoinResponse, error) {
 			present = true
 		case sameID || sameAddr:
 			if s.ID == raft.ServerID(n.cfg.ID) {
-				return nil, fieldError("raft_addr", "is this leader's own address or ID")
+				return nil, httpapi.Field("raft_addr", "is this leader's own address or ID")
 			}
 			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
 				return nil, raftError(err)
@@ -90,18 +58,18 @@ func (n *Node) join(req JoinRequest) (*JoinResponse, error) {
 	if err := n.raft.Apply(encodeJSONCommand(cmdMember, m), n.cfg.ApplyTimeout).Error(); err != nil {
 		return nil, raftError(err)
 	}
-	n.events.cluster("joined", m.ID)
+	n.events.cluster(notaryapi.ChangeJoined, m.ID)
 	g, members := n.fsm.clusterInfo()
 	if g == nil {
-		return nil, ErrNoLeader
+		return nil, fmt.Errorf("%w: the cluster has no genesis yet", notaryapi.ErrNoLeader)
 	}
-	return &JoinResponse{ClusterID: g.ClusterID, Origin: g.Origin, Members: members}, nil
+	return &notaryapi.JoinResponse{ClusterID: g.ClusterID, Origin: g.Origin, Members: members}, nil
 }
 
-// remove takes a member out of the cluster. Only the leader can do it.
-func (n *Node) remove(id string) error {
+// Remove takes a member out of the cluster. Only the leader can do it.
+func (n *Node) Remove(ctx context.Context, id string) error {
 	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+		return notaryapi.ErrNotLeader
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -116,13 +84,13 @@ func (n *Node) remove(id string) error {
 		found = found || m.ID == id
 	}
 	if !found {
-		return fmt.Errorf("%w: no member %q", ErrNotFound, id)
+		return fmt.Errorf("%w: no member %q", notaryapi.ErrNotFound, id)
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return raftError(err)
 	}
 	n.forget(id)
-	n.events.cluster("removed", id)
+	n.events.cluster(notaryapi.ChangeRemoved, id)
 	return nil
 }
 
@@ -134,13 +102,14 @@ func (n *Node) forget(id string) {
 	}
 }
 
-// transfer hands leadership to the given voter, or to any when id is empty.
-func (n *Node) transfer(id string) error {
+// Transfer hands leadership to the given voter, or to any when id is
+// empty. Only the leader can do it.
+func (n *Node) Transfer(ctx context.Context, id string) error {
 	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+		return notaryapi.ErrNotLeader
 	}
 	if n.otherVoters() == 0 {
-		return fieldError("id", "there is no other voter to hand leadership to")
+		return httpapi.Field("id", "there is no other voter to hand leadership to")
 	}
 	if id == "" {
 		return raftError(n.raft.LeadershipTransfer().Error())
@@ -154,65 +123,73 @@ func (n *Node) transfer(id string) error {
 			return raftError(n.raft.LeadershipTransferToServer(s.ID, s.Address).Error())
 		}
 	}
-	return fmt.Errorf("%w: no voter %q", ErrNotFound, id)
+	return fmt.Errorf("%w: no voter %q", notaryapi.ErrNotFound, id)
 }
 
-// joinLoop asks the nodes in Join to add this one, until one does.
+// joinBackoff paces the attempts to join and to reach the nodes to join.
+func joinBackoff() backoff.BackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second}
+}
+
+// joinLoop asks the nodes in Join to add this one, until one does or the
+// cluster refuses for good.
 func (n *Node) joinLoop(ctx context.Context, id identity) {
 	self := n.self()
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	attempt := 0
+	join := func() (*notaryapi.JoinResponse, error) {
+		attempt++
+		var last error
 		for _, base := range n.cfg.Join {
-			c := NewClient(ClientConfig{Nodes: []string{base}, Token: n.cfg.JoinToken, HTTPClient: n.forward})
-			resp, err := c.Join(ctx, JoinRequest{Member: self, ClusterID: id.ClusterID})
-			if errors.Is(err, ErrWrongCluster) {
-				n.stop(fmt.Errorf("%w: %v", ErrCorruptState, err))
-				return
-			}
-			if err == nil {
-				if id.ClusterID != "" && resp.ClusterID != id.ClusterID {
-					n.stop(fmt.Errorf("%w: the data directory belongs to cluster %s, %s is cluster %s", ErrCorruptState, id.ClusterID, base, resp.ClusterID))
-					return
-				}
-				if err := n.recordClusterID(resp.ClusterID); err != nil {
-					n.logger.Error("cannot record the cluster id", "error", err)
-				}
+			c := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{base}, Token: n.cfg.JoinToken, HTTPClient: n.forward})
+			callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			resp, err := c.Join(callCtx, notaryapi.JoinRequest{Member: self, ClusterID: id.ClusterID})
+			cancel()
+			switch {
+			case err == nil && id.ClusterID != "" && resp.ClusterID != id.ClusterID:
+				return nil, backoff.Permanent(fmt.Errorf("%w: the data directory belongs to cluster %s, %s is cluster %s", notaryapi.ErrWrongCluster, id.ClusterID, base, resp.ClusterID))
+			case err == nil:
 				n.logger.Info("joined the cluster", "via", base, "cluster", resp.ClusterID, "members", len(resp.Members))
-				return
-			}
-			if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrBadRequest) {
-				n.logger.Error("join refused; fix the configuration and restart", "via", base, "error", err)
-				return
+				return resp, nil
+			case errors.Is(err, notaryapi.ErrWrongCluster), errors.Is(err, notaryapi.ErrUnauthorized),
+				errors.Is(err, notaryapi.ErrForbidden), errors.Is(err, notaryapi.ErrBadRequest):
+				return nil, backoff.Permanent(fmt.Errorf("via %s: %w", base, err))
 			}
 			if attempt == 1 || attempt%10 == 0 {
 				n.logger.Warn("join attempt failed; retrying", "via", base, "attempt", attempt, "error", err)
 			}
+			last = err
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
+		return nil, last
+	}
+	resp, err := backoff.Retry(ctx, join, backoff.WithBackOff(joinBackoff()), backoff.WithMaxElapsedTime(0))
+	switch {
+	case ctx.Err() != nil:
+	case errors.Is(err, notaryapi.ErrWrongCluster):
+		n.stop(fmt.Errorf("%w: %v", ErrCorruptState, err))
+	case err != nil:
+		n.logger.Error("join refused; fix the configuration and restart", "error", err)
+	default:
+		if err := recordClusterID(n.cfg.DataDir, n.cfg.ID, resp.ClusterID); err != nil {
+			n.logger.Error("cannot record the cluster id", "error", err)
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
 // verifyJoinTargets waits until the nodes in Join answer and stops this
 // node if they are not of its cluster.
 func (n *Node) verifyJoinTargets(ctx context.Context, id identity) {
-	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+	theirs, err := backoff.Retry(ctx, func() (string, error) {
 		theirs, err := n.remoteClusterID(ctx)
-		if err == nil && theirs != "" {
-			if mine := n.clusterID(id); mine != "" && theirs != mine {
-				n.stop(fmt.Errorf("%w: this node belongs to cluster %s, but --join names cluster %s", ErrCorruptState, mine, theirs))
-			}
-			return
+		if err == nil && theirs == "" {
+			err = errors.New("the nodes to join have no cluster id yet")
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
+		return theirs, err
+	}, backoff.WithBackOff(joinBackoff()), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return // ctx ended
+	}
+	if mine := n.clusterID(id); mine != "" && theirs != mine {
+		n.stop(fmt.Errorf("%w: this node belongs to cluster %s, but --join names cluster %s", ErrCorruptState, mine, theirs))
 	}
 }
 
@@ -224,11 +201,21 @@ func (n *Node) clusterID(id identity) string {
 	return id.ClusterID
 }
 
+// remoteClusterIDIfJoining names the cluster of the nodes to join, or ""
+// when there are none or they do not answer.
+func (n *Node) remoteClusterIDIfJoining(ctx context.Context) string {
+	if len(n.cfg.Join) == 0 {
+		return ""
+	}
+	theirs, _ := n.remoteClusterID(ctx)
+	return theirs
+}
+
 // remoteClusterID asks the nodes to join which cluster they are.
 func (n *Node) remoteClusterID(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c := NewClient(ClientConfig{Nodes: n.cfg.Join, HTTPClient: n.forward})
+	c := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: n.cfg.Join, HTTPClient: n.forward})
 	st, err := c.Status(ctx)
 	if err != nil {
 		return "", err
@@ -255,16 +242,16 @@ func (n *Node) watchCluster(ctx context.Context) {
 		case o := <-ch:
 			switch d := o.Data.(type) {
 			case raft.LeaderObservation:
-				n.events.cluster("leader", string(d.LeaderID))
+				n.events.cluster(notaryapi.ChangeLeader, string(d.LeaderID))
 				n.metrics.leaderChanges.Inc()
 				n.beats.mu.Lock()
 				clear(n.beats.failed)
 				n.beats.mu.Unlock()
 			case raft.PeerObservation:
 				if d.Removed {
-					n.events.cluster("peer-removed", string(d.Peer.ID))
+					n.events.cluster(notaryapi.ChangePeerRemoved, string(d.Peer.ID))
 				} else {
-					n.events.cluster("peer-added", string(d.Peer.ID))
+					n.events.cluster(notaryapi.ChangePeerAdded, string(d.Peer.ID))
 				}
 			case raft.FailedHeartbeatObservation:
 				n.beats.mu.Lock()
@@ -272,13 +259,13 @@ func (n *Node) watchCluster(ctx context.Context) {
 				n.beats.failed[string(d.PeerID)] = d.LastContact
 				n.beats.mu.Unlock()
 				if !known {
-					n.events.cluster("peer-unreachable", string(d.PeerID))
+					n.events.cluster(notaryapi.ChangePeerUnreachable, string(d.PeerID))
 				}
 			case raft.ResumedHeartbeatObservation:
 				n.beats.mu.Lock()
 				delete(n.beats.failed, string(d.PeerID))
 				n.beats.mu.Unlock()
-				n.events.cluster("peer-reachable", string(d.PeerID))
+				n.events.cluster(notaryapi.ChangePeerReachable, string(d.PeerID))
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
 // metrics are the node's Prometheus metrics, plus recent samples for the
@@ -120,10 +121,10 @@ func (m *metrics) batch(entries int, took time.Duration) {
 }
 
 // snapshot returns the recent figures for the status endpoint.
-func (m *metrics) snapshot() BatchStats {
+func (m *metrics) snapshot() notaryapi.BatchStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return BatchStats{
+	return notaryapi.BatchStats{
 		Receipts:         m.total,
 		MeanBatchEntries: m.batches.mean(),
 		P50Millis:        1000 * m.lat.quantile(0.5),

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +20,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/httpd"
+	"github.com/telenotary/telenotary/cluster/internal/raftfix"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
-	"github.com/telenotary/telenotary/notary/filestore"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -51,12 +54,16 @@ type Config struct {
 	// VerifierKey is the signer's verifier key, published to the cluster.
 	VerifierKey string
 	// Tokens authorizes API requests; nil refuses every authenticated one.
-	Tokens *Tokens
+	Tokens *auth.Tokens
 	// TLS, when set, serves the API over TLS. ClientTLS is used to reach
 	// other nodes' APIs (joining, forwarding).
 	TLS, ClientTLS *tls.Config
-	// RaftTLS, when set, runs raft over mutual TLS (see newTLSStreamLayer).
+	// RaftTLS, when set, runs raft over mutual TLS (see MutualTLS).
 	RaftTLS *tls.Config
+	// UpstreamRaft runs hashicorp/raft as released, without the changes of
+	// package raftfix (see cluster/DESIGN.md): for comparison only, since
+	// the fault campaign forked such clusters.
+	UpstreamRaft bool
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 
@@ -136,9 +143,9 @@ type Node struct {
 	boltDB  *raftboltdb.BoltStore
 	trans   raft.Transport
 
-	beats  heartbeats   // the leader's view of its followers
-	watch  *leaderWatch // as follower: notices a silent leader on time; nil if off
-	ready  atomic.Bool  // as leader: the barrier after the election has passed
+	beats  heartbeats           // the leader's view of its followers
+	watch  *raftfix.LeaderWatch // as follower: notices a silent leader on time; nil if off
+	ready  atomic.Bool          // as leader: the barrier after the election has passed
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines
 
@@ -147,14 +154,6 @@ type Node struct {
 	done      chan struct{} // closed when the node has stopped
 	stopErr   atomic.Pointer[error]
 }
-
-// identity is what a data directory records about its owner.
-type identity struct {
-	NodeID    string `json:"node_id"`
-	ClusterID string `json:"cluster_id,omitempty"`
-}
-
-const identityName = "node.json"
 
 // New starts a node. It refuses, before changing anything, a data
 // directory of another node or cluster or with damaged state, and a listen
@@ -181,13 +180,16 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.httpLn.Close()
 		return nil, fmt.Errorf("cluster: raft address %s: %w", cfg.RaftAddr, err)
 	}
-	n.trans = newSafeTransport(trans)
+	n.trans = trans
+	if !cfg.UpstreamRaft {
+		n.trans = raftfix.NewTransport(trans)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		n.shutdownParts()
 		n.httpLn.Close()
 		return nil, fmt.Errorf("cluster: data directory: %w", err)
 	}
-	id, err := n.checkIdentity(ctx)
+	id, err := checkIdentity(ctx, n.cfg.DataDir, n.cfg.ID, n.remoteClusterIDIfJoining)
 	if err != nil {
 		n.shutdownParts()
 		n.httpLn.Close()
@@ -208,99 +210,95 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// checkIdentity reads or creates node.json and, for a node with state that
-// joins, checks that the cluster it joins is its own.
-func (n *Node) checkIdentity(ctx context.Context) (identity, error) {
-	path := filepath.Join(n.cfg.DataDir, identityName)
-	var id identity
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		entries, _ := os.ReadDir(n.cfg.DataDir)
-		if len(entries) > 0 {
-			return id, fmt.Errorf("%w: %s is not empty and has no %s; give an empty directory or the node's own", ErrCorruptState, n.cfg.DataDir, identityName)
-		}
-		id = identity{NodeID: n.cfg.ID}
-		b, _ := json.Marshal(id)
-		if err := filestore.WriteFileDurably(path, b); err != nil {
-			return id, fmt.Errorf("cluster: %w", err)
-		}
-		return id, nil
-	case err != nil:
-		return id, fmt.Errorf("cluster: %w", err)
+// start opens the state and raft, then serves.
+func (n *Node) start(ctx context.Context, id identity) error {
+	hasState, err := n.openRaft(id)
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(b, &id); err != nil {
-		return id, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
-	}
-	if id.NodeID != n.cfg.ID {
-		return id, fmt.Errorf("%w: %s belongs to node %q, not %q", ErrCorruptState, n.cfg.DataDir, id.NodeID, n.cfg.ID)
-	}
-	if id.ClusterID != "" && len(n.cfg.Join) > 0 {
-		if theirs, err := n.remoteClusterID(ctx); err == nil && theirs != "" && theirs != id.ClusterID {
-			return id, fmt.Errorf("%w: %s belongs to cluster %s, but %s is cluster %s", ErrCorruptState, n.cfg.DataDir, id.ClusterID, strings.Join(n.cfg.Join, ","), theirs)
-		}
-	}
-	return id, nil
+	n.serve(id, hasState)
+	n.logger.Info("node started", "raft", n.trans.LocalAddr(), "api", n.cfg.HTTPAdvertise, "applied_index", n.fsm.applied.Load())
+	return nil
 }
 
-// start opens the state, raft and the API.
-func (n *Node) start(ctx context.Context, id identity) error {
+// openRaft opens the FSM over the notary log, raft's log and snapshot
+// stores, and raft itself, bootstrapping a new cluster if asked; it reports
+// whether raft had state before.
+func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	cfg := n.cfg // with HTTPAdvertise resolved
-	var err error
 	if n.fsm, err = openFSM(cfg.DataDir, cfg.Signer, n.logger); err != nil {
-		return fmt.Errorf("cluster: %w", err)
+		return false, fmt.Errorf("cluster: %w", err)
 	}
 	if g, _ := n.fsm.clusterInfo(); g != nil && id.ClusterID != "" && g.ClusterID != id.ClusterID {
-		return fmt.Errorf("%w: %s records cluster %s but its log is of cluster %s", ErrCorruptState, identityName, id.ClusterID, g.ClusterID)
+		return false, fmt.Errorf("%w: %s records cluster %s but its log is of cluster %s", ErrCorruptState, identityName, id.ClusterID, g.ClusterID)
 	}
 	raftDir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
-		return err
+		return false, err
 	}
 	hlog := newHclog(n.logger, "raft")
 	if n.boltDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
-		return fmt.Errorf("%w: raft log: %v", ErrCorruptState, err)
+		return false, fmt.Errorf("%w: raft log: %v", ErrCorruptState, err)
 	}
 	logs, err := raft.NewLogCache(512, n.boltDB)
 	if err != nil {
-		return err
+		return false, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
-		return fmt.Errorf("%w: raft snapshots: %v", ErrCorruptState, err)
+		return false, fmt.Errorf("%w: raft snapshots: %v", ErrCorruptState, err)
 	}
+	rc := n.raftConfig(hlog)
+	if err := raft.ValidateConfig(rc); err != nil {
+		return false, fmt.Errorf("cluster: raft config: %w", err)
+	}
+	if hasState, err = raft.HasExistingState(logs, n.boltDB, snaps); err != nil {
+		return false, err
+	}
+	if cfg.Bootstrap && !hasState {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, logs, n.boltDB, snaps, n.trans, conf); err != nil {
+			return false, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	}
+	// Everything the FSM calls is in place before raft starts its FSM
+	// goroutine, which may apply at once.
+	n.metrics = newMetrics(n)
+	n.events = newHub()
+	n.fsm.onApply = n.events.notarized
+	n.fsm.onFail = n.stop
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
+		return false, fmt.Errorf("cluster: raft: %w", err)
+	}
+	if !cfg.UpstreamRaft {
+		n.watch = raftfix.NewLeaderWatch(n.raft, rc)
+		if st, ok := n.trans.(*raftfix.Transport); ok && n.watch != nil {
+			st.SetWatch(n.watch)
+		}
+	}
+	return hasState, nil
+}
+
+// raftConfig is raft's configuration for this node.
+func (n *Node) raftConfig(hlog hclog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.LocalID = raft.ServerID(n.cfg.ID)
 	rc.Logger = hlog
-	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
-	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = cfg.SnapshotInterval, cfg.SnapshotThreshold, cfg.TrailingLogs
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = n.cfg.HeartbeatTimeout, n.cfg.ElectionTimeout, n.cfg.LeaderLeaseTimeout
+	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = n.cfg.SnapshotInterval, n.cfg.SnapshotThreshold, n.cfg.TrailingLogs
 	// No buffered apply channel: the batcher batches already, and a future
 	// left in raft's buffer when it shuts down is never answered.
 	rc.BatchApplyCh = false
 	rc.MaxAppendEntries = 256
 	rc.NoSnapshotRestoreOnStart = true // the FSM is durable: it resumes from its own applied index
-	if err := raft.ValidateConfig(rc); err != nil {
-		return fmt.Errorf("cluster: raft config: %w", err)
-	}
-	hasState, err := raft.HasExistingState(logs, n.boltDB, snaps)
-	if err != nil {
-		return err
-	}
-	if cfg.Bootstrap {
-		if !hasState {
-			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
-			if err := raft.BootstrapCluster(rc, logs, n.boltDB, snaps, n.trans, conf); err != nil {
-				return fmt.Errorf("cluster: bootstrap: %w", err)
-			}
-		}
-	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
-		return fmt.Errorf("cluster: raft: %w", err)
-	}
-	n.fsm.onFail = n.stop
-	n.metrics = newMetrics(n)
-	n.events = newHub()
-	n.fsm.onApply = n.events.notarized
+	return rc
+}
+
+// serve starts the node's goroutines: the batcher, the event hub, the
+// watches of leadership and of the cluster, the leader watch, the API, and
+// joining. Each stops when the node does (shutdownParts waits for them).
+func (n *Node) serve(id identity, hasState bool) {
+	cfg := n.cfg
 	n.batcher = newBatcher(n.raft, n.fsm, cfg)
 	n.batcher.observe = n.metrics.batch
 	bg, cancel := context.WithCancel(context.Background())
@@ -309,17 +307,19 @@ func (n *Node) start(ctx context.Context, id identity) error {
 	n.goFunc(func() { n.events.run(bg) })
 	n.goFunc(func() { n.watchLeadership(bg) })
 	n.goFunc(func() { n.watchCluster(bg) })
-	if n.watch = newLeaderWatch(n.raft, rc); n.watch != nil {
-		if st, ok := n.trans.(*safeTransport); ok {
-			st.watch.Store(n.watch)
-		}
+	if n.watch != nil {
 		n.goFunc(func() {
-			if err := n.watch.run(bg); err != nil {
+			if err := n.watch.Run(bg); err != nil {
 				n.logger.Warn("leader watch stopped; raft's own heartbeat timer remains", "error", err)
 			}
 		})
 	}
-	n.http = &http.Server{Handler: n.routes(), TLSConfig: cfg.TLS, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
+	handler := httpd.New(httpd.Config{
+		Cluster: n, Ledger: ledger{fsm: n.fsm, self: cfg.ID, client: n.forward},
+		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger,
+		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
+	})
+	n.http = &http.Server{Handler: handler, TLSConfig: cfg.TLS, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
 	n.goFunc(func() {
 		var err error
 		if cfg.TLS != nil {
@@ -340,8 +340,6 @@ func (n *Node) start(ctx context.Context, id identity) error {
 		// configuration is wrong and the node stops.
 		n.goFunc(func() { n.verifyJoinTargets(bg, id) })
 	}
-	n.logger.Info("node started", "raft", n.trans.LocalAddr(), "api", cfg.HTTPAdvertise, "applied_index", n.fsm.applied.Load())
-	return nil
 }
 
 func (n *Node) goFunc(f func()) {
@@ -421,7 +419,7 @@ func (n *Node) ensureGenesis() error {
 		}
 		g, _ = n.fsm.clusterInfo()
 	}
-	if err := n.recordClusterID(g.ClusterID); err != nil {
+	if err := recordClusterID(n.cfg.DataDir, n.cfg.ID, g.ClusterID); err != nil {
 		return err
 	}
 	self := n.self()
@@ -434,18 +432,8 @@ func (n *Node) ensureGenesis() error {
 }
 
 // self is this node as a member.
-func (n *Node) self() Member {
-	return Member{ID: n.cfg.ID, RaftAddr: string(n.trans.LocalAddr()), HTTPAddr: n.cfg.HTTPAdvertise, VerifierKey: n.cfg.VerifierKey}
-}
-
-// recordClusterID writes the cluster's id into node.json once known.
-func (n *Node) recordClusterID(clusterID string) error {
-	path := filepath.Join(n.cfg.DataDir, identityName)
-	b, _ := json.Marshal(identity{NodeID: n.cfg.ID, ClusterID: clusterID})
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
-		return nil
-	}
-	return filestore.WriteFileDurably(path, b)
+func (n *Node) self() notaryapi.Member {
+	return notaryapi.Member{ID: n.cfg.ID, RaftAddr: string(n.trans.LocalAddr()), HTTPAddr: n.cfg.HTTPAdvertise, VerifierKey: n.cfg.VerifierKey}
 }
 
 // Close stops the node gracefully: a leader first hands leadership to

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/filestore"
 )
@@ -143,7 +144,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.metaMu.Lock()
 	f.meta = hdr.Meta
 	if f.meta.Members == nil {
-		f.meta.Members = map[string]Member{}
+		f.meta.Members = map[string]notaryapi.Member{}
 	}
 	f.metaMu.Unlock()
 	os.RemoveAll(f.logDir(old))

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -43,9 +44,9 @@ func testFSM(t *testing.T, dir string) *fsm {
 func TestRestoreChecksTheRoot(t *testing.T) {
 	src := testFSM(t, t.TempDir())
 	src.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: encodeJSONCommand(cmdGenesis, genesis{ClusterID: "c", Origin: "o.test/log"})}})
-	var entries []Entry
+	var entries []notaryapi.Entry
 	for i := range 100 {
-		entries = append(entries, Entry{Kind: notary.KindDocument, Commitment: notary.Commitment{byte(i), 1}})
+		entries = append(entries, notaryapi.Entry{Kind: notary.KindDocument, Commitment: notary.Commitment{byte(i), 1}})
 	}
 	src.ApplyBatch([]*raft.Log{{Index: 2, Type: raft.LogCommand, Data: encodeNotarize(1795262400000, entries)}})
 	snap, err := src.Snapshot()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
 // testCA is a certificate authority for tests.
@@ -96,7 +97,7 @@ func TestTLSCluster(t *testing.T) {
 	c.waitVoters(3)
 
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: apiCA.pool}}}
-	cl := cluster.NewClient(cluster.ClientConfig{Nodes: []string{nodes[0].url}, Token: submitterToken, HTTPClient: hc})
+	cl := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{nodes[0].url}, Token: submitterToken, HTTPClient: hc})
 	ctx := context.Background()
 	for i := range 20 {
 		resp, err := cl.Notarize(ctx, entryOf("tls", i))
@@ -109,7 +110,7 @@ func TestTLSCluster(t *testing.T) {
 	}
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := cluster.NewClient(cluster.ClientConfig{Nodes: []string{nodes[0].url}, Token: submitterToken}).Status(tctx); err == nil || tctx.Err() != nil {
+	if _, err := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{nodes[0].url}, Token: submitterToken}).Status(tctx); err == nil || tctx.Err() != nil {
 		t.Fatalf("a client that does not trust the API's CA: %v (it must fail at once, not retry)", err)
 	}
 

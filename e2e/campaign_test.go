@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/peer"
@@ -186,8 +186,8 @@ func (c *campCluster) waitWhole() {
 }
 
 // operatorClient returns a client with the operator token.
-func (c *campCluster) operatorClient() *cluster.Client {
-	return cluster.NewClient(cluster.ClientConfig{Nodes: c.urls(), Token: c.operator, MaxBackoff: 200 * time.Millisecond})
+func (c *campCluster) operatorClient() *notaryapi.Client {
+	return notaryapi.NewClient(notaryapi.ClientConfig{Nodes: c.urls(), Token: c.operator, MaxBackoff: 200 * time.Millisecond})
 }
 
 // roundResult is what one round of a campaign did and found.
@@ -331,7 +331,7 @@ func (c *campCluster) waitAgreed() error {
 func (c *campCluster) diagnoseFork(cps map[string]notary.Checkpoint) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	logs := map[string][]cluster.LeafInfo{}
+	logs := map[string][]notaryapi.LeafInfo{}
 	size := uint64(1 << 62)
 	for _, n := range c.nodes {
 		if cp, ok := cps[n.id]; ok {
@@ -340,9 +340,9 @@ func (c *campCluster) diagnoseFork(cps map[string]notary.Checkpoint) string {
 	}
 	for _, n := range c.nodes {
 		cl := n.client()
-		var leaves []cluster.LeafInfo
+		var leaves []notaryapi.LeafInfo
 		for uint64(len(leaves)) < size {
-			page, err := cl.Leaves(ctx, uint64(len(leaves)), cluster.MaxLeavesPage)
+			page, err := cl.Leaves(ctx, uint64(len(leaves)), notaryapi.MaxLeavesPage)
 			if err != nil || len(page) == 0 {
 				break
 			}
@@ -385,7 +385,7 @@ func (c *campCluster) collect(h *history) checkInput {
 	}
 	var leaves []notary.Leaf
 	for uint64(len(leaves)) < final.Size {
-		page, err := client.Leaves(ctx, uint64(len(leaves)), min(cluster.MaxLeavesPage, final.Size-uint64(len(leaves))))
+		page, err := client.Leaves(ctx, uint64(len(leaves)), min(notaryapi.MaxLeavesPage, final.Size-uint64(len(leaves))))
 		if err != nil {
 			c.t.Fatalf("leaves from %d: %v", len(leaves), err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -50,7 +50,7 @@ func TestProcessCluster(t *testing.T) {
 			}
 			receipts = append(receipts, resp.Receipt)
 		}
-		batch := make([]cluster.Entry, 20)
+		batch := make([]notaryapi.Entry, 20)
 		for i := range batch {
 			batch[i] = freshEntry()
 		}

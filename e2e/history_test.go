@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"golang.org/x/time/rate"
 )
@@ -111,7 +111,7 @@ func (h *history) sawCheckpoint(note []byte) {
 // history into parts the checker takes one at a time.
 type workload struct {
 	h       *history
-	client  *cluster.Client
+	client  *notaryapi.Client
 	limiter *rate.Limiter
 	gate    sync.RWMutex
 	cancel  context.CancelFunc
@@ -139,7 +139,7 @@ func startWorkload(h *history, nodes []string, token string, cfg workloadConfig)
 	// cut-off node does not hold a request; the client then tries another.
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}
 	w := &workload{h: h, cancel: cancel, limiter: rate.NewLimiter(rate.Limit(cfg.rate), 1), recent: make([]notary.Commitment, 0, 256),
-		client: cluster.NewClient(cluster.ClientConfig{Nodes: nodes, Token: token, HTTPClient: hc, MaxBackoff: 100 * time.Millisecond})}
+		client: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: nodes, Token: token, HTTPClient: hc, MaxBackoff: 100 * time.Millisecond})}
 	id := 0
 	for i := range cfg.notarizers {
 		size := 1
@@ -186,7 +186,7 @@ func (w *workload) notarizer(ctx context.Context, client, size int, reqTimeout t
 		if w.limiter.Wait(ctx) != nil {
 			return
 		}
-		entries := make([]cluster.Entry, size)
+		entries := make([]notaryapi.Entry, size)
 		commitments := make([]notary.Commitment, size)
 		for i := range entries {
 			entries[i] = freshEntry()
@@ -223,7 +223,7 @@ func (w *workload) notarizer(ctx context.Context, client, size int, reqTimeout t
 }
 
 // notarize sends one request and returns it as an operation.
-func (w *workload) notarize(ctx context.Context, client int, entries []cluster.Entry, commitments []notary.Commitment, reqTimeout time.Duration) (histOp, []*notary.Receipt) {
+func (w *workload) notarize(ctx context.Context, client int, entries []notaryapi.Entry, commitments []notary.Commitment, reqTimeout time.Duration) (histOp, []*notary.Receipt) {
 	op := histOp{client: client, kind: opNotarize, commitments: commitments}
 	rctx, cancel := context.WithTimeout(ctx, reqTimeout)
 	defer cancel()
@@ -231,13 +231,13 @@ func (w *workload) notarize(ctx context.Context, client int, entries []cluster.E
 	op.call = w.h.now()
 	var err error
 	if len(entries) == 1 {
-		var resp *cluster.NotarizeResponse
+		var resp *notaryapi.NotarizeResponse
 		if resp, err = w.client.Notarize(rctx, entries[0]); err == nil {
 			receipts = []*notary.Receipt{resp.Receipt}
 			op.existing, op.existingKnown = resp.Existing, true
 		}
 	} else {
-		var resp *cluster.BatchResponse
+		var resp *notaryapi.BatchResponse
 		if resp, err = w.client.NotarizeBatch(rctx, entries); err == nil {
 			receipts = resp.Receipts
 		}
@@ -311,7 +311,7 @@ func (w *workload) looker(ctx context.Context, client int, rng *mrand.Rand) {
 			op.ok, op.found, op.indexes = true, true, []uint64{r.Index}
 			w.h.sawReceipt(r)
 			w.h.add(op)
-		case errors.Is(err, cluster.ErrNotFound):
+		case errors.Is(err, notaryapi.ErrNotFound):
 			op.ok = true
 			w.h.add(op)
 		default:
@@ -328,9 +328,9 @@ func (w *workload) looker(ctx context.Context, client int, rng *mrand.Rand) {
 // ends, recording each one seen.
 func pollCheckpoints(ctx context.Context, h *history, urls []string, interval time.Duration) {
 	hc := &http.Client{Timeout: time.Second}
-	clients := make([]*cluster.Client, len(urls))
+	clients := make([]*notaryapi.Client, len(urls))
 	for i, u := range urls {
-		clients[i] = cluster.NewClient(cluster.ClientConfig{Nodes: []string{u}, HTTPClient: hc})
+		clients[i] = notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{u}, HTTPClient: hc})
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
 // freshEntry returns an entry with a random commitment, never submitted
 // before.
-func freshEntry() cluster.Entry {
-	e := cluster.Entry{Kind: notary.KindPrescription}
+func freshEntry() notaryapi.Entry {
+	e := notaryapi.Entry{Kind: notary.KindPrescription}
 	rand.Read(e.Commitment[:])
 	return e
 }
@@ -31,7 +31,7 @@ type ack struct {
 // load submits fresh commitments from several goroutines until stopped,
 // remembering every commitment it submitted and every receipt it got.
 type load struct {
-	client     *cluster.Client
+	client     *notaryapi.Client
 	reqTimeout time.Duration
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -48,7 +48,7 @@ type load struct {
 // startLoad runs workers goroutines: even ones submit one commitment per
 // request, odd ones batches of batch commitments. Each request may take up
 // to reqTimeout (the client retries through elections meanwhile).
-func startLoad(client *cluster.Client, workers, batch int, reqTimeout time.Duration) *load {
+func startLoad(client *notaryapi.Client, workers, batch int, reqTimeout time.Duration) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{client: client, reqTimeout: reqTimeout, cancel: cancel,
 		submitted: map[notary.Commitment]bool{}, acked: map[notary.Commitment]uint64{}, errs: map[string]int{}}
@@ -71,7 +71,7 @@ func startLoad(client *cluster.Client, workers, batch int, reqTimeout time.Durat
 // submit sends one request of size fresh commitments and records the
 // outcome.
 func (l *load) submit(ctx context.Context, size int) {
-	entries := make([]cluster.Entry, size)
+	entries := make([]notaryapi.Entry, size)
 	l.mu.Lock()
 	for i := range entries {
 		entries[i] = freshEntry()
@@ -83,12 +83,12 @@ func (l *load) submit(ctx context.Context, size int) {
 	var receipts []*notary.Receipt
 	var err error
 	if size == 1 {
-		var resp *cluster.NotarizeResponse
+		var resp *notaryapi.NotarizeResponse
 		if resp, err = l.client.Notarize(rctx, entries[0]); err == nil {
 			receipts = []*notary.Receipt{resp.Receipt}
 		}
 	} else {
-		var resp *cluster.BatchResponse
+		var resp *notaryapi.BatchResponse
 		if resp, err = l.client.NotarizeBatch(rctx, entries); err == nil {
 			receipts = resp.Receipts
 		}
@@ -297,7 +297,7 @@ func audit(t *testing.T, c *procCluster, l *load, cp notary.Checkpoint) {
 	failedLogged := 0
 	for start := uint64(0); start < cp.Size; {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		page, err := client.Leaves(ctx, start, cluster.MaxLeavesPage)
+		page, err := client.Leaves(ctx, start, notaryapi.MaxLeavesPage)
 		cancel()
 		if err != nil {
 			t.Fatalf("leaves from %d: %v", start, err)

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -381,14 +381,14 @@ func (n *nodeProc) kill() {
 }
 
 // status asks the node for its status.
-func (n *nodeProc) status() (*cluster.Status, error) {
+func (n *nodeProc) status() (*notaryapi.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return statusClient.StatusOf(ctx, n.url)
 }
 
 // statusClient reads one node's status at a time (StatusOf does not retry).
-var statusClient = cluster.NewClient(cluster.ClientConfig{Nodes: []string{"http://127.0.0.1:1"}, HTTPClient: &http.Client{Timeout: 2 * time.Second}})
+var statusClient = notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{"http://127.0.0.1:1"}, HTTPClient: &http.Client{Timeout: 2 * time.Second}})
 
 // ready reports whether /readyz answers ready.
 func (n *nodeProc) ready() error {
@@ -421,17 +421,17 @@ func (n *nodeProc) checkpoint() (notary.Checkpoint, error) {
 
 // client returns a client that knows this node only (a follower forwards
 // submissions to the leader).
-func (n *nodeProc) client() *cluster.Client {
-	return cluster.NewClient(cluster.ClientConfig{Nodes: []string{n.url}, Token: n.c.submitter})
+func (n *nodeProc) client() *notaryapi.Client {
+	return notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n.url}, Token: n.c.submitter})
 }
 
 // client returns a client that knows every node of the cluster.
-func (c *procCluster) client() *cluster.Client {
+func (c *procCluster) client() *notaryapi.Client {
 	var urls []string
 	for _, n := range c.nodes {
 		urls = append(urls, n.url)
 	}
-	return cluster.NewClient(cluster.ClientConfig{Nodes: urls, Token: c.submitter, MaxBackoff: 200 * time.Millisecond})
+	return notaryapi.NewClient(notaryapi.ClientConfig{Nodes: urls, Token: c.submitter, MaxBackoff: 200 * time.Millisecond})
 }
 
 // waitFor polls cond until it returns nil, failing the test with cond's

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -441,7 +441,7 @@ func (r *room) notarize(j *job) (*notary.Bundle, []byte, error) {
 	ctx, cancel := context.WithTimeout(r.srv.ctx, r.srv.cfg.NotarizeTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := r.srv.cfg.Notary.Notarize(ctx, cluster.Entry{Kind: j.kind, Commitment: commitment, Link: j.link})
+	resp, err := r.srv.cfg.Notary.Notarize(ctx, notaryapi.Entry{Kind: j.kind, Commitment: commitment, Link: j.link})
 	r.srv.metrics.notarizeSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		r.srv.metrics.notarizations.WithLabelValues(KindName(j.kind), "error").Inc()

@@ -16,15 +16,16 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/session/web"
 )
 
-// Notary is what the server needs of the notary cluster; *cluster.Client
+// Notary is what the server needs of the notary cluster; *notaryapi.Client
 // is one.
 type Notary interface {
 	// Notarize logs an entry and returns its receipt once committed.
-	Notarize(ctx context.Context, e cluster.Entry) (*cluster.NotarizeResponse, error)
+	Notarize(ctx context.Context, e notaryapi.Entry) (*notaryapi.NotarizeResponse, error)
 	// KeysText returns the cluster's verifier keys, one per line.
 	KeysText(ctx context.Context) ([]byte, error)
 }
@@ -38,8 +39,8 @@ type Config struct {
 	TokenKey *TokenKey
 	// APIKeys authorize creating rooms (role submitter: an app backend)
 	// and listing sessions (role operator). The file format is that of a
-	// node's tokens (cluster.ParseTokens). Nil refuses both.
-	APIKeys *cluster.Tokens
+	// node's tokens (auth.ParseTokens). Nil refuses both.
+	APIKeys *auth.Tokens
 	// Webhook, when its URL is set, receives every receipt bundle.
 	Webhook WebhookConfig
 	// OriginPatterns are the web origins, besides the server's own, whose
@@ -293,7 +294,7 @@ type CreateRoomResponse struct {
 }
 
 func (s *Server) serveCreateRoom(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.APIKeys.Authorize(r, cluster.RoleSubmitter); err != nil {
+	if err := s.cfg.APIKeys.Authorize(r, auth.RoleSubmitter); err != nil {
 		writeAuthError(w, err)
 		return
 	}
@@ -416,7 +417,7 @@ func (s *Server) Sessions() SessionsResponse {
 }
 
 func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.APIKeys.Authorize(r, cluster.RoleOperator); err != nil {
+	if err := s.cfg.APIKeys.Authorize(r, auth.RoleOperator); err != nil {
 		writeAuthError(w, err)
 		return
 	}
@@ -522,7 +523,7 @@ func writeError(w http.ResponseWriter, status int, code, field, msg string) {
 }
 
 func writeAuthError(w http.ResponseWriter, err error) {
-	if errors.Is(err, cluster.ErrForbidden) {
+	if errors.Is(err, notaryapi.ErrForbidden) {
 		writeError(w, http.StatusForbidden, "forbidden", "", "this API key may not do this: "+err.Error())
 		return
 	}

@@ -11,7 +11,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/session"
 )
 
@@ -73,7 +73,7 @@ func goldenMessages(t *testing.T, m *model, rec recording) []tea.Msg {
 	}
 	msgs = append(msgs, streamMsg{node: goldenNodes[0], at: start})
 	for i, raw := range rec.Statuses {
-		var st cluster.Status
+		var st notaryapi.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func goldenMessages(t *testing.T, m *model, rec recording) []tea.Msg {
 	refused := fmt.Errorf("Get %q: dial tcp 127.0.0.1:18083: connect: %w", goldenNodes[2]+"/v1/status", syscall.ECONNREFUSED)
 	msgs = append(msgs, statusMsg{node: goldenNodes[2], err: refused, at: at.Add(-4 * time.Second)})
 	for i, raw := range rec.Statuses[:2] {
-		var st cluster.Status
+		var st notaryapi.Status
 		json.Unmarshal(raw, &st)
 		msgs = append(msgs, statusMsg{node: goldenNodes[i], st: &st, at: at})
 	}

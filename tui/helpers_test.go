@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -53,7 +54,7 @@ func startLiveCluster(t *testing.T, n int) *liveCluster {
 			cancel()
 		}
 	})
-	tokens, err := cluster.ParseTokens([]byte(testTokens))
+	tokens, err := auth.ParseTokens([]byte(testTokens))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -57,13 +57,13 @@ func newSwitchProxy(t *testing.T, target string) *switchProxy {
 
 // runLoad notarizes batches through c until ctx ends.
 func runLoad(ctx context.Context, t *testing.T, urls []string) *sync.WaitGroup {
-	cl := cluster.NewClient(cluster.ClientConfig{Nodes: urls, Token: "submitter-token-0123456789", MaxBackoff: 100 * time.Millisecond})
+	cl := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: urls, Token: "submitter-token-0123456789", MaxBackoff: 100 * time.Millisecond})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
-			batch := make([]cluster.Entry, 20)
+			batch := make([]notaryapi.Entry, 20)
 			for j := range batch {
 				batch[j].Kind = notary.Kind(1 + (i+j)%4)
 				rand.Read(batch[j].Commitment[:])
@@ -185,8 +185,8 @@ func recordAnswers(t *testing.T, c *liveCluster) {
 	defer cancel()
 	start := time.Now()
 	var events []recordedEvent
-	cl := cluster.NewClient(cluster.ClientConfig{Nodes: c.urls})
-	cl.Events(ctx, c.urls[0], func(e cluster.Event) {
+	cl := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: c.urls})
+	cl.Events(ctx, c.urls[0], func(e notaryapi.Event) {
 		events = append(events, recordedEvent{OffsetMillis: time.Since(start).Milliseconds(), Event: e})
 	})
 	rec := recording{CapturedAt: time.Now().UTC()}
@@ -215,6 +215,6 @@ type recording struct {
 }
 
 type recordedEvent struct {
-	OffsetMillis int64         `json:"offset_ms"`
-	Event        cluster.Event `json:"event"`
+	OffsetMillis int64           `json:"offset_ms"`
+	Event        notaryapi.Event `json:"event"`
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -245,7 +246,7 @@ func (m *model) leader() *nodeState {
 
 // lagOf is how many raft entries a node has yet to apply of the leader's
 // log.
-func lagOf(leader, st *cluster.Status) uint64 {
+func lagOf(leader, st *notaryapi.Status) uint64 {
 	if leader.LastIndex > st.AppliedIndex {
 		return leader.LastIndex - st.AppliedIndex
 	}
@@ -332,9 +333,9 @@ func (m *model) onAction(msg actionMsg) {
 // shortErr is an error's message on one line, without the noise of the
 // URL that the console shows elsewhere.
 func shortErr(err error) string {
-	var ae *cluster.APIError
-	if errors.As(err, &ae) {
-		return ae.Message
+	var p *httpapi.Problem
+	if errors.As(err, &p) {
+		return p.Detail
 	}
 	s := err.Error()
 	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "://") {

@@ -12,7 +12,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -27,8 +27,8 @@ func testModel(t *testing.T, token string) *model {
 	return m
 }
 
-func status(id, state string, term, last, applied uint64) *cluster.Status {
-	st := &cluster.Status{ID: id, State: state, Ready: true, Term: term, LastIndex: last, CommitIndex: last, AppliedIndex: applied}
+func status(id, state string, term, last, applied uint64) *notaryapi.Status {
+	st := &notaryapi.Status{ID: id, State: state, Ready: true, Term: term, LastIndex: last, CommitIndex: last, AppliedIndex: applied}
 	return st
 }
 
@@ -226,7 +226,7 @@ func TestLeaderChange(t *testing.T) {
 	}
 	// The event stream names the same leader: no second alert.
 	n := len(m.alerts)
-	m.Update(eventMsg{ev: cluster.Event{Type: "cluster", Change: "leader", Node: "node-2"}, at: t1})
+	m.Update(eventMsg{ev: notaryapi.Event{Type: "cluster", Change: "leader", Node: "node-2"}, at: t1})
 	if len(m.alerts) != n {
 		t.Errorf("the stream's leader event added an alert: %q", alertTexts(m))
 	}

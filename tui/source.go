@@ -11,7 +11,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session"
 )
@@ -23,14 +23,14 @@ type source struct {
 	// watch reads one node at a time (StatusOf, Events; no retries);
 	// operator sends actions with the operator token and follows the
 	// leader.
-	watch, operator *cluster.Client
+	watch, operator *notaryapi.Client
 }
 
 func newSource(cfg Config) *source {
 	return &source{
 		cfg:      cfg,
-		watch:    cluster.NewClient(cluster.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient}),
-		operator: cluster.NewClient(cluster.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token, MaxBackoff: 500 * time.Millisecond}),
+		watch:    notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient}),
+		operator: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token, MaxBackoff: 500 * time.Millisecond}),
 	}
 }
 
@@ -44,7 +44,7 @@ func tick(d time.Duration) tea.Cmd {
 // statusMsg is one node's answer to GET /v1/status, or why there is none.
 type statusMsg struct {
 	node string // the configured URL
-	st   *cluster.Status
+	st   *notaryapi.Status
 	err  error
 	at   time.Time
 }
@@ -214,7 +214,7 @@ func readLimited(path string, limit int64) ([]byte, error) {
 
 // eventMsg is one event of a node's stream.
 type eventMsg struct {
-	ev cluster.Event
+	ev notaryapi.Event
 	at time.Time // when the console received it
 }
 
@@ -266,7 +266,7 @@ func followOne(ctx context.Context, s *source, node string, send func(tea.Msg)) 
 	idle := time.AfterFunc(streamIdle, func() { cancel(fmt.Errorf("no event for %v", streamIdle)) })
 	defer idle.Stop()
 	received := false
-	err := s.watch.Events(ctx, node, func(e cluster.Event) {
+	err := s.watch.Events(ctx, node, func(e notaryapi.Event) {
 		received = true
 		idle.Reset(streamIdle)
 		send(eventMsg{ev: e, at: time.Now()})

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/session"
 )
 
@@ -15,7 +15,7 @@ type nodeState struct {
 	url string
 	// st is the last status the node answered; err is why the last poll
 	// failed (nil when it answered).
-	st      *cluster.Status
+	st      *notaryapi.Status
 	err     error
 	lastOK  time.Time
 	failing time.Time // when polls started failing (zero when answering)
@@ -116,7 +116,7 @@ const (
 // feedItem is one notarization of the feed, with the texts the filter
 // matches, made once.
 type feedItem struct {
-	leaf         cluster.LeafInfo
+	leaf         notaryapi.LeafInfo
 	kind, commit string
 }
 
@@ -129,7 +129,7 @@ type feedState struct {
 	missed uint64
 }
 
-func (f *feedState) add(leaves []cluster.LeafInfo) {
+func (f *feedState) add(leaves []notaryapi.LeafInfo) {
 	for _, l := range leaves {
 		if f.paused && len(f.items) >= maxFeed {
 			f.missed++

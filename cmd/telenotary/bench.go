@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -66,8 +66,8 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
 	case *nodes == "":
 		return fail(errors.New("--nodes is required"))
-	case *clients < 1 || *batch < 1 || *batch > cluster.MaxBatchRequest || *duration <= 0 || *rate < 0 || *verify < 0 || *verify > 1:
-		return fail(fmt.Errorf("need --clients ≥ 1, --batch 1 to %d, --duration > 0, --rate ≥ 0, --verify 0 to 1", cluster.MaxBatchRequest))
+	case *clients < 1 || *batch < 1 || *batch > notaryapi.MaxBatchRequest || *duration <= 0 || *rate < 0 || *verify < 0 || *verify > 1:
+		return fail(fmt.Errorf("need --clients ≥ 1, --batch 1 to %d, --duration > 0, --rate ≥ 0, --verify 0 to 1", notaryapi.MaxBatchRequest))
 	case *httpMode != "direct" && *httpMode != "client":
 		return fail(fmt.Errorf("--http is direct or client, not %q", *httpMode))
 	case *httpMode == "direct" && strings.Contains(*nodes, "https://"):
@@ -89,7 +89,7 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 		}
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	client := cluster.NewClient(cluster.ClientConfig{Nodes: strings.Split(*nodes, ","), Token: token, HTTPClient: &http.Client{Transport: transport}})
+	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: strings.Split(*nodes, ","), Token: token, HTTPClient: &http.Client{Transport: transport}})
 	keysCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	keys, err := client.Keys(keysCtx)
 	cancel()
@@ -127,7 +127,7 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 
 // benchRun is one load test.
 type benchRun struct {
-	client      *cluster.Client
+	client      *notaryapi.Client
 	token       string
 	direct      bool // clients drive their own connection to the leader (see directConn)
 	verifier    *notary.Verifier
@@ -206,7 +206,7 @@ func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
 	var seed [32]byte
 	rand.Read(seed[:])
 	rng := mrand.New(mrand.NewChaCha8(seed))
-	entries := make([]cluster.Entry, b.batch)
+	entries := make([]notaryapi.Entry, b.batch)
 	dc := &directConn{b: b}
 	defer dc.close()
 	for ctx.Err() == nil {
@@ -219,7 +219,7 @@ func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
 			start = t
 		}
 		for i := range entries {
-			entries[i] = cluster.Entry{Kind: notary.KindPrescription}
+			entries[i] = notaryapi.Entry{Kind: notary.KindPrescription}
 			for j := 0; j < len(entries[i].Commitment); j += 8 {
 				binary.LittleEndian.PutUint64(entries[i].Commitment[j:], rng.Uint64())
 			}
@@ -256,16 +256,16 @@ func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
 }
 
 // viaClient sends one request through the Go client.
-func (b *benchRun) viaClient(ctx context.Context, entries []cluster.Entry) ([]*notary.Receipt, error) {
+func (b *benchRun) viaClient(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, error) {
 	return receiptsOf(entries,
-		func(e cluster.Entry) (*cluster.NotarizeResponse, error) { return b.client.Notarize(ctx, e) },
-		func(es []cluster.Entry) (*cluster.BatchResponse, error) { return b.client.NotarizeBatch(ctx, es) })
+		func(e notaryapi.Entry) (*notaryapi.NotarizeResponse, error) { return b.client.Notarize(ctx, e) },
+		func(es []notaryapi.Entry) (*notaryapi.BatchResponse, error) { return b.client.NotarizeBatch(ctx, es) })
 }
 
 // receiptsOf sends one entry with one, or a batch with many, and returns
 // the receipts.
-func receiptsOf(entries []cluster.Entry, one func(cluster.Entry) (*cluster.NotarizeResponse, error),
-	many func([]cluster.Entry) (*cluster.BatchResponse, error)) ([]*notary.Receipt, error) {
+func receiptsOf(entries []notaryapi.Entry, one func(notaryapi.Entry) (*notaryapi.NotarizeResponse, error),
+	many func([]notaryapi.Entry) (*notaryapi.BatchResponse, error)) ([]*notary.Receipt, error) {
 	if len(entries) == 1 {
 		r, err := one(entries[0])
 		if err != nil {
@@ -287,10 +287,10 @@ func receiptsOf(entries []cluster.Entry, one func(cluster.Entry) (*cluster.Notar
 // that request and dials again for the next.
 type directConn struct {
 	b    *benchRun
-	conn *cluster.Conn
+	conn *nodeConn
 }
 
-func (d *directConn) notarize(ctx context.Context, entries []cluster.Entry) ([]*notary.Receipt, error) {
+func (d *directConn) notarize(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, error) {
 	if d.conn == nil {
 		st, err := d.b.client.Status(ctx)
 		if err != nil {
@@ -299,7 +299,7 @@ func (d *directConn) notarize(ctx context.Context, entries []cluster.Entry) ([]*
 		if st.Leader.HTTPAddr == "" {
 			return nil, errors.New("no leader known")
 		}
-		if d.conn, err = cluster.DialNode(ctx, st.Leader.HTTPAddr, d.b.token); err != nil {
+		if d.conn, err = dialNode(ctx, st.Leader.HTTPAddr, d.b.token); err != nil {
 			return nil, err
 		}
 	}
@@ -318,7 +318,7 @@ func (d *directConn) close() {
 }
 
 // check verifies a share of the receipts against their commitments.
-func (b *benchRun) check(rng *mrand.Rand, entries []cluster.Entry, receipts []*notary.Receipt) {
+func (b *benchRun) check(rng *mrand.Rand, entries []notaryapi.Entry, receipts []*notary.Receipt) {
 	for i, r := range receipts {
 		if b.verifyShare < 1 && rng.Float64() >= b.verifyShare {
 			continue

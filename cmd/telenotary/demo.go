@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/fhirdata"
 	"github.com/telenotary/telenotary/session"
@@ -212,7 +214,7 @@ func (d *demoRun) judge() error {
 func (d *demoRun) startCluster(ctx context.Context) error {
 	d.operator = randomHex("operator")
 	submitter := randomHex("submitter")
-	tokens, err := cluster.ParseTokens([]byte("submitter " + submitter + "\noperator " + d.operator + "\n"))
+	tokens, err := auth.ParseTokens([]byte("submitter " + submitter + "\noperator " + d.operator + "\n"))
 	if err != nil {
 		return err
 	}
@@ -260,7 +262,7 @@ func (d *demoRun) startCluster(ctx context.Context) error {
 		return err
 	}
 	d.policy = notary.Policy{Verifiers: verifiers, MinSignatures: 1, Origin: demoOrigin}
-	client := cluster.NewClient(cluster.ClientConfig{Nodes: d.urls, Token: submitter})
+	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: d.urls, Token: submitter})
 	// Ready when all three are voters that answer.
 	return waitUntil(ctx, 60*time.Second, func() bool {
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -289,7 +291,7 @@ func (d *demoRun) stopCluster() {
 
 func (d *demoRun) startSignal() error {
 	d.appKey = randomHex("app")
-	keys, err := cluster.ParseTokens([]byte("submitter " + d.appKey + "\noperator " + d.operator + "\n"))
+	keys, err := auth.ParseTokens([]byte("submitter " + d.appKey + "\noperator " + d.operator + "\n"))
 	if err != nil {
 		return err
 	}
@@ -303,7 +305,7 @@ func (d *demoRun) startSignal() error {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w (another demo or server may be running; try --listen 127.0.0.1:0)", d.cfg.listen, err)
 	}
-	notaryClient := cluster.NewClient(cluster.ClientConfig{Nodes: d.urls, Token: d.operator})
+	notaryClient := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: d.urls, Token: d.operator})
 	d.signal, err = session.NewServer(session.Config{Notary: notaryClient, TokenKey: tokenKey, APIKeys: keys, Logger: d.logger("signal")})
 	if err != nil {
 		ln.Close()

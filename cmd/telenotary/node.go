@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -108,7 +109,7 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	if err != nil {
 		return fail(fmt.Errorf("--tokens: %w", err))
 	}
-	if cfg.Tokens, err = cluster.ParseTokens(tok); err != nil {
+	if cfg.Tokens, err = auth.ParseTokens(tok); err != nil {
 		return fail(fmt.Errorf("--tokens %s: %w", *tokensFile, err))
 	}
 	if cfg.TLS, cfg.ClientTLS, err = apiTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {

@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/session"
 )
 
@@ -69,16 +70,16 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	cc := cluster.ClientConfig{Nodes: strings.Split(*nodes, ","), Token: string(clusterToken)}
+	cc := notaryapi.ClientConfig{Nodes: strings.Split(*nodes, ","), Token: string(clusterToken)}
 	if clientTLS != nil {
 		cc.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
 	}
-	cfg.Notary = cluster.NewClient(cc)
+	cfg.Notary = notaryapi.NewClient(cc)
 	keys, err := os.ReadFile(*apiKeysFile)
 	if err != nil {
 		return fail(fmt.Errorf("--api-keys: %w", err))
 	}
-	if cfg.APIKeys, err = cluster.ParseTokens(keys); err != nil {
+	if cfg.APIKeys, err = auth.ParseTokens(keys); err != nil {
 		return fail(fmt.Errorf("--api-keys %s: %w", *apiKeysFile, err))
 	}
 	var tokenKey []byte

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session"
 	"golang.org/x/mod/sumdb/note"
@@ -33,7 +35,7 @@ const (
 // Notary is a running one-node cluster.
 type Notary struct {
 	Node    *cluster.Node
-	Client  *cluster.Client
+	Client  *notaryapi.Client
 	URL     string
 	DataDir string
 	// Keys is the cluster's keys file text; Policy trusts it.
@@ -53,7 +55,7 @@ func StartNotary(t testing.TB) *Notary {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := cluster.ParseTokens([]byte(clusterTokens))
+	tokens, err := auth.ParseTokens([]byte(clusterTokens))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func StartNotary(t testing.TB) *Notary {
 	}
 	return &Notary{
 		Node: n, URL: url, DataDir: cfg.DataDir, Keys: keys,
-		Client: cluster.NewClient(cluster.ClientConfig{Nodes: []string{url}, Token: clusterToken}),
+		Client: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{url}, Token: clusterToken}),
 		Policy: notary.Policy{Verifiers: verifiers, MinSignatures: 1, Origin: Origin},
 	}
 }
@@ -108,7 +110,7 @@ func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Sign
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiKeys, err := cluster.ParseTokens([]byte(apiKeysFile))
+	apiKeys, err := auth.ParseTokens([]byte(apiKeysFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,25 +1,26 @@
-package cluster
+package notaryapi
 
 import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net/http"
+	"fmt"
 	"strconv"
-	"sync"
 	"unicode/utf8"
 
+	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
-// Receipts dominate the API's traffic, so the responses that carry them
-// are written and read by hand: encoding/json would re-scan every receipt
-// the notary package already encodes and decodes strictly. Readers accept
-// any spelling of the envelope by falling back to encoding/json.
+// Receipts dominate the API's traffic, so the messages that carry them are
+// written and read by hand: encoding/json would re-scan every receipt the
+// notary package already encodes and decodes strictly. Readers accept any
+// spelling of the envelope by falling back to encoding/json; requests fall
+// back to the strict decoder, which names the field of a mistake.
 
-// appendJSON appends the entry as the API reads it.
-func (e Entry) appendJSON(b []byte) []byte {
+// AppendJSON appends the entry as the API reads it.
+func (e Entry) AppendJSON(b []byte) []byte {
 	b = append(b, `{"kind":"`...)
 	b = append(b, e.Kind.String()...)
 	b = append(b, `","commitment":"`...)
@@ -31,7 +32,23 @@ func (e Entry) appendJSON(b []byte) []byte {
 	return append(b, '"', '}')
 }
 
-func (r NotarizeResponse) appendJSON(b []byte) ([]byte, error) {
+// AppendBatchJSON appends the body of a batch request for entries.
+func AppendBatchJSON(b []byte, entries []Entry) ([]byte, error) {
+	b = append(b, `{"entries":[`...)
+	for i, e := range entries {
+		if !e.Kind.Valid() {
+			return nil, httpapi.Field(fmt.Sprintf("entries[%d].kind", i), "is not a defined kind")
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = e.AppendJSON(b)
+	}
+	return append(b, ']', '}'), nil
+}
+
+// AppendJSON appends the response, with a final newline.
+func (r NotarizeResponse) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"receipt":`...)
 	b, err := r.Receipt.AppendJSON(b)
 	if err != nil {
@@ -42,7 +59,8 @@ func (r NotarizeResponse) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}', '\n'), nil
 }
 
-func (r BatchResponse) appendJSON(b []byte) ([]byte, error) {
+// AppendJSON appends the response, with a final newline.
+func (r BatchResponse) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"receipts":[`...)
 	for i, rc := range r.Receipts {
 		if i > 0 {
@@ -56,28 +74,6 @@ func (r BatchResponse) appendJSON(b []byte) ([]byte, error) {
 	return append(b, ']', '}', '\n'), nil
 }
 
-// responseBuffers recycles the buffers responses are encoded into: at
-// thousands of receipts a second they are most of the node's garbage.
-var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// writeReceipts answers with a response that carries receipts.
-func writeReceipts(w http.ResponseWriter, resp interface{ appendJSON([]byte) ([]byte, error) }) error {
-	buf := responseBuffers.Get().(*[]byte)
-	b, err := resp.appendJSON((*buf)[:0])
-	if err != nil {
-		responseBuffers.Put(buf)
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(b)
-	if cap(b) <= 1<<20 { // a huge batch response is not worth keeping
-		*buf = b
-		responseBuffers.Put(buf)
-	}
-	return err
-}
-
 // token consumes whitespace and then the literal tok.
 func token(b []byte, tok string) ([]byte, bool) {
 	b = bytes.TrimLeft(b, " \t\r\n")
@@ -86,7 +82,9 @@ func token(b []byte, tok string) ([]byte, bool) {
 
 var errEnvelope = errors.New("unexpected response layout")
 
-func (r *NotarizeResponse) decodeJSON(b []byte) error {
+// UnmarshalJSON reads a response, fast when it is spelled as a node
+// writes it.
+func (r *NotarizeResponse) UnmarshalJSON(b []byte) error {
 	if err := r.decodeFast(b); err == nil {
 		return nil
 	}
@@ -125,7 +123,9 @@ func (r *NotarizeResponse) decodeFast(b []byte) error {
 	return nil
 }
 
-func (r *BatchResponse) decodeJSON(b []byte) error {
+// UnmarshalJSON reads a response, fast when it is spelled as a node
+// writes it.
+func (r *BatchResponse) UnmarshalJSON(b []byte) error {
 	if err := r.decodeFast(b); err == nil {
 		return nil
 	}
@@ -170,9 +170,76 @@ func (r *BatchResponse) decodeFast(b []byte) error {
 	return nil
 }
 
+// wireEntry is an entry as a request spells it; every field is checked by
+// hand so errors can name it.
+type wireEntry struct {
+	Kind       *string `json:"kind"`
+	Commitment *string `json:"commitment"`
+	Link       *string `json:"link"`
+}
+
+func (w wireEntry) parse(prefix string) (Entry, error) {
+	var e Entry
+	if w.Kind == nil {
+		return e, httpapi.Field(prefix+"kind", "is required")
+	}
+	k, err := notary.ParseKind(*w.Kind)
+	if err != nil {
+		return e, httpapi.Field(prefix+"kind", "%v", err)
+	}
+	e.Kind = k
+	if w.Commitment == nil {
+		return e, httpapi.Field(prefix+"commitment", "is required")
+	}
+	if e.Commitment, err = ParseCommitment(*w.Commitment); err != nil {
+		return e, httpapi.Field(prefix+"commitment", "%v", err)
+	}
+	if w.Link != nil {
+		if e.Link, err = ParseCommitment(*w.Link); err != nil {
+			return e, httpapi.Field(prefix+"link", "%v", err)
+		}
+	}
+	return e, nil
+}
+
+// DecodeEntry reads the body of a single notarization. The error is a
+// *httpapi.FieldError naming the field.
+func DecodeEntry(body []byte) (Entry, error) {
+	we, ok := parseEntryFast(body)
+	if !ok {
+		if err := httpapi.DecodeJSON(body, &we); err != nil {
+			return Entry{}, err
+		}
+	}
+	return we.parse("")
+}
+
+// DecodeBatch reads the body of a batch notarization: 1 to
+// MaxBatchRequest entries. The error is a *httpapi.FieldError naming the
+// field ("entries[3].commitment").
+func DecodeBatch(body []byte) ([]Entry, error) {
+	var req struct {
+		Entries []wireEntry `json:"entries"`
+	}
+	if err := httpapi.DecodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Entries) == 0 || len(req.Entries) > MaxBatchRequest {
+		return nil, httpapi.Field("entries", "must hold 1 to %d entries, not %d", MaxBatchRequest, len(req.Entries))
+	}
+	entries := make([]Entry, len(req.Entries))
+	for i, we := range req.Entries {
+		var err error
+		if entries[i], err = we.parse(fmt.Sprintf("entries[%d].", i)); err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
+}
+
 // parseEntryFast reads the common spelling of a single entry, an object of
 // the members kind, commitment and link with plain string values, without
-// encoding/json; ok is false for any other spelling, which the strict
+// a JSON decoder; ok is false for any other spelling, which the strict
 // decoder then judges.
 func parseEntryFast(b []byte) (w wireEntry, ok bool) {
 	b = bytes.TrimSpace(b)

@@ -1,4 +1,4 @@
-package cluster
+package main
 
 import (
 	"bufio"
@@ -11,17 +11,20 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
-// Conn is one keep-alive HTTP/1.1 connection to one node, for load
-// generators. Each call writes its request and reads the answer on the
+// nodeConn is one keep-alive HTTP/1.1 connection to one node, for the load
+// generator. Each call writes its request and reads the answer on the
 // caller's goroutine with net/http's own request writer and response
 // reader, where an http.Client hands every request through two goroutines
 // of its transport; on a machine that the load generator shares with the
 // cluster, what it spends is taken from the cluster. A Conn neither
-// retries nor follows the leader (use Client for that), speaks plain HTTP
+// retries nor follows the leader (notaryapi.Client does), speaks plain HTTP
 // only, and is not safe for concurrent use.
-type Conn struct {
+type nodeConn struct {
 	ctx   context.Context // the dial context: the connection lives as long
 	base  *url.URL
 	token string
@@ -32,55 +35,55 @@ type Conn struct {
 	buf   bytes.Buffer
 }
 
-// DialNode connects to the node at baseURL (http://host:port). When ctx
+// dialNode connects to the node at baseURL (http://host:port). When ctx
 // ends, the connection is closed and calls in progress fail.
-func DialNode(ctx context.Context, baseURL, token string) (*Conn, error) {
+func dialNode(ctx context.Context, baseURL, token string) (*nodeConn, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil {
 		return nil, err
 	}
 	if u.Scheme != "http" {
-		return nil, fmt.Errorf("cluster: DialNode speaks plain HTTP, not %q", u.Scheme)
+		return nil, fmt.Errorf("a direct connection speaks plain HTTP, not %q", u.Scheme)
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{ctx: ctx, base: u, token: token, conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c := &nodeConn{ctx: ctx, base: u, token: token, conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 	c.stop = context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	return c, nil
 }
 
 // Close closes the connection.
-func (c *Conn) Close() error {
+func (c *nodeConn) Close() error {
 	c.stop()
 	return c.conn.Close()
 }
 
 // Notarize submits one entry to this node and returns its receipt.
-func (c *Conn) Notarize(e Entry) (*NotarizeResponse, error) {
+func (c *nodeConn) Notarize(e notaryapi.Entry) (*notaryapi.NotarizeResponse, error) {
 	if !e.Kind.Valid() {
-		return nil, fieldError("kind", "is not a defined kind")
+		return nil, httpapi.Field("kind", "is not a defined kind")
 	}
-	var out NotarizeResponse
-	return &out, c.post("/v1/notarize", e.appendJSON(nil), out.decodeJSON)
+	var out notaryapi.NotarizeResponse
+	return &out, c.post("/v1/notarize", e.AppendJSON(nil), out.UnmarshalJSON)
 }
 
-// NotarizeBatch submits up to MaxBatchRequest entries to this node and
+// NotarizeBatch submits up to notaryapi.MaxBatchRequest entries to this node and
 // returns their receipts in order.
-func (c *Conn) NotarizeBatch(entries []Entry) (*BatchResponse, error) {
-	body, err := batchBody(entries)
+func (c *nodeConn) NotarizeBatch(entries []notaryapi.Entry) (*notaryapi.BatchResponse, error) {
+	body, err := notaryapi.AppendBatchJSON(nil, entries)
 	if err != nil {
 		return nil, err
 	}
-	var out BatchResponse
-	return &out, c.post("/v1/notarize/batch", body, out.decodeJSON)
+	var out notaryapi.BatchResponse
+	return &out, c.post("/v1/notarize/batch", body, out.UnmarshalJSON)
 }
 
 // post sends one request and decodes a 200 answer with decode; any other
-// answer is an *APIError. A broken connection stays broken: dial again.
-func (c *Conn) post(path string, body []byte, decode func([]byte) error) error {
+// answer is an *httpapi.Problem. A broken connection stays broken: dial again.
+func (c *nodeConn) post(path string, body []byte, decode func([]byte) error) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
@@ -104,7 +107,7 @@ func (c *Conn) post(path string, body []byte, decode func([]byte) error) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return decodeError(resp)
+		return httpapi.ReadProblem(resp)
 	}
 	c.buf.Reset()
 	if _, err := c.buf.ReadFrom(resp.Body); err != nil {

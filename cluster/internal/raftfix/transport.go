@@ -1,4 +1,4 @@
-package cluster
+package raftfix
 
 import (
 	"sync"
@@ -7,7 +7,7 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// safeTransport wraps the raft transport to close two holes in
+// Transport wraps a raft transport to close two holes in
 // hashicorp/raft (v1.7.3, and v1.8.0 still) that the fault campaign
 // (docs/RELIABILITY.md) found as forks: two nodes applying different
 // entries at one index after a paused leader resumed.
@@ -33,23 +33,31 @@ import (
 // loop handles them in turn. The cost: a follower whose main loop is busy
 // (a long disk write) answers heartbeats late; with heartbeats every tenth
 // of the heartbeat timeout that leaves plenty of margin.
-type safeTransport struct {
+type Transport struct {
 	raft.Transport
 	consumer  chan raft.RPC
-	watch     atomic.Pointer[leaderWatch] // sees pre-votes first, once raft runs; nil if off
-	done      chan struct{}
+	watch     atomic.Pointer[LeaderWatch] // sees pre-votes first, once raft runs; nil if off
+	done      chan struct{}               // closed by Close
+	forwarded sync.WaitGroup              // the forwarding goroutine
 	closeOnce sync.Once
 }
 
-// newSafeTransport wraps t, which must also support pre-vote and Close (the
-// network transports do).
-func newSafeTransport(t raft.Transport) *safeTransport {
-	c := &safeTransport{Transport: t, consumer: make(chan raft.RPC), done: make(chan struct{})}
+// NewTransport wraps t, which must also support pre-vote and Close (the
+// network transports do). It starts the goroutine that passes requests on
+// to raft; Close stops it and waits for it.
+func NewTransport(t raft.Transport) *Transport {
+	c := &Transport{Transport: t, consumer: make(chan raft.RPC), done: make(chan struct{})}
+	c.forwarded.Add(1)
 	go c.forward()
 	return c
 }
 
-func (c *safeTransport) forward() {
+// SetWatch has w see pre-vote requests before raft does (see
+// LeaderWatch.preVoteArriving); nil stops it.
+func (c *Transport) SetWatch(w *LeaderWatch) { c.watch.Store(w) }
+
+func (c *Transport) forward() {
+	defer c.forwarded.Done()
 	in := c.Transport.Consumer()
 	for {
 		select {
@@ -81,16 +89,16 @@ func clampCommit(rpc raft.RPC) {
 }
 
 // Consumer implements raft.Transport.
-func (c *safeTransport) Consumer() <-chan raft.RPC { return c.consumer }
+func (c *Transport) Consumer() <-chan raft.RPC { return c.consumer }
 
 // SetHeartbeatHandler implements raft.Transport: it installs no fast path
-// (see safeTransport), so heartbeats reach raft through Consumer.
-func (c *safeTransport) SetHeartbeatHandler(func(rpc raft.RPC)) {
+// (see Transport), so heartbeats reach raft through Consumer.
+func (c *Transport) SetHeartbeatHandler(func(rpc raft.RPC)) {
 	c.Transport.SetHeartbeatHandler(nil)
 }
 
 // RequestPreVote implements raft.WithPreVote.
-func (c *safeTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+func (c *Transport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
 	if w := c.watch.Load(); w != nil {
 		w.preVoteSending()
 	}
@@ -98,8 +106,9 @@ func (c *safeTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddre
 }
 
 // Close implements raft.WithClose.
-func (c *safeTransport) Close() error {
+func (c *Transport) Close() error {
 	c.closeOnce.Do(func() { close(c.done) })
+	c.forwarded.Wait()
 	if wc, ok := c.Transport.(raft.WithClose); ok {
 		return wc.Close()
 	}

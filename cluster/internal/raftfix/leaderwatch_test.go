@@ -1,4 +1,4 @@
-package cluster
+package raftfix
 
 import (
 	"errors"
@@ -21,8 +21,8 @@ type fakeRaft struct {
 	standsOnLook        bool   // a look turns the follower into a candidate
 }
 
-func newTestWatch(f *fakeRaft, jitter time.Duration) *leaderWatch {
-	return &leaderWatch{
+func newTestWatch(f *fakeRaft, jitter time.Duration) *LeaderWatch {
+	return &LeaderWatch{
 		timeout:     time.Second,
 		jitter:      func() time.Duration { return jitter },
 		lastContact: func() time.Time { return f.last },
@@ -39,7 +39,7 @@ func newTestWatch(f *fakeRaft, jitter time.Duration) *leaderWatch {
 }
 
 // advance steps the watch as its timer would, until the clock passes end.
-func advance(t *testing.T, w *leaderWatch, f *fakeRaft, end time.Time) {
+func advance(t *testing.T, w *LeaderWatch, f *fakeRaft, end time.Time) {
 	t.Helper()
 	for !f.now.After(end) {
 		wait, err := w.step(f.now)

@@ -1,4 +1,4 @@
-package cluster
+package notaryapi
 
 import (
 	"bufio"
@@ -12,11 +12,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/notary"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -40,7 +41,9 @@ type ClientConfig struct {
 // Client talks to a notary cluster: it tries the nodes it knows, sends
 // submissions to the leader, and retries them (they are idempotent: a
 // commitment is logged once) through elections and failures until its
-// context ends. It is safe for concurrent use.
+// context ends. Errors a node answers with are *httpapi.Problem values
+// that errors.Is matches against this package's errors. It is safe for
+// concurrent use.
 type Client struct {
 	cfg  ClientConfig
 	http *http.Client
@@ -49,52 +52,29 @@ type Client struct {
 	next   atomic.Uint64          // the node to try when the leader is unknown
 }
 
-// APIError is an error answer of a node. It unwraps to the package's
-// sentinel for its code (ErrBadRequest, ErrUnauthorized, ...).
-type APIError struct {
-	Status  int
-	Code    string
-	Message string
-	// Field names the offending request field of a bad request.
-	Field string
-}
-
-func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
-
-// Unwrap returns the sentinel for the error's code.
-func (e *APIError) Unwrap() error {
-	switch e.Code {
-	case "bad_request":
-		return ErrBadRequest
-	case "unauthorized":
-		return ErrUnauthorized
-	case "forbidden":
-		return ErrForbidden
-	case "not_found":
-		return ErrNotFound
-	case "not_leader":
-		return ErrNotLeader
-	case "unavailable", "timeout":
-		return ErrNoLeader
-	case "overloaded":
-		return ErrOverloaded
-	case "too_large":
-		return ErrTooLarge
-	case "wrong_cluster":
-		return ErrWrongCluster
-	case "canceled":
-		return context.Canceled
+// NewClient returns a client for the nodes.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = time.Second
 	}
-	return nil
+	c := &Client{cfg: cfg, http: cfg.HTTPClient}
+	if c.http == nil {
+		c.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}}
+	}
+	c.cfg.Nodes = make([]string, len(cfg.Nodes))
+	for i, n := range cfg.Nodes {
+		c.cfg.Nodes[i] = strings.TrimRight(n, "/")
+	}
+	return c
 }
 
-// retryable reports whether another node or a later try may succeed: a
-// node that is unavailable or unreachable, not a request or a certificate
-// that is wrong.
-func retryable(err error) bool {
-	var ae *APIError
-	if errors.As(err, &ae) {
-		return ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusGatewayTimeout
+// Retryable reports whether another node or a later try may succeed after
+// err: a node that is unavailable or unreachable, not a request or a
+// certificate that is wrong, and not a context that ended.
+func Retryable(err error) bool {
+	var p *httpapi.Problem
+	if errors.As(err, &p) {
+		return p.Status == http.StatusServiceUnavailable || p.Status == http.StatusGatewayTimeout
 	}
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
@@ -107,57 +87,27 @@ func retryable(err error) bool {
 	return true
 }
 
-// NewClient returns a client for the nodes.
-func NewClient(cfg ClientConfig) *Client {
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = time.Second
-	}
-	c := &Client{cfg: cfg, http: cfg.HTTPClient}
-	if c.http == nil {
-		c.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}}
-	}
-	for i := range c.cfg.Nodes {
-		c.cfg.Nodes[i] = strings.TrimRight(c.cfg.Nodes[i], "/")
-	}
-	return c
-}
-
 // Notarize submits one entry and returns its receipt, once the cluster
 // has committed and applied it.
 func (c *Client) Notarize(ctx context.Context, e Entry) (*NotarizeResponse, error) {
 	if !e.Kind.Valid() {
-		return nil, fieldError("kind", "is not a defined kind")
+		return nil, httpapi.Field("kind", "is not a defined kind")
 	}
 	var out NotarizeResponse
-	err := c.call(ctx, true, http.MethodPost, "/v1/notarize", e.appendJSON(nil), &out)
+	err := c.call(ctx, true, http.MethodPost, "/v1/notarize", e.AppendJSON(nil), &out)
 	return &out, err
 }
 
 // NotarizeBatch submits up to MaxBatchRequest entries and returns their
 // receipts in order.
 func (c *Client) NotarizeBatch(ctx context.Context, entries []Entry) (*BatchResponse, error) {
-	body, err := batchBody(entries)
+	body, err := AppendBatchJSON(nil, entries)
 	if err != nil {
 		return nil, err
 	}
 	var out BatchResponse
 	err = c.call(ctx, true, http.MethodPost, "/v1/notarize/batch", body, &out)
 	return &out, err
-}
-
-// batchBody encodes a batch request.
-func batchBody(entries []Entry) ([]byte, error) {
-	body := []byte(`{"entries":[`)
-	for i, e := range entries {
-		if !e.Kind.Valid() {
-			return nil, fieldError(fmt.Sprintf("entries[%d].kind", i), "is not a defined kind")
-		}
-		if i > 0 {
-			body = append(body, ',')
-		}
-		body = e.appendJSON(body)
-	}
-	return append(body, ']', '}'), nil
 }
 
 // Receipt returns the receipt of a logged commitment, with a fresh proof
@@ -177,11 +127,12 @@ func (c *Client) ReceiptSigned(ctx context.Context, commitment notary.Commitment
 	return out.Receipt, err
 }
 
-// checkpointAt asks one node for its signature over the checkpoint of the
-// first size leaves, without retries.
-func (c *Client) checkpointAt(ctx context.Context, size uint64) ([]byte, error) {
+// CheckpointOf asks one node, without retries, for its signed checkpoint
+// of the first size leaves of the log: for gathering the signatures of
+// several nodes over one size.
+func (c *Client) CheckpointOf(ctx context.Context, node string, size uint64) ([]byte, error) {
 	var out bytes.Buffer
-	err := c.do(ctx, c.cfg.Nodes[0], http.MethodGet, fmt.Sprintf("/v1/checkpoint?size=%d", size), nil, &out)
+	err := c.do(ctx, strings.TrimRight(node, "/"), http.MethodGet, fmt.Sprintf("/v1/checkpoint?size=%d", size), nil, &out)
 	return out.Bytes(), err
 }
 
@@ -257,14 +208,17 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResponse, erro
 
 // Remove takes a node out of the cluster (operator token).
 func (c *Client) Remove(ctx context.Context, id string) error {
-	return c.call(ctx, true, http.MethodPost, "/v1/cluster/remove", map[string]string{"id": id}, nil)
+	return c.call(ctx, true, http.MethodPost, "/v1/cluster/remove", MemberRequest{ID: id}, nil)
 }
 
 // Transfer moves leadership to the node id, or to any other voter when id
 // is empty (operator token).
 func (c *Client) Transfer(ctx context.Context, id string) error {
-	return c.call(ctx, true, http.MethodPost, "/v1/cluster/transfer", map[string]string{"id": id}, nil)
+	return c.call(ctx, true, http.MethodPost, "/v1/cluster/transfer", MemberRequest{ID: id}, nil)
 }
+
+// maxEventLine bounds one line of the event stream.
+const maxEventLine = 4 << 20
 
 // Events follows the event stream of one node, calling fn for each event,
 // until ctx ends or the stream breaks.
@@ -274,16 +228,19 @@ func (c *Client) Events(ctx context.Context, node string, fn func(Event)) error 
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return decodeError(resp)
+		return httpapi.ReadProblem(resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	for sc.Scan() {
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok {
@@ -300,11 +257,12 @@ func (c *Client) Events(ctx context.Context, node string, fn func(Event)) error 
 	return ctx.Err()
 }
 
-// call sends a request to the leader (toLeader) or any node, retrying on
-// another node or later while the error is retryable and ctx lasts.
+// call sends a request to the leader (toLeader) or any node, and while the
+// error is retryable and ctx lasts, tries the other nodes at once and then
+// again after a jittered, growing wait.
 func (c *Client) call(ctx context.Context, toLeader bool, method, path string, in, out any) error {
 	if len(c.cfg.Nodes) == 0 {
-		return errors.New("cluster client: no nodes configured")
+		return errors.New("notaryapi: no nodes configured")
 	}
 	var body []byte
 	switch in := in.(type) {
@@ -317,28 +275,31 @@ func (c *Client) call(ctx context.Context, toLeader bool, method, path string, i
 			return err
 		}
 	}
-	backoff := 25 * time.Millisecond
 	var last error
-	for attempt := 0; ; attempt++ {
-		node := c.pick(toLeader)
-		err := c.do(ctx, node, method, path, body, out)
-		if err == nil || !retryable(err) {
-			return err
-		}
-		last = err
-		c.forget(node)
-		// Try every node once quickly, then back off.
-		if attempt >= len(c.cfg.Nodes) {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
-			case <-time.After(backoff):
+	round := func() (struct{}, error) {
+		for range c.cfg.Nodes {
+			node := c.pick(toLeader)
+			err := c.do(ctx, node, method, path, body, out)
+			if err == nil {
+				return struct{}{}, nil
 			}
-			backoff = min(2*backoff, c.cfg.MaxBackoff)
-		} else if ctx.Err() != nil {
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
+			if !Retryable(err) {
+				return struct{}{}, backoff.Permanent(err)
+			}
+			last = err
+			c.forget(node)
+			if ctx.Err() != nil {
+				break
+			}
 		}
+		return struct{}{}, last
 	}
+	wait := &backoff.ExponentialBackOff{InitialInterval: 25 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: c.cfg.MaxBackoff}
+	_, err := backoff.Retry(ctx, round, backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
+	if err != nil && ctx.Err() != nil && last != nil && !errors.Is(err, last) {
+		return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
+	}
+	return err
 }
 
 // pick returns the node to send to.
@@ -356,8 +317,9 @@ func (c *Client) forget(node string) {
 	}
 }
 
-// do sends one request to one node and decodes the answer into out
-// (JSON, or raw bytes into a *bytes.Buffer).
+// do sends one request to one node and decodes the answer into out: JSON
+// (through the type's own UnmarshalJSON when it has one, which for
+// receipts is the fast path), or raw bytes into a *bytes.Buffer.
 func (c *Client) do(ctx context.Context, node, method, path string, body []byte, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -386,33 +348,23 @@ func (c *Client) do(ctx context.Context, node, method, path string, body []byte,
 		}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return decodeError(resp)
+		return httpapi.ReadProblem(resp)
 	}
 	switch o := out.(type) {
 	case nil:
 		_, err = io.Copy(io.Discard, resp.Body)
 	case *bytes.Buffer:
 		_, err = io.Copy(o, resp.Body)
-	case interface{ decodeJSON([]byte) error }:
+	case json.Unmarshaler:
 		var buf bytes.Buffer
 		if resp.ContentLength > 0 && resp.ContentLength < 64<<20 {
 			buf.Grow(int(resp.ContentLength))
 		}
 		if _, err = buf.ReadFrom(resp.Body); err == nil {
-			err = o.decodeJSON(buf.Bytes())
+			err = o.UnmarshalJSON(buf.Bytes())
 		}
 	default:
 		err = json.NewDecoder(resp.Body).Decode(out)
 	}
 	return err
-}
-
-func decodeError(resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var body apiError
-	ae := &APIError{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
-	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
-		ae.Code, ae.Message, ae.Field = body.Error.Code, body.Error.Message, body.Error.Field
-	}
-	return ae
 }

@@ -1,4 +1,4 @@
-package cluster
+package raftfix
 
 import (
 	"io"
@@ -15,7 +15,7 @@ func TestCommitClamp(t *testing.T) {
 	_, leader := raft.NewInmemTransport("leader")
 	addr, inner := raft.NewInmemTransport("follower")
 	leader.Connect(addr, inner)
-	follower := newSafeTransport(inner)
+	follower := NewTransport(inner)
 	defer follower.Close()
 	if _, ok := raft.Transport(follower).(raft.WithPreVote); !ok {
 		t.Fatal("the wrapped transport hides pre-vote")
@@ -59,7 +59,7 @@ func TestHeartbeatsOnTheMainLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	follower := newSafeTransport(inner)
+	follower := NewTransport(inner)
 	defer follower.Close()
 	fastPath := make(chan raft.RPC, 1)
 	follower.SetHeartbeatHandler(func(rpc raft.RPC) {

@@ -1,7 +1,9 @@
-package cluster
+package notaryapi
 
 import (
 	"testing"
+
+	"github.com/telenotary/telenotary/cluster/httpapi"
 )
 
 // TestParseEntryFast checks that the fast reader of entries agrees with
@@ -33,7 +35,7 @@ func TestParseEntryFast(t *testing.T) {
 			continue
 		}
 		var strict wireEntry
-		if err := decodeStrict([]byte(tc.body), &strict); err != nil {
+		if err := httpapi.DecodeJSON([]byte(tc.body), &strict); err != nil {
 			t.Errorf("%s: the fast path accepts what the strict decoder refuses: %v", tc.body, err)
 			continue
 		}
@@ -57,7 +59,7 @@ func FuzzEntry(f *testing.F) {
 			return
 		}
 		var strict wireEntry
-		if err := decodeStrict(body, &strict); err != nil {
+		if err := httpapi.DecodeJSON(body, &strict); err != nil {
 			t.Fatalf("fast path accepted %q, strict decoder refuses: %v", body, err)
 		}
 		fe, ferr := w.parse("")

@@ -1,9 +1,10 @@
-package cluster
+package raftfix
 
 import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // that still hears of a leader refuses pre-votes). The campaign measured a
 // median of 2.1 s and a tail over 3 s with a 1 s timeout.
 //
-// leaderWatch brings the look to the moment the Raft paper gives it: a
+// LeaderWatch brings the look to the moment the Raft paper gives it: a
 // randomized timeout after the leader's last message. When a follower's
 // leader has been silent for HeartbeatTimeout plus a jitter of up to half of
 // it, the watch makes raft look now, through its public ReloadConfig (a lower
@@ -36,7 +37,7 @@ import (
 // last contact long past) or a candidate asks for its vote, the silence is
 // counted from then, as raft's own timer would: a deposed leader gives the
 // new one a full timeout to reach it.
-type leaderWatch struct {
+type LeaderWatch struct {
 	timeout     time.Duration        // raft's HeartbeatTimeout
 	jitter      func() time.Duration // in [0, timeout/2)
 	lastContact func() time.Time     // when the follower last heard from its leader; zero if never
@@ -47,14 +48,18 @@ type leaderWatch struct {
 
 	deferUntil atomic.Int64 // unix ns: this node's own pre-votes wait until then (it defers to a candidate)
 
+	mu      sync.Mutex    // guards changed
+	changed chan struct{} // closed (and replaced) at each raft state change Run sees
+
 	since time.Time // the last state change or vote request seen
 	base  time.Time // the later of the last contact and since, that due was computed for
 	due   time.Time // when a follower silent since base is due a look
 }
 
-// newLeaderWatch watches r's leader. It returns nil when raft's lease
+// NewLeaderWatch watches r's leader. It returns nil when raft's lease
 // timeout leaves no room to lower the heartbeat timeout (they are equal).
-func newLeaderWatch(r *raft.Raft, rc *raft.Config) *leaderWatch {
+// Run runs it.
+func NewLeaderWatch(r *raft.Raft, rc *raft.Config) *LeaderWatch {
 	if rc.LeaderLeaseTimeout >= rc.HeartbeatTimeout {
 		return nil
 	}
@@ -66,7 +71,7 @@ func newLeaderWatch(r *raft.Raft, rc *raft.Config) *leaderWatch {
 		}
 		return false
 	}))
-	return &leaderWatch{
+	return &LeaderWatch{
 		events:      events,
 		timeout:     rc.HeartbeatTimeout,
 		jitter:      func() time.Duration { return rand.N(rc.HeartbeatTimeout / 2) },
@@ -88,18 +93,25 @@ func newLeaderWatch(r *raft.Raft, rc *raft.Config) *leaderWatch {
 	}
 }
 
-// run watches until ctx ends; a failed look is returned.
-func (w *leaderWatch) run(ctx context.Context) error {
+// Look makes raft check for its leader's heartbeats now, as the watch does
+// when the leader is past due.
+func (w *LeaderWatch) Look() error { return w.look() }
+
+// Run watches until ctx ends; a failed look is returned.
+func (w *LeaderWatch) Run(ctx context.Context) error {
 	timer := time.NewTimer(w.timeout)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.events:
+		case o := <-w.events:
 			// A state change or a vote request: a dropped one (the
 			// observer does not block raft) is caught by the next.
 			w.since = time.Now()
+			if _, ok := o.Data.(raft.RaftState); ok {
+				w.stateChanged()
+			}
 			continue
 		case <-timer.C:
 		}
@@ -113,7 +125,7 @@ func (w *leaderWatch) run(ctx context.Context) error {
 
 // step has raft look for its leader if, at now, the leader is past due,
 // and returns how long to wait before the next step.
-func (w *leaderWatch) step(now time.Time) (time.Duration, error) {
+func (w *LeaderWatch) step(now time.Time) (time.Duration, error) {
 	last := w.lastContact()
 	if last.IsZero() || !w.follower() {
 		// No leader heard yet (raft's own timer starts the first
@@ -148,7 +160,7 @@ func (w *leaderWatch) step(now time.Time) (time.Duration, error) {
 // grants), and this node's own pre-votes wait a moment, so that two
 // candidates do not split the vote. Pre-votes change no state: this moves
 // the timing of an election, never what is safe.
-func (w *leaderWatch) preVoteArriving(req *raft.RequestPreVoteRequest) {
+func (w *LeaderWatch) preVoteArriving(req *raft.RequestPreVoteRequest) {
 	if !w.follower() {
 		return
 	}
@@ -160,19 +172,49 @@ func (w *leaderWatch) preVoteArriving(req *raft.RequestPreVoteRequest) {
 		return // this node has the longer log: it stands itself, at its own due time
 	}
 	w.deferUntil.Store(time.Now().Add(w.timeout / 4).UnixNano())
+	changed := w.nextChange()
 	if err := w.look(); err != nil {
 		return
 	}
-	// Hold the request until raft has acted on the look (bounded: raft may
-	// have heard from the leader meanwhile and stay a follower).
-	for deadline := time.Now().Add(w.timeout / 10); w.follower() && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
+	// Hold the request until raft has acted on the look, that is until it
+	// is no longer a follower (bounded: raft may have heard from the leader
+	// meanwhile and stay one).
+	timer := time.NewTimer(w.timeout / 10)
+	defer timer.Stop()
+	for w.follower() {
+		select {
+		case <-changed:
+			changed = w.nextChange()
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// nextChange returns a channel that closes at the next raft state change
+// Run sees.
+func (w *LeaderWatch) nextChange() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.changed == nil {
+		w.changed = make(chan struct{})
+	}
+	return w.changed
+}
+
+// stateChanged wakes those waiting on nextChange.
+func (w *LeaderWatch) stateChanged() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.changed != nil {
+		close(w.changed)
+		w.changed = nil
 	}
 }
 
 // preVoteSending runs before this node asks a peer for a pre-vote: while
 // it defers to another candidate, it waits.
-func (w *leaderWatch) preVoteSending() {
+func (w *LeaderWatch) preVoteSending() {
 	if d := time.Until(time.Unix(0, w.deferUntil.Load())); d > 0 {
 		time.Sleep(d)
 	}

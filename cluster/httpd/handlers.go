@@ -1,0 +1,517 @@
+package httpd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+)
+
+// responseBuffers recycles the buffers receipts are encoded into: at
+// thousands of receipts a second they are most of the node's garbage.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// writeReceipts answers with a response that carries receipts.
+func writeReceipts(w http.ResponseWriter, resp interface{ AppendJSON([]byte) ([]byte, error) }) error {
+	buf := responseBuffers.Get().(*[]byte)
+	b, err := resp.AppendJSON((*buf)[:0])
+	if err != nil {
+		responseBuffers.Put(buf)
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	if cap(b) <= 1<<20 { // a huge batch response is not worth keeping
+		*buf = b
+		responseBuffers.Put(buf)
+	}
+	return err
+}
+
+func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
+	if err := a.Tokens.Authorize(r, auth.RoleSubmitter); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, err := httpapi.ReadBody(r, notaryapi.MaxEntryBody)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	e, err := notaryapi.DecodeEntry(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if leader, _ := a.Cluster.Leader(); !leader {
+		// A commitment this follower has applied is committed: answer it
+		// here rather than forward. (The leader's log dedups anyway.)
+		if rc, err := a.existingReceipt(e.Commitment); err == nil && rc != nil {
+			writeReceipts(w, notaryapi.NotarizeResponse{Receipt: rc, Existing: true})
+			return
+		}
+		a.forward(w, r, body)
+		return
+	}
+	receipts, firstNew, err := a.Cluster.Submit(r.Context(), []notaryapi.Entry{e})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipts[0], Existing: receipts[0].Index < firstNew})
+}
+
+func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
+	if err := a.Tokens.Authorize(r, auth.RoleSubmitter); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, err := httpapi.ReadBody(r, notaryapi.MaxBatchBody)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	entries, err := notaryapi.DecodeBatch(body)
+	if err != nil {
+		a.fail(w, r, err) // nothing of the batch was submitted
+		return
+	}
+	if leader, _ := a.Cluster.Leader(); !leader {
+		a.forward(w, r, body)
+		return
+	}
+	receipts, _, err := a.Cluster.Submit(r.Context(), entries)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeReceipts(w, notaryapi.BatchResponse{Receipts: receipts})
+}
+
+// existingReceipt returns the receipt of a commitment this node has
+// applied, proven into its latest checkpoint, or nil.
+func (a *api) existingReceipt(c notary.Commitment) (*notary.Receipt, error) {
+	cp := a.Ledger.Checkpoint()
+	if cp == nil {
+		return nil, nil
+	}
+	var rc *notary.Receipt
+	err := a.Ledger.ReadLog(func(l *notary.Log) error {
+		i, found, err := l.Find(c)
+		if err != nil || !found || i >= cp.Size {
+			return err
+		}
+		rc, err = l.Receipt(i, *cp)
+		return err
+	})
+	return rc, err
+}
+
+// forward sends a follower's request on to the leader and relays its
+// answer, or answers why it cannot. A request that was forwarded already
+// is not forwarded again.
+func (a *api) forward(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Header.Get(notaryapi.HeaderForwarded) != "" {
+		a.fail(w, r, fmt.Errorf("%w: a forwarded request reached a follower", notaryapi.ErrNotLeader))
+		return
+	}
+	if err := a.relayToLeader(w, r, body); err != nil {
+		a.fail(w, r, err)
+	}
+}
+
+// relayToLeader sends r (with body) to the leader, marked as forwarded,
+// and relays the leader's status and body. An error means nothing was
+// written: there was no leader, or it did not answer.
+func (a *api) relayToLeader(w http.ResponseWriter, r *http.Request, body []byte) error {
+	_, leader := a.Cluster.Leader()
+	if leader == "" {
+		return fmt.Errorf("%w: this node knows no leader", notaryapi.ErrNoLeader)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, leader+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		req.Header.Set("Authorization", h)
+	}
+	req.Header.Set(notaryapi.HeaderForwarded, "1")
+	resp, err := a.Forward.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: forwarding to the leader: %v", notaryapi.ErrNoLeader, err)
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", "Retry-After", "WWW-Authenticate", "Cache-Control"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+	return nil
+}
+
+// lookupRelayTimeout bounds a follower's wait for the leader's answer to a
+// receipt lookup it missed: a leader that is gone or cut off must not hold
+// up a read this node can answer.
+const lookupRelayTimeout = 2 * time.Second
+
+// receipt answers a logged commitment's receipt, proven into this node's
+// latest checkpoint (a follower that has not applied it relays the
+// leader's answer); with ?signatures=K, the checkpoint carries the
+// signatures of K nodes (this one and K-1 peers).
+func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
+	c, err := notaryapi.ParseCommitment(r.PathValue("commitment"))
+	if err != nil {
+		a.fail(w, r, httpapi.Field("commitment", "%v", err))
+		return
+	}
+	want, err := signaturesParam(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rc, err := a.existingReceipt(c)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if rc == nil {
+		// A follower may not have applied it yet: ask the leader, once.
+		// If there is no leader that answers soon, this node's answer stands.
+		if leader, _ := a.Cluster.Leader(); !leader && r.Header.Get(notaryapi.HeaderForwarded) == "" {
+			ctx, cancel := context.WithTimeout(r.Context(), lookupRelayTimeout)
+			err := a.relayToLeader(w, r.WithContext(ctx), nil)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+		a.fail(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", notaryapi.ErrNotFound, c))
+		return
+	}
+	if want > 1 {
+		cp, err := notary.ParseSignedCheckpoint(rc.Checkpoint)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if rc.Checkpoint, err = a.Ledger.Cosign(r.Context(), cp, want); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: rc, Existing: true})
+}
+
+// checkpoint serves this node's latest signed checkpoint, or with ?size=N
+// its checkpoint of the first N leaves; ?signatures=K adds the signatures
+// of K-1 peers over the same checkpoint.
+func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
+	want, err := signaturesParam(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	latest := a.Ledger.Checkpoint()
+	if latest == nil {
+		a.fail(w, r, fmt.Errorf("%w: the cluster has no genesis yet", notaryapi.ErrNoLeader))
+		return
+	}
+	cp := *latest
+	if r.URL.Query().Has("size") {
+		size, err := uintParam(r, "size", 0)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if cp, err = a.Ledger.CheckpointAt(size); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	note := cp.Note
+	if want > 1 {
+		if note, err = a.Ledger.Cosign(r.Context(), cp, want); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(note)
+}
+
+// signaturesParam reads ?signatures=K (default 1).
+func signaturesParam(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("signatures")
+	if s == "" {
+		return 1, nil
+	}
+	k, err := strconv.Atoi(s)
+	if err != nil || k < 1 || k > notaryapi.MaxSignatures {
+		return 0, httpapi.Field("signatures", "must be a whole number from 1 to %d", notaryapi.MaxSignatures)
+	}
+	return k, nil
+}
+
+// uintParam reads an optional non-negative integer query parameter.
+func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, httpapi.Field(name, "must be a whole number from 0")
+	}
+	return v, nil
+}
+
+func (a *api) inclusion(w http.ResponseWriter, r *http.Request) {
+	if !r.URL.Query().Has("index") {
+		a.fail(w, r, httpapi.Field("index", "is required"))
+		return
+	}
+	var out notaryapi.ProofResponse
+	err := a.Ledger.ReadLog(func(l *notary.Log) error {
+		head := l.Head().Size
+		index, err := uintParam(r, "index", 0)
+		if err != nil {
+			return err
+		}
+		size, err := uintParam(r, "size", head)
+		if err != nil {
+			return err
+		}
+		if index >= size || size > head {
+			return httpapi.Field("index", "must be below size %d, which must not exceed the log's %d", size, head)
+		}
+		p, err := l.InclusionProof(index, size)
+		if err != nil {
+			return err
+		}
+		leaf, err := l.Leaf(index)
+		if err != nil {
+			return err
+		}
+		lh := leaf.Hash()
+		out = notaryapi.ProofResponse{Index: index, LeafHash: &lh, Size: size, Proof: p}
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *api) consistency(w http.ResponseWriter, r *http.Request) {
+	var out notaryapi.ProofResponse
+	err := a.Ledger.ReadLog(func(l *notary.Log) error {
+		head := l.Head().Size
+		from, err := uintParam(r, "from", 0)
+		if err != nil {
+			return err
+		}
+		to, err := uintParam(r, "to", head)
+		if err != nil {
+			return err
+		}
+		if to > head {
+			return httpapi.Field("to", "must not exceed the log's size %d", head)
+		}
+		if from > to {
+			return httpapi.Field("from", "must be at most to (%d)", to)
+		}
+		p, err := l.ConsistencyProof(from, to)
+		out = notaryapi.ProofResponse{From: from, Size: to, Proof: p}
+		return err
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *api) leaves(w http.ResponseWriter, r *http.Request) {
+	start, err := uintParam(r, "start", 0)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	count, err := uintParam(r, "count", 100)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if count == 0 || count > notaryapi.MaxLeavesPage {
+		a.fail(w, r, httpapi.Field("count", "must be 1 to %d", notaryapi.MaxLeavesPage))
+		return
+	}
+	var out notaryapi.LeavesResponse
+	err = a.Ledger.ReadLog(func(l *notary.Log) error {
+		size := l.Head().Size
+		if start > size {
+			return httpapi.Field("start", "is beyond the log's size %d", size)
+		}
+		leaves := make([]notary.Leaf, min(count, size-start))
+		if err := l.Leaves(start, leaves); err != nil {
+			return err
+		}
+		out.Leaves = make([]notaryapi.LeafInfo, len(leaves))
+		for i, lf := range leaves {
+			out.Leaves[i] = notaryapi.LeafInfoOf(start+uint64(i), lf)
+		}
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+// keys serves every member's verifier key, one per line: the keys file a
+// verifier trusts.
+func (a *api) keys(w http.ResponseWriter, r *http.Request) {
+	clusterID, origin, members := a.Cluster.Members()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if clusterID != "" {
+		fmt.Fprintf(w, "# verifier keys of the nodes of %s (cluster %s)\n", origin, clusterID)
+	}
+	for _, m := range members {
+		fmt.Fprintln(w, m.VerifierKey)
+	}
+}
+
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	httpapi.WriteJSON(w, http.StatusOK, a.Cluster.Status())
+}
+
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
+	if !a.Cluster.Ready() {
+		a.fail(w, r, fmt.Errorf("%w: not ready (no leader, or not yet caught up)", notaryapi.ErrNoLeader))
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (a *api) join(w http.ResponseWriter, r *http.Request) {
+	a.operatorAction(w, r, func(body []byte) (any, error) {
+		var req notaryapi.JoinRequest
+		if err := httpapi.DecodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		if err := req.Member.Validate(); err != nil {
+			return nil, err
+		}
+		return a.Cluster.Join(r.Context(), req)
+	})
+}
+
+func (a *api) remove(w http.ResponseWriter, r *http.Request) {
+	a.operatorAction(w, r, func(body []byte) (any, error) {
+		var req notaryapi.MemberRequest
+		if err := httpapi.DecodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		if req.ID == "" {
+			return nil, httpapi.Field("id", "is required")
+		}
+		return map[string]string{"removed": req.ID}, a.Cluster.Remove(r.Context(), req.ID)
+	})
+}
+
+func (a *api) transfer(w http.ResponseWriter, r *http.Request) {
+	a.operatorAction(w, r, func(body []byte) (any, error) {
+		var req notaryapi.MemberRequest
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := httpapi.DecodeJSON(body, &req); err != nil {
+				return nil, err
+			}
+		}
+		if err := a.Cluster.Transfer(r.Context(), req.ID); err != nil {
+			return nil, err
+		}
+		_, leader := a.Cluster.Leader()
+		return map[string]string{"leader": leader}, nil
+	})
+}
+
+// operatorAction authorizes an operator request, forwards it to the leader
+// from a follower, and runs it on the leader.
+func (a *api) operatorAction(w http.ResponseWriter, r *http.Request, act func(body []byte) (any, error)) {
+	if err := a.Tokens.Authorize(r, auth.RoleOperator); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, err := httpapi.ReadBody(r, notaryapi.MaxSmallBody)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if leader, _ := a.Cluster.Leader(); !leader {
+		a.forward(w, r, body)
+		return
+	}
+	out, err := act(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+// events streams the node's events as server-sent events until the client
+// goes away or the node stops.
+func (a *api) events(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		a.fail(w, r, fmt.Errorf("%w: streaming unsupported", httpapi.ErrInternal))
+		return
+	}
+	events, cancel, err := a.Cluster.Subscribe()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": telenotary events\n\n")
+	flusher.Flush()
+	keepAlive := time.NewTicker(15 * time.Second)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepAlive.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
+			flusher.Flush()
+		}
+	}
+}

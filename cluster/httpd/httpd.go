@@ -1,0 +1,135 @@
+// Package httpd is the HTTP API of a notary node (docs/API.md). Its
+// handlers depend only on the small interfaces this package declares,
+// [Cluster] and [Ledger], which a node implements over raft and its log
+// and a test implements over an in-memory log, so the API is tested
+// without raft. Wire types and errors are those of package notaryapi;
+// error answers are httpapi problems.
+package httpd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+)
+
+// Cluster is the replicated side of a node that the API needs.
+type Cluster interface {
+	// Leader reports whether this node leads and the leader's API base
+	// URL ("" when no leader is known).
+	Leader() (isLeader bool, leaderURL string)
+	// Submit logs entries through the leader's group commit (this node
+	// must lead) and returns their receipts in order, proven into the
+	// checkpoint signed after they were applied; receipts with an index
+	// below firstNew are of commitments logged before.
+	Submit(ctx context.Context, entries []notaryapi.Entry) (receipts []*notary.Receipt, firstNew uint64, err error)
+	// Members returns the cluster's identity and members, sorted by ID.
+	Members() (clusterID, origin string, members []notaryapi.Member)
+	// Status is the node's view of itself and the cluster; Ready whether
+	// it serves submissions.
+	Status() notaryapi.Status
+	Ready() bool
+	// Join, Remove and Transfer change the cluster (leader only).
+	Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error)
+	Remove(ctx context.Context, id string) error
+	Transfer(ctx context.Context, id string) error
+	// Subscribe follows the node's events until cancel is called; the
+	// channel closes when the node stops.
+	Subscribe() (events <-chan notaryapi.Event, cancel func(), err error)
+}
+
+// Ledger is the node's copy of the log that the API reads.
+type Ledger interface {
+	// Checkpoint is the node's latest signed checkpoint; nil before the
+	// cluster's genesis.
+	Checkpoint() *notary.SignedCheckpoint
+	// CheckpointAt signs the checkpoint of the first size leaves.
+	CheckpointAt(size uint64) (notary.SignedCheckpoint, error)
+	// Cosign gathers the signatures of other members over cp until want
+	// signatures are on it (this node's included) and returns the note.
+	Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int) ([]byte, error)
+	// ReadLog runs read with the live log, which is neither swapped nor
+	// closed until read returns.
+	ReadLog(read func(*notary.Log) error) error
+}
+
+// Config configures the API.
+type Config struct {
+	Cluster Cluster
+	Ledger  Ledger
+	// Tokens authorizes submissions and operator actions; nil refuses
+	// them all.
+	Tokens *auth.Tokens
+	// Forward sends a follower's submissions on to the leader.
+	Forward *http.Client
+	// Metrics serves GET /metrics; nil serves none.
+	Metrics http.Handler
+	// Logger receives server faults.
+	Logger *slog.Logger
+}
+
+// api is the node's HTTP API.
+type api struct {
+	Config
+	mux httpapi.Mux
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{Config: cfg}
+	a.mux.Log = cfg.Logger
+	for _, rt := range a.routes() {
+		a.mux.HandleFunc(rt.pattern, rt.handle)
+	}
+	if cfg.Metrics != nil {
+		a.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	return a.withLeaderHeader(&a.mux)
+}
+
+// route is one endpoint of the API.
+type route struct {
+	pattern string // method and path, as http.ServeMux takes them
+	handle  http.HandlerFunc
+}
+
+// routes lists the endpoints (GET /metrics besides, when configured).
+func (a *api) routes() []route {
+	return []route{
+		{"POST /v1/notarize", a.notarize},
+		{"POST /v1/notarize/batch", a.notarizeBatch},
+		{"GET /v1/receipts/{commitment}", a.receipt},
+		{"GET /v1/checkpoint", a.checkpoint},
+		{"GET /v1/proofs/inclusion", a.inclusion},
+		{"GET /v1/proofs/consistency", a.consistency},
+		{"GET /v1/leaves", a.leaves},
+		{"GET /v1/keys", a.keys},
+		{"GET /v1/status", a.status},
+		{"GET /v1/events", a.events},
+		{"POST /v1/cluster/join", a.join},
+		{"POST /v1/cluster/remove", a.remove},
+		{"POST /v1/cluster/transfer", a.transfer},
+		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }},
+		{"GET /readyz", a.ready},
+	}
+}
+
+// withLeaderHeader tells every client where the leader is.
+func (a *api) withLeaderHeader(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, url := a.Cluster.Leader(); url != "" {
+			w.Header().Set(notaryapi.HeaderLeader, url)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) { a.mux.Error(w, r, err) }

@@ -1,0 +1,218 @@
+package httpd
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// memNode is a node without raft, for testing the API alone: a notary log
+// in memory that it leads (or, as a follower, a leader's URL to forward
+// to), checkpoints signed by its signers (the first is its own, the others
+// stand for the peers that cosign), and members that join and leave.
+type memNode struct {
+	origin    string
+	signers   []note.Signer
+	keys      []string
+	leader    bool
+	leaderURL string
+
+	mu      sync.Mutex // guards all below
+	log     *notary.Log
+	cp      *notary.SignedCheckpoint
+	members []notaryapi.Member
+	subs    map[chan notaryapi.Event]bool
+}
+
+func newMemNode(origin string, nodes int) (*memNode, error) {
+	l, err := notary.Open(notary.NewMemoryStore())
+	if err != nil {
+		return nil, err
+	}
+	n := &memNode{origin: origin, leader: true, log: l, subs: map[chan notaryapi.Event]bool{}}
+	for i := range nodes {
+		skey, vkey, err := note.GenerateKey(nil, fmt.Sprintf("node-%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		s, err := note.NewSigner(skey)
+		if err != nil {
+			return nil, err
+		}
+		n.signers, n.keys = append(n.signers, s), append(n.keys, vkey)
+		n.members = append(n.members, notaryapi.Member{ID: s.Name(), RaftAddr: fmt.Sprintf("127.0.0.1:%d", 7001+i),
+			HTTPAddr: fmt.Sprintf("http://127.0.0.1:%d", 8081+i), VerifierKey: vkey})
+	}
+	return n, n.sign()
+}
+
+// sign signs the head with the node's own key; mu must be held or the
+// node not yet shared.
+func (n *memNode) sign() error {
+	head := n.log.Head()
+	var ts int64
+	if head.Size > 0 {
+		newest, err := n.log.Leaf(head.Size - 1)
+		if err != nil {
+			return err
+		}
+		ts = newest.Timestamp
+	}
+	cp, err := notary.Checkpoint{Origin: n.origin, Size: head.Size, Root: head.Root, Timestamp: ts}.Sign(n.signers[0])
+	n.cp = &cp
+	return err
+}
+
+func (n *memNode) Leader() (bool, string) { return n.leader, n.leaderURL }
+
+func (n *memNode) Submit(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, uint64, error) {
+	if !n.leader {
+		return nil, 0, notaryapi.ErrNotLeader
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	firstNew := n.log.Head().Size
+	leaves := make([]notary.Leaf, len(entries))
+	ts := time.Now().UnixMilli()
+	for i, e := range entries {
+		leaves[i] = notary.Leaf{Kind: e.Kind, Commitment: e.Commitment, Link: e.Link, Timestamp: ts}
+	}
+	indexes, err := n.log.Append(leaves, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := n.sign(); err != nil {
+		return nil, 0, err
+	}
+	receipts := make([]*notary.Receipt, len(indexes))
+	for i, idx := range indexes {
+		if receipts[i], err = n.log.Receipt(idx, *n.cp); err != nil {
+			return nil, 0, err
+		}
+	}
+	ev := notaryapi.Event{Type: notaryapi.EventNotarized, Time: time.Now().UTC(), Notarized: &notaryapi.NotarizedEvent{
+		First: firstNew, Size: n.log.Head().Size, Count: n.log.Head().Size - firstNew, ByKind: map[string]int{}}}
+	for i, idx := range indexes {
+		if idx >= firstNew {
+			ev.Notarized.ByKind[entries[i].Kind.String()]++
+			ev.Notarized.Recent = append(ev.Notarized.Recent, notaryapi.LeafInfoOf(idx, leaves[i]))
+		}
+	}
+	for c := range n.subs {
+		select {
+		case c <- ev:
+		default:
+		}
+	}
+	return receipts, firstNew, nil
+}
+
+func (n *memNode) Members() (string, string, []notaryapi.Member) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return "c0ffee", n.origin, append([]notaryapi.Member(nil), n.members...)
+}
+
+func (n *memNode) Status() notaryapi.Status {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := notaryapi.Status{ID: n.members[0].ID, ClusterID: "c0ffee", Origin: n.origin, State: "Follower", Ready: true, Term: 1,
+		LogSize: n.cp.Size, CheckpointTime: n.cp.Timestamp}
+	if n.leader {
+		st.State = notaryapi.StateLeader
+	}
+	for _, m := range n.members {
+		st.Peers = append(st.Peers, notaryapi.PeerStatus{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Suffrage: "Voter", Reachable: true})
+	}
+	return st
+}
+
+func (n *memNode) Ready() bool { return true }
+
+func (n *memNode) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if req.ClusterID != "" && req.ClusterID != "c0ffee" {
+		return nil, fmt.Errorf("%w: %s belongs to cluster %s", notaryapi.ErrWrongCluster, req.ID, req.ClusterID)
+	}
+	n.members = append(n.members, req.Member)
+	return &notaryapi.JoinResponse{ClusterID: "c0ffee", Origin: n.origin, Members: append([]notaryapi.Member(nil), n.members...)}, nil
+}
+
+func (n *memNode) Remove(ctx context.Context, id string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, m := range n.members {
+		if m.ID == id {
+			n.members = append(n.members[:i], n.members[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no member %q", notaryapi.ErrNotFound, id)
+}
+
+func (n *memNode) Transfer(ctx context.Context, id string) error {
+	if id != "" && id != n.members[len(n.members)-1].ID {
+		return fmt.Errorf("%w: no voter %q", notaryapi.ErrNotFound, id)
+	}
+	return nil
+}
+
+func (n *memNode) Subscribe() (<-chan notaryapi.Event, func(), error) {
+	c := make(chan notaryapi.Event, 16)
+	n.mu.Lock()
+	n.subs[c] = true
+	n.mu.Unlock()
+	return c, func() {
+		n.mu.Lock()
+		delete(n.subs, c)
+		n.mu.Unlock()
+	}, nil
+}
+
+func (n *memNode) Checkpoint() *notary.SignedCheckpoint {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cp
+}
+
+func (n *memNode) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if size > n.log.Head().Size {
+		return notary.SignedCheckpoint{}, httpapi.Field("size", "is beyond this node's log of %d leaves", n.log.Head().Size)
+	}
+	root, err := n.log.RootAt(size)
+	if err != nil {
+		return notary.SignedCheckpoint{}, err
+	}
+	var ts int64
+	if size > 0 {
+		newest, err := n.log.Leaf(size - 1)
+		if err != nil {
+			return notary.SignedCheckpoint{}, err
+		}
+		ts = newest.Timestamp
+	}
+	return notary.Checkpoint{Origin: n.origin, Size: size, Root: root, Timestamp: ts}.Sign(n.signers[0])
+}
+
+func (n *memNode) Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int) ([]byte, error) {
+	if want > len(n.signers) {
+		return nil, httpapi.Field("signatures", "the cluster has %d nodes; it cannot give %d signatures", len(n.signers), want)
+	}
+	signed, err := cp.Checkpoint.Sign(n.signers[:want]...)
+	return signed.Note, err
+}
+
+func (n *memNode) ReadLog(read func(*notary.Log) error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return read(n.log)
+}

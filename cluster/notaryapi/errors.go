@@ -1,0 +1,37 @@
+package notaryapi
+
+import (
+	"net/http"
+
+	"github.com/telenotary/telenotary/cluster/httpapi"
+)
+
+// Errors of the notary API. A node answers each with its status and code;
+// the client returns an *httpapi.Problem that errors.Is matches against
+// the same value.
+var (
+	// ErrBadRequest: the request is malformed; the problem names the field.
+	// Do not retry it unchanged.
+	ErrBadRequest = httpapi.ErrBadRequest
+	// ErrUnauthorized: no valid bearer token was given.
+	ErrUnauthorized = httpapi.ErrUnauthorized
+	// ErrForbidden: the token's role may not do this.
+	ErrForbidden = httpapi.ErrForbidden
+	// ErrNotFound: no such commitment, index, member or endpoint.
+	ErrNotFound = httpapi.ErrNotFound
+	// ErrTooLarge: the request body is over its limit; split it.
+	ErrTooLarge = httpapi.ErrTooLarge
+	// ErrNotLeader: this node is not the leader; send the request to the
+	// leader (the client does) or let the node forward it.
+	ErrNotLeader = &httpapi.Code{Name: "not_leader", Status: http.StatusServiceUnavailable, Title: "not the leader"}
+	// ErrNoLeader: the cluster cannot serve this now (an election is under
+	// way, a majority is down, or the node is shutting down). Retry after
+	// a moment, on any node.
+	ErrNoLeader = &httpapi.Code{Name: "unavailable", Status: http.StatusServiceUnavailable, Title: "no leader"}
+	// ErrOverloaded: the node has more work queued than it takes. Back off
+	// and retry.
+	ErrOverloaded = &httpapi.Code{Name: "overloaded", Status: http.StatusServiceUnavailable, Title: "overloaded"}
+	// ErrWrongCluster: a node of one cluster asked to join another. Give
+	// it an empty data directory, or point it at its own cluster.
+	ErrWrongCluster = &httpapi.Code{Name: "wrong_cluster", Status: http.StatusConflict, Title: "node of another cluster"}
+)

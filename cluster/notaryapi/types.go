@@ -1,0 +1,262 @@
+package notaryapi
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/notary"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Limits of the API.
+const (
+	// MaxBatchRequest bounds the entries of one batch request.
+	MaxBatchRequest = 10000
+	// MaxLeavesPage bounds the leaves of one range request.
+	MaxLeavesPage = 1000
+	// MaxEntryBody, MaxBatchBody and MaxSmallBody bound request bodies: a
+	// single entry, a batch, and the operator requests.
+	MaxEntryBody = 4 << 10
+	MaxBatchBody = 4 << 20
+	MaxSmallBody = 16 << 10
+	// MaxSignatures bounds ?signatures=K.
+	MaxSignatures = 100
+)
+
+// Headers of the API.
+const (
+	// HeaderLeader, on every answer, is the leader's API base URL when the
+	// answering node knows it.
+	HeaderLeader = "Telenotary-Leader"
+	// HeaderForwarded marks a request a follower forwarded to the leader;
+	// it is not forwarded again.
+	HeaderForwarded = "Telenotary-Forwarded"
+)
+
+// Entry is one submission to the log: what to notarize.
+type Entry struct {
+	Kind       notary.Kind       `json:"kind"`
+	Commitment notary.Commitment `json:"commitment"`
+	// Link is the commitment of a related earlier record; zero for none.
+	Link notary.Commitment `json:"link,omitzero"`
+}
+
+// NotarizeResponse answers a single notarization and a receipt lookup.
+type NotarizeResponse struct {
+	Receipt *notary.Receipt `json:"receipt"`
+	// Existing says the commitment was logged before: this is its receipt.
+	Existing bool `json:"existing"`
+}
+
+// BatchRequest is the body of a batch notarization.
+type BatchRequest struct {
+	Entries []Entry `json:"entries"`
+}
+
+// BatchResponse answers a batch notarization, one receipt per entry in
+// order.
+type BatchResponse struct {
+	Receipts []*notary.Receipt `json:"receipts"`
+}
+
+// ProofResponse carries an inclusion or consistency proof.
+type ProofResponse struct {
+	Index    uint64        `json:"index,omitempty"`
+	LeafHash *notary.Hash  `json:"leaf_hash,omitempty"`
+	From     uint64        `json:"from,omitempty"`
+	Size     uint64        `json:"size"`
+	Proof    []notary.Hash `json:"proof"`
+}
+
+// LeafInfo is one leaf of the log as the API shows it.
+type LeafInfo struct {
+	Index      uint64            `json:"index"`
+	Kind       notary.Kind       `json:"kind"`
+	Commitment notary.Commitment `json:"commitment"`
+	Link       notary.Commitment `json:"link,omitzero"`
+	Timestamp  int64             `json:"timestamp"`
+}
+
+// LeafInfoOf describes leaf l at index.
+func LeafInfoOf(index uint64, l notary.Leaf) LeafInfo {
+	return LeafInfo{Index: index, Kind: l.Kind, Commitment: l.Commitment, Link: l.Link, Timestamp: l.Timestamp}
+}
+
+// LeavesResponse is a range of leaves, for auditors.
+type LeavesResponse struct {
+	Leaves []LeafInfo `json:"leaves"`
+}
+
+// Status is a node's view of itself and the cluster (GET /v1/status).
+type Status struct {
+	ID        string `json:"id"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	Origin    string `json:"origin,omitempty"`
+	// State is Leader, Follower, Candidate or Shutdown.
+	State  string `json:"state"`
+	Ready  bool   `json:"ready"`
+	Term   uint64 `json:"term"`
+	Leader struct {
+		ID       string `json:"id,omitempty"`
+		HTTPAddr string `json:"http_addr,omitempty"`
+	} `json:"leader"`
+	// Raft log indexes; AppliedIndex is what the notary log has applied.
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// LastContact is when a follower last heard from the leader (zero on
+	// the leader).
+	LastContact time.Time `json:"last_contact,omitzero"`
+	// LogSize and CheckpointTime describe the node's latest checkpoint.
+	LogSize        uint64       `json:"log_size"`
+	CheckpointTime int64        `json:"checkpoint_time"`
+	Peers          []PeerStatus `json:"peers"`
+	Batches        BatchStats   `json:"batches"`
+}
+
+// StateLeader is the State of a leader in a Status.
+const StateLeader = "Leader"
+
+// PeerStatus is a voter as a node sees it.
+type PeerStatus struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	Suffrage string `json:"suffrage"`
+	// Reachable and LastContact are the leader's view of its followers'
+	// heartbeats; a follower reports them unknown (Reachable true).
+	Reachable   bool      `json:"reachable"`
+	LastContact time.Time `json:"last_contact,omitzero"`
+}
+
+// BatchStats sums up recent group commits on a node (when leader).
+type BatchStats struct {
+	Receipts         uint64  `json:"receipts"`
+	MeanBatchEntries float64 `json:"mean_batch_entries"`
+	P50Millis        float64 `json:"p50_ms"`
+	P99Millis        float64 `json:"p99_ms"`
+}
+
+// EventType tells the events of the stream apart.
+type EventType string
+
+// Event types.
+const (
+	EventNotarized EventType = "notarized"
+	EventCluster   EventType = "cluster"
+)
+
+// Change is what happened to the cluster in a cluster event.
+type Change string
+
+// Changes of the cluster.
+const (
+	ChangeLeader          Change = "leader"
+	ChangeJoined          Change = "joined"
+	ChangeRemoved         Change = "removed"
+	ChangePeerAdded       Change = "peer-added"
+	ChangePeerRemoved     Change = "peer-removed"
+	ChangePeerUnreachable Change = "peer-unreachable"
+	ChangePeerReachable   Change = "peer-reachable"
+)
+
+// Event is one message of the event stream (GET /v1/events, server-sent
+// events). Notarizations are aggregated per flush interval, so a busy
+// cluster sends a few events a second however many receipts it issues.
+type Event struct {
+	Type EventType `json:"type"`
+	Time time.Time `json:"time"`
+	// Notarized, for EventNotarized.
+	Notarized *NotarizedEvent `json:"notarized,omitempty"`
+	// Change and Node, for EventCluster.
+	Change Change `json:"change,omitempty"`
+	Node   string `json:"node,omitempty"`
+}
+
+// NotarizedEvent sums up the leaves appended since the previous event.
+type NotarizedEvent struct {
+	First  uint64         `json:"first"` // index of the first new leaf
+	Size   uint64         `json:"size"`  // log size after them
+	Count  uint64         `json:"count"`
+	ByKind map[string]int `json:"by_kind"`
+	// Recent are the last few leaves, newest last.
+	Recent []LeafInfo `json:"recent"`
+}
+
+// Member is a node of the cluster as the cluster records it.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	// HTTPAddr is the base URL of its API, such as https://10.0.0.1:8443.
+	HTTPAddr string `json:"http_addr"`
+	// VerifierKey is the note verifier key of the node's checkpoint signer.
+	VerifierKey string `json:"verifier_key"`
+}
+
+// MaxMemberID bounds a member's ID.
+const MaxMemberID = 128
+
+// Validate checks a member's fields; the error names the field.
+func (m Member) Validate() error {
+	if m.ID == "" || len(m.ID) > MaxMemberID {
+		return httpapi.Field("id", "must be 1 to %d characters", MaxMemberID)
+	}
+	if _, _, err := net.SplitHostPort(m.RaftAddr); err != nil {
+		return httpapi.Field("raft_addr", "must be host:port: %v", err)
+	}
+	if u, err := url.Parse(m.HTTPAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return httpapi.Field("http_addr", "must be an http or https base URL")
+	}
+	if _, err := note.NewVerifier(m.VerifierKey); err != nil {
+		return httpapi.Field("verifier_key", "is not a note verifier key: %v", err)
+	}
+	return nil
+}
+
+// JoinRequest asks the cluster to add a node (operator).
+type JoinRequest struct {
+	Member
+	// ClusterID, when the joining node already belongs to a cluster, is
+	// that cluster's id: a cluster refuses a node of another one.
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
+// JoinResponse is what a node learns when it joins.
+type JoinResponse struct {
+	ClusterID string   `json:"cluster_id"`
+	Origin    string   `json:"origin"`
+	Members   []Member `json:"members"`
+}
+
+// MemberRequest names a member: the body of remove and transfer (where an
+// empty ID means any other voter).
+type MemberRequest struct {
+	ID string `json:"id"`
+}
+
+// ParseCommitment reads a commitment as the API takes it: 64 hex digits
+// (either case) or 44 characters of standard base64.
+func ParseCommitment(s string) (notary.Commitment, error) {
+	var c notary.Commitment
+	switch len(s) {
+	case 2 * notary.HashSize:
+		if _, err := hex.Decode(c[:], []byte(s)); err != nil {
+			return c, errors.New("is not hex")
+		}
+		return c, nil
+	case 44:
+		b, err := base64.StdEncoding.Strict().DecodeString(s)
+		if err != nil || len(b) != notary.HashSize {
+			return c, errors.New("is not base64")
+		}
+		copy(c[:], b)
+		return c, nil
+	}
+	return c, fmt.Errorf("must be 32 bytes as 64 hex digits or 44 base64 characters, not %d characters", len(s))
+}

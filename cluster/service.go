@@ -1,0 +1,84 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+)
+
+// What the API (package httpd) asks of a node, besides Status, Ready,
+// Join, Remove, Transfer and Subscribe.
+
+// Leader reports whether this node leads and the leader's API base URL
+// ("" when no leader is known).
+func (n *Node) Leader() (isLeader bool, leaderURL string) {
+	return n.raft.State() == raft.Leader, n.leaderURL()
+}
+
+// leaderURL returns the leader's API base URL, or "" when unknown.
+func (n *Node) leaderURL() string {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return ""
+	}
+	if id == raft.ServerID(n.cfg.ID) {
+		return n.cfg.HTTPAdvertise
+	}
+	_, members := n.fsm.clusterInfo()
+	for _, m := range members {
+		if m.ID == string(id) {
+			return m.HTTPAddr
+		}
+	}
+	return ""
+}
+
+// Submit logs entries through the group commit (this node must lead) and
+// returns their receipts in order, proven into the checkpoint the FSM
+// signed after applying them; receipts with an index below firstNew are
+// of commitments logged before.
+func (n *Node) Submit(ctx context.Context, entries []notaryapi.Entry) (receipts []*notary.Receipt, firstNew uint64, err error) {
+	start := time.Now()
+	res, err := n.batcher.submit(ctx, entries)
+	if err != nil {
+		return nil, 0, err
+	}
+	if receipts, err = n.receipts(res.indexes); err != nil {
+		return nil, 0, err
+	}
+	n.metrics.notarized(res.fresh(), time.Since(start))
+	return receipts, res.firstNew, nil
+}
+
+// receipts proves each index into the latest checkpoint, which the FSM
+// signed after applying them.
+func (n *Node) receipts(indexes []uint64) ([]*notary.Receipt, error) {
+	cp := n.fsm.checkpoint.Load()
+	if cp == nil {
+		return nil, fmt.Errorf("%w: no checkpoint yet", notaryapi.ErrNoLeader)
+	}
+	l, done := n.fsm.readLog()
+	defer done()
+	out := make([]*notary.Receipt, len(indexes))
+	for i, idx := range indexes {
+		r, err := l.Receipt(idx, *cp)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// Members returns the cluster's identity and members, sorted by ID.
+func (n *Node) Members() (clusterID, origin string, members []notaryapi.Member) {
+	g, members := n.fsm.clusterInfo()
+	if g != nil {
+		clusterID, origin = g.ClusterID, g.Origin
+	}
+	return clusterID, origin, members
+}
