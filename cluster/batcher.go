@@ -11,12 +11,9 @@ import (
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
-// The batcher is the leader's group commit. Submissions queue up; one loop
-// takes the first, waits for a free slot among maxInFlight raft applies,
-// then drains whatever else has queued meanwhile (up to maxEntries entries)
-// into one raft entry stamped with the leader's clock. There is no fixed
-// linger: a lone submission goes out at once, and under load the wait for
-// a free slot is what fills the batches.
+// batcher is the leader's group commit: it drains queued submissions into
+// one raft entry per free apply slot, with no fixed linger (see "The write
+// path" in cluster/DESIGN.md).
 type batcher struct {
 	raft        *raft.Raft
 	fsm         *fsm

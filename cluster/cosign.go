@@ -13,12 +13,8 @@ import (
 	"github.com/telenotary/telenotary/notary"
 )
 
-// Cosigning. A checkpoint's body is a function of the log alone: the origin,
-// a size, the root of the first size leaves, and the timestamp of the newest
-// of them. So every node can sign the checkpoint of any size it has applied,
-// and signatures of several nodes over one size combine into one note
-// (notary.CombineSignatures): a receipt that carries k of them satisfies a
-// verifier's k-of-n policy. A node signs only what its own log says.
+// Every node signs the checkpoint of any size it has applied, and
+// signatures over one size combine: see "Cosigning" in cluster/DESIGN.md.
 
 // CheckpointAt signs the checkpoint of the first size leaves of the log.
 func (f *fsm) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {

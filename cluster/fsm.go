@@ -22,20 +22,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// The FSM applies committed raft entries to the notary log on disk. It is
-// deterministic (every node applies the same entries to the same result)
-// and idempotent (an entry at or below the applied index is skipped, and a
-// commitment appended twice keeps its first index), so a restart resumes
-// from the log's own applied index instead of replaying from zero.
-//
-// State lives in the data directory:
-//
-//	log-<gen>/     the notary file store; its app state is the applied raft
-//	               index and the newest leaf's timestamp
-//	current        names the live log-<gen> (a restore builds the next one
-//	               beside it and switches by rewriting this file)
-//	members.json   the cluster's identity and members, with the raft index
-//	               they are current as of
+// fsm applies committed raft entries to the notary log on disk,
+// deterministically and idempotently; cluster/DESIGN.md ("The FSM") says
+// what is durable when and what lives in the data directory.
 type fsm struct {
 	dir    string
 	signer note.Signer

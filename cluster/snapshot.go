@@ -22,12 +22,12 @@ import (
 	"github.com/telenotary/telenotary/notary/filestore"
 )
 
-// A snapshot streams the FSM's state: the leaves are the state (hashes and
-// the commitment index are rebuilt from them), with a header that carries
-// what checks the rebuild.
+// A snapshot streams the leaves with a header that checks the rebuild:
 //
 //	"TNSNAP01" | header length (4) | header JSON | leaves (74 bytes each) |
 //	SHA-256 of everything before (32)
+//
+// (see "Snapshots" in cluster/DESIGN.md).
 const snapshotMagic = "TNSNAP01"
 
 type snapshotHeader struct {

@@ -1,6 +1,17 @@
-// Command telenotary is the one binary of telenotary: it verifies receipts,
-// makes node keys and (as the other parts land) runs the notary cluster, the
-// signalling server and the operator console.
+// Command telenotary is the one binary of telenotary. Its subcommands wire
+// the packages together and own flags and environment variables, nothing
+// else:
+//
+//	demo      a local cluster, the signalling server, simulated consultations and the console
+//	node      one node of a notary cluster (package cluster)
+//	signal    the WebRTC signalling server (package session)
+//	console   the operator console (package tui)
+//	verify    offline verification of a receipt bundle (package notary)
+//	keygen    a node's signing key
+//	bench     load generators for a cluster and a signalling server
+//
+// Every flag can also be set from the environment: --min-signatures is
+// TELENOTARY_MIN_SIGNATURES.
 package main
 
 import (

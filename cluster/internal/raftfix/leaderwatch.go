@@ -11,32 +11,17 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// A hashicorp/raft follower looks for its leader's heartbeats on a timer
-// that it re-arms, each time it fires, at a random HeartbeatTimeout to
-// 2×HeartbeatTimeout, whatever it heard in between. A look that comes just
-// before the leader has been silent for HeartbeatTimeout finds it alive, and
-// the next may come up to 2×HeartbeatTimeout later: a dead leader is noticed
-// from 1× to almost 3× HeartbeatTimeout after its last message, and in a
-// cluster of three the election needs both survivors to notice (a follower
-// that still hears of a leader refuses pre-votes). The campaign measured a
-// median of 2.1 s and a tail over 3 s with a 1 s timeout.
+// LeaderWatch makes a follower look for a silent leader a randomized
+// timeout after the leader's last message, as the Raft paper has it, where
+// hashicorp/raft's re-armed timer looks 1 to almost 3 heartbeat timeouts
+// later (see cluster/DESIGN.md). It makes raft look through its public
+// ReloadConfig: a lower HeartbeatTimeout re-arms a follower's timer at once,
+// and the watch sets the timeout back right after. Raft decides as it
+// always does; the jitter keeps followers from standing together.
 //
-// LeaderWatch brings the look to the moment the Raft paper gives it: a
-// randomized timeout after the leader's last message. When a follower's
-// leader has been silent for HeartbeatTimeout plus a jitter of up to half of
-// it, the watch makes raft look now, through its public ReloadConfig (a lower
-// HeartbeatTimeout re-arms a follower's timer at once; the watch sets the
-// timeout back right after). Raft decides as it always does: it starts an
-// election only if it has not heard from the leader for HeartbeatTimeout. The
-// jitter keeps the followers from standing for election together (a split
-// vote costs another election timeout).
-//
-// The watch only ever brings a look forward in the one case it is for: a
-// follower that has heard nothing from the leader it knew, and nothing else
-// either. When raft changes state (a leader or candidate steps down, with its
-// last contact long past) or a candidate asks for its vote, the silence is
-// counted from then, as raft's own timer would: a deposed leader gives the
-// new one a full timeout to reach it.
+// It only brings a look forward for a follower that has heard nothing from
+// its leader, nor anything else: a state change or a vote request counts
+// as contact, as for raft's own timer.
 type LeaderWatch struct {
 	timeout     time.Duration        // raft's HeartbeatTimeout
 	jitter      func() time.Duration // in [0, timeout/2)

@@ -7,32 +7,12 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Transport wraps a raft transport to close two holes in
-// hashicorp/raft (v1.7.3, and v1.8.0 still) that the fault campaign
-// (docs/RELIABILITY.md) found as forks: two nodes applying different
-// entries at one index after a paused leader resumed.
-//
-// The commit rule. On every AppendEntries a follower receives, the commit
-// index is clamped to the last entry the request carries (PrevLogEntry
-// plus its entries), Raft's rule, where hashicorp/raft takes its own last
-// index. A leader may send a request with no entries and a commit index
-// past PrevLogEntry (it reads its commit index after choosing what to
-// send); a deposed leader that still holds an uncommitted entry of its old
-// term at that index would commit and apply it. Clamping is always safe:
-// the follower learns the rest of the commit index from the next request.
-//
-// Heartbeats on the main loop. The network transport hands heartbeats to a
-// fast-path handler on its connection goroutine, which runs raft's
-// appendEntries there, concurrently with raft's main loop: a heartbeat from
-// a new leader can raise the term of a leader that is just writing a batch,
-// which then goes into its log stamped with the new leader's term, at an
-// index where the new leader wrote something else. Same index and term,
-// different entries: raft's log matching takes them for one and the old
-// leader applies its own (hashicorp/raft#695, #701). The wrapper installs
-// no fast path, so heartbeats queue with every other RPC and raft's main
-// loop handles them in turn. The cost: a follower whose main loop is busy
-// (a long disk write) answers heartbeats late; with heartbeats every tenth
-// of the heartbeat timeout that leaves plenty of margin.
+// Transport wraps a raft transport to close two holes in hashicorp/raft
+// (v1.7.3, and v1.8.0 still) that the fault campaign found as forks: it
+// clamps the commit index of every AppendEntries request to the request's
+// last entry (clampCommit), and installs no heartbeat fast path, so
+// heartbeats reach raft's main loop through Consumer with every other RPC.
+// The package doc and cluster/DESIGN.md say why.
 type Transport struct {
 	raft.Transport
 	consumer  chan raft.RPC
