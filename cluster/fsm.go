@@ -186,63 +186,86 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	// No lock: Apply and Restore both run on raft's FSM goroutine, and the
 	// log serves concurrent readers itself.
-	var leaves []notary.Leaf
-	type span struct {
-		result     int // position in results
-		start, end int // in leaves
-		ts         int64
+	p := f.plan(logs, results)
+	if p.index == f.applied.Load() {
+		return results
 	}
-	var spans []span
-	lastTime := f.lastTime.Load()
-	index := f.applied.Load()
+	f.commit(p, results)
+	return results
+}
+
+// batchPlan is what a batch of raft entries appends: the leaves of its
+// notarize commands, stamped, and where each command's leaves are.
+type batchPlan struct {
+	leaves   []notary.Leaf
+	spans    []span
+	index    uint64 // the last raft index of the batch
+	lastTime int64  // the newest leaf's timestamp after it
+}
+
+// span is the leaves of one notarize command.
+type span struct {
+	result     int // position in the batch's results
+	start, end int // in batchPlan.leaves
+}
+
+// plan decodes a batch of raft entries: it skips entries applied before,
+// applies meta commands (genesis, membership) in order, and collects the
+// notarize commands' leaves, stamped so that time never goes back. Results
+// of entries it settles go into results.
+func (f *fsm) plan(logs []*raft.Log, results []any) batchPlan {
+	p := batchPlan{index: f.applied.Load(), lastTime: f.lastTime.Load()}
 	for i, l := range logs {
-		if l.Index <= index {
+		if l.Index <= p.index {
 			results[i] = &applyResult{err: errReplayed}
 			continue
 		}
-		index = l.Index
+		p.index = l.Index
 		if l.Type != raft.LogCommand || len(l.Data) == 0 {
 			continue
 		}
-		switch l.Data[0] {
-		case cmdNotarize:
-			ts, batch, err := decodeNotarize(l.Data)
-			if err != nil {
-				results[i] = &applyResult{err: err}
-				continue
-			}
-			// Timestamps never go back, whatever the leader's clock says.
-			ts = max(ts, lastTime)
-			for j := range batch {
-				batch[j].Timestamp = ts
-			}
-			spans = append(spans, span{result: i, start: len(leaves), end: len(leaves) + len(batch), ts: ts})
-			leaves = append(leaves, batch...)
-			lastTime = ts
-		default:
+		if l.Data[0] != cmdNotarize {
 			results[i] = f.applyMeta(l)
+			continue
 		}
+		ts, batch, err := decodeNotarize(l.Data)
+		if err != nil {
+			results[i] = &applyResult{err: err}
+			continue
+		}
+		// Timestamps never go back, whatever the leader's clock says.
+		ts = max(ts, p.lastTime)
+		for j := range batch {
+			batch[j].Timestamp = ts
+		}
+		p.spans = append(p.spans, span{result: i, start: len(p.leaves), end: len(p.leaves) + len(batch)})
+		p.leaves = append(p.leaves, batch...)
+		p.lastTime = ts
 	}
-	if index == f.applied.Load() {
-		return results
-	}
+	return p
+}
+
+// commit appends the plan's leaves with the new applied index, signs the
+// new head and tells the event hub; a store that cannot commit fails the
+// FSM and every result.
+func (f *fsm) commit(p batchPlan, results []any) {
 	before := f.log.Head().Size
 	start := time.Now()
-	indexes, err := f.appendChunks(leaves, appState(index, lastTime))
+	indexes, err := f.appendChunks(p.leaves, appState(p.index, p.lastTime))
 	if took := time.Since(start); took > slowApply {
-		f.logger.Warn("slow apply", "leaves", len(leaves), "took", took)
+		f.logger.Warn("slow apply", "leaves", len(p.leaves), "took", took)
 	}
 	if err != nil {
 		f.fail(err)
 		for i := range results {
 			results[i] = &applyResult{err: err}
 		}
-		return results
+		return
 	}
-	f.applied.Store(index)
-	f.lastTime.Store(lastTime)
+	f.applied.Store(p.index)
+	f.lastTime.Store(p.lastTime)
 	after := f.log.Head().Size
-	for _, s := range spans {
+	for _, s := range p.spans {
 		results[s.result] = &applyResult{indexes: indexes[s.start:s.end], firstNew: before}
 	}
 	if after > before {
@@ -251,12 +274,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		newLeaves := make([]notary.Leaf, 0, after-before)
 		for k, i := range indexes {
 			if i == before+uint64(len(newLeaves)) {
-				newLeaves = append(newLeaves, leaves[k])
+				newLeaves = append(newLeaves, p.leaves[k])
 			}
 		}
-		f.onApply(applied{Index: index, First: before, Size: after, Entries: len(leaves), Time: lastTime, Leaves: newLeaves})
+		f.onApply(applied{Index: p.index, First: before, Size: after, Entries: len(p.leaves), Time: p.lastTime, Leaves: newLeaves})
 	}
-	return results
 }
 
 var errReplayed = errors.New("raft entry already applied")
