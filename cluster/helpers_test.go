@@ -88,7 +88,7 @@ func (c *testCluster) config(id string) cluster.Config {
 	cfg := cluster.DefaultConfig()
 	cfg.ID = id
 	cfg.DataDir = filepath.Join(c.dir, id)
-	cfg.RaftAddr = "127.0.0.1:0"
+	cfg.RaftAddr, cfg.InsecureRaft = "127.0.0.1:0", true // loopback, without TLS (tls_test.go runs raft over mutual TLS)
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Signer, cfg.VerifierKey = signer, vkey
 	cfg.Tokens = testTokens(c.t)

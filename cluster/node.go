@@ -58,8 +58,16 @@ type Config struct {
 	// TLS, when set, serves the API over TLS. ClientTLS is used to reach
 	// other nodes' APIs (joining, forwarding).
 	TLS, ClientTLS *tls.Config
-	// RaftTLS, when set, runs raft over mutual TLS (see MutualTLS).
+	// RaftTLS runs raft over mutual TLS (see MutualTLS). It is required
+	// unless InsecureRaft is set.
 	RaftTLS *tls.Config
+	// InsecureRaft allows raft without TLS, on loopback addresses only: a
+	// development cluster on one machine.
+	InsecureRaft bool
+	// RaftHandshakeTimeout bounds how long a connection to the raft port
+	// may take to finish its TLS handshake (without TLS, to send its first
+	// byte) before the node drops it.
+	RaftHandshakeTimeout time.Duration
 	// UpstreamRaft runs hashicorp/raft as released, without the changes of
 	// package raftfix (see cluster/DESIGN.md): for comparison only, since
 	// the fault campaign forked such clusters.
@@ -93,6 +101,8 @@ func DefaultConfig() Config {
 		QueueLength:        16384,
 		ApplyTimeout:       10 * time.Second,
 		Clock:              time.Now,
+
+		RaftHandshakeTimeout: 10 * time.Second,
 	}
 }
 
@@ -111,10 +121,15 @@ func (c Config) Validate() error {
 		return errors.New("Bootstrap and Join exclude each other: bootstrap the first node, join the others")
 	case c.Signer == nil || c.VerifierKey == "":
 		return errors.New("Signer and VerifierKey are required: each node signs checkpoints with its own key")
+	case c.RaftHandshakeTimeout <= 0:
+		return errors.New("RaftHandshakeTimeout must be positive")
 	case c.MaxBatchEntries < 1 || c.MaxInFlight < 1 || c.QueueLength < 1:
 		return errors.New("MaxBatchEntries, MaxInFlight and QueueLength must be positive")
 	case c.Clock == nil:
 		return errors.New("Clock is required")
+	}
+	if err := c.checkRaftSecurity(); err != nil {
+		return err
 	}
 	if c.Bootstrap {
 		if err := notary.ValidateOrigin(c.Origin); err != nil {
@@ -350,7 +365,8 @@ func (n *Node) goFunc(f func()) {
 	}()
 }
 
-// transport makes raft's network layer: TCP, or mutual TLS.
+// transport makes raft's network layer: TCP with mutual TLS, or plain TCP
+// on loopback (see streamLayer).
 func (n *Node) transport(hlog hclog.Logger) (raft.Transport, error) {
 	var adv net.Addr
 	if n.cfg.RaftAdvertise != "" {
@@ -360,10 +376,7 @@ func (n *Node) transport(hlog hclog.Logger) (raft.Transport, error) {
 		}
 		adv = a
 	}
-	if n.cfg.RaftTLS == nil {
-		return raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, adv, 5, 10*time.Second, hlog)
-	}
-	stream, err := newTLSStreamLayer(n.cfg.RaftAddr, adv, n.cfg.RaftTLS)
+	stream, err := newStreamLayer(n.cfg.RaftAddr, adv, n.cfg.RaftTLS, n.cfg.RaftHandshakeTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -227,7 +227,7 @@ func (c *procCluster) join(id string, via *nodeProc) *nodeProc {
 func (n *nodeProc) args(extra ...string) []string {
 	args := []string{"node",
 		"--id", n.id, "--data-dir", n.dataDir,
-		"--raft-addr", n.raftAddr, "--http-addr", n.httpAddr,
+		"--raft-addr", n.raftAddr, "--http-addr", n.httpAddr, "--insecure-raft",
 		"--signer-key", n.keyFile, "--tokens", n.c.tokensFile,
 	}
 	args = append(args, n.flags...)

@@ -163,7 +163,7 @@ func TestRefusesForeignDataDir(t *testing.T) {
 	// new ports.
 	freshArgs := func(id string, extra ...string) []string {
 		return append([]string{"node", "--id", id, "--data-dir", na.dataDir,
-			"--raft-addr", freeAddr(t), "--http-addr", freeAddr(t),
+			"--raft-addr", freeAddr(t), "--http-addr", freeAddr(t), "--insecure-raft",
 			"--signer-key", na.keyFile, "--tokens", a.tokensFile}, extra...)
 	}
 
@@ -233,7 +233,7 @@ func TestRefusesForeignClusterUnreachableAtStart(t *testing.T) {
 
 	// A's node joins B while B is down; B comes back on its addresses.
 	args := []string{"node", "--id", "node-1", "--data-dir", na.dataDir,
-		"--raft-addr", freeAddr(t), "--http-addr", freeAddr(t),
+		"--raft-addr", freeAddr(t), "--http-addr", freeAddr(t), "--insecure-raft",
 		"--signer-key", na.keyFile, "--tokens", a.tokensFile,
 		"--join", nb.url, "--join-token-file", b.operatorFile}
 	cmd := exec.Command(telenotaryBin, args...)

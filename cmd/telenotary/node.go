@@ -48,6 +48,7 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	raftCert := fs.String("raft-tls-cert", "", "certificate (PEM) of this node for mutual TLS between nodes")
 	raftKey := fs.String("raft-tls-key", "", "private key (PEM) of --raft-tls-cert")
 	raftCA := fs.String("raft-tls-ca", "", "CA certificates (PEM) that sign every node's --raft-tls-cert")
+	insecureRaft := fs.Bool("insecure-raft", false, "run raft without TLS: only for a development cluster whose --raft-addr is on loopback")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	debugAddr := fs.String("debug-addr", "", "serve Go's profiler (net/http/pprof) on this address; keep it private")
@@ -118,11 +119,18 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	if cfg.RaftTLS, err = raftTLS(*raftCert, *raftKey, *raftCA); err != nil {
 		return fail(err)
 	}
+	cfg.InsecureRaft = *insecureRaft
 	if cfg.Logger, err = newLogger(env.stderr, *logLevel, *logJSON); err != nil {
 		return fail(err)
 	}
 
 	node, err := cluster.New(ctx, cfg)
+	switch {
+	case errors.Is(err, cluster.ErrRaftTLSRequired):
+		return fail(errors.New("raft needs mutual TLS: give --raft-tls-cert, --raft-tls-key and --raft-tls-ca (or --insecure-raft for a development cluster on loopback)"))
+	case errors.Is(err, cluster.ErrInsecureRaftOffLoopback):
+		return fail(fmt.Errorf("--insecure-raft is for loopback addresses only (--raft-addr %s, --raft-advertise %q): configure --raft-tls-cert, --raft-tls-key and --raft-tls-ca", *raftAddr, *raftAdvertise))
+	}
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fail(fmt.Errorf("%w (another process listens there: stop it, or choose another --http-addr or --raft-addr)", err))
 	}

@@ -35,7 +35,7 @@ func startTestNode(t *testing.T) (url string, policy notary.Policy) {
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.ID, cfg.DataDir = "node-1", filepath.Join(t.TempDir(), "node-1")
-	cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RaftAddr, cfg.HTTPAddr, cfg.InsecureRaft = "127.0.0.1:0", "127.0.0.1:0", true
 	cfg.Signer, cfg.VerifierKey, cfg.Tokens = signer, vkey, tokens
 	cfg.Bootstrap, cfg.Origin = true, "cmd.test/log"
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
