@@ -86,12 +86,6 @@ func decodeNotarize(b []byte) (ts int64, leaves []notary.Leaf, err error) {
 	return ts, leaves, nil
 }
 
-// genesis is the identity a cluster is born with.
-type genesis struct {
-	ClusterID string `json:"cluster_id"`
-	Origin    string `json:"origin"`
-}
-
 func encodeJSONCommand(cmd byte, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -44,3 +44,22 @@ func HoldApplies(n *Node) (release func()) {
 		})
 	}
 }
+
+// Propose applies a raw raft command through the node, which must lead,
+// as an operator with raft access could; the error is raft's or the FSM's
+// refusal.
+func Propose(n *Node, cmd []byte) error { return n.propose(cmd) }
+
+// RefusedCommands counts the raft commands the node's FSM refused.
+func RefusedCommands(n *Node) uint64 { return n.fsm.refused.Load() }
+
+// Raft command bytes, for hand-made commands.
+const (
+	CmdNotarize = cmdNotarize
+	CmdGenesis  = cmdGenesis
+	CmdMember   = cmdMember
+	CmdForget   = cmdForget
+)
+
+// ErrRefused marks a command the FSM refused.
+var ErrRefused = errRefused

@@ -306,7 +306,7 @@ func TestMembershipUnderLoad(t *testing.T) {
 	c.waitVoters(3)
 	l.waitMore(t, 100)
 	// Joining again with the same id and address changes nothing.
-	if _, err := op.Join(ctx, notaryapi.JoinRequest{Member: notaryapi.Member{ID: "node-4", RaftAddr: n4.RaftAddr(), HTTPAddr: n4.url, VerifierKey: n4.cfg.VerifierKey}}); err != nil {
+	if _, err := op.Join(ctx, joinRequest(t, n4, n4.Status().ClusterID)); err != nil {
 		t.Fatal(err)
 	}
 	c.waitVoters(3)

@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,13 +48,8 @@ type fsm struct {
 
 	metaMu sync.RWMutex // guards meta
 	meta   clusterMeta
-}
-
-// clusterMeta is the replicated identity and membership of the cluster.
-type clusterMeta struct {
-	Index   uint64                      `json:"index"` // raft index it is current as of
-	Genesis *genesis                    `json:"genesis,omitempty"`
-	Members map[string]notaryapi.Member `json:"members"`
+	// refused counts the raft commands the FSM refused (see applyMeta).
+	refused atomic.Uint64
 }
 
 // applied describes one applied notarize batch.
@@ -107,7 +99,7 @@ func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) 
 		return nil, err
 	}
 	if f.meta.Members == nil {
-		f.meta.Members = map[string]notaryapi.Member{}
+		f.meta.Members = map[string]notaryapi.MemberInfo{}
 	}
 	f.signHead()
 	return f, nil
@@ -186,20 +178,41 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	// No lock: Apply and Restore both run on raft's FSM goroutine, and the
 	// log serves concurrent readers itself.
-	p := f.plan(logs, results)
-	if p.index == f.applied.Load() {
-		return results
+	p := f.newPlan()
+	for i, l := range logs {
+		if l.Index <= p.index {
+			results[i] = &applyResult{err: errReplayed}
+			continue
+		}
+		if l.Type == raft.LogCommand && len(l.Data) > 0 && l.Data[0] != cmdNotarize {
+			// A meta command sees the log as it stands at its index: the
+			// leaves before it first.
+			if len(p.leaves) > 0 {
+				if !f.commit(p, results) {
+					return results
+				}
+				p = f.newPlan()
+			}
+			results[i] = f.applyMeta(l)
+		} else if l.Type == raft.LogCommand && len(l.Data) > 0 {
+			if err := p.add(i, l); err != nil {
+				results[i] = f.refuse(l, err)
+			}
+		}
+		p.index = l.Index
 	}
-	f.commit(p, results)
+	if p.index != f.applied.Load() {
+		f.commit(p, results)
+	}
 	return results
 }
 
-// batchPlan is what a batch of raft entries appends: the leaves of its
+// batchPlan is what a run of raft entries appends: the leaves of their
 // notarize commands, stamped, and where each command's leaves are.
 type batchPlan struct {
 	leaves   []notary.Leaf
 	spans    []span
-	index    uint64 // the last raft index of the batch
+	index    uint64 // the last raft index of the run
 	lastTime int64  // the newest leaf's timestamp after it
 }
 
@@ -209,46 +222,40 @@ type span struct {
 	start, end int // in batchPlan.leaves
 }
 
-// plan decodes a batch of raft entries: it skips entries applied before,
-// applies meta commands (genesis, membership) in order, and collects the
-// notarize commands' leaves, stamped so that time never goes back. Results
-// of entries it settles go into results.
-func (f *fsm) plan(logs []*raft.Log, results []any) batchPlan {
-	p := batchPlan{index: f.applied.Load(), lastTime: f.lastTime.Load()}
-	for i, l := range logs {
-		if l.Index <= p.index {
-			results[i] = &applyResult{err: errReplayed}
-			continue
-		}
-		p.index = l.Index
-		if l.Type != raft.LogCommand || len(l.Data) == 0 {
-			continue
-		}
-		if l.Data[0] != cmdNotarize {
-			results[i] = f.applyMeta(l)
-			continue
-		}
-		ts, batch, err := decodeNotarize(l.Data)
-		if err != nil {
-			results[i] = &applyResult{err: err}
-			continue
-		}
-		// Timestamps never go back, whatever the leader's clock says.
-		ts = max(ts, p.lastTime)
-		for j := range batch {
-			batch[j].Timestamp = ts
-		}
-		p.spans = append(p.spans, span{result: i, start: len(p.leaves), end: len(p.leaves) + len(batch)})
-		p.leaves = append(p.leaves, batch...)
-		p.lastTime = ts
+// newPlan starts a run after what the log has applied.
+func (f *fsm) newPlan() batchPlan {
+	return batchPlan{index: f.applied.Load(), lastTime: f.lastTime.Load()}
+}
+
+// add decodes notarize command l (result i of the batch) into the plan,
+// stamped so that time never goes back, whatever the leader's clock says.
+func (p *batchPlan) add(i int, l *raft.Log) error {
+	ts, batch, err := decodeNotarize(l.Data)
+	if err != nil {
+		return err
 	}
-	return p
+	ts = max(ts, p.lastTime)
+	for j := range batch {
+		batch[j].Timestamp = ts
+	}
+	p.spans = append(p.spans, span{result: i, start: len(p.leaves), end: len(p.leaves) + len(batch)})
+	p.leaves = append(p.leaves, batch...)
+	p.lastTime = ts
+	return nil
+}
+
+// refuse counts and logs a command the FSM will not apply, and returns its
+// result.
+func (f *fsm) refuse(l *raft.Log, reason error) *applyResult {
+	f.refused.Add(1)
+	f.logger.Warn("refused a raft command", "index", l.Index, "command", l.Data[0], "error", reason)
+	return &applyResult{err: fmt.Errorf("%w: %w", errRefused, reason)}
 }
 
 // commit appends the plan's leaves with the new applied index, signs the
 // new head and tells the event hub; a store that cannot commit fails the
-// FSM and every result.
-func (f *fsm) commit(p batchPlan, results []any) {
+// FSM and every result, and commit reports false.
+func (f *fsm) commit(p batchPlan, results []any) bool {
 	before := f.log.Head().Size
 	start := time.Now()
 	indexes, err := f.appendChunks(p.leaves, appState(p.index, p.lastTime))
@@ -260,7 +267,7 @@ func (f *fsm) commit(p batchPlan, results []any) {
 		for i := range results {
 			results[i] = &applyResult{err: err}
 		}
-		return
+		return false
 	}
 	f.applied.Store(p.index)
 	f.lastTime.Store(p.lastTime)
@@ -279,6 +286,7 @@ func (f *fsm) commit(p batchPlan, results []any) {
 		}
 		f.onApply(applied{Index: p.index, First: before, Size: after, Entries: len(p.leaves), Time: p.lastTime, Leaves: newLeaves})
 	}
+	return true
 }
 
 var errReplayed = errors.New("raft entry already applied")
@@ -315,79 +323,6 @@ func (f *fsm) fail(err error) {
 		f.logger.Error("state machine failed; the node stops", "error", err)
 		f.onFail(err)
 	}
-}
-
-// applyMeta applies a genesis or membership command.
-func (f *fsm) applyMeta(l *raft.Log) any {
-	res, signed := f.updateMeta(l)
-	if signed {
-		f.signHead() // the genesis names the origin checkpoints carry
-	}
-	return res
-}
-
-// updateMeta applies a meta command under metaMu; signed reports a new
-// genesis.
-func (f *fsm) updateMeta(l *raft.Log) (res *applyResult, genesisNow bool) {
-	f.metaMu.Lock()
-	defer f.metaMu.Unlock()
-	if l.Index <= f.meta.Index {
-		return &applyResult{err: errReplayed}, false
-	}
-	next := f.meta
-	next.Members = maps.Clone(f.meta.Members)
-	next.Index = l.Index
-	switch l.Data[0] {
-	case cmdGenesis:
-		var g genesis
-		if err := json.Unmarshal(l.Data[1:], &g); err != nil {
-			return &applyResult{err: err}, false
-		}
-		if next.Genesis == nil { // a cluster has one genesis: later ones are ignored
-			next.Genesis = &g
-			genesisNow = true
-		}
-	case cmdMember:
-		var m notaryapi.Member
-		if err := json.Unmarshal(l.Data[1:], &m); err != nil {
-			return &applyResult{err: err}, false
-		}
-		next.Members[m.ID] = m
-	case cmdForget:
-		var id string
-		if err := json.Unmarshal(l.Data[1:], &id); err != nil {
-			return &applyResult{err: err}, false
-		}
-		delete(next.Members, id)
-	default:
-		return &applyResult{err: fmt.Errorf("%w: command %d", errBadCommand, l.Data[0])}, false
-	}
-	if err := f.writeMeta(next); err != nil {
-		f.fail(err)
-		return &applyResult{err: err}, false
-	}
-	f.meta = next
-	return &applyResult{}, genesisNow
-}
-
-// writeMeta replaces members.json durably.
-func (f *fsm) writeMeta(m clusterMeta) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return filestore.WriteFileDurably(filepath.Join(f.dir, membersName), append(b, '\n'))
-}
-
-// clusterInfo returns a copy of the replicated identity and members.
-func (f *fsm) clusterInfo() (g *genesis, members []notaryapi.Member) {
-	f.metaMu.RLock()
-	defer f.metaMu.RUnlock()
-	for _, m := range f.meta.Members {
-		members = append(members, m)
-	}
-	slices.SortFunc(members, func(a, b notaryapi.Member) int { return strings.Compare(a.ID, b.ID) })
-	return f.meta.Genesis, members
 }
 
 // signHead signs a checkpoint over the committed head with this node's key.

@@ -348,3 +348,15 @@ func containsLine(text, prefix string) bool {
 	}
 	return false
 }
+
+// joinRequest is the request node n sends to join cluster clusterID, with
+// its proof of holding its key.
+func joinRequest(t *testing.T, n *testNode, clusterID string) notaryapi.JoinRequest {
+	t.Helper()
+	m := notaryapi.Member{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.url, VerifierKey: n.cfg.VerifierKey}
+	proof, err := n.cfg.Signer.Sign(notaryapi.MemberStatement(clusterID, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return notaryapi.JoinRequest{Member: m, ClusterID: clusterID, KeyProof: proof}
+}

@@ -23,12 +23,16 @@ func (n *Node) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.
 	if n.raft.State() != raft.Leader {
 		return nil, notaryapi.ErrNotLeader
 	}
-	if g, _ := n.fsm.clusterInfo(); req.ClusterID != "" && (g == nil || g.ClusterID != req.ClusterID) {
-		mine := "none yet"
-		if g != nil {
-			mine = g.ClusterID
-		}
-		return nil, fmt.Errorf("%w: %s belongs to cluster %s, this is cluster %s", notaryapi.ErrWrongCluster, m.ID, req.ClusterID, mine)
+	g, _ := n.fsm.clusterInfo()
+	if g == nil {
+		return nil, fmt.Errorf("%w: the cluster has no genesis yet", notaryapi.ErrNoLeader)
+	}
+	if req.ClusterID != g.ClusterID {
+		return nil, fmt.Errorf("%w: %s asks to join cluster %q, this is cluster %s", notaryapi.ErrWrongCluster, m.ID, req.ClusterID, g.ClusterID)
+	}
+	// Check the key before raft hears of the node (the FSM checks again).
+	if err := checkKeyProof(g.ClusterID, m, req.KeyProof); err != nil {
+		return nil, err
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -55,14 +59,11 @@ func (n *Node) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.
 			return nil, raftError(err)
 		}
 	}
-	if err := n.raft.Apply(encodeJSONCommand(cmdMember, m), n.cfg.ApplyTimeout).Error(); err != nil {
-		return nil, raftError(err)
+	if err := n.propose(encodeJSONCommand(cmdMember, memberCommand{Member: m, KeyProof: req.KeyProof})); err != nil {
+		return nil, err
 	}
 	n.events.cluster(notaryapi.ChangeJoined, m.ID)
 	g, members := n.fsm.clusterInfo()
-	if g == nil {
-		return nil, fmt.Errorf("%w: the cluster has no genesis yet", notaryapi.ErrNoLeader)
-	}
 	return &notaryapi.JoinResponse{ClusterID: g.ClusterID, Origin: g.Origin, Members: members}, nil
 }
 
@@ -97,7 +98,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 // forget drops a member's record; a failure leaves a stale record, which a
 // later join or remove replaces.
 func (n *Node) forget(id string) {
-	if err := n.raft.Apply(encodeJSONCommand(cmdForget, id), n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.propose(encodeJSONCommand(cmdForget, id)); err != nil {
 		n.logger.Warn("cannot drop member record", "member", id, "error", err)
 	}
 }
@@ -140,10 +141,7 @@ func (n *Node) joinLoop(ctx context.Context, id identity) {
 		attempt++
 		var last error
 		for _, base := range n.cfg.Join {
-			c := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{base}, Token: n.cfg.JoinToken, HTTPClient: n.forward})
-			callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			resp, err := c.Join(callCtx, notaryapi.JoinRequest{Member: self, ClusterID: id.ClusterID})
-			cancel()
+			resp, err := n.askToJoin(ctx, base, self, id.ClusterID)
 			switch {
 			case err == nil && id.ClusterID != "" && resp.ClusterID != id.ClusterID:
 				return nil, backoff.Permanent(fmt.Errorf("%w: the data directory belongs to cluster %s, %s is cluster %s", notaryapi.ErrWrongCluster, id.ClusterID, base, resp.ClusterID))
@@ -173,6 +171,29 @@ func (n *Node) joinLoop(ctx context.Context, id identity) {
 			n.logger.Error("cannot record the cluster id", "error", err)
 		}
 	}
+}
+
+// askToJoin asks the node at base to add this one to clusterID, or to the
+// cluster it says it is of when clusterID is "", proving that this node
+// holds its key.
+func (n *Node) askToJoin(ctx context.Context, base string, self notaryapi.Member, clusterID string) (*notaryapi.JoinResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{base}, Token: n.cfg.JoinToken, HTTPClient: n.forward})
+	if clusterID == "" {
+		st, err := c.StatusOf(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		if clusterID = st.ClusterID; clusterID == "" {
+			return nil, fmt.Errorf("%w: %s has no cluster id yet", notaryapi.ErrNoLeader, base)
+		}
+	}
+	proof, err := proveMember(n.cfg.Signer, clusterID, self)
+	if err != nil {
+		return nil, err
+	}
+	return c.Join(ctx, notaryapi.JoinRequest{Member: self, ClusterID: clusterID, KeyProof: proof})
 }
 
 // verifyJoinTargets waits until the nodes in Join answer and stops this

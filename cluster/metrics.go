@@ -88,6 +88,9 @@ func newMetrics(n *Node) *metrics {
 			return 0
 		}),
 		gauge("telenotary_raft_term", "Current raft term.", func() float64 { return float64(n.raft.CurrentTerm()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "telenotary_fsm_refused_commands_total",
+			Help: "Raft commands this node's state machine refused as malformed or invalid (each is logged); any is an alert."},
+			func() float64 { return float64(n.fsm.refused.Load()) }),
 		gauge("telenotary_raft_commit_index", "Raft commit index.", func() float64 { return float64(n.raft.CommitIndex()) }),
 		gauge("telenotary_raft_applied_index", "Raft entries applied to the log.", func() float64 { return float64(n.fsm.applied.Load()) }),
 		gauge("telenotary_ready", "1 when the node serves submissions.", func() float64 {

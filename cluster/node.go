@@ -427,7 +427,7 @@ func (n *Node) ensureGenesis() error {
 		var raw [16]byte
 		rand.Read(raw[:])
 		g = &genesis{ClusterID: hex.EncodeToString(raw[:]), Origin: n.cfg.Origin}
-		if err := n.raft.Apply(encodeJSONCommand(cmdGenesis, g), n.cfg.ApplyTimeout).Error(); err != nil {
+		if err := n.propose(encodeJSONCommand(cmdGenesis, g)); err != nil {
 			return err
 		}
 		g, _ = n.fsm.clusterInfo()
@@ -437,11 +437,28 @@ func (n *Node) ensureGenesis() error {
 	}
 	self := n.self()
 	for _, m := range members {
-		if m == self {
+		if m.Member == self {
 			return nil
 		}
 	}
-	return n.raft.Apply(encodeJSONCommand(cmdMember, self), n.cfg.ApplyTimeout).Error()
+	proof, err := proveMember(n.cfg.Signer, g.ClusterID, self)
+	if err != nil {
+		return err
+	}
+	return n.propose(encodeJSONCommand(cmdMember, memberCommand{Member: self, KeyProof: proof}))
+}
+
+// propose applies a command through raft (this node must lead) and returns
+// why it failed: raft's error, or the FSM's refusal.
+func (n *Node) propose(cmd []byte) error {
+	f := n.raft.Apply(cmd, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return raftError(err)
+	}
+	if r, ok := f.Response().(*applyResult); ok && r.err != nil {
+		return r.err
+	}
+	return nil
 }
 
 // self is this node as a member.

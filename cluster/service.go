@@ -75,7 +75,7 @@ func (n *Node) receipts(indexes []uint64) ([]*notary.Receipt, error) {
 }
 
 // Members returns the cluster's identity and members, sorted by ID.
-func (n *Node) Members() (clusterID, origin string, members []notaryapi.Member) {
+func (n *Node) Members() (clusterID, origin string, members []notaryapi.MemberInfo) {
 	g, members := n.fsm.clusterInfo()
 	if g != nil {
 		clusterID, origin = g.ClusterID, g.Origin

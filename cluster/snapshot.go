@@ -144,7 +144,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.metaMu.Lock()
 	f.meta = hdr.Meta
 	if f.meta.Members == nil {
-		f.meta.Members = map[string]notaryapi.Member{}
+		f.meta.Members = map[string]notaryapi.MemberInfo{}
 	}
 	f.metaMu.Unlock()
 	os.RemoveAll(f.logDir(old))

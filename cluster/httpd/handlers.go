@@ -387,7 +387,8 @@ func (a *api) leaves(w http.ResponseWriter, r *http.Request) {
 }
 
 // keys serves every member's verifier key, one per line: the keys file a
-// verifier trusts.
+// verifier trusts, with a comment line before each key naming its node and
+// the log size from which it signs.
 func (a *api) keys(w http.ResponseWriter, r *http.Request) {
 	clusterID, origin, members := a.Cluster.Members()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -395,7 +396,7 @@ func (a *api) keys(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "# verifier keys of the nodes of %s (cluster %s)\n", origin, clusterID)
 	}
 	for _, m := range members {
-		fmt.Fprintln(w, m.VerifierKey)
+		fmt.Fprintf(w, "# node %s, signing from log size %d\n%s\n", m.ID, m.KeySince, m.VerifierKey)
 	}
 }
 

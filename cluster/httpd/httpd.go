@@ -29,7 +29,7 @@ type Cluster interface {
 	// below firstNew are of commitments logged before.
 	Submit(ctx context.Context, entries []notaryapi.Entry) (receipts []*notary.Receipt, firstNew uint64, err error)
 	// Members returns the cluster's identity and members, sorted by ID.
-	Members() (clusterID, origin string, members []notaryapi.Member)
+	Members() (clusterID, origin string, members []notaryapi.MemberInfo)
 	// Status is the node's view of itself and the cluster; Ready whether
 	// it serves submissions.
 	Status() notaryapi.Status

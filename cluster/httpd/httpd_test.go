@@ -248,7 +248,7 @@ func TestOpenAPILive(t *testing.T) {
 		st, _, b := do("GET", path, "", "")
 		want(200, path, st, b)
 	}
-	st, _, b = do("POST", "/v1/cluster/join", operatorToken, `{"id":"node-4","raft_addr":"127.0.0.1:7004","http_addr":"http://127.0.0.1:8084","verifier_key":"`+mustKey(t, "node-4")+`"}`)
+	st, _, b = do("POST", "/v1/cluster/join", operatorToken, `{"id":"node-4","raft_addr":"127.0.0.1:7004","http_addr":"http://127.0.0.1:8084","verifier_key":"`+mustKey(t, "node-4")+`","cluster_id":"`+testClusterID+`","key_proof":"AAAA"}`)
 	want(200, "join", st, b)
 	st, _, b = do("POST", "/v1/cluster/transfer", operatorToken, `{"id":"node-4"}`)
 	want(200, "transfer", st, b)
@@ -273,7 +273,7 @@ func TestOpenAPILive(t *testing.T) {
 		{404, "not_found", "", "GET", "/v1/receipts/" + randomHex(), "", ""},
 		{404, "not_found", "", "POST", "/v1/cluster/remove", operatorToken, `{"id":"node-9"}`},
 		{405, "method_not_allowed", "", "GET", "/v1/notarize", "", ""},
-		{409, "wrong_cluster", "", "POST", "/v1/cluster/join", operatorToken, `{"id":"node-5","raft_addr":"127.0.0.1:7005","http_addr":"http://127.0.0.1:8085","verifier_key":"` + mustKey(t, "node-5") + `","cluster_id":"other"}`},
+		{409, "wrong_cluster", "", "POST", "/v1/cluster/join", operatorToken, `{"id":"node-5","raft_addr":"127.0.0.1:7005","http_addr":"http://127.0.0.1:8085","verifier_key":"` + mustKey(t, "node-5") + `","cluster_id":"0123456789abcdef0123456789abcdef","key_proof":"AAAA"}`},
 		{413, "too_large", "", "POST", "/v1/notarize", submitterToken, `{"kind":"consent","commitment":"` + strings.Repeat(" ", notaryapi.MaxEntryBody) + `"}`},
 	} {
 		st, h, b := do(bad.method, bad.path, bad.token, bad.body)

@@ -12,6 +12,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
+// testClusterID is the memNode's cluster.
+const testClusterID = "c0ffee00c0ffee00c0ffee00c0ffee00"
+
 // memNode is a node without raft, for testing the API alone: a notary log
 // in memory that it leads (or, as a follower, a leader's URL to forward
 // to), checkpoints signed by its signers (the first is its own, the others
@@ -26,7 +29,7 @@ type memNode struct {
 	mu      sync.Mutex // guards all below
 	log     *notary.Log
 	cp      *notary.SignedCheckpoint
-	members []notaryapi.Member
+	members []notaryapi.MemberInfo
 	subs    map[chan notaryapi.Event]bool
 }
 
@@ -46,8 +49,8 @@ func newMemNode(origin string, nodes int) (*memNode, error) {
 			return nil, err
 		}
 		n.signers, n.keys = append(n.signers, s), append(n.keys, vkey)
-		n.members = append(n.members, notaryapi.Member{ID: s.Name(), RaftAddr: fmt.Sprintf("127.0.0.1:%d", 7001+i),
-			HTTPAddr: fmt.Sprintf("http://127.0.0.1:%d", 8081+i), VerifierKey: vkey})
+		n.members = append(n.members, notaryapi.MemberInfo{Member: notaryapi.Member{ID: s.Name(), RaftAddr: fmt.Sprintf("127.0.0.1:%d", 7001+i),
+			HTTPAddr: fmt.Sprintf("http://127.0.0.1:%d", 8081+i), VerifierKey: vkey}})
 	}
 	return n, n.sign()
 }
@@ -113,16 +116,16 @@ func (n *memNode) Submit(ctx context.Context, entries []notaryapi.Entry) ([]*not
 	return receipts, firstNew, nil
 }
 
-func (n *memNode) Members() (string, string, []notaryapi.Member) {
+func (n *memNode) Members() (string, string, []notaryapi.MemberInfo) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return "c0ffee", n.origin, append([]notaryapi.Member(nil), n.members...)
+	return testClusterID, n.origin, append([]notaryapi.MemberInfo(nil), n.members...)
 }
 
 func (n *memNode) Status() notaryapi.Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := notaryapi.Status{ID: n.members[0].ID, ClusterID: "c0ffee", Origin: n.origin, State: "Follower", Ready: true, Term: 1,
+	st := notaryapi.Status{ID: n.members[0].ID, ClusterID: testClusterID, Origin: n.origin, State: "Follower", Ready: true, Term: 1,
 		LogSize: n.cp.Size, CheckpointTime: n.cp.Timestamp}
 	if n.leader {
 		st.State = notaryapi.StateLeader
@@ -138,11 +141,11 @@ func (n *memNode) Ready() bool { return true }
 func (n *memNode) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if req.ClusterID != "" && req.ClusterID != "c0ffee" {
-		return nil, fmt.Errorf("%w: %s belongs to cluster %s", notaryapi.ErrWrongCluster, req.ID, req.ClusterID)
+	if req.ClusterID != testClusterID {
+		return nil, fmt.Errorf("%w: %s asks to join cluster %s", notaryapi.ErrWrongCluster, req.ID, req.ClusterID)
 	}
-	n.members = append(n.members, req.Member)
-	return &notaryapi.JoinResponse{ClusterID: "c0ffee", Origin: n.origin, Members: append([]notaryapi.Member(nil), n.members...)}, nil
+	n.members = append(n.members, notaryapi.MemberInfo{Member: req.Member, KeySince: n.log.Head().Size})
+	return &notaryapi.JoinResponse{ClusterID: testClusterID, Origin: n.origin, Members: append([]notaryapi.MemberInfo(nil), n.members...)}, nil
 }
 
 func (n *memNode) Remove(ctx context.Context, id string) error {

@@ -199,13 +199,33 @@ type Member struct {
 	VerifierKey string `json:"verifier_key"`
 }
 
-// MaxMemberID bounds a member's ID.
-const MaxMemberID = 128
+// Bounds of a member's fields.
+const (
+	MaxMemberID   = 128
+	maxMemberAddr = 512
+)
+
+// ValidMemberID reports whether id can name a member: 1 to MaxMemberID
+// printable ASCII characters without spaces, slashes or '+'.
+func ValidMemberID(id string) bool {
+	if id == "" || len(id) > MaxMemberID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' || c == '/' || c == '\\' || c == '+' {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks a member's fields; the error names the field.
 func (m Member) Validate() error {
-	if m.ID == "" || len(m.ID) > MaxMemberID {
-		return httpapi.Field("id", "must be 1 to %d characters", MaxMemberID)
+	if !ValidMemberID(m.ID) {
+		return httpapi.Field("id", "must be 1 to %d printable characters without spaces, slashes or '+'", MaxMemberID)
+	}
+	if len(m.RaftAddr) > maxMemberAddr || len(m.HTTPAddr) > maxMemberAddr || len(m.VerifierKey) > maxMemberAddr {
+		return httpapi.Field("id", "addresses and key must be at most %d characters each", maxMemberAddr)
 	}
 	if _, _, err := net.SplitHostPort(m.RaftAddr); err != nil {
 		return httpapi.Field("raft_addr", "must be host:port: %v", err)
@@ -219,19 +239,40 @@ func (m Member) Validate() error {
 	return nil
 }
 
-// JoinRequest asks the cluster to add a node (operator).
+// MemberInfo is a member as the cluster's log records it: its addresses,
+// its verifier key, and the log size from which that key signs.
+type MemberInfo struct {
+	Member
+	// KeySince is the size of the log when the cluster took the member's
+	// key: checkpoints of smaller sizes cannot carry its signature.
+	KeySince uint64 `json:"key_since"`
+}
+
+// JoinRequest asks the cluster to add a node (operator, or a token of the
+// join role).
 type JoinRequest struct {
 	Member
-	// ClusterID, when the joining node already belongs to a cluster, is
-	// that cluster's id: a cluster refuses a node of another one.
-	ClusterID string `json:"cluster_id,omitempty"`
+	// ClusterID is the cluster the node joins (or, for a node with state,
+	// the one it belongs to): a cluster refuses a node of another one.
+	ClusterID string `json:"cluster_id"`
+	// KeyProof is the node's signature, with the key of VerifierKey, over
+	// MemberStatement(ClusterID, Member): the cluster takes a key only from
+	// the holder of its private half.
+	KeyProof []byte `json:"key_proof"`
 }
 
 // JoinResponse is what a node learns when it joins.
 type JoinResponse struct {
-	ClusterID string   `json:"cluster_id"`
-	Origin    string   `json:"origin"`
-	Members   []Member `json:"members"`
+	ClusterID string       `json:"cluster_id"`
+	Origin    string       `json:"origin"`
+	Members   []MemberInfo `json:"members"`
+}
+
+// MemberStatement is what a node signs to prove that it holds the key it
+// asks cluster clusterID to record for it: a line of context, then the
+// cluster and the member's fields, one per line.
+func MemberStatement(clusterID string, m Member) []byte {
+	return fmt.Appendf(nil, "telenotary member key/v1\n%s\n%s\n%s\n%s\n%s\n", clusterID, m.ID, m.RaftAddr, m.HTTPAddr, m.VerifierKey)
 }
 
 // MemberRequest names a member: the body of remove and transfer (where an

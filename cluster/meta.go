@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/filestore"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// The meta commands: the cluster's genesis and its membership. The FSM
+// trusts none of them: each is decoded strictly and checked against the
+// state before it on apply, the same way on every node, and one that fails
+// is refused (counted, logged, and changing nothing) rather than applied.
+
+// clusterMeta is the replicated identity and membership of the cluster
+// (members.json).
+type clusterMeta struct {
+	Index   uint64                          `json:"index"` // raft index it is current as of
+	Genesis *genesis                        `json:"genesis,omitempty"`
+	Members map[string]notaryapi.MemberInfo `json:"members"`
+}
+
+// genesis is the identity a cluster is born with: the first entry of its
+// raft log.
+type genesis struct {
+	ClusterID string `json:"cluster_id"`
+	Origin    string `json:"origin"`
+}
+
+// clusterIDLength is the length of a cluster id: 16 random bytes in hex.
+const clusterIDLength = 32
+
+// memberCommand adds or updates a member: its record, and the proof that
+// the node holds the key it gives (see notaryapi.MemberStatement).
+type memberCommand struct {
+	notaryapi.Member
+	KeyProof []byte `json:"key_proof"`
+}
+
+// proveMember signs the statement that binds m's key to cluster clusterID
+// with signer, which must be the key of m.VerifierKey.
+func proveMember(signer note.Signer, clusterID string, m notaryapi.Member) ([]byte, error) {
+	return signer.Sign(notaryapi.MemberStatement(clusterID, m))
+}
+
+// checkKeyProof verifies a member's proof of holding its key.
+func checkKeyProof(clusterID string, m notaryapi.Member, proof []byte) error {
+	v, err := note.NewVerifier(m.VerifierKey)
+	if err != nil {
+		return httpapi.Field("verifier_key", "is not a note verifier key: %v", err)
+	}
+	if !v.Verify(notaryapi.MemberStatement(clusterID, m), proof) {
+		return httpapi.Field("key_proof", "is not a signature of the member's key over its record in cluster %s", clusterID)
+	}
+	return nil
+}
+
+// errRefused marks a raft command the FSM refused.
+var errRefused = errors.New("raft command refused")
+
+// applyMeta applies a genesis or membership command, or refuses it.
+func (f *fsm) applyMeta(l *raft.Log) any {
+	res, genesisNow := f.updateMeta(l)
+	if genesisNow {
+		f.signHead() // the genesis names the origin checkpoints carry
+	}
+	return res
+}
+
+// updateMeta applies a meta command under metaMu; genesisNow reports a new
+// genesis. A refused command still moves the meta index past it, so it is
+// refused once.
+func (f *fsm) updateMeta(l *raft.Log) (res *applyResult, genesisNow bool) {
+	f.metaMu.Lock()
+	defer f.metaMu.Unlock()
+	if l.Index <= f.meta.Index {
+		return &applyResult{err: errReplayed}, false
+	}
+	next := f.meta
+	next.Members = maps.Clone(f.meta.Members)
+	next.Index = l.Index
+	var refusal *applyResult
+	if reason := f.nextMeta(&next, l.Data); reason != nil {
+		refusal = f.refuse(l, reason)
+		next = f.meta
+		next.Index = l.Index
+	}
+	if err := f.writeMeta(next); err != nil {
+		f.fail(err)
+		return &applyResult{err: err}, false
+	}
+	genesisNow = f.meta.Genesis == nil && next.Genesis != nil
+	f.meta = next
+	if refusal != nil {
+		return refusal, false
+	}
+	return &applyResult{}, genesisNow
+}
+
+// nextMeta checks a meta command against the state in next and applies it
+// there; the error says why it is refused. It depends on nothing but the
+// command and next, so every node decides alike.
+func (f *fsm) nextMeta(next *clusterMeta, data []byte) error {
+	switch data[0] {
+	case cmdGenesis:
+		var g genesis
+		if err := httpapi.DecodeJSON(data[1:], &g); err != nil {
+			return err
+		}
+		if next.Genesis != nil {
+			return errors.New("the cluster has a genesis already")
+		}
+		if _, err := hex.DecodeString(g.ClusterID); err != nil || len(g.ClusterID) != clusterIDLength || strings.ToLower(g.ClusterID) != g.ClusterID {
+			return httpapi.Field("cluster_id", "must be %d lowercase hex digits", clusterIDLength)
+		}
+		if err := notary.ValidateOrigin(g.Origin); err != nil {
+			return httpapi.Field("origin", "%v", err)
+		}
+		next.Genesis = &g
+	case cmdMember:
+		var m memberCommand
+		if err := httpapi.DecodeJSON(data[1:], &m); err != nil {
+			return err
+		}
+		if next.Genesis == nil {
+			return errors.New("a member before the genesis")
+		}
+		if err := m.Member.Validate(); err != nil {
+			return err
+		}
+		if err := checkKeyProof(next.Genesis.ClusterID, m.Member, m.KeyProof); err != nil {
+			return err
+		}
+		key, _ := note.NewVerifier(m.VerifierKey)
+		for id, other := range next.Members {
+			ov, _ := note.NewVerifier(other.VerifierKey)
+			if id != m.ID && ov != nil && (ov.KeyHash() == key.KeyHash() || ov.Name() == key.Name()) {
+				return httpapi.Field("verifier_key", "has the name or the key of member %s's", id)
+			}
+		}
+		since := f.log.Head().Size
+		if old, ok := next.Members[m.ID]; ok && old.VerifierKey == m.VerifierKey {
+			since = old.KeySince // the same key: it has signed since then
+		}
+		next.Members[m.ID] = notaryapi.MemberInfo{Member: m.Member, KeySince: since}
+	case cmdForget:
+		var id string
+		if err := httpapi.DecodeJSON(data[1:], &id); err != nil {
+			return err
+		}
+		if _, ok := next.Members[id]; !ok {
+			return httpapi.Field("id", "%q is not a member", id)
+		}
+		delete(next.Members, id)
+	default:
+		return fmt.Errorf("unknown command %d", data[0])
+	}
+	return nil
+}
+
+// writeMeta replaces members.json durably.
+func (f *fsm) writeMeta(m clusterMeta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return filestore.WriteFileDurably(filepath.Join(f.dir, membersName), append(b, '\n'))
+}
+
+// clusterInfo returns a copy of the replicated identity and members,
+// sorted by ID.
+func (f *fsm) clusterInfo() (g *genesis, members []notaryapi.MemberInfo) {
+	f.metaMu.RLock()
+	defer f.metaMu.RUnlock()
+	for _, m := range f.meta.Members {
+		members = append(members, m)
+	}
+	slices.SortFunc(members, func(a, b notaryapi.MemberInfo) int { return strings.Compare(a.ID, b.ID) })
+	return f.meta.Genesis, members
+}
