@@ -384,11 +384,13 @@ func (n *nodeProc) kill() {
 func (n *nodeProc) status() (*notaryapi.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return statusClient.StatusOf(ctx, n.url)
+	// With the operator token: the peers are only shown to an operator.
+	c := notaryapi.NewClient(notaryapi.ClientConfig{Token: n.c.operator, HTTPClient: statusHTTP})
+	return c.StatusOf(ctx, n.url)
 }
 
-// statusClient reads one node's status at a time (StatusOf does not retry).
-var statusClient = notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{"http://127.0.0.1:1"}, HTTPClient: &http.Client{Timeout: 2 * time.Second}})
+// statusHTTP reads one node's status at a time (StatusOf does not retry).
+var statusHTTP = &http.Client{Timeout: 2 * time.Second}
 
 // ready reports whether /readyz answers ready.
 func (n *nodeProc) ready() error {

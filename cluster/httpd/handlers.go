@@ -400,8 +400,14 @@ func (a *api) keys(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// status serves the node's status: its health to anyone, the peers and
+// their addresses (the cluster's topology) with an operator token only.
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
-	httpapi.WriteJSON(w, http.StatusOK, a.Cluster.Status())
+	st := a.Cluster.Status()
+	if !a.Tokens.Role(r).Allows(auth.RoleOperator) {
+		st.Peers = nil
+	}
+	httpapi.WriteJSON(w, http.StatusOK, st)
 }
 
 func (a *api) ready(w http.ResponseWriter, r *http.Request) {

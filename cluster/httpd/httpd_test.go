@@ -435,3 +435,23 @@ func mustCommitment(t *testing.T, s string) notary.Commitment {
 	}
 	return c
 }
+
+// TestStatusHidesTopology: anonymous callers see a node's health, not its
+// peers' addresses; an operator sees them.
+func TestStatusHidesTopology(t *testing.T) {
+	n, srv := testAPI(t)
+	raftAddr := n.members[1].RaftAddr
+	for _, tc := range []struct {
+		token string
+		shows bool
+	}{{"", false}, {submitterToken, false}, {operatorToken, true}} {
+		st, _, b := exchange(t, http.DefaultClient, "GET", srv.URL+"/v1/status", tc.token, "")
+		var got notaryapi.Status
+		if st != 200 || json.Unmarshal(b, &got) != nil || !got.Ready {
+			t.Fatalf("token %q: HTTP %d %s", tc.token, st, b)
+		}
+		if shows := bytes.Contains(b, []byte(raftAddr)); shows != tc.shows || (len(got.Peers) > 0) != tc.shows {
+			t.Errorf("token %q: peers shown %v (raft address in the body %v), want %v", tc.token, len(got.Peers) > 0, shows, tc.shows)
+		}
+	}
+}
