@@ -10,16 +10,16 @@ import (
 )
 
 const (
-	flushInterval  = 100 * time.Millisecond
-	maxRecent      = 32
-	subscriberBuf  = 64
-	maxSubscribers = 256
+	flushInterval = 100 * time.Millisecond
+	maxRecent     = 32
+	subscriberBuf = 64
 )
 
 // hub fans events out to stream subscribers; a slow subscriber loses
 // events, it never slows the node.
 type hub struct {
-	in chan notaryapi.Event
+	in             chan notaryapi.Event
+	maxSubscribers int // a backstop: the API holds each client to its share
 
 	mu   sync.Mutex // guards subs and pending
 	subs map[chan notaryapi.Event]struct{}
@@ -27,8 +27,8 @@ type hub struct {
 	pending *notaryapi.NotarizedEvent
 }
 
-func newHub() *hub {
-	return &hub{in: make(chan notaryapi.Event, 256), subs: map[chan notaryapi.Event]struct{}{}}
+func newHub(maxSubscribers int) *hub {
+	return &hub{in: make(chan notaryapi.Event, 256), maxSubscribers: maxSubscribers, subs: map[chan notaryapi.Event]struct{}{}}
 }
 
 // notarized records an applied batch; called on raft's FSM goroutine.
@@ -103,7 +103,7 @@ func (h *hub) broadcast(e notaryapi.Event) {
 func (h *hub) subscribe() (chan notaryapi.Event, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.subs) >= maxSubscribers {
+	if len(h.subs) >= h.maxSubscribers {
 		return nil, fmt.Errorf("%w: too many event subscribers", notaryapi.ErrOverloaded)
 	}
 	c := make(chan notaryapi.Event, subscriberBuf)

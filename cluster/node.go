@@ -22,6 +22,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/httpd"
 	"github.com/telenotary/telenotary/cluster/internal/raftfix"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
@@ -64,6 +65,11 @@ type Config struct {
 	// InsecureRaft allows raft without TLS, on loopback addresses only: a
 	// development cluster on one machine.
 	InsecureRaft bool
+	// APIMaxConns and APIMaxConnsPerIP bound the API's open connections,
+	// in all and from one address; APILimits bounds each client's
+	// requests and event streams.
+	APIMaxConns, APIMaxConnsPerIP int
+	APILimits                     httpd.Limits
 	// RaftHandshakeTimeout bounds how long a connection to the raft port
 	// may take to finish its TLS handshake (without TLS, to send its first
 	// byte) before the node drops it.
@@ -103,8 +109,23 @@ func DefaultConfig() Config {
 		Clock:              time.Now,
 
 		RaftHandshakeTimeout: 10 * time.Second,
+		APIMaxConns:          8192,
+		APIMaxConnsPerIP:     1024,
+		APILimits:            httpd.DefaultLimits(),
 	}
 }
+
+// Timeouts of the API server: a client must send its request line and
+// headers within apiReadHeader and its body within apiRead, an answer may
+// take apiWrite to write (the event stream lifts it), and a kept-alive
+// connection may idle for apiIdle.
+const (
+	apiReadHeader = 10 * time.Second
+	apiRead       = 60 * time.Second
+	apiWrite      = 60 * time.Second
+	apiIdle       = 2 * time.Minute
+	apiMaxHeader  = 64 << 10
+)
 
 // Validate names the first field that cannot work.
 func (c Config) Validate() error {
@@ -123,6 +144,8 @@ func (c Config) Validate() error {
 		return errors.New("Signer and VerifierKey are required: each node signs checkpoints with its own key")
 	case c.RaftHandshakeTimeout <= 0:
 		return errors.New("RaftHandshakeTimeout must be positive")
+	case c.APIMaxConns < 1 || c.APIMaxConnsPerIP < 1:
+		return errors.New("APIMaxConns and APIMaxConnsPerIP must be positive")
 	case c.MaxBatchEntries < 1 || c.MaxInFlight < 1 || c.QueueLength < 1:
 		return errors.New("MaxBatchEntries, MaxInFlight and QueueLength must be positive")
 	case c.Clock == nil:
@@ -130,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.checkRaftSecurity(); err != nil {
 		return err
+	}
+	if err := c.APILimits.Validate(); err != nil {
+		return fmt.Errorf("APILimits: %w", err)
 	}
 	if c.Bootstrap {
 		if err := notary.ValidateOrigin(c.Origin); err != nil {
@@ -190,6 +216,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("cluster: API address %s: %w", cfg.HTTPAddr, err)
 	}
+	n.httpLn = httpapi.LimitListener(n.httpLn, cfg.APIMaxConns, cfg.APIMaxConnsPerIP)
 	trans, err := n.transport(newHclog(n.logger, "raft"))
 	if err != nil { // trans may be a typed nil: keep it out of n.trans
 		n.httpLn.Close()
@@ -279,7 +306,7 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	// Everything the FSM calls is in place before raft starts its FSM
 	// goroutine, which may apply at once.
 	n.metrics = newMetrics(n)
-	n.events = newHub()
+	n.events = newHub(cfg.APILimits.AnonymousStreams + cfg.APILimits.OperatorStreams)
 	n.fsm.onApply = n.events.notarized
 	n.fsm.onFail = n.stop
 	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
@@ -331,10 +358,12 @@ func (n *Node) serve(id identity, hasState bool) {
 	}
 	handler := httpd.New(httpd.Config{
 		Cluster: n, Ledger: ledger{fsm: n.fsm, self: cfg.ID, client: n.forward},
-		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger,
+		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
 		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
 	})
-	n.http = &http.Server{Handler: handler, TLSConfig: cfg.TLS, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
+	n.http = &http.Server{Handler: handler, TLSConfig: cfg.TLS,
+		ReadHeaderTimeout: apiReadHeader, ReadTimeout: apiRead, WriteTimeout: apiWrite, IdleTimeout: apiIdle, MaxHeaderBytes: apiMaxHeader,
+		ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
 	n.goFunc(func() {
 		var err error
 		if cfg.TLS != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -487,9 +488,16 @@ func (a *api) operatorAction(w http.ResponseWriter, r *http.Request, act func(bo
 // events streams the node's events as server-sent events until the client
 // goes away or the node stops.
 func (a *api) events(w http.ResponseWriter, r *http.Request) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		a.fail(w, r, fmt.Errorf("%w: streaming unsupported", httpapi.ErrInternal))
+	release, err := a.streams.take(a.Tokens.Role(r), httpapi.ClientIP(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer release()
+	// A stream outlives the server's write timeout.
+	rc := http.NewResponseController(w)
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		a.fail(w, r, err)
 		return
 	}
 	events, cancel, err := a.Cluster.Subscribe()
@@ -502,7 +510,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": telenotary events\n\n")
-	flusher.Flush()
+	rc.Flush()
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
 	for {
@@ -511,14 +519,16 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
-			flusher.Flush()
+			rc.Flush()
 		case e, ok := <-events:
 			if !ok {
 				return
 			}
 			b, _ := json.Marshal(e)
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
-			flusher.Flush()
+			if err := rc.Flush(); err != nil {
+				return
+			}
 		}
 	}
 }

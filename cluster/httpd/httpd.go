@@ -69,6 +69,9 @@ type Config struct {
 	Forward *http.Client
 	// Metrics serves GET /metrics; nil serves none.
 	Metrics http.Handler
+	// Limits bounds each client's requests and event streams (see
+	// DefaultLimits).
+	Limits Limits
 	// Logger receives server faults.
 	Logger *slog.Logger
 }
@@ -76,15 +79,24 @@ type Config struct {
 // api is the node's HTTP API.
 type api struct {
 	Config
-	mux httpapi.Mux
+	mux                 httpapi.Mux
+	anonRate, tokenRate *httpapi.RateLimiter
+	streams             streamSlots
 }
 
-// New returns the API's handler.
+// New returns the API's handler. A zero Limits means DefaultLimits.
 func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &api{Config: cfg}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	a := &api{Config: cfg,
+		anonRate:  httpapi.NewRateLimiter(cfg.Limits.AnonymousRate, cfg.Limits.AnonymousBurst),
+		tokenRate: httpapi.NewRateLimiter(cfg.Limits.TokenRate, cfg.Limits.TokenBurst),
+		streams:   streamSlots{limits: cfg.Limits, byIP: map[string]int{}},
+	}
 	a.mux.Log = cfg.Logger
 	for _, rt := range a.routes() {
 		a.mux.HandleFunc(rt.pattern, rt.handle)
@@ -92,7 +104,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		a.mux.Handle("GET /metrics", cfg.Metrics)
 	}
-	return a.withLeaderHeader(&a.mux)
+	return a.withLeaderHeader(a.rateLimit(&a.mux))
 }
 
 // route is one endpoint of the API.

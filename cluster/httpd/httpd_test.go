@@ -43,7 +43,7 @@ const (
 // notaryapi's. The document's Problem schema must list exactly these.
 var apiCodes = []*httpapi.Code{
 	httpapi.ErrBadRequest, httpapi.ErrUnauthorized, httpapi.ErrForbidden, httpapi.ErrNotFound, httpapi.ErrMethodNotAllowed,
-	httpapi.ErrTooLarge, httpapi.ErrTimeout, httpapi.ErrCanceled, httpapi.ErrInternal,
+	httpapi.ErrTooLarge, httpapi.ErrTimeout, httpapi.ErrCanceled, httpapi.ErrInternal, httpapi.ErrRateLimited,
 	notaryapi.ErrNotLeader, notaryapi.ErrNoLeader, notaryapi.ErrOverloaded, notaryapi.ErrWrongCluster,
 }
 
@@ -452,6 +452,50 @@ func TestStatusHidesTopology(t *testing.T) {
 		}
 		if shows := bytes.Contains(b, []byte(raftAddr)); shows != tc.shows || (len(got.Peers) > 0) != tc.shows {
 			t.Errorf("token %q: peers shown %v (raft address in the body %v), want %v", tc.token, len(got.Peers) > 0, shows, tc.shows)
+		}
+	}
+}
+
+// TestRateLimits: an address without a valid token gets its share and
+// then 429 with Retry-After, and a made-up token does not buy another;
+// a valid token has a share of its own; the probes are never limited.
+func TestRateLimits(t *testing.T) {
+	n, err := newMemNode(testOrigin, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, _ := auth.ParseTokens([]byte("submitter " + submitterToken + "\n"))
+	limits := DefaultLimits()
+	limits.AnonymousRate, limits.AnonymousBurst = 0.001, 3
+	limits.TokenRate, limits.TokenBurst = 0.001, 5
+	srv := httptest.NewServer(New(Config{Cluster: n, Ledger: n, Tokens: tokens, Forward: http.DefaultClient, Limits: limits}))
+	defer srv.Close()
+	get := func(path, token string) (int, http.Header) {
+		st, h, _ := exchange(t, http.DefaultClient, "GET", srv.URL+path, token, "")
+		return st, h
+	}
+	for i := range 3 {
+		if st, _ := get("/v1/status", ""); st != 200 {
+			t.Fatalf("anonymous request %d: HTTP %d", i, st)
+		}
+	}
+	if st, h := get("/v1/status", ""); st != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Fatalf("anonymous request over the share: HTTP %d, Retry-After %q", st, h.Get("Retry-After"))
+	}
+	if st, _ := get("/v1/status", "made-up-token-0123456789"); st != http.StatusTooManyRequests {
+		t.Fatalf("a made-up token from the same address: HTTP %d, want 429", st)
+	}
+	for i := range 5 {
+		if st, _ := get("/v1/status", submitterToken); st != 200 {
+			t.Fatalf("request %d with a valid token: HTTP %d", i, st)
+		}
+	}
+	if st, _ := get("/v1/status", submitterToken); st != http.StatusTooManyRequests {
+		t.Fatalf("a valid token over its share: HTTP %d, want 429", st)
+	}
+	for range 10 {
+		if st, _ := get("/readyz", ""); st != 200 {
+			t.Fatalf("/readyz: HTTP %d", st)
 		}
 	}
 }
