@@ -22,6 +22,9 @@ type batcher struct {
 	maxInFlight int
 	timeout     time.Duration
 	observe     func(entries int, took time.Duration) // batch metrics
+	// clockOK says whether the leader may stamp now, with the log's newest
+	// leaf stamped lastMillis (the time guard); nil stamps always.
+	clockOK func(lastMillis int64) error
 
 	queue chan *submission
 	slots chan struct{}  // one token per apply in flight
@@ -140,6 +143,17 @@ func (b *batcher) apply(batch []*submission, n int) {
 	entries := make([]notaryapi.Entry, 0, n)
 	for _, s := range batch {
 		entries = append(entries, s.entries...)
+	}
+	// Stamp only with a clock the cluster agrees with: a wrong one would
+	// freeze the log's time or push it forward for every later receipt.
+	if b.clockOK != nil {
+		if err := b.clockOK(max(b.lastTime, b.fsm.lastTime.Load())); err != nil {
+			for _, s := range batch {
+				s.done <- submitResult{err: err}
+			}
+			<-b.slots
+			return
+		}
 	}
 	// Never behind the newest leaf, so timestamps do not go back when
 	// leadership moves (the new leader's FSM has applied its

@@ -88,6 +88,15 @@ func newMetrics(n *Node) *metrics {
 			return 0
 		}),
 		gauge("telenotary_raft_term", "Current raft term.", func() float64 { return float64(n.raft.CurrentTerm()) }),
+		gauge("telenotary_clock_agrees", "1 when this node's clock agrees with a majority of the cluster's (a leader stamps only then).", func() float64 {
+			if n.clock != nil && n.clock.check(0) == nil {
+				return 1
+			}
+			return 0
+		}),
+		gauge("telenotary_log_time_ahead_seconds", "How far the log's newest timestamp is ahead of this node's clock (0 when it is not).", func() float64 {
+			return max(0, time.UnixMilli(n.fsm.lastTime.Load()).Sub(n.cfg.Clock()).Seconds())
+		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "telenotary_fsm_refused_commands_total",
 			Help: "Raft commands this node's state machine refused as malformed or invalid (each is logged); any is an alert."},
 			func() float64 { return float64(n.fsm.refused.Load()) }),

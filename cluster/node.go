@@ -91,6 +91,10 @@ type Config struct {
 	ApplyTimeout                              time.Duration
 	// Clock stamps batches; tests skew it.
 	Clock func() time.Time
+	// MaxClockSkew is how far a leader's clock may be from those of a
+	// majority of the voters for it to stamp (see the time guard in
+	// clock.go).
+	MaxClockSkew time.Duration
 }
 
 // DefaultConfig returns the settings a production node starts from.
@@ -107,6 +111,7 @@ func DefaultConfig() Config {
 		QueueLength:        16384,
 		ApplyTimeout:       10 * time.Second,
 		Clock:              time.Now,
+		MaxClockSkew:       time.Second,
 
 		RaftHandshakeTimeout: 10 * time.Second,
 		APIMaxConns:          8192,
@@ -150,6 +155,8 @@ func (c Config) Validate() error {
 		return errors.New("MaxBatchEntries, MaxInFlight and QueueLength must be positive")
 	case c.Clock == nil:
 		return errors.New("Clock is required")
+	case c.MaxClockSkew <= 0:
+		return errors.New("MaxClockSkew must be positive")
 	}
 	if err := c.checkRaftSecurity(); err != nil {
 		return err
@@ -185,6 +192,7 @@ type Node struct {
 	trans   raft.Transport
 
 	beats  heartbeats           // the leader's view of its followers
+	clock  *clockGuard          // this node's clock against the others'; a leader stamps only while they agree
 	watch  *raftfix.LeaderWatch // as follower: notices a silent leader on time; nil if off
 	ready  atomic.Bool          // as leader: the barrier after the election has passed
 	cancel context.CancelFunc
@@ -341,14 +349,17 @@ func (n *Node) raftConfig(hlog hclog.Logger) *raft.Config {
 // joining. Each stops when the node does (shutdownParts waits for them).
 func (n *Node) serve(id identity, hasState bool) {
 	cfg := n.cfg
+	n.clock = &clockGuard{now: cfg.Clock, bound: cfg.MaxClockSkew, client: n.forward}
 	n.batcher = newBatcher(n.raft, n.fsm, cfg)
 	n.batcher.observe = n.metrics.batch
+	n.batcher.clockOK = n.clock.check
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.goFunc(func() { n.batcher.run(bg) })
 	n.goFunc(func() { n.events.run(bg) })
 	n.goFunc(func() { n.watchLeadership(bg) })
 	n.goFunc(func() { n.watchCluster(bg) })
+	n.goFunc(func() { n.watchClock(bg) })
 	if n.watch != nil {
 		n.goFunc(func() {
 			if err := n.watch.Run(bg); err != nil {
@@ -585,10 +596,13 @@ func (n *Node) otherVoters() int {
 }
 
 // Ready reports whether the node can serve submissions: it knows a leader
-// and the cluster's identity, and if it leads, has applied all before it.
+// and the cluster's identity, and if it leads, has applied all before it
+// and may stamp (see the time guard).
 func (n *Node) Ready() bool {
 	if n.raft.State() == raft.Leader {
-		return n.ready.Load() // set once the barrier after the election passed
+		// Set once the barrier after the election passed; and a leader
+		// stamps only with a clock the cluster agrees with.
+		return n.ready.Load() && n.clock.check(n.fsm.lastTime.Load()) == nil
 	}
 	_, leader := n.raft.LeaderWithID()
 	g, _ := n.fsm.clusterInfo()

@@ -82,3 +82,6 @@ func (n *Node) Members() (clusterID, origin string, members []notaryapi.MemberIn
 	}
 	return clusterID, origin, members
 }
+
+// Time is this node's clock, for the other nodes to compare theirs with.
+func (n *Node) Time() time.Time { return n.cfg.Clock() }

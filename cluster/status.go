@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -50,5 +51,10 @@ func (n *Node) Status() notaryapi.Status {
 		n.beats.mu.Unlock()
 	}
 	st.Batches = n.metrics.snapshot()
+	st.Alerts = n.clock.alerts(n.cfg.ID, n.fsm.lastTime.Load())
+	if refused := n.fsm.refused.Load(); refused > 0 {
+		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertRefusedCommands, Node: n.cfg.ID,
+			Message: fmt.Sprintf("%s's state machine refused %d raft commands (see its log): someone with raft access sent invalid ones", n.cfg.ID, refused)})
+	}
 	return st
 }

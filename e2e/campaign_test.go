@@ -20,8 +20,8 @@ import (
 
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
-	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/peer"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // The long campaign's settings (make campaign DURATION=30m SEED=N).
@@ -402,7 +402,10 @@ func (c *campCluster) collect(h *history) checkInput {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	in := checkInput{ops: slices.Clone(h.ops), receipts: slices.Clone(h.receipts), submitted: h.submitted, foreign: h.foreign,
-		leaves: leaves[:final.Size], final: note, policy: c.policy(), linearizeTimeout: 2 * time.Minute}
+		leaves: leaves[:final.Size], final: note, policy: c.policy(), linearizeTimeout: 2 * time.Minute,
+		// A node stamps with its clock when it proposes, while the request
+		// is in flight; the time guard lets a leader be up to 1 s off.
+		start: h.start, clockBound: 2 * time.Second}
 	for cp := range h.checkpoints {
 		in.checkpoints = append(in.checkpoints, []byte(cp))
 	}
@@ -454,11 +457,11 @@ func consultationsThroughFailover(t *testing.T, c *campCluster, h *history, nm *
 	cs := make([]*consult, consultations)
 	for i := range cs {
 		room := s.createRoom(t, randomToken(fmt.Sprintf("patient%d", i)), randomToken(fmt.Sprintf("physician%d", i)))
-		pat, err := peer.Join(ctx, peer.Config{URL: s.ws, Token: room.Tokens[session.RolePatient], Loopback: true, Policy: &policy})
+		pat, err := peer.Join(ctx, peer.Config{URL: s.ws, Token: room.Tokens[signalapi.RolePatient], Loopback: true, Policy: &policy})
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc, err := peer.Join(ctx, peer.Config{URL: s.ws, Token: room.Tokens[session.RolePhysician], Loopback: true, Policy: &policy})
+		doc, err := peer.Join(ctx, peer.Config{URL: s.ws, Token: room.Tokens[signalapi.RolePhysician], Loopback: true, Policy: &policy})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -84,7 +84,8 @@ func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 // own in between, and lookups find receipts or, in time, nothing.
 func (f *fabrication) good() checkInput {
 	f.t.Helper()
-	in := checkInput{submitted: map[notary.Commitment]bool{}, foreign: map[notary.Commitment]bool{}, policy: f.policy}
+	in := checkInput{submitted: map[notary.Commitment]bool{}, foreign: map[notary.Commitment]bool{}, policy: f.policy,
+		start: time.UnixMilli(f.base), clockBound: time.Second}
 	var cs []notary.Commitment
 	for i := range 13 {
 		var c notary.Commitment
@@ -203,6 +204,22 @@ func TestCheckerRejectsBadHistories(t *testing.T) {
 			f.resign(in)
 		},
 		want: func(r *checkResult) []string { return r.timestamps },
+	}, {
+		name: "a leaf stamped a year after its request was acknowledged (a leader's clock ahead)",
+		break_: func(f *fabrication, in *checkInput) {
+			in.leaves[12].Timestamp = f.base + (365 * 24 * time.Hour).Milliseconds()
+			f.resign(in)
+		},
+		want: func(r *checkResult) []string { return r.clock },
+	}, {
+		name: "leaves stamped an hour before their requests were sent (a leader's clock behind)",
+		break_: func(f *fabrication, in *checkInput) {
+			for i := range in.leaves {
+				in.leaves[i].Timestamp -= time.Hour.Milliseconds()
+			}
+			f.resign(in)
+		},
+		want: func(r *checkResult) []string { return r.clock },
 	}, {
 		name: "checkpoint timestamp going backwards with the size",
 		break_: func(f *fabrication, in *checkInput) {

@@ -27,6 +27,11 @@ type checkInput struct {
 	policy notary.Policy
 	// linearizeTimeout bounds porcupine on each part of the history.
 	linearizeTimeout time.Duration
+	// start is the wall-clock time the history's times count from, and
+	// clockBound how far a leaf's timestamp may be from the time its
+	// request was in flight.
+	start      time.Time
+	clockBound time.Duration
 }
 
 // checkResult is what the checker found. Each list holds violations, one
@@ -40,6 +45,7 @@ type checkResult struct {
 	receipts        []string // a receipt that does not verify
 	inconsistent    []string // a checkpoint that is not a prefix of the final log
 	timestamps      []string // a leaf or checkpoint timestamp going backwards
+	clock           []string // a leaf stamped outside the time its request was in flight
 	duplicates      []string // a commitment logged twice
 	unexplained     []string // a leaf nobody submitted, or a final checkpoint that does not match the log
 }
@@ -52,7 +58,7 @@ func (r *checkResult) violations() []string {
 		list []string
 	}{
 		{"linearizability", r.linearizability}, {"lost", r.lost}, {"receipt", r.receipts},
-		{"checkpoint", r.inconsistent}, {"timestamp", r.timestamps}, {"duplicate", r.duplicates}, {"log", r.unexplained},
+		{"checkpoint", r.inconsistent}, {"timestamp", r.timestamps}, {"clock", r.clock}, {"duplicate", r.duplicates}, {"log", r.unexplained},
 	} {
 		for _, v := range c.list {
 			out = append(out, c.name+": "+v)
@@ -70,8 +76,45 @@ func check(in checkInput) *checkResult {
 	}
 	checkCheckpoints(in, res, log, final)
 	checkReceipts(in, res, final)
+	checkClock(in, res)
 	checkLinearizable(in, res)
 	return res
+}
+
+// checkClock checks that every leaf the history's clients submitted is
+// stamped with the true time: no earlier than its first request was sent
+// and no later than its first acknowledgement came, within clockBound. A
+// leader whose clock is off must not stamp (the time guard).
+func checkClock(in checkInput, res *checkResult) {
+	first, acked := map[notary.Commitment]time.Duration{}, map[notary.Commitment]time.Duration{}
+	for _, op := range in.ops {
+		if op.kind != opNotarize {
+			continue
+		}
+		for _, c := range op.commitments {
+			if t, ok := first[c]; !ok || op.call < t {
+				first[c] = op.call
+			}
+			if t, ok := acked[c]; op.ok && op.ret != noReturn && (!ok || op.ret < t) {
+				acked[c] = op.ret
+			}
+		}
+	}
+	for i, l := range in.leaves {
+		sent, ok := first[l.Commitment]
+		if !ok {
+			continue // a consultation's, or unexplained (checked elsewhere)
+		}
+		ts := time.UnixMilli(l.Timestamp)
+		if lo := in.start.Add(sent - in.clockBound); ts.Before(lo) {
+			res.clock = append(res.clock, fmt.Sprintf("leaf %d is stamped %s, %v before its request was sent", i, ts.UTC().Format(time.RFC3339Nano), in.start.Add(sent).Sub(ts)))
+		}
+		if ret, ok := acked[l.Commitment]; ok {
+			if hi := in.start.Add(ret + in.clockBound); ts.After(hi) {
+				res.clock = append(res.clock, fmt.Sprintf("leaf %d is stamped %s, %v after its request was acknowledged", i, ts.UTC().Format(time.RFC3339Nano), ts.Sub(in.start.Add(ret))))
+			}
+		}
+	}
 }
 
 // merkleLog is the final log's Merkle tree, rebuilt from its leaves with

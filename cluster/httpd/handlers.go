@@ -401,12 +401,18 @@ func (a *api) keys(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// time serves the node's clock: the other nodes compare theirs with it.
+func (a *api) time(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	httpapi.WriteJSON(w, http.StatusOK, notaryapi.TimeResponse{UnixMillis: a.Cluster.Time().UnixMilli()})
+}
+
 // status serves the node's status: its health to anyone, the peers and
 // their addresses (the cluster's topology) with an operator token only.
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	st := a.Cluster.Status()
 	if !a.Tokens.Role(r).Allows(auth.RoleOperator) {
-		st.Peers = nil
+		st.Peers, st.Alerts = nil, nil
 	}
 	httpapi.WriteJSON(w, http.StatusOK, st)
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/telenotary/telenotary/cluster/auth"
 	"github.com/telenotary/telenotary/cluster/httpapi"
@@ -38,6 +39,8 @@ type Cluster interface {
 	Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error)
 	Remove(ctx context.Context, id string) error
 	Transfer(ctx context.Context, id string) error
+	// Time is the node's clock.
+	Time() time.Time
 	// Subscribe follows the node's events until cancel is called; the
 	// channel closes when the node stops.
 	Subscribe() (events <-chan notaryapi.Event, cancel func(), err error)
@@ -125,6 +128,7 @@ func (a *api) routes() []route {
 		{"GET /v1/leaves", a.leaves},
 		{"GET /v1/keys", a.keys},
 		{"GET /v1/status", a.status},
+		{"GET /v1/time", a.time},
 		{"GET /v1/events", a.events},
 		{"POST /v1/cluster/join", a.join},
 		{"POST /v1/cluster/remove", a.remove},

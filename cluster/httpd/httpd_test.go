@@ -45,6 +45,7 @@ var apiCodes = []*httpapi.Code{
 	httpapi.ErrBadRequest, httpapi.ErrUnauthorized, httpapi.ErrForbidden, httpapi.ErrNotFound, httpapi.ErrMethodNotAllowed,
 	httpapi.ErrTooLarge, httpapi.ErrTimeout, httpapi.ErrCanceled, httpapi.ErrInternal, httpapi.ErrRateLimited,
 	notaryapi.ErrNotLeader, notaryapi.ErrNoLeader, notaryapi.ErrOverloaded, notaryapi.ErrWrongCluster,
+	notaryapi.ErrClockSkew, notaryapi.ErrLogTimeAhead,
 }
 
 // testAPI serves the API over a memNode of three signers.
@@ -244,7 +245,7 @@ func TestOpenAPILive(t *testing.T) {
 	want(200, "batch", st, b)
 	for _, path := range []string{"/v1/receipts/" + c2, "/v1/receipts/" + c2 + "?signatures=2", "/v1/checkpoint", "/v1/checkpoint?size=1&signatures=3",
 		"/v1/proofs/inclusion?index=0", "/v1/proofs/inclusion?index=1&size=3", "/v1/proofs/consistency?from=1&to=3", "/v1/proofs/consistency",
-		"/v1/leaves?start=0&count=10", "/v1/keys", "/v1/status", "/metrics", "/healthz", "/readyz"} {
+		"/v1/leaves?start=0&count=10", "/v1/keys", "/v1/status", "/v1/time", "/metrics", "/healthz", "/readyz"} {
 		st, _, b := do("GET", path, "", "")
 		want(200, path, st, b)
 	}

@@ -138,6 +138,8 @@ func (n *memNode) Status() notaryapi.Status {
 
 func (n *memNode) Ready() bool { return true }
 
+func (n *memNode) Time() time.Time { return time.Now() }
+
 func (n *memNode) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -31,6 +31,14 @@ var (
 	// ErrOverloaded: the node has more work queued than it takes. Back off
 	// and retry.
 	ErrOverloaded = &httpapi.Code{Name: "overloaded", Status: http.StatusServiceUnavailable, Title: "overloaded"}
+	// ErrClockSkew: the leader's clock does not agree with a majority of
+	// the cluster's, so it stamps nothing; it hands leadership to a node
+	// whose clock agrees. Retry after a moment.
+	ErrClockSkew = &httpapi.Code{Name: "clock_skew", Status: http.StatusServiceUnavailable, Title: "the leader's clock disagrees with the cluster's"}
+	// ErrLogTimeAhead: the log's newest leaf is stamped ahead of the
+	// cluster's clock (an earlier fault); no leader stamps until that time
+	// has passed. An operator must act: see docs/OPERATIONS.md.
+	ErrLogTimeAhead = &httpapi.Code{Name: "log_time_ahead", Status: http.StatusServiceUnavailable, Title: "the log's time is ahead of the cluster's clock"}
 	// ErrWrongCluster: a node of one cluster asked to join another. Give
 	// it an empty data directory, or point it at its own cluster.
 	ErrWrongCluster = &httpapi.Code{Name: "wrong_cluster", Status: http.StatusConflict, Title: "node of another cluster"}

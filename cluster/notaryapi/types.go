@@ -118,6 +118,37 @@ type Status struct {
 	CheckpointTime int64        `json:"checkpoint_time"`
 	Peers          []PeerStatus `json:"peers"`
 	Batches        BatchStats   `json:"batches"`
+	// Alerts are what an operator must act on now, as this node sees it
+	// (operator token only).
+	Alerts []Alert `json:"alerts"`
+}
+
+// AlertKind tells alerts apart.
+type AlertKind string
+
+// Kinds of alerts.
+const (
+	// AlertClockSkew: a node's clock disagrees with the cluster's; as
+	// leader it stamps nothing.
+	AlertClockSkew AlertKind = "clock-skew"
+	// AlertLogTimeAhead: the log's newest leaf is stamped in the future.
+	AlertLogTimeAhead AlertKind = "log-time-ahead"
+	// AlertRefusedCommands: the state machine refused raft commands.
+	AlertRefusedCommands AlertKind = "refused-commands"
+)
+
+// Alert is a condition an operator must act on.
+type Alert struct {
+	Kind AlertKind `json:"kind"`
+	// Node is the node concerned.
+	Node    string `json:"node"`
+	Message string `json:"message"`
+}
+
+// TimeResponse answers GET /v1/time: the node's clock, for the other
+// nodes to compare theirs with.
+type TimeResponse struct {
+	UnixMillis int64 `json:"unix_ms"`
 }
 
 // StateLeader is the State of a leader in a Status.

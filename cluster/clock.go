@@ -1,0 +1,230 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+)
+
+// The time guard. A leader stamps every batch with its clock (never going
+// back), so one node whose clock is wrong would freeze the log's time or
+// push it forward for every later receipt. Every node compares its clock
+// with the other members' a few times a second (GET /v1/time, halfway
+// through the round trip), and a leader stamps only while its clock agrees,
+// within Config.MaxClockSkew, with those of a majority of the voters,
+// itself included, and while the log's newest time is not ahead of it.
+// Otherwise it refuses writes with 503 and an alert, hands leadership to a
+// voter whose clock agrees, and stamps nothing.
+
+// clockInterval is how often a node compares its clock with its peers'.
+const clockInterval = 500 * time.Millisecond
+
+// clockFresh is how long a comparison stands: a leader whose last one is
+// older does not stamp.
+const clockFresh = 3 * clockInterval
+
+// clockGuard holds a node's latest comparison of its clock with the others'.
+type clockGuard struct {
+	now    func() time.Time
+	bound  time.Duration
+	client *http.Client
+
+	mu      sync.Mutex // guards below
+	checked time.Time  // by now, when the last comparison finished
+	agrees  bool       // a majority of voters, this node included, agrees with its clock
+	offsets map[string]time.Duration
+	failed  map[string]error // peers that did not answer
+	voters  int
+}
+
+// peerTime asks a peer's API for its clock and returns how far it is from
+// this node's, counted at the middle of the round trip, and the
+// uncertainty: half the round trip.
+func (g *clockGuard) peerTime(ctx context.Context, base string) (offset, uncertainty time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, clockInterval)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/time", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	t0 := g.now()
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var body notaryapi.TimeResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<10)).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("GET %s/v1/time: HTTP %d %v", base, resp.StatusCode, err)
+	}
+	t1 := g.now()
+	mid := t0.Add(t1.Sub(t0) / 2)
+	return time.UnixMilli(body.UnixMillis).Sub(mid), t1.Sub(t0)/2 + time.Millisecond, nil
+}
+
+// compare measures the clocks of the voters it knows the addresses of
+// against this node's, and records whether a majority of all voters
+// (voterCount, this node among them) agrees with it.
+func (g *clockGuard) compare(ctx context.Context, self string, voters []notaryapi.MemberInfo, voterCount int) {
+	type answer struct {
+		id                  string
+		offset, uncertainty time.Duration
+		err                 error
+	}
+	answers := make(chan answer, len(voters))
+	var wg sync.WaitGroup
+	for _, m := range voters {
+		if m.ID == self {
+			continue
+		}
+		wg.Go(func() {
+			off, unc, err := g.peerTime(ctx, m.HTTPAddr)
+			answers <- answer{m.ID, off, unc, err}
+		})
+	}
+	wg.Wait()
+	close(answers)
+	agree := 1 // this node agrees with itself
+	offsets, failed := map[string]time.Duration{}, map[string]error{}
+	for a := range answers {
+		if a.err != nil {
+			failed[a.id] = a.err
+			continue
+		}
+		offsets[a.id] = a.offset
+		if a.offset.Abs() <= g.bound+a.uncertainty {
+			agree++
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.checked, g.offsets, g.failed, g.voters = g.now(), offsets, failed, max(voterCount, 1)
+	g.agrees = agree > g.voters/2
+}
+
+// check says whether this node may stamp now, with a log whose newest
+// leaf has timestamp lastMillis: nil, or an error wrapping ErrClockSkew or
+// ErrLogTimeAhead.
+func (g *clockGuard) check(lastMillis int64) error {
+	now := g.now()
+	g.mu.Lock()
+	agrees, checked := g.agrees, g.checked
+	g.mu.Unlock()
+	switch {
+	case now.Sub(checked) > clockFresh || checked.Sub(now) > clockFresh:
+		return fmt.Errorf("%w: this node has not compared its clock with the cluster's since %s", notaryapi.ErrClockSkew, checked.UTC().Format(time.RFC3339))
+	case !agrees:
+		return fmt.Errorf("%w: this node's clock does not agree with a majority of the cluster's within %v; it stamps nothing until it does", notaryapi.ErrClockSkew, g.bound)
+	case time.UnixMilli(lastMillis).Sub(now) > g.bound:
+		return fmt.Errorf("%w: the log's newest leaf is stamped %s, %v ahead of the cluster's clock; see OPERATIONS.md, \"A log stamped in the future\"",
+			notaryapi.ErrLogTimeAhead, time.UnixMilli(lastMillis).UTC().Format(time.RFC3339), time.UnixMilli(lastMillis).Sub(now).Round(time.Second))
+	}
+	return nil
+}
+
+// alerts describes what an operator must know of the clocks: this node's
+// own disagreement, peers whose clocks are off, a log stamped ahead.
+func (g *clockGuard) alerts(id string, lastMillis int64) []notaryapi.Alert {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []notaryapi.Alert
+	if !g.checked.IsZero() && !g.agrees {
+		out = append(out, notaryapi.Alert{Kind: notaryapi.AlertClockSkew, Node: id,
+			Message: fmt.Sprintf("%s's clock does not agree with a majority of the cluster's within %v: as leader it would stamp nothing", id, g.bound)})
+	}
+	for peer, off := range g.offsets {
+		if off.Abs() > g.bound {
+			out = append(out, notaryapi.Alert{Kind: notaryapi.AlertClockSkew, Node: peer,
+				Message: fmt.Sprintf("%s's clock is %v from %s's", peer, off.Round(time.Millisecond), id)})
+		}
+	}
+	if ahead := time.UnixMilli(lastMillis).Sub(now); ahead > g.bound {
+		out = append(out, notaryapi.Alert{Kind: notaryapi.AlertLogTimeAhead, Node: id,
+			Message: fmt.Sprintf("the log's newest leaf is stamped %v ahead of %s's clock: no leader stamps until that time has passed", ahead.Round(time.Second), id)})
+	}
+	return out
+}
+
+// watchClock compares this node's clock with the others' every
+// clockInterval until ctx ends; a leader whose clock disagrees hands
+// leadership to a voter whose clock agrees with the majority.
+func (n *Node) watchClock(ctx context.Context) {
+	tick := time.NewTicker(clockInterval)
+	defer tick.Stop()
+	var lastHandOff time.Time
+	for {
+		_, members := n.fsm.clusterInfo()
+		voters, count := n.voters(members)
+		n.clock.compare(ctx, n.cfg.ID, voters, count)
+		if n.raft.State() == raft.Leader && n.clock.check(n.fsm.lastTime.Load()) != nil && time.Since(lastHandOff) > 5*time.Second {
+			if to := n.clock.agreeingPeer(); to != "" {
+				lastHandOff = time.Now()
+				n.logger.Warn("this node's clock disagrees with the cluster's: handing leadership on", "to", to)
+				if err := n.Transfer(ctx, to); err != nil {
+					n.logger.Warn("leadership hand-off failed", "to", to, "error", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// agreeingPeer names a peer whose clock agrees with this node's view of
+// the majority: when this node's clock is the one that is off, a peer
+// whose offset from it is the median of the others'.
+func (g *clockGuard) agreeingPeer() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// The peers agree among themselves where this node disagrees: pick the
+	// one closest to the others' mean offset.
+	if len(g.offsets) == 0 {
+		return ""
+	}
+	var sum time.Duration
+	for _, off := range g.offsets {
+		sum += off
+	}
+	mean := sum / time.Duration(len(g.offsets))
+	best, bestDist := "", time.Duration(-1)
+	for id, off := range g.offsets {
+		if d := (off - mean).Abs(); bestDist < 0 || d < bestDist {
+			best, bestDist = id, d
+		}
+	}
+	return best
+}
+
+// voters returns the members that vote in raft's configuration and the
+// number of voters (some may have no member record yet); with no
+// configuration to read, all members.
+func (n *Node) voters(members []notaryapi.MemberInfo) ([]notaryapi.MemberInfo, int) {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return members, len(members)
+	}
+	voting := map[string]bool{}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voting[string(s.ID)] = true
+		}
+	}
+	var out []notaryapi.MemberInfo
+	for _, m := range members {
+		if voting[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out, len(voting)
+}
