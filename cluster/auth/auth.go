@@ -24,19 +24,23 @@ import (
 // Role is what a bearer token may do.
 type Role int
 
-// Roles, each allowed what the one before is.
+// Roles. An operator may do everything; the others only their own thing.
 const (
 	// RoleNone is no valid token.
 	RoleNone Role = iota
 	// RoleSubmitter notarizes (a node), or creates rooms (the signalling
 	// server: an app backend).
 	RoleSubmitter
-	// RoleOperator may also change the cluster (join, remove, transfer
-	// leadership) and watch live sessions.
+	// RoleJoiner may only ask a cluster to add a node: the credential a
+	// new node keeps (--join-token-file), useless for anything else.
+	RoleJoiner
+	// RoleOperator may do all of the above and change the cluster
+	// (remove, transfer leadership), see its topology and watch live
+	// sessions.
 	RoleOperator
 )
 
-var roleNames = map[Role]string{RoleNone: "none", RoleSubmitter: "submitter", RoleOperator: "operator"}
+var roleNames = map[Role]string{RoleNone: "none", RoleSubmitter: "submitter", RoleJoiner: "join", RoleOperator: "operator"}
 
 func (r Role) String() string { return roleNames[r] }
 
@@ -47,11 +51,11 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return RoleNone, fmt.Errorf("role %q is neither submitter nor operator", s)
+	return RoleNone, fmt.Errorf("role %q is none of submitter, join or operator", s)
 }
 
 // Allows reports whether a token of role r may do what needs role need.
-func (r Role) Allows(need Role) bool { return r != RoleNone && r >= need }
+func (r Role) Allows(need Role) bool { return r != RoleNone && (r == need || r == RoleOperator) }
 
 // MinTokenLength keeps guessable tokens out of token files.
 const MinTokenLength = 16
@@ -63,7 +67,7 @@ type Tokens struct {
 }
 
 // ParseTokens reads a token file: one "<role> <token>" per line, role
-// submitter or operator, tokens at least MinTokenLength characters and
+// submitter, join or operator, tokens at least MinTokenLength characters and
 // each listed once; blank lines and lines starting with # are ignored. An
 // error names the line.
 func ParseTokens(text []byte) (*Tokens, error) {

@@ -27,7 +27,7 @@ func TestParseTokens(t *testing.T) {
 
 // TestAuthorize: roles allow what they should, nothing more.
 func TestAuthorize(t *testing.T) {
-	tok, err := ParseTokens([]byte("submitter sub-0123456789abcdef\noperator op-0123456789abcdef\n"))
+	tok, err := ParseTokens([]byte("submitter sub-0123456789abcdef\noperator op-0123456789abcdef\njoin join-0123456789abcdef\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +40,11 @@ func TestAuthorize(t *testing.T) {
 		{"bearer op-0123456789abcdef", RoleSubmitter, nil},
 		{"Bearer op-0123456789abcdef", RoleOperator, nil},
 		{"Bearer sub-0123456789abcdef", RoleOperator, httpapi.ErrForbidden},
+		{"Bearer sub-0123456789abcdef", RoleJoiner, httpapi.ErrForbidden},
+		{"Bearer op-0123456789abcdef", RoleJoiner, nil},
+		{"Bearer join-0123456789abcdef", RoleJoiner, nil},
+		{"Bearer join-0123456789abcdef", RoleSubmitter, httpapi.ErrForbidden},
+		{"Bearer join-0123456789abcdef", RoleOperator, httpapi.ErrForbidden},
 		{"Bearer sub-0123456789abcdeX", RoleSubmitter, httpapi.ErrUnauthorized},
 		{"Basic sub-0123456789abcdef", RoleSubmitter, httpapi.ErrUnauthorized},
 		{"", RoleSubmitter, httpapi.ErrUnauthorized},

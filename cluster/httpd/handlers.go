@@ -426,7 +426,7 @@ func (a *api) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) join(w http.ResponseWriter, r *http.Request) {
-	a.operatorAction(w, r, func(body []byte) (any, error) {
+	a.clusterAction(w, r, auth.RoleJoiner, func(body []byte) (any, error) {
 		var req notaryapi.JoinRequest
 		if err := httpapi.DecodeJSON(body, &req); err != nil {
 			return nil, err
@@ -439,7 +439,7 @@ func (a *api) join(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) remove(w http.ResponseWriter, r *http.Request) {
-	a.operatorAction(w, r, func(body []byte) (any, error) {
+	a.clusterAction(w, r, auth.RoleOperator, func(body []byte) (any, error) {
 		var req notaryapi.MemberRequest
 		if err := httpapi.DecodeJSON(body, &req); err != nil {
 			return nil, err
@@ -452,7 +452,7 @@ func (a *api) remove(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) transfer(w http.ResponseWriter, r *http.Request) {
-	a.operatorAction(w, r, func(body []byte) (any, error) {
+	a.clusterAction(w, r, auth.RoleOperator, func(body []byte) (any, error) {
 		var req notaryapi.MemberRequest
 		if len(bytes.TrimSpace(body)) > 0 {
 			if err := httpapi.DecodeJSON(body, &req); err != nil {
@@ -467,10 +467,10 @@ func (a *api) transfer(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// operatorAction authorizes an operator request, forwards it to the leader
-// from a follower, and runs it on the leader.
-func (a *api) operatorAction(w http.ResponseWriter, r *http.Request, act func(body []byte) (any, error)) {
-	if err := a.Tokens.Authorize(r, auth.RoleOperator); err != nil {
+// clusterAction authorizes a change of the cluster for role, forwards it
+// to the leader from a follower, and runs it on the leader.
+func (a *api) clusterAction(w http.ResponseWriter, r *http.Request, role auth.Role, act func(body []byte) (any, error)) {
+	if err := a.Tokens.Authorize(r, role); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -37,6 +37,7 @@ const (
 	testOrigin     = "httpd.test/log"
 	submitterToken = "submitter-token-0123456789"
 	operatorToken  = "operator-token-0123456789"
+	joinToken      = "join-token-0123456789abcd"
 )
 
 // apiCodes are every code the API answers with: httpapi's and
@@ -55,7 +56,7 @@ func testAPI(t *testing.T) (*memNode, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\noperator " + operatorToken + "\n"))
+	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\noperator " + operatorToken + "\njoin " + joinToken + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +355,7 @@ func TestSecurityAsDocumented(t *testing.T) {
 			what := method + " " + path
 			switch {
 			case role == "none" && len(scopes) == 0:
-			case (role == "submitter" || role == "operator") && slices.Equal(scopes, []string{role}):
+			case (role == "submitter" || role == "join" || role == "operator") && slices.Equal(scopes, []string{role}):
 			default:
 				t.Errorf("%s: x-required-role %q and security scopes %v disagree", what, role, scopes)
 				continue
@@ -373,9 +374,14 @@ func TestSecurityAsDocumented(t *testing.T) {
 			if st != http.StatusUnauthorized {
 				t.Errorf("%s needs a %s token but answers %d without one", what, role, st)
 			}
-			if role == "operator" {
+			if role == "operator" || role == "join" {
 				if st, _, _ := exchange(t, http.DefaultClient, method, url, submitterToken, "{}"); st != http.StatusForbidden {
-					t.Errorf("%s needs an operator token but answers %d to a submitter's", what, st)
+					t.Errorf("%s needs a %s token but answers %d to a submitter's", what, role, st)
+				}
+			}
+			if role == "operator" || role == "submitter" {
+				if st, _, _ := exchange(t, http.DefaultClient, method, url, joinToken, "{}"); st != http.StatusForbidden {
+					t.Errorf("%s needs a %s token but answers %d to a join token", what, role, st)
 				}
 			}
 		}
