@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/notary"
-	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/peer"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // signalProc is a `telenotary signal` process.
@@ -86,7 +86,7 @@ func startSignal(t *testing.T, c *procCluster, dir string) *signalProc {
 }
 
 // createRoom asks the server for a room for two pseudonymous subjects.
-func (s *signalProc) createRoom(t *testing.T, patient, physician string) session.CreateRoomResponse {
+func (s *signalProc) createRoom(t *testing.T, patient, physician string) signalapi.CreateRoomResponse {
 	t.Helper()
 	body := fmt.Sprintf(`{"patient":%q,"physician":%q}`, patient, physician)
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/rooms", strings.NewReader(body))
@@ -97,7 +97,7 @@ func (s *signalProc) createRoom(t *testing.T, patient, physician string) session
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	var room session.CreateRoomResponse
+	var room signalapi.CreateRoomResponse
 	if resp.StatusCode != http.StatusCreated || json.Unmarshal(data, &room) != nil {
 		t.Fatalf("POST /v1/rooms: HTTP %d %s", resp.StatusCode, data)
 	}
@@ -125,8 +125,8 @@ func TestNoPatientDataAtRest(t *testing.T) {
 		secrets = append(secrets, []byte(patient), []byte(physician))
 		room := s.createRoom(t, patient, physician)
 		pat, doc, err := peer.Pair(ctx,
-			peer.Config{URL: s.ws, Token: room.Tokens[session.RolePatient], Loopback: true},
-			peer.Config{URL: s.ws, Token: room.Tokens[session.RolePhysician], Loopback: true})
+			peer.Config{URL: s.ws, Token: room.Tokens[signalapi.RolePatient], Loopback: true},
+			peer.Config{URL: s.ws, Token: room.Tokens[signalapi.RolePhysician], Loopback: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,10 +23,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/telenotary/telenotary/notary"
-	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/internal/browser"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
 	"github.com/telenotary/telenotary/session/peer"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // The browser tests drive the consultation client of /app/ in headless
@@ -173,7 +173,7 @@ func TestBrowserToBrowser(t *testing.T) {
 	// The end record, as the physician downloads it, holds the fingerprints
 	// each browser announced and each saw: they agree, no mismatch.
 	eb := verifyDownload(t, physician, endEntry.Commitment, n.Policy, notary.KindSessionEnd)
-	var rec session.Record
+	var rec signalapi.Record
 	if err := json.Unmarshal(eb.Document, &rec); err != nil {
 		t.Fatalf("session-end record: %v", err)
 	}
@@ -181,7 +181,7 @@ func TestBrowserToBrowser(t *testing.T) {
 		t.Fatalf("session-end record: phase %q, reason %q, mismatch %v, %d prescriptions, %d participants",
 			rec.Phase, rec.EndReason, rec.FingerprintMismatch, len(rec.Prescriptions), len(rec.Participants))
 	}
-	pages := map[string]appState{"patient": ps, "physician": ds}
+	pages := map[signalapi.Role]appState{signalapi.RolePatient: ps, signalapi.RolePhysician: ds}
 	for i, p := range rec.Participants {
 		other := rec.Participants[1-i]
 		if len(p.Fingerprints) != 1 || p.SawPeer == nil || len(other.Fingerprints) != 1 {
@@ -232,8 +232,8 @@ func TestBrowserPatientGoPhysician(t *testing.T) {
 
 	jctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	doc := newGoPhysician(t, jctx, sig.WS, physicianTok, &n.Policy)
-	if err := doc.Connected(jctx); err != nil {
+	physician := newGoPhysician(t, jctx, sig.WS, physicianTok, &n.Policy)
+	if err := physician.Connected(jctx); err != nil {
 		t.Fatalf("Go physician: data channel: %v", err)
 	}
 	s := patient.waitFor("the data channel to open and a candidate pair to be selected", func(s appState) bool {
@@ -243,7 +243,7 @@ func TestBrowserPatientGoPhysician(t *testing.T) {
 
 	// Chat between the SDK and the page.
 	got := make(chan string, 4)
-	doc.OnMessage(func(b []byte) { got <- string(b) })
+	physician.OnMessage(func(b []byte) { got <- string(b) })
 	patient.chat("Hello from the browser")
 	select {
 	case m := <-got:
@@ -253,21 +253,21 @@ func TestBrowserPatientGoPhysician(t *testing.T) {
 	case <-jctx.Done():
 		t.Fatal("the Go physician received no chat message")
 	}
-	if err := doc.Send([]byte(`{"type":"chat","text":"Hello from Go"}`)); err != nil {
+	if err := physician.Send([]byte(`{"type":"chat","text":"Hello from Go"}`)); err != nil {
 		t.Fatal(err)
 	}
 	patient.waitFor("the Go physician's chat message", func(s appState) bool { return s.said("peer", "Hello from Go") })
 
 	// Both fingerprints as each side saw them.
 	s = patient.waitFor("the fingerprint report", func(s appState) bool { return s.ReportedFingerprint != "" })
-	local, err := doc.LocalFingerprint()
+	local, err := physician.LocalFingerprint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.PeerFingerprint != local.String() || s.RemoteSdpFingerprint != local.String() {
 		t.Errorf("the browser saw %s (SDP announced %s); the Go physician's certificate is %s", s.PeerFingerprint, s.RemoteSdpFingerprint, local)
 	}
-	if saw, ok := doc.SawPeer(); !ok || saw.String() != s.LocalFingerprint {
+	if saw, ok := physician.SawPeer(); !ok || saw.String() != s.LocalFingerprint {
 		t.Errorf("the Go physician saw %v (%v); the browser's SDP announced %s", saw, ok, s.LocalFingerprint)
 	}
 
@@ -276,7 +276,7 @@ func TestBrowserPatientGoPhysician(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := doc.Prescribe(jctx, "rx-from-go", rxFile)
+	rc, err := physician.Prescribe(jctx, "rx-from-go", rxFile)
 	if err != nil {
 		t.Fatalf("Go physician: prescribe: %v", err)
 	}
@@ -286,7 +286,7 @@ func TestBrowserPatientGoPhysician(t *testing.T) {
 	}
 
 	// The Go physician leaves; the page shows the end, verified.
-	end, err := doc.Leave(jctx, "done")
+	end, err := physician.Leave(jctx, "done")
 	if err != nil {
 		t.Fatalf("Go physician: leave: %v", err)
 	}
@@ -411,11 +411,11 @@ func TestBrowserReconnect(t *testing.T) {
 		}
 	}
 	eb := verifyDownload(t, patient, end[0].verified("session-end", "").Commitment, n.Policy, notary.KindSessionEnd)
-	var rec session.Record
+	var rec signalapi.Record
 	if err := json.Unmarshal(eb.Document, &rec); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][2]int{"patient": {2, 2}, "physician": {2, 2}} // reconnects, certificates
+	want := map[signalapi.Role][2]int{signalapi.RolePatient: {2, 2}, signalapi.RolePhysician: {2, 2}} // reconnects, certificates
 	for _, p := range rec.Participants {
 		w := want[p.Role]
 		if len(p.Reconnects) != w[0] || len(p.Fingerprints) != w[1] {
@@ -811,7 +811,7 @@ func checkFingerprints(t *testing.T, patient, physician appState) {
 		who       string
 		me, other appState
 	}{{"patient", patient, physician}, {"physician", physician, patient}} {
-		if _, err := session.ParseFingerprint(c.me.PeerFingerprint); err != nil {
+		if _, err := signalapi.ParseFingerprint(c.me.PeerFingerprint); err != nil {
 			t.Errorf("%s: reported fingerprint %q: %v", c.who, c.me.PeerFingerprint, err)
 		}
 		if c.me.PeerFingerprint != c.other.LocalFingerprint || c.me.ReportedFingerprint != c.me.PeerFingerprint ||
@@ -825,7 +825,7 @@ func checkFingerprints(t *testing.T, patient, physician appState) {
 	}
 }
 
-func sessionInfo(t *testing.T, sig *sessiontest.Signal, room string) *session.SessionInfo {
+func sessionInfo(t *testing.T, sig *sessiontest.Signal, room string) *signalapi.SessionInfo {
 	t.Helper()
 	for _, s := range sig.Server.Sessions().Sessions {
 		if s.Room == room {

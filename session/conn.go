@@ -1,9 +1,7 @@
 package session
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"sync"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/telenotary/telenotary/session/signalapi"
 	"golang.org/x/time/rate"
 )
 
@@ -21,40 +20,38 @@ const (
 	joinTimeout  = 10 * time.Second // from connecting to the join message
 )
 
-// conn is one client's WebSocket. Its reader runs the protocol; a writer
-// goroutine sends what the room queues, so no client can block a room.
+// conn is one client's WebSocket. Its reader (the HTTP server's goroutine,
+// in serve) runs the protocol; a writer goroutine sends what the room
+// queues, so no client can block a room, and a pinger checks the client
+// is alive. serve waits for both before it returns.
 type conn struct {
 	srv  *Server
 	ws   *websocket.Conn
 	send chan []byte
-	done chan struct{} // closed when the connection is finished
 
 	room *room // set by room.join; read only by the connection's reader
-	role int
+	role signalapi.Role
 	// roomID is the room's id once joined, for logs from other goroutines.
 	roomID atomic.Pointer[string]
 
-	closeOnce sync.Once
-	mu        sync.Mutex
-	closing   bool // no more messages are queued
-	status    websocket.StatusCode
-	reason    string
+	mu      sync.Mutex // guards closing, status and reason, and closing send
+	closing bool       // no more messages are queued
+	status  websocket.StatusCode
+	reason  string
 }
 
-// encode writes a message as JSON without escaping <, > and & for HTML,
-// so a bundle reaches the client as it was notarized.
-func encode(m *Message) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil { // a Message always encodes
-		panic(err)
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
+func newConn(s *Server, ws *websocket.Conn) *conn {
+	return &conn{srv: s, ws: ws, send: make(chan []byte, sendQueue)}
 }
 
-// enqueue queues a message without blocking; a client too slow to take its
-// messages is disconnected.
+// seat records the room and role a join gave the connection.
+func (c *conn) seat(r *room, role signalapi.Role) {
+	c.room, c.role = r, role
+	c.roomID.Store(&r.id)
+}
+
+// enqueue queues an encoded message without blocking; a client too slow
+// to take its messages is disconnected.
 func (c *conn) enqueue(data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -64,23 +61,23 @@ func (c *conn) enqueue(data []byte) {
 	select {
 	case c.send <- data:
 	default:
-		c.srv.log.Warn("dropping a client that does not read its messages", "room", c.logRoom())
+		c.srv.log.WarnContext(c.srv.ctx, "dropping a client that does not read its messages", "room", c.logRoom())
 		c.closeLocked(websocket.StatusPolicyViolation, "too slow")
 	}
 }
 
 // fail sends an error message, and closes the connection when it is fatal.
 // ref is the reference of the message at fault, if it had one.
-func (c *conn) fail(e *ProtocolError, ref string) {
-	c.srv.metrics.errors.WithLabelValues(e.Code).Inc()
-	c.enqueue(encode(&Message{Type: TypeError, Code: e.Code, Message: e.Message, Ref: ref}))
+func (c *conn) fail(e *signalapi.ProtocolError, ref string) {
+	c.srv.metrics.errors.WithLabelValues(string(e.Code)).Inc()
+	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeError, Code: e.Code, Message: e.Message, Ref: ref}))
 	if e.Fatal {
 		status := websocket.StatusPolicyViolation
-		if e.Code == CodeTooLarge {
+		if e.Code == signalapi.CodeTooLarge {
 			status = websocket.StatusMessageTooBig
 		}
 		c.mu.Lock()
-		c.closeLocked(status, e.Code)
+		c.closeLocked(status, string(e.Code))
 		c.mu.Unlock()
 	}
 }
@@ -109,10 +106,9 @@ func (c *conn) logRoom() string {
 	return ""
 }
 
-// serve runs the connection until it closes.
+// serve runs the connection until it closes, then leaves the room.
 func (c *conn) serve(ctx context.Context) {
-	defer close(c.done)
-	c.ws.SetReadLimit(MaxMessageSize + 1) // our own check answers too_large
+	c.ws.SetReadLimit(signalapi.MaxMessageSize + 1) // our own check answers too_large
 	writerDone := make(chan struct{})
 	go c.write(ctx, writerDone)
 	c.read(ctx)
@@ -125,6 +121,8 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
+// read takes the client's messages until the connection fails or a fatal
+// error closes it.
 func (c *conn) read(ctx context.Context) {
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.MessagesPerSecond), c.srv.cfg.MessageBurst)
 	joinCtx, cancelJoin := context.WithTimeout(ctx, joinTimeout)
@@ -134,60 +132,70 @@ func (c *conn) read(ctx context.Context) {
 		typ, r, err := c.ws.Reader(readCtx)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && c.room == nil {
-				c.fail(fatalErr(CodeNotJoined, "no join message within %s", joinTimeout), "")
+				c.fail(signalapi.RefuseFatal(signalapi.CodeNotJoined, "no join message within %s", joinTimeout), "")
 			}
 			return
 		}
-		data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+		data, err := io.ReadAll(io.LimitReader(r, signalapi.MaxMessageSize+1))
 		if err != nil {
 			return
 		}
 		if !lim.Allow() {
-			c.fail(fatalErr(CodeRateLimited, "more than %d messages a second", c.srv.cfg.MessagesPerSecond), "")
+			c.fail(signalapi.RefuseFatal(signalapi.CodeRateLimited, "more than %d messages a second", c.srv.cfg.MessagesPerSecond), "")
 			return
 		}
 		if typ != websocket.MessageText {
-			c.fail(protoErr(CodeBadMessage, "binary messages are not part of the protocol"), "")
+			c.fail(signalapi.Refuse(signalapi.CodeBadMessage, "binary messages are not part of the protocol"), "")
 			continue
 		}
 		c.srv.metrics.messages.Inc()
-		m, err := DecodeClientMessage(data)
-		ref := ""
-		if err == nil {
-			ref = m.Ref
-			err = c.handle(m)
-			if err == nil && c.room != nil && readCtx == joinCtx {
-				readCtx = ctx
-			}
+		if !c.take(data) {
+			return
 		}
-		var pe *ProtocolError
-		if errors.As(err, &pe) {
-			c.fail(pe, ref)
-			if pe.Fatal {
-				return
-			}
-		} else if err != nil {
-			c.fail(protoErr(CodeBadMessage, "%v", err), ref)
+		if c.room != nil && readCtx == joinCtx {
+			readCtx = ctx // joined: no more join deadline
 		}
 	}
 }
 
-func (c *conn) handle(m *Message) error {
+// take decodes and handles one message, answering an error message for a
+// refusal; it reports whether the connection stays open.
+func (c *conn) take(data []byte) bool {
+	m, err := signalapi.DecodeClientMessage(data)
+	ref := ""
+	if err == nil {
+		ref = m.Ref
+		err = c.handle(m)
+	}
+	if err == nil {
+		return true
+	}
+	var pe *signalapi.ProtocolError
+	if !errors.As(err, &pe) { // every refusal is one; anything else is a fault
+		c.srv.log.ErrorContext(c.srv.ctx, "message not handled", "room", c.logRoom(), "error", err)
+		pe = signalapi.Refuse(signalapi.CodeBadMessage, "%v", err)
+	}
+	c.fail(pe, ref)
+	return !pe.Fatal
+}
+
+func (c *conn) handle(m *signalapi.Message) error {
 	if c.room == nil {
-		if m.Type != TypeJoin {
-			return protoErr(CodeNotJoined, "send join with your room token before %s", m.Type)
+		if m.Type != signalapi.TypeJoin {
+			return signalapi.Refuse(signalapi.CodeNotJoined, "send join with your room token before %s", m.Type)
 		}
 		return c.srv.join(c, m)
 	}
 	return c.room.handle(c, m)
 }
 
-// write sends queued messages and closes the socket after the last one.
+// write sends queued messages and closes the socket after the last one. It
+// runs the pinger and waits for it.
 func (c *conn) write(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	stopPing := make(chan struct{})
-	defer close(stopPing)
-	go c.ping(ctx, stopPing)
+	stopPing, pingDone := make(chan struct{}), make(chan struct{})
+	go c.ping(ctx, stopPing, pingDone)
+	defer func() { close(stopPing); <-pingDone }()
 	for {
 		select {
 		case data, ok := <-c.send:
@@ -215,8 +223,10 @@ func (c *conn) write(ctx context.Context, done chan struct{}) {
 }
 
 // ping checks that the client is alive; one that does not answer within a
-// ping interval is disconnected (and may come back within the grace window).
-func (c *conn) ping(ctx context.Context, stop chan struct{}) {
+// ping interval is disconnected (and may come back within the grace
+// window). It closes done when it returns.
+func (c *conn) ping(ctx context.Context, stop, done chan struct{}) {
+	defer close(done)
 	t := time.NewTicker(c.srv.cfg.PingInterval)
 	defer t.Stop()
 	for {
@@ -230,7 +240,7 @@ func (c *conn) ping(ctx context.Context, stop chan struct{}) {
 			err := c.ws.Ping(pctx)
 			cancel()
 			if err != nil {
-				c.srv.log.Debug("client did not answer a ping", "room", c.logRoom(), "err", err)
+				c.srv.log.DebugContext(ctx, "client did not answer a ping", "room", c.logRoom(), "error", err)
 				c.ws.CloseNow()
 				return
 			}

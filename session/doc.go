@@ -1,6 +1,62 @@
-// Package session is the WebRTC signalling server that relays consultations
-// between a patient's and a physician's app and notarizes their session
-// records and prescriptions through the cluster. See docs/PROTOCOL.md for
-// the WebSocket protocol; session/peer is the Go SDK for it and session/web
-// the browser pages the server serves.
+// Package session is the WebRTC signalling server: it relays a
+// consultation between a patient's and a physician's app, and notarizes
+// its session records and prescriptions through the notary cluster.
+//
+// # Rooms
+//
+// A room is one consultation: two seats, one patient and one physician,
+// each taken by the holder of a room token (a JWT naming the room, the
+// role and a pseudonymous subject; see [TokenKey]). An app backend gets
+// the tokens from POST /v1/rooms, or signs its own with the shared key; a
+// room then exists from its first join. Each participant opens the
+// WebSocket /v1/signal and joins; the server relays offers, answers and
+// candidates between them and checks every SDP ([CheckSDP]), keeping each
+// side's DTLS certificate fingerprint. A participant whose connection
+// drops has a grace window to come back; after it, or on leave, on the
+// room's maximum length or on shutdown, the session ends. A room holds
+// one session; its id is remembered until its tokens expire, so a token
+// cannot open it again.
+//
+// # Notarizations, in order
+//
+// Each room has one worker that notarizes its entries one after another,
+// in this order:
+//
+//  1. session-start: when both participants have joined and both SDP
+//     fingerprints are known, the server builds the session record
+//     (signalapi.Record, phase start), canonicalizes it (RFC 8785),
+//     commits it under a fresh salt and notarizes the commitment. Both
+//     participants receive the bundle (record, salt, receipt).
+//  2. prescription, for each one the physician sends, in the order sent:
+//     the FHIR MedicationRequest is checked ([CheckMedicationRequest]),
+//     canonicalized and committed once, notarized with a link to the
+//     session-start commitment; the physician receives the receipt
+//     bundle, the patient the prescription bundle.
+//  3. session-end: once the end is decided, the end record (which lists
+//     every prescription notarized before it, consents, reconnections and
+//     whether a reported DTLS certificate did not match) is committed and
+//     notarized with a link to the session-start commitment, and sent to
+//     both with session-end; then the connections close.
+//
+// A document is read once: the bytes committed are the bytes carried to
+// the receipt check, the bundle, the messages and the webhook (job.go).
+// A notarization that fails is told to the participants concerned
+// (notary_unavailable) and nothing of it is recorded.
+//
+// # Nothing at rest
+//
+// Records and documents live only in the server's memory, for the life of
+// the room. They leave it in the bundles sent to the apps over the
+// WebSocket and, when a webhook is configured, to the app's backend
+// (signed, retried, never holding up signalling). The notary log holds
+// only salted commitments; logs hold room and session ids, never subjects,
+// documents or salts.
+//
+// # Contract and clients
+//
+// The wire messages, roles, error codes, HTTP types and a Go client of the
+// HTTP API are in session/signalapi; session/peer is the Go SDK of the
+// protocol; session/web holds the browser pages the server serves.
+// docs/PROTOCOL.md and docs/openapi-signal.json describe the protocol and
+// the API for other languages.
 package session

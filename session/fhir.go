@@ -1,15 +1,14 @@
 package session
 
 import (
-	"encoding/json"
 	"regexp"
 	"slices"
 
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
-
-// MaxPrescriptionSize bounds a MedicationRequest in bytes.
-const MaxPrescriptionSize = 48 << 10
 
 // FHIR R4 value sets of MedicationRequest.status and .intent.
 var (
@@ -20,93 +19,122 @@ var (
 	fhirDateTime = regexp.MustCompile(`^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$`)
 )
 
+// medicationRequest holds the members of a MedicationRequest that the
+// server checks, each kept raw so that a member of the wrong type is
+// reported by name rather than failing the whole decode. It is decoded
+// with encoding/json/v2's rules (github.com/go-json-experiment/json):
+// member names match exactly, as FHIR's do.
+type medicationRequest struct {
+	ResourceType jsontext.Value `json:"resourceType"`
+	Status       jsontext.Value `json:"status"`
+	Intent       jsontext.Value `json:"intent"`
+	Subject      jsontext.Value `json:"subject"`
+	Requester    jsontext.Value `json:"requester"`
+	Concept      jsontext.Value `json:"medicationCodeableConcept"`
+	Reference    jsontext.Value `json:"medicationReference"`
+	AuthoredOn   jsontext.Value `json:"authoredOn"`
+}
+
 // CheckMedicationRequest checks what the notary needs of a FHIR R4
 // MedicationRequest (resourceType, status, intent, subject, requester,
-// exactly one medication[x], authoredOn) and returns its RFC 8785 canonical
-// bytes. The error is a *ProtocolError naming the field.
+// exactly one medication[x], authoredOn) and returns its RFC 8785
+// canonical bytes, the bytes the server commits to. It reads the document
+// twice: once to canonicalize it, once to check those members of the
+// canonical form. The error is a *signalapi.ProtocolError
+// (invalid_resource) naming the field.
 func CheckMedicationRequest(resource []byte) ([]byte, error) {
-	if len(resource) > MaxPrescriptionSize {
-		return nil, protoErr(CodeInvalidFHIR, "MedicationRequest is %d bytes, more than %d", len(resource), MaxPrescriptionSize)
+	if len(resource) > signalapi.MaxPrescriptionSize {
+		return nil, invalid("MedicationRequest is %d bytes, more than %d", len(resource), signalapi.MaxPrescriptionSize)
 	}
 	canonical, err := notary.CanonicalJSON(resource)
 	if err != nil {
-		return nil, protoErr(CodeInvalidFHIR, "resource is not canonicalizable JSON: %v", err)
+		return nil, invalid("resource is not canonicalizable JSON: %v", err)
 	}
-	var r map[string]json.RawMessage
-	if err := json.Unmarshal(canonical, &r); err != nil || r == nil {
-		return nil, protoErr(CodeInvalidFHIR, "resource is not a JSON object")
+	var r medicationRequest
+	if err := json.Unmarshal(canonical, &r); err != nil || canonical[0] != '{' {
+		return nil, invalid("resource is not a JSON object")
 	}
-	str := func(name string) (string, bool) {
-		var s string
-		raw, ok := r[name]
-		return s, ok && json.Unmarshal(raw, &s) == nil
-	}
-	if rt, _ := str("resourceType"); rt != "MedicationRequest" {
-		return nil, protoErr(CodeInvalidFHIR, "resourceType is %.40q, not \"MedicationRequest\"", rt)
+	if rt, _ := jsonString(r.ResourceType); rt != "MedicationRequest" {
+		return nil, invalid("resourceType is %.40q, not \"MedicationRequest\"", rt)
 	}
 	for _, f := range []struct {
 		name string
+		raw  jsontext.Value
 		set  []string
-	}{{"status", medicationRequestStatus}, {"intent", medicationRequestIntent}} {
-		v, ok := str(f.name)
+	}{{"status", r.Status, medicationRequestStatus}, {"intent", r.Intent, medicationRequestIntent}} {
+		v, ok := jsonString(f.raw)
 		if !ok {
-			return nil, protoErr(CodeInvalidFHIR, "%s is missing or not a string", f.name)
+			return nil, invalid("%s is missing or not a string", f.name)
 		}
 		if !slices.Contains(f.set, v) {
-			return nil, protoErr(CodeInvalidFHIR, "%s %.40q is not one of %v", f.name, v, f.set)
+			return nil, invalid("%s %.40q is not one of %v", f.name, v, f.set)
 		}
 	}
-	for _, name := range []string{"subject", "requester"} {
-		if err := checkReference(r[name], name); err != nil {
-			return nil, err
-		}
+	if err := checkReference(r.Subject, "subject"); err != nil {
+		return nil, err
 	}
-	concept, hasConcept := r["medicationCodeableConcept"]
-	ref, hasRef := r["medicationReference"]
-	switch {
-	case hasConcept && hasRef:
-		return nil, protoErr(CodeInvalidFHIR, "medication[x] is given twice: medicationCodeableConcept and medicationReference")
-	case hasConcept:
-		var c struct {
-			Text   string            `json:"text"`
-			Coding []json.RawMessage `json:"coding"`
-		}
-		if json.Unmarshal(concept, &c) != nil || (c.Text == "" && len(c.Coding) == 0) {
-			return nil, protoErr(CodeInvalidFHIR, "medicationCodeableConcept needs a coding or a text")
-		}
-	case hasRef:
-		if err := checkReference(ref, "medicationReference"); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, protoErr(CodeInvalidFHIR, "medication[x] is missing: medicationCodeableConcept or medicationReference")
+	if err := checkReference(r.Requester, "requester"); err != nil {
+		return nil, err
 	}
-	authored, ok := str("authoredOn")
+	if err := checkMedication(r.Concept, r.Reference); err != nil {
+		return nil, err
+	}
+	authored, ok := jsonString(r.AuthoredOn)
 	if !ok {
-		return nil, protoErr(CodeInvalidFHIR, "authoredOn is missing or not a string")
+		return nil, invalid("authoredOn is missing or not a string")
 	}
 	if !fhirDateTime.MatchString(authored) {
-		return nil, protoErr(CodeInvalidFHIR, "authoredOn %.40q is not a FHIR dateTime (such as 2026-11-21 or 2026-11-21T10:30:00Z)", authored)
+		return nil, invalid("authoredOn %.40q is not a FHIR dateTime (such as 2026-11-21 or 2026-11-21T10:30:00Z)", authored)
 	}
 	return canonical, nil
 }
 
+// checkMedication checks medication[x]: exactly one of a CodeableConcept
+// with a coding or a text, and a Reference.
+func checkMedication(concept, ref jsontext.Value) error {
+	switch {
+	case concept != nil && ref != nil:
+		return invalid("medication[x] is given twice: medicationCodeableConcept and medicationReference")
+	case concept != nil:
+		var c struct {
+			Text   string           `json:"text"`
+			Coding []jsontext.Value `json:"coding"`
+		}
+		if json.Unmarshal(concept, &c) != nil || (c.Text == "" && len(c.Coding) == 0) {
+			return invalid("medicationCodeableConcept needs a coding or a text")
+		}
+		return nil
+	case ref != nil:
+		return checkReference(ref, "medicationReference")
+	}
+	return invalid("medication[x] is missing: medicationCodeableConcept or medicationReference")
+}
+
 // checkReference checks a FHIR Reference: an object with a reference, an
 // identifier or a display.
-func checkReference(raw json.RawMessage, name string) error {
+func checkReference(raw jsontext.Value, name string) error {
 	if raw == nil {
-		return protoErr(CodeInvalidFHIR, "%s is missing", name)
+		return invalid("%s is missing", name)
 	}
 	var ref struct {
-		Reference  *string          `json:"reference"`
-		Identifier *json.RawMessage `json:"identifier"`
-		Display    *string          `json:"display"`
+		Reference  *string        `json:"reference"`
+		Identifier jsontext.Value `json:"identifier"`
+		Display    *string        `json:"display"`
 	}
 	if err := json.Unmarshal(raw, &ref); err != nil {
-		return protoErr(CodeInvalidFHIR, "%s is not a FHIR Reference object", name)
+		return invalid("%s is not a FHIR Reference object", name)
 	}
-	if (ref.Reference == nil || *ref.Reference == "") && ref.Identifier == nil && (ref.Display == nil || *ref.Display == "") {
-		return protoErr(CodeInvalidFHIR, "%s has no reference, identifier or display", name)
+	if (ref.Reference == nil || *ref.Reference == "") && (ref.Identifier == nil || string(ref.Identifier) == "null") && (ref.Display == nil || *ref.Display == "") {
+		return invalid("%s has no reference, identifier or display", name)
 	}
 	return nil
+}
+
+// jsonString decodes a raw JSON string; ok is false for anything else.
+func jsonString(raw jsontext.Value) (s string, ok bool) {
+	return s, raw != nil && json.Unmarshal(raw, &s) == nil
+}
+
+func invalid(format string, args ...any) error {
+	return signalapi.Refuse(signalapi.CodeInvalidResource, format, args...)
 }

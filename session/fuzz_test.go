@@ -10,40 +10,8 @@ import (
 
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
-
-// FuzzDecodeClientMessage: any bytes give a message within its bounds or a
-// protocol error with a code, never a panic.
-func FuzzDecodeClientMessage(f *testing.F) {
-	for _, s := range []string{
-		`{"type":"join","token":"a.b.c","room":"r1"}`,
-		`{"type":"offer","sdp":"v=0\r\n"}`,
-		`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}`,
-		`{"type":"fingerprint","fingerprint":"sha-256 00:01"}`,
-		`{"type":"prescription","ref":"x","resource":{"resourceType":"MedicationRequest"}}`,
-		`{"type":"consent","scope":"recording","granted":true}`,
-		`{"type":"leave","reason":"done"}`,
-		`{"type":"leave","type":"join"}`, `[]`, `null`, `{"type":7}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := session.DecodeClientMessage(data)
-		if err != nil {
-			pe, ok := err.(*session.ProtocolError)
-			if !ok || pe.Code == "" || pe.Message == "" {
-				t.Fatalf("error %v is not a protocol error with code and text", err)
-			}
-			return
-		}
-		if len(data) > session.MaxMessageSize || len(m.SDP) > session.MaxSDPSize || len(m.Token) > session.MaxTokenSize || len(m.Ref) > session.MaxRefLength {
-			t.Fatalf("message over its bounds accepted: %q", data)
-		}
-		if m.Type == session.TypeCandidate && m.Candidate == nil {
-			t.Fatal("candidate message without a candidate")
-		}
-	})
-}
 
 // FuzzCheckSDP: an accepted SDP carries the fingerprint returned.
 func FuzzCheckSDP(f *testing.F) {
@@ -68,19 +36,19 @@ func FuzzCheckSDP(f *testing.F) {
 // has valid claims.
 func FuzzToken(f *testing.F) {
 	key, _ := session.NewTokenKey(bytes.Repeat([]byte{7}, 32))
-	good, _ := key.Issue("room-1", session.RolePatient, "subject-1", time.Now().Add(time.Hour))
+	good, _ := key.Issue("room-1", signalapi.RolePatient, "subject-1", time.Now().Add(time.Hour))
 	f.Add(good)
 	f.Add("eyJhbGciOiJub25lIn0.eyJyb29tIjoiciJ9.")
 	f.Add(good[:len(good)-3])
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := key.Parse(token)
 		if err != nil {
-			if _, ok := err.(*session.ProtocolError); !ok {
+			if _, ok := err.(*signalapi.ProtocolError); !ok {
 				t.Fatalf("error %v is not a protocol error", err)
 			}
 			return
 		}
-		if c.Room == "" || (c.Role != session.RolePatient && c.Role != session.RolePhysician) || c.Subject() == "" {
+		if c.Room == "" || (c.Role != signalapi.RolePatient && c.Role != signalapi.RolePhysician) || c.Subject() == "" {
 			t.Fatalf("accepted token with claims %+v", c)
 		}
 	})

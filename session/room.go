@@ -1,18 +1,15 @@
 package session
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // Per-session limits.
@@ -20,31 +17,14 @@ const (
 	maxCandidatesPerOffer = 100 // ICE candidates one participant may send per offer or answer
 	maxPrescriptions      = 200
 	maxConsents           = 64
-	maxPending            = 64 // messages kept for an absent participant
+	maxPending            = 64   // messages kept for an absent participant
+	maxReconnects         = 1000 // reconnections a record lists per participant, which bounds its size
 	jobQueue              = maxPrescriptions + 4
 )
 
-const (
-	patient   = 0
-	physician = 1
-)
-
-func roleIndex(role string) int {
-	if role == RolePhysician {
-		return physician
-	}
-	return patient
-}
-
-func roleName(i int) string {
-	if i == physician {
-		return RolePhysician
-	}
-	return RolePatient
-}
-
 // room is one consultation: two participant slots, the session record and
-// the queue of notarizations, processed in order by the room's worker.
+// the queue of notarizations, processed in order by the room's worker
+// (job.go).
 type room struct {
 	srv     *Server
 	id      string
@@ -53,7 +33,7 @@ type room struct {
 	expires time.Time
 	jobs    chan *job
 
-	mu          sync.Mutex
+	mu          sync.Mutex // guards everything below, and sends to the participants
 	parts       [2]*participant
 	started     bool // the session-start record is committed
 	startTime   time.Time
@@ -62,8 +42,8 @@ type room struct {
 	endReason   string
 	endTime     time.Time
 	mismatch    bool
-	consents    []RecordConsent
-	rx          []RecordPrescription
+	consents    []signalapi.RecordConsent
+	rx          []signalapi.RecordPrescription
 	rxPending   int // prescriptions queued, not yet notarized
 	receipts    int
 	expiry      *time.Timer
@@ -71,31 +51,30 @@ type room struct {
 
 // participant is one role's slot in a room.
 type participant struct {
-	role       int
+	role       signalapi.Role
 	subject    string
 	c          *conn // nil while away
 	joined     time.Time
 	left       time.Time
 	reconnects []time.Time
-	prints     []Fingerprint
-	sawPeer    *Fingerprint
-	candidates int // relayed since the participant's last offer or answer
-	pending    [][]byte
+	prints     []signalapi.Fingerprint
+	sawPeer    *signalapi.Fingerprint
+	candidates int      // relayed since the participant's last offer or answer
+	pending    [][]byte // encoded messages kept while away
 	grace      *time.Timer
 }
 
-// job is one notarization of a room, run by the room's worker in order.
-type job struct {
-	kind notary.Kind
-	ref  string
-	salt notary.Salt
-	link notary.Commitment
-	// document returns the canonical bytes to commit; it runs on the worker,
-	// so an end record sees every prescription notarized before it.
-	document func() ([]byte, error)
-	// done receives the bundle, or the error when notarization failed.
-	done func(b *notary.Bundle, bundleJSON []byte, err error)
+// slot is the index of a role in room.parts, in the order of
+// signalapi.Roles.
+func slot(r signalapi.Role) int {
+	if r == signalapi.RolePhysician {
+		return 1
+	}
+	return 0
 }
+
+// part returns the participant of a role, nil before it first joins.
+func (r *room) part(role signalapi.Role) *participant { return r.parts[slot(role)] }
 
 func newID() string {
 	var b [12]byte
@@ -118,27 +97,27 @@ func newRoom(s *Server, id string, expires time.Time) *room {
 // window, or a newer connection of the same participant (the older one is
 // closed). Another subject in a taken role is refused.
 func (r *room) join(c *conn, claims *Claims) error {
-	role := roleIndex(claims.Role)
+	role := claims.Role
 	now := r.srv.now()
 	r.mu.Lock()
 	if r.ending {
 		r.mu.Unlock()
-		return fatalErr(CodeRoomEnded, "the consultation in room %s is over", r.id)
+		return signalapi.RefuseFatal(signalapi.CodeRoomEnded, "the consultation in room %s is over", r.id)
 	}
-	p := r.parts[role]
+	p := r.part(role)
 	resumed := false
 	var replaced *conn
 	switch {
 	case p == nil:
 		p = &participant{role: role, subject: claims.Subject(), joined: now}
-		r.parts[role] = p
+		r.parts[slot(role)] = p
 	case p.subject != claims.Subject():
 		r.mu.Unlock()
-		return fatalErr(CodeRoomFull, "the %s of room %s is another participant", claims.Role, r.id)
+		return signalapi.RefuseFatal(signalapi.CodeRoomFull, "the %s of room %s is another participant", role, r.id)
 	default:
 		replaced = p.c
 		resumed = r.started
-		if resumed {
+		if resumed && len(p.reconnects) < maxReconnects {
 			p.reconnects = append(p.reconnects, now)
 		}
 		if p.grace != nil {
@@ -147,22 +126,21 @@ func (r *room) join(c *conn, claims *Claims) error {
 		}
 	}
 	p.c = c
-	c.room, c.role = r, role
-	c.roomID.Store(&r.id)
-	peer := r.parts[1-role]
+	c.seat(r, role)
+	peer := r.part(role.Other())
 	peerPresent := peer != nil && peer.c != nil
 	pending := p.pending
 	p.pending = nil
-	r.sendLocked(c, &Message{Type: TypeJoined, Room: r.id, Session: r.session, Role: claims.Role, PeerPresent: &peerPresent, Resumed: resumed})
+	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeJoined, Room: r.id, Session: r.session, Role: role, PeerPresent: &peerPresent, Resumed: resumed}))
 	for _, m := range pending {
 		c.enqueue(m)
 	}
 	if peerPresent {
-		r.sendLocked(peer.c, &Message{Type: TypePeerJoined, Role: claims.Role, Resumed: resumed})
+		peer.c.enqueue(encode(&signalapi.Message{Type: signalapi.TypePeerJoined, Role: role, Resumed: resumed}))
 	}
 	r.mu.Unlock()
 	if replaced != nil {
-		replaced.fail(fatalErr(CodeReplaced, "this participant joined again on another connection"), "")
+		replaced.fail(signalapi.RefuseFatal(signalapi.CodeReplaced, "this participant joined again on another connection"), "")
 	}
 	r.srv.metrics.joins.Inc()
 	return nil
@@ -173,7 +151,7 @@ func (r *room) join(c *conn, claims *Claims) error {
 func (r *room) leave(c *conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.parts[c.role]
+	p := r.part(c.role)
 	if p == nil || p.c != c {
 		return // replaced, or never seated
 	}
@@ -182,157 +160,154 @@ func (r *room) leave(c *conn) {
 	if r.ending {
 		return
 	}
-	peer := r.parts[1-c.role]
+	peer := r.part(c.role.Other())
 	grace := r.srv.cfg.Grace
 	if peer != nil && peer.c != nil {
-		left := &Message{Type: TypePeerLeft, Role: roleName(c.role)}
+		left := &signalapi.Message{Type: signalapi.TypePeerLeft, Role: c.role}
 		if r.started { // before the start, nothing ends when a participant is away
 			left.GraceMillis = grace.Milliseconds()
 		}
-		r.sendLocked(peer.c, left)
+		peer.c.enqueue(encode(left))
 	}
 	if r.started {
-		reason := roleName(c.role) + "-disconnected"
+		reason := string(c.role) + "-disconnected"
 		p.grace = time.AfterFunc(grace, func() { r.end(reason) })
 	}
 }
 
 // handle acts on one message of a seated participant.
-func (r *room) handle(c *conn, m *Message) error {
+func (r *room) handle(c *conn, m *signalapi.Message) error {
 	switch m.Type {
-	case TypeJoin:
-		return protoErr(CodeAlreadyJoined, "this connection has joined already")
-	case TypeOffer, TypeAnswer:
+	case signalapi.TypeJoin:
+		return signalapi.Refuse(signalapi.CodeAlreadyJoined, "this connection has joined already")
+	case signalapi.TypeOffer, signalapi.TypeAnswer:
 		fp, err := CheckSDP(m.SDP)
 		if err != nil {
-			return protoErr(CodeBadSDP, "%v", err)
+			return signalapi.Refuse(signalapi.CodeBadSDP, "%v", err)
 		}
 		return r.relaySDP(c, m, fp)
-	case TypeCandidate:
+	case signalapi.TypeCandidate:
 		return r.relayCandidate(c, m)
-	case TypeFingerprint:
-		fp, _ := ParseFingerprint(m.Fingerprint) // checked by the decoder
-		r.reportFingerprint(c, fp)
+	case signalapi.TypeFingerprint:
+		r.reportFingerprint(c, *m.Fingerprint) // set by the decoder
 		return nil
-	case TypePrescription:
+	case signalapi.TypePrescription:
 		return r.prescribe(c, m)
-	case TypeConsent:
+	case signalapi.TypeConsent:
 		return r.consent(c, m)
-	case TypeLeave:
-		reason := roleName(c.role) + "-left"
+	case signalapi.TypeLeave:
+		reason := string(c.role) + "-left"
 		if m.Reason != "" {
 			reason += ": " + m.Reason
 		}
 		r.end(reason)
 		return nil
 	}
-	return protoErr(CodeUnknownType, "unknown message type %q", m.Type)
+	return signalapi.Refuse(signalapi.CodeUnknownType, "unknown message type %q", m.Type)
 }
 
-func (r *room) relaySDP(c *conn, m *Message, fp Fingerprint) error {
+func (r *room) relaySDP(c *conn, m *signalapi.Message, fp signalapi.Fingerprint) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.activeLocked(); err != nil {
 		return err
 	}
-	peer := r.parts[1-c.role]
+	peer := r.part(c.role.Other())
 	if peer == nil || peer.c == nil {
-		return protoErr(CodePeerAbsent, "the %s is not connected; send the %s when they join", roleName(1-c.role), m.Type)
+		return signalapi.Refuse(signalapi.CodePeerAbsent, "the %s is not connected; send the %s when they join", c.role.Other(), m.Type)
 	}
-	p := r.parts[c.role]
+	p := r.part(c.role)
 	p.candidates = 0 // a new negotiation brings its own candidates
 	if len(p.prints) == 0 || p.prints[len(p.prints)-1] != fp {
 		if len(p.prints) >= 16 {
-			return protoErr(CodeLimit, "too many DTLS certificates in one session")
+			return signalapi.Refuse(signalapi.CodeLimit, "too many DTLS certificates in one session")
 		}
 		p.prints = append(p.prints, fp)
 	}
-	r.sendLocked(peer.c, &Message{Type: m.Type, SDP: m.SDP})
+	peer.c.enqueue(encode(&signalapi.Message{Type: m.Type, SDP: m.SDP}))
 	r.maybeStartLocked()
 	return nil
 }
 
-func (r *room) relayCandidate(c *conn, m *Message) error {
+func (r *room) relayCandidate(c *conn, m *signalapi.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.activeLocked(); err != nil {
 		return err
 	}
-	p := r.parts[c.role]
+	p := r.part(c.role)
 	if p.candidates >= maxCandidatesPerOffer {
-		return protoErr(CodeBadCandidate, "more than %d candidates for one offer or answer", maxCandidatesPerOffer)
+		return signalapi.Refuse(signalapi.CodeBadCandidate, "more than %d candidates for one offer or answer", maxCandidatesPerOffer)
 	}
-	peer := r.parts[1-c.role]
+	peer := r.part(c.role.Other())
 	if peer == nil || peer.c == nil {
-		return protoErr(CodePeerAbsent, "the %s is not connected", roleName(1-c.role))
+		return signalapi.Refuse(signalapi.CodePeerAbsent, "the %s is not connected", c.role.Other())
 	}
 	p.candidates++
-	r.sendLocked(peer.c, &Message{Type: TypeCandidate, Candidate: m.Candidate})
+	peer.c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeCandidate, Candidate: m.Candidate}))
 	return nil
 }
 
-func (r *room) reportFingerprint(c *conn, fp Fingerprint) {
+func (r *room) reportFingerprint(c *conn, fp signalapi.Fingerprint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.parts[c.role]
+	p := r.part(c.role)
 	p.sawPeer = &fp
 	// Any certificate the other side announced in this session will do: a
 	// report may arrive after the other side reloaded with a new one. A
 	// certificate in the middle is in none of them.
-	peer := r.parts[1-c.role]
+	peer := r.part(c.role.Other())
 	if peer == nil || !slices.Contains(peer.prints, fp) {
 		r.mismatch = true
 		r.srv.metrics.mismatches.Inc()
-		r.srv.alert("fingerprint-mismatch", r.id, fmt.Sprintf("the %s saw a DTLS certificate the %s did not announce", roleName(c.role), roleName(1-c.role)))
+		r.srv.alert(signalapi.AlertFingerprintMismatch, r.id, fmt.Sprintf("the %s saw a DTLS certificate the %s did not announce", c.role, c.role.Other()))
 	}
 }
 
-func (r *room) consent(c *conn, m *Message) error {
+func (r *room) consent(c *conn, m *signalapi.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.activeLocked(); err != nil {
 		return err
 	}
 	if len(r.consents) >= maxConsents {
-		return protoErr(CodeLimit, "more than %d consent events in one session", maxConsents)
+		return signalapi.Refuse(signalapi.CodeLimit, "more than %d consent events in one session", maxConsents)
 	}
-	r.consents = append(r.consents, RecordConsent{Time: ms(r.srv.now()), Role: roleName(c.role), Scope: m.Scope, Granted: *m.Granted})
+	r.consents = append(r.consents, signalapi.RecordConsent{Time: ms(r.srv.now()), Role: c.role, Scope: m.Scope, Granted: *m.Granted})
 	return nil
 }
 
 // activeLocked refuses messages once the end is decided.
 func (r *room) activeLocked() error {
 	if r.ending {
-		return protoErr(CodeRoomEnded, "the consultation is over")
+		return signalapi.Refuse(signalapi.CodeRoomEnded, "the consultation is over")
 	}
 	return nil
 }
 
 // maybeStartLocked commits the session-start record once both participants
-// have joined and announced their DTLS fingerprints (offer and answer).
+// have joined and announced their DTLS fingerprints (offer and answer),
+// and queues its notarization.
 func (r *room) maybeStartLocked() {
-	if r.started || r.parts[0] == nil || r.parts[1] == nil || len(r.parts[0].prints) == 0 || len(r.parts[1].prints) == 0 {
+	both := r.parts[0] != nil && r.parts[1] != nil
+	if r.started || !both || len(r.parts[0].prints) == 0 || len(r.parts[1].prints) == 0 {
 		return
 	}
 	r.started = true
 	r.startTime = r.srv.now()
-	doc, err := r.recordLocked("start").canonical()
-	if err != nil { // a record always encodes
-		panic(fmt.Sprintf("session record does not encode: %v", err))
-	}
-	salt := newSalt()
-	r.startCommit = notary.Commit(salt, doc)
-	r.queueLocked(&job{kind: notary.KindSessionStart, document: func() ([]byte, error) { return doc, nil }, done: func(b *notary.Bundle, bj []byte, err error) {
-		r.delivered(KindName(notary.KindSessionStart), "", b, bj, err, true)
-	}}, salt)
+	d := commit(r.recordLocked(signalapi.PhaseStart))
+	r.startCommit = d.commitment
+	r.jobs <- &job{kind: notary.KindSessionStart, document: d}
 }
 
-// prescribe checks and queues a physician's prescription.
-func (r *room) prescribe(c *conn, m *Message) error {
-	if c.role != physician {
-		return protoErr(CodeForbidden, "only the physician may issue a prescription")
+// prescribe checks a physician's prescription, canonicalizes and commits
+// it (the only time the server reads the document), and queues its
+// notarization.
+func (r *room) prescribe(c *conn, m *signalapi.Message) error {
+	if c.role != signalapi.RolePhysician {
+		return signalapi.Refuse(signalapi.CodeForbidden, "only the physician may issue a prescription")
 	}
-	doc, err := CheckMedicationRequest(m.Resource)
+	canonical, err := CheckMedicationRequest(m.Resource)
 	if err != nil {
 		return err
 	}
@@ -342,22 +317,13 @@ func (r *room) prescribe(c *conn, m *Message) error {
 		return err
 	}
 	if !r.started {
-		return protoErr(CodeNotStarted, "the session has not started: both participants must join and exchange offer and answer")
+		return signalapi.Refuse(signalapi.CodeNotStarted, "the session has not started: both participants must join and exchange offer and answer")
 	}
 	if len(r.rx)+r.rxPending >= maxPrescriptions {
-		return protoErr(CodeLimit, "more than %d prescriptions in one session", maxPrescriptions)
+		return signalapi.Refuse(signalapi.CodeLimit, "more than %d prescriptions in one session", maxPrescriptions)
 	}
 	r.rxPending++
-	ref := m.Ref
-	r.queueLocked(&job{kind: notary.KindPrescription, ref: ref, link: r.startCommit, document: func() ([]byte, error) { return doc, nil }, done: func(b *notary.Bundle, bj []byte, err error) {
-		r.mu.Lock()
-		r.rxPending--
-		if err == nil {
-			r.rx = append(r.rx, RecordPrescription{Commitment: b.Receipt.Leaf.Commitment, Index: b.Receipt.Index})
-		}
-		r.mu.Unlock()
-		r.delivered(KindName(notary.KindPrescription), ref, b, bj, err, false)
-	}}, newSalt())
+	r.jobs <- &job{kind: notary.KindPrescription, ref: m.Ref, link: r.startCommit, document: commitCanonical(canonical)}
 	return nil
 }
 
@@ -366,8 +332,8 @@ func (r *room) prescribe(c *conn, m *Message) error {
 // participants get session-end and their connections close.
 func (r *room) end(reason string) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.ending {
-		r.mu.Unlock()
 		return
 	}
 	r.ending = true
@@ -380,32 +346,23 @@ func (r *room) end(reason string) {
 		}
 	}
 	if !r.started {
-		r.finishLocked(nil, nil)
-		r.mu.Unlock()
+		r.finishLocked(nil)
 		return
 	}
-	r.queueLocked(&job{kind: notary.KindSessionEnd, link: r.startCommit, document: func() ([]byte, error) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.recordLocked("end").canonical()
-	}, done: func(b *notary.Bundle, bj []byte, err error) {
-		r.delivered(KindName(notary.KindSessionEnd), "", b, bj, err, true)
-		r.mu.Lock()
-		r.finishLocked(b, bj)
-		r.mu.Unlock()
-	}}, newSalt())
-	r.mu.Unlock()
+	// The end record is made by the worker when its turn comes (job.document
+	// nil), so that it lists every prescription notarized before it.
+	r.jobs <- &job{kind: notary.KindSessionEnd, link: r.startCommit}
 }
 
-// finishLocked sends session-end, closes the connections and the job
-// queue, and forgets the room.
-func (r *room) finishLocked(b *notary.Bundle, bundleJSON []byte) {
-	msg := &Message{Type: TypeSessionEnd, Reason: r.endReason}
-	if b != nil {
-		msg.Kind = KindName(notary.KindSessionEnd)
-		msg.Bundle = bundleJSON
+// finishLocked sends session-end (with the end record's bundle, if it was
+// notarized), closes the connections and the job queue, and forgets the
+// room.
+func (r *room) finishLocked(bundle []byte) {
+	msg := &signalapi.Message{Type: signalapi.TypeSessionEnd, Reason: r.endReason}
+	if bundle != nil {
+		msg.Kind = notary.KindSessionEnd
 	}
-	data := encode(msg)
+	data := encodeWithBundle(msg, bundle)
 	for _, p := range r.parts {
 		if p != nil && p.c != nil {
 			p.c.enqueue(data)
@@ -416,89 +373,13 @@ func (r *room) finishLocked(b *notary.Bundle, bundleJSON []byte) {
 	r.srv.forget(r)
 }
 
-// queueLocked adds a job; the queue is sized for every job a session may
-// have, so this never blocks.
-func (r *room) queueLocked(j *job, salt notary.Salt) {
-	j.salt = salt
-	r.jobs <- j
-}
-
-// work runs the room's notarizations in order until the queue closes.
-func (r *room) work() {
-	defer r.srv.workers.Done()
-	for j := range r.jobs {
-		b, bj, err := r.notarize(j)
-		j.done(b, bj, err)
-	}
-}
-
-func (r *room) notarize(j *job) (*notary.Bundle, []byte, error) {
-	doc, err := j.document()
-	if err != nil {
-		return nil, nil, err
-	}
-	commitment := notary.Commit(j.salt, doc)
-	ctx, cancel := context.WithTimeout(r.srv.ctx, r.srv.cfg.NotarizeTimeout)
-	defer cancel()
-	start := time.Now()
-	resp, err := r.srv.cfg.Notary.Notarize(ctx, notaryapi.Entry{Kind: j.kind, Commitment: commitment, Link: j.link})
-	r.srv.metrics.notarizeSeconds.Observe(time.Since(start).Seconds())
-	if err != nil {
-		r.srv.metrics.notarizations.WithLabelValues(KindName(j.kind), "error").Inc()
-		return nil, nil, fmt.Errorf("notarize %s: %w", KindName(j.kind), err)
-	}
-	rc := resp.Receipt
-	if rc == nil || rc.Leaf.Commitment != commitment || rc.Leaf.Kind != j.kind || rc.Leaf.Link != j.link {
-		r.srv.metrics.notarizations.WithLabelValues(KindName(j.kind), "error").Inc()
-		return nil, nil, errors.New("the notary answered with a receipt for another entry")
-	}
-	r.srv.metrics.notarizations.WithLabelValues(KindName(j.kind), "ok").Inc()
-	b := &notary.Bundle{Document: json.RawMessage(doc), Salt: j.salt, Receipt: *rc}
-	bj, err := b.MarshalJSON()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b, bj, nil
-}
-
-// delivered hands a notarization's outcome to the participants and the
-// webhook: a session receipt goes to both, a prescription's receipt to the
-// physician and the prescription itself to the patient.
-func (r *room) delivered(kind, ref string, b *notary.Bundle, bundleJSON []byte, err error, both bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err != nil {
-		r.srv.log.Warn("notarization failed", "room", r.id, "session", r.session, "kind", kind, "err", err)
-		r.srv.alert("notary-unavailable", r.id, fmt.Sprintf("%s not notarized: %v", kind, err))
-		msg := &Message{Type: TypeError, Code: CodeNotaryDown, Ref: ref, Message: fmt.Sprintf("the %s could not be notarized; nothing was recorded (%v)", kind, err)}
-		r.sendToLocked(physician, msg)
-		if both {
-			r.sendToLocked(patient, msg)
-		}
-		return
-	}
-	r.receipts++
-	r.srv.webhook.deliver(WebhookEvent{Event: kind, Room: r.id, Session: r.session, Ref: ref, Bundle: bundleJSON})
-	if kind == KindName(notary.KindSessionEnd) {
-		return // session-end carries it to the participants
-	}
-	receipt := &Message{Type: TypeReceipt, Kind: kind, Ref: ref, Session: r.session, Bundle: bundleJSON}
-	r.sendToLocked(physician, receipt)
-	if both {
-		r.sendToLocked(patient, receipt)
-	} else {
-		r.sendToLocked(patient, &Message{Type: TypePrescription, Kind: kind, Ref: ref, Session: r.session, Bundle: bundleJSON})
-	}
-}
-
-// sendToLocked sends to a role's participant, or keeps the message for
-// when it comes back.
-func (r *room) sendToLocked(role int, m *Message) {
-	p := r.parts[role]
+// sendToLocked sends an encoded message to a role's participant, or keeps
+// it for when the participant comes back.
+func (r *room) sendToLocked(role signalapi.Role, data []byte) {
+	p := r.part(role)
 	if p == nil {
 		return
 	}
-	data := encode(m)
 	if p.c != nil {
 		p.c.enqueue(data)
 		return
@@ -508,77 +389,39 @@ func (r *room) sendToLocked(role int, m *Message) {
 	}
 }
 
-func (r *room) sendLocked(c *conn, m *Message) { c.enqueue(encode(m)) }
-
-// recordLocked builds the session record as it stands.
-func (r *room) recordLocked(phase string) *Record {
-	rec := &Record{
-		Format: RecordFormat, Phase: phase, Room: r.id, Session: r.session,
-		Started: ms(r.startTime), FingerprintMismatch: r.mismatch,
-		Participants: []RecordParticipant{},
-	}
-	if phase == "end" {
-		t := ms(r.endTime)
-		rec.Ended, rec.EndReason = &t, r.endReason
-		rec.Consents = append(rec.Consents, r.consents...)
-		rec.Prescriptions = append(rec.Prescriptions, r.rx...)
-	} else {
-		rec.Consents = append(rec.Consents, r.consents...)
-	}
-	for _, p := range r.parts {
-		if p == nil {
-			continue
-		}
-		rp := RecordParticipant{Role: roleName(p.role), Subject: p.subject, Joined: ms(p.joined), Fingerprints: append([]Fingerprint(nil), p.prints...), SawPeer: p.sawPeer}
-		if phase == "end" && !p.left.IsZero() {
-			t := ms(p.left)
-			rp.Left = &t
-		}
-		for _, t := range p.reconnects {
-			rp.Reconnects = append(rp.Reconnects, ms(t))
-		}
-		rec.Participants = append(rec.Participants, rp)
-	}
-	return rec
-}
-
 // info describes the room for the sessions API: no subjects, no documents.
-func (r *room) info(now time.Time) SessionInfo {
+func (r *room) info(now time.Time) signalapi.SessionInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	si := SessionInfo{
+	si := signalapi.SessionInfo{
 		Room: r.id, Session: r.session, Created: r.created, Receipts: r.receipts,
-		Prescriptions: len(r.rx), FingerprintMismatch: r.mismatch, State: "waiting",
+		Prescriptions: len(r.rx), FingerprintMismatch: r.mismatch, State: signalapi.StateWaiting,
+		Participants: []signalapi.ParticipantInfo{},
 	}
 	if r.started {
 		t := r.startTime
 		si.Started = &t
 		si.DurationMillis = now.Sub(r.startTime).Milliseconds()
-		si.State = "active"
+		si.State = signalapi.StateActive
 	}
 	for _, p := range r.parts {
 		if p == nil {
 			continue
 		}
-		ps := ParticipantInfo{Role: roleName(p.role), Connected: p.c != nil, DTLS: "new"}
+		ps := signalapi.ParticipantInfo{Role: p.role, Connected: p.c != nil, DTLS: signalapi.DTLSNew}
 		if len(p.prints) > 0 {
-			ps.DTLS = "negotiating"
+			ps.DTLS = signalapi.DTLSNegotiating
 		}
 		if p.sawPeer != nil {
-			ps.DTLS = "connected"
+			ps.DTLS = signalapi.DTLSConnected
 		}
 		if p.c == nil && r.started && !r.ending {
-			si.State = "reconnecting"
+			si.State = signalapi.StateReconnecting
 		}
 		si.Participants = append(si.Participants, ps)
 	}
 	if r.ending {
-		si.State = "ending"
+		si.State = signalapi.StateEnding
 	}
 	return si
 }
-
-func newSalt() notary.Salt { return notary.NewSalt() }
-
-// KindName returns a leaf kind's name as the protocol writes it.
-func KindName(k notary.Kind) string { return k.String() }

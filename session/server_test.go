@@ -20,6 +20,7 @@ import (
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // client is a raw WebSocket client of the protocol, for tests that send
@@ -27,7 +28,7 @@ import (
 type client struct {
 	t  *testing.T
 	ws *websocket.Conn
-	in chan *session.Message
+	in chan *signalapi.Message
 	// closed is closed when the server closes the connection.
 	closed chan struct{}
 	status websocket.StatusCode
@@ -42,7 +43,7 @@ func dial(t *testing.T, s *sessiontest.Signal) *client {
 		t.Fatal(err)
 	}
 	ws.SetReadLimit(8 << 20)
-	c := &client{t: t, ws: ws, in: make(chan *session.Message, 256), closed: make(chan struct{})}
+	c := &client{t: t, ws: ws, in: make(chan *signalapi.Message, 256), closed: make(chan struct{})}
 	go func() {
 		defer close(c.closed)
 		for {
@@ -51,7 +52,7 @@ func dial(t *testing.T, s *sessiontest.Signal) *client {
 				c.status = websocket.CloseStatus(err)
 				return
 			}
-			var m session.Message
+			var m signalapi.Message
 			if err := json.Unmarshal(data, &m); err != nil {
 				t.Errorf("server sent a message that is not JSON: %q", data)
 				return
@@ -82,7 +83,7 @@ func (c *client) send(m any) {
 }
 
 // expect waits for the next message of a type, skipping others.
-func (c *client) expect(typ string) *session.Message {
+func (c *client) expect(typ signalapi.Type) *signalapi.Message {
 	c.t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
@@ -91,7 +92,7 @@ func (c *client) expect(typ string) *session.Message {
 			if m.Type == typ {
 				return m
 			}
-			if m.Type == session.TypeError && typ != session.TypeError {
+			if m.Type == signalapi.TypeError && typ != signalapi.TypeError {
 				c.t.Fatalf("waiting for %s: error %s: %s", typ, m.Code, m.Message)
 			}
 		case <-c.closed:
@@ -106,9 +107,9 @@ func (c *client) expect(typ string) *session.Message {
 }
 
 // expectError waits for an error message with the code.
-func (c *client) expectError(code string) *session.Message {
+func (c *client) expectError(code signalapi.Code) *signalapi.Message {
 	c.t.Helper()
-	m := c.expect(session.TypeError)
+	m := c.expect(signalapi.TypeError)
 	if m.Code != code {
 		c.t.Fatalf("error %s (%s), want %s", m.Code, m.Message, code)
 	}
@@ -128,14 +129,14 @@ func (c *client) expectClosed() {
 	}
 }
 
-func (c *client) join(token string) *session.Message {
+func (c *client) join(token string) *signalapi.Message {
 	c.t.Helper()
-	c.send(session.Message{Type: session.TypeJoin, Token: token})
-	return c.expect(session.TypeJoined)
+	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: token})
+	return c.expect(signalapi.TypeJoined)
 }
 
 // sdpOffer returns a real offer made by pion, with its DTLS fingerprint.
-func sdpOffer(t *testing.T) (string, session.Fingerprint) {
+func sdpOffer(t testing.TB) (string, signalapi.Fingerprint) {
 	t.Helper()
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -159,24 +160,24 @@ func sdpOffer(t *testing.T) (string, session.Fingerprint) {
 // started joins both participants of a room and exchanges offer and
 // answer, so the session starts; it returns both clients after their
 // session-start receipts.
-func started(t *testing.T, s *sessiontest.Signal, room string) (pat, doc *client) {
+func started(t *testing.T, s *sessiontest.Signal, room string) (patient, physician *client) {
 	t.Helper()
-	patTok, docTok := s.Tokens(t, room)
-	pat, doc = dial(t, s), dial(t, s)
-	pat.join(patTok)
-	doc.join(docTok)
+	patientTok, physicianTok := s.Tokens(t, room)
+	patient, physician = dial(t, s), dial(t, s)
+	patient.join(patientTok)
+	physician.join(physicianTok)
 	offer, _ := sdpOffer(t)
 	answer, _ := sdpOffer(t)
-	doc.send(session.Message{Type: session.TypeOffer, SDP: offer})
-	pat.expect(session.TypeOffer)
-	pat.send(session.Message{Type: session.TypeAnswer, SDP: answer})
-	doc.expect(session.TypeAnswer)
-	pat.expect(session.TypeReceipt)
-	doc.expect(session.TypeReceipt)
-	return pat, doc
+	physician.send(signalapi.Message{Type: signalapi.TypeOffer, SDP: offer})
+	patient.expect(signalapi.TypeOffer)
+	patient.send(signalapi.Message{Type: signalapi.TypeAnswer, SDP: answer})
+	physician.expect(signalapi.TypeAnswer)
+	patient.expect(signalapi.TypeReceipt)
+	physician.expect(signalapi.TypeReceipt)
+	return patient, physician
 }
 
-func medicationRequest(t *testing.T) []byte {
+func medicationRequest(t testing.TB) []byte {
 	t.Helper()
 	data, err := os.ReadFile("../notary/fhirdata/MedicationRequest-medrx0302.json")
 	if err != nil {
@@ -200,17 +201,17 @@ func logSize(t *testing.T, n *sessiontest.Notary) uint64 {
 func TestBadInput(t *testing.T) {
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.MessagesPerSecond, c.MessageBurst = 20, 40 })
-	pat, doc := started(t, s, "room-bad")
-	other, otherDoc := started(t, s, "room-other")
+	patient, physician := started(t, s, "room-bad")
+	other, otherPhysician := started(t, s, "room-other")
 	before := logSize(t, n)
 
 	// Errors that keep the connection open.
-	doc.sendRaw([]byte(`{"type":"shout"}`))
-	doc.expectError(session.CodeUnknownType)
-	doc.sendRaw([]byte(`not json`))
-	doc.expectError(session.CodeBadMessage)
-	doc.sendRaw([]byte(`{"type":"offer","sdp":"v=0 nonsense"}`))
-	doc.expectError(session.CodeBadSDP)
+	physician.sendRaw([]byte(`{"type":"shout"}`))
+	physician.expectError(signalapi.CodeUnknownType)
+	physician.sendRaw([]byte(`not json`))
+	physician.expectError(signalapi.CodeBadMessage)
+	physician.sendRaw([]byte(`{"type":"offer","sdp":"v=0 nonsense"}`))
+	physician.expectError(signalapi.CodeBadSDP)
 	offer, _ := sdpOffer(t)
 	var noFingerprint []string
 	for _, line := range strings.Split(offer, "\r\n") {
@@ -218,20 +219,20 @@ func TestBadInput(t *testing.T) {
 			noFingerprint = append(noFingerprint, line)
 		}
 	}
-	doc.send(session.Message{Type: session.TypeOffer, SDP: strings.Join(noFingerprint, "\r\n")})
-	if m := doc.expectError(session.CodeBadSDP); !strings.Contains(m.Message, "fingerprint") {
+	physician.send(signalapi.Message{Type: signalapi.TypeOffer, SDP: strings.Join(noFingerprint, "\r\n")})
+	if m := physician.expectError(signalapi.CodeBadSDP); !strings.Contains(m.Message, "fingerprint") {
 		t.Fatalf("SDP without fingerprint: %q does not say why", m.Message)
 	}
-	doc.sendRaw([]byte(`{"type":"offer","sdp":7}`))
-	if m := doc.expectError(session.CodeBadMessage); !strings.Contains(m.Message, `"sdp"`) {
+	physician.sendRaw([]byte(`{"type":"offer","sdp":7}`))
+	if m := physician.expectError(signalapi.CodeBadMessage); !strings.Contains(m.Message, `"sdp"`) {
 		t.Fatalf("wrong type: %q does not name the field", m.Message)
 	}
-	doc.sendRaw([]byte(`{"type":"candidate","candidate":{"candidate":"hello"}}`))
-	doc.expectError(session.CodeBadCandidate)
-	doc.send(session.Message{Type: session.TypeJoin, Token: "x.y.z"})
-	doc.expectError(session.CodeAlreadyJoined)
-	pat.send(session.Message{Type: session.TypePrescription, Ref: "p1", Resource: medicationRequest(t)})
-	if m := pat.expectError(session.CodeForbidden); m.Ref != "p1" {
+	physician.sendRaw([]byte(`{"type":"candidate","candidate":{"candidate":"hello"}}`))
+	physician.expectError(signalapi.CodeBadCandidate)
+	physician.send(signalapi.Message{Type: signalapi.TypeJoin, Token: "x.y.z"})
+	physician.expectError(signalapi.CodeAlreadyJoined)
+	patient.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "p1", Resource: medicationRequest(t)})
+	if m := patient.expectError(signalapi.CodeForbidden); m.Ref != "p1" {
 		t.Fatalf("error does not echo the ref: %+v", m)
 	}
 	for field, edit := range map[string]func(map[string]any){
@@ -247,55 +248,55 @@ func TestBadInput(t *testing.T) {
 		json.Unmarshal(medicationRequest(t), &r)
 		edit(r)
 		bad, _ := json.Marshal(r)
-		doc.send(session.Message{Type: session.TypePrescription, Ref: "bad-" + field, Resource: bad})
-		m := doc.expectError(session.CodeInvalidFHIR)
+		physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "bad-" + field, Resource: bad})
+		m := physician.expectError(signalapi.CodeInvalidResource)
 		if !strings.Contains(m.Message, field) || m.Ref != "bad-"+field {
 			t.Fatalf("invalid %s: %q (ref %q) does not name the field", field, m.Message, m.Ref)
 		}
 	}
-	doc.sendRaw([]byte(`{"type":"prescription","ref":"dup","resource":{"resourceType":"MedicationRequest","resourceType":"MedicationRequest"}}`))
-	doc.expectError(session.CodeInvalidFHIR)
+	physician.sendRaw([]byte(`{"type":"prescription","ref":"dup","resource":{"resourceType":"MedicationRequest","resourceType":"MedicationRequest"}}`))
+	physician.expectError(signalapi.CodeInvalidResource)
 	if after := logSize(t, n); after != before {
 		t.Fatalf("refused messages notarized %d entries", after-before)
 	}
 
 	// A message over 64 KiB closes the connection with too_large.
-	big := bytes.Repeat([]byte("a"), session.MaxMessageSize)
-	doc.sendRaw([]byte(`{"type":"leave","reason":"` + string(big) + `"}`))
-	doc.expectError(session.CodeTooLarge)
-	doc.expectClosed()
+	big := bytes.Repeat([]byte("a"), signalapi.MaxMessageSize)
+	physician.sendRaw([]byte(`{"type":"leave","reason":"` + string(big) + `"}`))
+	physician.expectError(signalapi.CodeTooLarge)
+	physician.expectClosed()
 
 	// The room carries on: the physician comes back and prescribes.
-	_, docTok := s.Tokens(t, "room-bad")
-	doc = dial(t, s)
-	if j := doc.join(docTok); !j.Resumed {
+	_, physicianTok := s.Tokens(t, "room-bad")
+	physician = dial(t, s)
+	if j := physician.join(physicianTok); !j.Resumed {
 		t.Fatal("the physician's return is not a resumption")
 	}
-	doc.send(session.Message{Type: session.TypePrescription, Ref: "ok", Resource: medicationRequest(t)})
-	if r := doc.expect(session.TypeReceipt); r.Ref != "ok" {
+	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "ok", Resource: medicationRequest(t)})
+	if r := physician.expect(signalapi.TypeReceipt); r.Ref != "ok" {
 		t.Fatalf("receipt for %q", r.Ref)
 	}
-	if p := pat.expect(session.TypePrescription); p.Ref != "ok" || len(p.Bundle) == 0 {
+	if p := patient.expect(signalapi.TypePrescription); p.Ref != "ok" || len(p.Bundle) == 0 {
 		t.Fatalf("patient got %+v", p)
 	}
 
 	// A flood over the rate limit closes the flooding connection only.
 	flood, _ := s.Tokens(t, "room-bad")
-	pat.ws.CloseNow()
-	pat = dial(t, s)
-	pat.join(flood)
+	patient.ws.CloseNow()
+	patient = dial(t, s)
+	patient.join(flood)
 	for range 100 {
-		if err := pat.ws.Write(context.Background(), websocket.MessageText, []byte(`{"type":"consent","scope":"recording","granted":true}`)); err != nil {
+		if err := patient.ws.Write(context.Background(), websocket.MessageText, []byte(`{"type":"consent","scope":"recording","granted":true}`)); err != nil {
 			break
 		}
 	}
-	pat.expectError(session.CodeRateLimited)
-	pat.expectClosed()
+	patient.expectError(signalapi.CodeRateLimited)
+	patient.expectClosed()
 
 	// Every other room is untouched.
-	otherDoc.send(session.Message{Type: session.TypePrescription, Ref: "other", Resource: medicationRequest(t)})
-	otherDoc.expect(session.TypeReceipt)
-	other.expect(session.TypePrescription)
+	otherPhysician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "other", Resource: medicationRequest(t)})
+	otherPhysician.expect(signalapi.TypeReceipt)
+	other.expect(signalapi.TypePrescription)
 }
 
 // TestJoinRefusals covers tokens and seats: before joining, expired,
@@ -303,62 +304,62 @@ func TestBadInput(t *testing.T) {
 func TestJoinRefusals(t *testing.T) {
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, nil)
-	patTok, _ := s.Tokens(t, "room-a")
+	patientTok, _ := s.Tokens(t, "room-a")
 
 	c := dial(t, s)
-	c.send(session.Message{Type: session.TypeCandidate, Candidate: &session.Candidate{Candidate: ""}})
-	c.expectError(session.CodeNotJoined)
+	c.send(signalapi.Message{Type: signalapi.TypeCandidate, Candidate: &signalapi.Candidate{Candidate: ""}})
+	c.expectError(signalapi.CodeNotJoined)
 
-	expired, err := s.TokenKey.Issue("room-a", session.RolePatient, "p1", time.Now().Add(-time.Hour))
+	expired, err := s.TokenKey.Issue("room-a", signalapi.RolePatient, "p1", time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.send(session.Message{Type: session.TypeJoin, Token: expired})
-	c.expectError(session.CodeTokenExpired)
+	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: expired})
+	c.expectError(signalapi.CodeTokenExpired)
 	c.expectClosed()
 
 	otherKey := make([]byte, 32)
 	rand.Read(otherKey)
 	forger, _ := session.NewTokenKey(otherKey)
-	forged, _ := forger.Issue("room-a", session.RolePatient, "p1", time.Now().Add(time.Hour))
+	forged, _ := forger.Issue("room-a", signalapi.RolePatient, "p1", time.Now().Add(time.Hour))
 	c = dial(t, s)
-	c.send(session.Message{Type: session.TypeJoin, Token: forged})
-	c.expectError(session.CodeTokenInvalid)
+	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: forged})
+	c.expectError(signalapi.CodeTokenInvalid)
 	c.expectClosed()
 
-	for _, tok := range []string{"", "abc", strings.Repeat("a", session.MaxTokenSize+1)} {
+	for _, tok := range []string{"", "abc", strings.Repeat("a", signalapi.MaxTokenSize+1)} {
 		c = dial(t, s)
-		c.send(session.Message{Type: session.TypeJoin, Token: tok})
-		c.expectError(session.CodeTokenInvalid)
+		c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: tok})
+		c.expectError(signalapi.CodeTokenInvalid)
 		c.expectClosed()
 	}
 
 	c = dial(t, s)
-	c.send(session.Message{Type: session.TypeJoin, Token: patTok, Room: "room-b"})
-	c.expectError(session.CodeWrongRoom)
+	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: patientTok, Room: "room-b"})
+	c.expectError(signalapi.CodeWrongRoom)
 	c.expectClosed()
 
 	first := dial(t, s)
-	first.join(patTok)
-	intruder, _ := s.TokenKey.Issue("room-a", session.RolePatient, "someone-else", time.Now().Add(time.Hour))
+	first.join(patientTok)
+	intruder, _ := s.TokenKey.Issue("room-a", signalapi.RolePatient, "someone-else", time.Now().Add(time.Hour))
 	c = dial(t, s)
-	c.send(session.Message{Type: session.TypeJoin, Token: intruder})
-	c.expectError(session.CodeRoomFull)
+	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: intruder})
+	c.expectError(signalapi.CodeRoomFull)
 	c.expectClosed()
 
 	// The same participant on a new connection replaces the old one.
 	again := dial(t, s)
-	again.join(patTok)
-	first.expectError(session.CodeReplaced)
+	again.join(patientTok)
+	first.expectError(signalapi.CodeReplaced)
 	first.expectClosed()
 
-	again.send(session.Message{Type: session.TypeLeave})
-	if end := again.expect(session.TypeSessionEnd); len(end.Bundle) != 0 {
+	again.send(signalapi.Message{Type: signalapi.TypeLeave})
+	if end := again.expect(signalapi.TypeSessionEnd); len(end.Bundle) != 0 {
 		t.Fatal("a session that never started has an end receipt")
 	}
 	c = dial(t, s)
-	c.send(session.Message{Type: session.TypeJoin, Token: patTok})
-	c.expectError(session.CodeRoomEnded)
+	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: patientTok})
+	c.expectError(signalapi.CodeRoomEnded)
 }
 
 // TestReconnect: a participant whose connection drops comes back within
@@ -367,28 +368,28 @@ func TestJoinRefusals(t *testing.T) {
 func TestReconnect(t *testing.T) {
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.Grace = 2 * time.Second })
-	pat, doc := started(t, s, "room-r")
-	patTok, _ := s.Tokens(t, "room-r")
-	pat.ws.CloseNow()
-	if left := doc.expect(session.TypePeerLeft); left.Role != session.RolePatient || left.GraceMillis != 2000 {
+	patient, physician := started(t, s, "room-r")
+	patientTok, _ := s.Tokens(t, "room-r")
+	patient.ws.CloseNow()
+	if left := physician.expect(signalapi.TypePeerLeft); left.Role != signalapi.RolePatient || left.GraceMillis != 2000 {
 		t.Fatalf("peer-left: %+v", left)
 	}
-	pat = dial(t, s)
-	if j := pat.join(patTok); !j.Resumed || !*j.PeerPresent {
+	patient = dial(t, s)
+	if j := patient.join(patientTok); !j.Resumed || !*j.PeerPresent {
 		t.Fatalf("joined: %+v", j)
 	}
-	if back := doc.expect(session.TypePeerJoined); !back.Resumed {
+	if back := physician.expect(signalapi.TypePeerJoined); !back.Resumed {
 		t.Fatalf("peer-joined: %+v", back)
 	}
 	// ICE restart: a new offer is relayed.
 	offer, _ := sdpOffer(t)
-	doc.send(session.Message{Type: session.TypeOffer, SDP: offer})
-	pat.expect(session.TypeOffer)
+	physician.send(signalapi.Message{Type: signalapi.TypeOffer, SDP: offer})
+	patient.expect(signalapi.TypeOffer)
 
 	// Now the physician vanishes for good.
-	doc.ws.CloseNow()
-	pat.expect(session.TypePeerLeft)
-	end := pat.expect(session.TypeSessionEnd)
+	physician.ws.CloseNow()
+	patient.expect(signalapi.TypePeerLeft)
+	end := patient.expect(signalapi.TypeSessionEnd)
 	if end.Reason != "physician-disconnected" || len(end.Bundle) == 0 {
 		t.Fatalf("session-end: reason %q, bundle %d bytes", end.Reason, len(end.Bundle))
 	}
@@ -399,11 +400,11 @@ func TestReconnect(t *testing.T) {
 	if _, err := notary.VerifyBundle(b, n.Policy); err != nil {
 		t.Fatal(err)
 	}
-	var rec session.Record
+	var rec signalapi.Record
 	json.Unmarshal(b.Document, &rec)
 	for _, p := range rec.Participants {
 		want := 0
-		if p.Role == session.RolePatient {
+		if p.Role == signalapi.RolePatient {
 			want = 1
 		}
 		if len(p.Reconnects) != want {
@@ -413,81 +414,7 @@ func TestReconnect(t *testing.T) {
 			t.Fatalf("%s has no fingerprint", p.Role)
 		}
 	}
-	pat.expectClosed()
-}
-
-// TestRoomsAndSessionsAPI: POST /v1/rooms needs an app key and issues
-// tokens that join; GET /v1/sessions needs an operator key and shows no
-// subject and no document.
-func TestRoomsAndSessionsAPI(t *testing.T) {
-	n := sessiontest.StartNotary(t)
-	s := sessiontest.StartSignal(t, n, nil)
-	call := func(method, path, key, body string) (int, []byte) {
-		req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, data
-	}
-	if code, _ := call("POST", "/v1/rooms", "", `{}`); code != 401 {
-		t.Fatalf("no key: HTTP %d", code)
-	}
-	if code, _ := call("POST", "/v1/rooms", "wrong-key-0123456789", `{}`); code != 401 {
-		t.Fatalf("unknown key: HTTP %d", code)
-	}
-	if code, _ := call("GET", "/v1/sessions", sessiontest.AppKey, ""); code != 403 {
-		t.Fatalf("app key on sessions: HTTP %d", code)
-	}
-	for body, field := range map[string]string{`{"patient":"has space"}`: "patient", `{"ttl_seconds":"x"}`: "ttl_seconds", `{"ttl_seconds":99999999}`: "ttl_seconds", `{"nurse":"x"}`: ""} {
-		code, data := call("POST", "/v1/rooms", sessiontest.AppKey, body)
-		var e session.ErrorResponse
-		json.Unmarshal(data, &e)
-		if code != 400 || e.Error.Field != field || e.Error.Message == "" {
-			t.Fatalf("%s: HTTP %d %s", body, code, data)
-		}
-	}
-	code, data := call("POST", "/v1/rooms", sessiontest.AppKey, `{"patient":"pseudo-patient-42","physician":"pseudo-doc-7"}`)
-	if code != 201 {
-		t.Fatalf("create room: HTTP %d %s", code, data)
-	}
-	var room session.CreateRoomResponse
-	if err := json.Unmarshal(data, &room); err != nil {
-		t.Fatal(err)
-	}
-	pat, doc := dial(t, s), dial(t, s)
-	if j := pat.join(room.Tokens[session.RolePatient]); j.Room != room.Room || j.Role != session.RolePatient {
-		t.Fatalf("joined %+v", j)
-	}
-	doc.join(room.Tokens[session.RolePhysician])
-	code, data = call("GET", "/v1/sessions", sessiontest.OperatorKey, "")
-	if code != 200 {
-		t.Fatalf("sessions: HTTP %d", code)
-	}
-	var sessions session.SessionsResponse
-	json.Unmarshal(data, &sessions)
-	if len(sessions.Sessions) != 1 || sessions.Sessions[0].Room != room.Room || len(sessions.Sessions[0].Participants) != 2 {
-		t.Fatalf("sessions: %s", data)
-	}
-	for _, secret := range []string{"pseudo-patient-42", "pseudo-doc-7"} {
-		if bytes.Contains(data, []byte(secret)) {
-			t.Fatalf("the sessions API shows the subject %q", secret)
-		}
-	}
-	code, keys := call("GET", "/v1/keys", "", "")
-	if code != 200 || !bytes.Contains(keys, n.Keys) {
-		t.Fatalf("keys: HTTP %d %q", code, keys)
-	}
-	for _, path := range []string{"/healthz", "/metrics", "/app/", "/verify/"} {
-		if code, _ := call("GET", path, "", ""); code != 200 {
-			t.Fatalf("%s: HTTP %d", path, code)
-		}
-	}
+	patient.expectClosed()
 }
 
 // TestWebhook: every receipt reaches the app's webhook, signed, after the
@@ -495,14 +422,14 @@ func TestRoomsAndSessionsAPI(t *testing.T) {
 func TestWebhook(t *testing.T) {
 	secret := bytes.Repeat([]byte("k"), 32)
 	var mu sync.Mutex
-	var events []session.WebhookEvent
+	var events []signalapi.WebhookEvent
 	failures := 2
 	hook := newHook(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		sig := r.Header.Get(session.SignatureHeader)
+		sig := r.Header.Get(signalapi.SignatureHeader)
 		var ts int64
 		fmt.Sscanf(sig, "t=%d,", &ts)
-		if sig != session.SignWebhook(secret, body, time.Unix(ts, 0)) {
+		if sig != signalapi.SignWebhook(secret, body, time.Unix(ts, 0)) {
 			t.Errorf("bad signature %q", sig)
 			w.WriteHeader(400)
 			return
@@ -514,23 +441,23 @@ func TestWebhook(t *testing.T) {
 			w.WriteHeader(503)
 			return
 		}
-		var e session.WebhookEvent
+		var e signalapi.WebhookEvent
 		json.Unmarshal(body, &e)
 		events = append(events, e)
 	})
 	n := sessiontest.StartNotary(t)
-	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.Webhook = session.WebhookConfig{URL: hook, Secret: secret} })
-	pat, doc := started(t, s, "room-w")
-	doc.send(session.Message{Type: session.TypePrescription, Ref: "rx", Resource: medicationRequest(t)})
-	doc.expect(session.TypeReceipt)
-	pat.send(session.Message{Type: session.TypeLeave})
-	pat.expect(session.TypeSessionEnd)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.Webhook.URL, c.Webhook.Secret = hook, secret })
+	patient, physician := started(t, s, "room-w")
+	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "rx", Resource: medicationRequest(t)})
+	physician.expect(signalapi.TypeReceipt)
+	patient.send(signalapi.Message{Type: signalapi.TypeLeave})
+	patient.expect(signalapi.TypeSessionEnd)
 	sessiontest.WaitFor(t, "three webhook events", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) == 3
 	})
-	kinds := map[string]bool{}
+	kinds := map[notary.Kind]bool{}
 	for _, e := range events {
 		b, err := notary.ParseBundle(e.Bundle)
 		if err != nil {
@@ -544,7 +471,7 @@ func TestWebhook(t *testing.T) {
 		}
 		kinds[e.Event] = true
 	}
-	if !kinds["session-start"] || !kinds["prescription"] || !kinds["session-end"] {
+	if !kinds[notary.KindSessionStart] || !kinds[notary.KindPrescription] || !kinds[notary.KindSessionEnd] {
 		t.Fatalf("events: %v", kinds)
 	}
 }
@@ -562,9 +489,9 @@ func newHook(t *testing.T, h http.HandlerFunc) string {
 func TestSilentClientIsDropped(t *testing.T) {
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.PingInterval = 200 * time.Millisecond })
-	patTok, docTok := s.Tokens(t, "room-silent")
-	doc := dial(t, s)
-	doc.join(docTok)
+	patientTok, physicianTok := s.Tokens(t, "room-silent")
+	physician := dial(t, s)
+	physician.join(physicianTok)
 
 	// The patient joins, then never reads again: pings go unanswered.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -574,21 +501,21 @@ func TestSilentClientIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	join, _ := json.Marshal(session.Message{Type: session.TypeJoin, Token: patTok})
+	join, _ := json.Marshal(signalapi.Message{Type: signalapi.TypeJoin, Token: patientTok})
 	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
 		t.Fatal(err)
 	}
 	if _, data, err := ws.Read(ctx); err != nil || !bytes.Contains(data, []byte(`"joined"`)) {
 		t.Fatalf("join: %q %v", data, err)
 	}
-	doc.expect(session.TypePeerJoined)
-	if left := doc.expect(session.TypePeerLeft); left.Role != session.RolePatient {
+	physician.expect(signalapi.TypePeerJoined)
+	if left := physician.expect(signalapi.TypePeerLeft); left.Role != signalapi.RolePatient {
 		t.Fatalf("peer-left %+v", left)
 	}
 	sessiontest.WaitFor(t, "the silent patient to be shown away", func() bool {
 		for _, si := range s.Server.Sessions().Sessions {
 			for _, p := range si.Participants {
-				if p.Role == session.RolePatient && !p.Connected {
+				if p.Role == signalapi.RolePatient && !p.Connected {
 					return true
 				}
 			}
@@ -610,14 +537,15 @@ func TestWebhookNeverBlocksSignalling(t *testing.T) {
 	defer close(release)
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, func(c *session.Config) {
-		c.Webhook = session.WebhookConfig{URL: hook, Secret: bytes.Repeat([]byte("k"), 32), Queue: 4, HTTPClient: &http.Client{Timeout: time.Hour}}
+		c.Webhook.URL, c.Webhook.Secret = hook, bytes.Repeat([]byte("k"), 32)
+		c.Webhook.Queue, c.Webhook.HTTPClient = 4, &http.Client{Timeout: time.Hour}
 	})
 	for i := range 3 {
-		pat, doc := started(t, s, fmt.Sprintf("room-hook-%d", i))
+		patient, physician := started(t, s, fmt.Sprintf("room-hook-%d", i))
 		for j := range 3 {
-			doc.send(session.Message{Type: session.TypePrescription, Ref: fmt.Sprint(j), Resource: medicationRequest(t)})
-			doc.expect(session.TypeReceipt)
-			pat.expect(session.TypePrescription)
+			physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: fmt.Sprint(j), Resource: medicationRequest(t)})
+			physician.expect(signalapi.TypeReceipt)
+			patient.expect(signalapi.TypePrescription)
 		}
 	}
 	// The queue of 4 is full behind 4 hung deliveries: later events were

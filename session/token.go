@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // Room tokens are JWTs signed with HS256 under the server's token key. The
@@ -14,15 +15,8 @@ import (
 const (
 	TokenIssuer   = "telenotary"        // the iss claim the server writes; others are accepted
 	TokenAudience = "telenotary-signal" // the aud claim every token must carry
-	MaxTokenSize  = 4096                // bytes of a token
-	MinTokenKey   = 32                  // bytes of a token key
+	MinTokenKey   = 32                  // bytes of a token key (and of a webhook secret)
 	tokenLeeway   = 30 * time.Second    // clock skew allowed on exp, nbf and iat
-)
-
-// Roles of a consultation's participants.
-const (
-	RolePatient   = "patient"
-	RolePhysician = "physician"
 )
 
 // Claims are what a room token says: who may join which room as what.
@@ -30,7 +24,7 @@ type Claims struct {
 	// Room is the room id.
 	Room string `json:"room"`
 	// Role is patient or physician.
-	Role string `json:"role"`
+	Role signalapi.Role `json:"role"`
 	jwt.RegisteredClaims
 }
 
@@ -63,7 +57,7 @@ func NewTokenKey(key []byte) (*TokenKey, error) {
 }
 
 // Issue signs a token for subject to join room in role until expires.
-func (k *TokenKey) Issue(room, role, subject string, expires time.Time) (string, error) {
+func (k *TokenKey) Issue(room string, role signalapi.Role, subject string, expires time.Time) (string, error) {
 	c := Claims{Room: room, Role: role, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    TokenIssuer,
 		Subject:   subject,
@@ -78,35 +72,35 @@ func (k *TokenKey) Issue(room, role, subject string, expires time.Time) (string,
 }
 
 // Parse checks a token's signature, audience, times and claims. Its error is
-// a *ProtocolError: token_expired for a token past its expiry,
-// token_invalid for anything else.
+// a fatal *signalapi.ProtocolError: token_expired for a token past its
+// expiry, token_invalid for anything else.
 func (k *TokenKey) Parse(token string) (*Claims, error) {
-	if len(token) > MaxTokenSize {
-		return nil, fatalErr(CodeTokenInvalid, "token is longer than %d bytes", MaxTokenSize)
+	if len(token) > signalapi.MaxTokenSize {
+		return nil, signalapi.RefuseFatal(signalapi.CodeTokenInvalid, "token is longer than %d bytes", signalapi.MaxTokenSize)
 	}
 	var c Claims
 	_, err := k.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k.key, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, fatalErr(CodeTokenExpired, "token expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339))
+		return nil, signalapi.RefuseFatal(signalapi.CodeTokenExpired, "token expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339))
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return nil, fatalErr(CodeTokenInvalid, "token signature is not valid (signed with another key?)")
+		return nil, signalapi.RefuseFatal(signalapi.CodeTokenInvalid, "token signature is not valid (signed with another key?)")
 	case err != nil:
-		return nil, fatalErr(CodeTokenInvalid, "token is not valid: %v", err)
+		return nil, signalapi.RefuseFatal(signalapi.CodeTokenInvalid, "token is not valid: %v", err)
 	}
 	if err := c.check(); err != nil {
-		return nil, fatalErr(CodeTokenInvalid, "token %v", err)
+		return nil, signalapi.RefuseFatal(signalapi.CodeTokenInvalid, "token %v", err)
 	}
 	return &c, nil
 }
 
 func (c *Claims) check() error {
 	switch {
-	case !validID(c.Room):
+	case !signalapi.ValidID(c.Room):
 		return fmt.Errorf("claim \"room\" is not a room id (1 to 64 of A-Z a-z 0-9 - _)")
-	case c.Role != RolePatient && c.Role != RolePhysician:
+	case !c.Role.Valid():
 		return fmt.Errorf("claim \"role\" is %.20q, not patient or physician", c.Role)
-	case !validID(c.RegisteredClaims.Subject):
+	case !signalapi.ValidID(c.RegisteredClaims.Subject):
 		return fmt.Errorf("claim \"sub\" is not a pseudonymous id (1 to 64 of A-Z a-z 0-9 - _)")
 	}
 	return nil

@@ -3,163 +3,131 @@ package session
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
-// WebhookConfig configures the delivery of receipts to the app's backend.
-type WebhookConfig struct {
-	// URL receives a POST per receipt; empty disables the webhook.
-	URL string
-	// Secret signs each delivery: the Telenotary-Signature header is
-	// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>".
-	Secret []byte
-	// MaxAttempts bounds the deliveries of one event (default 8), with
-	// backoff from 500ms doubling to at most 30s between them.
-	MaxAttempts int
-	// Queue bounds the events waiting (default 4096); when it is full, new
-	// events are dropped and counted as failed.
-	Queue int
-	// HTTPClient sends the requests (default: 10s timeout).
-	HTTPClient *http.Client
+// webhookEvent is a signalapi.WebhookEvent without its bundle, which
+// deliver splices in as it is.
+type webhookEvent struct {
+	Event   notary.Kind `json:"event"`
+	Room    string      `json:"room"`
+	Session string      `json:"session"`
+	Ref     string      `json:"ref,omitempty"`
 }
 
-// WebhookEvent is the body of a webhook delivery: a receipt bundle (the
-// session record or prescription, its salt and its receipt) with where it
-// belongs.
-type WebhookEvent struct {
-	// Event is session-start, prescription or session-end.
-	Event   string          `json:"event"`
-	Room    string          `json:"room"`
-	Session string          `json:"session"`
-	Ref     string          `json:"ref,omitempty"`
-	Bundle  json.RawMessage `json:"bundle"`
-}
-
-// SignatureHeader is the header carrying a webhook delivery's signature.
-const SignatureHeader = "Telenotary-Signature"
-
-// SignWebhook returns the signature header value for body at time t.
-func SignWebhook(secret, body []byte, t time.Time) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+// delivery is one event waiting to be posted: its body, made once, and
+// where it belongs for logs and alerts.
+type delivery struct {
+	body  []byte
+	event notary.Kind
+	room  string
 }
 
 // webhooker delivers events in the background: signalling never waits on
-// the app's backend.
+// the app's backend. Its senders are owned by close, which waits for them.
 type webhooker struct {
-	cfg   WebhookConfig
-	srv   *Server
-	queue chan []byte
-	wg    sync.WaitGroup
-	stop  context.CancelFunc
-	ctx   context.Context
+	cfg    WebhookConfig
+	srv    *Server
+	http   *http.Client
+	queue  chan delivery // nil when the webhook is off
+	mu     sync.Mutex    // guards closed, and sending on queue
+	closed bool
+	wg     sync.WaitGroup
+	ctx    context.Context // ends when close gives up on the queue
+	stop   context.CancelFunc
 }
 
 const webhookWorkers = 4
 
-func newWebhooker(ctx context.Context, cfg WebhookConfig, s *Server) (*webhooker, error) {
-	w := &webhooker{cfg: cfg, srv: s}
+// newWebhooker starts the senders of a validated configuration; with no
+// URL it returns a webhooker that drops every event.
+func newWebhooker(ctx context.Context, cfg WebhookConfig, s *Server) *webhooker {
+	w := &webhooker{cfg: cfg, srv: s, http: cfg.HTTPClient}
 	if cfg.URL == "" {
-		return w, nil
+		return w
 	}
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("session: webhook URL %q is not an http(s) URL", cfg.URL)
+	if w.http == nil {
+		w.http = &http.Client{Timeout: 10 * time.Second}
 	}
-	if len(cfg.Secret) < MinTokenKey {
-		return nil, fmt.Errorf("session: webhook secret has %d bytes; it needs at least %d", len(cfg.Secret), MinTokenKey)
-	}
-	if w.cfg.MaxAttempts <= 0 {
-		w.cfg.MaxAttempts = 8
-	}
-	if w.cfg.Queue <= 0 {
-		w.cfg.Queue = 4096
-	}
-	if w.cfg.HTTPClient == nil {
-		w.cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
-	}
-	w.queue = make(chan []byte, w.cfg.Queue)
+	w.queue = make(chan delivery, cfg.Queue)
 	w.ctx, w.stop = context.WithCancel(ctx)
 	for range webhookWorkers {
 		w.wg.Add(1)
 		go w.run()
 	}
-	return w, nil
+	return w
 }
 
-// deliver queues an event without blocking.
-func (w *webhooker) deliver(e WebhookEvent) {
+// deliver queues an event with its bundle (spliced in as it is) without
+// blocking; when the queue is full the event is dropped and an alert
+// raised.
+func (w *webhooker) deliver(e webhookEvent, bundle []byte) {
 	if w.queue == nil {
 		return
 	}
-	body, _ := json.Marshal(e)
+	head, err := json.Marshal(e)
+	if err != nil { // an event always encodes
+		panic(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed { // a notarization that outlived a shutdown's deadline
+		w.srv.metrics.webhooks.WithLabelValues("dropped").Inc()
+		return
+	}
 	select {
-	case w.queue <- body:
+	case w.queue <- delivery{body: withMember(head, "bundle", bundle), event: e.Event, room: e.Room}:
 	default:
 		w.srv.metrics.webhooks.WithLabelValues("dropped").Inc()
-		w.srv.alert("webhook-failed", e.Room, "webhook queue full: a "+e.Event+" event was dropped")
+		w.srv.alert(signalapi.AlertWebhookFailed, e.Room, fmt.Sprintf("webhook queue full: a %s event was dropped", e.Event))
 	}
 }
 
 func (w *webhooker) run() {
 	defer w.wg.Done()
-	for body := range w.queue {
-		w.send(body)
+	for d := range w.queue {
+		w.send(d)
 	}
 }
 
-// send posts one event, retrying with backoff.
-func (w *webhooker) send(body []byte) {
-	backoff := 500 * time.Millisecond
+// send posts one event, retrying with a jittered exponential backoff up to
+// MaxAttempts, or until close gives up.
+func (w *webhooker) send(d delivery) {
 	var last error
-	for attempt := 1; ; attempt++ {
-		if last = w.post(body); last == nil {
-			w.srv.metrics.webhooks.WithLabelValues("delivered").Inc()
-			return
-		}
-		if attempt == w.cfg.MaxAttempts {
-			break
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-w.ctx.Done(): // shutting down: give up
-			t.Stop()
-			last = fmt.Errorf("%w (server shutting down)", last)
-		}
-		if w.ctx.Err() != nil {
-			break
-		}
-		backoff = min(2*backoff, 30*time.Second)
+	post := func() (struct{}, error) {
+		last = w.post(d.body)
+		return struct{}{}, last
+	}
+	wait := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 30 * time.Second}
+	_, err := backoff.Retry(w.ctx, post, backoff.WithBackOff(wait), backoff.WithMaxTries(uint(w.cfg.MaxAttempts)), backoff.WithMaxElapsedTime(0))
+	if err == nil {
+		w.srv.metrics.webhooks.WithLabelValues("delivered").Inc()
+		return
+	}
+	if w.ctx.Err() != nil {
+		last = fmt.Errorf("%w (server shutting down)", last)
 	}
 	w.srv.metrics.webhooks.WithLabelValues("failed").Inc()
-	var e WebhookEvent
-	json.Unmarshal(body, &e)
-	w.srv.log.Warn("webhook delivery failed", "room", e.Room, "session", e.Session, "event", e.Event, "err", last)
-	w.srv.alert("webhook-failed", e.Room, fmt.Sprintf("%s event not delivered after retries: %v", e.Event, last))
+	w.srv.log.WarnContext(w.ctx, "webhook delivery failed", "room", d.room, "event", d.event, "error", last)
+	w.srv.alert(signalapi.AlertWebhookFailed, d.room, fmt.Sprintf("%s event not delivered after retries: %v", d.event, last))
 }
 
 func (w *webhooker) post(body []byte) error {
 	req, err := http.NewRequestWithContext(w.ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return backoff.Permanent(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(SignatureHeader, SignWebhook(w.cfg.Secret, body, time.Now()))
-	resp, err := w.cfg.HTTPClient.Do(req)
+	req.Header.Set(signalapi.SignatureHeader, signalapi.SignWebhook(w.cfg.Secret, body, time.Now()))
+	resp, err := w.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -171,18 +139,23 @@ func (w *webhooker) post(body []byte) error {
 }
 
 // close stops taking events and waits until the queue is delivered or ctx
-// ends; then it abandons what is left.
+// ends; then it abandons what is left and waits for the senders to
+// return.
 func (w *webhooker) close(ctx context.Context) {
 	if w.queue == nil {
 		return
 	}
-	close(w.queue)
-	done := make(chan struct{})
-	go func() { w.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		w.stop()
-		<-done
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
 	}
+	w.closed = true
+	close(w.queue)
+	w.mu.Unlock()
+	if !waitGroup(ctx, &w.wg) {
+		w.stop()
+		w.wg.Wait()
+	}
+	w.stop()
 }

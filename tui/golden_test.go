@@ -12,7 +12,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
-	"github.com/telenotary/telenotary/session"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // The URLs the golden scenario's nodes are configured with. Nothing is
@@ -33,13 +33,13 @@ func loadRecording(t *testing.T) recording {
 	return rec
 }
 
-func loadSessions(t *testing.T) *session.SessionsResponse {
+func loadSessions(t *testing.T) *signalapi.SessionsResponse {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "sessions.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var resp session.SessionsResponse
+	var resp signalapi.SessionsResponse
 	if err := json.Unmarshal(b, &resp); err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func startLiveCluster(t *testing.T, n int) *liveCluster {
 		}
 		cfg := cluster.DefaultConfig()
 		cfg.ID, cfg.DataDir = id, filepath.Join(c.dir, id)
-		cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.RaftAddr, cfg.HTTPAddr, cfg.InsecureRaft = "127.0.0.1:0", "127.0.0.1:0", true
 		cfg.Signer, cfg.VerifierKey, cfg.Tokens, cfg.JoinToken = signer, vkey, tokens, operatorToken
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -273,7 +273,7 @@ func (m *model) onSessions(msg sessionsMsg) {
 			continue
 		}
 		s.seen[k] = true
-		text := a.Kind + ": " + a.Message
+		text := string(a.Kind) + ": " + a.Message
 		if a.Room != "" {
 			text = fmt.Sprintf("%s: room %s: %s", a.Kind, a.Room, a.Message)
 		}

@@ -2,18 +2,16 @@ package tui
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
-	"github.com/telenotary/telenotary/session"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // source fetches what the console shows. Its methods return commands; it
@@ -24,14 +22,20 @@ type source struct {
 	// operator sends actions with the operator token and follows the
 	// leader.
 	watch, operator *notaryapi.Client
+	// signal reads the signalling server's sessions; nil without one.
+	signal *signalapi.Client
 }
 
 func newSource(cfg Config) *source {
-	return &source{
+	s := &source{
 		cfg:      cfg,
 		watch:    notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient}),
 		operator: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token, MaxBackoff: 500 * time.Millisecond}),
 	}
+	if cfg.Signal != "" {
+		s.signal = signalapi.NewClient(signalapi.Config{Base: cfg.Signal, Key: cfg.SignalKey, HTTPClient: cfg.HTTPClient})
+	}
+	return s
 }
 
 // tickMsg asks for a round of polls and redraws the ages on screen.
@@ -63,7 +67,7 @@ func (s *source) status(node string) tea.Cmd {
 
 // sessionsMsg is the signalling server's answer to GET /v1/sessions.
 type sessionsMsg struct {
-	resp *session.SessionsResponse
+	resp *signalapi.SessionsResponse
 	err  error
 	at   time.Time
 }
@@ -72,43 +76,9 @@ func (s *source) sessions() tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		defer cancel()
-		resp, err := s.fetchSessions(ctx)
+		resp, err := s.signal.Sessions(ctx)
 		return sessionsMsg{resp: resp, err: err, at: time.Now()}
 	}
-}
-
-func (s *source) fetchSessions(ctx context.Context) (*session.SessionsResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.Signal+"/v1/sessions", nil)
-	if err != nil {
-		return nil, err
-	}
-	if s.cfg.SignalKey != "" {
-		req.Header.Set("Authorization", "Bearer "+s.cfg.SignalKey)
-	}
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, trimBody(b))
-	}
-	var out session.SessionsResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
-		return nil, fmt.Errorf("decode sessions: %w", err)
-	}
-	return &out, nil
-}
-
-func trimBody(b []byte) string {
-	var e struct {
-		Error struct{ Message string } `json:"error"`
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-		return e.Error.Message
-	}
-	return string(b)
 }
 
 // action is an operator action on a node.

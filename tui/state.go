@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster/notaryapi"
-	"github.com/telenotary/telenotary/session"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // nodeState is what the console knows of one configured node.
@@ -195,7 +195,7 @@ func matches(filter string, fields ...string) bool {
 
 // sessionsState is the last answer of the signalling server.
 type sessionsState struct {
-	resp     *session.SessionsResponse
+	resp     *signalapi.SessionsResponse
 	err      error
 	at       time.Time
 	inFlight bool
@@ -203,7 +203,7 @@ type sessionsState struct {
 	seen map[string]bool
 }
 
-func sessionAlertKey(a session.Alert) string {
+func sessionAlertKey(a signalapi.Alert) string {
 	return fmt.Sprintf("%d|%s|%s|%s", a.Time.UnixNano(), a.Kind, a.Room, a.Message)
 }
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/telenotary/telenotary/session"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // throughputView is receipts/s over the last minutes, batch sizes,
@@ -125,14 +125,14 @@ var sessionCols = []column{
 }
 
 // participant is a role's connection and DTLS state, or "-" when absent.
-func participant(s session.SessionInfo, role string) string {
+func participant(s signalapi.SessionInfo, role signalapi.Role) string {
 	for _, p := range s.Participants {
 		if p.Role == role {
 			conn := "up"
 			if !p.Connected {
 				conn = "DOWN"
 			}
-			return conn + "/" + p.DTLS
+			return conn + "/" + string(p.DTLS)
 		}
 	}
 	return "-"
@@ -150,9 +150,9 @@ func (m *model) sessionsView(w, h int) []string {
 	case s.resp == nil:
 		return []string{st.muted.Render("waiting for the signalling server…")}
 	}
-	var list []session.SessionInfo
+	var list []signalapi.SessionInfo
 	for _, x := range s.resp.Sessions {
-		if f := m.filters[tabSessions]; f == "" || matches(f, x.Room, x.State) {
+		if f := m.filters[tabSessions]; f == "" || matches(f, x.Room, string(x.State)) {
 			list = append(list, x)
 		}
 	}
@@ -173,9 +173,9 @@ func (m *model) sessionsView(w, h int) []string {
 	lo, hi := window(len(list), h-2, &m.scroll[tabSessions])
 	var rows [][]cell
 	for _, x := range list[lo:hi] {
-		state := plain(x.State)
+		state := plain(string(x.State))
 		if x.FingerprintMismatch {
-			state = cell{text: x.State + " !FP", style: st.bad}
+			state = cell{text: string(x.State) + " !FP", style: st.bad}
 		} else if x.State == "reconnecting" {
 			state.style = st.warn
 		}
@@ -184,7 +184,7 @@ func (m *model) sessionsView(w, h int) []string {
 			dur = fmtDur(time.Duration(x.DurationMillis) * time.Millisecond)
 		}
 		rows = append(rows, []cell{plain(x.Room), state, plain(dur),
-			plain(participant(x, session.RolePhysician)), plain(participant(x, session.RolePatient)),
+			plain(participant(x, signalapi.RolePhysician)), plain(participant(x, signalapi.RolePatient)),
 			plain(fmt.Sprint(x.Receipts)), plain(fmt.Sprint(x.Prescriptions))})
 	}
 	header, lines := renderTable(st, sessionCols, rows, w)

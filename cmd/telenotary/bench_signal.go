@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,9 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/fhirdata"
-	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/peer"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 const benchSignalSynopsis = `bench signal --signal URL --api-key-file FILE [--rooms N] [--setup-parallel P] [--duration D] [--relay-rate R]
@@ -234,8 +232,8 @@ func (b *signalBench) setup(ctx context.Context, i int) (*consultation, error) {
 	}
 	start := time.Now()
 	pat, doc, err := peer.Pair(ctx,
-		peer.Config{URL: b.ws, Token: room.Tokens[session.RolePatient], Loopback: true, OnSignal: b.onSignal},
-		peer.Config{URL: b.ws, Token: room.Tokens[session.RolePhysician], Loopback: true})
+		peer.Config{URL: b.ws, Token: room.Tokens[signalapi.RolePatient], Loopback: true, OnSignal: b.onSignal},
+		peer.Config{URL: b.ws, Token: room.Tokens[signalapi.RolePhysician], Loopback: true})
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +259,7 @@ func waitStart(ctx context.Context, p *peer.Peer) error {
 			if r.Err != nil {
 				return fmt.Errorf("%s receipt does not verify: %w", r.Kind, r.Err)
 			}
-			if r.Kind == "session-start" {
+			if r.Kind == notary.KindSessionStart {
 				return nil
 			}
 		case <-ctx.Done():
@@ -270,38 +268,20 @@ func waitStart(ctx context.Context, p *peer.Peer) error {
 	}
 }
 
-func (b *signalBench) createRoom(ctx context.Context, i int) (*session.CreateRoomResponse, error) {
+func (b *signalBench) createRoom(ctx context.Context, i int) (*signalapi.CreateRoomResponse, error) {
 	return createRoom(ctx, b.base, b.key, fmt.Sprintf("bench-patient-%d", i), fmt.Sprintf("bench-physician-%d", i))
 }
 
 // createRoom asks the signalling server at base for a room for two
 // pseudonymous subjects, with an app API key.
-func createRoom(ctx context.Context, base, key, patient, physician string) (*session.CreateRoomResponse, error) {
-	body, _ := json.Marshal(session.CreateRoomRequest{Patient: patient, Physician: physician})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/rooms", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("create room: %w", err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		return nil, fmt.Errorf("create room: HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	var room session.CreateRoomResponse
-	if err := json.Unmarshal(data, &room); err != nil {
-		return nil, fmt.Errorf("create room: %w", err)
-	}
-	return &room, nil
+func createRoom(ctx context.Context, base, key, patient, physician string) (*signalapi.CreateRoomResponse, error) {
+	c := signalapi.NewClient(signalapi.Config{Base: base, Key: key})
+	return c.CreateRoom(ctx, signalapi.CreateRoomRequest{Patient: patient, Physician: physician})
 }
 
 // onSignal times the relay markers a patient receives.
-func (b *signalBench) onSignal(m *session.Message) {
-	if m.Type != session.TypeCandidate || m.Candidate == nil || m.Candidate.Candidate != "" || m.Candidate.SDPMid == nil {
+func (b *signalBench) onSignal(m *signalapi.Message) {
+	if m.Type != signalapi.TypeCandidate || m.Candidate == nil || m.Candidate.Candidate != "" || m.Candidate.SDPMid == nil {
 		return
 	}
 	now := time.Now()
@@ -340,7 +320,7 @@ func (b *signalBench) relay(ctx context.Context, cons []*consultation, d time.Du
 				b.mu.Lock()
 				b.sent[id] = time.Now()
 				b.mu.Unlock()
-				if err := c.doc.SendSignal(ctx, &session.Message{Type: session.TypeCandidate, Candidate: &session.Candidate{SDPMid: &id}}); err != nil {
+				if err := c.doc.SendSignal(ctx, &signalapi.Message{Type: signalapi.TypeCandidate, Candidate: &signalapi.Candidate{SDPMid: &id}}); err != nil {
 					b.mu.Lock()
 					delete(b.sent, id)
 					b.mu.Unlock()

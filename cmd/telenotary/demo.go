@@ -23,6 +23,7 @@ import (
 	"github.com/telenotary/telenotary/notary/fhirdata"
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/peer"
+	"github.com/telenotary/telenotary/session/signalapi"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -147,8 +148,8 @@ func demo(ctx context.Context, env *environment, cfg demoConfig) error {
 	}
 	howTo := func() {
 		fmt.Fprintf(out, "\nJoin a consultation by hand in two browser windows:\n")
-		fmt.Fprintf(out, "  physician: %s/app/#token=%s\n", d.base, room.Tokens[session.RolePhysician])
-		fmt.Fprintf(out, "  patient:   %s/app/#token=%s\n", d.base, room.Tokens[session.RolePatient])
+		fmt.Fprintf(out, "  physician: %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePhysician])
+		fmt.Fprintf(out, "  patient:   %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePatient])
 		fmt.Fprintf(out, "Check any receipt bundle on %s/verify/ or with:\n", d.base)
 		fmt.Fprintf(out, "  telenotary verify %s/bundles/<file>.json --keys %s/keys.pub\n", d.dir, d.dir)
 		fmt.Fprintf(out, "Logs are in %s/logs. Ctrl-C stops everything.\n\n", d.dir)
@@ -233,7 +234,7 @@ func (d *demoRun) startCluster(ctx context.Context) error {
 		keys.WriteString(vkey + "\n")
 		cfg := cluster.DefaultConfig()
 		cfg.ID, cfg.DataDir = id, filepath.Join(d.dir, id)
-		cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.RaftAddr, cfg.HTTPAddr, cfg.InsecureRaft = "127.0.0.1:0", "127.0.0.1:0", true // a demo on one machine: loopback only
 		cfg.Signer, cfg.VerifierKey, cfg.Tokens = signer, vkey, tokens
 		cfg.Logger = d.logger(id)
 		if i == 1 {
@@ -262,8 +263,9 @@ func (d *demoRun) startCluster(ctx context.Context) error {
 		return err
 	}
 	d.policy = notary.Policy{Verifiers: verifiers, MinSignatures: 1, Origin: demoOrigin}
-	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: d.urls, Token: submitter})
-	// Ready when all three are voters that answer.
+	// Ready when all three are voters that answer (the peers are an
+	// operator's to see).
+	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: d.urls, Token: d.operator})
 	return waitUntil(ctx, 60*time.Second, func() bool {
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
@@ -306,7 +308,9 @@ func (d *demoRun) startSignal() error {
 		return fmt.Errorf("--listen %s: %w (another demo or server may be running; try --listen 127.0.0.1:0)", d.cfg.listen, err)
 	}
 	notaryClient := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: d.urls, Token: d.operator})
-	d.signal, err = session.NewServer(session.Config{Notary: notaryClient, TokenKey: tokenKey, APIKeys: keys, Logger: d.logger("signal")})
+	cfg := session.DefaultConfig()
+	cfg.Notary, cfg.TokenKey, cfg.APIKeys, cfg.Logger = notaryClient, tokenKey, keys, d.logger("signal")
+	d.signal, err = session.NewServer(context.Background(), cfg) // stopSignal closes it
 	if err != nil {
 		ln.Close()
 		return err
@@ -333,7 +337,7 @@ func (d *demoRun) logger(name string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-func (d *demoRun) createRoom(ctx context.Context, patient, physician string) (*session.CreateRoomResponse, error) {
+func (d *demoRun) createRoom(ctx context.Context, patient, physician string) (*signalapi.CreateRoomResponse, error) {
 	return createRoom(ctx, d.base, d.appKey, patient, physician)
 }
 
@@ -361,7 +365,7 @@ func (d *demoRun) consultation(ctx context.Context, n int) error {
 	ws := "ws" + strings.TrimPrefix(d.base, "http") + "/v1/signal"
 	cfg := peer.Config{URL: ws, Policy: &d.policy, Loopback: true, Logger: d.log}
 	patCfg, docCfg := cfg, cfg
-	patCfg.Token, docCfg.Token = room.Tokens[session.RolePatient], room.Tokens[session.RolePhysician]
+	patCfg.Token, docCfg.Token = room.Tokens[signalapi.RolePatient], room.Tokens[signalapi.RolePhysician]
 	pat, doc, err := peer.Pair(ctx, patCfg, docCfg)
 	if err != nil {
 		return err

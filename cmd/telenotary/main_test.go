@@ -322,7 +322,7 @@ func TestSignalRefusesBadStart(t *testing.T) {
 	}{
 		{[]string{"signal"}, "is required"},
 		{append(base, "--api-keys", filepath.Join(dir, "missing")), "--api-keys"},
-		{append(base, "--api-keys", badKeys), "neither submitter nor operator"},
+		{append(base, "--api-keys", badKeys), "none of submitter, join or operator"},
 		{append(base, "--api-keys", keys, "--token-key-file", shortKey), "--token-key-file"},
 		{append(base, "--api-keys", keys, "--webhook", "http://127.0.0.1:1/hook"), "--webhook-secret-file"},
 		{append(base, "--api-keys", keys, "--webhook", "ftp://x", "--webhook-secret-file", keys), "not an http(s) URL"},

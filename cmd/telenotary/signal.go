@@ -61,7 +61,8 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	cfg := session.Config{Logger: logger, Grace: *grace}
+	cfg := session.DefaultConfig()
+	cfg.Logger, cfg.Grace = logger, *grace
 	clusterToken, err := readSecret(*clusterTokenFile, "--cluster-token-file", 1)
 	if err != nil {
 		return fail(err)
@@ -102,7 +103,7 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 		if err != nil {
 			return fail(err)
 		}
-		cfg.Webhook = session.WebhookConfig{URL: *webhook, Secret: secret}
+		cfg.Webhook.URL, cfg.Webhook.Secret = *webhook, secret
 	}
 	if *origins != "" {
 		cfg.OriginPatterns = strings.Split(*origins, ",")
@@ -111,7 +112,9 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := session.NewServer(cfg)
+	// The server outlives the signal to stop: Close below ends its
+	// sessions gracefully.
+	srv, err := session.NewServer(context.WithoutCancel(ctx), cfg)
 	if err != nil {
 		return fail(err)
 	}

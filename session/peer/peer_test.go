@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/notary"
-	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
 	"github.com/telenotary/telenotary/session/peer"
+	"github.com/telenotary/telenotary/session/signalapi"
 )
 
 // fhirExamples returns the HL7 FHIR R4 MedicationRequest examples.
@@ -36,29 +36,29 @@ func fhirExamples(t *testing.T) map[string][]byte {
 
 // consultation joins a patient and a physician to a new room and waits
 // until their data channel is open.
-func consultation(t *testing.T, ctx context.Context, n *sessiontest.Notary, s *sessiontest.Signal, room string) (pat, doc *peer.Peer) {
+func consultation(t *testing.T, ctx context.Context, n *sessiontest.Notary, s *sessiontest.Signal, room string) (patient, physician *peer.Peer) {
 	t.Helper()
-	patCfg, docCfg := pairConfigs(t, n, s, room)
-	pat, doc, err := peer.Pair(ctx, patCfg, docCfg)
+	patientCfg, physicianCfg := pairConfigs(t, n, s, room)
+	patient, physician, err := peer.Pair(ctx, patientCfg, physicianCfg)
 	if err != nil {
 		t.Fatalf("consultation %s: %v", room, err)
 	}
-	t.Cleanup(func() { pat.Close(); doc.Close() })
-	return pat, doc
+	t.Cleanup(func() { patient.Close(); physician.Close() })
+	return patient, physician
 }
 
 // pairConfigs returns the patient's and the physician's configs for a room.
 func pairConfigs(t *testing.T, n *sessiontest.Notary, s *sessiontest.Signal, room string) (patient, physician peer.Config) {
-	patTok, docTok := s.Tokens(t, room)
+	patientTok, physicianTok := s.Tokens(t, room)
 	cfg := peer.Config{URL: s.WS, Policy: &n.Policy, Loopback: true, Logger: sessiontest.Logger(t)}
 	patient, physician = cfg, cfg
-	patient.Token, physician.Token = patTok, docTok
+	patient.Token, physician.Token = patientTok, physicianTok
 	return patient, physician
 }
 
 // nextReceipt waits for the next receipt of a kind, failing on a receipt
 // that does not verify.
-func nextReceipt(t *testing.T, ctx context.Context, p *peer.Peer, kind string) peer.Receipt {
+func nextReceipt(t *testing.T, ctx context.Context, p *peer.Peer, kind notary.Kind) peer.Receipt {
 	t.Helper()
 	for {
 		select {
@@ -75,7 +75,7 @@ func nextReceipt(t *testing.T, ctx context.Context, p *peer.Peer, kind string) p
 	}
 }
 
-func record(t *testing.T, r peer.Receipt) session.Record {
+func record(t *testing.T, r peer.Receipt) signalapi.Record {
 	t.Helper()
 	rec, err := parseRecord(r)
 	if err != nil {
@@ -84,8 +84,8 @@ func record(t *testing.T, r peer.Receipt) session.Record {
 	return rec
 }
 
-func parseRecord(r peer.Receipt) (session.Record, error) {
-	var rec session.Record
+func parseRecord(r peer.Receipt) (signalapi.Record, error) {
+	var rec signalapi.Record
 	if err := json.Unmarshal(r.Bundle.Document, &rec); err != nil {
 		return rec, fmt.Errorf("session record: %w", err)
 	}
@@ -101,12 +101,12 @@ func TestConsultation(t *testing.T) {
 	defer cancel()
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, nil)
-	pat, doc := consultation(t, ctx, n, s, "room-consult")
+	patient, physician := consultation(t, ctx, n, s, "room-consult")
 
 	// The data channel carries the consultation's chat.
 	got := make(chan string, 1)
-	pat.OnMessage(func(b []byte) { got <- string(b) })
-	if err := doc.Send([]byte("hello from the physician")); err != nil {
+	patient.OnMessage(func(b []byte) { got <- string(b) })
+	if err := physician.Send([]byte("hello from the physician")); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -117,7 +117,7 @@ func TestConsultation(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no data channel message")
 	}
-	for _, p := range []*peer.Peer{pat, doc} {
+	for _, p := range []*peer.Peer{patient, physician} {
 		pair, err := p.SelectedPair()
 		if err != nil {
 			t.Fatal(err)
@@ -129,8 +129,8 @@ func TestConsultation(t *testing.T) {
 		}
 	}
 
-	start := nextReceipt(t, ctx, pat, "session-start")
-	if docStart := nextReceipt(t, ctx, doc, "session-start"); docStart.Bundle.Receipt.Index != start.Bundle.Receipt.Index {
+	start := nextReceipt(t, ctx, patient, notary.KindSessionStart)
+	if physicianStart := nextReceipt(t, ctx, physician, notary.KindSessionStart); physicianStart.Bundle.Receipt.Index != start.Bundle.Receipt.Index {
 		t.Fatalf("the peers got different session-start receipts")
 	}
 	startCommit := start.Bundle.Receipt.Leaf.Commitment
@@ -138,7 +138,7 @@ func TestConsultation(t *testing.T) {
 	examples := fhirExamples(t)
 	indexes := map[uint64]string{}
 	for name, resource := range examples {
-		r, err := doc.Prescribe(ctx, name, resource)
+		r, err := physician.Prescribe(ctx, name, resource)
 		if err != nil {
 			t.Fatalf("prescribe %s: %v", name, err)
 		}
@@ -146,11 +146,11 @@ func TestConsultation(t *testing.T) {
 			t.Fatalf("%s: receipt kind %v link %v, want a prescription linked to the session start", name, r.Bundle.Receipt.Leaf.Kind, r.Bundle.Receipt.Leaf.Link)
 		}
 		canonical, _ := notary.CanonicalJSON(resource)
-		if doc, _ := r.Bundle.Canonical(); string(doc) != string(canonical) {
+		if document, _ := r.Bundle.Canonical(); string(document) != string(canonical) {
 			t.Fatalf("%s: the bundle's document is not the prescription", name)
 		}
 		indexes[r.Bundle.Receipt.Index] = name
-		relayed := nextReceipt(t, ctx, pat, "prescription")
+		relayed := nextReceipt(t, ctx, patient, notary.KindPrescription)
 		if !relayed.Relayed || relayed.Ref != name || relayed.Bundle.Receipt.Index != r.Bundle.Receipt.Index {
 			t.Fatalf("patient got %+v for %s", relayed, name)
 		}
@@ -168,27 +168,27 @@ func TestConsultation(t *testing.T) {
 		t.Fatalf("%d prescriptions got %d distinct indexes", len(examples), len(indexes))
 	}
 
-	patSaw, ok1 := pat.SawPeer()
-	docSaw, ok2 := doc.SawPeer()
-	patOwn, err1 := pat.LocalFingerprint()
-	docOwn, err2 := doc.LocalFingerprint()
+	patientSaw, ok1 := patient.SawPeer()
+	physicianSaw, ok2 := physician.SawPeer()
+	patientOwn, err1 := patient.LocalFingerprint()
+	physicianOwn, err2 := physician.LocalFingerprint()
 	if !ok1 || !ok2 || err1 != nil || err2 != nil {
 		t.Fatalf("fingerprints: %v %v %v %v", ok1, ok2, err1, err2)
 	}
-	if patSaw != docOwn || docSaw != patOwn {
-		t.Fatalf("DTLS: patient saw %s, physician announced %s; physician saw %s, patient announced %s", patSaw, docOwn, docSaw, patOwn)
+	if patientSaw != physicianOwn || physicianSaw != patientOwn {
+		t.Fatalf("DTLS: patient saw %s, physician announced %s; physician saw %s, patient announced %s", patientSaw, physicianOwn, physicianSaw, patientOwn)
 	}
 
-	end, err := doc.Leave(ctx, "consultation over")
+	end, err := physician.Leave(ctx, "consultation over")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if end == nil || end.Err != nil {
 		t.Fatalf("no verified session-end receipt: %+v", end)
 	}
-	patEnd, err := pat.WaitEnd(ctx)
-	if err != nil || patEnd == nil || patEnd.Bundle.Receipt.Index != end.Bundle.Receipt.Index {
-		t.Fatalf("patient's session-end: %+v, %v", patEnd, err)
+	patientEnd, err := patient.WaitEnd(ctx)
+	if err != nil || patientEnd == nil || patientEnd.Bundle.Receipt.Index != end.Bundle.Receipt.Index {
+		t.Fatalf("patient's session-end: %+v, %v", patientEnd, err)
 	}
 	if end.Bundle.Receipt.Leaf.Link != startCommit {
 		t.Fatal("the session-end receipt is not linked to the session start")
@@ -205,8 +205,8 @@ func TestConsultation(t *testing.T) {
 			t.Fatalf("end record lists prescription index %d that was not issued", rx.Index)
 		}
 	}
-	saw := map[string]session.Fingerprint{session.RolePatient: patSaw, session.RolePhysician: docSaw}
-	own := map[string]session.Fingerprint{session.RolePatient: patOwn, session.RolePhysician: docOwn}
+	saw := map[signalapi.Role]signalapi.Fingerprint{signalapi.RolePatient: patientSaw, signalapi.RolePhysician: physicianSaw}
+	own := map[signalapi.Role]signalapi.Fingerprint{signalapi.RolePatient: patientOwn, signalapi.RolePhysician: physicianOwn}
 	for _, p := range rec.Participants {
 		if p.SawPeer == nil || *p.SawPeer != saw[p.Role] {
 			t.Fatalf("record: %s saw %v, its transport saw %s", p.Role, p.SawPeer, saw[p.Role])
@@ -214,7 +214,7 @@ func TestConsultation(t *testing.T) {
 		if len(p.Fingerprints) != 1 || p.Fingerprints[0] != own[p.Role] {
 			t.Fatalf("record: %s fingerprints %v, its certificate is %s", p.Role, p.Fingerprints, own[p.Role])
 		}
-		if p.Subject != p.Role+"-room-consult" {
+		if p.Subject != string(p.Role)+"-room-consult" {
 			t.Fatalf("record: %s subject %q", p.Role, p.Subject)
 		}
 	}
@@ -238,18 +238,18 @@ func TestConsultationsInParallel(t *testing.T) {
 		go func() {
 			errs <- func() error {
 				room := fmt.Sprintf("room-%d", i)
-				patCfg, docCfg := pairConfigs(t, n, s, room)
-				pat, doc, err := peer.Pair(ctx, patCfg, docCfg)
+				patientCfg, physicianCfg := pairConfigs(t, n, s, room)
+				patient, physician, err := peer.Pair(ctx, patientCfg, physicianCfg)
 				if err != nil {
 					return err
 				}
-				defer pat.Close()
-				defer doc.Close()
-				r, err := doc.Prescribe(ctx, "rx", resource)
+				defer patient.Close()
+				defer physician.Close()
+				r, err := physician.Prescribe(ctx, "rx", resource)
 				if err != nil {
 					return err
 				}
-				end, err := doc.Leave(ctx, "")
+				end, err := physician.Leave(ctx, "")
 				if err != nil || end == nil || end.Err != nil {
 					return fmt.Errorf("%s: end %+v %v", room, end, err)
 				}
@@ -275,20 +275,20 @@ func TestCancelledCallKeepsTheSession(t *testing.T) {
 	defer cancel()
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, nil)
-	pat, doc := consultation(t, ctx, n, s, "room-cancel")
+	patient, physician := consultation(t, ctx, n, s, "room-cancel")
 	resource := fhirExamples(t)["MedicationRequest-medrx0302.json"]
 	// A context that ends just as the message is written: its Err says
 	// nothing yet, its Done is closed.
-	if _, err := doc.Prescribe(endingContext{ctx}, "early", resource); err == nil {
+	if _, err := physician.Prescribe(endingContext{ctx}, "early", resource); err == nil {
 		t.Fatal("a prescription with an ended context got its receipt")
 	}
-	if _, err := doc.Prescribe(ctx, "after", resource); err != nil {
+	if _, err := physician.Prescribe(ctx, "after", resource); err != nil {
 		t.Fatalf("after cancelled calls: %v", err)
 	}
-	if _, err := doc.Leave(ctx, ""); err != nil {
+	if _, err := physician.Leave(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	pat.WaitEnd(ctx)
+	patient.WaitEnd(ctx)
 }
 
 // endingContext is a context that ends while it is being used: Err reports

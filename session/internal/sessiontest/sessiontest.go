@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session"
+	"github.com/telenotary/telenotary/session/signalapi"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -62,7 +64,7 @@ func StartNotary(t testing.TB) *Notary {
 	cfg := cluster.DefaultConfig()
 	cfg.ID = "notary-1"
 	cfg.DataDir = filepath.Join(t.TempDir(), "notary-1")
-	cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RaftAddr, cfg.HTTPAddr, cfg.InsecureRaft = "127.0.0.1:0", "127.0.0.1:0", true
 	cfg.Signer, cfg.VerifierKey = signer, vkey
 	cfg.Tokens = tokens
 	cfg.Bootstrap, cfg.Origin = true, Origin
@@ -100,6 +102,13 @@ type Signal struct {
 	URL, WS string
 }
 
+// Client returns an API client of the server with the key (AppKey,
+// OperatorKey or none) that sends its requests through transport (nil:
+// http.DefaultTransport).
+func (s *Signal) Client(key string, transport http.RoundTripper) *signalapi.Client {
+	return signalapi.NewClient(signalapi.Config{Base: s.URL, Key: key, HTTPClient: &http.Client{Transport: transport}})
+}
+
 // StartSignal starts a signalling server in front of n; configure may
 // change its config. It is closed when the test ends.
 func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Signal {
@@ -114,11 +123,12 @@ func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Sign
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := session.Config{Notary: n.Client, TokenKey: tk, APIKeys: apiKeys, Logger: Logger(t)}
+	cfg := session.DefaultConfig()
+	cfg.Notary, cfg.TokenKey, cfg.APIKeys, cfg.Logger = n.Client, tk, apiKeys, Logger(t)
 	if configure != nil {
 		configure(&cfg)
 	}
-	s, err := session.NewServer(cfg)
+	s, err := session.NewServer(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +148,11 @@ func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Sign
 func (s *Signal) Tokens(t testing.TB, room string) (patient, physician string) {
 	t.Helper()
 	exp := time.Now().Add(time.Hour)
-	patient, err := s.TokenKey.Issue(room, session.RolePatient, "patient-"+room, exp)
+	patient, err := s.TokenKey.Issue(room, signalapi.RolePatient, "patient-"+room, exp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	physician, err = s.TokenKey.Issue(room, session.RolePhysician, "physician-"+room, exp)
+	physician, err = s.TokenKey.Issue(room, signalapi.RolePhysician, "physician-"+room, exp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +181,7 @@ func Logger(t testing.TB) *slog.Logger {
 
 type testWriter struct{ t testing.TB }
 
+// Write logs one line to the test.
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil

@@ -1,0 +1,162 @@
+package session
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/session/signalapi"
+)
+
+// A document goes through the server once: the record or the prescription
+// is canonicalized and committed when its job is made (document), the
+// receipt is checked against that commitment, the bundle's JSON is built
+// from the same canonical bytes (appendBundle), and that one encoding goes
+// into every message and the webhook event (notarized).
+
+// job is one notarization of a room, run by the room's worker in order.
+type job struct {
+	kind notary.Kind
+	ref  string // a prescription's reference
+	link notary.Commitment
+	// document is what to notarize; nil for the session-end record, which the
+	// worker makes when the job's turn comes, so that it lists every
+	// prescription notarized before it.
+	document *document
+}
+
+// document is a canonical document committed under a fresh salt.
+type document struct {
+	canonical  []byte
+	salt       notary.Salt
+	commitment notary.Commitment
+}
+
+// commitCanonical commits canonical bytes under a fresh salt.
+func commitCanonical(canonical []byte) *document {
+	salt := notary.NewSalt()
+	return &document{canonical: canonical, salt: salt, commitment: notary.Commit(salt, canonical)}
+}
+
+// notarized is a document's receipt and its bundle, encoded once.
+type notarized struct {
+	receipt *notary.Receipt
+	// bundle is the bundle's JSON (docs/FORMATS.md): document, salt and
+	// receipt.
+	bundle []byte
+}
+
+// work runs the room's notarizations in order until the queue closes.
+func (r *room) work() {
+	defer r.srv.workers.Done()
+	for j := range r.jobs {
+		if j.document == nil {
+			r.mu.Lock()
+			j.document = commit(r.recordLocked(signalapi.PhaseEnd))
+			r.mu.Unlock()
+		}
+		n, err := r.notarize(j)
+		r.delivered(j, n, err)
+	}
+}
+
+// notarize has the cluster log the job's commitment and checks that the
+// receipt is for it.
+func (r *room) notarize(j *job) (*notarized, error) {
+	ctx, cancel := context.WithTimeout(r.srv.ctx, r.srv.cfg.NotarizeTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := r.srv.cfg.Notary.Notarize(ctx, notaryapi.Entry{Kind: j.kind, Commitment: j.document.commitment, Link: j.link})
+	r.srv.metrics.notarizeSeconds.Observe(time.Since(start).Seconds())
+	if err == nil {
+		if rc := resp.Receipt; rc == nil || rc.Leaf.Commitment != j.document.commitment || rc.Leaf.Kind != j.kind || rc.Leaf.Link != j.link {
+			err = errors.New("the notary answered with a receipt for another entry")
+		}
+	}
+	var bundle []byte
+	if err == nil {
+		rc := resp.Receipt
+		size := len(j.document.canonical) + len(rc.Checkpoint) + 2*len(rc.Origin) + 67*len(rc.InclusionProof) + 512
+		bundle, err = appendBundle(make([]byte, 0, size), j.document, rc)
+	}
+	if err != nil {
+		r.srv.metrics.notarizations.WithLabelValues(j.kind.String(), "error").Inc()
+		return nil, fmt.Errorf("notarize %s: %w", j.kind, err)
+	}
+	r.srv.metrics.notarizations.WithLabelValues(j.kind.String(), "ok").Inc()
+	return &notarized{receipt: resp.Receipt, bundle: bundle}, nil
+}
+
+// appendBundle appends the version-1 JSON form of the bundle of a JSON
+// document to b: the bytes notary.Bundle.MarshalJSON writes, made from the
+// canonical bytes at hand instead of canonicalizing the document again.
+func appendBundle(b []byte, d *document, rc *notary.Receipt) ([]byte, error) {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, notary.BundleVersion, 10)
+	b = append(b, `,"document":`...)
+	b = append(b, d.canonical...)
+	b = append(b, `,"salt":"`...)
+	b = hex.AppendEncode(b, d.salt[:])
+	b = append(b, `","receipt":`...)
+	b, err := rc.AppendJSON(b)
+	return append(b, '}'), err
+}
+
+// delivered hands a notarization's outcome to the participants and the
+// webhook: a session-start receipt goes to both, a prescription's receipt
+// to the physician and the prescription itself to the patient, the
+// session-end record with session-end to both. A failure is told to the
+// participants concerned and raised as an alert.
+func (r *room) delivered(j *job, n *notarized, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j.kind == notary.KindPrescription {
+		r.rxPending--
+		if err == nil {
+			r.rx = append(r.rx, signalapi.RecordPrescription{Commitment: n.receipt.Leaf.Commitment, Index: n.receipt.Index})
+		}
+	}
+	if err != nil {
+		r.failedLocked(j, err)
+	} else {
+		r.receipts++
+		r.srv.webhook.deliver(webhookEvent{Event: j.kind, Room: r.id, Session: r.session, Ref: j.ref}, n.bundle)
+	}
+	switch j.kind {
+	case notary.KindSessionStart:
+		if err == nil {
+			receipt := encodeWithBundle(&signalapi.Message{Type: signalapi.TypeReceipt, Kind: j.kind, Session: r.session}, n.bundle)
+			r.sendToLocked(signalapi.RolePhysician, receipt)
+			r.sendToLocked(signalapi.RolePatient, receipt)
+		}
+	case notary.KindPrescription:
+		if err == nil {
+			r.sendToLocked(signalapi.RolePhysician, encodeWithBundle(&signalapi.Message{Type: signalapi.TypeReceipt, Kind: j.kind, Ref: j.ref, Session: r.session}, n.bundle))
+			r.sendToLocked(signalapi.RolePatient, encodeWithBundle(&signalapi.Message{Type: signalapi.TypePrescription, Kind: j.kind, Ref: j.ref, Session: r.session}, n.bundle))
+		}
+	case notary.KindSessionEnd:
+		var bundle []byte
+		if err == nil {
+			bundle = n.bundle
+		}
+		r.finishLocked(bundle)
+	}
+}
+
+// failedLocked tells the participants concerned that a notarization
+// failed: the physician of a prescription, both of a session record.
+func (r *room) failedLocked(j *job, err error) {
+	r.srv.log.WarnContext(r.srv.ctx, "notarization failed", "room", r.id, "session", r.session, "kind", j.kind, "error", err)
+	r.srv.alert(signalapi.AlertNotaryUnavailable, r.id, fmt.Sprintf("%s not notarized: %v", j.kind, err))
+	msg := encode(&signalapi.Message{Type: signalapi.TypeError, Code: signalapi.CodeNotaryUnavailable, Ref: j.ref,
+		Message: fmt.Sprintf("the %s could not be notarized; nothing was recorded (%v)", j.kind, err)})
+	r.sendToLocked(signalapi.RolePhysician, msg)
+	if j.kind != notary.KindPrescription {
+		r.sendToLocked(signalapi.RolePatient, msg)
+	}
+}

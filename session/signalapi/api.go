@@ -1,0 +1,156 @@
+package signalapi
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/telenotary/telenotary/notary"
+)
+
+// Paths of the HTTP API.
+const (
+	PathRooms    = "/v1/rooms"
+	PathSessions = "/v1/sessions"
+	PathKeys     = "/v1/keys"
+	PathSignal   = "/v1/signal"
+)
+
+// MaxCreateRoomBody bounds the body of POST /v1/rooms.
+const MaxCreateRoomBody = 4096
+
+// CreateRoomRequest is the body of POST /v1/rooms; every field is optional.
+type CreateRoomRequest struct {
+	// Patient and Physician are pseudonymous subject ids (1 to 64 of
+	// A-Z a-z 0-9 - _; see ValidID); the server draws random ones when
+	// they are empty. Never a name or a record number: they are notarized,
+	// salted, in the session record.
+	Patient   string `json:"patient,omitempty"`
+	Physician string `json:"physician,omitempty"`
+	// TTLSeconds is the tokens' lifetime (default the server's token
+	// lifetime; at most its maximum session length).
+	TTLSeconds int `json:"ttl_seconds,omitempty"`
+}
+
+// CreateRoomResponse answers POST /v1/rooms (HTTP 201).
+type CreateRoomResponse struct {
+	Room    string    `json:"room"`
+	Expires time.Time `json:"expires"`
+	// Tokens are the participants' room tokens, by role.
+	Tokens map[Role]string `json:"tokens"`
+}
+
+// SessionsResponse answers GET /v1/sessions.
+type SessionsResponse struct {
+	// Sessions are the live consultations, oldest first.
+	Sessions []SessionInfo `json:"sessions"`
+	// Alerts are recent events an operator should see (fingerprint
+	// mismatches, failed webhooks, notarizations that failed), oldest first.
+	Alerts []Alert `json:"alerts"`
+}
+
+// SessionState is where a consultation stands.
+type SessionState string
+
+// States of a session.
+const (
+	// StateWaiting: for both participants to join and negotiate.
+	StateWaiting SessionState = "waiting"
+	// StateActive: the session started (its start record is notarized).
+	StateActive SessionState = "active"
+	// StateReconnecting: a participant is away, within its grace window.
+	StateReconnecting SessionState = "reconnecting"
+	// StateEnding: the end is decided; the end record is being notarized.
+	StateEnding SessionState = "ending"
+)
+
+// SessionInfo describes a live consultation: no subjects, no documents.
+type SessionInfo struct {
+	Room                string            `json:"room"`
+	Session             string            `json:"session"`
+	Created             time.Time         `json:"created"`
+	Started             *time.Time        `json:"started,omitempty"`
+	State               SessionState      `json:"state"`
+	DurationMillis      int64             `json:"duration_ms"`
+	Participants        []ParticipantInfo `json:"participants"`
+	Receipts            int               `json:"receipts"`
+	Prescriptions       int               `json:"prescriptions"`
+	FingerprintMismatch bool              `json:"fingerprint_mismatch"`
+}
+
+// DTLSState is how far a participant's DTLS connection is, as the server
+// sees it.
+type DTLSState string
+
+// DTLS states of a participant.
+const (
+	// DTLSNew: no SDP yet.
+	DTLSNew DTLSState = "new"
+	// DTLSNegotiating: the participant's SDP announced its certificate.
+	DTLSNegotiating DTLSState = "negotiating"
+	// DTLSConnected: the participant reported the other side's certificate.
+	DTLSConnected DTLSState = "connected"
+)
+
+// ParticipantInfo is a participant's connection state.
+type ParticipantInfo struct {
+	Role      Role      `json:"role"`
+	Connected bool      `json:"connected"`
+	DTLS      DTLSState `json:"dtls"`
+}
+
+// AlertKind says what an alert is about.
+type AlertKind string
+
+// Kinds of alert.
+const (
+	// AlertFingerprintMismatch: a participant saw a DTLS certificate the
+	// other did not announce; someone may sit in the middle.
+	AlertFingerprintMismatch AlertKind = "fingerprint-mismatch"
+	// AlertNotaryUnavailable: a record or a prescription was not
+	// notarized.
+	AlertNotaryUnavailable AlertKind = "notary-unavailable"
+	// AlertWebhookFailed: a webhook event was dropped or not delivered.
+	AlertWebhookFailed AlertKind = "webhook-failed"
+)
+
+// Alert is an event for the operator.
+type Alert struct {
+	Time    time.Time `json:"time"`
+	Kind    AlertKind `json:"kind"`
+	Room    string    `json:"room,omitempty"`
+	Message string    `json:"message"`
+}
+
+// WebhookEvent is the body of a webhook delivery: a receipt bundle (the
+// session record or the prescription, its salt and its receipt) with where
+// it belongs.
+type WebhookEvent struct {
+	// Event is the bundle's kind: session-start, prescription or
+	// session-end.
+	Event   notary.Kind `json:"event"`
+	Room    string      `json:"room"`
+	Session string      `json:"session"`
+	// Ref is the physician's reference of a prescription.
+	Ref    string          `json:"ref,omitempty"`
+	Bundle json.RawMessage `json:"bundle"`
+}
+
+// SignatureHeader is the header carrying a webhook delivery's signature:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>".
+const SignatureHeader = "Telenotary-Signature"
+
+// SignWebhook returns the signature header value for body at time t. A
+// receiver recomputes it with the shared secret, compares it with
+// hmac.Equal, and refuses a t far from its clock.
+func SignWebhook(secret, body []byte, t time.Time) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}

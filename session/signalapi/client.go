@@ -1,0 +1,129 @@
+package signalapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/telenotary/telenotary/cluster/httpapi"
+)
+
+// Config configures a Client.
+type Config struct {
+	// Base is the server's base URL, such as https://signal.example.org.
+	Base string
+	// Key is the API key: an app backend's (submitter) to create rooms, an
+	// operator's to list sessions. Reading the keys needs none.
+	Key string
+	// HTTPClient sends the requests; nil means http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Client calls the signalling server's HTTP API. Errors the server answers
+// with are *httpapi.Problem values that errors.Is matches against the
+// httpapi codes and this package's (ErrShuttingDown, ...). It does not
+// retry. It is safe for concurrent use.
+type Client struct {
+	base string
+	key  string
+	http *http.Client
+}
+
+// NewClient returns a client for the server at cfg.Base.
+func NewClient(cfg Config) *Client {
+	c := &Client{base: strings.TrimRight(cfg.Base, "/"), key: cfg.Key, http: cfg.HTTPClient}
+	if c.http == nil {
+		c.http = http.DefaultClient
+	}
+	return c
+}
+
+// Limits on what the client reads of an answer.
+const (
+	maxSessionsAnswer = 16 << 20
+	maxKeysAnswer     = 1 << 20
+	maxRoomAnswer     = 64 << 10
+)
+
+// CreateRoom creates a room (app key) and returns its id and the
+// participants' tokens.
+func (c *Client) CreateRoom(ctx context.Context, req CreateRoomRequest) (*CreateRoomResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var out CreateRoomResponse
+	if err := c.do(ctx, http.MethodPost, PathRooms, body, http.StatusCreated, maxRoomAnswer, &out); err != nil {
+		return nil, fmt.Errorf("create room: %w", err)
+	}
+	return &out, nil
+}
+
+// Sessions returns the live consultations and recent alerts (operator
+// key).
+func (c *Client) Sessions(ctx context.Context) (*SessionsResponse, error) {
+	var out SessionsResponse
+	if err := c.do(ctx, http.MethodGet, PathSessions, nil, http.StatusOK, maxSessionsAnswer, &out); err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	return &out, nil
+}
+
+// Keys returns the notary cluster's verifier keys as the server serves
+// them: the keys file that `telenotary verify --keys` reads, one key per
+// line (notary.ParseVerifierKeys reads it).
+func (c *Client) Keys(ctx context.Context) ([]byte, error) {
+	var out bytes.Buffer
+	if err := c.do(ctx, http.MethodGet, PathKeys, nil, http.StatusOK, maxKeysAnswer, &out); err != nil {
+		return nil, fmt.Errorf("verifier keys: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// do sends one request and decodes the answer of status want into out: raw
+// bytes into a *bytes.Buffer, JSON into anything else. Any other status
+// is an *httpapi.Problem.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, want int, limit int64, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return httpapi.ReadProblem(resp)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) > limit {
+		return fmt.Errorf("the answer is larger than %d bytes", limit)
+	}
+	if buf, ok := out.(*bytes.Buffer); ok {
+		buf.Write(data)
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return errors.Join(errors.New("the answer is not the expected JSON"), err)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package signalapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/session/signalapi"
+)
+
+// TestDecodeClientMessage: each kind of bad message is refused with its
+// code and a sentence that names the field; good ones decode whole.
+func TestDecodeClientMessage(t *testing.T) {
+	fp := strings.TrimSuffix(strings.Repeat("AB:", 32), ":")
+	for _, tc := range []struct {
+		name  string
+		in    string
+		code  signalapi.Code // "" for a message that decodes
+		names string         // what the error message must contain
+		fatal bool
+	}{
+		{"join", `{"type":"join","token":"a.b.c","room":"r1"}`, "", "", false},
+		{"offer", `{"type":"offer","sdp":"v=0"}`, "", "", false},
+		{"fingerprint", `{"type":"fingerprint","fingerprint":"sha-256 ` + fp + `"}`, "", "", false},
+		{"prescription", `{"type":"prescription","ref":"r","resource":{"a":[1,{"b":2}]}}`, "", "", false},
+		{"not json", `not json`, signalapi.CodeBadMessage, "JSON", false},
+		{"not an object", `[]`, signalapi.CodeBadMessage, "object", false},
+		{"no type", `{"sdp":"x"}`, signalapi.CodeBadMessage, `"type"`, false},
+		{"type not a string", `{"type":7}`, signalapi.CodeBadMessage, `"type"`, false},
+		{"type twice", `{"type":"leave","type":"join"}`, signalapi.CodeBadMessage, `"type"`, false},
+		{"unknown type", `{"type":"shout"}`, signalapi.CodeUnknownType, "shout", false},
+		{"field of another type", `{"type":"offer","sdp":"x","token":""}`, signalapi.CodeBadMessage, `"token"`, false},
+		{"server's field", `{"type":"offer","sdp":"x","bundle":{}}`, signalapi.CodeBadMessage, `"bundle"`, false},
+		{"unknown field first", `{"nurse":1,"type":"offer","sdp":"x"}`, signalapi.CodeBadMessage, `"nurse"`, false},
+		{"wrong field type", `{"type":"offer","sdp":7}`, signalapi.CodeBadMessage, `"sdp"`, false},
+		{"nested unknown field", `{"type":"candidate","candidate":{"candidate":"","x":1}}`, signalapi.CodeBadMessage, "candidate.x", false},
+		{"empty sdp", `{"type":"answer","sdp":""}`, signalapi.CodeBadSDP, "sdp", false},
+		{"bad candidate", `{"type":"candidate","candidate":{"candidate":"hello"}}`, signalapi.CodeBadCandidate, "candidate:", false},
+		{"bad fingerprint", `{"type":"fingerprint","fingerprint":"sha-256 00:01"}`, signalapi.CodeBadFingerprint, "fingerprint", false},
+		{"no token", `{"type":"join"}`, signalapi.CodeTokenInvalid, "token", true},
+		{"bad room", `{"type":"join","token":"t","room":"a b"}`, signalapi.CodeBadMessage, "room", true},
+		{"no resource", `{"type":"prescription","ref":"r","resource":null}`, signalapi.CodeInvalidResource, "resource", false},
+		{"resource key twice", `{"type":"prescription","resource":{"status":"a","status":"b"}}`, signalapi.CodeInvalidResource, "resource.status", false},
+		{"ref not printable", `{"type":"prescription","ref":"\u0001","resource":{}}`, signalapi.CodeBadMessage, "ref", false},
+		{"no granted", `{"type":"consent","scope":"recording"}`, signalapi.CodeBadMessage, "granted", false},
+		{"bad scope", `{"type":"consent","scope":"Recording!","granted":true}`, signalapi.CodeBadMessage, "scope", false},
+		{"invalid UTF-8", "{\"type\":\"leave\",\"reason\":\"\xff\"}", signalapi.CodeBadMessage, "", false},
+		{"too large", `{"type":"leave","reason":"` + strings.Repeat("a", signalapi.MaxMessageSize) + `"}`, signalapi.CodeTooLarge, "bytes", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := signalapi.DecodeClientMessage([]byte(tc.in))
+			if tc.code == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var pe *signalapi.ProtocolError
+			if !errors.As(err, &pe) || !errors.Is(err, tc.code) || pe.Fatal != tc.fatal || !strings.Contains(pe.Message, tc.names) {
+				t.Fatalf("got %+v, %v; want %s (fatal %v) naming %q", m, err, tc.code, tc.fatal, tc.names)
+			}
+		})
+	}
+}
+
+// TestMessageRoundTrip: what a client encodes of each client type decodes
+// to the same message.
+func TestMessageRoundTrip(t *testing.T) {
+	fp := signalapi.FingerprintOf([]byte("certificate"))
+	yes := true
+	mid := "0"
+	for _, m := range []signalapi.Message{
+		{Type: signalapi.TypeJoin, Token: "a.b.c", Room: "room-1"},
+		{Type: signalapi.TypeCandidate, Candidate: &signalapi.Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", SDPMid: &mid}},
+		{Type: signalapi.TypeFingerprint, Fingerprint: &fp},
+		{Type: signalapi.TypePrescription, Ref: "rx-1", Resource: json.RawMessage(`{"resourceType":"MedicationRequest"}`)},
+		{Type: signalapi.TypeConsent, Scope: "recording", Granted: &yes},
+		{Type: signalapi.TypeLeave, Reason: "done"},
+	} {
+		data, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := signalapi.DecodeClientMessage(data)
+		if err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		again, _ := json.Marshal(got)
+		if !bytes.Equal(again, data) {
+			t.Fatalf("%s decoded as %s", data, again)
+		}
+	}
+}
+
+// TestServerMessageKinds: a receipt's kind travels by name.
+func TestServerMessageKinds(t *testing.T) {
+	data, err := json.Marshal(signalapi.Message{Type: signalapi.TypeReceipt, Kind: notary.KindSessionStart, Role: signalapi.RolePatient})
+	if err != nil || !bytes.Contains(data, []byte(`"kind":"session-start"`)) {
+		t.Fatalf("%s %v", data, err)
+	}
+	var m signalapi.Message
+	if err := json.Unmarshal(data, &m); err != nil || m.Kind != notary.KindSessionStart || m.Role != signalapi.RolePatient {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if data, _ := json.Marshal(signalapi.Message{Type: signalapi.TypeJoined}); bytes.Contains(data, []byte("kind")) {
+		t.Fatalf("a message without a kind: %s", data)
+	}
+}
+
+// FuzzDecodeClientMessage: any bytes give a message within its bounds or a
+// protocol error with a code, never a panic.
+func FuzzDecodeClientMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"join","token":"a.b.c","room":"r1"}`,
+		`{"type":"offer","sdp":"v=0\r\n"}`,
+		`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}`,
+		`{"type":"fingerprint","fingerprint":"sha-256 00:01"}`,
+		`{"type":"prescription","ref":"x","resource":{"resourceType":"MedicationRequest"}}`,
+		`{"type":"consent","scope":"recording","granted":true}`,
+		`{"type":"leave","reason":"done"}`,
+		`{"type":"leave","type":"join"}`, `[]`, `null`, `{"type":7}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := signalapi.DecodeClientMessage(data)
+		if err != nil {
+			var pe *signalapi.ProtocolError
+			if !errors.As(err, &pe) || pe.Code == "" || pe.Message == "" {
+				t.Fatalf("error %v is not a protocol error with code and text", err)
+			}
+			return
+		}
+		if len(data) > signalapi.MaxMessageSize || len(m.SDP) > signalapi.MaxSDPSize || len(m.Token) > signalapi.MaxTokenSize ||
+			len(m.Ref) > signalapi.MaxRefLength || len(m.Resource) > signalapi.MaxPrescriptionSize {
+			t.Fatalf("message over its bounds accepted: %q", data)
+		}
+		if m.Type == signalapi.TypeCandidate && m.Candidate == nil {
+			t.Fatal("candidate message without a candidate")
+		}
+		if m.Type == signalapi.TypeFingerprint && m.Fingerprint == nil {
+			t.Fatal("fingerprint message without a fingerprint")
+		}
+	})
+}
+
+// TestFingerprint: the text form is SDP's, parsed in either case, and
+// refused with a reason when it is not a sha-256 fingerprint.
+func TestFingerprint(t *testing.T) {
+	fp := signalapi.FingerprintOf([]byte("certificate"))
+	s := fp.String()
+	if !strings.HasPrefix(s, "sha-256 ") || len(s) != len("sha-256 ")+32*3-1 || strings.ToUpper(s[8:]) != s[8:] {
+		t.Fatalf("String: %q", s)
+	}
+	for _, text := range []string{s, strings.ToLower(s), " " + s + " ", "SHA-256 " + s[8:]} {
+		if got, err := signalapi.ParseFingerprint(text); err != nil || got != fp {
+			t.Errorf("ParseFingerprint(%q) = %v, %v", text, got, err)
+		}
+	}
+	for _, bad := range []string{"", "sha-256", "sha-1 " + s[8:], "sha-256 " + s[11:], "sha-256 " + strings.Replace(s[8:], "A", "G", 1) + "G"} {
+		if _, err := signalapi.ParseFingerprint(bad); err == nil {
+			t.Errorf("ParseFingerprint(%q) accepted", bad)
+		}
+	}
+	var back signalapi.Fingerprint
+	if text, _ := fp.MarshalText(); back.UnmarshalText(text) != nil || back != fp {
+		t.Fatal("MarshalText does not round-trip")
+	}
+}
