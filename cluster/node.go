@@ -372,6 +372,9 @@ func (n *Node) serve(id identity, hasState bool) {
 		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
 		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
 	})
+	if cfg.TLS != nil {
+		handler = httpapi.HSTS(handler)
+	}
 	n.http = &http.Server{Handler: handler, TLSConfig: cfg.TLS,
 		ReadHeaderTimeout: apiReadHeader, ReadTimeout: apiRead, WriteTimeout: apiWrite, IdleTimeout: apiIdle, MaxHeaderBytes: apiMaxHeader,
 		ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}

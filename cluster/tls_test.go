@@ -108,6 +108,14 @@ func TestTLSCluster(t *testing.T) {
 			t.Fatalf("origin %q", resp.Receipt.Origin)
 		}
 	}
+	resp, err := hc.Get(nodes[0].url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(h, "max-age=") {
+		t.Errorf("an API over TLS answers without HSTS (Strict-Transport-Security %q)", h)
+	}
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{nodes[0].url}, Token: submitterToken}).Status(tctx); err == nil || tctx.Err() != nil {
