@@ -167,9 +167,9 @@ func (n *Node) watchClock(ctx context.Context) {
 		if n.raft.State() == raft.Leader && n.clock.check(n.fsm.lastTime.Load()) != nil && time.Since(lastHandOff) > 5*time.Second {
 			if to := n.clock.agreeingPeer(); to != "" {
 				lastHandOff = time.Now()
-				n.logger.Warn("this node's clock disagrees with the cluster's: handing leadership on", "to", to)
+				n.logger.WarnContext(ctx, "this node's clock disagrees with the cluster's: handing leadership on", "to", to)
 				if err := n.Transfer(ctx, to); err != nil {
-					n.logger.Warn("leadership hand-off failed", "to", to, "error", err)
+					n.logger.WarnContext(ctx, "leadership hand-off failed", "to", to, "error", err)
 				}
 			}
 		}

@@ -146,14 +146,14 @@ func (n *Node) joinLoop(ctx context.Context, id identity) {
 			case err == nil && id.ClusterID != "" && resp.ClusterID != id.ClusterID:
 				return nil, backoff.Permanent(fmt.Errorf("%w: the data directory belongs to cluster %s, %s is cluster %s", notaryapi.ErrWrongCluster, id.ClusterID, base, resp.ClusterID))
 			case err == nil:
-				n.logger.Info("joined the cluster", "via", base, "cluster", resp.ClusterID, "members", len(resp.Members))
+				n.logger.InfoContext(ctx, "joined the cluster", "via", base, "cluster", resp.ClusterID, "members", len(resp.Members))
 				return resp, nil
 			case errors.Is(err, notaryapi.ErrWrongCluster), errors.Is(err, notaryapi.ErrUnauthorized),
 				errors.Is(err, notaryapi.ErrForbidden), errors.Is(err, notaryapi.ErrBadRequest):
 				return nil, backoff.Permanent(fmt.Errorf("via %s: %w", base, err))
 			}
 			if attempt == 1 || attempt%10 == 0 {
-				n.logger.Warn("join attempt failed; retrying", "via", base, "attempt", attempt, "error", err)
+				n.logger.WarnContext(ctx, "join attempt failed; retrying", "via", base, "attempt", attempt, "error", err)
 			}
 			last = err
 		}
@@ -165,10 +165,10 @@ func (n *Node) joinLoop(ctx context.Context, id identity) {
 	case errors.Is(err, notaryapi.ErrWrongCluster):
 		n.stop(fmt.Errorf("%w: %v", ErrCorruptState, err))
 	case err != nil:
-		n.logger.Error("join refused; fix the configuration and restart", "error", err)
+		n.logger.ErrorContext(ctx, "join refused; fix the configuration and restart", "error", err)
 	default:
 		if err := recordClusterID(n.cfg.DataDir, n.cfg.ID, resp.ClusterID); err != nil {
-			n.logger.Error("cannot record the cluster id", "error", err)
+			n.logger.ErrorContext(ctx, "cannot record the cluster id", "error", err)
 		}
 	}
 }

@@ -267,7 +267,7 @@ func (n *Node) start(ctx context.Context, id identity) error {
 		return err
 	}
 	n.serve(id, hasState)
-	n.logger.Info("node started", "raft", n.trans.LocalAddr(), "api", n.cfg.HTTPAdvertise, "applied_index", n.fsm.applied.Load())
+	n.logger.InfoContext(ctx, "node started", "raft", n.trans.LocalAddr(), "api", n.cfg.HTTPAdvertise, "applied_index", n.fsm.applied.Load())
 	return nil
 }
 
@@ -435,14 +435,14 @@ func (n *Node) watchLeadership(ctx context.Context) {
 	var progress catchUp
 	for {
 		if msg, args := progress.observe(time.Now(), n.raft.AppliedIndex(), n.raft.CommitIndex()); msg != "" {
-			n.logger.Info(msg, args...)
+			n.logger.InfoContext(ctx, msg, args...)
 		}
 		isLeader := n.raft.State() == raft.Leader
 		if isLeader && !n.ready.Load() {
 			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-				n.logger.Warn("barrier after election failed", "error", err)
+				n.logger.WarnContext(ctx, "barrier after election failed", "error", err)
 			} else if err := n.ensureGenesis(); err != nil {
-				n.logger.Warn("cannot record the cluster's genesis", "error", err)
+				n.logger.WarnContext(ctx, "cannot record the cluster's genesis", "error", err)
 			} else {
 				n.ready.Store(true)
 			}
@@ -517,7 +517,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
 		if n.raft != nil && n.raft.State() == raft.Leader && n.otherVoters() > 0 {
 			if err := n.raft.LeadershipTransfer().Error(); err != nil {
-				n.logger.Warn("leadership transfer before shutdown failed", "error", err)
+				n.logger.WarnContext(ctx, "leadership transfer before shutdown failed", "error", err)
 			}
 		}
 		if n.http != nil {
@@ -529,10 +529,10 @@ func (n *Node) Close(ctx context.Context) error {
 		go func() { finished <- n.shutdownParts() }()
 		select {
 		case n.closeErr = <-finished:
-			n.logger.Info("node stopped")
+			n.logger.InfoContext(ctx, "node stopped")
 		case <-ctx.Done():
 			n.closeErr = fmt.Errorf("%w: shutdown did not finish in time: %w", ErrClosed, ctx.Err())
-			n.logger.Error("node shutdown timed out", "error", n.closeErr)
+			n.logger.ErrorContext(ctx, "node shutdown timed out", "error", n.closeErr)
 		}
 		close(n.done)
 	})
