@@ -223,15 +223,7 @@ const maxEventLine = 4 << 20
 // Events follows the event stream of one node, calling fn for each event,
 // until ctx ends or the stream breaks.
 func (c *Client) Events(ctx context.Context, node string, fn func(Event)) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(node, "/")+"/v1/events", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if c.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, http.MethodGet, strings.TrimRight(node, "/")+"/v1/events", nil)
 	if err != nil {
 		return err
 	}
@@ -317,17 +309,16 @@ func (c *Client) forget(node string) {
 	}
 }
 
-// do sends one request to one node and decodes the answer into out: JSON
-// (through the type's own UnmarshalJSON when it has one, which for
-// receipts is the fast path), or raw bytes into a *bytes.Buffer.
-func (c *Client) do(ctx context.Context, node, method, path string, body []byte, out any) error {
+// send sends one request with the client's token, and a JSON body when
+// body is not nil.
+func (c *Client) send(ctx context.Context, method, url string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, node+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -335,7 +326,14 @@ func (c *Client) do(ctx context.Context, node, method, path string, body []byte,
 	if c.cfg.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
 	}
-	resp, err := c.http.Do(req)
+	return c.http.Do(req)
+}
+
+// do sends one request to one node and decodes the answer into out: JSON
+// (through the type's own UnmarshalJSON when it has one, which for
+// receipts is the fast path), or raw bytes into a *bytes.Buffer.
+func (c *Client) do(ctx context.Context, node, method, path string, body []byte, out any) error {
+	resp, err := c.send(ctx, method, node+path, body)
 	if err != nil {
 		return err
 	}
