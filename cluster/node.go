@@ -298,16 +298,16 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: raft snapshots: %v", ErrCorruptState, err)
 	}
-	rc := n.raftConfig(hlog)
-	if err := raft.ValidateConfig(rc); err != nil {
+	raftCfg := n.raftConfig(hlog)
+	if err := raft.ValidateConfig(raftCfg); err != nil {
 		return false, fmt.Errorf("cluster: raft config: %w", err)
 	}
 	if hasState, err = raft.HasExistingState(logs, n.boltDB, snaps); err != nil {
 		return false, err
 	}
 	if cfg.Bootstrap && !hasState {
-		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, logs, n.boltDB, snaps, n.trans, conf); err != nil {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: raftCfg.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(raftCfg, logs, n.boltDB, snaps, n.trans, conf); err != nil {
 			return false, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	}
@@ -317,11 +317,11 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	n.events = newHub(cfg.APILimits.AnonymousStreams + cfg.APILimits.OperatorStreams)
 	n.fsm.onApply = n.events.notarized
 	n.fsm.onFail = n.stop
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(raftCfg, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
 		return false, fmt.Errorf("cluster: raft: %w", err)
 	}
 	if !cfg.UpstreamRaft {
-		n.watch = raftfix.NewLeaderWatch(n.raft, rc)
+		n.watch = raftfix.NewLeaderWatch(n.raft, raftCfg)
 		if st, ok := n.trans.(*raftfix.Transport); ok && n.watch != nil {
 			st.SetWatch(n.watch)
 		}
@@ -331,17 +331,17 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 
 // raftConfig is raft's configuration for this node.
 func (n *Node) raftConfig(hlog hclog.Logger) *raft.Config {
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(n.cfg.ID)
-	rc.Logger = hlog
-	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = n.cfg.HeartbeatTimeout, n.cfg.ElectionTimeout, n.cfg.LeaderLeaseTimeout
-	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = n.cfg.SnapshotInterval, n.cfg.SnapshotThreshold, n.cfg.TrailingLogs
+	raftCfg := raft.DefaultConfig()
+	raftCfg.LocalID = raft.ServerID(n.cfg.ID)
+	raftCfg.Logger = hlog
+	raftCfg.HeartbeatTimeout, raftCfg.ElectionTimeout, raftCfg.LeaderLeaseTimeout = n.cfg.HeartbeatTimeout, n.cfg.ElectionTimeout, n.cfg.LeaderLeaseTimeout
+	raftCfg.SnapshotInterval, raftCfg.SnapshotThreshold, raftCfg.TrailingLogs = n.cfg.SnapshotInterval, n.cfg.SnapshotThreshold, n.cfg.TrailingLogs
 	// No buffered apply channel: the batcher batches already, and a future
 	// left in raft's buffer when it shuts down is never answered.
-	rc.BatchApplyCh = false
-	rc.MaxAppendEntries = 256
-	rc.NoSnapshotRestoreOnStart = true // the FSM is durable: it resumes from its own applied index
-	return rc
+	raftCfg.BatchApplyCh = false
+	raftCfg.MaxAppendEntries = 256
+	raftCfg.NoSnapshotRestoreOnStart = true // the FSM is durable: it resumes from its own applied index
+	return raftCfg
 }
 
 // serve starts the node's goroutines: the batcher, the event hub, the

@@ -108,9 +108,9 @@ func (s *fsmSnapshot) Release() {}
 // Restore implements raft.FSM: it rebuilds the log from the snapshot's
 // leaves into a new directory, checks that they give the snapshot's root,
 // and only then switches to it.
-func (f *fsm) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 1<<20)
+func (f *fsm) Restore(src io.ReadCloser) error {
+	defer src.Close()
+	br := bufio.NewReaderSize(src, 1<<20)
 	h := sha256.New()
 	r := io.TeeReader(br, h) // everything up to the digest is hashed
 	hdr, err := readSnapshotHeader(r)

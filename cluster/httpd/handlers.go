@@ -58,8 +58,8 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 	if leader, _ := a.Cluster.Leader(); !leader {
 		// A commitment this follower has applied is committed: answer it
 		// here rather than forward. (The leader's log dedups anyway.)
-		if rc, err := a.existingReceipt(e.Commitment); err == nil && rc != nil {
-			writeReceipts(w, notaryapi.NotarizeResponse{Receipt: rc, Existing: true})
+		if receipt, err := a.existingReceipt(e.Commitment); err == nil && receipt != nil {
+			writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 			return
 		}
 		a.forward(w, r, body)
@@ -107,16 +107,16 @@ func (a *api) existingReceipt(c notary.Commitment) (*notary.Receipt, error) {
 	if cp == nil {
 		return nil, nil
 	}
-	var rc *notary.Receipt
+	var receipt *notary.Receipt
 	err := a.Ledger.ReadLog(func(l *notary.Log) error {
 		i, found, err := l.Find(c)
 		if err != nil || !found || i >= cp.Size {
 			return err
 		}
-		rc, err = l.Receipt(i, *cp)
+		receipt, err = l.Receipt(i, *cp)
 		return err
 	})
-	return rc, err
+	return receipt, err
 }
 
 // forward sends a follower's request on to the leader and relays its
@@ -186,12 +186,12 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	rc, err := a.existingReceipt(c)
+	receipt, err := a.existingReceipt(c)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if rc == nil {
+	if receipt == nil {
 		// A follower may not have applied it yet: ask the leader, once.
 		// If there is no leader that answers soon, this node's answer stands.
 		if leader, _ := a.Cluster.Leader(); !leader && r.Header.Get(notaryapi.HeaderForwarded) == "" {
@@ -206,17 +206,17 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if want > 1 {
-		cp, err := notary.ParseSignedCheckpoint(rc.Checkpoint)
+		cp, err := notary.ParseSignedCheckpoint(receipt.Checkpoint)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		if rc.Checkpoint, err = a.Ledger.Cosign(r.Context(), cp, want); err != nil {
+		if receipt.Checkpoint, err = a.Ledger.Cosign(r.Context(), cp, want); err != nil {
 			a.fail(w, r, err)
 			return
 		}
 	}
-	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: rc, Existing: true})
+	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 }
 
 // checkpoint serves this node's latest signed checkpoint, or with ?size=N
@@ -501,8 +501,8 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	// A stream outlives the server's write timeout.
-	rc := http.NewResponseController(w)
-	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	ctl := http.NewResponseController(w)
+	if err := ctl.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		a.fail(w, r, err)
 		return
 	}
@@ -516,7 +516,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": telenotary events\n\n")
-	rc.Flush()
+	ctl.Flush()
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
 	for {
@@ -525,14 +525,14 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
-			rc.Flush()
+			ctl.Flush()
 		case e, ok := <-events:
 			if !ok {
 				return
 			}
 			b, _ := json.Marshal(e)
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
-			if err := rc.Flush(); err != nil {
+			if err := ctl.Flush(); err != nil {
 				return
 			}
 		}

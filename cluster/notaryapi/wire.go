@@ -62,12 +62,12 @@ func (r NotarizeResponse) AppendJSON(b []byte) ([]byte, error) {
 // AppendJSON appends the response, with a final newline.
 func (r BatchResponse) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"receipts":[`...)
-	for i, rc := range r.Receipts {
+	for i, receipt := range r.Receipts {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		var err error
-		if b, err = rc.AppendJSON(b); err != nil {
+		if b, err = receipt.AppendJSON(b); err != nil {
 			return nil, err
 		}
 	}
@@ -104,7 +104,7 @@ func (r *NotarizeResponse) decodeFast(b []byte) error {
 	if !ok {
 		return errEnvelope
 	}
-	rc, b, err := notary.ReadReceiptJSON(b)
+	receipt, b, err := notary.ReadReceiptJSON(b)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (r *NotarizeResponse) decodeFast(b []byte) error {
 	if b, ok = token(b, "}"); !ok || len(bytes.TrimSpace(b)) != 0 {
 		return errEnvelope
 	}
-	r.Receipt, r.Existing = rc, existing
+	r.Receipt, r.Existing = receipt, existing
 	return nil
 }
 
@@ -149,11 +149,11 @@ func (r *BatchResponse) decodeFast(b []byte) error {
 		b = rest
 	} else {
 		for {
-			rc, rest, err := notary.ReadReceiptJSON(b)
+			receipt, rest, err := notary.ReadReceiptJSON(b)
 			if err != nil {
 				return err
 			}
-			out = append(out, rc)
+			out = append(out, receipt)
 			if b, ok = token(rest, ","); ok {
 				continue
 			}
