@@ -44,8 +44,8 @@ type LeaderWatch struct {
 // NewLeaderWatch watches r's leader. It returns nil when raft's lease
 // timeout leaves no room to lower the heartbeat timeout (they are equal).
 // Run runs it.
-func NewLeaderWatch(r *raft.Raft, rc *raft.Config) *LeaderWatch {
-	if rc.LeaderLeaseTimeout >= rc.HeartbeatTimeout {
+func NewLeaderWatch(r *raft.Raft, cfg *raft.Config) *LeaderWatch {
+	if cfg.LeaderLeaseTimeout >= cfg.HeartbeatTimeout {
 		return nil
 	}
 	events := make(chan raft.Observation, 64)
@@ -58,8 +58,8 @@ func NewLeaderWatch(r *raft.Raft, rc *raft.Config) *LeaderWatch {
 	}))
 	return &LeaderWatch{
 		events:      events,
-		timeout:     rc.HeartbeatTimeout,
-		jitter:      func() time.Duration { return rand.N(rc.HeartbeatTimeout / 2) },
+		timeout:     cfg.HeartbeatTimeout,
+		jitter:      func() time.Duration { return rand.N(cfg.HeartbeatTimeout / 2) },
 		lastContact: r.LastContact,
 		follower:    func() bool { return r.State() == raft.Follower },
 		lastLog: func() (uint64, uint64) {
@@ -67,13 +67,13 @@ func NewLeaderWatch(r *raft.Raft, rc *raft.Config) *LeaderWatch {
 			return r.LastIndex(), term
 		},
 		look: func() error {
-			rc := r.ReloadableConfig()
-			lower := rc
+			current := r.ReloadableConfig()
+			lower := current
 			lower.HeartbeatTimeout -= time.Nanosecond
 			if err := r.ReloadConfig(lower); err != nil {
 				return err
 			}
-			return r.ReloadConfig(rc)
+			return r.ReloadConfig(current)
 		},
 	}
 }
