@@ -36,6 +36,10 @@ type ClientConfig struct {
 	// MaxBackoff caps the wait between retries (default 1s). A call retries
 	// until its context ends.
 	MaxBackoff time.Duration
+	// AttemptTimeout bounds one try on one node (default 4s): a node that
+	// does not answer in time (paused, cut off) is forgotten as leader and
+	// the others are tried, while the call goes on until its context ends.
+	AttemptTimeout time.Duration
 }
 
 // Client talks to a notary cluster: it tries the nodes it knows, sends
@@ -56,6 +60,9 @@ type Client struct {
 func NewClient(cfg ClientConfig) *Client {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = time.Second
+	}
+	if cfg.AttemptTimeout == 0 {
+		cfg.AttemptTimeout = 4 * time.Second
 	}
 	c := &Client{cfg: cfg, http: cfg.HTTPClient}
 	if c.http == nil {
@@ -271,11 +278,11 @@ func (c *Client) call(ctx context.Context, toLeader bool, method, path string, i
 	round := func() (struct{}, error) {
 		for range c.cfg.Nodes {
 			node := c.pick(toLeader)
-			err := c.do(ctx, node, method, path, body, out)
+			err := c.attempt(ctx, node, method, path, body, out)
 			if err == nil {
 				return struct{}{}, nil
 			}
-			if !Retryable(err) {
+			if !Retryable(err) && !(ctx.Err() == nil && timedOut(err)) {
 				return struct{}{}, backoff.Permanent(err)
 			}
 			last = err
@@ -292,6 +299,20 @@ func (c *Client) call(ctx context.Context, toLeader bool, method, path string, i
 		return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
 	}
 	return err
+}
+
+// attempt is one try on one node, bounded by AttemptTimeout.
+func (c *Client) attempt(ctx context.Context, node, method, path string, body []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	defer cancel()
+	return c.do(ctx, node, method, path, body, out)
+}
+
+// timedOut reports whether err is a try that ran out of time: the try's
+// own deadline, or the http.Client's timeout.
+func timedOut(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout()
 }
 
 // pick returns the node to send to.
