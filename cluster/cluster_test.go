@@ -316,3 +316,19 @@ func TestReceiptAtALaggingFollower(t *testing.T) {
 		t.Fatalf("a miss at the follower with the leader down: HTTP %d, want 404", resp2.StatusCode)
 	}
 }
+
+// TestTransferToTheLeader: moving leadership to the node that leads is a
+// request that makes no sense, answered 400 naming the field, not 500.
+func TestTransferToTheLeader(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	c.join("node-2", n1)
+	c.waitVoters(2)
+	l := c.leader()
+	op := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n1.url}, Token: operatorToken})
+	err := op.Transfer(context.Background(), l.cfg.ID)
+	var p *httpapi.Problem
+	if !errors.Is(err, notaryapi.ErrBadRequest) || !errors.As(err, &p) || p.Field != "id" {
+		t.Fatalf("transfer to the leader itself: %v, want 400 naming id", err)
+	}
+}

@@ -21,8 +21,9 @@ type hub struct {
 	in             chan notaryapi.Event
 	maxSubscribers int // a backstop: the API holds each client to its share
 
-	mu   sync.Mutex // guards subs and pending
-	subs map[chan notaryapi.Event]struct{}
+	mu     sync.Mutex // guards subs, closed and pending
+	subs   map[chan notaryapi.Event]struct{}
+	closed bool
 	// pending aggregates notarizations until the next flush.
 	pending *notaryapi.NotarizedEvent
 }
@@ -68,12 +69,7 @@ func (h *hub) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			h.mu.Lock()
-			for c := range h.subs {
-				close(c)
-				delete(h.subs, c)
-			}
-			h.mu.Unlock()
+			h.close()
 			return
 		case e := <-h.in:
 			h.broadcast(e)
@@ -100,9 +96,24 @@ func (h *hub) broadcast(e notaryapi.Event) {
 	}
 }
 
+// close ends every subscriber's stream and refuses new ones: the node is
+// stopping, and a stream must not hold up the API server's shutdown.
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for c := range h.subs {
+		close(c)
+		delete(h.subs, c)
+	}
+}
+
 func (h *hub) subscribe() (chan notaryapi.Event, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return nil, fmt.Errorf("%w: the node is stopping", ErrClosed)
+	}
 	if len(h.subs) >= h.maxSubscribers {
 		return nil, fmt.Errorf("%w: too many event subscribers", notaryapi.ErrOverloaded)
 	}

@@ -112,6 +112,9 @@ func (n *Node) Transfer(ctx context.Context, id string) error {
 	if n.otherVoters() == 0 {
 		return httpapi.Field("id", "there is no other voter to hand leadership to")
 	}
+	if id == n.cfg.ID {
+		return httpapi.Field("id", "is this node, the leader already: name another voter, or none for any")
+	}
 	if id == "" {
 		return raftError(n.raft.LeadershipTransfer().Error())
 	}

@@ -378,6 +378,8 @@ func (n *Node) serve(id identity, hasState bool) {
 	n.http = &http.Server{Handler: handler, TLSConfig: cfg.TLS,
 		ReadHeaderTimeout: apiReadHeader, ReadTimeout: apiRead, WriteTimeout: apiWrite, IdleTimeout: apiIdle, MaxHeaderBytes: apiMaxHeader,
 		ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
+	// Shutdown waits for the handlers to return: end the event streams.
+	n.http.RegisterOnShutdown(n.events.close)
 	n.goFunc(func() {
 		var err error
 		if cfg.TLS != nil {
