@@ -50,6 +50,11 @@ type fsm struct {
 	meta   clusterMeta
 	// refused counts the raft commands the FSM refused (see applyMeta).
 	refused atomic.Uint64
+	// selfCheck verifies, with this node's own key, what the node serves;
+	// damaged is why the log cannot be trusted, once it is found (see
+	// checkServed).
+	selfCheck *notary.Verifier
+	damaged   atomic.Pointer[error]
 }
 
 // applied describes one applied notarize batch.
@@ -76,8 +81,15 @@ const (
 )
 
 // openFSM opens (or creates) the FSM state in dir.
-func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) {
+func openFSM(dir string, signer note.Signer, verifierKey string, logger *slog.Logger) (*fsm, error) {
 	f := &fsm{dir: dir, signer: signer, logger: logger, onApply: func(applied) {}, onFail: func(error) {}}
+	own, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		return nil, fmt.Errorf("verifier key: %w", err)
+	}
+	if f.selfCheck, err = notary.NewVerifier(notary.Policy{Verifiers: []note.Verifier{own}}); err != nil {
+		return nil, err
+	}
 	gen := 1
 	if b, err := os.ReadFile(filepath.Join(dir, currentName)); err == nil {
 		if _, err := fmt.Sscanf(string(b), "log-%d\n", &gen); err != nil {
@@ -149,8 +161,11 @@ func (f *fsm) readLog() (*notary.Log, func()) {
 }
 
 // ReadLog runs read with the live log, which Restore can neither swap nor
-// close until read returns.
+// close until read returns; a damaged log is not read (ErrDamaged).
 func (f *fsm) ReadLog(read func(*notary.Log) error) error {
+	if errp := f.damaged.Load(); errp != nil {
+		return *errp
+	}
 	l, done := f.readLog()
 	defer done()
 	return read(l)

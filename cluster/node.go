@@ -276,7 +276,7 @@ func (n *Node) start(ctx context.Context, id identity) error {
 // whether raft had state before.
 func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	cfg := n.cfg // with HTTPAdvertise resolved
-	if n.fsm, err = openFSM(cfg.DataDir, cfg.Signer, n.logger); err != nil {
+	if n.fsm, err = openFSM(cfg.DataDir, cfg.Signer, cfg.VerifierKey, n.logger); err != nil {
 		return false, fmt.Errorf("cluster: %w", err)
 	}
 	if g, _ := n.fsm.clusterInfo(); g != nil && id.ClusterID != "" && g.ClusterID != id.ClusterID {
@@ -607,7 +607,10 @@ func (n *Node) Ready() bool {
 	if n.raft.State() == raft.Leader {
 		// Set once the barrier after the election passed; and a leader
 		// stamps only with a clock the cluster agrees with.
-		return n.ready.Load() && n.clock.check(n.fsm.lastTime.Load()) == nil
+		return n.ready.Load() && n.clock.check(n.fsm.lastTime.Load()) == nil && n.fsm.damaged.Load() == nil
+	}
+	if n.fsm.damaged.Load() != nil {
+		return false
 	}
 	_, leader := n.raft.LeaderWithID()
 	g, _ := n.fsm.clusterInfo()

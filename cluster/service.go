@@ -55,21 +55,30 @@ func (n *Node) Submit(ctx context.Context, entries []notaryapi.Entry) (receipts 
 }
 
 // receipts proves each index into the latest checkpoint, which the FSM
-// signed after applying them.
+// signed after applying them, and checks each proof before it is served.
 func (n *Node) receipts(indexes []uint64) ([]*notary.Receipt, error) {
 	cp := n.fsm.checkpoint.Load()
 	if cp == nil {
 		return nil, fmt.Errorf("%w: no checkpoint yet", notaryapi.ErrNoLeader)
 	}
-	l, done := n.fsm.readLog()
-	defer done()
 	out := make([]*notary.Receipt, len(indexes))
-	for i, idx := range indexes {
-		r, err := l.Receipt(idx, *cp)
-		if err != nil {
+	err := n.fsm.ReadLog(func(l *notary.Log) error {
+		for i, idx := range indexes {
+			r, err := l.Receipt(idx, *cp)
+			if err != nil {
+				return err
+			}
+			out[i] = r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		if err := n.fsm.checkServed(r); err != nil {
 			return nil, err
 		}
-		out[i] = r
 	}
 	return out, nil
 }

@@ -52,6 +52,9 @@ func (n *Node) Status() notaryapi.Status {
 	}
 	st.Batches = n.metrics.snapshot()
 	st.Alerts = n.clock.alerts(n.cfg.ID, n.fsm.lastTime.Load())
+	if errp := n.fsm.damaged.Load(); errp != nil {
+		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertDamaged, Node: n.cfg.ID, Message: (*errp).Error()})
+	}
 	if refused := n.fsm.refused.Load(); refused > 0 {
 		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertRefusedCommands, Node: n.cfg.ID,
 			Message: fmt.Sprintf("%s's state machine refused %d raft commands (see its log): someone with raft access sent invalid ones", n.cfg.ID, refused)})

@@ -58,7 +58,7 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 	if leader, _ := a.Cluster.Leader(); !leader {
 		// A commitment this follower has applied is committed: answer it
 		// here rather than forward. (The leader's log dedups anyway.)
-		if receipt, err := a.existingReceipt(e.Commitment); err == nil && receipt != nil {
+		if receipt, err := a.Ledger.Receipt(e.Commitment); err == nil && receipt != nil {
 			writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 			return
 		}
@@ -98,25 +98,6 @@ func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeReceipts(w, notaryapi.BatchResponse{Receipts: receipts})
-}
-
-// existingReceipt returns the receipt of a commitment this node has
-// applied, proven into its latest checkpoint, or nil.
-func (a *api) existingReceipt(c notary.Commitment) (*notary.Receipt, error) {
-	cp := a.Ledger.Checkpoint()
-	if cp == nil {
-		return nil, nil
-	}
-	var receipt *notary.Receipt
-	err := a.Ledger.ReadLog(func(l *notary.Log) error {
-		i, found, err := l.Find(c)
-		if err != nil || !found || i >= cp.Size {
-			return err
-		}
-		receipt, err = l.Receipt(i, *cp)
-		return err
-	})
-	return receipt, err
 }
 
 // forward sends a follower's request on to the leader and relays its
@@ -186,7 +167,7 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	receipt, err := a.existingReceipt(c)
+	receipt, err := a.Ledger.Receipt(c)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -51,6 +51,10 @@ type Ledger interface {
 	// Checkpoint is the node's latest signed checkpoint; nil before the
 	// cluster's genesis.
 	Checkpoint() *notary.SignedCheckpoint
+	// Receipt returns the receipt of a commitment the node has applied,
+	// proven into its latest checkpoint and checked before it is served;
+	// nil when the node has none.
+	Receipt(c notary.Commitment) (*notary.Receipt, error)
 	// CheckpointAt signs the checkpoint of the first size leaves.
 	CheckpointAt(size uint64) (notary.SignedCheckpoint, error)
 	// Cosign gathers the signatures of other members over cp until want

@@ -187,6 +187,16 @@ func (n *memNode) Checkpoint() *notary.SignedCheckpoint {
 	return n.cp
 }
 
+func (n *memNode) Receipt(c notary.Commitment) (*notary.Receipt, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	i, found, err := n.log.Find(c)
+	if err != nil || !found || i >= n.cp.Size {
+		return nil, err
+	}
+	return n.log.Receipt(i, *n.cp)
+}
+
 func (n *memNode) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

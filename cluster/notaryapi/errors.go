@@ -39,6 +39,10 @@ var (
 	// cluster's clock (an earlier fault); no leader stamps until that time
 	// has passed. An operator must act: see docs/OPERATIONS.md.
 	ErrLogTimeAhead = &httpapi.Code{Name: "log_time_ahead", Status: http.StatusServiceUnavailable, Title: "the log's time is ahead of the cluster's clock"}
+	// ErrDamaged: the node found its own data damaged (a proof it was about
+	// to serve did not lead to its signed root) and serves nothing from its
+	// log until an operator repairs it. Ask another node.
+	ErrDamaged = &httpapi.Code{Name: "damaged", Status: http.StatusServiceUnavailable, Title: "this node's data is damaged"}
 	// ErrWrongCluster: a node of one cluster asked to join another. Give
 	// it an empty data directory, or point it at its own cluster.
 	ErrWrongCluster = &httpapi.Code{Name: "wrong_cluster", Status: http.StatusConflict, Title: "node of another cluster"}

@@ -135,6 +135,9 @@ const (
 	AlertLogTimeAhead AlertKind = "log-time-ahead"
 	// AlertRefusedCommands: the state machine refused raft commands.
 	AlertRefusedCommands AlertKind = "refused-commands"
+	// AlertDamaged: the node found its data damaged and serves nothing
+	// from its log.
+	AlertDamaged AlertKind = "damaged"
 )
 
 // Alert is a condition an operator must act on.

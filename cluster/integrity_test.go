@@ -1,0 +1,89 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+)
+
+// TestDamagedLeafNeverServed: a byte flipped in an old leaf of a stopped
+// follower's log: the restarted node never serves a receipt for it that
+// would not verify; it answers 503 damaged, raises an alert and is not
+// ready, while the other nodes go on serving the right receipt.
+func TestDamagedLeafNeverServed(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var receipts []*notary.Receipt
+	for i := range 20 {
+		resp, err := clientFor(n1).Notarize(ctx, entryOf("damage", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		receipts = append(receipts, resp.Receipt)
+	}
+	c.waitConverged()
+	victim := n2
+	if c.leader() == n2 {
+		victim = c.list()[0]
+		if victim == n2 || victim == c.leader() {
+			victim = c.list()[1]
+		}
+	}
+	target := receipts[5]
+	c.stop(victim)
+
+	// The timestamp bytes of the leaf: the commitment still finds it.
+	path := filepath.Join(victim.cfg.DataDir, "log-1", "leaves")
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int64(target.Index)*notary.LeafSize + notary.LeafSize - 1
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	victim = c.restart(victim)
+	c.waitFor("the damaged node to know a leader", func() bool { return victim.Status().Leader.ID != "" })
+	one := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{victim.url}})
+	short, scancel := context.WithTimeout(ctx, 3*time.Second)
+	defer scancel()
+	r, err := one.Receipt(short, target.Leaf.Commitment)
+	if err == nil {
+		if _, verr := notary.Verify(notary.Claim{Receipt: r, Commitment: target.Leaf.Commitment}, c.policy()); verr != nil {
+			t.Fatalf("the damaged node served a receipt that does not verify: %v", verr)
+		}
+		t.Fatal("the damaged node served the damaged leaf's receipt")
+	}
+	if !errors.Is(err, notaryapi.ErrDamaged) {
+		t.Fatalf("the damaged node answered %v, want 503 damaged", err)
+	}
+	if victim.Ready() || !hasAlert(victim, notaryapi.AlertDamaged) {
+		t.Fatalf("the damaged node is ready (%v) or raises no alert (%+v)", victim.Ready(), victim.Status().Alerts)
+	}
+	// The others still serve the right receipt.
+	r, err = clientFor(n1).Receipt(ctx, target.Leaf.Commitment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: target.Leaf.Commitment}, c.policy()); err != nil || r.Leaf != target.Leaf {
+		t.Fatalf("a sound node's receipt: %v, leaf %+v want %+v", err, r.Leaf, target.Leaf)
+	}
+}
