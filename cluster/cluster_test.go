@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -330,5 +332,28 @@ func TestTransferToTheLeader(t *testing.T) {
 	var p *httpapi.Problem
 	if !errors.Is(err, notaryapi.ErrBadRequest) || !errors.As(err, &p) || p.Field != "id" {
 		t.Fatalf("transfer to the leader itself: %v, want 400 naming id", err)
+	}
+}
+
+// TestRefusedJoinStops: a new node whose join the cluster refuses (a
+// wrong token) stops with one line that says so, and leaves its data
+// directory as it found it: empty.
+func TestRefusedJoinStops(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	cfg := c.config("node-2")
+	cfg.Join, cfg.JoinToken = []string{n1.url}, "not-a-token-of-this-cluster"
+	n := c.start(cfg)
+	select {
+	case <-n.Done():
+	case <-time.After(conditionWait):
+		t.Fatal("the node whose join was refused is still running")
+	}
+	if err := n.Err(); !errors.Is(err, cluster.ErrJoinRefused) || !errors.Is(err, notaryapi.ErrUnauthorized) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("the node stopped with %v, want one line saying the join was refused for the token", err)
+	}
+	entries, err := os.ReadDir(cfg.DataDir)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("the data directory holds %v (%v), want it empty", entries, err)
 	}
 }

@@ -20,6 +20,10 @@ var (
 	// ErrInsecureRaftOffLoopback: InsecureRaft with a raft address that is
 	// not on loopback. Configure raft TLS.
 	ErrInsecureRaftOffLoopback = errors.New("insecure raft is for loopback addresses only")
+	// ErrJoinRefused: the cluster refused to add this node (a wrong token,
+	// a bad request). The node stops; fix the configuration and start it
+	// again.
+	ErrJoinRefused = errors.New("the cluster refused to add this node")
 	// ErrClosed: the node is shutting down or has failed. Its API answers
 	// it as unavailable, so clients try another node.
 	ErrClosed = &httpapi.Code{Name: "unavailable", Status: http.StatusServiceUnavailable, Title: "node closed"}

@@ -15,6 +15,8 @@ import (
 type identity struct {
 	NodeID    string `json:"node_id"`
 	ClusterID string `json:"cluster_id,omitempty"`
+	// fresh: the directory was empty, and this start wrote node.json.
+	fresh bool
 }
 
 const identityName = "node.json"
@@ -33,7 +35,7 @@ func checkIdentity(ctx context.Context, dir, nodeID string, joinTargets func(con
 		if len(entries) > 0 {
 			return id, fmt.Errorf("%w: %s is not empty and has no %s; give an empty directory or the node's own", ErrCorruptState, dir, identityName)
 		}
-		id = identity{NodeID: nodeID}
+		id = identity{NodeID: nodeID, fresh: true}
 		b, _ := json.Marshal(id)
 		if err := filestore.WriteFileDurably(path, b); err != nil {
 			return id, fmt.Errorf("cluster: %w", err)

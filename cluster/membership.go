@@ -168,7 +168,9 @@ func (n *Node) joinLoop(ctx context.Context, id identity) {
 	case errors.Is(err, notaryapi.ErrWrongCluster):
 		n.stop(fmt.Errorf("%w: %v", ErrCorruptState, err))
 	case err != nil:
-		n.logger.ErrorContext(ctx, "join refused; fix the configuration and restart", "error", err)
+		// A node that never joined leaves its directory as it found it.
+		n.wipe.Store(id.fresh)
+		n.stop(fmt.Errorf("%w (fix the configuration and start it again): %w", ErrJoinRefused, err))
 	default:
 		if err := recordClusterID(n.cfg.DataDir, n.cfg.ID, resp.ClusterID); err != nil {
 			n.logger.ErrorContext(ctx, "cannot record the cluster id", "error", err)

@@ -198,6 +198,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines
 
+	wipe      atomic.Bool // on stop, remove what this start wrote to DataDir: it never joined
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{} // closed when the node has stopped
@@ -582,7 +583,25 @@ func (n *Node) shutdownParts() error {
 	if n.boltDB != nil {
 		errs = append(errs, n.boltDB.Close())
 	}
+	if n.wipe.Load() {
+		errs = append(errs, emptyDir(n.cfg.DataDir))
+		n.logger.Info("removed what this node wrote to its data directory: it never joined", "dir", n.cfg.DataDir)
+	}
 	return errors.Join(errs...)
+}
+
+// emptyDir removes everything in dir, keeping dir itself.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // otherVoters counts the voters besides this node.
