@@ -22,9 +22,10 @@ type batcher struct {
 	maxInFlight int
 	timeout     time.Duration
 	observe     func(entries int, took time.Duration) // batch metrics
-	// clockOK says whether the leader may stamp now, with the log's newest
-	// leaf stamped lastMillis (the time guard); nil stamps always.
-	clockOK func(lastMillis int64) error
+	// admit says whether the leader may stamp now, with the log's newest
+	// leaf stamped lastMillis (the time guard, room on the disk); nil
+	// stamps always.
+	admit func(lastMillis int64) error
 
 	queue chan *submission
 	slots chan struct{}  // one token per apply in flight
@@ -146,8 +147,8 @@ func (b *batcher) apply(batch []*submission, n int) {
 	}
 	// Stamp only with a clock the cluster agrees with: a wrong one would
 	// freeze the log's time or push it forward for every later receipt.
-	if b.clockOK != nil {
-		if err := b.clockOK(max(b.lastTime, b.fsm.lastTime.Load())); err != nil {
+	if b.admit != nil {
+		if err := b.admit(max(b.lastTime, b.fsm.lastTime.Load())); err != nil {
 			for _, s := range batch {
 				s.done <- submitResult{err: err}
 			}

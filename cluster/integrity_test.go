@@ -3,11 +3,15 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
@@ -86,4 +90,60 @@ func TestDamagedLeafNeverServed(t *testing.T) {
 	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: target.Leaf.Commitment}, c.policy()); err != nil || r.Leaf != target.Leaf {
 		t.Fatalf("a sound node's receipt: %v, leaf %+v want %+v", err, r.Leaf, target.Leaf)
 	}
+}
+
+// TestNotReadyWhenDiskLow: a node whose disk has less free than it keeps
+// is not ready and says why, and as leader refuses writes with 503
+// disk_low before one fails halfway.
+func TestNotReadyWhenDiskLow(t *testing.T) {
+	c := newTestCluster(t)
+	n := c.bootstrap("node-1")
+	c.stop(n)
+	n.cfg.MinFreeDisk = 1 << 62 // more than any disk has
+	n = c.restart(n)
+	c.waitFor("a leader", func() bool { l, _ := n.Leader(); return l })
+	if err := n.NotReady(); !errors.Is(err, notaryapi.ErrDiskLow) {
+		t.Fatalf("not ready because %v, want disk_low", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, _, err := n.Submit(ctx, []notaryapi.Entry{entryOf("disk", 0)}); !errors.Is(err, notaryapi.ErrDiskLow) {
+		t.Fatalf("a write with the disk low: %v, want disk_low", err)
+	}
+	resp, err := http.Get(n.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := httpapi.ReadProblem(resp)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !errors.Is(p, notaryapi.ErrDiskLow) || !strings.Contains(p.Detail, "MiB free") {
+		t.Fatalf("/readyz: HTTP %d %+v", resp.StatusCode, p)
+	}
+}
+
+// TestNotReadyWhenFarBehind: a follower whose state machine falls more
+// than MaxLag entries behind the leader is not ready, and is again once it
+// catches up.
+func TestNotReadyWhenFarBehind(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	cfg := c.config("node-2")
+	cfg.Join, cfg.MaxLag = []string{n1.url}, 5
+	n2 := c.start(cfg)
+	c.waitVoters(2)
+	c.waitFor("the follower ready", n2.Ready)
+	release := cluster.HoldApplies(n2.Node)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 10 {
+		if _, err := clientFor(n1).Notarize(ctx, entryOf("behind", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitFor("the held follower to say it is behind", func() bool {
+		err := n2.NotReady()
+		return err != nil && strings.Contains(err.Error(), "entries behind")
+	})
+	release()
+	c.waitFor("the follower ready again", n2.Ready)
 }

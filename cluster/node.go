@@ -91,6 +91,12 @@ type Config struct {
 	ApplyTimeout                              time.Duration
 	// Clock stamps batches; tests skew it.
 	Clock func() time.Time
+	// MaxLag is how many raft entries a follower may be behind the
+	// leader's commit index and still be ready.
+	MaxLag uint64
+	// MinFreeDisk is the room a node keeps free on its data directory's
+	// file system: with less, it is not ready and a leader refuses writes.
+	MinFreeDisk uint64
 	// MaxClockSkew is how far a leader's clock may be from those of a
 	// majority of the voters for it to stamp (see the time guard in
 	// clock.go).
@@ -112,6 +118,8 @@ func DefaultConfig() Config {
 		ApplyTimeout:       10 * time.Second,
 		Clock:              time.Now,
 		MaxClockSkew:       time.Second,
+		MaxLag:             10_000,
+		MinFreeDisk:        256 << 20,
 
 		RaftHandshakeTimeout: 10 * time.Second,
 		APIMaxConns:          8192,
@@ -189,7 +197,10 @@ type Node struct {
 	httpLn  net.Listener
 	forward *http.Client
 	boltDB  *raftboltdb.BoltStore
-	trans   raft.Transport
+	// logStore and snapshots watch raft's writes for failures.
+	logStore  *watchedLogStore
+	snapshots *watchedSnapshots
+	trans     raft.Transport
 
 	beats  heartbeats           // the leader's view of its followers
 	clock  *clockGuard          // this node's clock against the others'; a leader stamps only while they agree
@@ -291,14 +302,17 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	if n.boltDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
 		return false, fmt.Errorf("%w: raft log: %v", ErrCorruptState, err)
 	}
-	logs, err := raft.NewLogCache(512, n.boltDB)
+	n.logStore = &watchedLogStore{LogStore: n.boltDB}
+	logs, err := raft.NewLogCache(512, n.logStore)
 	if err != nil {
 		return false, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	files, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
 		return false, fmt.Errorf("%w: raft snapshots: %v", ErrCorruptState, err)
 	}
+	n.snapshots = newWatchedSnapshots(files, filepath.Join(raftDir, "snapshots"))
+	snaps := n.snapshots
 	raftCfg := n.raftConfig(hlog)
 	if err := raft.ValidateConfig(raftCfg); err != nil {
 		return false, fmt.Errorf("cluster: raft config: %w", err)
@@ -353,7 +367,7 @@ func (n *Node) serve(id identity, hasState bool) {
 	n.clock = &clockGuard{now: cfg.Clock, bound: cfg.MaxClockSkew, client: n.forward}
 	n.batcher = newBatcher(n.raft, n.fsm, cfg)
 	n.batcher.observe = n.metrics.batch
-	n.batcher.clockOK = n.clock.check
+	n.batcher.admit = n.admit
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.goFunc(func() { n.batcher.run(bg) })
@@ -619,22 +633,12 @@ func (n *Node) otherVoters() int {
 	return count
 }
 
-// Ready reports whether the node can serve submissions: it knows a leader
-// and the cluster's identity, and if it leads, has applied all before it
-// and may stamp (see the time guard).
-func (n *Node) Ready() bool {
-	if n.raft.State() == raft.Leader {
-		// Set once the barrier after the election passed; and a leader
-		// stamps only with a clock the cluster agrees with.
-		return n.ready.Load() && n.clock.check(n.fsm.lastTime.Load()) == nil && n.fsm.damaged.Load() == nil
-	}
-	if n.fsm.damaged.Load() != nil {
-		return false
-	}
-	_, leader := n.raft.LeaderWithID()
-	g, _ := n.fsm.clusterInfo()
-	return leader != "" && g != nil
-}
+// Ready reports whether the node can do its job now (see NotReady).
+func (n *Node) Ready() bool { return n.notReady() == nil }
+
+// NotReady says why the node cannot do its job now, or nil: see the
+// conditions in health.go.
+func (n *Node) NotReady() error { return n.notReady() }
 
 // HTTPAddr returns the API's listening address (useful with port 0).
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }

@@ -23,7 +23,11 @@ func (n *Node) Status() notaryapi.Status {
 		st.ClusterID, st.Origin = g.ClusterID, g.Origin
 	}
 	st.State = n.raft.State().String()
-	st.Ready = n.Ready()
+	if err := n.notReady(); err != nil {
+		st.NotReady = err.Error()
+	} else {
+		st.Ready = true
+	}
 	st.Term = n.raft.CurrentTerm()
 	_, leader := n.raft.LeaderWithID()
 	st.Leader.ID, st.Leader.HTTPAddr = string(leader), n.leaderURL()

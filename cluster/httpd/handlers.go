@@ -399,8 +399,8 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) ready(w http.ResponseWriter, r *http.Request) {
-	if !a.Cluster.Ready() {
-		a.fail(w, r, fmt.Errorf("%w: not ready (no leader, or not yet caught up)", notaryapi.ErrNoLeader))
+	if err := a.Cluster.NotReady(); err != nil {
+		a.fail(w, r, fmt.Errorf("not ready: %w", err))
 		return
 	}
 	io.WriteString(w, "ready\n")

@@ -31,10 +31,10 @@ type Cluster interface {
 	Submit(ctx context.Context, entries []notaryapi.Entry) (receipts []*notary.Receipt, firstNew uint64, err error)
 	// Members returns the cluster's identity and members, sorted by ID.
 	Members() (clusterID, origin string, members []notaryapi.MemberInfo)
-	// Status is the node's view of itself and the cluster; Ready whether
-	// it serves submissions.
+	// Status is the node's view of itself and the cluster; NotReady why
+	// it cannot do its job now (nil when it can).
 	Status() notaryapi.Status
-	Ready() bool
+	NotReady() error
 	// Join, Remove and Transfer change the cluster (leader only).
 	Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error)
 	Remove(ctx context.Context, id string) error

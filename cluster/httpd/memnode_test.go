@@ -136,7 +136,7 @@ func (n *memNode) Status() notaryapi.Status {
 	return st
 }
 
-func (n *memNode) Ready() bool { return true }
+func (n *memNode) NotReady() error { return nil }
 
 func (n *memNode) Time() time.Time { return time.Now() }
 

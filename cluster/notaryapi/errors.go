@@ -43,6 +43,10 @@ var (
 	// to serve did not lead to its signed root) and serves nothing from its
 	// log until an operator repairs it. Ask another node.
 	ErrDamaged = &httpapi.Code{Name: "damaged", Status: http.StatusServiceUnavailable, Title: "this node's data is damaged"}
+	// ErrDiskLow: the node's disk is nearly full; a leader refuses writes
+	// before one fails halfway. Retry (a leader with room may take over);
+	// an operator must free space.
+	ErrDiskLow = &httpapi.Code{Name: "disk_low", Status: http.StatusServiceUnavailable, Title: "the node's disk is nearly full"}
 	// ErrWrongCluster: a node of one cluster asked to join another. Give
 	// it an empty data directory, or point it at its own cluster.
 	ErrWrongCluster = &httpapi.Code{Name: "wrong_cluster", Status: http.StatusConflict, Title: "node of another cluster"}

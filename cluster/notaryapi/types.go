@@ -99,10 +99,12 @@ type Status struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 	Origin    string `json:"origin,omitempty"`
 	// State is Leader, Follower, Candidate or Shutdown.
-	State  string `json:"state"`
-	Ready  bool   `json:"ready"`
-	Term   uint64 `json:"term"`
-	Leader struct {
+	State string `json:"state"`
+	Ready bool   `json:"ready"`
+	// NotReady says why the node is not ready ("" when it is).
+	NotReady string `json:"not_ready,omitempty"`
+	Term     uint64 `json:"term"`
+	Leader   struct {
 		ID       string `json:"id,omitempty"`
 		HTTPAddr string `json:"http_addr,omitempty"`
 	} `json:"leader"`
