@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -32,6 +33,10 @@ type batcher struct {
 	wg    sync.WaitGroup // the loop and every apply in flight
 
 	lastTime int64 // last timestamp stamped; owned by the loop
+	// pendingSince is when the oldest batch still waiting to commit was
+	// proposed (unix ns; 0 when none waits): a leader without a quorum
+	// for writes waits for ever.
+	pendingSince atomic.Int64
 }
 
 // submission is one request's entries, waiting for their leaf indexes.
@@ -163,9 +168,11 @@ func (b *batcher) apply(batch []*submission, n int) {
 	b.lastTime = ts
 	start := time.Now()
 	future := b.raft.Apply(encodeNotarize(ts, entries), b.timeout)
+	b.pendingSince.Store(start.UnixNano())
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		defer b.pendingSince.Store(0)
 		defer func() { <-b.slots }()
 		res := submitResult{err: future.Error()}
 		if res.err == nil {
@@ -208,4 +215,13 @@ func raftError(err error) error {
 		return fmt.Errorf("%w: %w", notaryapi.ErrNoLeader, err)
 	}
 	return err
+}
+
+// waiting returns how long the oldest batch in flight has waited to
+// commit; 0 when none waits.
+func (b *batcher) waiting() time.Duration {
+	if since := b.pendingSince.Load(); since != 0 {
+		return time.Since(time.Unix(0, since))
+	}
+	return 0
 }

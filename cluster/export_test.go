@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
@@ -63,3 +64,11 @@ const (
 
 // ErrRefused marks a command the FSM refused.
 var ErrRefused = errRefused
+
+// RefuseRaftWrites makes the node's raft log refuse every write, as a full
+// disk would, until the function it returns is called.
+func RefuseRaftWrites(n *Node) (restore func()) {
+	err := errors.New("no space left on device (test)")
+	n.logStore.refuse.Store(&err)
+	return func() { n.logStore.refuse.Store(nil) }
+}

@@ -25,6 +25,9 @@ import (
 type watchedLogStore struct {
 	raft.LogStore
 	failed atomic.Pointer[error]
+	// refuse, when set, fails every write with it: tests use it to make a
+	// node's disk refuse raft's appends.
+	refuse atomic.Pointer[error]
 }
 
 func (s *watchedLogStore) record(err error) error {
@@ -38,10 +41,13 @@ func (s *watchedLogStore) record(err error) error {
 }
 
 // StoreLog implements raft.LogStore.
-func (s *watchedLogStore) StoreLog(l *raft.Log) error { return s.record(s.LogStore.StoreLog(l)) }
+func (s *watchedLogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 
 // StoreLogs implements raft.LogStore.
 func (s *watchedLogStore) StoreLogs(logs []*raft.Log) error {
+	if p := s.refuse.Load(); p != nil {
+		return s.record(*p)
+	}
 	return s.record(s.LogStore.StoreLogs(logs))
 }
 

@@ -147,3 +147,45 @@ func TestNotReadyWhenFarBehind(t *testing.T) {
 	release()
 	c.waitFor("the follower ready again", n2.Ready)
 }
+
+// TestNoQuorumAnswered503: when the followers' raft logs refuse writes (full
+// disks) the leader cannot commit; submissions are answered 503 no_quorum
+// within CommitTimeout instead of a silent stall, the leader raises the
+// no-quorum alert and the followers say why they are not ready; once the
+// disks take writes again, the writes go through.
+func TestNoQuorumAnswered503(t *testing.T) {
+	c := newTestCluster(t)
+	cfg := c.config("node-1")
+	cfg.Bootstrap, cfg.Origin, cfg.CommitTimeout = true, testOrigin, time.Second
+	n1 := c.start(cfg)
+	c.waitFor("bootstrap ready", n1.Ready)
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	leader := c.leader()
+	var restores []func()
+	for _, n := range []*testNode{n1, n2, n3} {
+		if n != leader {
+			restores = append(restores, cluster.RefuseRaftWrites(n.Node))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := leader.Submit(ctx, []notaryapi.Entry{entryOf("stalled", 0)}); !errors.Is(err, notaryapi.ErrNoQuorum) {
+		t.Fatalf("a write without a quorum that takes writes: %v, want no_quorum", err)
+	}
+	c.waitFor("the leader's no-quorum alert", func() bool { return hasAlert(leader, notaryapi.AlertNoQuorum) })
+	for _, n := range []*testNode{n1, n2, n3} {
+		if n != leader {
+			if err := n.NotReady(); err == nil || !strings.Contains(err.Error(), "cannot append to the raft log") {
+				t.Errorf("%s, whose raft log refuses writes, says %v", n.cfg.ID, err)
+			}
+		}
+	}
+	for _, restore := range restores {
+		restore()
+	}
+	if _, err := clientFor(leader).Notarize(ctx, entryOf("stalled", 0)); err != nil {
+		t.Fatalf("the write once the disks take writes again: %v", err)
+	}
+}

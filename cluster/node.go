@@ -91,6 +91,9 @@ type Config struct {
 	ApplyTimeout                              time.Duration
 	// Clock stamps batches; tests skew it.
 	Clock func() time.Time
+	// CommitTimeout bounds how long a submission waits to commit before
+	// it is answered 503 no_quorum (it may still commit; a retry is safe).
+	CommitTimeout time.Duration
 	// MaxLag is how many raft entries a follower may be behind the
 	// leader's commit index and still be ready.
 	MaxLag uint64
@@ -119,6 +122,7 @@ func DefaultConfig() Config {
 		Clock:              time.Now,
 		MaxClockSkew:       time.Second,
 		MaxLag:             10_000,
+		CommitTimeout:      5 * time.Second,
 		MinFreeDisk:        256 << 20,
 
 		RaftHandshakeTimeout: 10 * time.Second,
@@ -165,6 +169,8 @@ func (c Config) Validate() error {
 		return errors.New("Clock is required")
 	case c.MaxClockSkew <= 0:
 		return errors.New("MaxClockSkew must be positive")
+	case c.CommitTimeout <= 0:
+		return errors.New("CommitTimeout must be positive")
 	}
 	if err := c.checkRaftSecurity(); err != nil {
 		return err

@@ -56,6 +56,10 @@ func (n *Node) Status() notaryapi.Status {
 	}
 	st.Batches = n.metrics.snapshot()
 	st.Alerts = n.clock.alerts(n.cfg.ID, n.fsm.lastTime.Load())
+	if waited := n.batcher.waiting(); waited > n.cfg.CommitTimeout {
+		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertNoQuorum, Node: n.cfg.ID,
+			Message: fmt.Sprintf("writes have waited %v to commit: no majority of the cluster takes writes (disks full, nodes cut off); clients get 503 no_quorum", waited.Round(time.Second))})
+	}
 	if errp := n.fsm.damaged.Load(); errp != nil {
 		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertDamaged, Node: n.cfg.ID, Message: (*errp).Error()})
 	}

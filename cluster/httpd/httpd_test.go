@@ -46,7 +46,7 @@ var apiCodes = []*httpapi.Code{
 	httpapi.ErrBadRequest, httpapi.ErrUnauthorized, httpapi.ErrForbidden, httpapi.ErrNotFound, httpapi.ErrMethodNotAllowed,
 	httpapi.ErrTooLarge, httpapi.ErrTimeout, httpapi.ErrCanceled, httpapi.ErrInternal, httpapi.ErrRateLimited,
 	notaryapi.ErrNotLeader, notaryapi.ErrNoLeader, notaryapi.ErrOverloaded, notaryapi.ErrWrongCluster,
-	notaryapi.ErrClockSkew, notaryapi.ErrLogTimeAhead, notaryapi.ErrDamaged, notaryapi.ErrDiskLow,
+	notaryapi.ErrClockSkew, notaryapi.ErrLogTimeAhead, notaryapi.ErrDamaged, notaryapi.ErrDiskLow, notaryapi.ErrNoQuorum,
 }
 
 // testAPI serves the API over a memNode of three signers.

@@ -47,6 +47,10 @@ var (
 	// before one fails halfway. Retry (a leader with room may take over);
 	// an operator must free space.
 	ErrDiskLow = &httpapi.Code{Name: "disk_low", Status: http.StatusServiceUnavailable, Title: "the node's disk is nearly full"}
+	// ErrNoQuorum: the leader could not commit the request in time (its
+	// followers do not take writes: disks full, cut off). The request may
+	// still be logged; retry it (it is idempotent).
+	ErrNoQuorum = &httpapi.Code{Name: "no_quorum", Status: http.StatusServiceUnavailable, Title: "no quorum for writes"}
 	// ErrWrongCluster: a node of one cluster asked to join another. Give
 	// it an empty data directory, or point it at its own cluster.
 	ErrWrongCluster = &httpapi.Code{Name: "wrong_cluster", Status: http.StatusConflict, Title: "node of another cluster"}

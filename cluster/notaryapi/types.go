@@ -140,6 +140,9 @@ const (
 	// AlertDamaged: the node found its data damaged and serves nothing
 	// from its log.
 	AlertDamaged AlertKind = "damaged"
+	// AlertNoQuorum: the leader has writes waiting to commit for longer
+	// than it answers in: no majority takes writes.
+	AlertNoQuorum AlertKind = "no-quorum"
 )
 
 // Alert is a condition an operator must act on.
