@@ -2,25 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/telenotary/telenotary/cluster/notaryapi"
-	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/cmd/telenotary/internal/bench"
 )
 
 const benchSynopsis = `bench notarize --nodes URL[,URL...] [--clients N] [--batch B] [--duration D] [--rate R]
@@ -31,10 +23,22 @@ latency is measured from when each request was due), and reports
 receipts/s, latency percentiles and errors. It verifies the receipts it gets
 against the cluster's keys: all of them, or a sample (--verify).`
 
+const benchSignalSynopsis = `bench signal --signal URL --api-key-file FILE [--rooms N] [--setup-parallel P] [--duration D] [--relay-rate R]
+
+Runs N concurrent consultations through a signalling server with the Go
+SDK (two pion peers each, on loopback): it creates each room, joins both
+participants and times setup (join → data channel open → session-start
+receipt, verified) with P setups at a time. With every consultation live,
+each physician then sends R relayed messages a second for D (end-of-
+candidates markers, which the server relays like any candidate) and the
+relay latency from send to the patient's receipt of the message is
+reported. Each physician then prescribes once and leaves; every receipt is
+verified against the keys the server serves.`
+
 func runBench(ctx context.Context, env *environment, args []string) int {
 	switch {
 	case len(args) > 0 && args[0] == "notarize":
-		return runBenchNotarize(ctx, env, args)
+		return runBenchNotarize(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "signal":
 		return runBenchSignal(ctx, env, args[1:])
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help"):
@@ -44,358 +48,117 @@ func runBench(ctx context.Context, env *environment, args []string) int {
 	return usageError(env.stderr, "bench", errors.New("unknown benchmark; try telenotary bench notarize --help or telenotary bench signal --help"))
 }
 
+// runBenchNotarize parses the flags, reads the token, builds the HTTP
+// client, sets up profiling and runs bench.Notarize: exit 1 if it got no
+// receipt or one did not verify.
 func runBenchNotarize(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "bench notarize", benchSynopsis)
+	cfg := bench.NotarizeConfig{Out: env.stdout}
 	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
-	clients := fs.Int("clients", 16, "concurrent clients")
-	batch := fs.Int("batch", 1, "commitments per request: 1 uses /v1/notarize, more /v1/notarize/batch")
-	duration := fs.Duration("duration", 10*time.Second, "how long to run")
-	rate := fs.Float64("rate", 0, "requests per second to offer across all clients (0: as fast as they go)")
-	tokenFile := fs.String("token-file", "", "file holding a submitter token (or set TELENOTARY_TOKEN)")
-	verify := fs.Float64("verify", 0.01, "share of receipts to verify, 0 to 1 (1: all)")
+	fs.IntVar(&cfg.Clients, "clients", 16, "concurrent clients")
+	fs.IntVar(&cfg.Batch, "batch", 1, "commitments per request: 1 uses /v1/notarize, more /v1/notarize/batch")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second to offer across all clients (0: as fast as they go)")
+	tokenFile := fs.String("token-file", "", "file (mode 0600) holding a submitter token (or set TELENOTARY_TOKEN)")
+	fs.Float64Var(&cfg.VerifyShare, "verify", 0.01, "share of receipts to verify, 0 to 1 (1: all)")
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	httpMode := fs.String("http", "direct", "direct: each client keeps one connection to the leader and drives it on its own goroutine (plain HTTP; the Go client takes over after a failure); client: every request through the Go client's http.Client")
-	pos, err := parseFlags(fs, env, args[1:])
-	if err != nil {
-		return usageError(env.stderr, "bench", err)
-	}
 	fail := func(err error) int { return usageError(env.stderr, "bench", err) }
-	switch {
-	case len(pos) > 0:
-		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
-	case *nodes == "":
-		return fail(errors.New("--nodes is required"))
-	case *clients < 1 || *batch < 1 || *batch > notaryapi.MaxBatchRequest || *duration <= 0 || *rate < 0 || *verify < 0 || *verify > 1:
+	switch err := parseFlagsOnly(fs, env, args, "nodes"); {
+	case err != nil:
+		return fail(err)
+	case cfg.Clients < 1 || cfg.Batch < 1 || cfg.Batch > notaryapi.MaxBatchRequest || cfg.Duration <= 0 || cfg.Rate < 0 || cfg.VerifyShare < 0 || cfg.VerifyShare > 1:
 		return fail(fmt.Errorf("need --clients ≥ 1, --batch 1 to %d, --duration > 0, --rate ≥ 0, --verify 0 to 1", notaryapi.MaxBatchRequest))
 	case *httpMode != "direct" && *httpMode != "client":
 		return fail(fmt.Errorf("--http is direct or client, not %q", *httpMode))
-	case *httpMode == "direct" && strings.Contains(*nodes, "https://"):
-		*httpMode = "client" // direct connections speak plain HTTP
 	}
-	token := env.getenv("TELENOTARY_TOKEN")
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fail(err)
-		}
-		token = strings.TrimSpace(string(b))
+	cfg.Nodes = strings.Split(*nodes, ",")
+	// Direct connections speak plain HTTP: over TLS every request goes
+	// through the Go client.
+	cfg.Direct = *httpMode == "direct" && !strings.Contains(*nodes, "https://")
+	var err error
+	if cfg.Token, err = optionalSecret(*tokenFile, "--token-file", env.getenv("TELENOTARY_TOKEN")); err != nil {
+		return fail(err)
 	}
-	transport := &http.Transport{MaxIdleConnsPerHost: *clients + 8, IdleConnTimeout: 90 * time.Second}
-	if *caFile != "" {
-		pool, err := loadCA(*caFile, "--tls-ca")
-		if err != nil {
-			return fail(err)
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: strings.Split(*nodes, ","), Token: token, HTTPClient: &http.Client{Transport: transport}})
-	keysCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	keys, err := client.Keys(keysCtx)
-	cancel()
-	if err != nil {
-		return fail(fmt.Errorf("cannot fetch the cluster's keys: %w", err))
-	}
-	verifier, err := notary.NewVerifier(notary.Policy{Verifiers: keys})
+	tlsConfig, err := clientTLS(*caFile, "--tls-ca")
 	if err != nil {
 		return fail(err)
 	}
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients + 8, IdleConnTimeout: 90 * time.Second, TLSClientConfig: tlsConfig}}
+	if cfg.Token != "" {
+		warnClearText(func(line string) { fmt.Fprintf(env.stderr, "telenotary bench: warning: %s\n", line) }, "--nodes", "submitter token", cfg.Nodes)
+	}
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			return fail(err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fail(err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	if env.getenv("GOGC") == "" {
 		// The load generator's heap is small and short-lived: collecting it
 		// less often leaves more of a shared machine to the cluster.
 		debug.SetGCPercent(400)
 	}
-	b := &benchRun{client: client, token: token, direct: *httpMode == "direct", verifier: verifier, batch: *batch, verifyShare: *verify, out: env.stdout}
-	res := b.run(ctx, *clients, *duration, *rate)
-	res.print(env.stdout, *clients, *batch, *rate, *httpMode)
-	if res.verifyFailures > 0 || res.receipts == 0 {
+	res, err := bench.Notarize(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if !res.OK() {
 		return exitInvalid
 	}
 	return exitOK
 }
 
-// benchRun is one load test.
-type benchRun struct {
-	client      *notaryapi.Client
-	token       string
-	direct      bool // clients drive their own connection to the leader (see directConn)
-	verifier    *notary.Verifier
-	batch       int
-	verifyShare float64
-	out         io.Writer
-
-	receipts       atomic.Uint64
-	onDirect       atomic.Uint64 // requests answered on a client's direct connection
-	afterFailure   atomic.Uint64 // requests the Go client answered after a direct connection failed
-	errors         atomic.Uint64
-	verified       atomic.Uint64
-	verifyFailures atomic.Uint64
-	lastErr        atomic.Pointer[string]
-
-	mu        sync.Mutex // guards latencies
-	latencies []time.Duration
-}
-
-type benchResult struct {
-	elapsed                  time.Duration
-	receipts, requests, errs uint64
-	verified, verifyFailures uint64
-	onDirect, afterFailure   uint64
-	p50, p90, p99, max       time.Duration
-	lastErr                  string
-}
-
-func (b *benchRun) run(ctx context.Context, clients int, duration time.Duration, rate float64) benchResult {
-	ctx, cancel := context.WithTimeout(ctx, duration)
-	defer cancel()
-	// Open loop: a ticker hands out due times; closed loop: each client
-	// goes again as soon as it is answered.
-	var due chan time.Time
-	if rate > 0 {
-		due = make(chan time.Time, clients)
-		go func() {
-			defer close(due)
-			interval := time.Duration(float64(time.Second) / rate)
-			next := time.Now()
-			for {
-				next = next.Add(interval)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(next)):
-				}
-				select {
-				case due <- next:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b.client1(ctx, due)
-		}()
-	}
-	done := make(chan struct{})
-	go b.progress(ctx, start, done)
-	wg.Wait()
-	close(done)
-	return b.result(time.Since(start))
-}
-
-// client1 is one client's loop.
-func (b *benchRun) client1(ctx context.Context, due <-chan time.Time) {
-	// Commitments only need to be distinct: a seeded ChaCha8 per client is
-	// as good and cheaper than the operating system's randomness.
-	var seed [32]byte
-	rand.Read(seed[:])
-	rng := mrand.New(mrand.NewChaCha8(seed))
-	entries := make([]notaryapi.Entry, b.batch)
-	dc := &directConn{b: b}
-	defer dc.close()
-	for ctx.Err() == nil {
-		start := time.Now()
-		if due != nil {
-			t, ok := <-due
-			if !ok {
-				return
-			}
-			start = t
-		}
-		for i := range entries {
-			entries[i] = notaryapi.Entry{Kind: notary.KindPrescription}
-			for j := 0; j < len(entries[i].Commitment); j += 8 {
-				binary.LittleEndian.PutUint64(entries[i].Commitment[j:], rng.Uint64())
-			}
-		}
-		var receipts []*notary.Receipt
-		var err error
-		if b.direct {
-			if receipts, err = dc.notarize(ctx, entries); err == nil {
-				b.onDirect.Add(1)
-			}
-		}
-		if !b.direct || err != nil {
-			// The Go client follows the leader and retries until ctx ends.
-			receipts, err = b.viaClient(ctx, entries)
-			if b.direct && err == nil {
-				b.afterFailure.Add(1)
-			}
-		}
-		took := time.Since(start)
-		if err != nil {
-			if ctx.Err() == nil {
-				b.errors.Add(1)
-				msg := err.Error()
-				b.lastErr.Store(&msg)
-			}
-			continue
-		}
-		b.receipts.Add(uint64(len(receipts)))
-		b.mu.Lock()
-		b.latencies = append(b.latencies, took)
-		b.mu.Unlock()
-		b.check(rng, entries, receipts)
-	}
-}
-
-// viaClient sends one request through the Go client.
-func (b *benchRun) viaClient(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, error) {
-	return receiptsOf(entries,
-		func(e notaryapi.Entry) (*notaryapi.NotarizeResponse, error) { return b.client.Notarize(ctx, e) },
-		func(es []notaryapi.Entry) (*notaryapi.BatchResponse, error) { return b.client.NotarizeBatch(ctx, es) })
-}
-
-// receiptsOf sends one entry with one, or a batch with many, and returns
-// the receipts.
-func receiptsOf(entries []notaryapi.Entry, one func(notaryapi.Entry) (*notaryapi.NotarizeResponse, error),
-	many func([]notaryapi.Entry) (*notaryapi.BatchResponse, error)) ([]*notary.Receipt, error) {
-	if len(entries) == 1 {
-		r, err := one(entries[0])
-		if err != nil {
-			return nil, err
-		}
-		return []*notary.Receipt{r.Receipt}, nil
-	}
-	r, err := many(entries)
+// startCPUProfile writes the process's CPU profile to path until stop is
+// called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	return r.Receipts, nil
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
-// directConn is one client's own connection to the leader (cluster.Conn):
-// on a machine shared with the cluster, http.Client's per-request hand-offs
-// between goroutines cost the cluster a share of the CPU. It dials the
-// leader the cluster names and, after any failure, lets the Go client send
-// that request and dials again for the next.
-type directConn struct {
-	b    *benchRun
-	conn *nodeConn
-}
-
-func (d *directConn) notarize(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, error) {
-	if d.conn == nil {
-		st, err := d.b.client.Status(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if st.Leader.HTTPAddr == "" {
-			return nil, errors.New("no leader known")
-		}
-		if d.conn, err = dialNode(ctx, st.Leader.HTTPAddr, d.b.token); err != nil {
-			return nil, err
-		}
+// runBenchSignal parses the flags, reads the API key and runs
+// bench.Signal: exit 1 if anything in the run failed.
+func runBenchSignal(ctx context.Context, env *environment, args []string) int {
+	fs := newFlagSet(env, "bench signal", benchSignalSynopsis)
+	cfg := bench.SignalConfig{Out: env.stdout}
+	fs.StringVar(&cfg.Base, "signal", "", "base URL of the signalling server, such as http://127.0.0.1:8443 (required)")
+	keyFile := fs.String("api-key-file", "", "file (mode 0600) holding an app (submitter) API key of the server (or set TELENOTARY_API_KEY)")
+	fs.IntVar(&cfg.Rooms, "rooms", 100, "concurrent consultations (two WebSocket peers each)")
+	fs.IntVar(&cfg.Parallel, "setup-parallel", 8, "consultations being set up at once")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to relay messages once every consultation is live")
+	fs.Float64Var(&cfg.RelayRate, "relay-rate", 2, "relayed messages a second per consultation")
+	fail := func(err error) int { return usageError(env.stderr, "bench signal", err) }
+	switch err := parseFlagsOnly(fs, env, args, "signal"); {
+	case err != nil:
+		return fail(err)
+	case cfg.Rooms < 1 || cfg.Parallel < 1 || cfg.Duration < 0 || cfg.RelayRate <= 0:
+		return fail(errors.New("need --rooms ≥ 1, --setup-parallel ≥ 1, --duration ≥ 0, --relay-rate above 0"))
+	case cfg.RelayRate*cfg.Duration.Seconds() > bench.MaxRelayMarkers:
+		return fail(fmt.Errorf("--relay-rate × --duration is %.0f messages per consultation; the server relays at most 100 candidates per offer, so keep it under %d", cfg.RelayRate*cfg.Duration.Seconds(), bench.MaxRelayMarkers))
 	}
-	receipts, err := receiptsOf(entries, d.conn.Notarize, d.conn.NotarizeBatch)
-	if err != nil {
-		d.close()
+	var err error
+	if cfg.Key, err = optionalSecret(*keyFile, "--api-key-file", env.getenv("TELENOTARY_API_KEY")); err != nil {
+		return fail(err)
 	}
-	return receipts, err
-}
-
-func (d *directConn) close() {
-	if d.conn != nil {
-		d.conn.Close()
-		d.conn = nil
+	if cfg.Key == "" {
+		return fail(errors.New("--api-key-file (or TELENOTARY_API_KEY) is required to create rooms"))
 	}
-}
-
-// check verifies a share of the receipts against their commitments.
-func (b *benchRun) check(rng *mrand.Rand, entries []notaryapi.Entry, receipts []*notary.Receipt) {
-	for i, r := range receipts {
-		if b.verifyShare < 1 && rng.Float64() >= b.verifyShare {
-			continue
-		}
-		b.verified.Add(1)
-		if _, err := b.verifier.Verify(notary.Claim{Receipt: r, Commitment: entries[i].Commitment}); err != nil {
-			b.verifyFailures.Add(1)
-			msg := "receipt does not verify: " + err.Error()
-			b.lastErr.Store(&msg)
-		}
+	warnClearText(func(line string) { fmt.Fprintf(env.stderr, "telenotary bench signal: warning: %s\n", line) }, "--signal", "API key", []string{cfg.Base})
+	if err := bench.Signal(ctx, cfg); err != nil {
+		fmt.Fprintf(env.stderr, "telenotary bench signal: %v\n", err)
+		return exitInvalid
 	}
-}
-
-// progress prints the rate every second.
-func (b *benchRun) progress(ctx context.Context, start time.Time, done <-chan struct{}) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last := uint64(0)
-	for {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			n := b.receipts.Load()
-			fmt.Fprintf(b.out, "  %4.0fs  %8d receipts/s  %d errors\n", now.Sub(start).Seconds(), n-last, b.errors.Load())
-			last = n
-		}
-	}
-}
-
-func (b *benchRun) result(elapsed time.Duration) benchResult {
-	b.mu.Lock()
-	lat := slices.Clone(b.latencies)
-	b.mu.Unlock()
-	r := benchResult{
-		elapsed: elapsed, receipts: b.receipts.Load(), requests: uint64(len(lat)), errs: b.errors.Load(),
-		verified: b.verified.Load(), verifyFailures: b.verifyFailures.Load(),
-		onDirect: b.onDirect.Load(), afterFailure: b.afterFailure.Load(),
-	}
-	r.p50, r.p90, r.p99, r.max = quantiles(lat)
-	if p := b.lastErr.Load(); p != nil {
-		r.lastErr = *p
-	}
-	return r
-}
-
-func (r benchResult) print(w io.Writer, clients, batch int, rate float64, httpMode string) {
-	mode := "closed loop"
-	if rate > 0 {
-		mode = fmt.Sprintf("open loop at %.0f requests/s", rate)
-	}
-	fmt.Fprintf(w, "\n%d clients, %d commitment(s) per request, %s, HTTP %s, %.1f s\n", clients, batch, mode, httpMode, r.elapsed.Seconds())
-	fmt.Fprintf(w, "receipts:   %d (%.0f receipts/s), %d requests\n", r.receipts, float64(r.receipts)/r.elapsed.Seconds(), r.requests)
-	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  max %s (per request)\n", millis(r.p50), millis(r.p90), millis(r.p99), millis(r.max))
-	fmt.Fprintf(w, "errors:     %d\n", r.errs)
-	if httpMode == "direct" {
-		fmt.Fprintf(w, "direct:     %d requests on the clients' own connections, %d through the Go client after one failed\n", r.onDirect, r.afterFailure)
-	}
-	fmt.Fprintf(w, "verified:   %d receipts, %d failed\n", r.verified, r.verifyFailures)
-	if r.lastErr != "" {
-		fmt.Fprintf(w, "last error: %s\n", r.lastErr)
-	}
-}
-
-// quantiles sorts lat and returns its p50, p90, p99 and maximum.
-func quantiles(lat []time.Duration) (p50, p90, p99, max time.Duration) {
-	if len(lat) == 0 {
-		return
-	}
-	slices.Sort(lat)
-	q := func(p float64) time.Duration { return lat[min(int(p*float64(len(lat))), len(lat)-1)] }
-	return q(0.50), q(0.90), q(0.99), lat[len(lat)-1]
-}
-
-// millis formats a duration in milliseconds.
-func millis(d time.Duration) string {
-	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	return exitOK
 }

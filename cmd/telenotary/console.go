@@ -26,53 +26,49 @@ func runConsole(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "console", consoleSynopsis)
 	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
 	signalURL := fs.String("signal", "", "base URL of the signalling server, for the Sessions tab")
-	tokenFile := fs.String("token-file", "", "file holding the cluster's operator token, to remove a node or move leadership")
-	signalKeyFile := fs.String("signal-key-file", "", "file holding an operator API key of the signalling server (with --signal)")
+	tokenFile := fs.String("token-file", "", "file (mode 0600) holding the cluster's operator token, to remove a node or move leadership")
+	signalKeyFile := fs.String("signal-key-file", "", "file (mode 0600) holding an operator API key of the signalling server (with --signal)")
 	keysFile := fs.String("keys", "", "trusted verifier keys for the Verify tab (default: the keys the cluster publishes)")
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' and the signalling server's certificates")
 	poll := fs.Duration("poll", tui.DefaultPollInterval, "how often to ask each node for its status")
-	pos, err := parseFlags(fs, env, args)
-	if err != nil {
-		return usageError(env.stderr, "console", err)
-	}
 	fail := func(err error) int { return usageError(env.stderr, "console", err) }
+	err := parseFlagsOnly(fs, env, args, "nodes")
 	switch {
-	case len(pos) > 0:
-		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
-	case *nodes == "":
-		return fail(errors.New("--nodes is required (see telenotary console --help)"))
+	case err != nil:
+		return fail(err)
 	case *signalKeyFile != "" && *signalURL == "":
 		return fail(errors.New("--signal-key-file needs --signal"))
 	case *poll < 100*time.Millisecond:
 		return fail(errors.New("--poll must be at least 100ms"))
 	}
 	cfg := tui.Config{Nodes: strings.Split(*nodes, ","), Signal: *signalURL, PollInterval: *poll}
-	if *tokenFile != "" {
-		b, err := readSecret(*tokenFile, "--token-file", 1)
-		if err != nil {
-			return fail(err)
-		}
-		cfg.Token = string(b)
+	if cfg.Token, err = optionalSecret(*tokenFile, "--token-file", ""); err != nil {
+		return fail(err)
 	}
-	if *signalKeyFile != "" {
-		b, err := readSecret(*signalKeyFile, "--signal-key-file", 1)
-		if err != nil {
-			return fail(err)
-		}
-		cfg.SignalKey = string(b)
+	if cfg.SignalKey, err = optionalSecret(*signalKeyFile, "--signal-key-file", ""); err != nil {
+		return fail(err)
 	}
 	if *keysFile != "" {
 		if cfg.Keys, err = os.ReadFile(*keysFile); err != nil {
 			return fail(fmt.Errorf("--keys: %w", err))
 		}
 	}
-	_, clientTLS, err := apiTLS("", "", *caFile)
+	tlsConfig, err := clientTLS(*caFile, "--tls-ca")
 	if err != nil {
 		return fail(err)
 	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
-		ResponseHeaderTimeout: 10 * time.Second, TLSHandshakeTimeout: 5 * time.Second, TLSClientConfig: clientTLS}
+		ResponseHeaderTimeout: 10 * time.Second, TLSHandshakeTimeout: 5 * time.Second, TLSClientConfig: tlsConfig}
 	cfg.HTTPClient = &http.Client{Transport: transport}
+	// Before the console takes the screen: the warnings stay on the
+	// terminal once it gives it back.
+	warn := func(line string) { fmt.Fprintf(env.stderr, "telenotary console: warning: %s\n", line) }
+	if cfg.Token != "" {
+		warnClearText(warn, "--nodes", "operator token", cfg.Nodes)
+	}
+	if cfg.SignalKey != "" {
+		warnClearText(warn, "--signal", "signalling server's API key", []string{cfg.Signal})
+	}
 	if err := cfg.Validate(); err != nil {
 		return fail(err)
 	}

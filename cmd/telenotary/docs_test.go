@@ -1,11 +1,14 @@
 package main
 
 import (
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/telenotary/telenotary/cluster/auth"
 )
 
 // docFiles are the README and every page under docs/.
@@ -115,5 +118,47 @@ func TestDocLinksResolve(t *testing.T) {
 	}
 	if checked < 5 {
 		t.Fatalf("only %d links found: the scan is broken", checked)
+	}
+}
+
+// TestReadmeClusterRecipe: the README's cluster recipe makes its token
+// files private before writing them, and each token file it writes (the
+// join token for joining, the submitter token for the signalling server,
+// the operator token for the console) holds a token of the tokens file
+// with the role the file is named after; every .tok file the README uses
+// is one the recipe makes.
+func TestReadmeClusterRecipe(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	heredoc := regexp.MustCompile(`(?s)cat > tokens <<'T'[^\n]*\n(.*?)\nT\n`).FindStringSubmatchIndex(readme)
+	if heredoc == nil {
+		t.Fatal("the README makes no tokens file")
+	}
+	if umask := strings.Index(readme, "umask 077"); umask < 0 || umask > heredoc[0] {
+		t.Error("the README writes the tokens file before umask 077")
+	}
+	tokens, err := auth.ParseTokens([]byte(readme[heredoc[2]:heredoc[3]]))
+	if err != nil {
+		t.Fatalf("the README's tokens file: %v", err)
+	}
+	made := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^echo (\S+) > (\w+)\.tok`).FindAllStringSubmatch(readme, -1) {
+		made[m[2]+".tok"] = true
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+m[1])
+		if got := tokens.Role(r).String(); got != m[2] {
+			t.Errorf("%s.tok holds a token of role %q", m[2], got)
+		}
+	}
+	for _, used := range regexp.MustCompile(`\w+\.tok\b`).FindAllString(readme, -1) {
+		if !made[used] {
+			t.Errorf("the README uses %s, which its recipe does not make", used)
+		}
+	}
+	if !strings.Contains(readme, "--join-token-file join.tok") {
+		t.Error("the README's joining node does not use join.tok")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 )
 
@@ -87,4 +88,37 @@ func usageError(w io.Writer, cmd string, err error) int {
 		fmt.Fprintf(w, "telenotary %s: %v\n", cmd, err)
 	}
 	return exitUsage
+}
+
+// parseFlagsOnly parses a command line of flags only, as parseFlags does:
+// it refuses positional arguments, and names the first of the required
+// flags left empty (on the command line and in the environment).
+func parseFlagsOnly(fs *flag.FlagSet, env *environment, args []string, required ...string) error {
+	pos, err := parseFlags(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	for _, name := range required {
+		if fs.Lookup(name).Value.String() == "" {
+			return fmt.Errorf("--%s is required (see telenotary %s --help)", name, fs.Name())
+		}
+	}
+	return nil
+}
+
+// newLogger returns the logger of a long-running command, from its
+// --log-level and --log-json.
+func newLogger(w io.Writer, level string, asJSON bool) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

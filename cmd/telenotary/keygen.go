@@ -16,12 +16,8 @@ func runKeygen(_ context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "keygen", "keygen --name NAME [--dir DIR]")
 	name := fs.String("name", "", "the signer's name, as verifiers will see it (e.g. notary-1.example.org); required")
 	dir := fs.String("dir", ".", "directory to write NAME.key (secret, mode 0600) and NAME.pub into")
-	pos, err := parseFlags(fs, env, args)
-	if err != nil {
+	if err := parseFlagsOnly(fs, env, args); err != nil {
 		return usageError(env.stderr, "keygen", err)
-	}
-	if len(pos) > 0 {
-		return usageError(env.stderr, "keygen", fmt.Errorf("unexpected argument %q", pos[0]))
 	}
 	if err := checkKeyName(*name); err != nil {
 		return usageError(env.stderr, "keygen", err)

@@ -1,17 +1,19 @@
-// Command telenotary is the one binary of telenotary. Its subcommands wire
-// the packages together and own flags and environment variables, nothing
-// else:
+// Command telenotary is the one binary of telenotary. Its subcommands own
+// flags, environment variables and key and token files, and wire the
+// packages together, nothing else:
 //
-//	demo      a local cluster, the signalling server, simulated consultations and the console
+//	demo      a local cluster, the signalling server, simulated consultations and the console (internal/demo)
 //	node      one node of a notary cluster (package cluster)
 //	signal    the WebRTC signalling server (package session)
 //	console   the operator console (package tui)
 //	verify    offline verification of a receipt bundle (package notary)
 //	keygen    a node's signing key
-//	bench     load generators for a cluster and a signalling server
+//	bench     load generators for a cluster and a signalling server (internal/bench)
 //
 // Every flag can also be set from the environment: --min-signatures is
-// TELENOTARY_MIN_SIGNATURES.
+// TELENOTARY_MIN_SIGNATURES. Key and token files must be private to their
+// owner (chmod 600), bearer tokens bound for plain http off loopback are
+// warned about at start, and the profiler listens on loopback only.
 package main
 
 import (

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/telenotary/telenotary/cmd/telenotary/internal/demo"
 	"github.com/telenotary/telenotary/notary"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -23,9 +24,16 @@ const vectors = "../../notary/testdata/vectors"
 // runCmd runs the command line in-process with the given environment.
 func runCmd(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCmdContext(t, context.Background(), env, args...)
+}
+
+// runCmdContext runs the command line in-process under ctx, as if
+// interrupted when ctx ends.
+func runCmdContext(t *testing.T, ctx context.Context, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	e := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) string { return env[k] }}
-	code = run(context.Background(), e, args)
+	code = run(ctx, e, args)
 	return code, out.String(), errOut.String()
 }
 
@@ -263,7 +271,7 @@ func TestDemo(t *testing.T) {
 	}
 	kinds := map[string]bool{}
 	for _, b := range bundles {
-		code, out, errOut := runCmd(t, nil, "verify", b, "--keys", filepath.Join(runs[0], "keys.pub"), "--origin", demoOrigin)
+		code, out, errOut := runCmd(t, nil, "verify", b, "--keys", filepath.Join(runs[0], "keys.pub"), "--origin", demo.Origin)
 		if code != exitOK {
 			t.Fatalf("%s: exit %d\n%s%s", b, code, out, errOut)
 		}

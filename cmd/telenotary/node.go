@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -25,134 +22,47 @@ const nodeSynopsis = `node --id ID --data-dir DIR --signer-key FILE --tokens FIL
 Runs one node of a notary cluster until interrupted; on SIGINT or SIGTERM a
 leader hands leadership to another node before it stops.`
 
-// testHooksEnv, set to 1, enables the node's test-only flags (see runNode).
+// testHooksEnv, set to 1, enables the node's test-only flags (see
+// nodeFlags.define).
 const testHooksEnv = "TELENOTARY_TEST_HOOKS"
 
+// nodeStopTimeout bounds a node's shutdown.
+const nodeStopTimeout = 30 * time.Second
+
+// runNode parses the flags, builds the node's configuration, starts the
+// node (and the profiler, if asked), waits for a signal to stop or for the
+// node to fail, and shuts it down.
 func runNode(ctx context.Context, env *environment, args []string) int {
-	fs := newFlagSet(env, "node", nodeSynopsis)
-	id := fs.String("id", "", "this node's name in the cluster; never changes (required)")
-	dataDir := fs.String("data-dir", "", "directory of the node's raft log, snapshots and notary log (required)")
-	raftAddr := fs.String("raft-addr", "127.0.0.1:7000", "address raft listens on")
-	raftAdvertise := fs.String("raft-advertise", "", "address other nodes dial for raft (default: --raft-addr)")
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "address the HTTP API listens on")
-	httpAdvertise := fs.String("http-advertise", "", "base URL of this node's API for clients and other nodes (default: http(s)://--http-addr)")
-	bootstrap := fs.Bool("bootstrap", false, "start a new cluster with this node as its first member")
-	origin := fs.String("origin", "", "with --bootstrap: the log's name in every checkpoint, such as notary.example.org/telehealth")
-	join := fs.String("join", "", "comma-separated API URLs of nodes of the cluster to join")
-	joinTokenFile := fs.String("join-token-file", "", "file holding an operator token of the cluster to join")
-	signerKey := fs.String("signer-key", "", "this node's signer key file, from telenotary keygen (required)")
-	tokensFile := fs.String("tokens", "", `bearer tokens file: lines of "submitter TOKEN" or "operator TOKEN" (required)`)
-	tlsCert := fs.String("tls-cert", "", "certificate (PEM) to serve the API over TLS")
-	tlsKey := fs.String("tls-key", "", "private key (PEM) of --tls-cert")
-	tlsCA := fs.String("tls-ca", "", "CA certificates (PEM) that sign the other nodes' API certificates")
-	raftCert := fs.String("raft-tls-cert", "", "certificate (PEM) of this node for mutual TLS between nodes")
-	raftKey := fs.String("raft-tls-key", "", "private key (PEM) of --raft-tls-cert")
-	raftCA := fs.String("raft-tls-ca", "", "CA certificates (PEM) that sign every node's --raft-tls-cert")
-	insecureRaft := fs.Bool("insecure-raft", false, "run raft without TLS: only for a development cluster whose --raft-addr is on loopback")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
-	debugAddr := fs.String("debug-addr", "", "serve Go's profiler (net/http/pprof) on this address; keep it private")
-	// Test hooks exist only when TELENOTARY_TEST_HOOKS=1: without it the
-	// flags are unknown, so no production node can run with them.
-	var clockOffset *time.Duration
-	if env.getenv(testHooksEnv) == "1" {
-		clockOffset = fs.Duration("test-clock-offset", 0, "TEST ONLY: add this to the clock that stamps batches (skews the leader's clock in e2e fault campaigns)")
-	}
-	pos, err := parseFlags(fs, env, args)
-	if err != nil {
-		return usageError(env.stderr, "node", err)
-	}
-	fail := func(err error) int {
-		fmt.Fprintf(env.stderr, "telenotary node: %v\n", err)
-		return exitUsage
-	}
-	if len(pos) > 0 {
-		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
-	}
-	for name, v := range map[string]string{"--id": *id, "--data-dir": *dataDir, "--signer-key": *signerKey, "--tokens": *tokensFile} {
-		if v == "" {
-			return fail(fmt.Errorf("%s is required (see telenotary node --help)", name))
-		}
-	}
-	if !*bootstrap && *join == "" {
-		if _, err := os.Stat(*dataDir + "/node.json"); err != nil {
-			return fail(errors.New("a new node needs --bootstrap (the first node of a cluster) or --join URL (the others)"))
-		}
-	}
-
-	cfg := cluster.DefaultConfig()
-	cfg.ID, cfg.DataDir = *id, *dataDir
-	cfg.RaftAddr, cfg.RaftAdvertise, cfg.HTTPAddr, cfg.HTTPAdvertise = *raftAddr, *raftAdvertise, *httpAddr, *httpAdvertise
-	cfg.Bootstrap, cfg.Origin = *bootstrap, *origin
-	if clockOffset != nil && *clockOffset != 0 {
-		offset := *clockOffset
-		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
-	}
-	if *join != "" {
-		cfg.Join = strings.Split(*join, ",")
-		if *joinTokenFile == "" {
-			return fail(errors.New("--join needs --join-token-file with an operator token of that cluster"))
-		}
-		tok, err := os.ReadFile(*joinTokenFile)
-		if err != nil {
-			return fail(fmt.Errorf("--join-token-file: %w", err))
-		}
-		cfg.JoinToken = strings.TrimSpace(string(tok))
-	}
-	skey, err := os.ReadFile(*signerKey)
-	if err != nil {
-		return fail(fmt.Errorf("--signer-key: %w (make one with telenotary keygen --name NAME)", err))
-	}
-	if cfg.Signer, cfg.VerifierKey, err = notary.NewSigner(string(skey)); err != nil {
-		return fail(fmt.Errorf("--signer-key %s: %w (make one with telenotary keygen)", *signerKey, err))
-	}
-	tok, err := os.ReadFile(*tokensFile)
-	if err != nil {
-		return fail(fmt.Errorf("--tokens: %w", err))
-	}
-	if cfg.Tokens, err = auth.ParseTokens(tok); err != nil {
-		return fail(fmt.Errorf("--tokens %s: %w", *tokensFile, err))
-	}
-	if cfg.TLS, cfg.ClientTLS, err = apiTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
+	fail := func(err error) int { return usageError(env.stderr, "node", err) }
+	var f nodeFlags
+	if err := f.parse(env, args); err != nil {
 		return fail(err)
 	}
-	if cfg.RaftTLS, err = raftTLS(*raftCert, *raftKey, *raftCA); err != nil {
-		return fail(err)
-	}
-	cfg.InsecureRaft = *insecureRaft
-	if cfg.Logger, err = newLogger(env.stderr, *logLevel, *logJSON); err != nil {
-		return fail(err)
-	}
-
-	node, err := cluster.New(ctx, cfg)
-	switch {
-	case errors.Is(err, cluster.ErrRaftTLSRequired):
-		return fail(errors.New("raft needs mutual TLS: give --raft-tls-cert, --raft-tls-key and --raft-tls-ca (or --insecure-raft for a development cluster on loopback)"))
-	case errors.Is(err, cluster.ErrInsecureRaftOffLoopback):
-		return fail(fmt.Errorf("--insecure-raft is for loopback addresses only (--raft-addr %s, --raft-advertise %q): configure --raft-tls-cert, --raft-tls-key and --raft-tls-ca", *raftAddr, *raftAdvertise))
-	}
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fail(fmt.Errorf("%w (another process listens there: stop it, or choose another --http-addr or --raft-addr)", err))
-	}
+	cfg, err := f.config(env)
 	if err != nil {
 		return fail(err)
 	}
-	if *debugAddr != "" {
-		stop, err := serveDebug(*debugAddr)
+	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--join", "join token", cfg.Join)
+	node, err := f.start(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if f.debugAddr != "" {
+		stopDebug, err := serveDebug(f.debugAddr)
 		if err != nil {
 			node.Close(context.Background())
 			return fail(fmt.Errorf("--debug-addr: %w", err))
 		}
-		defer stop()
+		defer stopDebug() // after the node: profile a slow shutdown too
 	}
 	select {
 	case <-ctx.Done():
 	case <-node.Done(): // it stopped on its own: say why and fail
 		return fail(node.Err())
 	}
-	// Stop in order: hand over leadership, stop taking requests, finish
-	// what is in flight, then close raft and the log.
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Close stops in order: it hands over leadership, stops taking
+	// requests, finishes what is in flight, then closes raft and the log.
+	stopCtx, cancel := context.WithTimeout(context.Background(), nodeStopTimeout)
 	defer cancel()
 	if err := node.Close(stopCtx); err != nil {
 		return fail(fmt.Errorf("shutdown: %w", err))
@@ -160,72 +70,141 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	return exitOK
 }
 
-// apiTLS loads the API's server TLS and the client TLS for reaching other
-// nodes' APIs.
-func apiTLS(certFile, keyFile, caFile string) (server, client *tls.Config, err error) {
-	if (certFile == "") != (keyFile == "") {
-		return nil, nil, errors.New("--tls-cert and --tls-key go together")
+// nodeFlags is the command line of telenotary node.
+type nodeFlags struct {
+	id, dataDir                                      string
+	raftAddr, raftAdvertise, httpAddr, httpAdvertise string
+	bootstrap                                        bool
+	origin                                           string
+	join, joinTokenFile                              string
+	signerKey, tokensFile                            string
+	tlsCert, tlsKey, tlsCA                           string
+	raftCert, raftKey, raftCA                        string
+	insecureRaft                                     bool
+	maxClockSkew                                     time.Duration
+	logLevel                                         string
+	logJSON                                          bool
+	debugAddr                                        string
+	clockOffset                                      time.Duration // test hook
+}
+
+// define declares the flags on fs.
+func (f *nodeFlags) define(env *environment, fs *flag.FlagSet) {
+	fs.StringVar(&f.id, "id", "", "this node's name in the cluster; never changes (required)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory of the node's raft log, snapshots and notary log (required)")
+	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7000", "address raft listens on")
+	fs.StringVar(&f.raftAdvertise, "raft-advertise", "", "address other nodes dial for raft (default: --raft-addr)")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "address the HTTP API listens on")
+	fs.StringVar(&f.httpAdvertise, "http-advertise", "", "base URL of this node's API for clients and other nodes (default: http(s)://--http-addr)")
+	fs.BoolVar(&f.bootstrap, "bootstrap", false, "start a new cluster with this node as its first member")
+	fs.StringVar(&f.origin, "origin", "", "with --bootstrap: the log's name in every checkpoint, such as notary.example.org/telehealth")
+	fs.StringVar(&f.join, "join", "", "comma-separated API URLs of nodes of the cluster to join")
+	fs.StringVar(&f.joinTokenFile, "join-token-file", "", `file (mode 0600) holding a "join" token of the cluster to join (an operator token works too, but the node keeps this file)`)
+	fs.StringVar(&f.signerKey, "signer-key", "", "this node's signer key file (mode 0600), from telenotary keygen (required)")
+	fs.StringVar(&f.tokensFile, "tokens", "", `bearer tokens file (mode 0600): lines of "submitter TOKEN", "join TOKEN" or "operator TOKEN" (required)`)
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate (PEM) to serve the API over TLS")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM, mode 0600) of --tls-cert")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificates (PEM) that sign the other nodes' API certificates")
+	fs.StringVar(&f.raftCert, "raft-tls-cert", "", "certificate (PEM) of this node for mutual TLS between nodes")
+	fs.StringVar(&f.raftKey, "raft-tls-key", "", "private key (PEM, mode 0600) of --raft-tls-cert")
+	fs.StringVar(&f.raftCA, "raft-tls-ca", "", "CA certificates (PEM) that sign every node's --raft-tls-cert")
+	fs.BoolVar(&f.insecureRaft, "insecure-raft", false, "run raft without TLS: only for a development cluster whose --raft-addr is on loopback")
+	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", cluster.DefaultConfig().MaxClockSkew, "how far this node's clock may be from those of a majority of the cluster for it to stamp receipts as leader; beyond it, it refuses writes and raises an alert")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, such as 127.0.0.1:6060")
+	// Test hooks exist only when TELENOTARY_TEST_HOOKS=1: without it the
+	// flags are unknown, so no production node can run with them.
+	if env.getenv(testHooksEnv) == "1" {
+		fs.DurationVar(&f.clockOffset, "test-clock-offset", 0, "TEST ONLY: add this to the clock that stamps batches (skews the leader's clock in e2e fault campaigns)")
 	}
-	if caFile != "" {
-		pool, err := loadCA(caFile, "--tls-ca")
-		if err != nil {
-			return nil, nil, err
+}
+
+// parse reads the command line and the environment, and checks what can
+// be checked without reading a file.
+func (f *nodeFlags) parse(env *environment, args []string) error {
+	fs := newFlagSet(env, "node", nodeSynopsis)
+	f.define(env, fs)
+	if err := parseFlagsOnly(fs, env, args, "id", "data-dir", "signer-key", "tokens"); err != nil {
+		return err
+	}
+	switch {
+	case f.maxClockSkew <= 0:
+		return fmt.Errorf("--max-clock-skew %v: it must be above 0", f.maxClockSkew)
+	case f.join != "" && f.joinTokenFile == "":
+		return errors.New("--join needs --join-token-file with a join token of that cluster")
+	case f.debugAddr != "":
+		if err := checkDebugAddr(f.debugAddr); err != nil {
+			return err
 		}
-		client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	if !f.bootstrap && f.join == "" {
+		if _, err := os.Stat(filepath.Join(f.dataDir, "node.json")); err != nil {
+			return errors.New("a new node needs --bootstrap (the first node of a cluster) or --join URL (the others)")
 		}
-		server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return server, client, nil
+	return nil
 }
 
-// raftTLS loads mutual TLS for raft: every node presents a certificate
-// signed by the CA, and accepts only such peers.
-func raftTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
-	if certFile == "" && keyFile == "" && caFile == "" {
-		return nil, nil
+// config builds the node's configuration: it reads the key and token
+// files, loads the TLS material and makes the logger.
+func (f *nodeFlags) config(env *environment) (cluster.Config, error) {
+	cfg := cluster.DefaultConfig()
+	cfg.ID, cfg.DataDir = f.id, f.dataDir
+	cfg.RaftAddr, cfg.RaftAdvertise, cfg.HTTPAddr, cfg.HTTPAdvertise = f.raftAddr, f.raftAdvertise, f.httpAddr, f.httpAdvertise
+	cfg.Bootstrap, cfg.Origin = f.bootstrap, f.origin
+	cfg.InsecureRaft, cfg.MaxClockSkew = f.insecureRaft, f.maxClockSkew
+	if offset := f.clockOffset; offset != 0 {
+		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
 	}
-	if certFile == "" || keyFile == "" || caFile == "" {
-		return nil, errors.New("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together")
+	if f.join != "" {
+		cfg.Join = strings.Split(f.join, ",")
+		tok, err := readSecret(f.joinTokenFile, "--join-token-file", 1)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.JoinToken = string(tok)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	skey, err := readSecret(f.signerKey, "--signer-key", 1)
+	if errors.Is(err, errNotPrivate) {
+		return cfg, err
+	}
 	if err != nil {
-		return nil, fmt.Errorf("--raft-tls-cert/--raft-tls-key: %w", err)
+		return cfg, fmt.Errorf("%w (make one with telenotary keygen --name NAME)", err)
 	}
-	pool, err := loadCA(caFile, "--raft-tls-ca")
+	if cfg.Signer, cfg.VerifierKey, err = notary.NewSigner(string(skey)); err != nil {
+		return cfg, fmt.Errorf("--signer-key %s: %w (make one with telenotary keygen)", f.signerKey, err)
+	}
+	tok, err := readPrivate(f.tokensFile, "--tokens")
 	if err != nil {
-		return nil, err
+		return cfg, err
 	}
-	return cluster.MutualTLS(cert, pool), nil
+	if cfg.Tokens, err = auth.ParseTokens(tok); err != nil {
+		return cfg, fmt.Errorf("--tokens %s: %w", f.tokensFile, err)
+	}
+	if cfg.TLS, cfg.ClientTLS, err = apiTLS(f.tlsCert, f.tlsKey, f.tlsCA); err != nil {
+		return cfg, err
+	}
+	if cfg.RaftTLS, err = raftTLS(f.raftCert, f.raftKey, f.raftCA); err != nil {
+		return cfg, err
+	}
+	cfg.Logger, err = newLogger(env.stderr, f.logLevel, f.logJSON)
+	return cfg, err
 }
 
-func loadCA(path, flagName string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flagName, err)
+// start starts the node, and words the refusals a flag can fix in terms
+// of the flags.
+func (f *nodeFlags) start(ctx context.Context, cfg cluster.Config) (*cluster.Node, error) {
+	node, err := cluster.New(ctx, cfg)
+	switch {
+	case err == nil:
+		return node, nil
+	case errors.Is(err, cluster.ErrRaftTLSRequired):
+		return nil, errors.New("raft needs mutual TLS: give --raft-tls-cert, --raft-tls-key and --raft-tls-ca (or --insecure-raft for a development cluster on loopback)")
+	case errors.Is(err, cluster.ErrInsecureRaftOffLoopback):
+		return nil, fmt.Errorf("--insecure-raft is for loopback addresses only (--raft-addr %s, --raft-advertise %q): configure --raft-tls-cert, --raft-tls-key and --raft-tls-ca", f.raftAddr, f.raftAdvertise)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%w (another process listens there: stop it, or choose another --http-addr or --raft-addr)", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s %s: no PEM certificate in it", flagName, path)
-	}
-	return pool, nil
-}
-
-// serveDebug serves the profiler until stop is called.
-func serveDebug(addr string) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
+	return nil, err
 }

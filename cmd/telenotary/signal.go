@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -25,157 +25,195 @@ browser client at /app/ and the verification page at /verify/. Session
 records and prescriptions are notarized through the cluster; nothing of a
 consultation is written to disk.`
 
+// signalStopTimeout bounds the signalling server's shutdown.
+const signalStopTimeout = 30 * time.Second
+
+// runSignal parses the flags, builds the server's configuration, starts
+// the server and its listener, waits for a signal to stop or for serving
+// to fail, and shuts down.
 func runSignal(ctx context.Context, env *environment, args []string) int {
-	fs := newFlagSet(env, "signal", signalSynopsis)
-	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTP (or HTTPS with --tls-cert) on")
-	nodes := fs.String("cluster", "", "comma-separated API URLs of the notary cluster's nodes (required)")
-	clusterTokenFile := fs.String("cluster-token-file", "", "file holding a submitter token of the cluster (required)")
-	clusterCA := fs.String("cluster-ca", "", "CA certificates (PEM) of the cluster's API certificates")
-	apiKeysFile := fs.String("api-keys", "", `API keys file: lines of "submitter KEY" (an app backend: create rooms) or "operator KEY" (list sessions) (required)`)
-	tokenKeyFile := fs.String("token-key-file", "", "file holding the room-token signing key (32 bytes or more), to share with an app backend that signs its own tokens (default: a random key; tokens do not survive a restart)")
-	webhook := fs.String("webhook", "", "URL of the app backend that receives every receipt bundle")
-	webhookSecretFile := fs.String("webhook-secret-file", "", "file holding the key (32 bytes or more) that signs webhook deliveries (required with --webhook)")
-	origins := fs.String("allowed-origins", "", "comma-separated web origins (host patterns) whose pages may open the WebSocket, besides this server's own")
-	grace := fs.Duration("grace", 30*time.Second, "how long a participant whose connection dropped has to come back")
-	tlsCert := fs.String("tls-cert", "", "certificate (PEM) to serve HTTPS")
-	tlsKey := fs.String("tls-key", "", "private key (PEM) of --tls-cert")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
-	pos, err := parseFlags(fs, env, args)
-	if err != nil {
-		return usageError(env.stderr, "signal", err)
+	fail := func(err error) int { return usageError(env.stderr, "signal", err) }
+	var f signalFlags
+	if err := f.parse(env, args); err != nil {
+		return fail(err)
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(env.stderr, "telenotary signal: %v\n", err)
-		return exitUsage
-	}
-	if len(pos) > 0 {
-		return fail(fmt.Errorf("unexpected argument %q", pos[0]))
-	}
-	for name, v := range map[string]string{"--cluster": *nodes, "--cluster-token-file": *clusterTokenFile, "--api-keys": *apiKeysFile} {
-		if v == "" {
-			return fail(fmt.Errorf("%s is required (see telenotary signal --help)", name))
-		}
-	}
-	logger, err := newLogger(env.stderr, *logLevel, *logJSON)
+	cfg, srvTLS, err := f.config(env)
 	if err != nil {
 		return fail(err)
 	}
-	cfg := session.DefaultConfig()
-	cfg.Logger, cfg.Grace = logger, *grace
-	clusterToken, err := readSecret(*clusterTokenFile, "--cluster-token-file", 1)
+	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--cluster", "cluster token", strings.Split(f.cluster, ","))
+	s, err := startSignal(ctx, cfg, f.listen, srvTLS)
 	if err != nil {
 		return fail(err)
 	}
-	_, clientTLS, err := apiTLS("", "", *clusterCA)
-	if err != nil {
-		return fail(err)
-	}
-	cc := notaryapi.ClientConfig{Nodes: strings.Split(*nodes, ","), Token: string(clusterToken)}
-	if clientTLS != nil {
-		cc.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
-	}
-	cfg.Notary = notaryapi.NewClient(cc)
-	keys, err := os.ReadFile(*apiKeysFile)
-	if err != nil {
-		return fail(fmt.Errorf("--api-keys: %w", err))
-	}
-	if cfg.APIKeys, err = auth.ParseTokens(keys); err != nil {
-		return fail(fmt.Errorf("--api-keys %s: %w", *apiKeysFile, err))
-	}
-	var tokenKey []byte
-	if *tokenKeyFile != "" {
-		if tokenKey, err = readSecret(*tokenKeyFile, "--token-key-file", session.MinTokenKey); err != nil {
-			return fail(err)
-		}
-	} else {
-		tokenKey = make([]byte, 32)
-		rand.Read(tokenKey)
-	}
-	if cfg.TokenKey, err = session.NewTokenKey(tokenKey); err != nil {
-		return fail(err)
-	}
-	if *webhook != "" {
-		if *webhookSecretFile == "" {
-			return fail(errors.New("--webhook needs --webhook-secret-file"))
-		}
-		secret, err := readSecret(*webhookSecretFile, "--webhook-secret-file", session.MinTokenKey)
-		if err != nil {
-			return fail(err)
-		}
-		cfg.Webhook.URL, cfg.Webhook.Secret = *webhook, secret
-	}
-	if *origins != "" {
-		cfg.OriginPatterns = strings.Split(*origins, ",")
-	}
-	srvTLS, _, err := apiTLS(*tlsCert, *tlsKey, "")
-	if err != nil {
-		return fail(err)
-	}
-	// The server outlives the signal to stop: Close below ends its
-	// sessions gracefully.
-	srv, err := session.NewServer(context.WithoutCancel(ctx), cfg)
-	if err != nil {
-		return fail(err)
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		srv.Close(context.Background())
-		return fail(fmt.Errorf("--listen %s: %w (is another server on that port?)", *listen, err))
-	}
-	hs := &http.Server{Handler: srv.Handler(), TLSConfig: srvTLS, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	scheme := "http"
-	if srvTLS != nil {
-		scheme = "https"
-	}
-	logger.Info("signalling server started", "url", scheme+"://"+ln.Addr().String(), "app", scheme+"://"+ln.Addr().String()+"/app/", "cluster", *nodes)
-	served := make(chan error, 1)
-	go func() {
-		if srvTLS != nil {
-			served <- hs.ServeTLS(ln, "", "")
-		} else {
-			served <- hs.Serve(ln)
-		}
-	}()
+	cfg.Logger.InfoContext(ctx, "signalling server started", "url", s.url, "app", s.url+"/app/", "cluster", f.cluster)
 	select {
 	case <-ctx.Done():
-	case err := <-served:
+	case err := <-s.served:
 		return fail(err)
 	}
-	// End the sessions (notarizing their end records), then stop serving.
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err = srv.Close(stopCtx)
-	hs.Shutdown(stopCtx)
-	if err != nil {
+	if err := s.shutdown(); err != nil {
 		return fail(fmt.Errorf("shutdown: %w", err))
 	}
 	return exitOK
 }
 
-// readSecret reads a key or token file (surrounding white space removed)
-// of at least min bytes.
-func readSecret(path, flagName string, min int) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flagName, err)
-	}
-	b = []byte(strings.TrimSpace(string(b)))
-	if len(b) < min {
-		return nil, fmt.Errorf("%s %s: %d bytes; it needs at least %d", flagName, path, len(b), min)
-	}
-	return b, nil
+// signalFlags is the command line of telenotary signal.
+type signalFlags struct {
+	listen                    string
+	cluster, clusterTokenFile string
+	clusterCA                 string
+	apiKeysFile               string
+	tokenKeyFile              string
+	webhook                   string
+	webhookSecretFile         string
+	origins                   string
+	grace                     time.Duration
+	tlsCert, tlsKey           string
+	logLevel                  string
+	logJSON                   bool
 }
 
-// newLogger returns the logger of a long-running command.
-func newLogger(w io.Writer, level string, asJSON bool) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+// define declares the flags on fs.
+func (f *signalFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address to serve HTTP (or HTTPS with --tls-cert) on")
+	fs.StringVar(&f.cluster, "cluster", "", "comma-separated API URLs of the notary cluster's nodes (required)")
+	fs.StringVar(&f.clusterTokenFile, "cluster-token-file", "", "file (mode 0600) holding a submitter token of the cluster (required)")
+	fs.StringVar(&f.clusterCA, "cluster-ca", "", "CA certificates (PEM) of the cluster's API certificates")
+	fs.StringVar(&f.apiKeysFile, "api-keys", "", `API keys file (mode 0600): lines of "submitter KEY" (an app backend: create rooms) or "operator KEY" (list sessions) (required)`)
+	fs.StringVar(&f.tokenKeyFile, "token-key-file", "", "file (mode 0600) holding the room-token signing key (32 bytes or more), to share with an app backend that signs its own tokens (default: a random key; tokens do not survive a restart)")
+	fs.StringVar(&f.webhook, "webhook", "", "URL of the app backend that receives every receipt bundle")
+	fs.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file (mode 0600) holding the key (32 bytes or more) that signs webhook deliveries (required with --webhook)")
+	fs.StringVar(&f.origins, "allowed-origins", "", "comma-separated web origins (host patterns) whose pages may open the WebSocket, besides this server's own")
+	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long a participant whose connection dropped has to come back")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate (PEM) to serve HTTPS")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM, mode 0600) of --tls-cert")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+}
+
+// parse reads the command line and the environment.
+func (f *signalFlags) parse(env *environment, args []string) error {
+	fs := newFlagSet(env, "signal", signalSynopsis)
+	f.define(fs)
+	if err := parseFlagsOnly(fs, env, args, "cluster", "cluster-token-file", "api-keys"); err != nil {
+		return err
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	if asJSON {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	if f.webhook != "" && f.webhookSecretFile == "" {
+		return errors.New("--webhook needs --webhook-secret-file")
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	return nil
+}
+
+// config builds the server's configuration and its TLS (nil: plain
+// HTTP): it makes the logger, reads the key and token files and loads the
+// TLS material.
+func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, error) {
+	cfg := session.DefaultConfig()
+	var err error
+	if cfg.Logger, err = newLogger(env.stderr, f.logLevel, f.logJSON); err != nil {
+		return cfg, nil, err
+	}
+	cfg.Grace = f.grace
+	if cfg.Notary, err = f.notaryClient(); err != nil {
+		return cfg, nil, err
+	}
+	keys, err := readPrivate(f.apiKeysFile, "--api-keys")
+	if err != nil {
+		return cfg, nil, err
+	}
+	if cfg.APIKeys, err = auth.ParseTokens(keys); err != nil {
+		return cfg, nil, fmt.Errorf("--api-keys %s: %w", f.apiKeysFile, err)
+	}
+	tokenKey := make([]byte, 32)
+	if f.tokenKeyFile != "" {
+		if tokenKey, err = readSecret(f.tokenKeyFile, "--token-key-file", session.MinTokenKey); err != nil {
+			return cfg, nil, err
+		}
+	} else {
+		rand.Read(tokenKey)
+	}
+	if cfg.TokenKey, err = session.NewTokenKey(tokenKey); err != nil {
+		return cfg, nil, err
+	}
+	if f.webhook != "" {
+		secret, err := readSecret(f.webhookSecretFile, "--webhook-secret-file", session.MinTokenKey)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.Webhook.URL, cfg.Webhook.Secret = f.webhook, secret
+	}
+	if f.origins != "" {
+		cfg.OriginPatterns = strings.Split(f.origins, ",")
+	}
+	srvTLS, _, err := apiTLS(f.tlsCert, f.tlsKey, "")
+	return cfg, srvTLS, err
+}
+
+// notaryClient is the server's client of the cluster, with its submitter
+// token.
+func (f *signalFlags) notaryClient() (*notaryapi.Client, error) {
+	token, err := readSecret(f.clusterTokenFile, "--cluster-token-file", 1)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := clientTLS(f.clusterCA, "--cluster-ca")
+	if err != nil {
+		return nil, err
+	}
+	cc := notaryapi.ClientConfig{Nodes: strings.Split(f.cluster, ","), Token: string(token)}
+	if tlsConfig != nil {
+		cc.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}
+	}
+	return notaryapi.NewClient(cc), nil
+}
+
+// signalServer is a running signalling server and its HTTP server.
+type signalServer struct {
+	srv    *session.Server
+	hs     *http.Server
+	url    string
+	served chan error // the HTTP server's end
+}
+
+// startSignal starts the signalling server and serves it on listen.
+func startSignal(ctx context.Context, cfg session.Config, listen string, srvTLS *tls.Config) (*signalServer, error) {
+	// The server outlives the signal to stop: shutdown ends its sessions
+	// gracefully.
+	srv, err := session.NewServer(context.WithoutCancel(ctx), cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		srv.Close(context.Background())
+		return nil, fmt.Errorf("--listen %s: %w (is another server on that port?)", listen, err)
+	}
+	s := &signalServer{srv: srv, served: make(chan error, 1),
+		hs: &http.Server{Handler: srv.Handler(), TLSConfig: srvTLS, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}}
+	scheme := "http"
+	if srvTLS != nil {
+		scheme = "https"
+	}
+	s.url = scheme + "://" + ln.Addr().String()
+	go func() {
+		if srvTLS != nil {
+			s.served <- s.hs.ServeTLS(ln, "", "")
+		} else {
+			s.served <- s.hs.Serve(ln)
+		}
+	}()
+	return s, nil
+}
+
+// shutdown ends the sessions first, so that their end records are
+// notarized while the apps are still connected to hear of it, then stops
+// serving.
+func (s *signalServer) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), signalStopTimeout)
+	defer cancel()
+	err := s.srv.Close(ctx)
+	s.hs.Shutdown(ctx)
+	<-s.served
+	return err
 }

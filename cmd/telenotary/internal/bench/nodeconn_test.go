@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/telenotary/telenotary/cluster/auth"
 	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/cmd/telenotary/internal/poll"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -48,10 +49,8 @@ func startTestNode(t *testing.T) (url string, policy notary.Policy) {
 		defer cancel()
 		n.Close(ctx)
 	})
-	for deadline := time.Now().Add(30 * time.Second); !n.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the node did not lead within 30s")
-		}
+	if err := poll.Until(context.Background(), 30*time.Second, n.Ready); err != nil {
+		t.Fatalf("the node did not lead: %v", err)
 	}
 	verifiers, err := notary.ParseVerifierKeys([]byte(vkey))
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -8,6 +8,6 @@ import (
 
 // console attaches the operator console to the demo until ctx ends or the
 // operator quits.
-func (d *demoRun) console(ctx context.Context) error {
+func (d *run) console(ctx context.Context) error {
 	return tui.Run(ctx, tui.Config{Nodes: d.urls, Signal: d.base, Token: d.operator, SignalKey: d.operator, Keys: d.keys})
 }

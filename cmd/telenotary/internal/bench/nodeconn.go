@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 // caller's goroutine with net/http's own request writer and response
 // reader, where an http.Client hands every request through two goroutines
 // of its transport; on a machine that the load generator shares with the
-// cluster, what it spends is taken from the cluster. A Conn neither
+// cluster, what it spends is taken from the cluster. A nodeConn neither
 // retries nor follows the leader (notaryapi.Client does), speaks plain HTTP
 // only, and is not safe for concurrent use.
 type nodeConn struct {
