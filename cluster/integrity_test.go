@@ -16,14 +16,14 @@ import (
 	"github.com/telenotary/telenotary/notary"
 )
 
-// TestDamagedLeafNeverServed: a byte flipped in an old leaf of a stopped
-// follower's log: the restarted node never serves a receipt for it that
-// would not verify; it answers 503 damaged, raises an alert and is not
-// ready, while the other nodes go on serving the right receipt.
-func TestDamagedLeafNeverServed(t *testing.T) {
+// damagedFollower runs a 3-node cluster, notarizes 20 entries, flips a
+// byte of leaf 5 in a stopped follower's log (its timestamp: the
+// commitment still finds it) and restarts it. It returns the cluster, the
+// damaged follower and the receipt of the damaged leaf.
+func damagedFollower(t *testing.T) (*testCluster, *testNode, *notary.Receipt) {
 	c := newTestCluster(t)
 	n1 := c.bootstrap("node-1")
-	n2 := c.join("node-2", n1)
+	c.join("node-2", n1)
 	c.join("node-3", n1)
 	c.waitVoters(3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -37,17 +37,14 @@ func TestDamagedLeafNeverServed(t *testing.T) {
 		receipts = append(receipts, resp.Receipt)
 	}
 	c.waitConverged()
-	victim := n2
-	if c.leader() == n2 {
-		victim = c.list()[0]
-		if victim == n2 || victim == c.leader() {
-			victim = c.list()[1]
+	var victim *testNode
+	for _, n := range c.list() {
+		if n != c.leader() {
+			victim = n
 		}
 	}
 	target := receipts[5]
 	c.stop(victim)
-
-	// The timestamp bytes of the leaf: the commitment still finds it.
 	path := filepath.Join(victim.cfg.DataDir, "log-1", "leaves")
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -63,32 +60,57 @@ func TestDamagedLeafNeverServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-
 	victim = c.restart(victim)
 	c.waitFor("the damaged node to know a leader", func() bool { return victim.Status().Leader.ID != "" })
-	one := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{victim.url}})
-	short, scancel := context.WithTimeout(ctx, 3*time.Second)
-	defer scancel()
-	r, err := one.Receipt(short, target.Leaf.Commitment)
-	if err == nil {
-		if _, verr := notary.Verify(notary.Claim{Receipt: r, Commitment: target.Leaf.Commitment}, c.policy()); verr != nil {
-			t.Fatalf("the damaged node served a receipt that does not verify: %v", verr)
-		}
-		t.Fatal("the damaged node served the damaged leaf's receipt")
-	}
-	if !errors.Is(err, notaryapi.ErrDamaged) {
-		t.Fatalf("the damaged node answered %v, want 503 damaged", err)
-	}
-	if victim.Ready() || !hasAlert(victim, notaryapi.AlertDamaged) {
-		t.Fatalf("the damaged node is ready (%v) or raises no alert (%+v)", victim.Ready(), victim.Status().Alerts)
-	}
-	// The others still serve the right receipt.
-	r, err = clientFor(n1).Receipt(ctx, target.Leaf.Commitment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: target.Leaf.Commitment}, c.policy()); err != nil || r.Leaf != target.Leaf {
-		t.Fatalf("a sound node's receipt: %v, leaf %+v want %+v", err, r.Leaf, target.Leaf)
+	return c, victim, target
+}
+
+// TestDamagedLeafNeverServed: whatever a client first asks a node with a
+// damaged leaf for (the leaf's receipt, a page of leaves, an inclusion
+// proof), the node never serves what the damage changed: it answers 503
+// damaged, raises an alert and is not ready, while the others go on
+// serving the right receipt.
+func TestDamagedLeafNeverServed(t *testing.T) {
+	for _, first := range []string{"receipt", "leaves", "inclusion proof"} {
+		t.Run(first, func(t *testing.T) {
+			c, victim, target := damagedFollower(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			one := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{victim.url}})
+			short, scancel := context.WithTimeout(ctx, 3*time.Second)
+			defer scancel()
+			var err error
+			switch first {
+			case "receipt":
+				var r *notary.Receipt
+				if r, err = one.Receipt(short, target.Leaf.Commitment); err == nil {
+					_, verr := notary.Verify(notary.Claim{Receipt: r, Commitment: target.Leaf.Commitment}, c.policy())
+					t.Fatalf("the damaged node served the damaged leaf's receipt (it verifies: %v)", verr)
+				}
+			case "leaves":
+				var leaves []notaryapi.LeafInfo
+				if leaves, err = one.Leaves(short, 0, 20); err == nil {
+					t.Fatalf("the damaged node served the leaves, leaf 5 stamped %d (the true one %d)", leaves[5].Timestamp, target.Leaf.Timestamp)
+				}
+			case "inclusion proof":
+				if _, err = one.InclusionProof(short, target.Index, 20); err == nil {
+					t.Fatal("the damaged node served an inclusion proof of the damaged leaf")
+				}
+			}
+			if !errors.Is(err, notaryapi.ErrDamaged) {
+				t.Fatalf("the damaged node answered %v, want 503 damaged", err)
+			}
+			if victim.Ready() || !hasAlert(victim, notaryapi.AlertDamaged) {
+				t.Fatalf("the damaged node is ready (%v) or raises no alert (%+v)", victim.Ready(), victim.Status().Alerts)
+			}
+			r, err := clientFor(c.leader()).Receipt(ctx, target.Leaf.Commitment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: target.Leaf.Commitment}, c.policy()); err != nil || r.Leaf != target.Leaf {
+				t.Fatalf("a sound node's receipt: %v, leaf %+v want %+v", err, r.Leaf, target.Leaf)
+			}
+		})
 	}
 }
 

@@ -51,6 +51,10 @@ var (
 	// ErrCorrupt: a store's data failed a consistency check on open. Nothing
 	// was changed; restore the data directory from a replica or backup.
 	ErrCorrupt = errors.New("store corrupt")
+	// ErrDamaged: data read from a store does not match what the log
+	// recorded of it (a leaf and its stored hash disagree). Do not serve
+	// it; repair the store from a sound copy.
+	ErrDamaged = errors.New("data damaged")
 	// ErrClosed: the log or store was closed, or failed earlier and must be
 	// reopened.
 	ErrClosed = errors.New("log closed")

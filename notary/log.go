@@ -215,6 +215,27 @@ func (l *Log) Leaves(start uint64, dst []Leaf) error {
 	return l.store.ReadLeaves(start, dst)
 }
 
+// CheckLeaves compares leaves, read from index start on, with the leaf
+// hashes the log stored when it appended them: a leaf damaged on disk since
+// no longer matches. The error wraps ErrDamaged and names the first leaf
+// that differs.
+func (l *Log) CheckLeaves(start uint64, leaves []Leaf) error {
+	indexes := make([]int64, len(leaves))
+	for i := range leaves {
+		indexes[i] = tlog.StoredHashIndex(0, int64(start)+int64(i))
+	}
+	stored, err := l.store.ReadHashes(indexes)
+	if err != nil {
+		return err
+	}
+	for i, lf := range leaves {
+		if h := lf.Hash(); h != stored[i] {
+			return fmt.Errorf("%w: leaf %d hashes to %s, the log stored %s when it appended it", ErrDamaged, start+uint64(i), h, stored[i])
+		}
+	}
+	return nil
+}
+
 // hashReader adapts the store to tlog's proof functions.
 func (l *Log) hashReader() tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {

@@ -268,66 +268,55 @@ func (a *api) inclusion(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, httpapi.Field("index", "is required"))
 		return
 	}
-	var out notaryapi.ProofResponse
-	err := a.Ledger.ReadLog(func(l *notary.Log) error {
-		head := l.Head().Size
-		index, err := uintParam(r, "index", 0)
-		if err != nil {
-			return err
-		}
-		size, err := uintParam(r, "size", head)
-		if err != nil {
-			return err
-		}
-		if index >= size || size > head {
-			return httpapi.Field("index", "must be below size %d, which must not exceed the log's %d", size, head)
-		}
-		p, err := l.InclusionProof(index, size)
-		if err != nil {
-			return err
-		}
-		leaf, err := l.Leaf(index)
-		if err != nil {
-			return err
-		}
-		lh := leaf.Hash()
-		out = notaryapi.ProofResponse{Index: index, LeafHash: &lh, Size: size, Proof: p}
-		return nil
-	})
+	head := a.Ledger.Size()
+	index, err := uintParam(r, "index", 0)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
+	size, err := uintParam(r, "size", head)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if index >= size || size > head {
+		a.fail(w, r, httpapi.Field("index", "must be below size %d, which must not exceed the log's %d", size, head))
+		return
+	}
+	leafHash, p, err := a.Ledger.InclusionProof(index, size)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, notaryapi.ProofResponse{Index: index, LeafHash: &leafHash, Size: size, Proof: p})
 }
 
 func (a *api) consistency(w http.ResponseWriter, r *http.Request) {
-	var out notaryapi.ProofResponse
-	err := a.Ledger.ReadLog(func(l *notary.Log) error {
-		head := l.Head().Size
-		from, err := uintParam(r, "from", 0)
-		if err != nil {
-			return err
-		}
-		to, err := uintParam(r, "to", head)
-		if err != nil {
-			return err
-		}
-		if to > head {
-			return httpapi.Field("to", "must not exceed the log's size %d", head)
-		}
-		if from > to {
-			return httpapi.Field("from", "must be at most to (%d)", to)
-		}
-		p, err := l.ConsistencyProof(from, to)
-		out = notaryapi.ProofResponse{From: from, Size: to, Proof: p}
-		return err
-	})
+	head := a.Ledger.Size()
+	from, err := uintParam(r, "from", 0)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
+	to, err := uintParam(r, "to", head)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	switch {
+	case to > head:
+		a.fail(w, r, httpapi.Field("to", "must not exceed the log's size %d", head))
+		return
+	case from > to:
+		a.fail(w, r, httpapi.Field("from", "must be at most to (%d)", to))
+		return
+	}
+	p, err := a.Ledger.ConsistencyProof(from, to)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, notaryapi.ProofResponse{From: from, Size: to, Proof: p})
 }
 
 func (a *api) leaves(w http.ResponseWriter, r *http.Request) {
@@ -345,25 +334,19 @@ func (a *api) leaves(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, httpapi.Field("count", "must be 1 to %d", notaryapi.MaxLeavesPage))
 		return
 	}
-	var out notaryapi.LeavesResponse
-	err = a.Ledger.ReadLog(func(l *notary.Log) error {
-		size := l.Head().Size
-		if start > size {
-			return httpapi.Field("start", "is beyond the log's size %d", size)
-		}
-		leaves := make([]notary.Leaf, min(count, size-start))
-		if err := l.Leaves(start, leaves); err != nil {
-			return err
-		}
-		out.Leaves = make([]notaryapi.LeafInfo, len(leaves))
-		for i, lf := range leaves {
-			out.Leaves[i] = notaryapi.LeafInfoOf(start+uint64(i), lf)
-		}
-		return nil
-	})
+	size := a.Ledger.Size()
+	if start > size {
+		a.fail(w, r, httpapi.Field("start", "is beyond the log's size %d", size))
+		return
+	}
+	leaves, err := a.Ledger.Leaves(start, min(count, size-start))
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	out := notaryapi.LeavesResponse{Leaves: make([]notaryapi.LeafInfo, len(leaves))}
+	for i, lf := range leaves {
+		out.Leaves[i] = notaryapi.LeafInfoOf(start+uint64(i), lf)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }

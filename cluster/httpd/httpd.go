@@ -46,7 +46,9 @@ type Cluster interface {
 	Subscribe() (events <-chan notaryapi.Event, cancel func(), err error)
 }
 
-// Ledger is the node's copy of the log that the API reads.
+// Ledger is the node's copy of the log that the API reads. Everything it
+// returns has been checked against the node's signed checkpoint or the
+// hashes the log recorded: a node never serves data it has not checked.
 type Ledger interface {
 	// Checkpoint is the node's latest signed checkpoint; nil before the
 	// cluster's genesis.
@@ -60,9 +62,16 @@ type Ledger interface {
 	// Cosign gathers the signatures of other members over cp until want
 	// signatures are on it (this node's included) and returns the note.
 	Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int) ([]byte, error)
-	// ReadLog runs read with the live log, which is neither swapped nor
-	// closed until read returns.
-	ReadLog(read func(*notary.Log) error) error
+	// Size is the number of leaves in the node's log.
+	Size() uint64
+	// Leaves reads count leaves from index start, each checked against
+	// what the log recorded of it.
+	Leaves(start, count uint64) ([]notary.Leaf, error)
+	// InclusionProof proves leaf index into the tree of size leaves, and
+	// ConsistencyProof the tree of from leaves a prefix of the tree of to,
+	// each checked against the roots before it is served.
+	InclusionProof(index, size uint64) (leafHash notary.Hash, proof []notary.Hash, err error)
+	ConsistencyProof(from, to uint64) ([]notary.Hash, error)
 }
 
 // Config configures the API.

@@ -226,8 +226,32 @@ func (n *memNode) Cosign(ctx context.Context, cp notary.SignedCheckpoint, want i
 	return signed.Note, err
 }
 
-func (n *memNode) ReadLog(read func(*notary.Log) error) error {
+func (n *memNode) Size() uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return read(n.log)
+	return n.log.Head().Size
+}
+
+func (n *memNode) Leaves(start, count uint64) ([]notary.Leaf, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]notary.Leaf, count)
+	return out, n.log.Leaves(start, out)
+}
+
+func (n *memNode) InclusionProof(index, size uint64) (notary.Hash, []notary.Hash, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	leaf, err := n.log.Leaf(index)
+	if err != nil {
+		return notary.Hash{}, nil, err
+	}
+	p, err := n.log.InclusionProof(index, size)
+	return leaf.Hash(), p, err
+}
+
+func (n *memNode) ConsistencyProof(from, to uint64) ([]notary.Hash, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.log.ConsistencyProof(from, to)
 }
