@@ -428,6 +428,51 @@ func TestBrowserReconnect(t *testing.T) {
 	}
 }
 
+// TestBrowserLinkUsedTwice: the patient's link, opened again in another
+// tab (or by whoever it leaked to) once the patient joined: that tab is
+// refused (token_used) and stops, and the patient's page stays in the
+// consultation: it still receives the physician's prescription.
+func TestBrowserLinkUsedTwice(t *testing.T) {
+	if inLoopbackNetns(t) {
+		return
+	}
+	n := sessiontest.StartNotary(t)
+	sig := sessiontest.StartSignal(t, n, nil)
+	const room = "browser-link-twice"
+	patientTok, physicianTok := sig.Tokens(t, room)
+	ctx := browser.New(t, browserOptions())
+	patient := openApp(t, ctx, "patient", sig, patientTok)
+	patient.join(false)
+	jctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	physician := newGoPhysician(t, jctx, sig.WS, physicianTok, &n.Policy)
+	if err := physician.Connected(jctx); err != nil {
+		t.Fatalf("Go physician: data channel: %v", err)
+	}
+	patient.waitFor("the session to start", func(s appState) bool { return s.Connected && s.verified("session-start", "") != nil })
+
+	leaked := openApp(t, browser.NewTab(t, ctx), "patient", sig, patientTok)
+	leaked.join(false)
+	s := leaked.poll("the refusal", false, func(s appState) bool { return s.Signal == "closed" && len(s.Errors) > 0 })
+	if !slices.ContainsFunc(s.Errors, func(e struct{ Code, Message, Ref string }) bool {
+		return e.Code == "token_used" || strings.Contains(e.Message, "token_used")
+	}) {
+		t.Errorf("the second tab shows %+v; want token_used", s.Errors)
+	}
+
+	rxFile, err := os.ReadFile(rxExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := physician.Prescribe(jctx, "rx-after-leak", rxFile); err != nil {
+		t.Fatalf("Go physician: prescribe: %v", err)
+	}
+	s = patient.waitFor("the prescription after the second use", func(s appState) bool { return s.verified("prescription", "rx-after-leak") != nil })
+	if s.Signal != "joined" || s.Rejoins != 0 || !s.Connected {
+		t.Errorf("the patient's page after the second use: signal %s, %d rejoins, connected %v", s.Signal, s.Rejoins, s.Connected)
+	}
+}
+
 // newGoPhysician joins as the physician with the Go SDK, on loopback, with
 // receive-only media for the browser's camera.
 func newGoPhysician(t *testing.T, ctx context.Context, url, token string, policy *notary.Policy) *peer.Peer {

@@ -224,7 +224,7 @@ func benchConfig(tb testing.TB, n session.Notary, tk *session.TokenKey, hooks ht
 	cfg := session.DefaultConfig()
 	cfg.Notary, cfg.TokenKey, cfg.Logger = n, tk, sessiontest.Logger(tb)
 	cfg.MessagesPerSecond, cfg.MessageBurst = 1e6, 1e6
-	cfg.Webhook.URL, cfg.Webhook.Secret = "http://hook.invalid/", make([]byte, 32)
+	cfg.Webhook.URL, cfg.Webhook.Secret = "https://hook.invalid/", make([]byte, 32)
 	cfg.Webhook.HTTPClient = &http.Client{Transport: hooks}
 	return cfg
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +63,15 @@ type Config struct {
 	MessageBurst      int
 	// MaxRooms bounds the rooms held at once.
 	MaxRooms int
+	// MaxUsedTokens bounds the join tokens remembered as used (a token
+	// joins once; each is remembered until it expires). Beyond it, joins
+	// with a token are refused (limit) until some expire; reconnections
+	// with a resume ticket still work.
+	MaxUsedTokens int
+
+	// HTTP bounds what clients can hold of the server's connections when
+	// it serves them itself (Serve).
+	HTTP HTTPConfig
 
 	// Logger receives the server's logs; nil discards them. Logs carry
 	// room and session ids, never subjects or documents.
@@ -83,8 +94,14 @@ type WebhookConfig struct {
 	// Queue bounds the events waiting; when it is full, new events are
 	// dropped, counted as failed and shown as an alert.
 	Queue int
-	// HTTPClient sends the requests; nil means a client with a 10s
-	// timeout.
+	// Timeout bounds one delivery attempt, from dialling to the answer's
+	// status.
+	Timeout time.Duration
+	// HTTPClient sends the requests; nil means a client that dials only
+	// the URL's host and port, directly (no proxy), and, for an http URL,
+	// only to a loopback address. Either way a redirect is never followed:
+	// a 3xx answer is a failed delivery (the server replaces CheckRedirect
+	// of a client given here).
 	HTTPClient *http.Client
 }
 
@@ -100,7 +117,9 @@ func DefaultConfig() Config {
 		MessagesPerSecond: 50,
 		MessageBurst:      200,
 		MaxRooms:          10000,
-		Webhook:           WebhookConfig{MaxAttempts: 8, Queue: 4096},
+		MaxUsedTokens:     100000,
+		Webhook:           WebhookConfig{MaxAttempts: 8, Queue: 4096, Timeout: 10 * time.Second},
+		HTTP:              DefaultHTTPConfig(),
 	}
 }
 
@@ -123,7 +142,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"MessagesPerSecond", c.MessagesPerSecond}, {"MessageBurst", c.MessageBurst}, {"MaxRooms", c.MaxRooms}} {
+	}{{"MessagesPerSecond", c.MessagesPerSecond}, {"MessageBurst", c.MessageBurst}, {"MaxRooms", c.MaxRooms}, {"MaxUsedTokens", c.MaxUsedTokens}} {
 		if n.v <= 0 {
 			return fmt.Errorf("%s is %d; it must be positive (DefaultConfig sets it)", n.name, n.v)
 		}
@@ -134,6 +153,9 @@ func (c Config) Validate() error {
 	if err := c.Webhook.validate(); err != nil {
 		return fmt.Errorf("Webhook.%w", err)
 	}
+	if err := c.HTTP.validate(); err != nil {
+		return fmt.Errorf("HTTP.%w", err)
+	}
 	return nil
 }
 
@@ -142,16 +164,34 @@ func (w WebhookConfig) validate() error {
 		return nil
 	}
 	u, err := url.Parse(w.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("URL %q is not an http(s) URL", w.URL)
-	}
 	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("URL %q is not an http(s) URL", w.URL)
+	case !printableASCII(u.Host):
+		return fmt.Errorf("URL %q has a host that is not ASCII: write an internationalized name in its punycode form (xn--…)", w.URL)
+	case u.User != nil:
+		return fmt.Errorf("URL %q carries a user name or password: remove it (deliveries are signed with Secret)", u.Redacted())
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		return fmt.Errorf("URL %q is plain http to %q, which is not a loopback address: use https (http is allowed only to 127.0.0.1, ::1 or localhost)", w.URL, u.Hostname())
 	case len(w.Secret) < MinTokenKey:
 		return fmt.Errorf("Secret has %d bytes; it needs at least %d", len(w.Secret), MinTokenKey)
 	case w.MaxAttempts < 1:
 		return fmt.Errorf("MaxAttempts is %d; it must be at least 1 (DefaultConfig sets it)", w.MaxAttempts)
 	case w.Queue < 1:
 		return fmt.Errorf("Queue is %d; it must be at least 1 (DefaultConfig sets it)", w.Queue)
+	case w.Timeout <= 0:
+		return fmt.Errorf("Timeout is %v; it must be positive (DefaultConfig sets it)", w.Timeout)
 	}
 	return nil
+}
+
+// loopbackHost reports whether host is localhost or a loopback IP
+// address (127.0.0.0/8, ::1). The webhook's dialer checks that localhost
+// resolves to one.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -39,8 +39,19 @@ func TestConfigValidate(t *testing.T) {
 		{"Webhook.URL", func(c *session.Config) { c.Webhook.URL, c.Webhook.Secret = "ftp://x", key }},
 		{"Webhook.Secret", func(c *session.Config) { c.Webhook.URL = "https://app.example/hook" }},
 		{"Webhook.MaxAttempts", func(c *session.Config) {
-			c.Webhook = session.WebhookConfig{URL: "https://app.example/hook", Secret: key, Queue: 1}
+			c.Webhook = session.WebhookConfig{URL: "https://app.example/hook", Secret: key, Queue: 1, Timeout: time.Second}
 		}},
+		{"Webhook.URL", func(c *session.Config) { c.Webhook.URL, c.Webhook.Secret = "http://app.example/hook", key }},
+		{"Webhook.Timeout", func(c *session.Config) {
+			c.Webhook.URL, c.Webhook.Secret, c.Webhook.Timeout = "https://app.example/hook", key, 0
+		}},
+		{"MaxUsedTokens", func(c *session.Config) { c.MaxUsedTokens = 0 }},
+		{"HTTP.ReadHeaderTimeout", func(c *session.Config) { c.HTTP.ReadHeaderTimeout = 0 }},
+		{"HTTP.WriteTimeout", func(c *session.Config) { c.HTTP.WriteTimeout = -time.Second }},
+		{"HTTP.IdleTimeout", func(c *session.Config) { c.HTTP.IdleTimeout = 0 }},
+		{"HTTP.MaxHeaderBytes", func(c *session.Config) { c.HTTP.MaxHeaderBytes = 0 }},
+		{"HTTP.MaxConnsPerIP", func(c *session.Config) { c.HTTP.MaxConnsPerIP = 0 }},
+		{"HTTP.MaxConns", func(c *session.Config) { c.HTTP.MaxConns, c.HTTP.MaxConnsPerIP = 10, 20 }},
 	} {
 		cfg := good
 		tc.change(&cfg)

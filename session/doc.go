@@ -17,6 +17,18 @@
 // one session; its id is remembered until its tokens expire, so a token
 // cannot open it again.
 //
+// # Tokens join once
+//
+// A token seats its participant once: the server remembers it (the hash
+// of its signed part, in memory) until it expires and refuses it after
+// (token_used), without touching the room, so a leaked join link cannot
+// push the participant out. Each joined message hands the client a new
+// resume ticket, bound to its seat, with which it comes back within the
+// grace window (ticket.go). Nothing of this is written to disk; instead
+// the server refuses every token issued before it started, so that after
+// a restart a room that ended stays ended and a used token stays used
+// (docs/PROTOCOL.md, "Restarts").
+//
 // # Notarizations, in order
 //
 // Each room has one worker that notarizes its entries one after another,
@@ -48,9 +60,17 @@
 // Records and documents live only in the server's memory, for the life of
 // the room. They leave it in the bundles sent to the apps over the
 // WebSocket and, when a webhook is configured, to the app's backend
-// (signed, retried, never holding up signalling). The notary log holds
-// only salted commitments; logs hold room and session ids, never subjects,
-// documents or salts.
+// (signed, retried, never holding up signalling; over https, or plain
+// http to loopback only; never following a redirect). The notary log
+// holds only salted commitments; logs hold room and session ids, never
+// subjects, documents or salts.
+//
+// # Serving
+//
+// [Server.Handler] is the whole HTTP surface; [Server.Serve] serves it on
+// a listener with the limits of [Config].HTTP (connection caps in all and
+// per address, read-header, read, write and idle timeouts with the
+// WebSocket exempt, HSTS over TLS), and [Server.Close] stops it last.
 //
 // # Contract and clients
 //

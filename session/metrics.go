@@ -15,7 +15,7 @@ type metrics struct {
 	mismatches      prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, usedTokens func() int) *metrics {
 	m := &metrics{
 		rooms:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_rooms", Help: "Rooms held (waiting, active or ending)."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_connections", Help: "Open WebSocket connections."}),
@@ -31,6 +31,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"result"}),
 		mismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_fingerprint_mismatches_total", Help: "DTLS fingerprints reported that the other side's SDP did not announce."}),
 	}
-	reg.MustRegister(m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches)
+	used := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_used_tokens", Help: "Join tokens remembered as used (each until it expires)."},
+		func() float64 { return float64(usedTokens()) })
+	reg.MustRegister(used, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches)
 	return m
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -62,6 +63,7 @@ type participant struct {
 	candidates int      // relayed since the participant's last offer or answer
 	pending    [][]byte // encoded messages kept while away
 	grace      *time.Timer
+	tickets    ticketPair // the seat's resume tickets
 }
 
 // slot is the index of a role in room.parts, in the order of
@@ -93,10 +95,13 @@ func newRoom(s *Server, id string, expires time.Time) *room {
 	return r
 }
 
-// join seats c in its role's slot: a first join, a return within the grace
-// window, or a newer connection of the same participant (the older one is
-// closed). Another subject in a taken role is refused.
-func (r *room) join(c *conn, claims *Claims) error {
+// join seats c with a join token in its role's slot: a first join, a
+// return within the grace window, or a newer connection of the same
+// participant (the older one is closed). Another subject in a taken role
+// is refused. The token is recorded as used once the seat is certain, so
+// a refused join does not spend it, and a token that seated someone
+// already is refused before anyone is touched.
+func (r *room) join(c *conn, claims *Claims, token [sha256.Size]byte) error {
 	role := claims.Role
 	now := r.srv.now()
 	r.mu.Lock()
@@ -105,33 +110,78 @@ func (r *room) join(c *conn, claims *Claims) error {
 		return signalapi.RefuseFatal(signalapi.CodeRoomEnded, "the consultation in room %s is over", r.id)
 	}
 	p := r.part(role)
-	resumed := false
-	var replaced *conn
-	switch {
-	case p == nil:
-		p = &participant{role: role, subject: claims.Subject(), joined: now}
-		r.parts[slot(role)] = p
-	case p.subject != claims.Subject():
+	if p != nil && p.subject != claims.Subject() {
 		r.mu.Unlock()
 		return signalapi.RefuseFatal(signalapi.CodeRoomFull, "the %s of room %s is another participant", role, r.id)
-	default:
-		replaced = p.c
+	}
+	if err := r.srv.used.take(token, claims.ExpiresAt.Time.Add(tokenLeeway), now); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	first := p == nil
+	if first {
+		p = &participant{role: role, subject: claims.Subject(), joined: now}
+		r.parts[slot(role)] = p
+	}
+	r.seatLocked(c, p, now, first, nil)
+	return nil
+}
+
+// resume seats c in the slot whose resume ticket it presents, within the
+// ticket's life: while the slot's connection is open, and for the grace
+// window after it closed.
+func (r *room) resume(c *conn, ticket ticketHash) error {
+	now := r.srv.now()
+	r.mu.Lock()
+	if r.ending {
+		r.mu.Unlock()
+		return signalapi.RefuseFatal(signalapi.CodeRoomEnded, "the consultation in room %s is over", r.id)
+	}
+	var p *participant
+	for _, q := range r.parts {
+		if q != nil && q.tickets.matches(ticket) {
+			p = q
+		}
+	}
+	switch {
+	case p == nil:
+		r.mu.Unlock()
+		return signalapi.RefuseFatal(signalapi.CodeTicketInvalid, "this resume ticket is not the seat's: a newer one replaced it, or it is from an earlier server; ask the app's backend for a new token")
+	case p.c == nil && !now.Before(p.left.Add(r.srv.cfg.Grace)):
+		r.mu.Unlock()
+		return signalapi.RefuseFatal(signalapi.CodeTicketInvalid, "this resume ticket expired: its connection closed more than the grace window (%s) ago; ask the app's backend for a new token", r.srv.cfg.Grace)
+	}
+	r.seatLocked(c, p, now, false, &ticket)
+	return nil
+}
+
+// seatLocked gives p's slot to c, closing p's older connection, and
+// answers joined with a new resume ticket, then what was kept for p while
+// it was away. first is p's first join; presented is the ticket c came
+// back with, nil for a token. It unlocks r.mu.
+func (r *room) seatLocked(c *conn, p *participant, now time.Time, first bool, presented *ticketHash) {
+	role := p.role
+	resumed := false
+	replaced := p.c
+	if !first {
 		resumed = r.started
 		if resumed && len(p.reconnects) < maxReconnects {
 			p.reconnects = append(p.reconnects, now)
 		}
-		if p.grace != nil {
-			p.grace.Stop()
-			p.grace = nil
-		}
 	}
+	if p.grace != nil {
+		p.grace.Stop()
+		p.grace = nil
+	}
+	ticket, hash := newTicket(r.id)
+	p.tickets.rotate(hash, presented)
 	p.c = c
 	c.seat(r, role)
 	peer := r.part(role.Other())
 	peerPresent := peer != nil && peer.c != nil
 	pending := p.pending
 	p.pending = nil
-	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeJoined, Room: r.id, Session: r.session, Role: role, PeerPresent: &peerPresent, Resumed: resumed}))
+	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeJoined, Room: r.id, Session: r.session, Role: role, PeerPresent: &peerPresent, Resumed: resumed, Ticket: ticket}))
 	for _, m := range pending {
 		c.enqueue(m)
 	}
@@ -143,7 +193,6 @@ func (r *room) join(c *conn, claims *Claims) error {
 		replaced.fail(signalapi.RefuseFatal(signalapi.CodeReplaced, "this participant joined again on another connection"), "")
 	}
 	r.srv.metrics.joins.Inc()
-	return nil
 }
 
 // leave handles a closed connection: after the session started, the

@@ -38,11 +38,20 @@ type Server struct {
 	conns    sync.WaitGroup // WebSocket connections
 	now      func() time.Time
 
-	mu      sync.Mutex // guards closing, rooms, ended and alerts
+	// epoch is the whole second after NewServer was called, which
+	// NewServer waits for: a token whose iat (in whole seconds) is before
+	// it was issued before the server started, and is refused, so that
+	// nothing from before a restart (a room that ended, a token used)
+	// opens anything; a token issued once NewServer returned is not.
+	epoch time.Time
+	used  *usedTokens // join tokens that seated someone, until they expire
+
+	mu      sync.Mutex // guards closing, rooms, ended, alerts and servers
 	closing bool
 	rooms   map[string]*room
 	ended   map[string]time.Time // rooms whose session is over, until their tokens expire
 	alerts  []signalapi.Alert    // newest last, bounded
+	servers []*http.Server       // started by Serve; Close shuts them down
 
 	keysMu   sync.Mutex // guards keys and keysTime
 	keys     []byte
@@ -51,6 +60,11 @@ type Server struct {
 
 // NewServer returns a server for a configuration that Validate accepts;
 // serve its Handler and Close it when done.
+//
+// It returns at the start of the next whole second (tokens' times are
+// whole seconds): the server refuses every token issued before NewServer
+// was called (tokens do not survive a restart) and accepts those issued
+// after it returned.
 //
 // ctx bounds the server's life: when it ends, connections close and
 // notarizations in flight are abandoned at once, without end records.
@@ -66,12 +80,18 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: time.Now, registry: cfg.Registerer,
-		rooms: map[string]*room{}, ended: map[string]time.Time{},
+		rooms: map[string]*room{}, ended: map[string]time.Time{}, used: newUsedTokens(cfg.MaxUsedTokens),
+	}
+	s.epoch = s.now().Truncate(time.Second).Add(time.Second)
+	select { // at most a second: see epoch
+	case <-time.After(time.Until(s.epoch)):
+	case <-ctx.Done():
+		return nil, fmt.Errorf("session: %w", ctx.Err())
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	s.metrics = newMetrics(s.registry)
+	s.metrics = newMetrics(s.registry, s.used.len)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.webhook = newWebhooker(s.ctx, cfg.Webhook, s)
 	return s, nil
@@ -130,6 +150,10 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.conns.Done()
+	if err := liftDeadlines(w); err != nil {
+		httpapi.WriteError(w, r, s.log, fmt.Errorf("%w: lift the HTTP timeouts for the WebSocket: %w", httpapi.ErrInternal, err))
+		return
+	}
 	if !isUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		httpapi.WriteError(w, r, s.log, fmt.Errorf("%w: %s is a WebSocket: send a handshake (Connection: Upgrade, Upgrade: websocket)", signalapi.ErrUpgradeRequired, signalapi.PathSignal))
@@ -165,20 +189,78 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // join seats a connection in the room its token names, creating the room
-// when an app-signed token names one the server does not hold.
+// when an app-signed token names one the server does not hold; or, with a
+// resume ticket, in the seat the ticket is for.
 func (s *Server) join(c *conn, m *signalapi.Message) error {
+	if m.Ticket != "" {
+		return s.resume(c, m)
+	}
 	claims, err := s.cfg.TokenKey.Parse(m.Token)
 	if err != nil {
+		return err
+	}
+	if err := s.checkTokenTimes(claims); err != nil {
 		return err
 	}
 	if m.Room != "" && m.Room != claims.Room {
 		return signalapi.RefuseFatal(signalapi.CodeWrongRoom, "the token is for another room than %s", m.Room)
 	}
+	s.mu.Lock()
+	_, over := s.ended[claims.Room]
+	s.mu.Unlock()
+	if over { // said first: nothing else matters for a room that ended
+		return signalapi.RefuseFatal(signalapi.CodeRoomEnded, "the consultation in room %s is over", claims.Room)
+	}
+	id := tokenID(m.Token)
+	if err := s.used.check(id, s.now()); err != nil {
+		return err // before the room: a refused token opens none
+	}
 	r, err := s.room(claims.Room)
 	if err != nil {
 		return err
 	}
-	return r.join(c, claims)
+	return r.join(c, claims, id)
+}
+
+// checkTokenTimes refuses a token issued before the server started (its
+// room may have ended, or the token been used, before a restart: the
+// server keeps nothing across one), and a token valid for longer than a
+// session may last, which the record of used tokens would have to hold as
+// long.
+func (s *Server) checkTokenTimes(c *Claims) error {
+	iat := c.IssuedAt.Time
+	if iat.Before(s.epoch) {
+		return signalapi.RefuseFatal(signalapi.CodeTokenExpired, "token was issued at %s, before this signalling server started (%s): tokens do not outlive a restart, so that a room that ended stays ended; ask the app's backend for a new one",
+			iat.UTC().Format(time.RFC3339), s.epoch.UTC().Format(time.RFC3339))
+	}
+	if life := c.ExpiresAt.Sub(iat); life > s.cfg.MaxSessionLength {
+		return signalapi.RefuseFatal(signalapi.CodeTokenInvalid, "token is valid for %s (claim \"iat\" to claim \"exp\"), longer than the server's maximum session length %s: sign tokens that expire sooner", life, s.cfg.MaxSessionLength)
+	}
+	return nil
+}
+
+// resume seats a connection that presents a resume ticket.
+func (s *Server) resume(c *conn, m *signalapi.Message) error {
+	id, hash, err := ticketRoom(m.Ticket)
+	if err != nil {
+		return err
+	}
+	if m.Room != "" && m.Room != id {
+		return signalapi.RefuseFatal(signalapi.CodeWrongRoom, "the ticket is for another room than %s", m.Room)
+	}
+	s.mu.Lock()
+	closing, r := s.closing, s.rooms[id]
+	_, over := s.ended[id]
+	s.mu.Unlock()
+	switch {
+	case closing:
+		return signalapi.RefuseFatal(signalapi.CodeShuttingDown, "the server is shutting down")
+	case r == nil && over:
+		return signalapi.RefuseFatal(signalapi.CodeRoomEnded, "the consultation in room %s is over", id)
+	case r == nil:
+		return signalapi.RefuseFatal(signalapi.CodeTicketInvalid, "this server holds no room %s: the ticket is from before a restart of the server, or its room never opened here; ask the app's backend for a new token", id)
+	}
+	return r.resume(c, hash)
 }
 
 // room returns the open room id, creating it if needed. Its error is a
@@ -214,7 +296,9 @@ func (s *Server) forget(r *room) {
 		delete(s.rooms, r.id)
 		s.metrics.rooms.Dec()
 	}
-	s.ended[r.id] = r.expires.Add(tokenLeeway)
+	// A token of the room issued before now expires within a session's
+	// maximum length (checkTokenTimes), clock skew allowed on iat and exp.
+	s.ended[r.id] = s.now().Add(s.cfg.MaxSessionLength + 2*tokenLeeway)
 }
 
 func (s *Server) pruneEndedLocked() {
@@ -269,8 +353,9 @@ func (s *Server) Sessions() signalapi.SessionsResponse {
 // Close stops the server gracefully: it refuses new connections and
 // rooms, ends every session (notarizing the end records), waits for those
 // notarizations and the webhook queue until ctx ends, then closes every
-// connection and waits for every goroutine of the server to return. The
-// error says what ctx cut short.
+// connection and waits for every goroutine of the server to return; last,
+// it shuts down the HTTP servers of Serve. The error says what ctx cut
+// short.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -292,6 +377,16 @@ func (s *Server) Close(ctx context.Context) error {
 	s.cancel()
 	s.workers.Wait()
 	s.conns.Wait()
+	// Last, the HTTP servers of Serve, which answered shutting_down until
+	// now; what ctx leaves no time for is closed at once.
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	for _, hs := range servers {
+		if hs.Shutdown(ctx) != nil {
+			hs.Close()
+		}
+	}
 	return err
 }
 

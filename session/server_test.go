@@ -36,11 +36,21 @@ type client struct {
 
 func dial(t *testing.T, s *sessiontest.Signal) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, s.WS, nil)
+	c, err := tryDial(t, s, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return c
+}
+
+// tryDial opens a WebSocket to the server with an HTTP client (nil: the
+// default one).
+func tryDial(t *testing.T, s *sessiontest.Signal, hc *http.Client) (*client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, s.WS, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		return nil, err
 	}
 	ws.SetReadLimit(8 << 20)
 	c := &client{t: t, ws: ws, in: make(chan *signalapi.Message, 256), closed: make(chan struct{})}
@@ -61,7 +71,7 @@ func dial(t *testing.T, s *sessiontest.Signal) *client {
 		}
 	}()
 	t.Cleanup(func() { ws.CloseNow() })
-	return c
+	return c, nil
 }
 
 func (c *client) sendRaw(data []byte) {
@@ -132,7 +142,45 @@ func (c *client) expectClosed() {
 func (c *client) join(token string) *signalapi.Message {
 	c.t.Helper()
 	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: token})
-	return c.expect(signalapi.TypeJoined)
+	return c.joined()
+}
+
+// resume joins with a resume ticket.
+func (c *client) resume(ticket string) *signalapi.Message {
+	c.t.Helper()
+	c.send(signalapi.Message{Type: signalapi.TypeJoin, Ticket: ticket})
+	return c.joined()
+}
+
+// joined waits for the joined message, which must carry a ticket.
+func (c *client) joined() *signalapi.Message {
+	c.t.Helper()
+	j := c.expect(signalapi.TypeJoined)
+	if j.Ticket == "" {
+		c.t.Fatalf("joined has no resume ticket: %+v", j)
+	}
+	return j
+}
+
+// refused sends a join and expects the fatal error code, then the close
+// with the code as its reason.
+func (c *client) refused(join signalapi.Message, code signalapi.Code) *signalapi.Message {
+	c.t.Helper()
+	c.send(join)
+	var m *signalapi.Message
+	select {
+	case m = <-c.in:
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("no answer to join; want error %s", code)
+	}
+	if m.Type != signalapi.TypeError || m.Code != code || m.Message == "" {
+		c.t.Fatalf("join answered %s %s (%s); want error %s", m.Type, m.Code, m.Message, code)
+	}
+	c.expectClosed()
+	if c.status != websocket.StatusPolicyViolation {
+		c.t.Errorf("closed with %v after %s", c.status, code)
+	}
+	return m
 }
 
 // sdpOffer returns a real offer made by pion, with its DTLS fingerprint.
@@ -166,6 +214,14 @@ func started(t *testing.T, s *sessiontest.Signal, room string) (patient, physici
 	patient, physician = dial(t, s), dial(t, s)
 	patient.join(patientTok)
 	physician.join(physicianTok)
+	startSession(t, patient, physician)
+	return patient, physician
+}
+
+// startSession exchanges offer and answer between two joined clients and
+// waits for their session-start receipts.
+func startSession(t *testing.T, patient, physician *client) {
+	t.Helper()
 	offer, _ := sdpOffer(t)
 	answer, _ := sdpOffer(t)
 	physician.send(signalapi.Message{Type: signalapi.TypeOffer, SDP: offer})
@@ -174,7 +230,6 @@ func started(t *testing.T, s *sessiontest.Signal, room string) (patient, physici
 	physician.expect(signalapi.TypeAnswer)
 	patient.expect(signalapi.TypeReceipt)
 	physician.expect(signalapi.TypeReceipt)
-	return patient, physician
 }
 
 func medicationRequest(t testing.TB) []byte {
@@ -340,18 +395,40 @@ func TestJoinRefusals(t *testing.T) {
 	c.expectClosed()
 
 	first := dial(t, s)
-	first.join(patientTok)
+	firstJoined := first.join(patientTok)
 	intruder, _ := s.TokenKey.Issue("room-a", signalapi.RolePatient, "someone-else", time.Now().Add(time.Hour))
 	c = dial(t, s)
 	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: intruder})
 	c.expectError(signalapi.CodeRoomFull)
 	c.expectClosed()
 
-	// The same participant on a new connection replaces the old one.
+	// The token joins once; tickets are checked.
+	dial(t, s).refused(signalapi.Message{Type: signalapi.TypeJoin, Token: patientTok}, signalapi.CodeTokenUsed)
+	for _, tc := range []struct {
+		name string
+		join signalapi.Message
+		code signalapi.Code
+	}{
+		{"not a ticket", signalapi.Message{Type: signalapi.TypeJoin, Ticket: "not-a-ticket"}, signalapi.CodeTicketInvalid},
+		{"another seat's", signalapi.Message{Type: signalapi.TypeJoin, Ticket: "room-a." + strings.Repeat("A", 43)}, signalapi.CodeTicketInvalid},
+		{"no such room", signalapi.Message{Type: signalapi.TypeJoin, Ticket: "room-z" + strings.TrimPrefix(firstJoined.Ticket, "room-a")}, signalapi.CodeTicketInvalid},
+		{"room mismatch", signalapi.Message{Type: signalapi.TypeJoin, Ticket: firstJoined.Ticket, Room: "room-b"}, signalapi.CodeWrongRoom},
+		{"token and ticket", signalapi.Message{Type: signalapi.TypeJoin, Ticket: firstJoined.Ticket, Token: patientTok}, signalapi.CodeBadMessage},
+	} {
+		if m := dial(t, s).refused(tc.join, tc.code); !strings.Contains(m.Message, "ticket") && tc.code != signalapi.CodeWrongRoom {
+			t.Errorf("%s: %q does not name the ticket", tc.name, m.Message)
+		}
+	}
+
+	// The same participant on a new connection, with its ticket, replaces
+	// the old one.
 	again := dial(t, s)
-	again.join(patientTok)
+	againJoined := again.resume(firstJoined.Ticket)
 	first.expectError(signalapi.CodeReplaced)
 	first.expectClosed()
+	if againJoined.Ticket == firstJoined.Ticket {
+		t.Fatal("the ticket was not renewed")
+	}
 
 	again.send(signalapi.Message{Type: signalapi.TypeLeave})
 	if end := again.expect(signalapi.TypeSessionEnd); len(end.Bundle) != 0 {
@@ -360,22 +437,28 @@ func TestJoinRefusals(t *testing.T) {
 	c = dial(t, s)
 	c.send(signalapi.Message{Type: signalapi.TypeJoin, Token: patientTok})
 	c.expectError(signalapi.CodeRoomEnded)
+	dial(t, s).refused(signalapi.Message{Type: signalapi.TypeJoin, Ticket: againJoined.Ticket}, signalapi.CodeRoomEnded)
 }
 
 // TestReconnect: a participant whose connection drops comes back within
-// the grace window, resumes, and the record counts the reconnection; one
-// that does not come back ends the session with a notarized record.
+// the grace window with its resume ticket, resumes, and the record counts
+// the reconnection; one that does not come back ends the session with a
+// notarized record.
 func TestReconnect(t *testing.T) {
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.Grace = 2 * time.Second })
-	patient, physician := started(t, s, "room-r")
-	patientTok, _ := s.Tokens(t, "room-r")
+	patientTok, physicianTok := s.Tokens(t, "room-r")
+	patient, physician := dial(t, s), dial(t, s)
+	ticket := patient.join(patientTok).Ticket
+	physician.join(physicianTok)
+	startSession(t, patient, physician)
 	patient.ws.CloseNow()
 	if left := physician.expect(signalapi.TypePeerLeft); left.Role != signalapi.RolePatient || left.GraceMillis != 2000 {
 		t.Fatalf("peer-left: %+v", left)
 	}
 	patient = dial(t, s)
-	if j := patient.join(patientTok); !j.Resumed || !*j.PeerPresent {
+	j := patient.resume(ticket)
+	if !j.Resumed || !*j.PeerPresent || j.Ticket == ticket {
 		t.Fatalf("joined: %+v", j)
 	}
 	if back := physician.expect(signalapi.TypePeerJoined); !back.Resumed {
@@ -538,7 +621,7 @@ func TestWebhookNeverBlocksSignalling(t *testing.T) {
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, func(c *session.Config) {
 		c.Webhook.URL, c.Webhook.Secret = hook, bytes.Repeat([]byte("k"), 32)
-		c.Webhook.Queue, c.Webhook.HTTPClient = 4, &http.Client{Timeout: time.Hour}
+		c.Webhook.Queue, c.Webhook.Timeout = 4, time.Hour
 	})
 	for i := range 3 {
 		patient, physician := started(t, s, fmt.Sprintf("room-hook-%d", i))

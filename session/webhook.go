@@ -5,8 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -50,13 +55,11 @@ const webhookWorkers = 4
 // newWebhooker starts the senders of a validated configuration; with no
 // URL it returns a webhooker that drops every event.
 func newWebhooker(ctx context.Context, cfg WebhookConfig, s *Server) *webhooker {
-	w := &webhooker{cfg: cfg, srv: s, http: cfg.HTTPClient}
+	w := &webhooker{cfg: cfg, srv: s}
 	if cfg.URL == "" {
 		return w
 	}
-	if w.http == nil {
-		w.http = &http.Client{Timeout: 10 * time.Second}
-	}
+	w.http = webhookClient(cfg)
 	w.queue = make(chan delivery, cfg.Queue)
 	w.ctx, w.stop = context.WithCancel(ctx)
 	for range webhookWorkers {
@@ -117,11 +120,16 @@ func (w *webhooker) send(d delivery) {
 	}
 	w.srv.metrics.webhooks.WithLabelValues("failed").Inc()
 	w.srv.log.WarnContext(w.ctx, "webhook delivery failed", "room", d.room, "event", d.event, "error", last)
-	w.srv.alert(signalapi.AlertWebhookFailed, d.room, fmt.Sprintf("%s event not delivered after retries: %v", d.event, last))
+	w.srv.alert(signalapi.AlertWebhookFailed, d.room, fmt.Sprintf("%s event not delivered: %v", d.event, last))
 }
 
+// post makes one delivery attempt, within the webhook's timeout. A
+// redirect is a permanent failure: the app's backend answered, and it
+// will answer the same to a retry.
 func (w *webhooker) post(body []byte) error {
-	req, err := http.NewRequestWithContext(w.ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return backoff.Permanent(err)
 	}
@@ -132,8 +140,66 @@ func (w *webhooker) post(body []byte) error {
 		return err
 	}
 	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode/100 == 3:
+		return backoff.Permanent(fmt.Errorf("webhook answered HTTP %d, a redirect (to %.200q), which is never followed: set the webhook URL to where it should deliver", resp.StatusCode, resp.Header.Get("Location")))
+	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("webhook answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// webhookClient returns the client of a validated webhook configuration:
+// the configured one, or one that dials only the URL's host and port,
+// directly, and for an http URL only to a loopback address; either way it
+// never follows a redirect.
+func webhookClient(cfg WebhookConfig) *http.Client {
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		c.CheckRedirect = refuseRedirect
+		return &c
+	}
+	u, _ := url.Parse(cfg.URL) // validated
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	target := net.JoinHostPort(u.Hostname(), port)
+	dialer := &net.Dialer{Timeout: cfg.Timeout}
+	if u.Scheme == "http" {
+		dialer.Control = loopbackOnly
+	}
+	transport := &http.Transport{
+		Proxy: nil, // a proxy would carry the bundles elsewhere
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if !strings.EqualFold(addr, target) { // the transport writes the host in lower case
+				return nil, fmt.Errorf("webhook: refusing to dial %s: deliveries go to %s only", addr, target)
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+		MaxIdleConnsPerHost:   webhookWorkers,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: transport, CheckRedirect: refuseRedirect, Timeout: cfg.Timeout}
+}
+
+// refuseRedirect has the client return a redirect as the answer, without
+// following it.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// loopbackOnly refuses a connection to an address that is not loopback:
+// plain http deliveries stay on the machine (localhost must resolve
+// there).
+func loopbackOnly(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.Unmap().IsLoopback() {
+		return fmt.Errorf("webhook: refusing plain http to %s, which is not a loopback address: use https", address)
 	}
 	return nil
 }

@@ -82,6 +82,7 @@ type nodeFlags struct {
 	raftCert, raftKey, raftCA                        string
 	insecureRaft                                     bool
 	maxClockSkew                                     time.Duration
+	minFreeDiskMiB                                   uint64
 	logLevel                                         string
 	logJSON                                          bool
 	debugAddr                                        string
@@ -109,6 +110,7 @@ func (f *nodeFlags) define(env *environment, fs *flag.FlagSet) {
 	fs.StringVar(&f.raftKey, "raft-tls-key", "", "private key (PEM, mode 0600) of --raft-tls-cert")
 	fs.StringVar(&f.raftCA, "raft-tls-ca", "", "CA certificates (PEM) that sign every node's --raft-tls-cert")
 	fs.BoolVar(&f.insecureRaft, "insecure-raft", false, "run raft without TLS: only for a development cluster whose --raft-addr is on loopback")
+	fs.Uint64Var(&f.minFreeDiskMiB, "min-free-disk", cluster.DefaultConfig().MinFreeDisk>>20, "MiB this node keeps free on its data directory's disk: with less, it is not ready and as leader refuses writes before one fails halfway")
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", cluster.DefaultConfig().MaxClockSkew, "how far this node's clock may be from those of a majority of the cluster for it to stamp receipts as leader; beyond it, it refuses writes and raises an alert")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
@@ -153,7 +155,7 @@ func (f *nodeFlags) config(env *environment) (cluster.Config, error) {
 	cfg.ID, cfg.DataDir = f.id, f.dataDir
 	cfg.RaftAddr, cfg.RaftAdvertise, cfg.HTTPAddr, cfg.HTTPAdvertise = f.raftAddr, f.raftAdvertise, f.httpAddr, f.httpAdvertise
 	cfg.Bootstrap, cfg.Origin = f.bootstrap, f.origin
-	cfg.InsecureRaft, cfg.MaxClockSkew = f.insecureRaft, f.maxClockSkew
+	cfg.InsecureRaft, cfg.MaxClockSkew, cfg.MinFreeDisk = f.insecureRaft, f.maxClockSkew, f.minFreeDiskMiB<<20
 	if offset := f.clockOffset; offset != 0 {
 		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -50,6 +49,7 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 	select {
 	case <-ctx.Done():
 	case err := <-s.served:
+		s.srv.Close(context.Background())
 		return fail(err)
 	}
 	if err := s.shutdown(); err != nil {
@@ -70,6 +70,8 @@ type signalFlags struct {
 	origins                   string
 	grace                     time.Duration
 	tlsCert, tlsKey           string
+	appIssuer                 string
+	maxConns, maxConnsPerIP   int
 	logLevel                  string
 	logJSON                   bool
 }
@@ -88,6 +90,10 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long a participant whose connection dropped has to come back")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate (PEM) to serve HTTPS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM, mode 0600) of --tls-cert")
+	fs.StringVar(&f.appIssuer, "app-token-issuer", "", "the iss claim of room tokens an app backend signs with --token-key-file (tokens of any other issuer but this server's are refused)")
+	def := session.DefaultHTTPConfig()
+	fs.IntVar(&f.maxConns, "max-conns", def.MaxConns, "connections held at once (a WebSocket is one; each room holds two)")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", def.MaxConnsPerIP, "connections held at once from one address")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 }
@@ -133,9 +139,10 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, err
 	} else {
 		rand.Read(tokenKey)
 	}
-	if cfg.TokenKey, err = session.NewTokenKey(tokenKey); err != nil {
+	if cfg.TokenKey, err = session.NewTokenKey(tokenKey, f.appIssuer); err != nil {
 		return cfg, nil, err
 	}
+	cfg.HTTP.MaxConns, cfg.HTTP.MaxConnsPerIP = f.maxConns, f.maxConnsPerIP
 	if f.webhook != "" {
 		secret, err := readSecret(f.webhookSecretFile, "--webhook-secret-file", session.MinTokenKey)
 		if err != nil {
@@ -171,9 +178,8 @@ func (f *signalFlags) notaryClient() (*notaryapi.Client, error) {
 // signalServer is a running signalling server and its HTTP server.
 type signalServer struct {
 	srv    *session.Server
-	hs     *http.Server
 	url    string
-	served chan error // the HTTP server's end
+	served chan error // the end of serving
 }
 
 // startSignal starts the signalling server and serves it on listen.
@@ -189,20 +195,15 @@ func startSignal(ctx context.Context, cfg session.Config, listen string, srvTLS 
 		srv.Close(context.Background())
 		return nil, fmt.Errorf("--listen %s: %w (is another server on that port?)", listen, err)
 	}
-	s := &signalServer{srv: srv, served: make(chan error, 1),
-		hs: &http.Server{Handler: srv.Handler(), TLSConfig: srvTLS, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}}
+	s := &signalServer{srv: srv, served: make(chan error, 1)}
 	scheme := "http"
 	if srvTLS != nil {
 		scheme = "https"
 	}
 	s.url = scheme + "://" + ln.Addr().String()
-	go func() {
-		if srvTLS != nil {
-			s.served <- s.hs.ServeTLS(ln, "", "")
-		} else {
-			s.served <- s.hs.Serve(ln)
-		}
-	}()
+	// Serve applies the connection caps and timeouts of cfg.HTTP, and
+	// HSTS over TLS; Close stops it.
+	go func() { s.served <- srv.Serve(ln, srvTLS) }()
 	return s, nil
 }
 
@@ -213,7 +214,6 @@ func (s *signalServer) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), signalStopTimeout)
 	defer cancel()
 	err := s.srv.Close(ctx)
-	s.hs.Shutdown(ctx)
 	<-s.served
 	return err
 }

@@ -8,7 +8,8 @@
 //
 // The physician offers; candidates that arrive before the remote
 // description are buffered; a dropped WebSocket is rejoined within
-// Config.ReconnectWindow and the physician then restarts ICE. [Pair] runs
+// Config.ReconnectWindow with the resume ticket the server handed the peer
+// (a token joins once) and the physician then restarts ICE. [Pair] runs
 // both sides of a consultation on one machine, for demos, load generators
 // and tests.
 //

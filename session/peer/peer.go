@@ -20,8 +20,14 @@ import (
 type Config struct {
 	// URL is the server's WebSocket URL, such as wss://signal.example.org/v1/signal.
 	URL string
-	// Token is the participant's room token.
+	// Token is the participant's room token. It joins once: the peer
+	// comes back after a dropped connection with the resume ticket the
+	// server handed it (see Peer.Ticket).
 	Token string
+	// Ticket, instead of Token, resumes a seat that another Peer (of an
+	// earlier run of the app, say) held: the value of its Ticket, within
+	// the server's grace window after its connection closed.
+	Ticket string
 	// Policy verifies receipts; nil means the keys the server serves at
 	// /v1/keys, one signature needed.
 	Policy *notary.Policy
@@ -112,6 +118,7 @@ type Peer struct {
 
 	mu          sync.Mutex // guards the fields below
 	ws          *websocket.Conn
+	ticket      string // the resume ticket of the last joined message
 	pendingICE  []webrtc.ICECandidateInit
 	offered     bool // the physician made its first offer
 	channel     *webrtc.DataChannel
@@ -147,9 +154,13 @@ func Join(ctx context.Context, cfg Config) (*Peer, error) {
 	if cfg.ReconnectWindow <= 0 {
 		cfg.ReconnectWindow = 20 * time.Second
 	}
+	if (cfg.Token == "") == (cfg.Ticket == "") {
+		return nil, errors.New("peer: config: set Token (to join) or Ticket (to resume a seat), one of them")
+	}
 	p := &Peer{
 		cfg: cfg, log: cfg.Logger, open: make(chan struct{}), waiters: map[string]chan result{},
 		ended: make(chan struct{}), receipts: make(chan Receipt, 1024), readerDone: make(chan struct{}),
+		ticket: cfg.Ticket,
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.setUp(ctx); err != nil {
@@ -231,6 +242,16 @@ func (p *Peer) Room() string { return p.room }
 
 // Session is the session's id.
 func (p *Peer) Session() string { return p.session }
+
+// Ticket is the resume ticket of the last joined message: what another
+// Peer (Config.Ticket) presents to take this seat back, within the
+// server's grace window after this peer's connection closed. It changes
+// on every reconnection. Keep it as secret as the token.
+func (p *Peer) Ticket() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ticket
+}
 
 // PeerConnection is the underlying pion peer connection.
 func (p *Peer) PeerConnection() *webrtc.PeerConnection { return p.pc }

@@ -3,10 +3,13 @@ package peer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,3 +302,151 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 
 func (endingContext) Done() <-chan struct{} { return closedChan }
 func (c endingContext) Err() error          { return nil }
+
+// TestRejoinWithTicket: the patient's signalling connection is cut; the
+// peer comes back with the resume ticket the server handed it (its token
+// joins once) and the consultation goes on. The patient's join link used
+// again by another peer is refused, and the patient stays. A new Peer of
+// the same app takes the seat back with the ticket after the first one
+// closed.
+func TestRejoinWithTicket(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, nil)
+	proxy := startCutProxy(t, s.HTTP.Listener.Addr().String())
+	patientCfg, physicianCfg := pairConfigs(t, n, s, "room-rejoin")
+	patientCfg.URL = "ws://" + proxy.addr() + "/v1/signal"
+	patient, physician, err := peer.Pair(ctx, patientCfg, physicianCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { patient.Close(); physician.Close() })
+	resource := fhirExamples(t)["MedicationRequest-medrx0302.json"]
+	prescribe := func(ref string, to *peer.Peer) {
+		t.Helper()
+		if _, err := physician.Prescribe(ctx, ref, resource); err != nil {
+			t.Fatalf("prescribe %s: %v", ref, err)
+		}
+		if r := nextReceipt(t, ctx, to, notary.KindPrescription); r.Ref != ref {
+			t.Fatalf("patient got %q, want %q", r.Ref, ref)
+		}
+	}
+
+	// The leaked link.
+	thief := patientCfg
+	thief.URL = s.WS
+	if p, err := peer.Join(ctx, thief); !errors.Is(err, signalapi.CodeTokenUsed) {
+		if p != nil {
+			p.Close()
+		}
+		t.Fatalf("a second join with the patient's token: %v, want token_used", err)
+	}
+	prescribe("rx-after-leak", patient)
+
+	// The cut: back with the ticket.
+	first := patient.Ticket()
+	if first == "" {
+		t.Fatal("the peer holds no resume ticket")
+	}
+	proxy.cut()
+	sessiontest.WaitFor(t, "the patient to rejoin with a new ticket", func() bool { return patient.Ticket() != first && connected(s, signalapi.RolePatient) })
+	prescribe("rx-after-cut", patient)
+
+	// Another Peer takes the seat back with the ticket.
+	ticket := patient.Ticket()
+	patient.Close()
+	sessiontest.WaitFor(t, "the patient to be away", func() bool { return !connected(s, signalapi.RolePatient) })
+	again := patientCfg
+	again.URL, again.Token, again.Ticket = s.WS, "", ticket
+	back, err := peer.Join(ctx, again)
+	if err != nil {
+		t.Fatalf("join with the ticket: %v", err)
+	}
+	t.Cleanup(func() { back.Close() })
+	if back.Role() != signalapi.RolePatient || back.Room() != "room-rejoin" || back.Ticket() == ticket {
+		t.Fatalf("resumed as %s in %s with ticket renewed %v", back.Role(), back.Room(), back.Ticket() != ticket)
+	}
+	prescribe("rx-after-resume", back)
+	if _, err := physician.Leave(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if end, err := back.WaitEnd(ctx); err != nil || end == nil || end.Err != nil {
+		t.Fatalf("session end: %+v %v", end, err)
+	}
+}
+
+// connected reports whether a role of the server's one room is connected.
+func connected(s *sessiontest.Signal, role signalapi.Role) bool {
+	for _, si := range s.Server.Sessions().Sessions {
+		for _, p := range si.Participants {
+			if p.Role == role {
+				return p.Connected
+			}
+		}
+	}
+	return false
+}
+
+// cutProxy forwards TCP connections to the server until cut closes them
+// all, as a network outage would.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex // guards conns
+	conns map[net.Conn]bool
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, conns: map[net.Conn]bool{}}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[s] = true, true
+			p.mu.Unlock()
+			wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+// cut closes every connection open through the proxy.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}

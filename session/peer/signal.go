@@ -15,24 +15,37 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// dialAndJoin opens the WebSocket and joins; it returns the joined message.
+// dialAndJoin opens the WebSocket and joins: with the resume ticket of the
+// last joined message when there is one (the token joins once), else with
+// the token. It keeps the new ticket and returns the joined message.
 func (p *Peer) dialAndJoin(ctx context.Context) (*websocket.Conn, *signalapi.Message, error) {
 	ws, _, err := websocket.Dial(ctx, p.cfg.URL, &websocket.DialOptions{HTTPClient: p.cfg.HTTPClient})
 	if err != nil {
 		return nil, nil, fmt.Errorf("peer: connect to %s: %w", p.cfg.URL, err)
 	}
-	m, err := join(ctx, ws, p.cfg.Token)
+	p.mu.Lock()
+	msg := &signalapi.Message{Type: signalapi.TypeJoin, Token: p.cfg.Token}
+	if p.ticket != "" {
+		msg = &signalapi.Message{Type: signalapi.TypeJoin, Ticket: p.ticket}
+	}
+	p.mu.Unlock()
+	m, err := join(ctx, ws, msg)
 	if err != nil {
 		ws.CloseNow()
 		return nil, nil, err
+	}
+	if m.Ticket != "" {
+		p.mu.Lock()
+		p.ticket = m.Ticket
+		p.mu.Unlock()
 	}
 	return ws, m, nil
 }
 
 // join sends the join message and reads the answer.
-func join(ctx context.Context, ws *websocket.Conn, token string) (*signalapi.Message, error) {
+func join(ctx context.Context, ws *websocket.Conn, msg *signalapi.Message) (*signalapi.Message, error) {
 	ws.SetReadLimit(4 << 20) // bundles with documents
-	data, _ := json.Marshal(&signalapi.Message{Type: signalapi.TypeJoin, Token: token})
+	data, _ := json.Marshal(msg)
 	if err := ws.Write(ctx, websocket.MessageText, data); err != nil {
 		return nil, fmt.Errorf("peer: join: %w", err)
 	}
@@ -115,9 +128,10 @@ func (p *Peer) isEnded() bool {
 	}
 }
 
-// rejoin dials again with the same token, with a jittered backoff, until
-// the reconnect window passes or the server refuses; the physician then
-// restarts ICE. It reports whether the peer is back.
+// rejoin dials again with the resume ticket of the last joined message,
+// with a jittered backoff, until the reconnect window passes or the server
+// refuses; the physician then restarts ICE. It reports whether the peer is
+// back.
 func (p *Peer) rejoin() bool {
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ReconnectWindow)
 	defer cancel()

@@ -35,13 +35,28 @@ const (
 	CodeNotJoined Code = "not_joined"
 	// CodeAlreadyJoined: a second join on one connection.
 	CodeAlreadyJoined Code = "already_joined"
-	// CodeTokenInvalid: a token that is malformed, forged or not for this
-	// server. Do not retry with it.
+	// CodeTokenInvalid: a token that is malformed, forged, not for this
+	// server (aud), from an issuer it does not accept (iss), without iat,
+	// or valid for longer than the server's maximum session length. Do
+	// not retry with it.
 	CodeTokenInvalid Code = "token_invalid"
-	// CodeTokenExpired: a token past its expiry. Ask the app's backend for
-	// a new one.
+	// CodeTokenExpired: a token past its expiry, or issued before the
+	// signalling server last started (tokens do not survive a restart, so
+	// that a room that ended stays ended). Ask the app's backend for a new
+	// one.
 	CodeTokenExpired Code = "token_expired"
-	// CodeWrongRoom: a token for another room than the one asked for.
+	// CodeTokenUsed: a join token that has seated a participant already.
+	// A token joins once: to come back, send the resume ticket of the
+	// last joined message; without it, ask the app's backend for a new
+	// token. The participant the token seated stays connected.
+	CodeTokenUsed Code = "token_used"
+	// CodeTicketInvalid: a resume ticket that the server does not hold:
+	// malformed, replaced by a newer one, expired (its connection closed
+	// longer ago than the grace window) or from before a restart of the
+	// server. Ask the app's backend for a new token.
+	CodeTicketInvalid Code = "ticket_invalid"
+	// CodeWrongRoom: a token or ticket for another room than the one
+	// asked for.
 	CodeWrongRoom Code = "wrong_room"
 	// CodeRoomFull: the role is taken by another subject.
 	CodeRoomFull Code = "room_full"

@@ -17,7 +17,7 @@ type Type string
 
 // Types of the messages a client sends.
 const (
-	TypeJoin         Type = "join"         // first message: the room token
+	TypeJoin         Type = "join"         // first message: the room token, or the resume ticket of an earlier connection
 	TypeOffer        Type = "offer"        // an SDP offer, relayed to the other participant
 	TypeAnswer       Type = "answer"       // an SDP answer, relayed
 	TypeCandidate    Type = "candidate"    // an ICE candidate, relayed
@@ -46,6 +46,7 @@ const (
 	MaxRefLength        = 64       // characters of a client reference
 	MaxReasonLength     = 200      // characters of a leave reason
 	MaxTokenSize        = 4096     // bytes of a room token
+	MaxTicketSize       = 128      // bytes of a resume ticket
 	MaxPrescriptionSize = 48 << 10 // bytes of a MedicationRequest
 )
 
@@ -54,8 +55,12 @@ const (
 type Message struct {
 	Type Type `json:"type"`
 
-	// join
+	// join: the room token, for a first join (a token seats once)
 	Token string `json:"token,omitempty"`
+	// join: the resume ticket of an earlier connection, instead of the
+	// token, to come back to the seat; joined: the ticket for the next
+	// reconnection (a new one on every join)
+	Ticket string `json:"ticket,omitempty"`
 	// join (optional: the room the client means to enter), joined
 	Room string `json:"room,omitempty"`
 
@@ -114,6 +119,7 @@ type Candidate struct {
 type clientMessage struct {
 	Type        *Type           `json:"type"`
 	Token       *string         `json:"token"`
+	Ticket      *string         `json:"ticket"`
 	Room        *string         `json:"room"`
 	SDP         *string         `json:"sdp"`
 	Candidate   *Candidate      `json:"candidate"`
@@ -128,7 +134,7 @@ type clientMessage struct {
 // clientFields are the fields each type a client may send carries,
 // besides "type".
 var clientFields = map[Type][]string{
-	TypeJoin:         {"token", "room"},
+	TypeJoin:         {"token", "ticket", "room"},
 	TypeOffer:        {"sdp"},
 	TypeAnswer:       {"sdp"},
 	TypeCandidate:    {"candidate"},
@@ -171,7 +177,7 @@ func DecodeClientMessage(data []byte) (*Message, error) {
 	for _, s := range []struct {
 		dst *string
 		src *string
-	}{{&m.Token, cm.Token}, {&m.Room, cm.Room}, {&m.SDP, cm.SDP}, {&m.Ref, cm.Ref}, {&m.Scope, cm.Scope}, {&m.Reason, cm.Reason}} {
+	}{{&m.Token, cm.Token}, {&m.Ticket, cm.Ticket}, {&m.Room, cm.Room}, {&m.SDP, cm.SDP}, {&m.Ref, cm.Ref}, {&m.Scope, cm.Scope}, {&m.Reason, cm.Reason}} {
 		if s.src != nil {
 			*s.dst = *s.src
 		}
@@ -217,7 +223,7 @@ func (cm *clientMessage) given() []string {
 		name  string
 		given bool
 	}{
-		{"token", cm.Token != nil}, {"room", cm.Room != nil}, {"sdp", cm.SDP != nil},
+		{"token", cm.Token != nil}, {"ticket", cm.Ticket != nil}, {"room", cm.Room != nil}, {"sdp", cm.SDP != nil},
 		{"candidate", cm.Candidate != nil}, {"fingerprint", cm.Fingerprint != nil}, {"ref", cm.Ref != nil},
 		{"resource", cm.Resource != nil}, {"scope", cm.Scope != nil}, {"granted", cm.Granted != nil},
 		{"reason", cm.Reason != nil},
@@ -261,10 +267,16 @@ func deref(s *string) string {
 func (m *Message) checkBounds() error {
 	switch m.Type {
 	case TypeJoin:
-		if m.Token == "" {
-			return RefuseFatal(CodeTokenInvalid, "join has no token")
-		}
-		if len(m.Token) > MaxTokenSize {
+		switch {
+		case m.Token != "" && m.Ticket != "":
+			return RefuseFatal(CodeBadMessage, "join has both a token and a ticket: send the ticket to come back, the token only to join the first time")
+		case m.Ticket != "":
+			if len(m.Ticket) > MaxTicketSize || !printable(m.Ticket) {
+				return RefuseFatal(CodeTicketInvalid, "ticket must be at most %d printable ASCII characters, as joined.ticket gave it", MaxTicketSize)
+			}
+		case m.Token == "":
+			return RefuseFatal(CodeTokenInvalid, "join has no token (nor a ticket)")
+		case len(m.Token) > MaxTokenSize:
 			return RefuseFatal(CodeTokenInvalid, "token is longer than %d bytes", MaxTokenSize)
 		}
 		if m.Room != "" && !ValidID(m.Room) {

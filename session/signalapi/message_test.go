@@ -23,6 +23,10 @@ func TestDecodeClientMessage(t *testing.T) {
 		fatal bool
 	}{
 		{"join", `{"type":"join","token":"a.b.c","room":"r1"}`, "", "", false},
+		{"resume", `{"type":"join","ticket":"r1.abc","room":"r1"}`, "", "", false},
+		{"token and ticket", `{"type":"join","token":"a.b.c","ticket":"r1.abc"}`, signalapi.CodeBadMessage, "ticket", true},
+		{"ticket too long", `{"type":"join","ticket":"` + strings.Repeat("a", signalapi.MaxTicketSize+1) + `"}`, signalapi.CodeTicketInvalid, "ticket", true},
+		{"ticket not printable", `{"type":"join","ticket":"r1.\u0001"}`, signalapi.CodeTicketInvalid, "ticket", true},
 		{"offer", `{"type":"offer","sdp":"v=0"}`, "", "", false},
 		{"fingerprint", `{"type":"fingerprint","fingerprint":"sha-256 ` + fp + `"}`, "", "", false},
 		{"prescription", `{"type":"prescription","ref":"r","resource":{"a":[1,{"b":2}]}}`, "", "", false},
@@ -74,6 +78,7 @@ func TestMessageRoundTrip(t *testing.T) {
 	mid := "0"
 	for _, m := range []signalapi.Message{
 		{Type: signalapi.TypeJoin, Token: "a.b.c", Room: "room-1"},
+		{Type: signalapi.TypeJoin, Ticket: "room-1.abc", Room: "room-1"},
 		{Type: signalapi.TypeCandidate, Candidate: &signalapi.Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", SDPMid: &mid}},
 		{Type: signalapi.TypeFingerprint, Fingerprint: &fp},
 		{Type: signalapi.TypePrescription, Ref: "rx-1", Resource: json.RawMessage(`{"resourceType":"MedicationRequest"}`)},

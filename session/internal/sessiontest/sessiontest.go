@@ -6,7 +6,9 @@ package sessiontest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -95,7 +97,9 @@ func StartNotary(t testing.TB) *Notary {
 
 // Signal is a running signalling server.
 type Signal struct {
-	Server   *session.Server
+	Server *session.Server
+	// HTTP serves it (StartSignal); nil when the server serves itself
+	// (ServeSignal).
 	HTTP     *httptest.Server
 	TokenKey *session.TokenKey
 	// URL is the server's base URL; WS its WebSocket URL.
@@ -109,9 +113,53 @@ func (s *Signal) Client(key string, transport http.RoundTripper) *signalapi.Clie
 	return signalapi.NewClient(signalapi.Config{Base: s.URL, Key: key, HTTPClient: &http.Client{Transport: transport}})
 }
 
-// StartSignal starts a signalling server in front of n; configure may
-// change its config. It is closed when the test ends.
+// StartSignal starts a signalling server in front of n, served by an
+// httptest.Server; configure may change its config (a TokenKey it sets is
+// the Signal's). It is closed when the test ends.
 func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Signal {
+	t.Helper()
+	s, cfg := newSignal(t, n, configure)
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("close signalling server: %v", err)
+		}
+		hs.Close()
+	})
+	return &Signal{Server: s, HTTP: hs, TokenKey: cfg.TokenKey, URL: hs.URL, WS: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/signal"}
+}
+
+// ServeSignal is StartSignal with the server serving itself
+// (session.Server.Serve, with the limits of its Config.HTTP) on a
+// loopback port.
+func ServeSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Signal {
+	t.Helper()
+	s, cfg := newSignal(t, n, configure)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln, nil) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("close signalling server: %v", err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+		}
+	})
+	url := "http://" + ln.Addr().String()
+	return &Signal{Server: s, TokenKey: cfg.TokenKey, URL: url, WS: "ws://" + ln.Addr().String() + "/v1/signal"}
+}
+
+// newSignal makes a server in front of n with a fresh token key and the
+// test's API keys, changed by configure.
+func newSignal(t testing.TB, n *Notary, configure func(*session.Config)) (*session.Server, session.Config) {
 	t.Helper()
 	key := make([]byte, 32)
 	rand.Read(key)
@@ -132,16 +180,7 @@ func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Sign
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("close signalling server: %v", err)
-		}
-		hs.Close()
-	})
-	return &Signal{Server: s, HTTP: hs, TokenKey: tk, URL: hs.URL, WS: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/signal"}
+	return s, cfg
 }
 
 // Tokens issues a patient and a physician token for a new room id.

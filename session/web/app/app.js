@@ -13,7 +13,7 @@
 // demos on one machine).
 
 import { decodeToken, tokenFromFragment } from './token.js';
-import { Signal, signalURL } from './signal.js';
+import { Signal, keptTicket, signalURL } from './signal.js';
 import { Call } from './call.js';
 import * as receipts from './receipts.js';
 import { examplePrescription } from './example.js';
@@ -124,7 +124,10 @@ function showTokenInfo() {
   try {
     const c = decodeToken(token);
     const exp = c.exp ? `, valid until ${c.exp.toLocaleString()}` : '';
-    info.textContent = `You will join room ${c.room} as the ${c.role}${exp}.` + (c.expired ? ' This token has expired.' : '');
+    // A token joins once: a page that joined with it before (and was
+    // reloaded) comes back with the resume ticket the server gave it.
+    const verb = keptTicket(token) ? 'rejoin' : 'join';
+    info.textContent = `You will ${verb} room ${c.room} as the ${c.role}${exp}.` + (c.expired ? ' This token has expired.' : '');
     info.dataset.state = c.expired ? 'bad' : 'ok';
   } catch (err) {
     info.textContent = `${err.message}.`;

@@ -1,13 +1,44 @@
 // Signal is the page's WebSocket to the signalling server (/v1/signal): it
 // joins with the room token, hands every server message on, and when the
-// connection drops it connects again and rejoins with the same token. The
-// server keeps the participant's seat for its grace window (peer-left says
-// how long), so a short network outage does not end the consultation.
+// connection drops it connects again and rejoins with the resume ticket of
+// its last "joined" message: a token joins once, so that a leaked link
+// cannot take the seat. The server keeps the participant's seat for its
+// grace window (peer-left says how long), so a short network outage does
+// not end the consultation. The ticket is kept in sessionStorage, for this
+// tab and this token only, so that a reload of the page comes back to the
+// seat too.
 
 // Error codes after which joining again cannot succeed: the page stops.
 export const FATAL_CODES = new Set([
-  'token_invalid', 'token_expired', 'wrong_room', 'room_full', 'room_ended', 'replaced',
+  'token_invalid', 'token_expired', 'token_used', 'ticket_invalid', 'wrong_room', 'room_full', 'room_ended',
+  'replaced',
 ]);
+
+// Codes after which the kept ticket is of no more use.
+const DROP_TICKET = new Set(['ticket_invalid', 'room_ended', 'token_expired', 'token_invalid', 'wrong_room']);
+
+const TICKET_PREFIX = 'telenotary.ticket:';
+
+/** keptTicket returns the resume ticket kept in this tab for a token, or "". */
+export function keptTicket(token) {
+  try {
+    return sessionStorage.getItem(TICKET_PREFIX + token) || '';
+  } catch {
+    return ''; // storage disabled: the page still works until it is reloaded
+  }
+}
+
+function keepTicket(token, ticket) {
+  try {
+    if (ticket) {
+      sessionStorage.setItem(TICKET_PREFIX + token, ticket);
+    } else {
+      sessionStorage.removeItem(TICKET_PREFIX + token);
+    }
+  } catch {
+    // storage disabled or full: the ticket stays in memory
+  }
+}
 
 const MIN_DELAY = 250; // ms before the first reconnection
 const MAX_DELAY = 5000; // ms between reconnections at most
@@ -29,6 +60,7 @@ export class Signal extends EventTarget {
   #url;
   #token;
   #room;
+  #ticket; // the resume ticket of the last "joined", or ""
   #ws = null;
   #attempt = 0;
   #timer = 0;
@@ -42,7 +74,9 @@ export class Signal extends EventTarget {
     this.#url = url;
     this.#token = token;
     this.#room = room;
+    this.#ticket = keptTicket(token);
   }
+
 
   /** start opens the connection and joins. */
   start() {
@@ -90,7 +124,8 @@ export class Signal extends EventTarget {
     }
     this.#ws = ws;
     ws.onopen = () => {
-      const join = { type: 'join', token: this.#token };
+      // The token joins once; after that the seat is ours by its ticket.
+      const join = this.#ticket ? { type: 'join', ticket: this.#ticket } : { type: 'join', token: this.#token };
       if (this.#room) join.room = this.#room;
       ws.send(JSON.stringify(join));
     };
@@ -107,11 +142,17 @@ export class Signal extends EventTarget {
       Object.defineProperty(msg, 'raw', { value: ev.data, enumerable: false });
       if (msg.type === 'joined') {
         this.#attempt = 0;
+        if (typeof msg.ticket === 'string' && msg.ticket) {
+          this.#ticket = msg.ticket;
+          keepTicket(this.#token, msg.ticket);
+        }
         this.#setState('joined');
       } else if (msg.type === 'error' && FATAL_CODES.has(msg.code)) {
         this.#fatal = msg;
+        if (DROP_TICKET.has(msg.code)) this.#dropTicket();
       } else if (msg.type === 'session-end') {
         this.#ended = true;
+        this.#dropTicket();
       }
       this.dispatchEvent(new CustomEvent('message', { detail: msg }));
     };
@@ -129,6 +170,11 @@ export class Signal extends EventTarget {
       this.#setState('reconnecting');
       this.#timer = setTimeout(() => this.#connect(), delay);
     };
+  }
+
+  #dropTicket() {
+    this.#ticket = '';
+    keepTicket(this.#token, '');
   }
 
   #finish(detail) {
