@@ -111,7 +111,8 @@ func TestConsoleLeaderKilled(t *testing.T) {
 	defer l.stop()
 	tc := startConsole(t, c, 100, 30, 250*time.Millisecond)
 	leader := c.waitLeader()
-	tc.waitScreen("the leader, all nodes up", "leader "+leader.id, "3/3 nodes up")
+	// With the operator token, a node shows the console its peers.
+	tc.waitScreen("the leader, all nodes up, the voters", "leader "+leader.id, "3/3 nodes up", "voters (as the leader sees them): ")
 	l.waitReceipts(t, "receipts before the kill", time.Time{}, 200)
 	waitFor(t, readyTimeout, "receipts/s on screen", func() error {
 		if s := tc.screen(); strings.Contains(s, " 0 receipts/s") {

@@ -54,8 +54,7 @@ func goldenModel(t *testing.T, rec recording) *model {
 		t.Fatal(err)
 	}
 	cfg := Config{Nodes: goldenNodes, Signal: "http://127.0.0.1:18090", Token: operatorToken, Keys: keys}.withDefaults()
-	m := newModel(cfg, func() time.Time { return rec.CapturedAt })
-	m.poll = false
+	m := newModel(cfg, func() time.Time { return rec.CapturedAt }, false)
 	return m
 }
 
@@ -91,30 +90,60 @@ func goldenMessages(t *testing.T, m *model, rec recording) []tea.Msg {
 	return msgs
 }
 
+// nodeAlertMessages add to the scenario a round of answers in which
+// node-2's clock runs 1.5 s ahead (node-1 says so, node-2 says its clock
+// disagrees and that node-1's is off) and node-1 refused raft commands.
+func nodeAlertMessages(t *testing.T, rec recording) []tea.Msg {
+	t.Helper()
+	var msgs []tea.Msg
+	alerts := [][]notaryapi.Alert{
+		{clockOff("node-2", "node-1", "1.502s"), {Kind: notaryapi.AlertRefusedCommands, Node: "node-1",
+			Message: "node-1's state machine refused 2 raft commands (see its log): someone with raft access sent invalid ones"}},
+		{selfSkew("node-2"), clockOff("node-1", "node-2", "-1.502s")},
+	}
+	for i, raw := range rec.Statuses[:2] {
+		var st notaryapi.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		st.Alerts = alerts[i]
+		msgs = append(msgs, statusMsg{node: goldenNodes[i], st: &st, at: rec.CapturedAt})
+	}
+	return msgs
+}
+
 // TestGolden draws every tab, the help and a confirmation at 80×24 and
-// 160×48 with the ASCII colour profile, through a real Bubble Tea program.
+// 160×48 with the ASCII colour profile, through a real Bubble Tea program;
+// and the Cluster and Alerts tabs once the nodes report alerts.
 func TestGolden(t *testing.T) {
 	rec := loadRecording(t)
 	views := []struct {
-		name string
-		keys string
+		name       string
+		keys       string
+		nodeAlerts bool // with nodeAlertMessages
 	}{
-		{"cluster", "1"},
-		{"throughput", "2"},
-		{"feed", "3"},
-		{"feed-paused-filtered", "3p/presc\r"},
-		{"sessions", "4"},
-		{"alerts", "5"},
-		{"verify", "6"},
-		{"help", "?"},
-		{"confirm-remove", "1jx"},
+		{"cluster", "1", false},
+		{"throughput", "2", false},
+		{"feed", "3", false},
+		{"feed-paused-filtered", "3p/presc\r", false},
+		{"sessions", "4", false},
+		{"alerts", "5", false},
+		{"verify", "6", false},
+		{"help", "?", false},
+		{"confirm-remove", "1jx", false},
+		{"cluster-node-alerts", "1j", true},
+		{"alerts-node-alerts", "5", true},
 	}
 	for _, size := range [][2]int{{80, 24}, {160, 48}} {
 		for _, v := range views {
 			t.Run(fmt.Sprintf("%s_%dx%d", v.name, size[0], size[1]), func(t *testing.T) {
 				m := goldenModel(t, rec)
 				tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(size[0], size[1]))
-				for _, msg := range goldenMessages(t, m, rec) {
+				msgs := goldenMessages(t, m, rec)
+				if v.nodeAlerts {
+					msgs = append(msgs, nodeAlertMessages(t, rec)...)
+				}
+				for _, msg := range msgs {
 					tm.Send(msg)
 				}
 				typeKeys(tm, v.keys)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,10 +44,14 @@ type liveCluster struct {
 }
 
 // startLiveCluster starts n nodes (the first bootstraps, the others join
-// it) and waits until all are voters and ready.
-func startLiveCluster(t *testing.T, n int) *liveCluster {
+// it) and waits until all are voters and ready. configure, when given,
+// changes the config of the i-th node (from 0) before it starts.
+func startLiveCluster(t *testing.T, n int, configure ...func(i int, cfg *cluster.Config)) *liveCluster {
 	t.Helper()
 	c := &liveCluster{t: t, dir: t.TempDir()}
+	// Registered before the nodes' Close, so it runs after it: the logs of
+	// a node that is still shutting down go nowhere once the test ends.
+	logs := newTestWriter(t)
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -73,11 +78,14 @@ func startLiveCluster(t *testing.T, n int) *liveCluster {
 		cfg.RaftAddr, cfg.HTTPAddr, cfg.InsecureRaft = "127.0.0.1:0", "127.0.0.1:0", true
 		cfg.Signer, cfg.VerifierKey, cfg.Tokens, cfg.JoinToken = signer, vkey, tokens, operatorToken
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if i == 0 {
 			cfg.Bootstrap, cfg.Origin = true, "console.test/log"
 		} else {
 			cfg.Join = c.urls[:1]
+		}
+		for _, f := range configure {
+			f(i, &cfg)
 		}
 		node, err := cluster.New(context.Background(), cfg)
 		if err != nil {
@@ -113,6 +121,15 @@ func (c *liveCluster) leader() *cluster.Node {
 	return nil
 }
 
+// leaderID is the id of the node that leads now, or "" during an
+// election.
+func (c *liveCluster) leaderID() string {
+	if l := c.leader(); l != nil {
+		return l.Status().ID
+	}
+	return ""
+}
+
 // waitUntil polls cond until it holds, failing the test after
 // conditionWait.
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -126,10 +143,32 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// testWriter sends logs to t.Log.
-type testWriter struct{ t *testing.T }
+// testWriter sends logs to t.Log until the test ends. A node whose Close
+// gave up (a loaded machine) still logs from raft's goroutines, and t.Log
+// after the end of a test panics and ends the whole test binary.
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+func newTestWriter(t *testing.T) *testWriter {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
+
+// Write logs p as one line of the test's log, or drops it once the test
+// has ended.
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }

@@ -5,7 +5,9 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 )
 
-// keyMap is every key binding of the console, with its help text.
+// keyMap is every key binding of the console, with its help text: the
+// global ones (tabs, help, quit) that the root model handles, and those of
+// the components, each of which returns its own in its help.KeyMap.
 type keyMap struct {
 	NextTab, PrevTab, Tab1, Tab2, Tab3, Tab4, Tab5, Tab6 key.Binding
 	Up, Down, Top, Bottom                                key.Binding
@@ -14,8 +16,8 @@ type keyMap struct {
 	Confirm, Cancel, Submit                              key.Binding
 }
 
-func newKeyMap() keyMap {
-	return keyMap{
+func newKeyMap() *keyMap {
+	return &keyMap{
 		NextTab:  key.NewBinding(key.WithKeys("tab", "right", "l"), key.WithHelp("tab", "next tab")),
 		PrevTab:  key.NewBinding(key.WithKeys("shift+tab", "left", "h"), key.WithHelp("shift+tab", "previous tab")),
 		Tab1:     key.NewBinding(key.WithKeys("1"), key.WithHelp("1-6", "go to tab")),
@@ -41,39 +43,32 @@ func newKeyMap() keyMap {
 	}
 }
 
-// tabKeys returns the bindings that matter on a tab, for the help line.
-func (k keyMap) tabKeys(t tab) []key.Binding {
-	switch t {
-	case tabCluster:
-		return []key.Binding{k.Up, k.Down, k.Transfer, k.Remove}
-	case tabFeed:
-		return []key.Binding{k.Up, k.Down, k.Pause, k.Filter}
-	case tabSessions, tabAlerts:
-		return []key.Binding{k.Up, k.Down, k.Filter}
-	case tabVerify:
-		return []key.Binding{k.Open}
-	}
-	return nil
+// rootHelp is the help.KeyMap of the whole console: the current tab's
+// keys and the global ones on the help line; every key with ?.
+type rootHelp struct {
+	k   *keyMap
+	tab help.KeyMap
 }
 
-// helpKeys is the help.KeyMap of one tab.
-type helpKeys struct {
-	k   keyMap
-	tab tab
-}
-
-var _ help.KeyMap = helpKeys{}
+var _ help.KeyMap = rootHelp{}
 
 // ShortHelp is the one-line help at the bottom of the screen.
-func (h helpKeys) ShortHelp() []key.Binding {
-	return append(h.k.tabKeys(h.tab), h.k.NextTab, h.k.Help, h.k.Quit)
+func (h rootHelp) ShortHelp() []key.Binding {
+	return append(h.tab.ShortHelp(), h.k.NextTab, h.k.Help, h.k.Quit)
 }
 
-// FullHelp is the help shown with ?.
-func (h helpKeys) FullHelp() [][]key.Binding {
+// FullHelp is the help shown with ?: every key of the console.
+func (h rootHelp) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{h.k.NextTab, h.k.PrevTab, h.k.Tab1, h.k.Help, h.k.Quit},
 		{h.k.Up, h.k.Down, h.k.Top, h.k.Bottom, h.k.Filter},
 		{h.k.Pause, h.k.Transfer, h.k.Remove, h.k.Open, h.k.Cancel},
 	}
 }
+
+// The help lines of the console's modes, in place of the key help.
+const (
+	footerHelp    = "? or esc: close help"
+	footerConfirm = "y: confirm · esc/n: cancel"
+	footerInput   = "enter: apply · esc: clear"
+)

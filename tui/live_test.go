@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +21,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/telenotary/telenotary/cluster"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
@@ -78,11 +81,18 @@ func runLoad(ctx context.Context, t *testing.T, urls []string) *sync.WaitGroup {
 	return &wg
 }
 
-// startConsole runs the console's model in a test program at w×h, with
-// the event stream goroutine as Run starts it; both stop at cleanup.
-func startConsole(t *testing.T, cfg Config, w, h int) *teatest.TestModel {
+// liveConsole is the console's model in a test program, with the event
+// stream goroutine as Run starts it.
+type liveConsole struct {
+	*teatest.TestModel
+	t    *testing.T
+	w, h int
+}
+
+// startConsole runs the console at w×h; it stops at cleanup.
+func startConsole(t *testing.T, cfg Config, w, h int) *liveConsole {
 	t.Helper()
-	m := newModel(cfg.withDefaults(), time.Now)
+	m := newModel(cfg.withDefaults(), time.Now, true)
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(w, h))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -94,27 +104,64 @@ func startConsole(t *testing.T, cfg Config, w, h int) *teatest.TestModel {
 		cancel()
 		<-done
 	})
-	return tm
+	return &liveConsole{TestModel: tm, t: t, w: w, h: h}
 }
 
-// waitScreen waits until the console's output contains every string.
-func waitScreen(t *testing.T, tm *teatest.TestModel, what string, want ...string) {
-	t.Helper()
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
-		for _, w := range want {
-			if !bytes.Contains(b, []byte(w)) {
-				return false
-			}
+// waitFor waits until the console's output since the call satisfies
+// cond. The output is what the renderer wrote: only the lines that
+// changed, and only the frames it drew (at most 60 a second, so a line
+// that another replaced within a frame never shows). So the conditions
+// are on what stays on screen, and while waiting the console repaints
+// every line (as on a resize), so that one drawn before the call and
+// unchanged since shows again.
+func (lc *liveConsole) waitFor(what string, cond func(out []byte) bool) {
+	lc.t.Helper()
+	var out bytes.Buffer
+	deadline := time.Now().Add(conditionWait)
+	for {
+		if _, err := io.Copy(&out, lc.Output()); err != nil {
+			lc.t.Fatal(err)
 		}
-		return true
-	}, teatest.WithDuration(conditionWait), teatest.WithCheckInterval(20*time.Millisecond))
-	t.Logf("on screen: %s", what)
+		if cond(out.Bytes()) {
+			lc.t.Logf("on screen: %s", what)
+			return
+		}
+		if time.Now().After(deadline) {
+			lc.t.Fatalf("timed out waiting for %s; the last screen:\n%s", what, lastScreen(out.Bytes()))
+		}
+		lc.Send(tea.WindowSizeMsg{Width: lc.w, Height: lc.h})
+		time.Sleep(50 * time.Millisecond)
+	}
 }
+
+// waitScreen waits until the console has shown every string.
+func (lc *liveConsole) waitScreen(what string, want ...string) {
+	lc.t.Helper()
+	lc.waitFor(what, func(out []byte) bool { return containsAll(out, want...) })
+}
+
+func containsAll(out []byte, want ...string) bool {
+	for _, w := range want {
+		if !bytes.Contains(out, []byte(w)) {
+			return false
+		}
+	}
+	return true
+}
+
+// lastScreen is the end of the output, enough for the last full screen.
+func lastScreen(out []byte) []byte { return out[max(0, len(out)-16<<10):] }
 
 // TestLiveCluster watches a real 3-node cluster under load: the console
-// finds the leader, follows the event stream, sees a node drop off the
-// network and come back, and moves leadership with t and y, seeing the
-// new leader on screen and in its alerts.
+// shows the leader and the voters, follows the event stream, sees a node
+// drop off the network and come back, and moves leadership with t and y,
+// then shows the outcome, the leader the cluster has and the change in
+// its alerts.
+//
+// On a loaded machine raft may elect another leader at any moment (its
+// timeouts are short here), and a transfer may time out inside raft: the
+// test asks of the console that it show what the cluster does, not that
+// the cluster does what was asked.
 func TestLiveCluster(t *testing.T) {
 	c := startLiveCluster(t, 3)
 	ctx, stop := context.WithCancel(context.Background())
@@ -127,48 +174,111 @@ func TestLiveCluster(t *testing.T) {
 	// node-3 is watched through a proxy the test can switch off.
 	proxy := newSwitchProxy(t, c.urls[2])
 	cfg := Config{Nodes: []string{c.urls[0], c.urls[1], proxy.URL}, Token: operatorToken, PollInterval: 100 * time.Millisecond, RequestTimeout: time.Second}
-	tm := startConsole(t, cfg, 120, 40)
+	lc := startConsole(t, cfg, 120, 40)
 
-	waitScreen(t, tm, "the leader and all nodes up", "leader node-1", "3/3 nodes up")
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("3")})
-	waitScreen(t, tm, "notarizations in the feed", "LIVE", "prescription")
+	lc.waitFor("the cluster's leader, all nodes up, and the voters (the operator token)", func(out []byte) bool {
+		id := c.leaderID()
+		return id != "" && containsAll(out, "leader "+id, "3/3 nodes up", "voters (as the leader sees them): node-1")
+	})
+	lc.Type("3")
+	lc.waitScreen("notarizations in the feed", "LIVE", "prescription")
 
+	lc.Type("5")
 	proxy.down.Store(true)
 	proxy.CloseClientConnections()
-	waitScreen(t, tm, "node-3 unreachable", "node-3 unreachable", "2/3 nodes up")
+	lc.waitScreen("node-3 unreachable", "node-3 unreachable", "2/3 nodes up")
 	proxy.down.Store(false)
-	waitScreen(t, tm, "node-3 back", "node-3 reachable again", "3/3 nodes up")
+	lc.waitScreen("node-3 back", "node-3 reachable again", "3/3 nodes up")
 
-	// Select node-2 and make it the leader.
-	tm.Type("1jt")
-	waitScreen(t, tm, "the confirmation", "Transfer leadership to node-2?")
-	tm.Type("y")
-	waitScreen(t, tm, "the new leader", "leadership moved to node-2", "leader node-2")
-	tm.Type("5")
-	waitScreen(t, tm, "the leader change in the alerts", "leader changed: node-1 -> node-2")
+	outcome := transferOnScreen(t, c, lc)
 
-	tm.Quit()
-	fm := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*model)
-	if l := fm.leader(); l == nil || l.name() != "node-2" {
-		t.Fatalf("the console's leader is %v, want node-2", l)
+	lc.Quit()
+	fm := lc.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*model)
+	if fm.throughput.receipts.total == 0 || len(fm.feed.feed.items) == 0 {
+		t.Fatalf("the console saw %d receipts and %d feed items from the stream, want some", fm.throughput.receipts.total, len(fm.feed.feed.items))
 	}
-	if fm.receipts.total == 0 || len(fm.feed.items) == 0 {
-		t.Fatalf("the console saw %d receipts and %d feed items from the stream, want some", fm.receipts.total, len(fm.feed.items))
+	var sawDown, sawBack, sawOutcome bool
+	for _, a := range fm.alerts.list {
+		sawDown = sawDown || strings.HasPrefix(a.text, "node-3 unreachable: ")
+		sawBack = sawBack || strings.HasPrefix(a.text, "node-3 reachable again")
+		sawOutcome = sawOutcome || strings.Contains(a.text, outcome)
 	}
-	var sawDown, sawBack, sawOperator bool
-	for _, a := range fm.alerts {
-		switch a.text {
-		case "node-3 unreachable: EOF":
-			sawDown = true
-		case "operator: leadership moved to node-2":
-			sawOperator = true
+	if !sawDown || !sawBack || !sawOutcome {
+		t.Errorf("alerts: down %v, back %v, %q %v; all: %+v", sawDown, sawBack, outcome, sawOutcome, fm.alerts.list)
+	}
+}
+
+// transferOnScreen selects a follower on the Cluster tab and moves
+// leadership to it with t and y; it waits until the console shows the
+// outcome, then the leader the cluster has, and, if leadership moved, the
+// change in the alerts. It returns the outcome as the console wrote it.
+func transferOnScreen(t *testing.T, c *liveCluster, lc *liveConsole) string {
+	t.Helper()
+	var from string
+	waitUntil(t, "a leader", func() bool { from = c.leaderID(); return from != "" })
+	target, pos := "node-2", 1 // the console lists node-1, node-2, node-3
+	if from == "node-2" {
+		target, pos = "node-1", 0
+	}
+	lc.Type("1kk" + strings.Repeat("j", pos) + "t")
+	lc.waitScreen("the confirmation", "Transfer leadership to "+target+"?")
+	lc.Type("y")
+	moved, failed := "leadership moved to "+target, "could not transfer leadership to "+target
+	var outcome string
+	lc.waitFor("the outcome of the transfer", func(out []byte) bool {
+		switch {
+		case bytes.Contains(out, []byte(moved)):
+			outcome = moved
+		case bytes.Contains(out, []byte(failed)):
+			outcome = failed
 		}
-		if bytes.HasPrefix([]byte(a.text), []byte("node-3 reachable again")) {
-			sawBack = true
+		return outcome != ""
+	})
+	var now string
+	lc.waitFor("the leader the cluster has now", func(out []byte) bool {
+		now = c.leaderID()
+		return now != "" && bytes.Contains(out, []byte("leader "+now))
+	})
+	if now != from {
+		lc.Type("5")
+		change := regexp.MustCompile(`leader changed: node-\d -> ` + now)
+		lc.waitFor("the leader change in the alerts", change.Match)
+	}
+	return outcome
+}
+
+// TestLiveClockSkew: node-3 of a real cluster runs a year ahead. With the
+// operator token the console marks node-3 on the Cluster tab and shows
+// its clock alert on the Alerts tab once, though every node reports it at
+// every poll; node-3's word that the others' clocks are off shows nowhere.
+func TestLiveClockSkew(t *testing.T) {
+	const year = 365 * 24 * time.Hour
+	c := startLiveCluster(t, 3, func(i int, cfg *cluster.Config) {
+		if i == 2 {
+			cfg.Clock = func() time.Time { return time.Now().Add(year) }
+		}
+	})
+	cfg := Config{Nodes: c.urls, Token: operatorToken, PollInterval: 100 * time.Millisecond, RequestTimeout: time.Second}
+	lc := startConsole(t, cfg, 120, 40)
+	lc.Type("jj")
+	lc.waitScreen("node-3 marked, with its alert", "CLOCK SKEW", "clock-skew: node-3's clock")
+	lc.Type("5")
+	lc.waitScreen("the alert on the Alerts tab", "clock-skew on node-3: node-3's clock")
+
+	lc.Quit()
+	fm := lc.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*model)
+	if got := alertsLike(fm, "clock-skew on node-3"); len(got) != 1 {
+		t.Errorf("alerts on node-3's clock %+v, want one", got)
+	}
+	// (On a loaded machine node-1 or node-2 may also say its own clock
+	// disagrees: a peer that does not answer in time does not agree.)
+	for _, a := range fm.alerts.list {
+		if strings.Contains(a.text, "from node-3's") {
+			t.Errorf("an alert on node-3's word: %q", a.text)
 		}
 	}
-	if !sawDown || !sawBack || !sawOperator {
-		t.Errorf("alerts: down %v, back %v, operator %v; all: %+v", sawDown, sawBack, sawOperator, fm.alerts)
+	if n := fm.cluster.nodes[2]; !fm.cluster.clockSkewed(n) {
+		t.Errorf("node-3 is not marked")
 	}
 }
 
@@ -191,7 +301,13 @@ func recordAnswers(t *testing.T, c *liveCluster) {
 	})
 	rec := recording{CapturedAt: time.Now().UTC()}
 	for _, u := range c.urls {
-		resp, err := http.Get(u + "/v1/status")
+		// With the operator token, as the console asks: peers and alerts.
+		req, err := http.NewRequest(http.MethodGet, u+"/v1/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+operatorToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

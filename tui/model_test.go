@@ -21,8 +21,13 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 // 80×24.
 func testModel(t *testing.T, token string) *model {
 	t.Helper()
-	m := newModel(Config{Nodes: goldenNodes, Token: token}.withDefaults(), func() time.Time { return t0 })
-	m.poll = false
+	return testModelOf(t, Config{Nodes: goldenNodes, Token: token})
+}
+
+// testModelOf is a console of cfg that does not poll, at t0, sized 80×24.
+func testModelOf(t *testing.T, cfg Config) *model {
+	t.Helper()
+	m := newModel(cfg.withDefaults(), func() time.Time { return t0 }, false)
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	return m
 }
@@ -58,91 +63,101 @@ func press(m *model, keys ...string) tea.Cmd {
 	return last
 }
 
+// keyTest is a row of TestKeys: keys pressed on a console with token, and
+// what they must have done.
+type keyTest struct {
+	name  string
+	token string
+	keys  []string
+	check func(t *testing.T, m *model, cmd tea.Cmd)
+}
+
+var keyTests = []keyTest{
+	{"tab cycles forward", "", []string{"tab", "tab"}, func(t *testing.T, m *model, _ tea.Cmd) { wantTab(t, m, tabFeed) }},
+	{"shift+tab wraps backwards", "", []string{"shift+tab"}, func(t *testing.T, m *model, _ tea.Cmd) { wantTab(t, m, tabVerify) }},
+	{"digits pick a tab", "", []string{"4"}, func(t *testing.T, m *model, _ tea.Cmd) { wantTab(t, m, tabSessions) }},
+	{"j and down move the node selection", "", []string{"j", "down"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.cluster.selected != 2 {
+			t.Errorf("selected %d, want 2", m.cluster.selected)
+		}
+	}},
+	{"selection stops at the ends", "", []string{"k", "up"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.cluster.selected != 0 {
+			t.Errorf("selected %d, want 0", m.cluster.selected)
+		}
+	}},
+	{"p pauses the feed", "", []string{"3", "p"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if !m.feed.feed.paused {
+			t.Error("the feed is not paused")
+		}
+	}},
+	{"p does nothing off the feed", "", []string{"p"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.feed.feed.paused {
+			t.Error("the feed paused from the Cluster tab")
+		}
+	}},
+	{"/ filters as you type, enter keeps it", "", []string{"3", "/", "c", "o", "n", "enter"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.feed.filter.in.active || m.feed.filter.value != "con" {
+			t.Errorf("filtering %v, filter %q; want a kept filter con", m.feed.filter.in.active, m.feed.filter.value)
+		}
+	}},
+	{"esc clears a filter", "", []string{"5", "/", "x", "esc"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.alertsTab.filter.in.active || m.alertsTab.filter.value != "" {
+			t.Errorf("filtering %v, filter %q", m.alertsTab.filter.in.active, m.alertsTab.filter.value)
+		}
+	}},
+	{"q while filtering is text", "", []string{"3", "/", "q"}, func(t *testing.T, m *model, cmd tea.Cmd) {
+		if isQuit(cmd) || m.feed.filter.value != "q" {
+			t.Errorf("q quit or was lost while typing a filter (filter %q)", m.feed.filter.value)
+		}
+	}},
+	{"? toggles help", "", []string{"?"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if !m.showHelp || !strings.Contains(m.View(), "previous tab") {
+			t.Error("no full help after ?")
+		}
+	}},
+	{"q quits", "", []string{"q"}, func(t *testing.T, m *model, cmd tea.Cmd) {
+		if !isQuit(cmd) {
+			t.Error("q did not quit")
+		}
+	}},
+	{"x without a token explains", "", []string{"x"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.cluster.confirm != nil || m.cluster.notice == nil || !strings.Contains(m.cluster.notice.text, "operator token") {
+			t.Errorf("confirm %v, notice %+v", m.cluster.confirm, m.cluster.notice)
+		}
+	}},
+	{"x asks to confirm", operatorToken, []string{"j", "x"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.cluster.confirm == nil || m.cluster.confirm.act != actionRemove || m.cluster.confirm.target != "node-2" {
+			t.Fatalf("confirm %+v, want remove node-2", m.cluster.confirm)
+		}
+		if !strings.Contains(m.View(), "Remove node-2 from the cluster?") {
+			t.Error("no confirmation on screen")
+		}
+	}},
+	{"esc cancels a confirmation, sending nothing", operatorToken, []string{"t", "esc"}, func(t *testing.T, m *model, cmd tea.Cmd) {
+		if m.cluster.confirm != nil || cmd != nil {
+			t.Errorf("confirm %+v, cmd %v after esc", m.cluster.confirm, cmd)
+		}
+	}},
+	{"y confirms with a command", operatorToken, []string{"jj", "t", "y"}, func(t *testing.T, m *model, cmd tea.Cmd) {
+		if m.cluster.confirm != nil || cmd == nil {
+			t.Errorf("confirm %+v, cmd %v after y", m.cluster.confirm, cmd)
+		}
+	}},
+	{"/ does nothing on the Cluster tab, which has no filter", "", []string{"/"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if m.cluster.Modal() != nil || strings.Contains(m.View(), "enter: apply") {
+			t.Error("/ opened an input on the Cluster tab")
+		}
+	}},
+	{"o opens the path input on Verify", "", []string{"6", "o"}, func(t *testing.T, m *model, _ tea.Cmd) {
+		if !m.verify.path.active || m.verify.path.ti.Prompt != "bundle file: " {
+			t.Errorf("filtering %v, prompt %q", m.verify.path.active, m.verify.path.ti.Prompt)
+		}
+	}},
+}
+
 func TestKeys(t *testing.T) {
-	tests := []struct {
-		name  string
-		token string
-		keys  []string
-		check func(t *testing.T, m *model, cmd tea.Cmd)
-	}{
-		{"tab cycles forward", "", []string{"tab", "tab"}, func(t *testing.T, m *model, _ tea.Cmd) { wantTab(t, m, tabFeed) }},
-		{"shift+tab wraps backwards", "", []string{"shift+tab"}, func(t *testing.T, m *model, _ tea.Cmd) { wantTab(t, m, tabVerify) }},
-		{"digits pick a tab", "", []string{"4"}, func(t *testing.T, m *model, _ tea.Cmd) { wantTab(t, m, tabSessions) }},
-		{"j and down move the node selection", "", []string{"j", "down"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if m.selected != 2 {
-				t.Errorf("selected %d, want 2", m.selected)
-			}
-		}},
-		{"selection stops at the ends", "", []string{"k", "up"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if m.selected != 0 {
-				t.Errorf("selected %d, want 0", m.selected)
-			}
-		}},
-		{"p pauses the feed", "", []string{"3", "p"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if !m.feed.paused {
-				t.Error("the feed is not paused")
-			}
-		}},
-		{"p does nothing off the feed", "", []string{"p"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if m.feed.paused {
-				t.Error("the feed paused from the Cluster tab")
-			}
-		}},
-		{"/ filters as you type, enter keeps it", "", []string{"3", "/", "c", "o", "n", "enter"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if m.filtering || m.filters[tabFeed] != "con" {
-				t.Errorf("filtering %v, filter %q; want a kept filter con", m.filtering, m.filters[tabFeed])
-			}
-		}},
-		{"esc clears a filter", "", []string{"5", "/", "x", "esc"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if m.filtering || m.filters[tabAlerts] != "" {
-				t.Errorf("filtering %v, filter %q", m.filtering, m.filters[tabAlerts])
-			}
-		}},
-		{"q while filtering is text", "", []string{"3", "/", "q"}, func(t *testing.T, m *model, cmd tea.Cmd) {
-			if isQuit(cmd) || m.filters[tabFeed] != "q" {
-				t.Errorf("q quit or was lost while typing a filter (filter %q)", m.filters[tabFeed])
-			}
-		}},
-		{"? toggles help", "", []string{"?"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if !m.showHelp || !strings.Contains(m.View(), "previous tab") {
-				t.Error("no full help after ?")
-			}
-		}},
-		{"q quits", "", []string{"q"}, func(t *testing.T, m *model, cmd tea.Cmd) {
-			if !isQuit(cmd) {
-				t.Error("q did not quit")
-			}
-		}},
-		{"x without a token explains", "", []string{"x"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if m.confirm != nil || m.notice == nil || !strings.Contains(m.notice.text, "operator token") {
-				t.Errorf("confirm %v, notice %+v", m.confirm, m.notice)
-			}
-		}},
-		{"x asks to confirm", operatorToken, []string{"j", "x"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if m.confirm == nil || m.confirm.act != actionRemove || m.confirm.target != "node-2" {
-				t.Fatalf("confirm %+v, want remove node-2", m.confirm)
-			}
-			if !strings.Contains(m.View(), "Remove node-2 from the cluster?") {
-				t.Error("no confirmation on screen")
-			}
-		}},
-		{"esc cancels a confirmation, sending nothing", operatorToken, []string{"t", "esc"}, func(t *testing.T, m *model, cmd tea.Cmd) {
-			if m.confirm != nil || cmd != nil {
-				t.Errorf("confirm %+v, cmd %v after esc", m.confirm, cmd)
-			}
-		}},
-		{"y confirms with a command", operatorToken, []string{"jj", "t", "y"}, func(t *testing.T, m *model, cmd tea.Cmd) {
-			if m.confirm != nil || cmd == nil {
-				t.Errorf("confirm %+v, cmd %v after y", m.confirm, cmd)
-			}
-		}},
-		{"o opens the path input on Verify", "", []string{"6", "o"}, func(t *testing.T, m *model, _ tea.Cmd) {
-			if !m.filtering || m.input.Prompt != "bundle file: " {
-				t.Errorf("filtering %v, prompt %q", m.filtering, m.input.Prompt)
-			}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range keyTests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := testModel(t, tt.token)
 			for i, u := range goldenNodes {
@@ -180,7 +195,7 @@ func isQuit(cmd tea.Cmd) bool {
 
 func alertTexts(m *model) []string {
 	var out []string
-	for _, a := range m.alerts {
+	for _, a := range m.alerts.list {
 		out = append(out, a.text)
 	}
 	return out
@@ -211,7 +226,7 @@ func TestLeaderChange(t *testing.T) {
 	m.Update(statusMsg{node: goldenNodes[1], st: status("node-2", "Leader", 3, 105, 105), at: t1})
 	// A status node-1 sent in term 2 arrives late.
 	m.Update(statusMsg{node: goldenNodes[2], st: status("node-3", "Follower", 3, 105, 104), at: t1})
-	m.leaderSeen("node-1", 2, t1)
+	m.cluster.leaderSeen("node-1", 2, t1)
 	view := m.View()
 	for _, want := range []string{"leader node-2 · term 3", "2/3 nodes up", "UNREACHABLE"} {
 		if !strings.Contains(view, want) {
@@ -225,9 +240,9 @@ func TestLeaderChange(t *testing.T) {
 		t.Errorf("a stale status undid the leader change: %q", alertTexts(m))
 	}
 	// The event stream names the same leader: no second alert.
-	n := len(m.alerts)
+	n := len(m.alerts.list)
 	m.Update(eventMsg{ev: notaryapi.Event{Type: "cluster", Change: "leader", Node: "node-2"}, at: t1})
-	if len(m.alerts) != n {
+	if len(m.alerts.list) != n {
 		t.Errorf("the stream's leader event added an alert: %q", alertTexts(m))
 	}
 }
@@ -274,11 +289,9 @@ func TestLagAlert(t *testing.T) {
 
 // TestVerifyInvalid shows INVALID and the reason for a tampered bundle.
 func TestVerifyInvalid(t *testing.T) {
-	m := testModel(t, "")
-	m.cfg.Keys = mustRead(t, filepath.Join("..", "notary", "testdata", "vectors", "keys.pub"))
-	m.src = newSource(m.cfg)
+	m := testModelOf(t, Config{Nodes: goldenNodes, Keys: mustRead(t, filepath.Join("..", "notary", "testdata", "vectors", "keys.pub"))})
 	press(m, "6", "o")
-	m.input.SetValue(filepath.Join("..", "notary", "testdata", "vectors", "document-changed.json"))
+	m.verify.path.ti.SetValue(filepath.Join("..", "notary", "testdata", "vectors", "document-changed.json"))
 	_, cmd := m.Update(keyMsg("enter"))
 	if cmd == nil {
 		t.Fatal("enter did not start a verification")
@@ -304,12 +317,14 @@ func TestSlowNodeDoesNotFreeze(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(hang); slow.Close() })
 	cfg := Config{Nodes: []string{c.urls[0], slow.URL}, PollInterval: 50 * time.Millisecond, RequestTimeout: 300 * time.Millisecond}
-	tm := startConsole(t, cfg, 100, 30)
-	waitScreen(t, tm, "the healthy node and the hung one", "leader node-1", "context deadline exceeded")
-	tm.Type("5")
-	waitScreen(t, tm, "the alerts tab while a node hangs", "[5 Alerts")
-	tm.Quit()
-	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+	lc := startConsole(t, cfg, 100, 30)
+	lc.waitScreen("the healthy node, and without a token, why no peers show", "leader node-1", "peers and alerts need an operator token (--token-file)")
+	lc.Type("j")
+	lc.waitScreen("the hung node", "unreachable: context deadline exceeded")
+	lc.Type("5")
+	lc.waitScreen("the alerts tab while a node hangs", "[5 Alerts", "unreachable: context deadline exceeded")
+	lc.Quit()
+	lc.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
 }
 
 func mustRead(t *testing.T, path string) []byte {

@@ -6,21 +6,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session/signalapi"
 )
 
-// source fetches what the console shows. Its methods return commands; it
-// holds no state the model reads.
+// source fetches what the console shows. Its methods return commands
+// whose messages are declared beside them; it holds no state the model
+// reads.
 type source struct {
 	cfg Config
 	// watch reads one node at a time (StatusOf, Events; no retries);
-	// operator sends actions with the operator token and follows the
-	// leader.
+	// operator sends actions and follows the leader. Both carry the
+	// operator token when there is one: a node shows its peers and alerts
+	// only to an operator, and keeps event streams in reserve for them.
 	watch, operator *notaryapi.Client
 	// signal reads the signalling server's sessions; nil without one.
 	signal *signalapi.Client
@@ -29,20 +33,13 @@ type source struct {
 func newSource(cfg Config) *source {
 	s := &source{
 		cfg:      cfg,
-		watch:    notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient}),
+		watch:    notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token}),
 		operator: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token, MaxBackoff: 500 * time.Millisecond}),
 	}
 	if cfg.Signal != "" {
 		s.signal = signalapi.NewClient(signalapi.Config{Base: cfg.Signal, Key: cfg.SignalKey, HTTPClient: cfg.HTTPClient})
 	}
 	return s
-}
-
-// tickMsg asks for a round of polls and redraws the ages on screen.
-type tickMsg time.Time
-
-func tick(d time.Duration) tea.Cmd {
-	return tea.Tick(d, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
 // statusMsg is one node's answer to GET /v1/status, or why there is none.
@@ -89,6 +86,7 @@ const (
 	actionTransfer
 )
 
+// String is the action as a verb, for the confirmation and notices.
 func (a action) String() string {
 	if a == actionRemove {
 		return "remove"
@@ -182,70 +180,16 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// eventMsg is one event of a node's stream.
-type eventMsg struct {
-	ev notaryapi.Event
-	at time.Time // when the console received it
-}
-
-// streamMsg tells which node's stream the console follows, or why none.
-type streamMsg struct {
-	node string // "" when none is connected
-	err  error
-	at   time.Time
-}
-
-// followEvents follows the event stream of one node at a time, moving to
-// the next node when a stream breaks or cannot start, until ctx ends. It
-// is the console's one long-lived goroutine; send (tea.Program.Send) may
-// block while the program is busy, which only slows this stream.
-func followEvents(ctx context.Context, s *source, send func(tea.Msg)) {
-	backoff := 100 * time.Millisecond
-	for i := 0; ctx.Err() == nil; i++ {
-		node := s.cfg.Nodes[i%len(s.cfg.Nodes)]
-		send(streamMsg{node: node, at: time.Now()})
-		received, err := followOne(ctx, s, node, send)
-		if ctx.Err() != nil {
-			return
-		}
-		send(streamMsg{err: fmt.Errorf("%s: %w", hostOf(node), err), at: time.Now()})
-		if received {
-			backoff = 100 * time.Millisecond
-		}
-		// After a round of nodes that all failed at once, back off.
-		if !received && (i+1)%len(s.cfg.Nodes) == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 2*time.Second)
-		}
+// shortErr is an error's message on one line, without the noise of the
+// URL that the console shows elsewhere.
+func shortErr(err error) string {
+	var p *httpapi.Problem
+	if errors.As(err, &p) {
+		return p.Detail
 	}
-}
-
-// streamIdle is how long a stream may stay silent before the console
-// tries another node: a node that hangs keeps its connection open.
-const streamIdle = 30 * time.Second
-
-// followOne follows one node's stream until it breaks or stays silent for
-// streamIdle, and reports whether any event came.
-func followOne(ctx context.Context, s *source, node string, send func(tea.Msg)) (bool, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	idle := time.AfterFunc(streamIdle, func() { cancel(fmt.Errorf("no event for %v", streamIdle)) })
-	defer idle.Stop()
-	received := false
-	err := s.watch.Events(ctx, node, func(e notaryapi.Event) {
-		received = true
-		idle.Reset(streamIdle)
-		send(eventMsg{ev: e, at: time.Now()})
-	})
-	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
-		err = cause
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && strings.Contains(s, "://") {
+		s = s[i+2:]
 	}
-	if err == nil {
-		err = errors.New("the stream ended")
-	}
-	return received, err
+	return strings.ReplaceAll(s, "\n", " ")
 }

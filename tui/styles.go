@@ -19,7 +19,8 @@ var defaultTheme = theme{
 	text:   lipgloss.AdaptiveColor{Light: "#1A1A1A", Dark: "#EAEAEA"},
 }
 
-// styles are every style the views use, built from one theme.
+// styles are every style the views use, built from one theme; the
+// components share one set through their common context.
 type styles struct {
 	title, tab, activeTab, tabGap lipgloss.Style
 	header, muted, selected, text lipgloss.Style
@@ -28,8 +29,8 @@ type styles struct {
 	spark                         lipgloss.Style
 }
 
-func newStyles(t theme) styles {
-	return styles{
+func newStyles(t theme) *styles {
+	return &styles{
 		title:     lipgloss.NewStyle().Bold(true).Foreground(t.accent),
 		tab:       lipgloss.NewStyle().Foreground(t.muted),
 		activeTab: lipgloss.NewStyle().Bold(true).Underline(true).Foreground(t.accent),
@@ -48,4 +49,15 @@ func newStyles(t theme) styles {
 		notice:    lipgloss.NewStyle().Foreground(t.accent),
 		spark:     lipgloss.NewStyle().Foreground(t.ok),
 	}
+}
+
+// level is the style of an alert of level l.
+func (s *styles) level(l level) lipgloss.Style {
+	switch l {
+	case levelWarn:
+		return s.warn
+	case levelBad:
+		return s.bad
+	}
+	return s.text
 }

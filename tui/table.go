@@ -121,13 +121,26 @@ func fit(s string, w int) string {
 }
 
 // window returns the slice of n rows to show in height rows, starting at
-// *offset, clamping the offset.
-func window(n, height int, offset *int) (lo, hi int) {
+// offset, clamped.
+func window(n, height, offset int) (lo, hi int) {
 	if height <= 0 {
 		return 0, 0
 	}
-	*offset = clamp(*offset, 0, max(0, n-height))
-	return *offset, min(n, *offset+height)
+	lo = clamp(offset, 0, max(0, n-height))
+	return lo, min(n, lo+height)
+}
+
+// scrollBy moves a list's offset by d, within a list of n rows shown
+// height at a time.
+func scrollBy(offset, d, n, height int) int {
+	return clamp(offset+d, 0, max(0, n-max(height, 0)))
+}
+
+func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
+
+// joinLines is a component's view: at most h of its lines.
+func joinLines(lines []string, h int) string {
+	return strings.Join(lines[:min(len(lines), max(h, 0))], "\n")
 }
 
 // sparkline draws values as a bar chart of rows lines, one column per

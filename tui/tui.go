@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg Config, opts ...tea.ProgramOption) error {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := newModel(cfg.withDefaults(), time.Now)
+	m := newModel(cfg.withDefaults(), time.Now, true)
 	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx)}, opts...)...)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -1,0 +1,206 @@
+package tui
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+)
+
+const (
+	maxFeed      = 2000
+	feedOnResume = 500 // the feed keeps this many once unpaused
+)
+
+// feedItem is one notarization of the feed, with the texts the filter
+// matches, made once.
+type feedItem struct {
+	leaf         notaryapi.LeafInfo
+	kind, commit string
+}
+
+// feedState is the live feed: newest last. While paused, new items are
+// counted and kept (up to maxFeed) but not shown.
+type feedState struct {
+	items  []feedItem
+	paused bool
+	shown  int // items visible while paused
+	missed uint64
+}
+
+func (f *feedState) add(leaves []notaryapi.LeafInfo) {
+	for _, l := range leaves {
+		if f.paused && len(f.items) >= maxFeed {
+			f.missed++
+			continue
+		}
+		f.items = append(f.items, feedItem{leaf: l, kind: l.Kind.String(), commit: l.Commitment.String()})
+	}
+	if !f.paused && len(f.items) > maxFeed {
+		f.items = slices.Delete(f.items, 0, len(f.items)-feedOnResume)
+	}
+}
+
+func (f *feedState) togglePause() {
+	f.paused = !f.paused
+	if f.paused {
+		f.shown = len(f.items)
+		return
+	}
+	f.missed = 0
+	if len(f.items) > maxFeed {
+		f.items = slices.Delete(f.items, 0, len(f.items)-feedOnResume)
+	}
+}
+
+// visible returns, newest first, the filtered items from the skip-th to
+// at most limit of them, and how many match in all. It runs at every
+// frame: without a filter it copies only what is shown.
+func (f *feedState) visible(filter string, skip, limit int) (shown []feedItem, total int) {
+	end := len(f.items)
+	if f.paused {
+		end = f.shown
+	}
+	if filter == "" {
+		lo, hi := max(0, end-skip-limit), max(0, end-skip)
+		for i := hi - 1; i >= lo; i-- {
+			shown = append(shown, f.items[i])
+		}
+		return shown, end
+	}
+	filter = strings.ToLower(filter)
+	for i := end - 1; i >= 0; i-- {
+		it := f.items[i]
+		if strings.Contains(it.kind, filter) || strings.HasPrefix(it.commit, filter) {
+			if total >= skip && len(shown) < limit {
+				shown = append(shown, it)
+			}
+			total++
+		}
+	}
+	return shown, total
+}
+
+// matches reports whether any field contains the filter, ignoring case.
+func matches(filter string, fields ...string) bool {
+	filter = strings.ToLower(filter)
+	for _, f := range fields {
+		if strings.Contains(strings.ToLower(f), filter) {
+			return true
+		}
+	}
+	return false
+}
+
+var feedCols = []column{
+	{title: "TIME (UTC)", width: 12},
+	{title: "KIND", width: 15},
+	{title: "INDEX", width: 10, right: true},
+	{title: "COMMITMENT", width: 20, flex: true},
+	{title: "LINK", width: 14, drop: 1},
+}
+
+// feedTab is the Feed tab: the live notarizations of the event stream,
+// newest first, which the operator may pause and filter.
+type feedTab struct {
+	common
+	feed   feedState
+	filter filter
+	scroll int
+}
+
+func newFeedTab(c common) *feedTab { return &feedTab{common: c, filter: newFilter()} }
+
+// Init does nothing: the feed comes from the event stream.
+func (f *feedTab) Init() tea.Cmd { return nil }
+
+// Update takes the notarizations of the event stream and the tab's keys.
+func (f *feedTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case eventMsg:
+		if n := msg.ev.Notarized; msg.ev.Type == "notarized" && n != nil {
+			f.feed.add(n.Recent)
+		}
+	case tea.KeyMsg:
+		return f, f.onKey(msg)
+	}
+	return f, nil
+}
+
+func (f *feedTab) onKey(msg tea.KeyMsg) tea.Cmd {
+	k := f.keys
+	switch {
+	case f.filter.in.active:
+		f.scroll = 0
+		return f.filter.onKey(msg)
+	case key.Matches(msg, k.Filter):
+		return f.filter.start()
+	case key.Matches(msg, k.Pause):
+		f.feed.togglePause()
+	case key.Matches(msg, k.Up):
+		f.move(-1)
+	case key.Matches(msg, k.Down):
+		f.move(1)
+	case key.Matches(msg, k.Top):
+		f.move(-1 << 30)
+	case key.Matches(msg, k.Bottom):
+		f.move(1 << 30)
+	}
+	return nil
+}
+
+func (f *feedTab) move(d int) {
+	_, total := f.feed.visible(f.filter.value, 0, 0)
+	f.scroll = scrollBy(f.scroll, d, total, f.rows())
+}
+
+// rows is how many notarizations fit under the tab's top line and header.
+func (f *feedTab) rows() int { return max(0, f.height-2) }
+
+// View is the live notarizations, newest first.
+func (f *feedTab) View() string {
+	st := f.styles
+	_, total := f.feed.visible(f.filter.value, 0, 0)
+	off, _ := window(total, f.rows(), f.scroll)
+	items, _ := f.feed.visible(f.filter.value, off, f.rows())
+	state := st.ok.Render("LIVE")
+	if f.feed.paused {
+		state = st.warn.Render(fmt.Sprintf("PAUSED (%s new)", fmtInt(len(f.feed.items)-f.feed.shown+int(f.feed.missed))))
+	}
+	out := []string{fmt.Sprintf("%s · %s shown", state, fmtInt(total)) + f.filter.describe()}
+	rows := make([][]cell, 0, len(items))
+	for _, it := range items {
+		l := it.leaf
+		link := ""
+		if !l.Link.IsZero() {
+			link = l.Link.String()
+		}
+		rows = append(rows, []cell{
+			plain(time.UnixMilli(l.Timestamp).UTC().Format("15:04:05.000")), plain(it.kind),
+			plain(strconv.FormatUint(l.Index, 10)), plain(it.commit), plain(link)})
+	}
+	header, lines := renderTable(*st, feedCols, rows, f.width)
+	out = append(out, header)
+	if total == 0 {
+		out = append(out, st.muted.Render("no notarizations yet"))
+	}
+	return joinLines(append(out, lines...), f.height)
+}
+
+// ShortHelp is the tab's keys.
+func (f *feedTab) ShortHelp() []key.Binding {
+	return []key.Binding{f.keys.Up, f.keys.Down, f.keys.Pause, f.keys.Filter}
+}
+
+// FullHelp is the tab's keys, in one column.
+func (f *feedTab) FullHelp() [][]key.Binding {
+	return [][]key.Binding{{f.keys.Up, f.keys.Down, f.keys.Top, f.keys.Bottom, f.keys.Pause, f.keys.Filter}}
+}
+
+// Modal is the filter while it is typed.
+func (f *feedTab) Modal() *modal { return f.filter.in.modal() }
