@@ -33,6 +33,8 @@ type nodeConn struct {
 	bw    *bufio.Writer
 	stop  func() bool // ends the watch on the dial context
 	buf   bytes.Buffer
+	// timeout bounds each request (requestTimeout).
+	timeout time.Duration
 }
 
 // dialNode connects to the node at baseURL (http://host:port). When ctx
@@ -50,7 +52,7 @@ func dialNode(ctx context.Context, baseURL, token string) (*nodeConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &nodeConn{ctx: ctx, base: u, token: token, conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c := &nodeConn{ctx: ctx, base: u, token: token, conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10), timeout: requestTimeout}
 	c.stop = context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	return c, nil
 }
@@ -83,6 +85,10 @@ func (c *nodeConn) NotarizeBatch(entries []notaryapi.Entry) (*notaryapi.BatchRes
 
 // post sends one request and decodes a 200 answer with decode; any other
 // answer is an *httpapi.Problem. A broken connection stays broken: dial again.
+// requestTimeout bounds one request on a direct connection, as
+// notaryapi's AttemptTimeout bounds one try of the Go client.
+const requestTimeout = 4 * time.Second
+
 func (c *nodeConn) post(path string, body []byte, decode func([]byte) error) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
@@ -95,6 +101,11 @@ func (c *nodeConn) post(path string, body []byte, decode func([]byte) error) err
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
 	}
+	// A node that takes the request and never answers (paused) must not
+	// hold the client: the request fails at the deadline and the caller
+	// tries elsewhere.
+	c.conn.SetDeadline(time.Now().Add(c.timeout))
+	defer c.conn.SetDeadline(time.Time{})
 	if err := req.Write(c.bw); err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -124,5 +126,32 @@ func TestNodeConn(t *testing.T) {
 	stop()
 	if _, err := ended.Notarize(testEntry(30)); err == nil {
 		t.Fatal("a call after the dial context ended succeeded")
+	}
+}
+
+// TestNodeConnTimesOut: a node that takes a request and never answers (a
+// paused leader) fails the request at the connection's deadline, as a
+// timeout the run counts, instead of holding the client.
+func TestNodeConnTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(release) // before Close, which waits for the handler
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := dialNode(ctx, hung.URL, "token-0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.timeout = 200 * time.Millisecond
+	_, err = conn.Notarize(notaryapi.Entry{Kind: notary.KindDocument})
+	if !timedOut(err) || ctx.Err() != nil {
+		t.Fatalf("a request to a node that never answers: %v, want a timeout well before the test's deadline", err)
 	}
 }

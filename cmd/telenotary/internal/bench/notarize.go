@@ -67,6 +67,10 @@ type NotarizeResult struct {
 	OnDirect, AfterFailure uint64
 	// Latency percentiles and maximum, per request.
 	P50, P90, P99, Max time.Duration
+	// Timeouts counts the requests that a node took and did not answer in
+	// time (the load went on through another node or a later try), and
+	// Stalls the seconds of the run in which no receipt came.
+	Timeouts, Stalls uint64
 	// LastError is the last failure seen, if any.
 	LastError string
 }
@@ -112,6 +116,8 @@ type notarizeRun struct {
 	onDirect       atomic.Uint64 // requests answered on a client's direct connection
 	afterFailure   atomic.Uint64 // requests the Go client answered after a direct connection failed
 	errors         atomic.Uint64
+	timeouts       atomic.Uint64
+	stalls         atomic.Uint64 // seconds without a receipt, counted by progress
 	verified       atomic.Uint64
 	verifyFailures atomic.Uint64
 	lastErr        atomic.Pointer[string]
@@ -198,6 +204,9 @@ func (b *notarizeRun) client1(ctx context.Context, due <-chan time.Time) {
 		if err != nil {
 			if ctx.Err() == nil {
 				b.errors.Add(1)
+				if timedOut(err) {
+					b.timeouts.Add(1)
+				}
 				b.setLastErr(err.Error())
 			}
 			continue
@@ -229,6 +238,9 @@ func (b *notarizeRun) send(ctx context.Context, dc *directConn, entries []notary
 		if err == nil {
 			b.onDirect.Add(1)
 			return receipts, nil
+		}
+		if timedOut(err) && ctx.Err() == nil {
+			b.timeouts.Add(1)
 		}
 	}
 	receipts, err := receiptsOf(entries,
@@ -312,6 +324,12 @@ func (b *notarizeRun) check(rng *mrand.Rand, entries []notaryapi.Entry, receipts
 
 func (b *notarizeRun) setLastErr(msg string) { b.lastErr.Store(&msg) }
 
+// timedOut reports whether err is a request that ran out of time.
+func timedOut(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout()
+}
+
 // progress prints the rate every second until done is closed or ctx ends.
 func (b *notarizeRun) progress(ctx context.Context, start time.Time, done <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
@@ -325,7 +343,12 @@ func (b *notarizeRun) progress(ctx context.Context, start time.Time, done <-chan
 			return
 		case now := <-tick.C:
 			n := b.receipts.Load()
-			fmt.Fprintf(b.cfg.Out, "  %4.0fs  %8d receipts/s  %d errors\n", now.Sub(start).Seconds(), n-last, b.errors.Load())
+			stalled := ""
+			if n == last {
+				b.stalls.Add(1)
+				stalled = "  STALLED"
+			}
+			fmt.Fprintf(b.cfg.Out, "  %4.0fs  %8d receipts/s  %d errors  %d timeouts%s\n", now.Sub(start).Seconds(), n-last, b.errors.Load(), b.timeouts.Load(), stalled)
 			last = n
 		}
 	}
@@ -339,6 +362,7 @@ func (b *notarizeRun) result(elapsed time.Duration) *NotarizeResult {
 		Elapsed: elapsed, Receipts: b.receipts.Load(), Requests: uint64(len(lat)), Errors: b.errors.Load(),
 		Verified: b.verified.Load(), VerifyFailures: b.verifyFailures.Load(),
 		OnDirect: b.onDirect.Load(), AfterFailure: b.afterFailure.Load(),
+		Timeouts: b.timeouts.Load(), Stalls: b.stalls.Load(),
 	}
 	r.P50, r.P90, r.P99, r.Max = quantiles(lat)
 	if p := b.lastErr.Load(); p != nil {
@@ -362,6 +386,8 @@ func (r *NotarizeResult) print(cfg NotarizeConfig) {
 	fmt.Fprintf(w, "receipts:   %d (%.0f receipts/s), %d requests\n", r.Receipts, float64(r.Receipts)/r.Elapsed.Seconds(), r.Requests)
 	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  max %s (per request)\n", millis(r.P50), millis(r.P90), millis(r.P99), millis(r.Max))
 	fmt.Fprintf(w, "errors:     %d\n", r.Errors)
+	fmt.Fprintf(w, "timeouts:   %d requests a node took and did not answer in time\n", r.Timeouts)
+	fmt.Fprintf(w, "stalls:     %d s with no receipt\n", r.Stalls)
 	if cfg.Direct {
 		fmt.Fprintf(w, "direct:     %d requests on the clients' own connections, %d through the Go client after one failed\n", r.OnDirect, r.AfterFailure)
 	}
