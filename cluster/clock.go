@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,7 +29,25 @@ const clockInterval = 500 * time.Millisecond
 
 // clockFresh is how long a comparison stands: a leader whose last one is
 // older does not stamp.
-const clockFresh = 3 * clockInterval
+const clockFresh = 5 * time.Second
+
+// peerProbeTimeout bounds one question to a peer about its clock; a
+// peer's last answer stands for peerFresh when a question goes unanswered
+// (a loaded machine), so a slow peer is not taken for one whose clock
+// disagrees.
+const (
+	peerProbeTimeout = 2 * time.Second
+	peerFresh        = 10 * time.Second
+)
+
+// peerClock is a peer's clock as last measured.
+type peerClock struct {
+	offset, uncertainty time.Duration
+	at                  time.Time // when measured (this machine's monotonic clock)
+}
+
+// agrees reports whether the peer's clock agrees with this node's.
+func (p peerClock) agrees(bound time.Duration) bool { return p.offset.Abs() <= bound+p.uncertainty }
 
 // clockGuard holds a node's latest comparison of its clock with the others'.
 type clockGuard struct {
@@ -36,19 +55,19 @@ type clockGuard struct {
 	bound  time.Duration
 	client *http.Client
 
-	mu      sync.Mutex // guards below
-	checked time.Time  // by now, when the last comparison finished
-	agrees  bool       // a majority of voters, this node included, agrees with its clock
-	offsets map[string]time.Duration
-	failed  map[string]error // peers that did not answer
-	voters  int
+	mu       sync.Mutex           // guards below
+	checked  time.Time            // by now, when the last comparison finished
+	agrees   bool                 // a majority of voters, this node included, agrees with its clock
+	outvoted bool                 // a majority of the peers heard from disagrees with this node's clock
+	peers    map[string]peerClock // the peers' clocks measured within peerFresh
+	voters   int
 }
 
 // peerTime asks a peer's API for its clock and returns how far it is from
 // this node's, counted at the middle of the round trip, and the
 // uncertainty: half the round trip.
 func (g *clockGuard) peerTime(ctx context.Context, base string) (offset, uncertainty time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, clockInterval)
+	ctx, cancel := context.WithTimeout(ctx, peerProbeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/time", nil)
 	if err != nil {
@@ -91,22 +110,31 @@ func (g *clockGuard) compare(ctx context.Context, self string, voters []notaryap
 	}
 	wg.Wait()
 	close(answers)
-	agree := 1 // this node agrees with itself
-	offsets, failed := map[string]time.Duration{}, map[string]error{}
-	for a := range answers {
-		if a.err != nil {
-			failed[a.id] = a.err
-			continue
-		}
-		offsets[a.id] = a.offset
-		if a.offset.Abs() <= g.bound+a.uncertainty {
-			agree++
-		}
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.checked, g.offsets, g.failed, g.voters = g.now(), offsets, failed, max(voterCount, 1)
+	if g.peers == nil {
+		g.peers = map[string]peerClock{}
+	}
+	now := time.Now()
+	for a := range answers {
+		if a.err == nil {
+			g.peers[a.id] = peerClock{offset: a.offset, uncertainty: a.uncertainty, at: now}
+		}
+	}
+	agree, disagree := 1, 0 // this node agrees with itself
+	for id, p := range g.peers {
+		switch {
+		case now.Sub(p.at) > peerFresh || !slices.ContainsFunc(voters, func(m notaryapi.MemberInfo) bool { return m.ID == id }):
+			delete(g.peers, id) // not heard from lately, or no longer a voter
+		case p.agrees(g.bound):
+			agree++
+		default:
+			disagree++
+		}
+	}
+	g.checked, g.voters = g.now(), max(voterCount, 1)
 	g.agrees = agree > g.voters/2
+	g.outvoted = disagree > 0 && disagree >= agree
 }
 
 // check says whether this node may stamp now, with a log whose newest
@@ -140,10 +168,10 @@ func (g *clockGuard) alerts(id string, lastMillis int64) []notaryapi.Alert {
 		out = append(out, notaryapi.Alert{Kind: notaryapi.AlertClockSkew, Node: id,
 			Message: fmt.Sprintf("%s's clock does not agree with a majority of the cluster's within %v: as leader it would stamp nothing", id, g.bound)})
 	}
-	for peer, off := range g.offsets {
-		if off.Abs() > g.bound {
+	for peer, p := range g.peers {
+		if !p.agrees(g.bound) {
 			out = append(out, notaryapi.Alert{Kind: notaryapi.AlertClockSkew, Node: peer,
-				Message: fmt.Sprintf("%s's clock is %v from %s's", peer, off.Round(time.Millisecond), id)})
+				Message: fmt.Sprintf("%s's clock is %v from %s's", peer, p.offset.Round(time.Millisecond), id)})
 		}
 	}
 	if ahead := time.UnixMilli(lastMillis).Sub(now); ahead > g.bound {
@@ -164,7 +192,7 @@ func (n *Node) watchClock(ctx context.Context) {
 		_, members := n.fsm.clusterInfo()
 		voters, count := n.voters(members)
 		n.clock.compare(ctx, n.cfg.ID, voters, count)
-		if n.raft.State() == raft.Leader && n.clock.check(n.fsm.lastTime.Load()) != nil && time.Since(lastHandOff) > 5*time.Second {
+		if n.raft.State() == raft.Leader && n.clock.isOutvoted() && time.Since(lastHandOff) > 5*time.Second {
 			if to := n.clock.agreeingPeer(); to != "" {
 				lastHandOff = time.Now()
 				n.logger.WarnContext(ctx, "this node's clock disagrees with the cluster's: handing leadership on", "to", to)
@@ -181,25 +209,32 @@ func (n *Node) watchClock(ctx context.Context) {
 	}
 }
 
-// agreeingPeer names a peer whose clock agrees with this node's view of
-// the majority: when this node's clock is the one that is off, a peer
-// whose offset from it is the median of the others'.
+// isOutvoted reports whether the peers heard from lately disagree with
+// this node's clock, more of them than agree: this node's clock is the
+// one that is off, and it should not lead. A peer that does not answer is
+// no vote either way.
+func (g *clockGuard) isOutvoted() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.outvoted
+}
+
+// agreeingPeer names a peer to hand leadership to when this node's clock
+// is the one that is off: the one closest to the others' mean offset.
 func (g *clockGuard) agreeingPeer() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	// The peers agree among themselves where this node disagrees: pick the
-	// one closest to the others' mean offset.
-	if len(g.offsets) == 0 {
+	if len(g.peers) == 0 {
 		return ""
 	}
 	var sum time.Duration
-	for _, off := range g.offsets {
-		sum += off
+	for _, p := range g.peers {
+		sum += p.offset
 	}
-	mean := sum / time.Duration(len(g.offsets))
+	mean := sum / time.Duration(len(g.peers))
 	best, bestDist := "", time.Duration(-1)
-	for id, off := range g.offsets {
-		if d := (off - mean).Abs(); bestDist < 0 || d < bestDist {
+	for id, p := range g.peers {
+		if d := (p.offset - mean).Abs(); bestDist < 0 || d < bestDist {
 			best, bestDist = id, d
 		}
 	}

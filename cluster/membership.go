@@ -116,7 +116,7 @@ func (n *Node) Transfer(ctx context.Context, id string) error {
 		return httpapi.Field("id", "is this node, the leader already: name another voter, or none for any")
 	}
 	if id == "" {
-		return raftError(n.raft.LeadershipTransfer().Error())
+		return transferError(n.raft.LeadershipTransfer().Error())
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -124,10 +124,25 @@ func (n *Node) Transfer(ctx context.Context, id string) error {
 	}
 	for _, s := range f.Configuration().Servers {
 		if s.ID == raft.ServerID(id) {
-			return raftError(n.raft.LeadershipTransferToServer(s.ID, s.Address).Error())
+			return transferError(n.raft.LeadershipTransferToServer(s.ID, s.Address).Error())
 		}
 	}
 	return fmt.Errorf("%w: no voter %q", notaryapi.ErrNotFound, id)
+}
+
+// transferError maps a failed leadership transfer: raft's own errors as
+// raftError does, anything else (the target did not win in time) as a
+// 503 worth retrying, since leadership may still move.
+func transferError(err error) error {
+	if err == nil {
+		return nil
+	}
+	mapped := raftError(err)
+	var code *httpapi.Code
+	if errors.As(mapped, &code) {
+		return mapped
+	}
+	return fmt.Errorf("%w: the leadership transfer did not complete (%v); leadership may still move: look at /v1/status before you try again", notaryapi.ErrNoLeader, err)
 }
 
 // joinBackoff paces the attempts to join and to reach the nodes to join.
