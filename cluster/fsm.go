@@ -50,11 +50,9 @@ type fsm struct {
 	meta   clusterMeta
 	// refused counts the raft commands the FSM refused (see applyMeta).
 	refused atomic.Uint64
-	// selfCheck verifies, with this node's own key, what the node serves;
 	// damaged is why the log cannot be trusted, once it is found (see
 	// checkServed).
-	selfCheck *notary.Verifier
-	damaged   atomic.Pointer[error]
+	damaged atomic.Pointer[error]
 }
 
 // applied describes one applied notarize batch.
@@ -81,15 +79,9 @@ const (
 )
 
 // openFSM opens (or creates) the FSM state in dir.
-func openFSM(dir string, signer note.Signer, verifierKey string, logger *slog.Logger) (*fsm, error) {
+func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) {
 	f := &fsm{dir: dir, signer: signer, logger: logger, onApply: func(applied) {}, onFail: func(error) {}}
-	own, err := note.NewVerifier(verifierKey)
-	if err != nil {
-		return nil, fmt.Errorf("verifier key: %w", err)
-	}
-	if f.selfCheck, err = notary.NewVerifier(notary.Policy{Verifiers: []note.Verifier{own}}); err != nil {
-		return nil, err
-	}
+
 	gen := 1
 	if b, err := os.ReadFile(filepath.Join(dir, currentName)); err == nil {
 		if _, err := fmt.Sscanf(string(b), "log-%d\n", &gen); err != nil {

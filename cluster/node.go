@@ -294,7 +294,7 @@ func (n *Node) start(ctx context.Context, id identity) error {
 // whether raft had state before.
 func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	cfg := n.cfg // with HTTPAdvertise resolved
-	if n.fsm, err = openFSM(cfg.DataDir, cfg.Signer, cfg.VerifierKey, n.logger); err != nil {
+	if n.fsm, err = openFSM(cfg.DataDir, cfg.Signer, n.logger); err != nil {
 		return false, fmt.Errorf("cluster: %w", err)
 	}
 	if g, _ := n.fsm.clusterInfo(); g != nil && id.ClusterID != "" && g.ClusterID != id.ClusterID {

@@ -83,7 +83,7 @@ func (n *Node) receipts(indexes []uint64) ([]*notary.Receipt, error) {
 		return nil, err
 	}
 	for _, r := range out {
-		if err := n.fsm.checkServed(r); err != nil {
+		if err := n.fsm.checkServed(r, *cp); err != nil {
 			return nil, err
 		}
 	}

@@ -26,12 +26,12 @@ func (s *memSink) Write(p []byte) (int, error) { return s.Buffer.Write(p) }
 
 func testFSM(t testing.TB, dir string) *fsm {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(nil, "n")
+	skey, _, err := note.GenerateKey(nil, "n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer, _ := note.NewSigner(skey)
-	f, err := openFSM(dir, signer, vkey, slog.New(slog.DiscardHandler))
+	f, err := openFSM(dir, signer, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
