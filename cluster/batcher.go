@@ -37,6 +37,12 @@ type batcher struct {
 	// proposed (unix ns; 0 when none waits): a leader without a quorum
 	// for writes waits for ever.
 	pendingSince atomic.Int64
+	// commitTimeout is how long a batch may wait to commit; stall closes
+	// (and is replaced) when one waits longer, answering every submission
+	// waiting then with no_quorum instead of a silent stall.
+	commitTimeout time.Duration
+	stallMu       sync.Mutex // guards stall
+	stall         chan struct{}
 }
 
 // submission is one request's entries, waiting for their leaf indexes.
@@ -69,9 +75,11 @@ func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
 	return &batcher{
 		raft: r, fsm: f, now: cfg.Clock,
 		maxEntries: cfg.MaxBatchEntries, maxInFlight: cfg.MaxInFlight, timeout: cfg.ApplyTimeout,
-		observe: func(int, time.Duration) {},
-		queue:   make(chan *submission, cfg.QueueLength),
-		slots:   make(chan struct{}, cfg.MaxInFlight),
+		observe:       func(int, time.Duration) {},
+		queue:         make(chan *submission, cfg.QueueLength),
+		slots:         make(chan struct{}, cfg.MaxInFlight),
+		commitTimeout: cfg.CommitTimeout,
+		stall:         make(chan struct{}),
 	}
 }
 
@@ -84,11 +92,37 @@ func (b *batcher) submit(ctx context.Context, entries []notaryapi.Entry) (submit
 	default:
 		return submitResult{}, errOverloaded
 	}
+	b.stallMu.Lock()
+	stalled := b.stall
+	b.stallMu.Unlock()
 	select {
 	case r := <-s.done:
 		return r, r.err
+	case <-stalled:
+		// It may still commit; a retry is safe (idempotent).
+		return submitResult{}, fmt.Errorf("%w: a batch has waited over %v to commit: the leader cannot reach a majority that takes writes", notaryapi.ErrNoQuorum, b.commitTimeout)
 	case <-ctx.Done():
 		return submitResult{}, ctx.Err()
+	}
+}
+
+// watchStalls closes the stall channel whenever the oldest batch in flight
+// has waited longer than commitTimeout, until ctx ends.
+func (b *batcher) watchStalls(ctx context.Context) {
+	tick := time.NewTicker(b.commitTimeout / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if b.waiting() > b.commitTimeout {
+			b.stallMu.Lock()
+			close(b.stall)
+			b.stall = make(chan struct{})
+			b.stallMu.Unlock()
+		}
 	}
 }
 
@@ -105,6 +139,11 @@ func (b *batcher) run(ctx context.Context) {
 				return
 			}
 		}
+	}()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.watchStalls(ctx)
 	}()
 	var held *submission // one that did not fit in the last batch
 	for {

@@ -43,14 +43,7 @@ func (n *Node) leaderURL() string {
 // of commitments logged before.
 func (n *Node) Submit(ctx context.Context, entries []notaryapi.Entry) (receipts []*notary.Receipt, firstNew uint64, err error) {
 	start := time.Now()
-	// A leader that has lost its quorum for writes (followers that cannot
-	// append) waits for ever: answer 503 in time instead of a silent stall.
-	commitCtx, cancel := context.WithTimeout(ctx, n.cfg.CommitTimeout)
-	defer cancel()
-	res, err := n.batcher.submit(commitCtx, entries)
-	if err != nil && ctx.Err() == nil && commitCtx.Err() != nil {
-		err = fmt.Errorf("%w: not committed within %v: the leader cannot reach a majority that takes writes", notaryapi.ErrNoQuorum, n.cfg.CommitTimeout)
-	}
+	res, err := n.batcher.submit(ctx, entries)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -104,9 +104,18 @@ func ParseTokens(text []byte) (*Tokens, error) {
 // Role returns the role of the request's bearer token, RoleNone without a
 // valid one.
 func (t *Tokens) Role(r *http.Request) Role {
+	role, _ := t.Lookup(r)
+	return role
+}
+
+// Lookup returns the role of the request's bearer token (RoleNone without
+// a valid one) and the token's SHA-256 digest, which stands for the token
+// where it must be told apart from others (a rate limit per token) without
+// being kept.
+func (t *Tokens) Lookup(r *http.Request) (Role, [sha256.Size]byte) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || t == nil || token == "" {
-		return RoleNone
+		return RoleNone, [sha256.Size]byte{}
 	}
 	d := sha256.Sum256([]byte(token))
 	// Compare with every digest, so the time taken does not depend on
@@ -117,7 +126,7 @@ func (t *Tokens) Role(r *http.Request) Role {
 			found = role
 		}
 	}
-	return found
+	return found, d
 }
 
 // Authorize checks the request's bearer token against the role needed:

@@ -13,16 +13,16 @@ import (
 // answer's Retry-After says when to come back.
 var ErrRateLimited = &Code{"rate_limited", http.StatusTooManyRequests, "too many requests"}
 
-// RateLimiter keeps a token bucket per key (a client's address or token)
-// for requests, forgetting keys idle for a few minutes. It holds at most
-// maxKeys buckets: past that, new keys share one, so a flood of keys costs
-// bounded memory. It is safe for concurrent use.
-type RateLimiter struct {
+// RateLimiter keeps a token bucket per key (a client's address, a token's
+// digest) for requests, forgetting keys idle for a few minutes. It holds at
+// most maxKeys buckets: past that, new keys share one, so a flood of keys
+// costs bounded memory. It is safe for concurrent use.
+type RateLimiter[K comparable] struct {
 	limit rate.Limit
 	burst int
 
 	mu       sync.Mutex // guards all below
-	buckets  map[string]*bucket
+	buckets  map[K]*bucket
 	overflow *rate.Limiter
 	swept    time.Time
 }
@@ -39,13 +39,13 @@ const (
 )
 
 // NewRateLimiter allows each key perSecond requests with bursts of burst.
-func NewRateLimiter(perSecond float64, burst int) *RateLimiter {
-	return &RateLimiter{limit: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{},
+func NewRateLimiter[K comparable](perSecond float64, burst int) *RateLimiter[K] {
+	return &RateLimiter[K]{limit: rate.Limit(perSecond), burst: burst, buckets: map[K]*bucket{},
 		overflow: rate.NewLimiter(rate.Limit(perSecond), burst), swept: time.Now()}
 }
 
 // Allow reports whether key may make a request now, and takes it.
-func (l *RateLimiter) Allow(key string) bool {
+func (l *RateLimiter[K]) Allow(key K) bool {
 	now := time.Now()
 	l.mu.Lock()
 	if now.Sub(l.swept) > sweepEach {

@@ -8,6 +8,7 @@ package httpd
 
 import (
 	"context"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http"
@@ -95,9 +96,10 @@ type Config struct {
 // api is the node's HTTP API.
 type api struct {
 	Config
-	mux                 httpapi.Mux
-	anonRate, tokenRate *httpapi.RateLimiter
-	streams             streamSlots
+	mux       httpapi.Mux
+	anonRate  *httpapi.RateLimiter[string]
+	tokenRate *httpapi.RateLimiter[[sha256.Size]byte]
+	streams   streamSlots
 }
 
 // New returns the API's handler. A zero Limits means DefaultLimits.
@@ -109,8 +111,8 @@ func New(cfg Config) http.Handler {
 		cfg.Limits = DefaultLimits()
 	}
 	a := &api{Config: cfg,
-		anonRate:  httpapi.NewRateLimiter(cfg.Limits.AnonymousRate, cfg.Limits.AnonymousBurst),
-		tokenRate: httpapi.NewRateLimiter(cfg.Limits.TokenRate, cfg.Limits.TokenBurst),
+		anonRate:  httpapi.NewRateLimiter[string](cfg.Limits.AnonymousRate, cfg.Limits.AnonymousBurst),
+		tokenRate: httpapi.NewRateLimiter[[sha256.Size]byte](cfg.Limits.TokenRate, cfg.Limits.TokenBurst),
 		streams:   streamSlots{limits: cfg.Limits, byIP: map[string]int{}},
 	}
 	a.mux.Log = cfg.Logger

@@ -1,10 +1,8 @@
 package httpd
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/telenotary/telenotary/cluster/auth"
@@ -62,9 +60,8 @@ func (a *api) rateLimit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !unlimited[r.URL.Path] {
 			var ok bool
-			if a.Tokens.Role(r) != auth.RoleNone {
-				_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-				ok = a.tokenRate.Allow(fmt.Sprintf("%x", sha256.Sum256([]byte(token))))
+			if role, digest := a.Tokens.Lookup(r); role != auth.RoleNone {
+				ok = a.tokenRate.Allow(digest)
 			} else {
 				ok = a.anonRate.Allow(httpapi.ClientIP(r))
 			}
