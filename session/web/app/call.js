@@ -418,16 +418,19 @@ export class Call extends EventTarget {
   // #watchTransport follows the DTLS transport once the remote description
   // made it (with max-bundle, one transport carries media and data).
   #watchTransport(pc) {
-    const t = dtlsTransportOf(pc);
-    if (!t || t.onstatechange) return;
-    t.onstatechange = () => this.#checkTransport(pc);
     this.#checkTransport(pc);
   }
 
+  // #checkTransport reads the state of the transport the connection uses
+  // now and follows its changes. The transport found may not be the one
+  // found before: until the answer settles bundling, a receiver's transport
+  // can stand in for the one that stays, and Chromium may report the
+  // connection connected before the transport object says so.
   async #checkTransport(pc) {
     if (pc !== this.#pc) return;
     const t = dtlsTransportOf(pc);
     if (!t) return;
+    if (!t.onstatechange) t.onstatechange = () => this.#checkTransport(pc);
     if (this.dtlsState !== t.state) {
       this.dtlsState = t.state;
       this.#log(`DTLS ${t.state}`);
@@ -455,6 +458,7 @@ export class Call extends EventTarget {
       return; // the connection closed meanwhile
     }
     if (pc !== this.#pc) return;
+    this.#checkTransport(pc);
     if (JSON.stringify(pair) !== JSON.stringify(this.selectedPair)) {
       this.selectedPair = pair;
       if (pair) {
