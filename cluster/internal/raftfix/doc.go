@@ -11,7 +11,12 @@
 //     heartbeat from a new leader could raise the term under a leader
 //     writing a batch (https://github.com/hashicorp/raft/issues/695 and
 //     https://github.com/hashicorp/raft/pull/701). Both happened as forks:
-//     two nodes applying different entries at one index.
+//     two nodes applying different entries at one index. Its pipelines
+//     always take the answers of the network transport's, so a follower
+//     that refused an append (a full disk) is sent entries again once it
+//     takes them, where hashicorp/raft's pipelined replication can block
+//     for good and leave it behind forever, heartbeats and all
+//     (https://github.com/hashicorp/raft/issues/612).
 //   - [LeaderWatch] makes a follower notice a silent leader a randomized
 //     timeout after its last message, as the Raft paper has it, where
 //     hashicorp/raft's re-armed timer notices it anywhere from one to

@@ -94,3 +94,69 @@ func (c *Transport) Close() error {
 	}
 	return nil
 }
+
+// AppendEntriesPipeline implements raft.Transport. The pipeline it returns
+// always takes the answers of the one underneath, whether raft still reads
+// them or not. hashicorp/raft stops reading a pipeline's answers at the
+// first refusal (a follower that could not append), while its sending loop
+// may send once more before it notices; the network transport's answer
+// queue is unbuffered, so that send and the answer it waits behind block
+// each other for good, and the follower gets heartbeats but never another
+// entry (https://github.com/hashicorp/raft/issues/612).
+func (c *Transport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	p, err := c.Transport.AppendEntriesPipeline(id, target)
+	if err != nil {
+		return nil, err
+	}
+	d := &drainedPipeline{AppendPipeline: p, answers: make(chan raft.AppendFuture), closed: make(chan struct{})}
+	d.drained.Add(1)
+	go d.drain()
+	return d, nil
+}
+
+// drainedPipeline queues the answers of the pipeline it wraps until raft
+// reads them or closes the pipeline. The queue holds at most the requests
+// raft sent after it stopped reading, which is few: its loop ends at the
+// next turn.
+type drainedPipeline struct {
+	raft.AppendPipeline
+	answers   chan raft.AppendFuture
+	closed    chan struct{}
+	closeOnce sync.Once
+	drained   sync.WaitGroup
+}
+
+func (d *drainedPipeline) drain() {
+	defer d.drained.Done()
+	in := d.AppendPipeline.Consumer()
+	var queue []raft.AppendFuture
+	for {
+		var (
+			out  chan raft.AppendFuture
+			next raft.AppendFuture
+		)
+		if len(queue) > 0 {
+			out, next = d.answers, queue[0]
+		}
+		select {
+		case f := <-in:
+			queue = append(queue, f)
+		case out <- next:
+			queue[0] = nil
+			queue = queue[1:]
+		case <-d.closed:
+			return
+		}
+	}
+}
+
+// Consumer implements raft.AppendPipeline.
+func (d *drainedPipeline) Consumer() <-chan raft.AppendFuture { return d.answers }
+
+// Close implements raft.AppendPipeline.
+func (d *drainedPipeline) Close() error {
+	err := d.AppendPipeline.Close()
+	d.closeOnce.Do(func() { close(d.closed) })
+	d.drained.Wait()
+	return err
+}
