@@ -75,23 +75,29 @@ func decodeSlot(b []byte) (headSlot, bool) {
 	return s, true
 }
 
-// readSlots returns the valid slots of the head file, by slot number.
-func readSlots(f *os.File) (map[int]headSlot, error) {
+// readSlots returns the valid slots of the head file, by slot number, and
+// the numbers of the slots that hold something but fail their checks: torn
+// by a crash while being written, or damaged since.
+func readSlots(f *os.File) (map[int]headSlot, []int, error) {
 	buf := make([]byte, 3*slotBytes)
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && n != len(buf) && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, nil, err
 	}
 	slots := make(map[int]headSlot)
+	var bad []int
 	for i := range 3 {
 		if (i+1)*slotBytes > n {
 			break
 		}
-		if s, ok := decodeSlot(buf[i*slotBytes : (i+1)*slotBytes]); ok {
+		b := buf[i*slotBytes : (i+1)*slotBytes]
+		if s, ok := decodeSlot(b); ok {
 			slots[i] = s
+		} else if !bytes.Equal(b, make([]byte, slotBytes)) {
+			bad = append(bad, i)
 		}
 	}
-	return slots, nil
+	return slots, bad, nil
 }
 
 // latestSlot returns the slot with the highest sequence number, preferring a

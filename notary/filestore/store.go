@@ -259,9 +259,13 @@ func (s *Store) writeMeta(key [16]byte) error {
 // exactly the newest slot's root; else the store goes back to the newest
 // synced head.
 func (s *Store) recoverHead() (headSlot, error) {
-	slots, err := readSlots(s.headF)
+	slots, bad, err := readSlots(s.headF)
 	if err != nil {
 		return headSlot{}, err
+	}
+	for _, i := range bad {
+		s.log.Warn(fmt.Sprintf("filestore: head slot %d fails its checksum: torn by a crash while it was written, or damaged since; opening at the newest intact slot", i),
+			"file", s.path(headName))
 	}
 	latest, ok := latestSlot(slots, false)
 	if !ok {
@@ -532,7 +536,7 @@ func (s *Store) ReadLeaves(start uint64, dst []notary.Leaf) error {
 	}
 	for i := range dst {
 		if err := dst[i].UnmarshalBinary(raw[i*notary.LeafSize : (i+1)*notary.LeafSize]); err != nil {
-			return fmt.Errorf("%w: leaf %d: %w", notary.ErrCorrupt, start+uint64(i), err)
+			return fmt.Errorf("%w: leaf %d: %w", notary.ErrDamaged, start+uint64(i), err)
 		}
 	}
 	return nil
