@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,15 +92,12 @@ func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) 
 	if err := f.openLog(gen); err != nil {
 		return nil, err
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, membersName)); err == nil {
-		if err := json.Unmarshal(b, &f.meta); err != nil {
-			f.log.Close()
-			return nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, membersName, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	meta, err := readMeta(dir, logger)
+	if err != nil {
 		f.log.Close()
 		return nil, err
 	}
+	f.meta = meta
 	if f.meta.Members == nil {
 		f.meta.Members = map[string]notaryapi.MemberInfo{}
 	}

@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -169,13 +172,66 @@ func (f *fsm) nextMeta(next *clusterMeta, data []byte) error {
 	return nil
 }
 
+// membersFile is members.json: the meta and the SHA-256 of its compact
+// JSON, so a file damaged or edited by hand is refused on open rather
+// than believed (the membership and keys it holds decide whose signatures
+// count).
+type membersFile struct {
+	clusterMeta
+	SHA256 string `json:"sha256"`
+}
+
+// metaDigest is the checksum members.json carries of m.
+func metaDigest(m clusterMeta) (string, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
 // writeMeta replaces members.json durably.
 func (f *fsm) writeMeta(m clusterMeta) error {
-	b, err := json.MarshalIndent(m, "", "  ")
+	sum, err := metaDigest(m)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(membersFile{clusterMeta: m, SHA256: sum}, "", "  ")
 	if err != nil {
 		return err
 	}
 	return filestore.WriteFileDurably(filepath.Join(f.dir, membersName), append(b, '\n'))
+}
+
+// readMeta reads members.json from dir; a missing file is an empty meta.
+// A file that does not parse or fails its checksum is ErrCorruptState. A
+// file without a checksum (written before files carried one) is taken,
+// with a warning, until the next membership change rewrites it.
+func readMeta(dir string, logger *slog.Logger) (clusterMeta, error) {
+	path := filepath.Join(dir, membersName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return clusterMeta{}, nil
+	} else if err != nil {
+		return clusterMeta{}, err
+	}
+	var file membersFile
+	if err := json.Unmarshal(b, &file); err != nil {
+		return clusterMeta{}, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
+	}
+	if file.SHA256 == "" {
+		logger.Warn("members.json carries no checksum (written by an earlier version, or the checksum was removed): taking it as it is", "file", path)
+		return file.clusterMeta, nil
+	}
+	sum, err := metaDigest(file.clusterMeta)
+	if err != nil {
+		return clusterMeta{}, err
+	}
+	if sum != file.SHA256 {
+		return clusterMeta{}, fmt.Errorf("%w: %s fails its checksum: it was edited or damaged; restore the data directory from a sound copy, or remove the node and let it join again", ErrCorruptState, path)
+	}
+	return file.clusterMeta, nil
 }
 
 // clusterInfo returns a copy of the replicated identity and members,
