@@ -72,3 +72,6 @@ func RefuseRaftWrites(n *Node) (restore func()) {
 	n.logStore.refuse.Store(&err)
 	return func() { n.logStore.refuse.Store(nil) }
 }
+
+// TakeSnapshot makes the node's raft take a snapshot now.
+func TakeSnapshot(n *Node) error { return n.raft.Snapshot().Error() }

@@ -100,6 +100,15 @@ func newMetrics(n *Node) *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "telenotary_fsm_refused_commands_total",
 			Help: "Raft commands this node's state machine refused as malformed or invalid (each is logged); any is an alert."},
 			func() float64 { return float64(n.fsm.refused.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "telenotary_scrub_leaves_total",
+			Help: "Leaves the background scrub has read and checked."},
+			func() float64 { return float64(n.scrub.total.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "telenotary_scrub_passes_total",
+			Help: "Passes of the background scrub over the whole log."},
+			func() float64 { return float64(n.scrub.passes.Load()) }),
+		gauge("telenotary_scrub_last_pass_timestamp_seconds", "When the last scrub pass completed (0 before the first).", func() float64 {
+			return float64(n.scrub.lastPass.Load()) / 1000
+		}),
 		gauge("telenotary_raft_commit_index", "Raft commit index.", func() float64 { return float64(n.raft.CommitIndex()) }),
 		gauge("telenotary_raft_applied_index", "Raft entries applied to the log.", func() float64 { return float64(n.fsm.applied.Load()) }),
 		gauge("telenotary_ready", "1 when the node serves submissions.", func() float64 {

@@ -104,6 +104,9 @@ type Config struct {
 	// majority of the voters for it to stamp (see the time guard in
 	// clock.go).
 	MaxClockSkew time.Duration
+	// ScrubRate is how many leaves a second the background scrub reads
+	// and checks (see scrub.go); 0 turns it off.
+	ScrubRate int
 }
 
 // DefaultConfig returns the settings a production node starts from.
@@ -124,6 +127,7 @@ func DefaultConfig() Config {
 		MaxLag:             10_000,
 		CommitTimeout:      5 * time.Second,
 		MinFreeDisk:        256 << 20,
+		ScrubRate:          5_000,
 
 		RaftHandshakeTimeout: 10 * time.Second,
 		APIMaxConns:          8192,
@@ -171,6 +175,8 @@ func (c Config) Validate() error {
 		return errors.New("MaxClockSkew must be positive")
 	case c.CommitTimeout <= 0:
 		return errors.New("CommitTimeout must be positive")
+	case c.ScrubRate < 0:
+		return errors.New("ScrubRate must not be negative (0 turns the scrub off)")
 	}
 	if err := c.checkRaftSecurity(); err != nil {
 		return err
@@ -212,6 +218,7 @@ type Node struct {
 	clock  *clockGuard          // this node's clock against the others'; a leader stamps only while they agree
 	watch  *raftfix.LeaderWatch // as follower: notices a silent leader on time; nil if off
 	ready  atomic.Bool          // as leader: the barrier after the election has passed
+	scrub  scrubber             // the background scrub's progress
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines
 
@@ -381,6 +388,9 @@ func (n *Node) serve(id identity, hasState bool) {
 	n.goFunc(func() { n.watchLeadership(bg) })
 	n.goFunc(func() { n.watchCluster(bg) })
 	n.goFunc(func() { n.watchClock(bg) })
+	if n.cfg.ScrubRate > 0 {
+		n.goFunc(func() { n.scrubLoop(bg) })
+	}
 	if n.watch != nil {
 		n.goFunc(func() {
 			if err := n.watch.Run(bg); err != nil {

@@ -63,6 +63,10 @@ func (n *Node) Status() notaryapi.Status {
 	if errp := n.fsm.damaged.Load(); errp != nil {
 		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertDamaged, Node: n.cfg.ID, Message: (*errp).Error()})
 	}
+	if err := n.snapshots.problem(); err != nil {
+		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertSnapshot, Node: n.cfg.ID, Message: err.Error()})
+	}
+	st.Scrub = n.scrub.status(n.cfg.ScrubRate)
 	if refused := n.fsm.refused.Load(); refused > 0 {
 		st.Alerts = append(st.Alerts, notaryapi.Alert{Kind: notaryapi.AlertRefusedCommands, Node: n.cfg.ID,
 			Message: fmt.Sprintf("%s's state machine refused %d raft commands (see its log): someone with raft access sent invalid ones", n.cfg.ID, refused)})

@@ -120,9 +120,26 @@ type Status struct {
 	CheckpointTime int64        `json:"checkpoint_time"`
 	Peers          []PeerStatus `json:"peers"`
 	Batches        BatchStats   `json:"batches"`
+	// Scrub is the progress of the background check of the node's data.
+	Scrub ScrubStatus `json:"scrub"`
 	// Alerts are what an operator must act on now, as this node sees it
 	// (operator token only).
 	Alerts []Alert `json:"alerts"`
+}
+
+// ScrubStatus is the progress of a node's background scrub, which reads
+// its whole log again and again and checks every leaf, stored hash and
+// index entry, then its raft snapshots.
+type ScrubStatus struct {
+	// Rate is the leaves a second it reads; 0 when it is off.
+	Rate int `json:"rate"`
+	// Checked is how many leaves, from the first, the current pass has
+	// checked.
+	Checked uint64 `json:"checked"`
+	// Passes is how many passes over the whole log have completed since
+	// the node started; LastPass is when the last one did.
+	Passes   uint64    `json:"passes"`
+	LastPass time.Time `json:"last_pass,omitzero"`
 }
 
 // AlertKind tells alerts apart.
@@ -140,6 +157,9 @@ const (
 	// AlertDamaged: the node found its data damaged and serves nothing
 	// from its log.
 	AlertDamaged AlertKind = "damaged"
+	// AlertSnapshot: the node's last snapshot failed, or one it keeps is
+	// damaged: it is not ready until it has a sound one.
+	AlertSnapshot AlertKind = "snapshot"
 	// AlertNoQuorum: the leader has writes waiting to commit for longer
 	// than it answers in: no majority takes writes.
 	AlertNoQuorum AlertKind = "no-quorum"

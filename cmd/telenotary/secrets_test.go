@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telenotary/telenotary/cluster"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -324,5 +325,38 @@ func TestNodeMaxClockSkew(t *testing.T) {
 	}
 	if _, stdout, stderr := runCmd(t, nil, "node", "--help"); !strings.Contains(stdout+stderr, "  --max-clock-skew  [TELENOTARY_MAX_CLOCK_SKEW]") {
 		t.Errorf("node --help lacks --max-clock-skew:\n%s", stdout+stderr)
+	}
+}
+
+// TestNodeScrubRate: --scrub-rate reaches the node's configuration, with
+// the cluster's default; 0 turns the scrub off and a negative rate is a
+// usage error naming the flag.
+func TestNodeScrubRate(t *testing.T) {
+	dir := t.TempDir()
+	sec := writeTestSecrets(t, dir)
+	base := []string{"--id", "node-1", "--data-dir", dir, "--bootstrap", "--origin", "o.test/log", "--signer-key", sec.signerKey, "--tokens", sec.tokens}
+	env := &environment{stdout: new(strings.Builder), stderr: new(strings.Builder), getenv: func(string) string { return "" }}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, cluster.DefaultConfig().ScrubRate},
+		{[]string{"--scrub-rate", "500"}, 500},
+		{[]string{"--scrub-rate", "0"}, 0},
+	} {
+		var f nodeFlags
+		if err := f.parse(env, append(slices.Clone(base), tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ScrubRate != tc.want {
+			t.Errorf("%v: ScrubRate %d, want %d", tc.args, cfg.ScrubRate, tc.want)
+		}
+	}
+	if code, _, stderr := runCmd(t, nil, append([]string{"node", "--scrub-rate", "-1"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--scrub-rate") {
+		t.Errorf("--scrub-rate -1: exit %d, stderr %q", code, stderr)
 	}
 }
