@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -52,6 +53,11 @@ type fsm struct {
 	// damaged is why the log cannot be trusted, once it is found (see
 	// checkServed).
 	damaged atomic.Pointer[error]
+	// stalled is why the FSM is waiting to apply (its disk is full), while
+	// it waits; stop ends the wait when the node stops.
+	stalled  atomic.Pointer[error]
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // applied describes one applied notarize batch.
@@ -79,7 +85,7 @@ const (
 
 // openFSM opens (or creates) the FSM state in dir.
 func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) {
-	f := &fsm{dir: dir, signer: signer, logger: logger, onApply: func(applied) {}, onFail: func(error) {}}
+	f := &fsm{dir: dir, signer: signer, logger: logger, onApply: func(applied) {}, onFail: func(error) {}, stop: make(chan struct{})}
 
 	gen := 1
 	if b, err := os.ReadFile(filepath.Join(dir, currentName)); err == nil {
@@ -262,8 +268,11 @@ func (f *fsm) commit(p batchPlan, results []any) bool {
 	before := f.log.Head().Size
 	start := time.Now()
 	indexes, err := f.appendChunks(p.leaves, appState(p.index, p.lastTime))
-	if took := time.Since(start); took > slowApply {
+	if took := time.Since(start); took > slowApply && err == nil {
 		f.logger.Warn("slow apply", "leaves", len(p.leaves), "took", took)
+	}
+	if isNoSpace(err) {
+		indexes, err = f.retryWhenRoom(p, err)
 	}
 	if err != nil {
 		f.fail(err)
@@ -298,15 +307,17 @@ var errReplayed = errors.New("raft entry already applied")
 const slowApply = 50 * time.Millisecond
 
 // appendChunks appends leaves in commits of at most notary.MaxBatch; the
-// app state goes with the last. A crash between chunks is harmless: the
-// replayed entry finds the first chunks' commitments already logged.
+// app state goes with the last, and the ones before keep the applied index
+// as it was, with their newest leaf's time. A crash (or a full disk)
+// between chunks is harmless: the replayed entry finds the first chunks'
+// commitments already logged, and time never goes back.
 func (f *fsm) appendChunks(leaves []notary.Leaf, state []byte) ([]uint64, error) {
 	var out []uint64
 	for start := 0; ; start += notary.MaxBatch {
 		end := min(start+notary.MaxBatch, len(leaves))
-		var st []byte
-		if end == len(leaves) {
-			st = state
+		st := state
+		if end < len(leaves) {
+			st = appState(f.applied.Load(), leaves[end-1].Timestamp)
 		}
 		idx, err := f.log.Append(leaves[start:end], st)
 		if err != nil {
@@ -318,6 +329,52 @@ func (f *fsm) appendChunks(leaves []notary.Leaf, state []byte) ([]uint64, error)
 		}
 	}
 }
+
+// isNoSpace reports whether err is a file system out of room.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// applyRetry is how often an FSM whose disk was full tries its batch again.
+const applyRetry = time.Second
+
+// retryWhenRoom waits for room on a full disk and applies the plan again,
+// every applyRetry, until it succeeds, fails otherwise, or the node stops.
+// A store whose commit failed must be reopened, which cuts off whatever
+// the failed commit wrote; leaves committed by the chunks before it are
+// found again (a commitment is logged once). Meanwhile the node is not
+// ready and says why; raft goes on logging entries as long as it can.
+func (f *fsm) retryWhenRoom(p batchPlan, cause error) ([]uint64, error) {
+	stalled := fmt.Errorf("%w: no room to apply committed entries (%v); trying again every %v", notaryapi.ErrDiskLow, cause, applyRetry)
+	f.stalled.Store(&stalled)
+	defer f.stalled.Store(nil)
+	f.logger.Error("disk full: the state machine waits for room to apply", "error", cause)
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-f.stop:
+			return nil, fmt.Errorf("stopped while waiting for room: %w", cause)
+		case <-time.After(applyRetry):
+		}
+		f.mu.Lock()
+		f.log.Close()
+		err := f.openLog(f.gen)
+		f.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("reopen the log after a full disk: %w", err)
+		}
+		indexes, err := f.appendChunks(p.leaves, appState(p.index, p.lastTime))
+		if err == nil {
+			f.logger.Info("room again: the state machine applies", "attempts", attempt)
+			return indexes, nil
+		}
+		if !isNoSpace(err) {
+			return nil, err
+		}
+	}
+}
+
+// stopWaiting ends a wait for room (retryWhenRoom): the node is stopping.
+func (f *fsm) stopWaiting() { f.stopOnce.Do(func() { close(f.stop) }) }
 
 // fail stops the FSM: a node whose store cannot commit must not go on.
 func (f *fsm) fail(err error) {

@@ -148,6 +148,9 @@ func (n *Node) notReady() error {
 	if errp := n.fsm.damaged.Load(); errp != nil {
 		return *errp
 	}
+	if errp := n.fsm.stalled.Load(); errp != nil {
+		return *errp
+	}
 	if err := n.logStore.problem(); err != nil {
 		return fmt.Errorf("%w: %w", notaryapi.ErrNoLeader, err)
 	}

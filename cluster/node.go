@@ -598,6 +598,9 @@ func (n *Node) shutdownParts() error {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	if n.fsm != nil {
+		n.fsm.stopWaiting() // raft's shutdown waits for the FSM
+	}
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}

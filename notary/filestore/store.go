@@ -263,13 +263,13 @@ func (s *Store) recoverHead() (headSlot, error) {
 	if err != nil {
 		return headSlot{}, err
 	}
+	latest, ok := latestSlot(slots, false)
+	if !ok {
+		return headSlot{}, fmt.Errorf("%w: no valid slot in %s (slots %v fail their checksums)", notary.ErrCorrupt, headName, bad)
+	}
 	for _, i := range bad {
 		s.log.Warn(fmt.Sprintf("filestore: head slot %d fails its checksum: torn by a crash while it was written, or damaged since; opening at the newest intact slot", i),
 			"file", s.path(headName))
-	}
-	latest, ok := latestSlot(slots, false)
-	if !ok {
-		return headSlot{}, fmt.Errorf("%w: no valid slot in %s", notary.ErrCorrupt, headName)
 	}
 	if latest.synced || (s.boot != [16]byte{} && latest.boot == s.boot) {
 		_, err := s.frontier(latest.head)
