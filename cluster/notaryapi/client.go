@@ -36,7 +36,7 @@ type ClientConfig struct {
 	// MaxBackoff caps the wait between retries (default 1s). A call retries
 	// until its context ends.
 	MaxBackoff time.Duration
-	// AttemptTimeout bounds one try on one node (default 4s): a node that
+	// AttemptTimeout bounds one try on one node (default 2s): a node that
 	// does not answer in time (paused, cut off) is forgotten as leader and
 	// the others are tried, while the call goes on until its context ends.
 	AttemptTimeout time.Duration
@@ -62,7 +62,7 @@ func NewClient(cfg ClientConfig) *Client {
 		cfg.MaxBackoff = time.Second
 	}
 	if cfg.AttemptTimeout == 0 {
-		cfg.AttemptTimeout = 4 * time.Second
+		cfg.AttemptTimeout = 2 * time.Second
 	}
 	c := &Client{cfg: cfg, http: cfg.HTTPClient}
 	if c.http == nil {
@@ -227,9 +227,28 @@ func (c *Client) Transfer(ctx context.Context, id string) error {
 // maxEventLine bounds one line of the event stream.
 const maxEventLine = 4 << 20
 
+// EventsOption changes how Events follows a stream.
+type EventsOption func(*eventsOptions)
+
+type eventsOptions struct {
+	keepAlive func()
+}
+
+// OnKeepAlive has Events call fn for each comment line of the stream. A
+// node sends one when the stream opens and ": keep-alive" every 15 s
+// while it has no event to send: a follower that hears neither events nor
+// keep-alives for longer can tell a dead stream from an idle cluster.
+func OnKeepAlive(fn func()) EventsOption {
+	return func(o *eventsOptions) { o.keepAlive = fn }
+}
+
 // Events follows the event stream of one node, calling fn for each event,
 // until ctx ends or the stream breaks.
-func (c *Client) Events(ctx context.Context, node string, fn func(Event)) error {
+func (c *Client) Events(ctx context.Context, node string, fn func(Event), opts ...EventsOption) error {
+	var o eventsOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	resp, err := c.send(ctx, http.MethodGet, strings.TrimRight(node, "/")+"/v1/events", nil)
 	if err != nil {
 		return err
@@ -241,7 +260,14 @@ func (c *Client) Events(ctx context.Context, node string, fn func(Event)) error 
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		line := sc.Text()
+		if strings.HasPrefix(line, ":") {
+			if o.keepAlive != nil {
+				o.keepAlive()
+			}
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
 		if !ok {
 			continue
 		}

@@ -87,7 +87,7 @@ func (c *nodeConn) NotarizeBatch(entries []notaryapi.Entry) (*notaryapi.BatchRes
 // answer is an *httpapi.Problem. A broken connection stays broken: dial again.
 // requestTimeout bounds one request on a direct connection, as
 // notaryapi's AttemptTimeout bounds one try of the Go client.
-const requestTimeout = 4 * time.Second
+const requestTimeout = 2 * time.Second
 
 func (c *nodeConn) post(path string, body []byte, decode func([]byte) error) error {
 	if err := c.ctx.Err(); err != nil {
