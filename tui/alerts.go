@@ -122,8 +122,9 @@ type alertsTab struct {
 	common
 	filter filter
 	scroll int
-	// nodes are the nodes' last answers, whose alerts count.
-	nodes nodeList
+	// nodes are the nodes' last answers, whose alerts count: a node that
+	// leaves the cluster takes its alerts with it.
+	nodes *nodeList
 	// active are the node alerts reported now.
 	active map[nodeAlertKey]bool
 }
@@ -150,12 +151,8 @@ func (a *alertsTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // An unreachable node's last answer still counts: its alerts stand until
 // it says otherwise.
 func (a *alertsTab) onNodeAlerts(msg statusMsg) {
-	n := a.nodes.find(msg.node)
-	if n == nil {
-		return
-	}
-	n.record(msg)
-	if msg.err != nil {
+	n, _ := a.nodes.record(msg)
+	if n == nil || msg.err != nil {
 		return
 	}
 	keys, byKey := credibleAlerts(a.nodes.reports())

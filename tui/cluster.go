@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,11 +14,12 @@ import (
 // clusterTab is the Cluster tab: each node's role, term, indexes, lag,
 // contact and health, the details of the selected node, and the operator
 // actions on it (remove, transfer leadership) behind a confirmation. It
-// polls the nodes on every tick and raises the alerts of the nodes'
-// reachability, lag and leadership.
+// polls the nodes on every tick (the configured ones and the members the
+// leader lists) and raises the alerts of the nodes' reachability, lag,
+// leadership and membership.
 type clusterTab struct {
 	common
-	nodes nodeList
+	nodes *nodeList
 	// leaderID and leaderTerm are the last leader seen, for leader-change
 	// alerts; a status of an older term cannot undo them.
 	leaderID   string
@@ -33,6 +35,11 @@ type clusterTab struct {
 type confirmation struct {
 	act    action
 	target string // node id
+	// leader is true when the target leads: removing it takes a second
+	// y, once the operator has read that the cluster elects another.
+	leader bool
+	// again is true while the second y is awaited.
+	again bool
 }
 
 // notice is the outcome of the last action, shown on the status line.
@@ -43,7 +50,9 @@ type notice struct {
 }
 
 func newClusterTab(c common) *clusterTab {
-	return &clusterTab{common: c, nodes: newNodeList(c.cfg.Nodes)}
+	t := &clusterTab{common: c, nodes: newNodeList(c.cfg.Nodes)}
+	t.syncKeys()
+	return t
 }
 
 // Init starts the first round of polls.
@@ -55,8 +64,8 @@ func (c *clusterTab) pollAll() tea.Cmd {
 		return nil
 	}
 	var cmds []tea.Cmd
-	for _, n := range c.nodes {
-		if !n.inFlight {
+	for _, n := range c.nodes.nodes {
+		if !n.inFlight && n.url != "" {
 			n.inFlight = true
 			cmds = append(cmds, c.src.status(n.url))
 		}
@@ -67,9 +76,10 @@ func (c *clusterTab) pollAll() tea.Cmd {
 // Update takes node statuses, cluster events, the outcome of actions and
 // the tab's keys.
 func (c *clusterTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	var cmd tea.Cmd
 	switch msg := msg.(type) {
 	case tickMsg:
-		return c, c.pollAll()
+		cmd = c.pollAll()
 	case statusMsg:
 		c.onStatus(msg)
 	case eventMsg:
@@ -79,35 +89,94 @@ func (c *clusterTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actionMsg:
 		c.onAction(msg)
 	case tea.KeyMsg:
-		return c, c.onKey(msg)
+		cmd = c.onKey(msg)
 	}
-	return c, nil
+	c.syncKeys()
+	return c, cmd
 }
 
 func (c *clusterTab) onStatus(msg statusMsg) {
-	n := c.nodes.find(msg.node)
+	var heard time.Time // when the node was last heard of, before this answer
+	if n := c.nodes.find(msg.node); n != nil {
+		n.inFlight = false
+		heard = n.lastHeard()
+	}
+	sel := c.selectedNode()
+	n, ch := c.nodes.record(msg)
+	c.reselect(sel)
+	c.src.follow(c.nodes.urls())
 	if n == nil {
 		return
 	}
-	n.inFlight = false
-	failingSince := n.failing
-	n.record(msg)
 	if msg.err != nil {
 		if !n.down {
 			n.down = true
-			c.alerts.add(msg.at, levelBad, "console", "%s unreachable: %s", n.name(), shortErr(msg.err))
+			c.alerts.add(msg.at, levelBad, "console", "%s unreachable: %s", n.name(), c.reason(msg.err))
 		}
 		return
 	}
 	if n.down {
 		n.down = false
-		c.alerts.add(msg.at, levelInfo, "console", "%s reachable again after %s", n.name(), fmtDur(msg.at.Sub(failingSince)))
+		if heard.IsZero() {
+			c.alerts.add(msg.at, levelInfo, "console", "%s reachable: its first answer", n.name())
+		} else {
+			c.alerts.add(msg.at, levelInfo, "console", "%s reachable again after %s", n.name(), fmtDur(msg.at.Sub(heard)))
+		}
 	}
-	if msg.st.State == notaryapi.StateLeader {
+	c.membershipChanged(ch, msg.at)
+	if msg.st.State == notaryapi.StateLeader && !c.nodes.stale(n) {
 		c.leaderSeen(msg.st.ID, msg.st.Term, msg.at)
 	}
 	c.checkLag(n, msg.at)
 }
+
+// reason is why a poll failed, in a few words.
+func (c *clusterTab) reason(err error) string { return unreachableReason(err, c.cfg.RequestTimeout) }
+
+// membershipChanged alerts on the members a leader's list added or took
+// off.
+func (c *clusterTab) membershipChanged(ch membership, at time.Time) {
+	for _, id := range ch.joined {
+		c.alerts.add(at, levelInfo, "cluster", "%s is a member now: the leader lists it", id)
+	}
+	for _, id := range ch.left {
+		c.alerts.add(at, levelWarn, "cluster", "%s is no longer a member: the leader does not list it", id)
+	}
+}
+
+// selectedNode is the node the selection is on, or nil.
+func (c *clusterTab) selectedNode() *nodeState {
+	if c.selected < len(c.nodes.nodes) {
+		return c.nodes.nodes[c.selected]
+	}
+	return nil
+}
+
+// reselect keeps the selection on node n while the list changes, or
+// within the list when n has left it.
+func (c *clusterTab) reselect(n *nodeState) {
+	if i := slices.Index(c.nodes.nodes, n); i >= 0 {
+		c.selected = i
+		return
+	}
+	c.move(0)
+}
+
+// leads reports whether a node is the one that leads (the one that
+// answers as leader of the highest term, or the one the others name).
+func (c *clusterTab) leads(n *nodeState) bool {
+	return n != nil && n.id != "" && n.id == c.nodes.leaderID() && !c.nodes.stale(n)
+}
+
+// canTransfer reports whether leadership can move to a node: not the
+// leader, and not a node the leader lists as something else than a voter.
+func (c *clusterTab) canTransfer(n *nodeState) bool {
+	return n != nil && !c.leads(n) && (n.peer == nil || n.peer.Suffrage == "" || n.peer.Suffrage == "Voter")
+}
+
+// syncKeys offers the transfer of leadership only where it can be done:
+// a disabled key does nothing, and the help does not show it.
+func (c *clusterTab) syncKeys() { c.keys.Transfer.SetEnabled(c.canTransfer(c.selectedNode())) }
 
 // checkLag alerts when a node falls more than the threshold behind the
 // leader, and when it catches up.
@@ -225,20 +294,22 @@ func (c *clusterTab) onKey(msg tea.KeyMsg) tea.Cmd {
 }
 
 // move moves the node selection.
-func (c *clusterTab) move(d int) { c.selected = clamp(c.selected+d, 0, len(c.nodes)-1) }
+func (c *clusterTab) move(d int) {
+	c.selected = max(0, clamp(c.selected+d, 0, len(c.nodes.nodes)-1))
+}
 
 // askConfirm opens the confirmation of an action on the selected node.
 func (c *clusterTab) askConfirm(remove bool) {
-	if len(c.nodes) == 0 {
+	n := c.selectedNode()
+	if n == nil {
 		return
 	}
-	n := c.nodes[c.selected]
 	now := c.now()
 	switch {
 	case c.cfg.Token == "":
 		c.notice = &notice{at: now, bad: true, text: "operator actions need the cluster's operator token (--token-file)"}
 		return
-	case n.st == nil:
+	case n.id == "":
 		c.notice = &notice{at: now, bad: true, text: "the node's id is not known yet: it has never answered"}
 		return
 	}
@@ -246,11 +317,13 @@ func (c *clusterTab) askConfirm(remove bool) {
 	if remove {
 		a = actionRemove
 	}
-	c.confirm = &confirmation{act: a, target: n.st.ID}
+	c.confirm = &confirmation{act: a, target: n.id, leader: remove && c.leads(n)}
 }
 
 func (c *clusterTab) onConfirmKey(msg tea.KeyMsg) tea.Cmd {
 	switch {
+	case key.Matches(msg, c.keys.Confirm) && c.confirm.leader && !c.confirm.again:
+		c.confirm.again = true
 	case key.Matches(msg, c.keys.Confirm):
 		x := c.confirm
 		c.confirm = nil

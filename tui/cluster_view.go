@@ -18,7 +18,7 @@ var clusterCols = []column{
 	{title: "COMMIT", width: 8, right: true, drop: 4},
 	{title: "APPLIED", width: 8, right: true},
 	{title: "LAG", width: 6, right: true},
-	{title: "CONTACT", width: 8, right: true, drop: 2},
+	{title: "CONTACT", width: 10, right: true, drop: 2},
 	{title: "HEALTH", width: 11},
 }
 
@@ -30,15 +30,22 @@ func (c *clusterTab) View() string {
 	}
 	st := c.styles
 	leader := c.nodes.leader()
-	rows := make([][]cell, 0, len(c.nodes))
-	for i, n := range c.nodes {
-		rows = append(rows, c.nodeRow(n, i == c.selected, n == leader, leader))
+	sel := c.selectedNode()
+	rows := make([][]cell, 0, len(c.nodes.nodes))
+	for _, n := range c.nodes.nodes {
+		rows = append(rows, c.nodeRow(n, n == sel, c.leads(n), leader))
 	}
 	header, lines := renderTable(*st, clusterCols, rows, c.width)
 	out := append([]string{header}, lines...)
+	// Why each node is unreachable (the selected one's details say it).
+	for _, n := range c.nodes.nodes {
+		if n != sel && n.err != nil {
+			out = append(out, st.bad.Render(fmt.Sprintf("%s unreachable: %s", n.name(), c.reason(n.err))))
+		}
+	}
 	out = append(out, "")
-	if len(c.nodes) > 0 {
-		out = append(out, c.nodeDetails(c.nodes[c.selected], leader)...)
+	if sel != nil {
+		out = append(out, c.nodeDetails(sel, leader)...)
 	}
 	if c.stream.node != "" {
 		out = append(out, "", st.muted.Render("events from "+hostOf(c.stream.node)))
@@ -60,9 +67,9 @@ func (c *clusterTab) nodeRow(n *nodeState, selected, isLeader bool, leader *node
 	} else {
 		mark += " "
 	}
-	row := []cell{plain(mark), plain(n.name()), plain(hostOf(n.url))}
+	row := []cell{plain(mark), plain(n.name()), plain(orDash(hostOf(n.url)))}
 	if n.st == nil {
-		row = append(row, plain("-"), plain("-"), plain("-"), plain("-"), plain("-"), plain("-"), plain(c.ago(n)))
+		row = append(row, plain("-"), plain("-"), plain("-"), plain("-"), plain("-"), plain("-"), plain(c.down(n)))
 	} else {
 		row = append(row, c.statusCells(n, leader)...)
 	}
@@ -96,7 +103,7 @@ func (c *clusterTab) statusCells(n *nodeState, leader *nodeState) []cell {
 	contact := "-"
 	switch {
 	case !n.reachable():
-		contact = c.ago(n)
+		contact = c.down(n)
 	case s.State == notaryapi.StateLeader:
 		contact = "self"
 	case !s.LastContact.IsZero():
@@ -110,39 +117,61 @@ func (c *clusterTab) statusCells(n *nodeState, leader *nodeState) []cell {
 func (c *clusterTab) health(n, leader *nodeState) (string, lipgloss.Style) {
 	st := c.styles
 	switch {
+	case n.url == "" && n.st == nil:
+		return "NO ADDRESS", st.warn
 	case n.st == nil && n.err == nil:
 		return "asking…", st.muted
 	case !n.reachable():
 		return "UNREACHABLE", st.bad
 	case c.clockSkewed(n):
 		return "CLOCK SKEW", st.bad
+	case c.nodes.stale(n):
+		return "STALE", st.bad
 	case !n.st.Ready:
 		return "not ready", st.warn
-	case leader == nil:
+	case c.nodes.leaderID() == "":
 		return "no leader", st.warn
-	case n != leader && lagOf(leader.st, n.st) > c.cfg.LagThreshold:
+	case leader != nil && n != leader && lagOf(leader.st, n.st) > c.cfg.LagThreshold:
 		return "LAGGING", st.warn
 	}
 	return "ok", st.ok
 }
 
-// ago is how long a node has not answered.
-func (c *clusterTab) ago(n *nodeState) string {
-	if n.failing.IsZero() {
+// down is how long a node has been out of reach: since anyone last heard
+// from it (the console, or the leader), not since the console noticed.
+func (c *clusterTab) down(n *nodeState) string {
+	if n.err == nil {
 		return "-"
 	}
-	return fmtDur(c.now().Sub(n.failing)) + " down"
+	t := n.lastHeard()
+	if t.IsZero() {
+		return "never seen"
+	}
+	return fmtDur(c.now().Sub(t)) + " down"
 }
 
 // nodeDetails are the lines under the table about the selected node.
 func (c *clusterTab) nodeDetails(n, leader *nodeState) []string {
 	st := c.styles
 	out := []string{st.header.Render(n.name()) + "  " + n.url}
+	if n.url == "" {
+		out = append(out, st.warn.Render("  the leader lists no API address for it: the console cannot ask it"))
+	}
 	if n.err != nil {
-		out = append(out, st.bad.Render("  unreachable: "+shortErr(n.err)))
+		out = append(out, st.bad.Render("  unreachable: "+c.reason(n.err)))
 		if !n.lastOK.IsZero() {
 			out = append(out, st.muted.Render("  last answered "+fmtDur(c.now().Sub(n.lastOK))+" ago; showing that answer"))
 		}
+		switch p := n.peer; {
+		case p == nil:
+		case !p.Reachable && !p.LastContact.IsZero():
+			out = append(out, st.muted.Render("  the leader last heard from it "+fmtDur(c.now().Sub(p.LastContact))+" ago"))
+		case p.Reachable && n.id != c.nodes.leaderID():
+			out = append(out, st.muted.Render("  the leader is in contact with it: only the console cannot reach it"))
+		}
+	}
+	if c.nodes.members != nil && !c.nodes.member(n) {
+		out = append(out, st.warn.Render("  not among the members the leader lists: a node that left, or another address of a member"))
 	}
 	s := n.st
 	if s == nil {
@@ -155,6 +184,10 @@ func (c *clusterTab) nodeDetails(n, leader *nodeState) []string {
 	out = append(out,
 		fmt.Sprintf("  %s, %s · leader %s · log size %s", s.State, ready, orDash(s.Leader.ID), fmtInt(s.LogSize)),
 		fmt.Sprintf("  raft last/commit/applied %d/%d/%d", s.LastIndex, s.CommitIndex, s.AppliedIndex))
+	if c.nodes.stale(n) {
+		out = append(out, st.bad.Render(fmt.Sprintf("  STALE: it leads term %d, but term %d has begun: it was paused or cut off, and steps down once it hears from the cluster",
+			s.Term, c.nodes.maxTerm())))
+	}
 	out = append(out, c.peersLine(s, leader)...)
 	out = append(out, c.alertLines(s.ID)...)
 	if b := s.Batches; s.State == notaryapi.StateLeader && b.Receipts > 0 {
@@ -180,8 +213,15 @@ func (c *clusterTab) peersLine(s *notaryapi.Status, leader *nodeState) []string 
 	peers := make([]string, 0, len(peersOf.Peers))
 	for _, p := range peersOf.Peers {
 		state := "ok"
-		if !p.Reachable {
-			state = "UNREACHABLE"
+		switch {
+		case p.Reachable:
+		case p.LastContact.IsZero():
+			state = "UNREACHABLE (misses heartbeats)"
+		default:
+			state = fmt.Sprintf("UNREACHABLE (no heartbeat answered for %s)", fmtDur(c.now().Sub(p.LastContact)))
+		}
+		if p.Suffrage != "" && p.Suffrage != "Voter" {
+			state += " " + strings.ToLower(p.Suffrage)
 		}
 		peers = append(peers, fmt.Sprintf("%s %s", p.ID, state))
 	}
@@ -204,10 +244,14 @@ func (c *clusterTab) alertLines(id string) []string {
 func (c *clusterTab) confirmView() string {
 	w, h := c.width, c.height
 	var text string
-	switch c.confirm.act {
-	case actionRemove:
-		text = fmt.Sprintf("Remove %s from the cluster?\n\nIt stops being a voter and gets no more entries.\nTo bring it back it must join again.", c.confirm.target)
-	case actionTransfer:
+	switch x := c.confirm; {
+	case x.act == actionRemove && x.again:
+		text = fmt.Sprintf("%s is the leader. Remove it anyway?\n\nThe cluster will elect another leader: submissions pause until it does, and fail if the others cannot form a majority.", x.target)
+	case x.act == actionRemove && x.leader:
+		text = fmt.Sprintf("Remove %s from the cluster?\n\nIt is the leader: the cluster will elect another leader.\nIt stops being a voter and gets no more entries.\nTo bring it back it must join again.", x.target)
+	case x.act == actionRemove:
+		text = fmt.Sprintf("Remove %s from the cluster?\n\nIt stops being a voter and gets no more entries.\nTo bring it back it must join again.", x.target)
+	case x.act == actionTransfer:
 		text = fmt.Sprintf("Transfer leadership to %s?\n\nSubmissions pause for the moment of the election.", c.confirm.target)
 	}
 	text += "\n\n[y] yes    [esc] no"

@@ -11,8 +11,31 @@
 // commands that poll on a tick (each request with its own timeout, at most
 // one in flight per source, so a dead or slow node never holds up the
 // screen), and the cluster's event stream through [tea.Program.Send] from
-// one goroutine that Run owns, stops and waits for. Views read only the
-// model.
+// one goroutine that Run owns, stops and waits for. The stream moves to
+// another node when it breaks or stays silent for 30 s; a node sends a
+// keep-alive every 15 s while it has no event, and each one counts, so an
+// idle cluster's stream is not broken off. Views read only the model.
+//
+// # What the screens say
+//
+// The console shows what the cluster says rather than what it happened to
+// notice. The nodes it watches are the configured ones and the members
+// the leader lists (to an operator token): a node that joins is added and
+// polled, one that leaves is taken off, and "N/M nodes up" counts the
+// members. The leader is the node that leads in the highest term any node
+// answered with; one that still says it leads an older term (a leader
+// that was paused) is marked STALE; when no node that answers leads but
+// one names the leader, the title names it. An outage lasts from when the
+// node was last heard from (its last answer, or the last heartbeat the
+// leader reports of it), and every unreachable node says why (a timeout
+// after the request timeout, a refused connection, ...). Receipts per
+// second are the growth of the leader's log between its statuses, whichever
+// node's stream is followed, and are unknown ("-") while the leader does
+// not answer. The Feed shows the leaves the events list, and says so when
+// they are a sample of those the events count. Leadership is not offered
+// to the node that has it, and removing the leader takes a second
+// confirmation. [Config.Validate] returns a [*ConfigError] that a command
+// can name with its flag.
 //
 // # Layout
 //

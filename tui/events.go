@@ -24,13 +24,15 @@ type streamMsg struct {
 }
 
 // followEvents follows the event stream of one node at a time, moving to
-// the next node when a stream breaks or cannot start, until ctx ends. It
-// is the console's one long-lived goroutine; send (tea.Program.Send) may
-// block while the program is busy, which only slows this stream.
+// the next node when a stream breaks or cannot start, until ctx ends. The
+// nodes are those the console watches (source.follow), which follow the
+// cluster's membership. It is the console's one long-lived goroutine;
+// send (tea.Program.Send) may block while the program is busy, which only
+// slows this stream.
 func followEvents(ctx context.Context, s *source, send func(tea.Msg)) {
 	backoff := 100 * time.Millisecond
 	for i := 0; ctx.Err() == nil; i++ {
-		node := s.cfg.Nodes[i%len(s.cfg.Nodes)]
+		node, count := s.streamNode(i)
 		send(streamMsg{node: node, at: time.Now()})
 		received, err := followOne(ctx, s, node, send)
 		if ctx.Err() != nil {
@@ -41,7 +43,7 @@ func followEvents(ctx context.Context, s *source, send func(tea.Msg)) {
 			backoff = 100 * time.Millisecond
 		}
 		// After a round of nodes that all failed at once, back off.
-		if !received && (i+1)%len(s.cfg.Nodes) == 0 {
+		if !received && (i+1)%count == 0 {
 			select {
 			case <-ctx.Done():
 				return
@@ -53,22 +55,28 @@ func followEvents(ctx context.Context, s *source, send func(tea.Msg)) {
 }
 
 // streamIdle is how long a stream may stay silent before the console
-// tries another node: a node that hangs keeps its connection open.
+// tries another node: a node that hangs keeps its connection open. A node
+// sends a keep-alive every 15 s while it has no event, so an idle cluster
+// never stays silent that long.
 const streamIdle = 30 * time.Second
 
-// followOne follows one node's stream until it breaks or stays silent for
-// streamIdle, and reports whether any event came.
+// followOne follows one node's stream until it breaks or sends neither an
+// event nor a keep-alive for streamIdle, and reports whether anything
+// came.
 func followOne(ctx context.Context, s *source, node string, send func(tea.Msg)) (bool, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	idle := time.AfterFunc(streamIdle, func() { cancel(fmt.Errorf("no event for %v", streamIdle)) })
+	idle := s.afterFunc(streamIdle, func() { cancel(fmt.Errorf("no event or keep-alive for %v", streamIdle)) })
 	defer idle.Stop()
 	received := false
-	err := s.watch.Events(ctx, node, func(e notaryapi.Event) {
+	alive := func() {
 		received = true
 		idle.Reset(streamIdle)
+	}
+	err := s.watch.Events(ctx, node, func(e notaryapi.Event) {
+		alive()
 		send(eventMsg{ev: e, at: time.Now()})
-	})
+	}, notaryapi.OnKeepAlive(alive))
 	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
 		err = cause
 	}

@@ -106,12 +106,17 @@ var feedCols = []column{
 }
 
 // feedTab is the Feed tab: the live notarizations of the event stream,
-// newest first, which the operator may pause and filter.
+// newest first, which the operator may pause and filter. An event lists
+// only the last few leaves of what it counts (Recent against Count): the
+// tab says when what it shows is such a sample.
 type feedTab struct {
 	common
 	feed   feedState
 	filter filter
 	scroll int
+	// counted and listed are the notarizations the events counted, and
+	// those they listed.
+	counted, listed uint64
 }
 
 func newFeedTab(c common) *feedTab { return &feedTab{common: c, filter: newFilter()} }
@@ -125,6 +130,8 @@ func (f *feedTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case eventMsg:
 		if n := msg.ev.Notarized; msg.ev.Type == "notarized" && n != nil {
 			f.feed.add(n.Recent)
+			f.counted += max(n.Count, uint64(len(n.Recent)))
+			f.listed += uint64(len(n.Recent))
 		}
 	case tea.KeyMsg:
 		return f, f.onKey(msg)
@@ -172,7 +179,11 @@ func (f *feedTab) View() string {
 	if f.feed.paused {
 		state = st.warn.Render(fmt.Sprintf("PAUSED (%s new)", fmtInt(len(f.feed.items)-f.feed.shown+int(f.feed.missed))))
 	}
-	out := []string{fmt.Sprintf("%s · %s shown", state, fmtInt(total)) + f.filter.describe()}
+	top := fmt.Sprintf("%s · %s shown", state, fmtInt(total)) + f.filter.describe()
+	if f.counted > f.listed {
+		top += st.warn.Render(fmt.Sprintf(" · a sample: the events listed %s of %s notarizations", fmtInt(f.listed), fmtInt(f.counted)))
+	}
+	out := []string{top}
 	rows := make([][]cell, 0, len(items))
 	for _, it := range items {
 		l := it.leaf

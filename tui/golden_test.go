@@ -61,20 +61,29 @@ func goldenModel(t *testing.T, rec recording) *model {
 // goldenMessages is the scenario every golden file shows: three nodes
 // answered (node-3 then stopped answering), the event stream delivered two
 // seconds of notarizations, the signalling server listed four
-// consultations, and a bundle was verified.
+// consultations, and a bundle was verified. The leader's first answer,
+// five seconds before its last, shows its log smaller by what the event
+// stream counted.
 func goldenMessages(t *testing.T, m *model, rec recording) []tea.Msg {
 	t.Helper()
 	var msgs []tea.Msg
 	at := rec.CapturedAt
 	start := at.Add(-2100 * time.Millisecond)
+	var streamed uint64
 	for _, e := range rec.Events {
 		msgs = append(msgs, eventMsg{ev: e.Event, at: start.Add(time.Duration(e.OffsetMillis) * time.Millisecond)})
+		if n := e.Event.Notarized; n != nil {
+			streamed += n.Count
+		}
 	}
 	msgs = append(msgs, streamMsg{node: goldenNodes[0], at: start})
 	for i, raw := range rec.Statuses {
 		var st notaryapi.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
 			t.Fatal(err)
+		}
+		if st.State == notaryapi.StateLeader {
+			st.LogSize -= streamed
 		}
 		msgs = append(msgs, statusMsg{node: goldenNodes[i], st: &st, at: at.Add(-5 * time.Second)})
 	}

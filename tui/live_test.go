@@ -194,8 +194,9 @@ func TestLiveCluster(t *testing.T) {
 
 	lc.Quit()
 	fm := lc.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*model)
-	if fm.throughput.receipts.total == 0 || len(fm.feed.feed.items) == 0 {
-		t.Fatalf("the console saw %d receipts and %d feed items from the stream, want some", fm.throughput.receipts.total, len(fm.feed.feed.items))
+	if fm.throughput.streamed == 0 || len(fm.feed.feed.items) == 0 || fm.throughput.seen == 0 {
+		t.Fatalf("the console saw %d receipts and %d feed items from the stream and %d from the leader's log, want some",
+			fm.throughput.streamed, len(fm.feed.feed.items), fm.throughput.seen)
 	}
 	var sawDown, sawBack, sawOutcome bool
 	for _, a := range fm.alerts.list {
@@ -277,7 +278,7 @@ func TestLiveClockSkew(t *testing.T) {
 			t.Errorf("an alert on node-3's word: %q", a.text)
 		}
 	}
-	if n := fm.cluster.nodes[2]; !fm.cluster.clockSkewed(n) {
+	if n := fm.cluster.nodes.nodes[2]; !fm.cluster.clockSkewed(n) {
 		t.Errorf("node-3 is not marked")
 	}
 }

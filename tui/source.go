@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -21,6 +24,15 @@ import (
 // reads.
 type source struct {
 	cfg Config
+	// afterFunc starts the event stream's idle timer (time.AfterFunc; a
+	// test's own timer).
+	afterFunc func(d time.Duration, f func()) stopResetter
+
+	// mu guards nodes: the nodes whose event streams followEvents tries in
+	// turn, which the model sets (follow) as the cluster's membership
+	// changes.
+	mu    sync.Mutex
+	nodes []string
 	// watch reads one node at a time (StatusOf, Events; no retries);
 	// operator sends actions and follows the leader. Both carry the
 	// operator token when there is one: a node shows its peers and alerts
@@ -32,9 +44,11 @@ type source struct {
 
 func newSource(cfg Config) *source {
 	s := &source{
-		cfg:      cfg,
-		watch:    notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token}),
-		operator: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token, MaxBackoff: 500 * time.Millisecond}),
+		cfg:       cfg,
+		afterFunc: func(d time.Duration, f func()) stopResetter { return time.AfterFunc(d, f) },
+		nodes:     append([]string(nil), cfg.Nodes...),
+		watch:     notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token}),
+		operator:  notaryapi.NewClient(notaryapi.ClientConfig{Nodes: append([]string(nil), cfg.Nodes...), HTTPClient: cfg.HTTPClient, Token: cfg.Token, MaxBackoff: 500 * time.Millisecond}),
 	}
 	if cfg.Signal != "" {
 		s.signal = signalapi.NewClient(signalapi.Config{Base: cfg.Signal, Key: cfg.SignalKey, HTTPClient: cfg.HTTPClient})
@@ -42,9 +56,34 @@ func newSource(cfg Config) *source {
 	return s
 }
 
+// stopResetter is what the stream's idle watch needs of a *time.Timer.
+type stopResetter interface {
+	Reset(d time.Duration) bool
+	Stop() bool
+}
+
+// follow sets the nodes whose event streams the console may follow: the
+// nodes it watches. An empty list leaves the last one.
+func (s *source) follow(urls []string) {
+	if len(urls) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes = append(s.nodes[:0:0], urls...)
+}
+
+// streamNode is the i-th node (modulo their number) whose event stream
+// the console may follow.
+func (s *source) streamNode(i int) (node string, count int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nodes[i%len(s.nodes)], len(s.nodes)
+}
+
 // statusMsg is one node's answer to GET /v1/status, or why there is none.
 type statusMsg struct {
-	node string // the configured URL
+	node string // the URL polled: a configured one, or a member's
 	st   *notaryapi.Status
 	err  error
 	at   time.Time
@@ -178,6 +217,38 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return b, nil
+}
+
+// unreachableReason says in a few words why a node did not answer a poll
+// bounded by timeout; it is never "".
+func unreachableReason(err error, timeout time.Duration) string {
+	var ne net.Error
+	var p *httpapi.Problem
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout after " + fmtDur(timeout)
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout: " + orText(shortErr(err), "no answer in time")
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to host"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection closed without an answer"
+	case errors.As(err, &p):
+		return p.Error() // its detail or title, and the HTTP status
+	}
+	return orText(shortErr(err), fmt.Sprintf("no answer (%T)", err))
+}
+
+// orText is s, or alt when s is "".
+func orText(s, alt string) string {
+	if strings.TrimSpace(s) == "" {
+		return alt
+	}
+	return s
 }
 
 // shortErr is an error's message on one line, without the noise of the

@@ -14,7 +14,6 @@ import (
 type series struct {
 	secs   [seriesLen]int64
 	counts [seriesLen]uint64
-	total  uint64
 }
 
 const seriesLen = 600
@@ -26,7 +25,6 @@ func (s *series) add(at time.Time, n uint64) {
 		s.secs[i], s.counts[i] = sec, 0
 	}
 	s.counts[i] += n
-	s.total += n
 }
 
 // at returns the count of the second sec.
@@ -37,27 +35,65 @@ func (s *series) at(sec int64) uint64 {
 	return 0
 }
 
-// sum returns the count of the d before now's second (that second, still
-// filling, excluded).
-func (s *series) sum(now time.Time, d time.Duration) uint64 {
-	var total uint64
-	end := now.Unix()
-	for sec := end - int64(d/time.Second); sec < end; sec++ {
-		total += s.at(sec)
+// spread adds n counted over the time from..to, to each second in
+// proportion to its share of that time. Of a time longer than the series,
+// only the share of its last seriesLen seconds is kept.
+func (s *series) spread(from, to time.Time, n uint64) {
+	total := to.Sub(from)
+	if total <= 0 {
+		s.add(to, n)
+		return
 	}
-	return total
+	start := from
+	if keep := to.Add(-seriesLen * time.Second); keep.After(start) {
+		start = keep
+	}
+	// The share of the time before start is not kept.
+	given := uint64(float64(n)*float64(start.Sub(from))/float64(total) + 0.5)
+	for sec := start.Unix(); sec <= to.Unix(); sec++ {
+		lo, hi := time.Unix(sec, 0), time.Unix(sec+1, 0)
+		if lo.Before(start) {
+			lo = start
+		}
+		if hi.After(to) {
+			hi = to
+		}
+		// What the time up to hi is owed, less what was given before.
+		upTo := uint64(float64(n)*float64(hi.Sub(from))/float64(total) + 0.5)
+		if upTo > given {
+			s.add(lo, upTo-given)
+			given = upTo
+		}
+	}
 }
 
 // throughputTab is the Throughput tab: receipts per second over the last
-// minutes (from the event stream), the leader's batch sizes and latency
-// (from its status), receipts by kind, and the failures the console met.
+// minutes, the leader's batch sizes and latency, receipts by kind, and the
+// failures the console met. The receipts per second are the growth of
+// the leader's log between its statuses: they hold whichever node's
+// event stream the console follows, and however few leaves its events
+// list. The kinds come from the event stream.
 type throughputTab struct {
 	common
+	// receipts is the log's growth per second, each growth spread over
+	// the time between the two statuses that show it.
 	receipts series
+	// samples are the leader's log size at its answers, oldest first,
+	// over the last seriesLen seconds; seen is the growth since the first.
+	samples []logSample
+	seen    uint64
+	// streamed counts the receipts the event stream reported.
+	streamed uint64
 	byKind   map[string]uint64
-	// nodes are the nodes' last answers, for the leader's batch figures.
-	nodes nodeList
+	// nodes are the nodes' last answers, for the leader's figures.
+	nodes *nodeList
 	errs  errorCounts
+}
+
+// logSample is the leader's log size at one of its answers.
+type logSample struct {
+	at   time.Time
+	size uint64
 }
 
 // errorCounts are the failures the console has seen, by source.
@@ -79,17 +115,19 @@ func (t *throughputTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case eventMsg:
 		if n := msg.ev.Notarized; msg.ev.Type == "notarized" && n != nil {
-			t.receipts.add(msg.at, n.Count)
+			t.streamed += n.Count
 			for k, c := range n.ByKind {
 				t.byKind[k] += uint64(c)
 			}
 		}
 	case statusMsg:
-		if n := t.nodes.find(msg.node); n != nil {
-			n.record(msg)
-			if msg.err != nil {
-				t.failed(&t.errs.polls, msg.at, n.name()+": "+shortErr(msg.err))
-			}
+		n, _ := t.nodes.record(msg)
+		switch {
+		case n == nil:
+		case msg.err != nil:
+			t.failed(&t.errs.polls, msg.at, n.name()+": "+unreachableReason(msg.err, t.cfg.RequestTimeout))
+		case n == t.nodes.leader():
+			t.logSize(msg.at, msg.st.LogSize)
 		}
 	case sessionsMsg:
 		if msg.err != nil {
@@ -113,19 +151,77 @@ func (t *throughputTab) failed(count *uint64, at time.Time, text string) {
 	t.errs.last, t.errs.lastAt = text, at
 }
 
-// rate is the mean receipts per second over the last d before now.
-func (t *throughputTab) rate(now time.Time, d time.Duration) uint64 {
-	return t.receipts.sum(now, d) / uint64(d/time.Second)
+// logSize takes the leader's log size at one of its answers. The log
+// only grows, whichever node leads: a smaller size is an answer that was
+// overtaken.
+func (t *throughputTab) logSize(at time.Time, size uint64) {
+	if k := len(t.samples); k > 0 {
+		last := t.samples[k-1]
+		if !at.After(last.at) {
+			return
+		}
+		if size > last.size {
+			t.receipts.spread(last.at, at, size-last.size)
+			t.seen += size - last.size
+		}
+		size = max(size, last.size)
+	}
+	t.samples = append(t.samples, logSample{at: at, size: size})
+	// Keep seriesLen seconds, and the sample before them.
+	keep := at.Add(-seriesLen * time.Second)
+	i := 0
+	for i+1 < len(t.samples) && !t.samples[i+1].at.After(keep) {
+		i++
+	}
+	t.samples = t.samples[i:]
+}
+
+// staleAfter is how long after the leader's last answer the rates are
+// no longer known: a few polls missed.
+func (t *throughputTab) staleAfter() time.Duration {
+	return 2*t.cfg.PollInterval + t.cfg.RequestTimeout
+}
+
+// rate is the mean receipts per second over the last d of the leader's
+// answers, as of now; ok is false when the answers cover less than half
+// of d, or the leader has not answered lately.
+func (t *throughputTab) rate(now time.Time, d time.Duration) (rate uint64, ok bool) {
+	k := len(t.samples)
+	if k < 2 || now.Sub(t.samples[k-1].at) > t.staleAfter() {
+		return 0, false
+	}
+	last := t.samples[k-1]
+	from := t.samples[0]
+	for _, s := range t.samples {
+		if s.at.After(last.at.Add(-d)) {
+			break
+		}
+		from = s
+	}
+	span := last.at.Sub(from.at)
+	if span <= 0 || span < d/2 {
+		return 0, false
+	}
+	return uint64(float64(last.size-from.size)/span.Seconds() + 0.5), true
+}
+
+// rateText is the rate over d as the screen shows it: "-" when unknown.
+func (t *throughputTab) rateText(now time.Time, d time.Duration) string {
+	r, ok := t.rate(now, d)
+	if !ok {
+		return "-"
+	}
+	return fmtInt(r)
 }
 
 // View is the receipts per second, the batches, latency and failures.
 func (t *throughputTab) View() string {
 	st := t.styles
 	now := t.now()
-	rate := func(d time.Duration) string { return fmtInt(t.rate(now, d)) }
+	rate := func(d time.Duration) string { return t.rateText(now, d) }
 	out := []string{
 		st.header.Render("Receipts/s") + fmt.Sprintf("  last 5s %s · 1m %s · 5m %s · seen %s",
-			rate(5*time.Second), rate(time.Minute), rate(5*time.Minute), fmtInt(t.receipts.total)),
+			rate(5*time.Second), rate(time.Minute), rate(5*time.Minute), fmtInt(t.seen)),
 	}
 	chart, peak := t.chart(now)
 	out[0] += fmt.Sprintf(" · peak %s", fmtInt(peak))
@@ -155,7 +251,12 @@ func (t *throughputTab) chart(now time.Time) (lines []string, peak uint64) {
 	// One column per secs seconds.
 	cols := max(10, t.width-2)
 	secs := max(1, (300+cols-1)/cols)
-	end := now.Unix() // the current second is still filling: not drawn
+	// The chart ends at the leader's last answer: the second it falls in,
+	// and those after, are still filling: not drawn.
+	end := now.Unix()
+	if k := len(t.samples); k > 0 {
+		end = min(end, t.samples[k-1].at.Unix())
+	}
 	values := make([]uint64, cols)
 	for c := range cols {
 		from := end - int64((cols-c)*secs)
@@ -170,8 +271,13 @@ func (t *throughputTab) chart(now time.Time) (lines []string, peak uint64) {
 		lines = append(lines, " "+st.spark.Render(l))
 	}
 	left := "-" + fmtDur(time.Duration(cols*secs)*time.Second)
-	lines = append(lines, st.muted.Render(" "+left+strings.Repeat(" ", max(1, cols-len(left)-3))+"now"),
-		st.muted.Render(fmt.Sprintf(" one column per %ds, each its mean receipts/s", secs)))
+	legend := st.muted.Render(fmt.Sprintf(" one column per %ds, each its mean receipts/s: the growth of the leader's log", secs))
+	if k := len(t.samples); k == 0 {
+		legend = st.warn.Render(" no leader has answered: its log's growth is not known")
+	} else if age := now.Sub(t.samples[k-1].at); age > t.staleAfter() {
+		legend = st.warn.Render(fmt.Sprintf(" the leader has not answered for %s: its log's growth since is not known", fmtDur(age)))
+	}
+	lines = append(lines, st.muted.Render(" "+left+strings.Repeat(" ", max(1, cols-len(left)-3))+"now"), legend)
 	return lines, peak
 }
 

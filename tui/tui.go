@@ -15,7 +15,9 @@ import (
 
 // Config configures the console.
 type Config struct {
-	// Nodes are the cluster nodes' API base URLs; at least one.
+	// Nodes are the cluster nodes' API base URLs; at least one. With the
+	// operator token the console also watches the members the leader
+	// lists, and stops watching a node that leaves the cluster.
 	Nodes []string
 	// Signal is the signalling server's base URL; "" leaves the Sessions
 	// tab without data.
@@ -52,25 +54,78 @@ const (
 	actionTimeout         = 15 * time.Second
 )
 
-// Validate reports the first field of cfg that cannot work.
+// ConfigError is a field of a Config that cannot work: the error of
+// Validate. A command that sets the field from a flag names the flag
+// with Named.
+type ConfigError struct {
+	// Field is the Config field, such as "Nodes".
+	Field string
+	// Value is the value refused; "" when the field is missing or the
+	// value is empty.
+	Value string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error names the Config field.
+func (e *ConfigError) Error() string { return "tui: " + e.Named("Config."+e.Field) }
+
+// Named is the error with the field called name, such as the flag that
+// sets it: --nodes "127.0.0.1:8080": is not an http(s) URL: ...
+func (e *ConfigError) Named(name string) string {
+	if e.Value == "" {
+		return name + ": " + e.Reason
+	}
+	return fmt.Sprintf("%s %q: %s", name, e.Value, e.Reason)
+}
+
+// Validate reports the first field of cfg that cannot work, as a
+// *ConfigError.
 func (cfg Config) Validate() error {
 	if len(cfg.Nodes) == 0 {
-		return errors.New("tui: Config.Nodes: at least one node URL is needed")
+		return &ConfigError{Field: "Nodes", Reason: "at least one node URL is needed"}
 	}
 	for _, n := range cfg.Nodes {
-		if u, err := url.Parse(n); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("tui: Config.Nodes: %q is not an http(s) URL", n)
+		if why := notHTTPURL(strings.TrimSpace(n)); why != "" {
+			return &ConfigError{Field: "Nodes", Value: n, Reason: why}
 		}
 	}
 	if cfg.Signal != "" {
-		if u, err := url.Parse(cfg.Signal); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("tui: Config.Signal: %q is not an http(s) URL", cfg.Signal)
+		if why := notHTTPURL(cfg.Signal); why != "" {
+			return &ConfigError{Field: "Signal", Value: cfg.Signal, Reason: why}
 		}
 	}
-	if cfg.PollInterval < 0 || cfg.RequestTimeout < 0 {
-		return errors.New("tui: Config.PollInterval and RequestTimeout must not be negative")
+	if cfg.PollInterval < 0 {
+		return &ConfigError{Field: "PollInterval", Value: cfg.PollInterval.String(), Reason: "must not be negative"}
+	}
+	if cfg.RequestTimeout < 0 {
+		return &ConfigError{Field: "RequestTimeout", Value: cfg.RequestTimeout.String(), Reason: "must not be negative"}
 	}
 	return nil
+}
+
+// notHTTPURL says why s is not an http(s) base URL, or "" when it is one.
+func notHTTPURL(s string) string {
+	if s == "" {
+		return "an empty URL (a stray comma?)"
+	}
+	if !strings.Contains(s, "://") {
+		return fmt.Sprintf("is not an http(s) URL: it has no scheme (http://%s?)", s)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Sprintf("is not an http(s) URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("is not an http(s) URL: the scheme is %q", u.Scheme)
+	case u.Host == "":
+		return "is not an http(s) URL: it has no host"
+	}
+	return ""
 }
 
 // withDefaults fills the optional fields.

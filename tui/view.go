@@ -44,17 +44,21 @@ func (m *model) titleLine() string {
 	st := m.styles
 	left := st.title.Render("telenotary console")
 	var parts []string
-	if l := m.cluster.nodes.leader(); l != nil {
+	nodes := m.cluster.nodes
+	if l := nodes.leader(); l != nil {
 		parts = append(parts, st.leader.Render("leader "+l.name()), fmt.Sprintf("term %d", l.st.Term))
+	} else if id, by := nodes.named(); id != "" {
+		// The console does not reach the leader, but the cluster has one.
+		parts = append(parts, st.leader.Render("leader "+id)+" (as "+by.name()+" says)", fmt.Sprintf("term %d", by.st.Term))
 	} else {
 		parts = append(parts, st.bad.Render("no leader"))
 	}
-	total, up := len(m.cluster.nodes), m.cluster.nodes.up()
-	nodes := fmt.Sprintf("%d/%d nodes up", up, total)
+	up, total := nodes.up()
+	count := fmt.Sprintf("%d/%d nodes up", up, total)
 	if up < total {
-		nodes = st.bad.Render(nodes)
+		count = st.bad.Render(count)
 	}
-	parts = append(parts, nodes, fmtInt(m.throughput.rate(m.now(), 5*time.Second))+" receipts/s")
+	parts = append(parts, count, m.throughput.rateText(m.now(), 5*time.Second)+" receipts/s")
 	right := strings.Join(parts, " · ")
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
 	if gap < 1 {

@@ -22,6 +22,9 @@ leadership, after a confirmation. Keys: tab/shift-tab or 1-6 for tabs,
 arrows or j/k to move, / to filter, p to pause the feed, ? for help, q to
 quit.`
 
+// consoleFlagOf is the flag of console that sets each field of tui.Config.
+var consoleFlagOf = map[string]string{"Nodes": "--nodes", "Signal": "--signal", "PollInterval": "--poll"}
+
 func runConsole(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "console", consoleSynopsis)
 	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
@@ -70,6 +73,11 @@ func runConsole(ctx context.Context, env *environment, args []string) int {
 		warnClearText(warn, "--signal", "signalling server's API key", []string{cfg.Signal})
 	}
 	if err := cfg.Validate(); err != nil {
+		// Name the flag, not the field of tui.Config.
+		var ce *tui.ConfigError
+		if errors.As(err, &ce) && consoleFlagOf[ce.Field] != "" {
+			err = errors.New(ce.Named(consoleFlagOf[ce.Field]))
+		}
 		return fail(err)
 	}
 	if err := tui.Run(ctx, cfg); err != nil {

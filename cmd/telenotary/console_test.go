@@ -18,10 +18,11 @@ func TestConsoleRefusesBadStart(t *testing.T) {
 		want string
 	}{
 		{"no nodes", nil, []string{"console"}, "--nodes is required"},
-		{"not a URL", nil, []string{"console", "--nodes", "127.0.0.1:8080"}, "is not an http(s) URL"},
+		{"not a URL", nil, []string{"console", "--nodes", "127.0.0.1:8080"}, `--nodes "127.0.0.1:8080": is not an http(s) URL: it has no scheme (http://127.0.0.1:8080?)`},
+		{"a stray comma", nil, []string{"console", "--nodes", "http://127.0.0.1:1,"}, "--nodes: an empty URL"},
 		{"token file missing", nil, []string{"console", "--nodes", "http://127.0.0.1:1", "--token-file", missing}, "--token-file"},
 		{"signal key without signal", nil, []string{"console", "--nodes", "http://127.0.0.1:1", "--signal-key-file", missing}, "needs --signal"},
-		{"from the environment", map[string]string{"TELENOTARY_NODES": "ftp://x"}, []string{"console"}, "is not an http(s) URL"},
+		{"from the environment", map[string]string{"TELENOTARY_NODES": "ftp://x"}, []string{"console"}, `--nodes "ftp://x": is not an http(s) URL`},
 		{"poll too fast", nil, []string{"console", "--nodes", "http://127.0.0.1:1", "--poll", "1ms"}, "--poll"},
 	}
 	for _, tt := range tests {
