@@ -64,7 +64,7 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	httpMode := fs.String("http", "direct", "direct: each client keeps one connection to the leader and drives it on its own goroutine (plain HTTP; the Go client takes over after a failure); client: every request through the Go client's http.Client")
-	fail := func(err error) int { return usageError(env.stderr, "bench", err) }
+	fail := func(err error) int { return usageError(env.stderr, "bench notarize", err) }
 	switch err := parseFlagsOnly(fs, env, args, "nodes"); {
 	case err != nil:
 		return fail(err)
@@ -103,10 +103,10 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	}
 	res, err := bench.Notarize(ctx, cfg)
 	if err != nil {
-		return fail(err)
+		return failure(env.stderr, "bench notarize", err)
 	}
 	if !res.OK() {
-		return exitInvalid
+		return exitFailure
 	}
 	return exitOK
 }
@@ -157,8 +157,7 @@ func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 	}
 	warnClearText(func(line string) { fmt.Fprintf(env.stderr, "telenotary bench signal: warning: %s\n", line) }, "--signal", "API key", []string{cfg.Base})
 	if err := bench.Signal(ctx, cfg); err != nil {
-		fmt.Fprintf(env.stderr, "telenotary bench signal: %v\n", err)
-		return exitInvalid
+		return failure(env.stderr, "bench signal", err)
 	}
 	return exitOK
 }

@@ -81,8 +81,7 @@ func runConsole(ctx context.Context, env *environment, args []string) int {
 		return fail(err)
 	}
 	if err := tui.Run(ctx, cfg); err != nil {
-		fmt.Fprintf(env.stderr, "telenotary console: %v\n", err)
-		return exitUsage
+		return failure(env.stderr, "console", err)
 	}
 	return exitOK
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/telenotary/telenotary/cmd/telenotary/internal/demo"
@@ -43,8 +42,7 @@ func runDemo(ctx context.Context, env *environment, args []string) int {
 		defer cancel()
 	}
 	if err := demo.Run(ctx, cfg); err != nil {
-		fmt.Fprintf(env.stderr, "telenotary demo: %v\n", err)
-		return exitInvalid
+		return failure(env.stderr, "demo", err)
 	}
 	return exitOK
 }

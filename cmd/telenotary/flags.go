@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,12 +41,22 @@ func newFlagSet(env *environment, name, synopsis string) *flag.FlagSet {
 // parseFlags parses args, which may mix flags and positional arguments, and
 // then fills every flag not given on the command line from its environment
 // variable. It returns the positional arguments. A --help returns
-// flag.ErrHelp after printing the usage.
+// flag.ErrHelp after printing the usage on stdout; a bad flag returns an
+// error after printing it and the usage on stderr.
 func parseFlags(fs *flag.FlagSet, env *environment, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, reportedError{err} // the flag package printed it
+		var printed bytes.Buffer
+		fs.SetOutput(&printed)
+		err := fs.Parse(args)
+		fs.SetOutput(env.stderr)
+		if err != nil {
+			w := env.stderr
+			if errors.Is(err, flag.ErrHelp) {
+				w = env.stdout
+			}
+			w.Write(printed.Bytes())
+			return nil, reportedError{err} // printed above
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -88,6 +99,13 @@ func usageError(w io.Writer, cmd string, err error) int {
 		fmt.Fprintf(w, "telenotary %s: %v\n", cmd, err)
 	}
 	return exitUsage
+}
+
+// failure prints why a command that had started failed, and returns
+// exitFailure.
+func failure(w io.Writer, cmd string, err error) int {
+	fmt.Fprintf(w, "telenotary %s: %v\n", cmd, err)
+	return exitFailure
 }
 
 // parseFlagsOnly parses a command line of flags only, as parseFlags does:

@@ -22,23 +22,24 @@ func runKeygen(_ context.Context, env *environment, args []string) int {
 	if err := checkKeyName(*name); err != nil {
 		return usageError(env.stderr, "keygen", err)
 	}
+	failed := func(err error) int { return failure(env.stderr, "keygen", err) }
 	signer, verifier, err := notary.GenerateKey(*name)
 	if err != nil {
-		return usageError(env.stderr, "keygen", err)
+		return failed(err)
 	}
 	keyPath := filepath.Join(*dir, *name+".key")
 	pubPath := filepath.Join(*dir, *name+".pub")
 	for _, p := range []string{keyPath, pubPath} {
 		if _, err := os.Stat(p); err == nil {
-			return usageError(env.stderr, "keygen", fmt.Errorf("%s already exists; move it away first, a node's key must not be replaced by accident", p))
+			return failed(fmt.Errorf("%s already exists; move it away first, a node's key must not be replaced by accident", p))
 		}
 	}
 	if err := writeNew(keyPath, signer+"\n", 0o600); err != nil {
-		return usageError(env.stderr, "keygen", err)
+		return failed(err)
 	}
 	if err := writeNew(pubPath, verifier+"\n", 0o644); err != nil {
 		os.Remove(keyPath)
-		return usageError(env.stderr, "keygen", err)
+		return failed(err)
 	}
 	fmt.Fprintf(env.stdout, "signer key:   %s (secret: give it only to the node; mode 0600)\n", keyPath)
 	fmt.Fprintf(env.stdout, "verifier key: %s (public: give it to everyone who verifies receipts)\n", pubPath)

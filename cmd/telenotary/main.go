@@ -50,16 +50,22 @@ func commands() []command {
 		{"keygen", "make a signing key for a notary node", runKeygen},
 		{"node", "run a node of a notary cluster", runNode},
 		{"signal", "run the WebRTC signalling server", runSignal},
-		{"bench", "load-test a cluster (bench notarize)", runBench},
+		{"bench", "load-test a cluster or a signalling server", runBench},
 		{"console", "watch and operate a cluster (full-screen)", runConsole},
 		{"completion", "print a shell completion script", runCompletion},
 		{"version", "print the version", runVersion},
 	}
 }
 
-// Exit codes of every command.
+// Exit codes of every command: 0 when it did what was asked, 1 when it
+// started and failed (or, for verify, the receipt is INVALID), 2 when the
+// command line cannot be run as given (an unknown or bad flag, a required
+// one missing, a file it names that cannot be read or is not what the flag
+// says) and nothing was done. --help is not an error: it prints on stdout
+// and exits 0.
 const (
 	exitOK      = 0
+	exitFailure = 1 // the command started and failed
 	exitInvalid = 1 // a verification failed
 	exitUsage   = 2 // bad flags or unreadable input
 )
@@ -72,12 +78,15 @@ func main() {
 }
 
 func run(ctx context.Context, env *environment, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1 {
 		usage(env.stdout)
 		if len(args) == 0 {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "help" && len(args) == 2 {
+		return run(ctx, env, []string{args[1], "--help"})
 	}
 	if args[0] == "--version" || args[0] == "-version" {
 		return runVersion(ctx, env, nil)
@@ -95,23 +104,62 @@ func run(ctx context.Context, env *environment, args []string) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "telenotary: a notary for telehealth consultations and prescriptions.")
 	fmt.Fprintln(w, "\nUsage: telenotary <command> [flags]\n\nCommands:")
+	width := 0
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'telenotary <command> --help' for a command's flags.")
 }
 
-func runVersion(_ context.Context, env *environment, _ []string) int {
-	fmt.Fprintln(env.stdout, "telenotary", versionString())
+func runVersion(_ context.Context, env *environment, args []string) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(env.stdout, "Usage: telenotary version\n\nPrints the version, the commit it was built from and its date, and the Go release.")
+		return exitOK
+	}
+	if len(args) > 0 {
+		return usageError(env.stderr, "version", fmt.Errorf("unexpected argument %q", args[0]))
+	}
+	bi, _ := debug.ReadBuildInfo()
+	fmt.Fprintln(env.stdout, versionLine(bi))
 	return exitOK
 }
 
-func versionString() string {
-	if version != "" {
-		return version
+// unknown stands for what the build did not record.
+const unknown = "(unknown)"
+
+// versionLine says what this binary is: the version it was given with
+// -ldflags "-X main.version=...", or else its module's version, then the
+// commit it was built from, whether the work tree had changes, the commit's
+// date and the Go release, from the build information (bi may be nil).
+// What the build did not record (go run, or -buildvcs=false, records no
+// commit) is "(unknown)".
+func versionLine(bi *debug.BuildInfo) string {
+	v, commit, date, goVersion := version, unknown, unknown, unknown
+	modified := false
+	if bi != nil {
+		if v == "" {
+			v = bi.Main.Version
+		}
+		goVersion = bi.GoVersion
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.time":
+				date = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
 	}
-	return "devel"
+	if modified {
+		commit += " (with uncommitted changes)"
+	}
+	return fmt.Sprintf("telenotary %s\n  commit: %s\n  date:   %s (of the commit)\n  go:     %s", v, commit, date, goVersion)
 }

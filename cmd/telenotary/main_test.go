@@ -5,6 +5,8 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -38,8 +40,9 @@ func runCmdContext(t *testing.T, ctx context.Context, env map[string]string, arg
 }
 
 // TestVerifyVectors runs `telenotary verify` on every bundle of the test
-// vectors: exit 0 and VALID, exit 1 and INVALID with the reason, or exit 2
-// for an unreadable bundle.
+// vectors: exit 0 and VALID, or exit 1 and INVALID with the reason, the
+// bundles that do not parse ("malformed input") included, as FORMATS.md
+// lists that outcome with the others.
 func TestVerifyVectors(t *testing.T) {
 	var m struct {
 		Keys  string
@@ -63,6 +66,7 @@ func TestVerifyVectors(t *testing.T) {
 		"proof invalid": notary.ErrProofInvalid, "root mismatch": notary.ErrRootMismatch,
 		"signature invalid": notary.ErrSignatureInvalid, "too few trusted signatures": notary.ErrTooFewSignatures,
 		"inconsistent history": notary.ErrInconsistentHistory, "wrong log": notary.ErrWrongLog,
+		"malformed input": notary.ErrMalformed,
 	}
 	for _, c := range m.Cases {
 		if c.NewerCheckpoint != "" {
@@ -82,11 +86,10 @@ func TestVerifyVectors(t *testing.T) {
 				if code != exitOK || !strings.HasPrefix(stdout, "VALID: prescription notarized") && !strings.HasPrefix(stdout, "VALID: document notarized") {
 					t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 				}
-			case "malformed input":
-				if code != exitUsage || !strings.Contains(stderr, "not a readable telenotary bundle") {
-					t.Fatalf("exit %d, want %d\n%s%s", code, exitUsage, stdout, stderr)
-				}
 			default:
+				if sentinels[c.Expect] == nil {
+					t.Fatalf("no sentinel for the outcome %q", c.Expect)
+				}
 				want := "INVALID: " + notary.Reason(sentinels[c.Expect]) + "\n"
 				if code != exitInvalid || !strings.HasPrefix(stdout, want) {
 					t.Fatalf("exit %d, want %d and %q\n%s%s", code, exitInvalid, want, stdout, stderr)
@@ -139,7 +142,11 @@ func TestVerifySeparateFiles(t *testing.T) {
 		{"salt without document", []string{"--receipt", p("receipt.json"), "--salt", p("salt.txt")}, exitUsage, ""},
 		{"receipt and bundle", []string{filepath.Join(vectors, "valid.json"), "--receipt", p("receipt.json")}, exitUsage, ""},
 		{"missing document file", []string{"--receipt", p("receipt.json"), "--document", p("nope.json"), "--salt", p("salt.txt")}, exitUsage, ""},
-		{"salt file not hex", []string{"--receipt", p("receipt.json"), "--document", p("doc.json"), "--salt", p("doc.json")}, exitUsage, ""},
+		{"salt file not hex", []string{"--receipt", p("receipt.json"), "--document", p("doc.json"), "--salt", p("doc.json")}, exitInvalid, "INVALID: " + notary.Reason(notary.ErrMalformed)},
+		{"receipt not a receipt", []string{"--receipt", p("doc.json"), "--commitment", bundle.Receipt.Leaf.Commitment.String()}, exitInvalid, "INVALID: " + notary.Reason(notary.ErrMalformed)},
+		{"document not JSON", []string{"--receipt", p("receipt.json"), "--document", wrongSalt, "--salt", p("salt.txt")}, exitInvalid, "INVALID: " + notary.Reason(notary.ErrMalformed)},
+		{"missing receipt file", []string{"--receipt", p("nope.json"), "--commitment", bundle.Receipt.Leaf.Commitment.String()}, exitUsage, ""},
+		{"commitment not hex", []string{"--receipt", p("receipt.json"), "--commitment", "xyz"}, exitUsage, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCmd(t, nil, append([]string{"verify", "--keys", keys, "--min-signatures", "2"}, tc.args...)...)
@@ -228,19 +235,20 @@ func TestKeygen(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		args    []string
+		code    int
 		message string
 	}{
-		{"existing key", []string{"--name", "notary-1.example.org", "--dir", dir}, "already exists"},
-		{"no name", []string{"--dir", dir}, "--name is required"},
-		{"plus in name", []string{"--name", "a+b", "--dir", dir}, "cannot contain '+'"},
-		{"space in name", []string{"--name", "a b", "--dir", dir}, "spaces"},
-		{"slash in name", []string{"--name", "a/b", "--dir", dir}, "slashes"},
-		{"missing directory", []string{"--name", "x", "--dir", filepath.Join(dir, "nope")}, "no such file"},
+		{"existing key", []string{"--name", "notary-1.example.org", "--dir", dir}, exitFailure, "already exists"},
+		{"no name", []string{"--dir", dir}, exitUsage, "--name is required"},
+		{"plus in name", []string{"--name", "a+b", "--dir", dir}, exitUsage, "cannot contain '+'"},
+		{"space in name", []string{"--name", "a b", "--dir", dir}, exitUsage, "spaces"},
+		{"slash in name", []string{"--name", "a/b", "--dir", dir}, exitUsage, "slashes"},
+		{"missing directory", []string{"--name", "x", "--dir", filepath.Join(dir, "nope")}, exitFailure, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCmd(t, nil, append([]string{"keygen"}, tc.args...)...)
-			if code != exitUsage || !strings.Contains(stderr, tc.message) {
-				t.Fatalf("exit %d, want %d with %q\n%s%s", code, exitUsage, tc.message, stdout, stderr)
+			if code != tc.code || !strings.Contains(stderr, tc.message) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", code, tc.code, tc.message, stdout, stderr)
 			}
 		})
 	}
@@ -304,7 +312,8 @@ func TestCommandLine(t *testing.T) {
 }
 
 // TestSignalRefusesBadStart: each start-up problem of telenotary signal is
-// one line that names the flag, with exit 2.
+// one line that names the flag, with exit 2 for the command line and 1 for
+// a start that failed.
 func TestSignalRefusesBadStart(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -327,19 +336,20 @@ func TestSignalRefusesBadStart(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want string
+		code int
 	}{
-		{[]string{"signal"}, "is required"},
-		{append(base, "--api-keys", filepath.Join(dir, "missing")), "--api-keys"},
-		{append(base, "--api-keys", badKeys), "none of submitter, join or operator"},
-		{append(base, "--api-keys", keys, "--token-key-file", shortKey), "--token-key-file"},
-		{append(base, "--api-keys", keys, "--webhook", "http://127.0.0.1:1/hook"), "--webhook-secret-file"},
-		{append(base, "--api-keys", keys, "--webhook", "ftp://x", "--webhook-secret-file", keys), "not an http(s) URL"},
-		{append(base, "--api-keys", keys, "--listen", ln.Addr().String()), "is another server on that port"},
-		{append(base, "--api-keys", keys, "--log-level", "loud"), "--log-level"},
+		{[]string{"signal"}, "is required", exitUsage},
+		{append(base, "--api-keys", filepath.Join(dir, "missing")), "--api-keys", exitUsage},
+		{append(base, "--api-keys", badKeys), "none of submitter, join or operator", exitUsage},
+		{append(base, "--api-keys", keys, "--token-key-file", shortKey), "--token-key-file", exitUsage},
+		{append(base, "--api-keys", keys, "--webhook", "http://127.0.0.1:1/hook"), "--webhook-secret-file", exitUsage},
+		{append(base, "--api-keys", keys, "--webhook", "ftp://x", "--webhook-secret-file", keys), "not an http(s) URL", exitUsage},
+		{append(base, "--api-keys", keys, "--listen", ln.Addr().String()), "is another server on that port", exitFailure}, // the run failed
+		{append(base, "--api-keys", keys, "--log-level", "loud"), "--log-level", exitUsage},
 	} {
 		code, _, stderr := runCmd(t, nil, c.args...)
-		if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", c.args[1:], code, stderr, c.want)
+		if code != c.code || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and one line with %q", c.args[1:], code, stderr, c.code, c.want)
 		}
 	}
 	if code, _, stderr := runCmd(t, map[string]string{"TELENOTARY_API_KEYS": badKeys}, base...); code != exitUsage || !strings.Contains(stderr, "--api-keys") {
@@ -422,7 +432,102 @@ func TestStaticBuild(t *testing.T) {
 		}
 	}
 	out, err := exec.Command(bin, "--version").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "telenotary v9.8.7-test" {
+	if first, _, _ := strings.Cut(string(out), "\n"); err != nil || first != "telenotary v9.8.7-test" || !strings.Contains(string(out), "go:     go1.") {
 		t.Fatalf("--version: %q %v", out, err)
+	}
+}
+
+// TestVerifyCommitmentWording: with --commitment only, a mismatch speaks of
+// the commitment given, not of a document or a salt the user never gave.
+func TestVerifyCommitmentWording(t *testing.T) {
+	dir, _ := separateFiles(t)
+	other := strings.Repeat("ab", 32)
+	code, stdout, stderr := runCmd(t, nil, "verify", "--keys", filepath.Join(vectors, "keys.pub"), "--receipt", filepath.Join(dir, "receipt.json"), "--commitment", other)
+	if code != exitInvalid || !strings.HasPrefix(stdout, "INVALID: the commitment given does not match this receipt") || !strings.Contains(stdout, "--commitment is "+other) {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, word := range []string{"document", "salt"} {
+		if strings.Contains(stdout, word) {
+			t.Errorf("the verdict on a commitment mentions the %s:\n%s", word, stdout)
+		}
+	}
+}
+
+// TestVerifyUnreadableAndMalformed: a file that cannot be read is a usage
+// error (2, on stderr, nothing verified); one that was read but is not a
+// bundle is INVALID (1, on stdout), whatever is wrong with it; and the
+// detail never says the same thing twice in a row.
+func TestVerifyUnreadableAndMalformed(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(vectors, "keys.pub")
+	valid, err := os.ReadFile(filepath.Join(vectors, "valid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b map[string]any
+	if err := json.Unmarshal(valid, &b); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpoint without its signatures: the note does not parse.
+	receipt := b["receipt"].(map[string]any)
+	body, _, _ := strings.Cut(receipt["checkpoint"].(string), "\n\n")
+	receipt["checkpoint"] = body + "\n"
+	unsigned, _ := json.Marshal(b)
+	files := map[string][]byte{
+		"unsigned.json":  unsigned,
+		"not-json.json":  []byte("hello"),
+		"empty.json":     nil,
+		"too-large.json": bytes.Repeat([]byte(" "), notary.MaxBundleSize+1),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		file string
+		code int
+	}{
+		{"unsigned.json", exitInvalid},
+		{"not-json.json", exitInvalid},
+		{"empty.json", exitInvalid},
+		{"too-large.json", exitInvalid},
+		{"missing.json", exitUsage},
+		{".", exitUsage}, // a directory
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, nil, "verify", filepath.Join(dir, tc.file), "--keys", keys)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, stdout, stderr)
+			}
+			if code == exitUsage {
+				if stdout != "" || !strings.HasPrefix(stderr, "telenotary verify: cannot read bundle") {
+					t.Fatalf("a file that cannot be read:\nstdout %q\nstderr %q", stdout, stderr)
+				}
+				return
+			}
+			if !strings.HasPrefix(stdout, "INVALID: "+notary.Reason(notary.ErrMalformed)+"\n") || stderr != "" {
+				t.Fatalf("stdout %q\nstderr %q", stdout, stderr)
+			}
+			if strings.Contains(stdout, "malformed input: malformed input") {
+				t.Fatalf("the detail repeats itself: %q", stdout)
+			}
+		})
+	}
+}
+
+func TestDetail(t *testing.T) {
+	inner := fmt.Errorf("%w: checkpoint lacks its timestamp line", notary.ErrMalformed)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&notary.VerifyError{Err: notary.ErrMalformed, Detail: inner.Error()}, "malformed input: checkpoint lacks its timestamp line"},
+		{fmt.Errorf("bundle b.json: %w", inner), "bundle b.json: malformed input: checkpoint lacks its timestamp line"},
+		{errors.New("a: b: a: b"), "a: b: a: b"},
+	} {
+		if got := detail(tc.err); got != tc.want {
+			t.Errorf("detail(%q) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -43,29 +43,31 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 		return fail(err)
 	}
 	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--join", "join token", cfg.Join)
+	// From here on the command line was sound: what fails is the run.
+	failed := func(err error) int { return failure(env.stderr, "node", err) }
 	node, err := f.start(ctx, cfg)
 	if err != nil {
-		return fail(err)
+		return failed(err)
 	}
 	if f.debugAddr != "" {
 		stopDebug, err := serveDebug(f.debugAddr)
 		if err != nil {
 			node.Close(context.Background())
-			return fail(fmt.Errorf("--debug-addr: %w", err))
+			return failed(fmt.Errorf("--debug-addr: %w", err))
 		}
 		defer stopDebug() // after the node: profile a slow shutdown too
 	}
 	select {
 	case <-ctx.Done():
 	case <-node.Done(): // it stopped on its own: say why and fail
-		return fail(node.Err())
+		return failed(node.Err())
 	}
 	// Close stops in order: it hands over leadership, stops taking
 	// requests, finishes what is in flight, then closes raft and the log.
 	stopCtx, cancel := context.WithTimeout(context.Background(), nodeStopTimeout)
 	defer cancel()
 	if err := node.Close(stopCtx); err != nil {
-		return fail(fmt.Errorf("shutdown: %w", err))
+		return failed(fmt.Errorf("shutdown: %w", err))
 	}
 	return exitOK
 }

@@ -41,19 +41,21 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 		return fail(err)
 	}
 	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--cluster", "cluster token", strings.Split(f.cluster, ","))
+	// From here on the command line was sound: what fails is the run.
+	failed := func(err error) int { return failure(env.stderr, "signal", err) }
 	s, err := startSignal(ctx, cfg, f.listen, srvTLS)
 	if err != nil {
-		return fail(err)
+		return failed(err)
 	}
 	cfg.Logger.InfoContext(ctx, "signalling server started", "url", s.url, "app", s.url+"/app/", "cluster", f.cluster)
 	select {
 	case <-ctx.Done():
 	case err := <-s.served:
 		s.srv.Close(context.Background())
-		return fail(err)
+		return failed(err)
 	}
 	if err := s.shutdown(); err != nil {
-		return fail(fmt.Errorf("shutdown: %w", err))
+		return failed(fmt.Errorf("shutdown: %w", err))
 	}
 	return exitOK
 }
@@ -154,7 +156,12 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, err
 		cfg.OriginPatterns = strings.Split(f.origins, ",")
 	}
 	srvTLS, _, err := apiTLS(f.tlsCert, f.tlsKey, "")
-	return cfg, srvTLS, err
+	if err != nil {
+		return cfg, nil, err
+	}
+	// What the flags say is checked before anything starts: a problem with
+	// it is a usage error, not a failure of the run.
+	return cfg, srvTLS, cfg.Validate()
 }
 
 // notaryClient is the server's client of the cluster, with its submitter

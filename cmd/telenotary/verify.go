@@ -15,8 +15,11 @@ const verifySynopsis = `verify BUNDLE --keys FILE [--min-signatures K] [--origin
        telenotary verify --receipt FILE --document FILE [--raw] --salt FILE --keys FILE
        telenotary verify --receipt FILE --commitment HEX --keys FILE
 
-Prints VALID and what the receipt proves, or INVALID and why. Exit status:
-0 valid, 1 invalid, 2 usage error or unreadable input.`
+Prints VALID and what the receipt proves, or INVALID and why, with the
+outcomes of docs/FORMATS.md §8. Exit status: 0 VALID; 1 INVALID, including
+"malformed input" for a bundle, receipt, document or salt file that was read
+but is not one; 2 a usage error or a file that cannot be read (missing, not
+permitted), or a keys file that is not one: nothing was verified.`
 
 // maxInputFile bounds every file verify reads.
 const maxInputFile = notary.MaxBundleSize
@@ -53,16 +56,24 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		return fail(fmt.Errorf("%w (check --min-signatures, --origin and the keys file)", err))
 	}
 
+	// A file that cannot be read is a usage error; one that was read but is
+	// not what it should be is the outcome "malformed input", INVALID.
+	check := func(err error) int {
+		if errors.Is(err, notary.ErrMalformed) {
+			return invalid(env.stdout, err)
+		}
+		return fail(err)
+	}
 	var res *notary.Result
 	switch {
 	case len(pos) == 1 && *receiptFile == "" && *docFile == "" && *saltFile == "" && *commitment == "":
 		b, err := readInput(pos[0], "bundle")
 		if err != nil {
-			return fail(err)
+			return check(err)
 		}
 		bundle, err := notary.ParseBundle(b)
 		if err != nil {
-			return fail(fmt.Errorf("%s is not a readable telenotary bundle: %w", pos[0], err))
+			return invalid(env.stdout, fmt.Errorf("bundle %s: %w", pos[0], err))
 		}
 		res, err = v.VerifyBundle(bundle)
 		if err != nil {
@@ -71,9 +82,16 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 	case len(pos) == 0 && *receiptFile != "":
 		claim, err := separateClaim(*receiptFile, *docFile, *saltFile, *commitment, *raw)
 		if err != nil {
-			return fail(err)
+			return check(err)
 		}
 		if res, err = v.Verify(claim); err != nil {
+			if *commitment != "" && errors.Is(err, notary.ErrCommitmentMismatch) {
+				// Only the commitment is at hand: say nothing of a
+				// document or a salt.
+				fmt.Fprintln(env.stdout, "INVALID: the commitment given does not match this receipt: the receipt was issued for another commitment, or altered")
+				fmt.Fprintf(env.stdout, "  detail: commitment mismatch: --commitment is %s, the receipt says %s\n", claim.Commitment, claim.Receipt.Leaf.Commitment)
+				return exitInvalid
+			}
 			return invalid(env.stdout, err)
 		}
 	default:
@@ -91,7 +109,7 @@ func separateClaim(receiptFile, docFile, saltFile, commitment string, raw bool) 
 	}
 	r, err := notary.ParseReceipt(b)
 	if err != nil {
-		return notary.Claim{}, fmt.Errorf("%s is not a readable telenotary receipt: %w", receiptFile, err)
+		return notary.Claim{}, fmt.Errorf("receipt %s: %w", receiptFile, err)
 	}
 	claim := notary.Claim{Receipt: r}
 	switch {
@@ -106,7 +124,7 @@ func separateClaim(receiptFile, docFile, saltFile, commitment string, raw bool) 
 		}
 		if claim.Document = doc; !raw {
 			if claim.Document, err = notary.CanonicalJSON(doc); err != nil {
-				return notary.Claim{}, fmt.Errorf("document %s: %w (use --raw for a document that is not JSON)", docFile, err)
+				return notary.Claim{}, fmt.Errorf("%w: document %s is not JSON: %w (use --raw for a document that is not JSON)", notary.ErrMalformed, docFile, err)
 			}
 		}
 		s, err := readInput(saltFile, "salt")
@@ -114,7 +132,7 @@ func separateClaim(receiptFile, docFile, saltFile, commitment string, raw bool) 
 			return notary.Claim{}, err
 		}
 		if claim.Salt, err = notary.ParseSalt(strings.ToLower(strings.TrimSpace(string(s)))); err != nil {
-			return notary.Claim{}, fmt.Errorf("salt file %s: %w", saltFile, err)
+			return notary.Claim{}, fmt.Errorf("%w: salt file %s: %w", notary.ErrMalformed, saltFile, err)
 		}
 	default:
 		return notary.Claim{}, errors.New("with --receipt, give --document and --salt, or --commitment")
@@ -122,7 +140,8 @@ func separateClaim(receiptFile, docFile, saltFile, commitment string, raw bool) 
 	return claim, nil
 }
 
-// readInput reads a file of at most maxInputFile bytes ("-" is stdin).
+// readInput reads a file of at most maxInputFile bytes ("-" is stdin). A
+// larger one is not a bundle, receipt or document: malformed input.
 func readInput(path, what string) ([]byte, error) {
 	var r io.Reader
 	if path == "-" {
@@ -140,15 +159,30 @@ func readInput(path, what string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read %s %s: %w", what, path, err)
 	}
 	if len(b) > maxInputFile {
-		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, maxInputFile)
+		return nil, fmt.Errorf("%w: %s %s is larger than %d bytes", notary.ErrMalformed, what, path, maxInputFile)
 	}
 	return b, nil
 }
 
+// invalid prints INVALID, the reason for a pharmacist and the detail, and
+// returns exitInvalid.
 func invalid(w io.Writer, err error) int {
 	fmt.Fprintf(w, "INVALID: %s\n", notary.Reason(err))
-	fmt.Fprintf(w, "  detail: %v\n", err)
+	fmt.Fprintf(w, "  detail: %s\n", detail(err))
 	return exitInvalid
+}
+
+// detail is err's text without a part said twice in a row: a wrapped error
+// may repeat its cause's outcome ("malformed input: malformed input: ...").
+func detail(err error) string {
+	parts := strings.Split(err.Error(), ": ")
+	out := parts[:1]
+	for _, p := range parts[1:] {
+		if p != out[len(out)-1] {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ": ")
 }
 
 const timeFormat = "2006-01-02 15:04:05.000 UTC"
