@@ -456,7 +456,7 @@ func (n *Node) transport(hlog hclog.Logger) (raft.Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: hlog}), nil
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: transportLogger{hlog}}), nil
 }
 
 // watchLeadership readies the node: a new leader first applies everything

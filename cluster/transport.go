@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/telenotary/telenotary/cluster/httpapi"
 )
@@ -150,4 +151,35 @@ func (c Config) checkRaftSecurity() error {
 		}
 	}
 	return nil
+}
+
+// transportLogger is the logger of raft's network transport. A connection
+// that ends because the transport is shutting down ("failed to decode
+// incoming command", error "transport shutdown") is part of every clean
+// stop, not an error: it is logged at debug level. Every other record
+// passes unchanged.
+type transportLogger struct{ hclog.Logger }
+
+// Error implements hclog.Logger.
+func (l transportLogger) Error(msg string, args ...any) {
+	l.Log(hclog.Error, msg, args...)
+}
+
+// Log implements hclog.Logger.
+func (l transportLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Error && shuttingDown(args) {
+		level = hclog.Debug
+	}
+	l.Logger.Log(level, msg, args...)
+}
+
+// shuttingDown reports whether a record's "error" is the transport's
+// shutdown.
+func shuttingDown(args []any) bool {
+	for i := 0; i+1 < len(args); i += 2 {
+		if err, ok := args[i+1].(error); ok && args[i] == "error" && errors.Is(err, raft.ErrTransportShutdown) {
+			return true
+		}
+	}
+	return false
 }

@@ -288,6 +288,24 @@ func TestDemo(t *testing.T) {
 	if !kinds["session"] || !kinds["prescription"] {
 		t.Fatalf("bundle kinds %v", kinds)
 	}
+	// The demo stopped its three nodes and the signalling server cleanly:
+	// not one ERROR in their logs (raft's transport used to log one at
+	// every stop).
+	logs, _ := filepath.Glob(filepath.Join(runs[0], "logs", "*.log"))
+	if len(logs) < 4 {
+		t.Fatalf("logs: %v", logs)
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "level=ERROR") {
+				t.Errorf("%s: %s", filepath.Base(l), line)
+			}
+		}
+	}
 }
 
 func TestCommandLine(t *testing.T) {

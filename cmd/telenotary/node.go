@@ -43,6 +43,9 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 		return fail(err)
 	}
 	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--join", "join token", cfg.Join)
+	if line := f.firstStartFlags(); line != "" {
+		cfg.Logger.WarnContext(ctx, line, "data_dir", f.dataDir)
+	}
 	// From here on the command line was sound: what fails is the run.
 	failed := func(err error) int { return failure(env.stderr, "node", err) }
 	node, err := f.start(ctx, cfg)
@@ -89,6 +92,7 @@ type nodeFlags struct {
 	logLevel                                         string
 	logJSON                                          bool
 	debugAddr                                        string
+	resumes                                          bool // the data directory holds this node's state
 	clockOffset                                      time.Duration // test hook
 }
 
@@ -146,12 +150,29 @@ func (f *nodeFlags) parse(env *environment, args []string) error {
 			return err
 		}
 	}
-	if !f.bootstrap && f.join == "" {
-		if _, err := os.Stat(filepath.Join(f.dataDir, "node.json")); err != nil {
-			return errors.New("a new node needs --bootstrap (the first node of a cluster) or --join URL (the others)")
-		}
+	_, err := os.Stat(filepath.Join(f.dataDir, "node.json"))
+	f.resumes = err == nil
+	if !f.bootstrap && f.join == "" && !f.resumes {
+		return errors.New("a new node needs --bootstrap (the first node of a cluster) or --join URL (the others)")
 	}
 	return nil
+}
+
+// firstStartFlags returns the warning for --bootstrap or --join given to a
+// node that resumes from its data directory, where they do nothing (or, for
+// --join, only check that the nodes named are of its cluster); "" if there
+// is none. They are not refused: a service's environment may keep them
+// after the first start.
+func (f *nodeFlags) firstStartFlags() string {
+	switch {
+	case !f.resumes:
+		return ""
+	case f.bootstrap:
+		return "--bootstrap is ignored: this node has state in its data directory and resumes from it (--bootstrap and --origin count only at a new cluster's first start; remove them)"
+	case f.join != "":
+		return "--join is not needed: this node has state in its data directory and resumes from it (it only checks that the nodes named are of its cluster; remove --join after the first start)"
+	}
+	return ""
 }
 
 // config builds the node's configuration: it reads the key and token
