@@ -163,8 +163,10 @@ func (c *conn) read(ctx context.Context) {
 func (c *conn) take(data []byte) bool {
 	m, err := signalapi.DecodeClientMessage(data)
 	ref := ""
-	if err == nil {
+	if m != nil { // also a prescription refused for its resource
 		ref = m.Ref
+	}
+	if err == nil {
 		err = c.handle(m)
 	}
 	if err == nil {

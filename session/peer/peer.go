@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session/signalapi"
+	"github.com/telenotary/telenotary/session/signalapi/prescription"
 )
 
 // Config configures a Peer.
@@ -332,9 +333,16 @@ func (p *Peer) Errors() []*ServerError {
 }
 
 // Prescribe sends a FHIR MedicationRequest (physician only) and waits for
-// its verified receipt. ref must be unique in the session. A refusal is a
-// *ServerError (such as signalapi.CodeInvalidResource).
+// its verified receipt. ref must be unique in the session. The resource is
+// first checked as the server checks it ([prescription.Check]): one that
+// would be refused is not sent, and the error wraps a
+// *prescription.Error naming the FHIR path of the fault. A refusal by the
+// server is a *ServerError. errors.Is matches both against
+// signalapi.CodeInvalidResource.
 func (p *Peer) Prescribe(ctx context.Context, ref string, resource []byte) (*Receipt, error) {
+	if _, err := prescription.Check(resource); err != nil {
+		return nil, fmt.Errorf("peer: prescription %q not sent: %w", ref, err)
+	}
 	ch := make(chan result, 1)
 	p.mu.Lock()
 	if _, dup := p.waiters[ref]; dup {

@@ -1,9 +1,12 @@
 package signalapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/notary"
@@ -151,14 +154,20 @@ var clientFields = map[Type][]string{
 // FHIR here. The error is a *ProtocolError naming the field.
 //
 // The server decodes every client message with it; a client may use it to
-// check what it is about to send.
+// check what it is about to send. When a prescription is refused for its
+// resource (invalid_resource), the message is returned too, with its type
+// and ref only, so that the refusal can name the prescription.
 func DecodeClientMessage(data []byte) (*Message, error) {
 	if len(data) > MaxMessageSize {
 		return nil, RefuseFatal(CodeTooLarge, "message is %d bytes, more than %d", len(data), MaxMessageSize)
 	}
 	var cm clientMessage
 	if err := httpapi.DecodeJSON(data, &cm); err != nil {
-		return nil, decodeError(err, cm.Type)
+		pe := decodeError(err, cm.Type)
+		if pe.Code == CodeInvalidResource {
+			return &Message{Type: TypePrescription, Ref: refOf(data)}, pe
+		}
+		return nil, pe
 	}
 	if cm.Type == nil {
 		return nil, Refuse(CodeBadMessage, "message has no \"type\"")
@@ -190,9 +199,41 @@ func DecodeClientMessage(data []byte) (*Message, error) {
 		m.Fingerprint = &fp
 	}
 	if err := m.checkBounds(); err != nil {
+		var pe *ProtocolError
+		if errors.As(err, &pe) && pe.Code == CodeInvalidResource {
+			return &Message{Type: m.Type, Ref: m.Ref}, err
+		}
 		return nil, err
 	}
 	return m, nil
+}
+
+// refOf finds the top-level "ref" of a message whose resource was refused
+// (it may repeat a member or hold invalid UTF-8): "" when there is none or
+// it is not a valid ref.
+func refOf(data []byte) string {
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return ""
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if name.String() != "ref" || dec.PeekKind() != '"' {
+			if dec.SkipValue() != nil {
+				return ""
+			}
+			continue
+		}
+		v, err := dec.ReadToken()
+		if err != nil || len(v.String()) > MaxRefLength || !printable(v.String()) {
+			return ""
+		}
+		return v.String()
+	}
+	return ""
 }
 
 // decodeError turns the decoder's error into a protocol error: a mistake
@@ -207,7 +248,8 @@ func decodeError(err error, typ *Type) *ProtocolError {
 	case fe.Field == "body":
 		return Refuse(CodeBadMessage, "message %s", fe.Reason)
 	case top == "resource" || strings.HasPrefix(top, "resource["):
-		return Refuse(CodeInvalidResource, "%s %s", fe.Field, fe.Reason)
+		// Named by its FHIR path, as the prescription check names a fault.
+		return Refuse(CodeInvalidResource, "MedicationRequest%s: %s", strings.TrimPrefix(fe.Field, "resource"), fe.Reason)
 	case !knownField(top) && typ != nil:
 		return Refuse(CodeBadMessage, "field %q is not part of %s messages", top, *typ)
 	case !knownField(top):
@@ -302,7 +344,7 @@ func (m *Message) checkBounds() error {
 			return Refuse(CodeInvalidResource, "prescription has no resource")
 		}
 		if len(m.Resource) > MaxPrescriptionSize {
-			return Refuse(CodeInvalidResource, "resource is %d bytes, more than %d", len(m.Resource), MaxPrescriptionSize)
+			return Refuse(CodeInvalidResource, "MedicationRequest: the prescription is %d bytes, more than the %d (%d KiB) allowed", len(m.Resource), MaxPrescriptionSize, MaxPrescriptionSize>>10)
 		}
 	case TypeConsent:
 		if !validScope(m.Scope) {

@@ -47,7 +47,7 @@ func TestDecodeClientMessage(t *testing.T) {
 		{"no token", `{"type":"join"}`, signalapi.CodeTokenInvalid, "token", true},
 		{"bad room", `{"type":"join","token":"t","room":"a b"}`, signalapi.CodeBadMessage, "room", true},
 		{"no resource", `{"type":"prescription","ref":"r","resource":null}`, signalapi.CodeInvalidResource, "resource", false},
-		{"resource key twice", `{"type":"prescription","resource":{"status":"a","status":"b"}}`, signalapi.CodeInvalidResource, "resource.status", false},
+		{"resource key twice", `{"type":"prescription","resource":{"status":"a","status":"b"}}`, signalapi.CodeInvalidResource, "MedicationRequest.status:", false},
 		{"ref not printable", `{"type":"prescription","ref":"\u0001","resource":{}}`, signalapi.CodeBadMessage, "ref", false},
 		{"no granted", `{"type":"consent","scope":"recording"}`, signalapi.CodeBadMessage, "granted", false},
 		{"bad scope", `{"type":"consent","scope":"Recording!","granted":true}`, signalapi.CodeBadMessage, "scope", false},

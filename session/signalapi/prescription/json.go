@@ -1,0 +1,171 @@
+package prescription
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/gowebpki/jcs"
+)
+
+// bom is the UTF-8 byte order mark.
+const bom = "\xEF\xBB\xBF"
+
+// CheckJSON checks a prescription as the JSON the notary commits to: one
+// JSON object, valid UTF-8 without a byte order mark, no member name
+// repeated in an object (I-JSON, RFC 7493), and no number whose value RFC
+// 8785 canonicalization would change. JCS writes each number as the
+// shortest form of the IEEE 754 double nearest to it: 2.50 becomes 2.5 and
+// 1E3 becomes 1000, the same values, which are accepted; but
+// 12345678901234567890 would become 12345678901234567000 and
+// 0.12345678901234567890 would become 0.12345678901234568, so those are
+// refused rather than committed changed. The error is an *Error naming the
+// path of the fault.
+func CheckJSON(doc []byte) error {
+	if bytes.HasPrefix(doc, []byte(bom)) {
+		return refuse(Root, "starts with a byte order mark (U+FEFF): save the file as UTF-8 without one")
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(doc))
+	if k := dec.PeekKind(); k != '{' {
+		if _, err := dec.ReadToken(); err != nil {
+			return syntaxError(err)
+		}
+		return refuse(Root, "is not a JSON object: a prescription is a FHIR MedicationRequest, {\"resourceType\": \"MedicationRequest\", …}")
+	}
+	for {
+		if dec.PeekKind() == '0' {
+			v, err := dec.ReadValue()
+			if err != nil {
+				return syntaxError(err)
+			}
+			if err := checkNumber(string(v)); err != nil {
+				err.Path = pointerPath(dec.StackPointer())
+				return err
+			}
+			continue
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return syntaxError(err)
+		}
+		if dec.StackDepth() == 0 { // the object is closed: nothing may follow
+			if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+				return refuse(Root, "is followed by more than white space after its closing brace, at byte %d", dec.InputOffset())
+			}
+			return nil
+		}
+	}
+}
+
+// syntaxError turns the JSON decoder's error into an *Error at the path
+// where the decoder stopped.
+func syntaxError(err error) *Error {
+	var serr *jsontext.SyntacticError
+	if !errors.As(err, &serr) {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return &Error{Path: Root, Reason: "is not complete JSON: it ends too early", Err: err}
+		}
+		return &Error{Path: Root, Reason: "is not valid JSON: " + err.Error(), Err: err}
+	}
+	path := pointerPath(serr.JSONPointer)
+	switch {
+	case errors.Is(serr.Err, jsontext.ErrDuplicateName):
+		return &Error{Path: path, Reason: "is given twice in one object: each member name at most once (a reader would keep either)", Err: err}
+	case errors.Is(serr.Err, io.ErrUnexpectedEOF):
+		return &Error{Path: Root, Reason: "is not complete JSON: it ends too early, in " + path, Err: err}
+	}
+	reason := serr.Err.Error()
+	if reason == "" {
+		reason = err.Error()
+	}
+	return &Error{Path: path, Reason: "is not valid JSON at byte " + strconv.FormatInt(serr.ByteOffset, 10) + ": " + reason, Err: err}
+}
+
+// pointerPath turns a JSON Pointer into a FHIR path:
+// /dosageInstruction/0/timing becomes
+// MedicationRequest.dosageInstruction[0].timing. A segment of digits is
+// taken for an array index: FHIR element names start with a letter.
+func pointerPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	b.WriteString(Root)
+	for seg := range p.Tokens() {
+		if isIndex(seg) {
+			b.WriteString("[" + seg + "]")
+		} else {
+			b.WriteString("." + seg)
+		}
+	}
+	return b.String()
+}
+
+func isIndex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkNumber refuses a JSON number whose value canonicalization would
+// change. The returned Error has no path yet.
+func checkNumber(lit string) *Error {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return &Error{Reason: "is " + clip(lit) + ", beyond what a JSON number may hold (an IEEE 754 double)", Err: err}
+	}
+	out, err := jcs.NumberToJSON(f)
+	if err != nil {
+		return &Error{Reason: "is " + clip(lit) + ", which canonical JSON cannot write", Err: err}
+	}
+	if sameValue(lit, out) {
+		return nil
+	}
+	return &Error{Reason: "is " + clip(lit) + ", which canonical JSON (RFC 8785) would write as " + out +
+		", a different value: a JSON number holds about 15 significant digits (an IEEE 754 double), so write it with fewer"}
+}
+
+// clip keeps a long literal readable in a message.
+func clip(lit string) string {
+	if len(lit) > 40 {
+		return lit[:37] + "..."
+	}
+	return lit
+}
+
+// sameValue reports whether two JSON numbers are the same decimal value.
+func sameValue(a, b string) bool {
+	an, ad, ae := decimal(a)
+	bn, bd, be := decimal(b)
+	return an == bn && ad == bd && ae == be
+}
+
+// decimal writes a JSON number as sign, significant digits without
+// leading or trailing zeros, and the power of ten of the last digit; zero
+// is (false, "", 0).
+func decimal(lit string) (neg bool, digits string, exp int) {
+	if strings.HasPrefix(lit, "-") {
+		neg, lit = true, lit[1:]
+	}
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
+		if err != nil { // an exponent beyond int: ParseFloat refused it before
+			e = 1 << 40
+		}
+		exp, lit = e, lit[:i]
+	}
+	intPart, frac, _ := strings.Cut(lit, ".")
+	digits = strings.TrimLeft(intPart+frac, "0")
+	exp -= len(frac)
+	trimmed := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(trimmed)
+	if trimmed == "" {
+		return false, "", 0
+	}
+	return neg, trimmed, exp
+}

@@ -1,0 +1,442 @@
+// Package prescription is the one check of a prescription, a FHIR R4
+// MedicationRequest, that the signalling server applies before it
+// notarizes one and the peer SDK applies before it sends one. It lives
+// beside the protocol's contract (signalapi) so that an app linking the SDK
+// links no server package.
+//
+// [Check] reads the document in three passes:
+//
+//  1. JSON as the notary commits it: at most signalapi.MaxPrescriptionSize
+//     bytes, no byte order mark, valid UTF-8, no repeated member, and no
+//     number whose value RFC 8785 (JCS) canonicalization would change
+//     (12345678901234567890 becomes 12345678901234567000; 2.50 becomes 2.5,
+//     the same value, which is fine).
+//  2. FHIR R4 structure, by github.com/google/fhir/go's R4 jsonformat
+//     unmarshaller with its validation: element names, types, cardinalities,
+//     primitive formats (a date such as 2026-02-31 is refused), required
+//     elements and value sets of required bindings.
+//  3. What a pharmacy needs of a new prescription, which FHIR leaves open:
+//     see [Check].
+//
+// Every refusal is an *[Error] naming the FHIR path of the element at fault,
+// such as MedicationRequest.authoredOn.
+package prescription
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/google/fhir/go/fhirversion"
+	"github.com/google/fhir/go/jsonformat"
+	d4pb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	rcpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	mrpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/medication_request_go_proto"
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/session/signalapi"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Root is the FHIR path of the resource itself; every Error.Path starts
+// with it.
+const Root = "MedicationRequest"
+
+// Statuses are the MedicationRequest.status values of a prescription the
+// notary accepts: one that is in force (active), paused (on-hold) or already
+// dispensed in full (completed, as several HL7 examples are). A draft is
+// not yet a prescription, and cancelled, stopped, entered-in-error and
+// unknown ones are not prescriptions a pharmacy may dispense.
+var Statuses = []string{"active", "on-hold", "completed"}
+
+// Intents are the MedicationRequest.intent values accepted: the orders. A
+// proposal, plan or option is a suggestion, not an authorization to
+// dispense.
+var Intents = []string{"order", "original-order", "reflex-order", "filler-order", "instance-order"}
+
+// Error is a refused prescription: the FHIR path of the element at fault
+// and why. errors.Is matches it against signalapi.CodeInvalidResource, the
+// code the server answers it with.
+type Error struct {
+	// Path is the FHIR path of the element, such as
+	// MedicationRequest.dosageInstruction[0].timing.
+	Path string
+	// Reason says what is wrong, for a person.
+	Reason string
+	// Err is the cause, when another library found the fault.
+	Err error
+}
+
+// Error returns the path and the reason.
+func (e *Error) Error() string { return e.Path + ": " + e.Reason }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is signalapi.CodeInvalidResource.
+func (e *Error) Is(target error) bool {
+	c, ok := target.(signalapi.Code)
+	return ok && c == signalapi.CodeInvalidResource
+}
+
+func refuse(path, format string, args ...any) *Error {
+	return &Error{Path: path, Reason: fmt.Sprintf(format, args...)}
+}
+
+// unmarshaller is the R4 unmarshaller with validation; it holds no state
+// between calls.
+var unmarshaller = sync.OnceValues(func() (*jsonformat.Unmarshaller, error) {
+	return jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
+})
+
+// Check checks a prescription and returns its RFC 8785 canonical bytes,
+// the bytes the notary commits to. Besides JSON and FHIR R4 validity (see
+// the package documentation) it requires:
+//
+//   - resourceType MedicationRequest;
+//   - status one of [Statuses] (draft is refused: finish the prescription
+//     and make it active);
+//   - intent one of [Intents] (proposal, plan and option are refused);
+//   - a medication: medicationCodeableConcept with a coding or a text, or
+//     medicationReference;
+//   - subject a reference to a Patient: Patient/<id>, a URL ending in
+//     /Patient/<id>, #<id> of a contained Patient, or an identifier with
+//     type Patient;
+//   - a requester (reference, identifier or display);
+//   - authoredOn, a real date (FHIR dateTime).
+//
+// The error is an *Error.
+func Check(resource []byte) ([]byte, error) {
+	if len(resource) > signalapi.MaxPrescriptionSize {
+		return nil, refuse(Root, "the prescription is %d bytes, more than the %d (%d KiB) allowed", len(resource), signalapi.MaxPrescriptionSize, signalapi.MaxPrescriptionSize>>10)
+	}
+	if err := CheckJSON(resource); err != nil {
+		return nil, err
+	}
+	canonical, err := notary.CanonicalJSON(resource)
+	if err != nil { // CheckJSON accepted it: cannot happen, but never commit what the notary refuses
+		return nil, &Error{Path: Root, Reason: "not canonicalizable JSON: " + err.Error(), Err: err}
+	}
+	rt, ok := resourceType(resource)
+	if !ok {
+		return nil, refuse(Root+".resourceType", "missing or not a string: a prescription is a JSON object with \"resourceType\": \"MedicationRequest\"")
+	}
+	if rt != Root {
+		return nil, refuse(Root+".resourceType", "is %.40q, not \"MedicationRequest\"", rt)
+	}
+	u, err := unmarshaller()
+	if err != nil {
+		return nil, fmt.Errorf("prescription: FHIR R4 unmarshaller: %w", err)
+	}
+	var rep reporter
+	msg, err := u.UnmarshalWithErrorReporter(resource, &rep)
+	if err != nil {
+		return nil, fhirError([]error{err})
+	}
+	if len(rep.errs) > 0 {
+		return nil, fhirError(rep.errs)
+	}
+	cr, ok := msg.(*rcpb.ContainedResource)
+	if !ok || cr.GetMedicationRequest() == nil {
+		return nil, refuse(Root, "not read as a MedicationRequest")
+	}
+	if err := checkRules(cr.GetMedicationRequest()); err != nil {
+		return nil, err
+	}
+	return canonical, nil
+}
+
+// checkRules checks what the FHIR library leaves to us.
+func checkRules(mr *mrpb.MedicationRequest) error {
+	status := codeName(mr.GetStatus().GetValue())
+	switch {
+	case status == "draft":
+		return refuse(Root+".status", "is \"draft\": a draft is not a prescription yet; finish it and set status to \"active\"")
+	case !contains(Statuses, status):
+		return refuse(Root+".status", "is %q: a prescription to notarize is one of %s", status, strings.Join(Statuses, ", "))
+	}
+	intent := codeName(mr.GetIntent().GetValue())
+	switch {
+	case intent == "proposal" || intent == "plan" || intent == "option":
+		return refuse(Root+".intent", "is %q: a %s is not an order a pharmacy may dispense; a prescription's intent is \"order\"", intent, intent)
+	case !contains(Intents, intent):
+		return refuse(Root+".intent", "is %q: a prescription's intent is one of %s", intent, strings.Join(Intents, ", "))
+	}
+	switch med := mr.GetMedication(); {
+	case med.GetCodeableConcept() != nil:
+		cc := med.GetCodeableConcept()
+		if len(cc.GetCoding()) == 0 && cc.GetText().GetValue() == "" {
+			return refuse(Root+".medicationCodeableConcept", "has neither a coding nor a text: name the medication")
+		}
+	case med.GetReference() != nil:
+		if !hasTarget(med.GetReference()) {
+			return refuse(Root+".medicationReference", "has no reference, identifier or display")
+		}
+	default:
+		return refuse(Root+".medication[x]", "missing: give medicationCodeableConcept or medicationReference")
+	}
+	if err := checkSubject(mr); err != nil {
+		return err
+	}
+	if mr.GetRequester() == nil {
+		return refuse(Root+".requester", "missing: a prescription names who prescribes it")
+	}
+	if !hasTarget(mr.GetRequester()) {
+		return refuse(Root+".requester", "has no reference, identifier or display")
+	}
+	if mr.GetAuthoredOn() == nil {
+		return refuse(Root+".authoredOn", "missing: a prescription carries the date it was written")
+	}
+	return nil
+}
+
+// patientURL is an absolute or relative literal reference to a Patient,
+// possibly of one version.
+var patientURL = regexp.MustCompile(`(^|/)Patient/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?$`)
+
+// checkSubject requires a subject that refers to a Patient.
+func checkSubject(mr *mrpb.MedicationRequest) error {
+	const path = Root + ".subject"
+	s := mr.GetSubject()
+	if s == nil {
+		return refuse(path, "missing: a prescription is for a patient")
+	}
+	if s.GetPatientId() != nil {
+		return nil
+	}
+	if u := s.GetUri().GetValue(); u != "" {
+		if patientURL.MatchString(u) {
+			return nil
+		}
+		return refuse(path+".reference", "is %.80q: the subject of a prescription is a Patient (Patient/<id>)", u)
+	}
+	if f := s.GetFragment().GetValue(); f != "" {
+		if containedPatient(mr, f) {
+			return nil
+		}
+		return refuse(path+".reference", "is #%.64s, which is not a Patient contained in this MedicationRequest", f)
+	}
+	if target := referenceTarget(s); target != "" {
+		return refuse(path+".reference", "refers to a %s: the subject of a prescription is a Patient (Patient/<id>)", target)
+	}
+	if s.GetIdentifier() != nil {
+		if s.GetType().GetValue() == "Patient" {
+			return nil
+		}
+		return refuse(path+".type", "is %.40q: a subject given by identifier needs \"type\": \"Patient\"", s.GetType().GetValue())
+	}
+	return refuse(path, "names no Patient: give a reference (Patient/<id>) or an identifier with \"type\": \"Patient\"")
+}
+
+// referenceTarget names the resource type a typed relative reference
+// points to (such as Practitioner for Practitioner/1), "" for none.
+func referenceTarget(r *d4pb.Reference) string {
+	m := r.ProtoReflect()
+	oneof := m.Descriptor().Oneofs().ByName("reference")
+	if oneof == nil {
+		return ""
+	}
+	f := m.WhichOneof(oneof)
+	if f == nil {
+		return ""
+	}
+	name := string(f.Name()) // such as practitioner_id
+	if !strings.HasSuffix(name, "_id") {
+		return ""
+	}
+	var b strings.Builder
+	for _, part := range strings.Split(strings.TrimSuffix(name, "_id"), "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+// containedPatient reports whether mr contains a Patient whose id is id.
+func containedPatient(mr *mrpb.MedicationRequest, id string) bool {
+	for _, a := range mr.GetContained() {
+		var cr rcpb.ContainedResource
+		if a.UnmarshalTo(&cr) == nil && cr.GetPatient() != nil && cr.GetPatient().GetId().GetValue() == id {
+			return true
+		}
+	}
+	return false
+}
+
+// hasTarget reports whether a Reference says what it refers to.
+func hasTarget(r *d4pb.Reference) bool {
+	m := r.ProtoReflect()
+	if oneof := m.Descriptor().Oneofs().ByName("reference"); oneof != nil && m.WhichOneof(oneof) != nil {
+		return true
+	}
+	return r.GetIdentifier() != nil || r.GetDisplay().GetValue() != ""
+}
+
+// codeName turns a FHIR code enum value (ON_HOLD) into its FHIR code
+// (on-hold).
+func codeName(v protoreflect.Enum) string {
+	d := v.Descriptor().Values().ByNumber(v.Number())
+	if d == nil {
+		return ""
+	}
+	return strings.ToLower(strings.ReplaceAll(string(d.Name()), "_", "-"))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	missingField = regexp.MustCompile(`^missing required field "([A-Za-z0-9]+)"`)
+	libraryPath  = regexp.MustCompile(`^error at "([^"]*)": (.*)$`)
+)
+
+// reporter collects the faults the FHIR library's validation finds. A
+// reference to a resource type the element does not allow is a fault only
+// for requester: subject is checked by checkSubject (a Patient, where FHIR
+// also allows a Group), and elsewhere it is tolerated, for HL7's own R4
+// examples refer to a Practitioner as dispenseRequest.performer.
+type reporter struct{ errs []error }
+
+// ReportValidationError keeps a fault.
+func (r *reporter) ReportValidationError(path string, err error) error {
+	if strings.Contains(err.Error(), "invalid reference to a ") && path != Root+".requester" {
+		return nil
+	}
+	r.errs = append(r.errs, err)
+	return nil
+}
+
+// ReportValidationWarning ignores a warning.
+func (r *reporter) ReportValidationWarning(string, error) error { return nil }
+
+// fhirError turns the FHIR library's errors into an *Error naming the
+// path of the first. The library's errors carry the path and a message
+// without the document's content; an unknown element's name is added from
+// its diagnostics (a member name, not a value).
+func fhirError(errs []error) error {
+	var all []error
+	for _, err := range errs {
+		if list, ok := asList(err); ok {
+			all = append(all, list...)
+		} else {
+			all = append(all, err)
+		}
+	}
+	first := all[0]
+	path, reason := Root, first.Error()
+	if m := libraryPath.FindStringSubmatch(reason); m != nil {
+		if m[1] != "" {
+			path = m[1]
+		}
+		reason = m[2]
+	}
+	if reason == "unknown field" {
+		if name, err := strconv.Unquote(diagnostics(first)); err == nil && name != "" {
+			path += "." + name
+			reason = "is not an element of FHIR R4 " + lastType(path)
+		}
+	} else if m := missingField.FindStringSubmatch(reason); m != nil {
+		path += "." + m[1]
+		reason = "missing: FHIR R4 requires it"
+	}
+	if plain, ok := plainReasons[reason]; ok {
+		reason = plain
+	}
+	if len(all) > 1 {
+		reason += fmt.Sprintf(" (and %d more faults)", len(all)-1)
+	}
+	return &Error{Path: path, Reason: reason, Err: errors.Join(errs...)}
+}
+
+// plainReasons say some of the library's terse reasons for a person.
+var plainReasons = map[string]string{
+	"expected datetime":  "is not a real FHIR dateTime (such as 2026-11-21 or 2026-11-21T10:30:00Z)",
+	"expected date":      "is not a real FHIR date (such as 2026-11-21)",
+	"code type mismatch": "is not a code of the FHIR R4 value set of this element",
+	"invalid JSON":       "is not of the JSON type FHIR R4 gives this element",
+	"expected array":     "is not an array, as FHIR R4 gives this element",
+	"expected decimal":   "is not a JSON number, as FHIR R4 gives this element",
+	"expected code":      "is not a FHIR code (a JSON string without leading or trailing spaces)",
+}
+
+// lastType names what an unknown element is not part of, for the message.
+func lastType(path string) string {
+	parent := path[:strings.LastIndexByte(path, '.')]
+	if parent == Root {
+		return Root
+	}
+	return parent
+}
+
+// asList unpacks the library's list of errors (an unexported slice type
+// of errors).
+func asList(err error) ([]error, bool) {
+	v := reflect.ValueOf(err)
+	if v.Kind() != reflect.Slice {
+		return nil, false
+	}
+	out := make([]error, 0, v.Len())
+	for i := range v.Len() {
+		e, ok := v.Index(i).Interface().(error)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, e)
+	}
+	return out, true
+}
+
+// diagnostics is the Diagnostics field of the library's error (its
+// internal UnmarshalError type), "" when there is none.
+func diagnostics(err error) string {
+	v := reflect.ValueOf(err)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	if f := v.FieldByName("Diagnostics"); f.IsValid() && f.Kind() == reflect.String {
+		return f.String()
+	}
+	return ""
+}
+
+// resourceType reads the resourceType member of a document CheckJSON
+// accepted; ok is false when it is missing or not a string.
+func resourceType(doc []byte) (rt string, ok bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(doc))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return "", false
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return "", false
+		}
+		if name.String() != "resourceType" {
+			if dec.SkipValue() != nil {
+				return "", false
+			}
+			continue
+		}
+		if dec.PeekKind() != '"' {
+			return "", false
+		}
+		v, err := dec.ReadToken()
+		return v.String(), err == nil
+	}
+	return "", false
+}
