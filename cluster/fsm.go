@@ -51,8 +51,12 @@ type fsm struct {
 	// refused counts the raft commands the FSM refused (see applyMeta).
 	refused atomic.Uint64
 	// damaged is why the log cannot be trusted, once it is found (see
-	// checkServed).
-	damaged atomic.Pointer[error]
+	// checkServed); damageFound wakes the heal (heal.go) when it is.
+	damaged     atomic.Pointer[error]
+	damageFound chan struct{}
+	// applyMu is held by raft's FSM goroutine while it applies or
+	// restores, and by the heal while it switches logs.
+	applyMu sync.Mutex
 	// stalled is why the FSM is waiting to apply (its disk is full), while
 	// it waits; stop ends the wait when the node stops.
 	stalled  atomic.Pointer[error]
@@ -85,7 +89,7 @@ const (
 
 // openFSM opens (or creates) the FSM state in dir.
 func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) {
-	f := &fsm{dir: dir, signer: signer, logger: logger, onApply: func(applied) {}, onFail: func(error) {}, stop: make(chan struct{})}
+	f := &fsm{dir: dir, signer: signer, logger: logger, onApply: func(applied) {}, onFail: func(error) {}, stop: make(chan struct{}), damageFound: make(chan struct{}, 1)}
 
 	gen := 1
 	if b, err := os.ReadFile(filepath.Join(dir, currentName)); err == nil {
@@ -178,6 +182,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if h := f.held.Load(); h != nil {
 		<-*h
 	}
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	results := make([]any, len(logs))
 	if errp := f.failed.Load(); errp != nil {
 		for i := range results {
@@ -185,8 +191,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		return results
 	}
-	// No lock: Apply and Restore both run on raft's FSM goroutine, and the
-	// log serves concurrent readers itself.
+	// Apply and Restore both run on raft's FSM goroutine, and the log
+	// serves concurrent readers itself: applyMu only keeps a heal from
+	// switching logs in the middle.
 	p := f.newPlan()
 	for i, l := range logs {
 		if l.Index <= p.index {

@@ -16,8 +16,9 @@ import (
 // checkpoint the receipt carries, which this node signed (a few µs:
 // BenchmarkCheckServed). A damaged leaf or stored hash gives a proof that
 // does not lead to the signed root; the node then marks itself damaged,
-// alerts, and serves nothing from its log (503 damaged) until an operator
-// repairs it (see OPERATIONS.md).
+// alerts, and serves nothing from its log (503 damaged) until it has
+// healed from its peers (heal.go) or an operator has replaced its data
+// (see OPERATIONS.md).
 
 // checkServed checks a receipt the node is about to serve, proven into cp.
 func (f *fsm) checkServed(r *notary.Receipt, cp notary.SignedCheckpoint) error {
@@ -40,7 +41,11 @@ func (f *fsm) checkServed(r *notary.Receipt, cp notary.SignedCheckpoint) error {
 func (f *fsm) markDamaged(reason error) error {
 	err := fmt.Errorf("%w: %w", notaryapi.ErrDamaged, reason)
 	if f.damaged.CompareAndSwap(nil, &err) {
-		f.logger.Error("damaged data: this node serves nothing from its log until it is repaired", "error", err)
+		f.logger.Error("damaged data: this node serves nothing from its log until it has healed", "error", err)
+		select {
+		case f.damageFound <- struct{}{}:
+		default:
+		}
 	}
 	return *f.damaged.Load()
 }

@@ -60,8 +60,9 @@ func damagedFollower(t *testing.T) (*testCluster, *testNode, *notary.Receipt) {
 		t.Fatal(err)
 	}
 	f.Close()
-	// The checks on what is served, not the scrub, are under test here.
-	victim.cfg.ScrubRate = 0
+	// The checks on what is served, not the scrub or the heal, are under
+	// test here.
+	victim.cfg.ScrubRate, victim.cfg.NoHeal = 0, true
 	victim = c.restart(victim)
 	c.waitFor("the damaged node to know a leader", func() bool { return victim.Status().Leader.ID != "" })
 	return c, victim, target

@@ -107,6 +107,10 @@ type Config struct {
 	// ScrubRate is how many leaves a second the background scrub reads
 	// and checks (see scrub.go); 0 turns it off.
 	ScrubRate int
+	// NoHeal keeps a node whose log is found damaged as it is (serving
+	// nothing from its log) for an operator to inspect, instead of
+	// rebuilding the log from its peers (see heal.go).
+	NoHeal bool
 }
 
 // DefaultConfig returns the settings a production node starts from.
@@ -390,6 +394,9 @@ func (n *Node) serve(id identity, hasState bool) {
 	n.goFunc(func() { n.watchClock(bg) })
 	if n.cfg.ScrubRate > 0 {
 		n.goFunc(func() { n.scrubLoop(bg) })
+	}
+	if !n.cfg.NoHeal {
+		n.goFunc(func() { n.healLoop(bg) })
 	}
 	if n.watch != nil {
 		n.goFunc(func() {

@@ -23,7 +23,8 @@ import (
 // notary.Scrub): damage that no request has touched yet is found within a
 // pass. After each pass it checks raft's snapshots against their
 // checksums. Damage to the log marks the node damaged (it serves nothing
-// from its log, is not ready, and alerts); a damaged snapshot makes the
+// from its log, is not ready, alerts, and heals from its peers: heal.go);
+// a damaged snapshot makes the
 // node not ready until it has taken a sound one in its place.
 
 // scrubTick is how often the scrubber takes its next share of leaves.
@@ -39,18 +40,20 @@ type scrubber struct {
 	passes   atomic.Uint64 // passes completed
 	total    atomic.Uint64 // leaves checked in all
 	lastPass atomic.Int64  // when the last pass completed, Unix ms; 0 before
+	heals    atomic.Uint64 // damaged logs healed from the peers
 }
 
 // status reports the scrub for /v1/status.
 func (s *scrubber) status(rate int) notaryapi.ScrubStatus {
-	st := notaryapi.ScrubStatus{Rate: rate, Checked: s.checked.Load(), Passes: s.passes.Load()}
+	st := notaryapi.ScrubStatus{Rate: rate, Checked: s.checked.Load(), Passes: s.passes.Load(), Heals: s.heals.Load()}
 	if ms := s.lastPass.Load(); ms != 0 {
 		st.LastPass = time.UnixMilli(ms).UTC()
 	}
 	return st
 }
 
-// scrubLoop runs the scrub until ctx ends or the log is found damaged.
+// scrubLoop runs the scrub until ctx ends; it pauses while the log is
+// damaged.
 func (n *Node) scrubLoop(ctx context.Context) {
 	share := max(1, n.cfg.ScrubRate*int(scrubTick)/int(time.Second))
 	tick := time.NewTicker(scrubTick)
@@ -87,10 +90,14 @@ func (n *Node) scrubLoop(ctx context.Context) {
 		})
 		switch {
 		case errors.Is(err, notaryapi.ErrDamaged):
-			return // marked damaged already: nothing more to find
+			// Marked damaged already: nothing more to find until the
+			// heal has replaced the log; then a new pass starts at once.
+			scrub, passStart = nil, time.Time{}
+			continue
 		case errors.Is(err, notary.ErrDamaged):
 			n.fsm.markDamaged(fmt.Errorf("the scrub found: %w", err))
-			return
+			scrub, passStart = nil, time.Time{}
+			continue
 		case err != nil:
 			// The log closed or was swapped under a restore: start over.
 			n.logger.DebugContext(ctx, "scrub interrupted", "error", err)
@@ -104,11 +111,11 @@ func (n *Node) scrubLoop(ctx context.Context) {
 			scrub, passStart = nil, time.Time{} // an empty log: look again at the next tick
 			continue
 		}
-		n.scrub.passes.Add(1)
+		repairAgain, lastRepair = !n.checkSnapshots(ctx), time.Now()
+		n.scrub.passes.Add(1) // over the log, then the snapshots
 		n.scrub.lastPass.Store(time.Now().UnixMilli())
 		n.logger.DebugContext(ctx, "scrub pass complete", "leaves", scrub.Checked(), "took", time.Since(passStart).Round(time.Millisecond))
 		scrub = nil
-		repairAgain, lastRepair = !n.checkSnapshots(ctx), time.Now()
 	}
 }
 

@@ -47,6 +47,8 @@ type fsmSnapshot struct {
 // Snapshot implements raft.FSM. It syncs the store first, so the applied
 // index on disk is never behind the snapshot raft will compact its log to.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	if err := f.log.Sync(); err != nil {
 		return nil, fmt.Errorf("sync before snapshot: %w", err)
 	}
@@ -110,6 +112,8 @@ func (s *fsmSnapshot) Release() {}
 // and only then switches to it.
 func (f *fsm) Restore(src io.ReadCloser) error {
 	defer src.Close()
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	br := bufio.NewReaderSize(src, 1<<20)
 	h := sha256.New()
 	r := io.TeeReader(br, h) // everything up to the digest is hashed
@@ -148,6 +152,8 @@ func (f *fsm) Restore(src io.ReadCloser) error {
 	}
 	f.metaMu.Unlock()
 	os.RemoveAll(f.logDir(old))
+	// A damaged log is gone: the new one gives the snapshot's root.
+	f.damaged.Store(nil)
 	f.signHead()
 	f.logger.Info("restored a snapshot", "leaves", hdr.Size, "applied_index", f.applied.Load())
 	return nil

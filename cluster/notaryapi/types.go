@@ -140,6 +140,9 @@ type ScrubStatus struct {
 	// the node started; LastPass is when the last one did.
 	Passes   uint64    `json:"passes"`
 	LastPass time.Time `json:"last_pass,omitzero"`
+	// Heals is how many times since the node started it rebuilt a
+	// damaged log from its peers.
+	Heals uint64 `json:"heals"`
 }
 
 // AlertKind tells alerts apart.

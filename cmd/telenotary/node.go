@@ -89,6 +89,7 @@ type nodeFlags struct {
 	maxClockSkew                                     time.Duration
 	minFreeDiskMiB                                   uint64
 	scrubRate                                        int
+	noHeal                                           bool
 	logLevel                                         string
 	logJSON                                          bool
 	debugAddr                                        string
@@ -119,6 +120,7 @@ func (f *nodeFlags) define(env *environment, fs *flag.FlagSet) {
 	fs.BoolVar(&f.insecureRaft, "insecure-raft", false, "run raft without TLS: only for a development cluster whose --raft-addr is on loopback")
 	fs.Uint64Var(&f.minFreeDiskMiB, "min-free-disk", cluster.DefaultConfig().MinFreeDisk>>20, "MiB this node keeps free on its data directory's disk: with less, it is not ready and as leader refuses writes before one fails halfway")
 	fs.IntVar(&f.scrubRate, "scrub-rate", cluster.DefaultConfig().ScrubRate, "leaves a second the background scrub reads again and checks against their hashes (a pass over the whole log, then the snapshots); 0 turns it off")
+	fs.BoolVar(&f.noHeal, "no-heal", false, "keep a node whose log is found damaged as it is, serving nothing from its log, for inspection; by default it rebuilds the log from its peers")
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", cluster.DefaultConfig().MaxClockSkew, "how far this node's clock may be from those of a majority of the cluster for it to stamp receipts as leader; beyond it, it refuses writes and raises an alert")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
@@ -183,7 +185,7 @@ func (f *nodeFlags) config(env *environment) (cluster.Config, error) {
 	cfg.RaftAddr, cfg.RaftAdvertise, cfg.HTTPAddr, cfg.HTTPAdvertise = f.raftAddr, f.raftAdvertise, f.httpAddr, f.httpAdvertise
 	cfg.Bootstrap, cfg.Origin = f.bootstrap, f.origin
 	cfg.InsecureRaft, cfg.MaxClockSkew, cfg.MinFreeDisk = f.insecureRaft, f.maxClockSkew, f.minFreeDiskMiB<<20
-	cfg.ScrubRate = f.scrubRate
+	cfg.ScrubRate, cfg.NoHeal = f.scrubRate, f.noHeal
 	if offset := f.clockOffset; offset != 0 {
 		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
 	}

@@ -330,7 +330,7 @@ func TestNodeMaxClockSkew(t *testing.T) {
 
 // TestNodeScrubRate: --scrub-rate reaches the node's configuration, with
 // the cluster's default; 0 turns the scrub off and a negative rate is a
-// usage error naming the flag.
+// usage error naming the flag. --no-heal reaches it too (heal by default).
 func TestNodeScrubRate(t *testing.T) {
 	dir := t.TempDir()
 	sec := writeTestSecrets(t, dir)
@@ -358,5 +358,17 @@ func TestNodeScrubRate(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, nil, append([]string{"node", "--scrub-rate", "-1"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--scrub-rate") {
 		t.Errorf("--scrub-rate -1: exit %d, stderr %q", code, stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--no-heal"}, true}} {
+		var f nodeFlags
+		if err := f.parse(env, append(slices.Clone(base), tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if cfg, err := f.config(env); err != nil || cfg.NoHeal != tc.want {
+			t.Errorf("%v: NoHeal %v (%v), want %v", tc.args, cfg.NoHeal, err, tc.want)
+		}
 	}
 }
