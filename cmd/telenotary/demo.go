@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"time"
 
 	"github.com/telenotary/telenotary/cmd/telenotary/internal/demo"
@@ -13,14 +15,16 @@ const demoSynopsis = `demo [--dir DIR] [--listen ADDR] [--consultations N] [--in
 Runs the whole system on this machine: a 3-node notary cluster, the
 signalling server, simulated consultations (pion patient and physician
 pairs issuing the HL7 FHIR example prescriptions) and the operator console.
-It prints the address of the browser client, to join a consultation by
-hand, and where receipt bundles are written, to try telenotary verify on.
-Ctrl-C stops everything. With --headless it runs without the console for
+It prints the links to join a consultation by hand in a browser, an app
+key with a curl line that creates a room (POST /v1/rooms), and where
+receipt bundles are written with the telenotary verify line to check one;
+all of it is also in the run's TRY-IT.txt and is printed again at the end.
+The console opens when you press Enter. Ctrl-C stops everything. With --headless it runs without the console for
 --duration and exits 0 once every consultation has a verified receipt.`
 
 func runDemo(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "demo", demoSynopsis)
-	cfg := demo.Config{Out: env.stdout}
+	cfg := demo.Config{Out: env.stdout, In: env.terminal, Executable: notInstalled(env.executable)}
 	var duration time.Duration
 	fs.StringVar(&cfg.Dir, "dir", "demo-data", "where the demo keeps the cluster's data, logs, keys and receipt bundles (each run in a directory of its own)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "address of the signalling server and the browser client")
@@ -45,4 +49,24 @@ func runDemo(ctx context.Context, env *environment, args []string) int {
 		return failure(env.stderr, "demo", err)
 	}
 	return exitOK
+}
+
+// notInstalled returns exe, the path of this program, unless it is the
+// telenotary found on PATH: then the demo can print "telenotary verify",
+// else (go run, or a binary run by its path) it copies exe into its run's
+// directory and prints that.
+func notInstalled(exe string) string {
+	if exe == "" {
+		return ""
+	}
+	onPath, err := exec.LookPath("telenotary")
+	if err != nil {
+		return exe
+	}
+	a, errA := os.Stat(onPath)
+	b, errB := os.Stat(exe)
+	if errA == nil && errB == nil && os.SameFile(a, b) {
+		return ""
+	}
+	return exe
 }

@@ -41,6 +41,11 @@ type command struct {
 type environment struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// terminal is standard input when it is a terminal, else nil.
+	terminal io.Reader
+	// executable is the path of this program; "" in tests, which run
+	// commands in the test binary.
+	executable string
 }
 
 func commands() []command {
@@ -72,7 +77,12 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &environment{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	env := &environment{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	if st, err := os.Stdin.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		env.terminal = os.Stdin
+	}
+	env.executable, _ = os.Executable()
+	code := run(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -93,7 +93,7 @@ type nodeFlags struct {
 	logLevel                                         string
 	logJSON                                          bool
 	debugAddr                                        string
-	resumes                                          bool // the data directory holds this node's state
+	resumes                                          bool          // the data directory holds this node's state
 	clockOffset                                      time.Duration // test hook
 }
 

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,14 @@ type Config struct {
 	// Out receives the addresses to try by hand and, headless, the
 	// progress lines.
 	Out io.Writer
+	// In, when set, is the terminal: the console opens when a line (Enter)
+	// is read from it, not before. Nil opens it after 3 s.
+	In io.Reader
+	// Executable, when set, is this telenotary program: it is copied into
+	// the run's directory, and the verify line printed names that copy, so
+	// that the line works as printed after go run, which leaves no binary
+	// behind. "" prints "telenotary" (one is installed).
+	Executable string
 }
 
 // Run runs the demo until ctx ends or, with the console, until the
@@ -84,11 +93,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	d.printHowTo(room)
+	if err := d.writeHowTo(room); err != nil {
+		return err
+	}
+	d.printHowTo()
 	if !cfg.Headless {
 		d.pauseBeforeConsole(ctx)
 	}
-	return d.simulate(ctx, room)
+	return d.simulate(ctx)
 }
 
 // run is a running demo: its cluster, server and simulations.
@@ -111,8 +123,10 @@ type run struct {
 	base     string
 	rooms    *signalapi.Client
 
-	rxNames []string
-	rxDocs  [][]byte
+	rxNames    []string
+	rxDocs     [][]byte
+	howTo      string // what to try by hand, printed and in howToFile
+	telenotary string // the command that runs telenotary, as printed
 
 	outMu    sync.Mutex   // serializes progress lines
 	mu       sync.Mutex   // guards started, live and verified
@@ -168,19 +182,83 @@ func (d *run) closeLogs() {
 	}
 }
 
-// printHowTo says how to join a consultation by hand and check a bundle.
-func (d *run) printHowTo(room *signalapi.CreateRoomResponse) {
-	fmt.Fprintf(d.out, "\nJoin a consultation by hand in two browser windows:\n")
-	fmt.Fprintf(d.out, "  physician: %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePhysician])
-	fmt.Fprintf(d.out, "  patient:   %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePatient])
-	fmt.Fprintf(d.out, "Check any receipt bundle on %s/verify/ or with:\n", d.base)
-	fmt.Fprintf(d.out, "  telenotary verify %s/bundles/<file>.json --keys %s/keys.pub\n", d.dir, d.dir)
-	fmt.Fprintf(d.out, "Logs are in %s/logs. Ctrl-C stops everything.\n\n", d.dir)
+// howToFile, in the run's directory, keeps what the demo prints to try by
+// hand: the console covers the terminal, and the links are long.
+const howToFile = "TRY-IT.txt"
+
+// writeHowTo writes the app key and the how-to of a run into its
+// directory, and the copy of the telenotary program its verify line
+// names, if it runs one.
+func (d *run) writeHowTo(room *signalapi.CreateRoomResponse) error {
+	appKey := filepath.Join(d.dir, "app.key")
+	if err := os.WriteFile(appKey, []byte(d.appKey+"\n"), 0o600); err != nil {
+		return err
+	}
+	d.telenotary = "telenotary"
+	if d.cfg.Executable != "" {
+		d.telenotary = filepath.Join(d.dir, "telenotary")
+		if err := copyExecutable(d.cfg.Executable, d.telenotary); err != nil {
+			return fmt.Errorf("copying the telenotary program into the run's directory: %w", err)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Join a consultation by hand in two browser windows:\n")
+	fmt.Fprintf(&b, "  physician: %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePhysician])
+	fmt.Fprintf(&b, "  patient:   %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePatient])
+	fmt.Fprintf(&b, "Create a room as an app backend does (POST /v1/rooms with the app key in %s):\n", appKey)
+	fmt.Fprintf(&b, "  curl -sS -H \"Authorization: Bearer $(cat %s)\" -d '{\"patient\":\"p-1\",\"physician\":\"d-1\"}' %s/v1/rooms\n", appKey, d.base)
+	fmt.Fprintf(&b, "  (it answers with a token for each: open %s/app/#token=TOKEN with each)\n", d.base)
+	fmt.Fprintf(&b, "Check any receipt bundle on %s/verify/ or with:\n", d.base)
+	fmt.Fprintf(&b, "  %s verify %s/bundles/<file>.json --keys %s/keys.pub\n", d.telenotary, d.dir, d.dir)
+	fmt.Fprintf(&b, "Logs are in %s/logs; all of the above is in %s.\n", d.dir, filepath.Join(d.dir, howToFile))
+	d.howTo = b.String()
+	return os.WriteFile(filepath.Join(d.dir, howToFile), []byte(d.howTo), 0o600)
 }
 
-// pauseBeforeConsole leaves the operator 3 s to read the addresses before
-// the console takes the screen.
+// copyExecutable puts the program at from at to: a hard link if it can,
+// else a copy.
+func copyExecutable(from, to string) error {
+	if os.Link(from, to) == nil {
+		return nil
+	}
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// printHowTo says how to join a consultation by hand, create a room and
+// check a bundle.
+func (d *run) printHowTo() {
+	fmt.Fprintf(d.out, "\n%sCtrl-C stops everything.\n\n", d.howTo)
+}
+
+// pauseBeforeConsole leaves the operator time to read the addresses before
+// the console takes the screen: until Enter, or 3 s without a terminal.
 func (d *run) pauseBeforeConsole(ctx context.Context) {
+	if d.cfg.In != nil {
+		fmt.Fprintf(d.out, "Press Enter to open the console (q quits it and stops the demo; the lines above are in %s and are printed again at the end)...\n", filepath.Join(d.dir, howToFile))
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			bufio.NewReader(d.cfg.In).ReadString('\n')
+		}()
+		select {
+		case <-read:
+		case <-ctx.Done():
+		}
+		return
+	}
 	fmt.Fprintf(d.out, "Starting the console in 3 s (q quits it and stops the demo)...\n")
 	t := time.NewTimer(3 * time.Second)
 	defer t.Stop()
@@ -193,7 +271,7 @@ func (d *run) pauseBeforeConsole(ctx context.Context) {
 // simulate runs the simulated consultations until ctx ends (headless) or
 // the operator quits the console, then stops them and, headless, judges
 // the run.
-func (d *run) simulate(ctx context.Context, room *signalapi.CreateRoomResponse) error {
+func (d *run) simulate(ctx context.Context) error {
 	simCtx, stopSims := context.WithCancel(ctx)
 	var sims sync.WaitGroup
 	for range d.cfg.Consultations {
@@ -204,7 +282,7 @@ func (d *run) simulate(ctx context.Context, room *signalapi.CreateRoomResponse) 
 		<-ctx.Done()
 	} else {
 		err = d.console(ctx)
-		d.printHowTo(room) // the console hid them: show them again
+		d.printHowTo() // the console hid them: show them again
 	}
 	stopSims()
 	sims.Wait()
@@ -212,6 +290,9 @@ func (d *run) simulate(ctx context.Context, room *signalapi.CreateRoomResponse) 
 		return err
 	}
 	fmt.Fprintf(d.out, "\nstopping: %d receipt bundles written to %s/bundles\n", d.bundles.Load(), d.dir)
+	if b, _ := filepath.Glob(filepath.Join(d.dir, "bundles", "prescription-*.json")); len(b) > 0 {
+		fmt.Fprintf(d.out, "check one:\n  %s verify %s --keys %s/keys.pub\n", d.telenotary, b[0], d.dir)
+	}
 	if d.cfg.Headless {
 		return d.judge()
 	}
