@@ -75,3 +75,6 @@ func RefuseRaftWrites(n *Node) (restore func()) {
 
 // TakeSnapshot makes the node's raft take a snapshot now.
 func TakeSnapshot(n *Node) error { return n.raft.Snapshot().Error() }
+
+// MarkDamaged marks n's log damaged, as a failed check would.
+func MarkDamaged(n *Node, why string) { n.fsm.markDamaged(errors.New(why)) }

@@ -45,13 +45,13 @@ type testNode struct {
 
 // testCluster is a set of in-process nodes on loopback TCP.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	mu    sync.Mutex // guards nodes
 	nodes map[string]*testNode
 }
 
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t testing.TB) *testCluster {
 	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*testNode{}}
 	t.Cleanup(func() {
 		c.mu.Lock()
@@ -65,7 +65,7 @@ func newTestCluster(t *testing.T) *testCluster {
 	return c
 }
 
-func testTokens(t *testing.T) *auth.Tokens {
+func testTokens(t testing.TB) *auth.Tokens {
 	t.Helper()
 	tok, err := auth.ParseTokens([]byte(testTokensFile))
 	if err != nil {
@@ -99,7 +99,7 @@ func (c *testCluster) config(id string) cluster.Config {
 }
 
 // testWriter sends logs to t.Log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -169,7 +169,7 @@ func (c *testCluster) waitFor(what string, cond func() bool) {
 	waitFor(c.t, what, cond)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(conditionWait)
 	for !cond() {
