@@ -115,6 +115,24 @@ func TestServerMessageKinds(t *testing.T) {
 	}
 }
 
+// TestRefusedResourceKeepsRef: a prescription refused while the message is
+// decoded (a repeated member, too large) still gives its ref, wherever it
+// stands in the message, so that the refusal names the prescription; a ref
+// that is not a valid one is not echoed.
+func TestRefusedResourceKeepsRef(t *testing.T) {
+	for _, tc := range []struct{ in, ref string }{
+		{`{"type":"prescription","ref":"rx-1","resource":{"status":"a","status":"b"}}`, "rx-1"},
+		{`{"resource":{"status":"a","status":"b"},"type":"prescription","ref":"rx-2"}`, "rx-2"},
+		{`{"type":"prescription","ref":"rx-3","resource":{"note":"` + strings.Repeat("a", signalapi.MaxPrescriptionSize) + `"}}`, "rx-3"},
+		{`{"type":"prescription","ref":"` + strings.Repeat("r", signalapi.MaxRefLength+1) + `","resource":{"a":1,"a":2}}`, ""},
+	} {
+		m, err := signalapi.DecodeClientMessage([]byte(tc.in))
+		if !errors.Is(err, signalapi.CodeInvalidResource) || m == nil || m.Ref != tc.ref {
+			t.Errorf("%.60s: %+v %v, want ref %q", tc.in, m, err, tc.ref)
+		}
+	}
+}
+
 // FuzzDecodeClientMessage: any bytes give a message within its bounds or a
 // protocol error with a code, never a panic.
 func FuzzDecodeClientMessage(f *testing.F) {
@@ -127,6 +145,8 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		`{"type":"consent","scope":"recording","granted":true}`,
 		`{"type":"leave","reason":"done"}`,
 		`{"type":"leave","type":"join"}`, `[]`, `null`, `{"type":7}`,
+		`{"type":"prescription","ref":"x","resource":{"a":1,"a":2}}`,
+		`{"resource":{"a":1,"a":2},"type":"prescription","ref":"x\u0001"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -136,6 +156,10 @@ func FuzzDecodeClientMessage(f *testing.F) {
 			var pe *signalapi.ProtocolError
 			if !errors.As(err, &pe) || pe.Code == "" || pe.Message == "" {
 				t.Fatalf("error %v is not a protocol error with code and text", err)
+			}
+			// A refused resource comes with the ref to echo, a valid one.
+			if m != nil && (pe.Code != signalapi.CodeInvalidResource || m.Type != signalapi.TypePrescription || len(m.Ref) > signalapi.MaxRefLength || m.Resource != nil) {
+				t.Fatalf("refusal %v came with message %+v", err, m)
 			}
 			return
 		}
