@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -13,8 +14,10 @@ import (
 // TestReadmeFirstCommand follows the README on a fresh clone of the
 // repository's committed state: its first code block has exactly two
 // commands, the demo and `make test`; the demo command, run headless for
-// 20 s, exits 0 with verified receipts. (`make test` itself is what CI runs
-// on a fresh clone.)
+// 20 s, exits 0 with verified receipts, and the lines it prints to paste
+// work as printed: the curl creates a room with the app key while it runs
+// (when curl is installed), and the verify line, after go run is gone,
+// says VALID. (`make test` itself is what CI runs on a fresh clone.)
 func TestReadmeFirstCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for 20 s")
@@ -54,12 +57,49 @@ func TestReadmeFirstCommand(t *testing.T) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = clone
 	killWithParent(cmd)
-	out, err := cmd.CombinedOutput()
+	var out, errOut bytes.Buffer // stdout as it comes; stderr, written by exec's goroutine until Wait
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	if !bytes.Contains(out, []byte("consultations got verified receipts")) || !bytes.Contains(out, []byte("/app/#token=")) {
-		t.Fatalf("the demo's output lacks its verified receipts or join links:\n%s", out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_, curlErr := exec.LookPath("curl")
+	var created []byte
+	scanner := bufio.NewScanner(stdout)
+	scanner.Buffer(nil, 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		out.WriteString(line + "\n")
+		if c := strings.TrimSpace(line); strings.HasPrefix(c, "curl ") && strings.Contains(c, "/v1/rooms") && curlErr == nil {
+			// The demo is up and prints as it goes: paste it.
+			sh := exec.Command("sh", "-c", c)
+			sh.Dir = clone
+			created, err = sh.CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: %v\n%s", c, err, created)
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v\n%s%s", strings.Join(args, " "), err, out.Bytes(), errOut.Bytes())
+	}
+	if curlErr == nil && !bytes.Contains(created, []byte(`"tokens":{"patient":"`)) {
+		t.Errorf("the demo's curl line created no room: %s\n%s", created, out.Bytes())
+	}
+	verify := regexp.MustCompile(`check one:\n  (\S+ verify \S+ --keys \S+)\n`).FindSubmatch(out.Bytes())
+	if verify == nil {
+		t.Fatalf("the demo printed no verify line to paste:\n%s", out.Bytes())
+	}
+	sh := exec.Command("sh", "-c", string(verify[1]))
+	sh.Dir = clone
+	if got, err := sh.CombinedOutput(); err != nil || !bytes.HasPrefix(got, []byte("VALID: prescription notarized")) {
+		t.Errorf("%s, pasted after the demo: %v\n%s", verify[1], err, got)
+	}
+	if !bytes.Contains(out.Bytes(), []byte("consultations got verified receipts")) || !bytes.Contains(out.Bytes(), []byte("/app/#token=")) {
+		t.Fatalf("the demo's output lacks its verified receipts or join links:\n%s", out.Bytes())
 	}
 	if matches, _ := filepath.Glob(filepath.Join(clone, "demo-data", "run-*", "bundles", "*.json")); len(matches) < 3 {
 		t.Fatalf("the demo wrote %d bundles under demo-data", len(matches))
