@@ -193,6 +193,15 @@ function timeElement(iso) {
   return t;
 }
 
+// Times are shown in UTC, as receipts and telenotary verify give them,
+// with this browser's local time in the row beside: the rule the page
+// states under the result.
+function localTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long' });
+}
+
 function friendlyTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
@@ -203,6 +212,7 @@ function showValid(r, name) {
   const kind = KIND_NAMES[r.kind] || r.kind;
   const details = [
     ['time', 'Notarized at (UTC)', timeElement(r.time)],
+    ['time-local', 'Notarized at (your time)', localTime(r.time)],
     ['kind', 'Kind', kind],
     ['signers', 'Signed by', r.signers.join(', ')],
     ['origin', 'Notary log', r.origin],
@@ -217,7 +227,7 @@ function showValid(r, name) {
     verdict: 'VALID',
     name,
     summary: `This ${kind} was notarized on ${friendlyTime(r.time)} and has not been changed since. ` +
-      `${r.signers.length} trusted key${r.signers.length === 1 ? '' : 's'} vouch for it (${r.minSignatures} required).`,
+      (r.signers.length === 1 ? '1 trusted key vouches' : `${r.signers.length} trusted keys vouch`) + ` for it (${r.minSignatures} required).`,
     details,
     document: r.document,
   });
