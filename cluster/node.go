@@ -315,7 +315,7 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return false, err
 	}
-	hlog := newHclog(n.logger, "raft")
+	hlog := raftLogger{newHclog(n.logger, "raft")}
 	if n.boltDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
 		return false, fmt.Errorf("%w: raft log: %v", ErrCorruptState, err)
 	}

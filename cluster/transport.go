@@ -183,3 +183,48 @@ func shuttingDown(args []any) bool {
 	}
 	return false
 }
+
+// raftLogger is raft's own logger. It makes two of raft's records read as
+// they mean: hclog.Fmt values are formatted (raft logs the servers of its
+// "initial configuration" that way, which came out as "[%+v [...]]"), and
+// that record's "index", the index of the configuration entry, is called
+// configuration_index, so that it is not read as a second applied index
+// beside the node's own "node started" line.
+type raftLogger struct{ hclog.Logger }
+
+// Log implements hclog.Logger.
+func (l raftLogger) Log(level hclog.Level, msg string, args ...any) {
+	l.Logger.Log(level, msg, tidyRaftArgs(msg, args)...)
+}
+
+// Trace implements hclog.Logger.
+func (l raftLogger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }
+
+// Debug implements hclog.Logger.
+func (l raftLogger) Debug(msg string, args ...any) { l.Log(hclog.Debug, msg, args...) }
+
+// Info implements hclog.Logger.
+func (l raftLogger) Info(msg string, args ...any) { l.Log(hclog.Info, msg, args...) }
+
+// Warn implements hclog.Logger.
+func (l raftLogger) Warn(msg string, args ...any) { l.Log(hclog.Warn, msg, args...) }
+
+// Error implements hclog.Logger.
+func (l raftLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
+
+// tidyRaftArgs returns a record's key-value pairs as raftLogger logs them.
+func tidyRaftArgs(msg string, args []any) []any {
+	out := make([]any, len(args))
+	copy(out, args)
+	for i := 0; i+1 < len(out); i += 2 {
+		if f, ok := out[i+1].(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				out[i+1] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		if msg == "initial configuration" && out[i] == "index" {
+			out[i] = "configuration_index"
+		}
+	}
+	return out
+}

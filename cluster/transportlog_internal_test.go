@@ -33,3 +33,22 @@ func TestTransportLoggerQuietOnShutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestRaftLoggerTidies: raft's "initial configuration" names its index as
+// the configuration's and formats its servers; other records pass as they
+// are.
+func TestRaftLoggerTidies(t *testing.T) {
+	var out bytes.Buffer
+	l := raftLogger{newHclog(slog.New(slog.NewTextHandler(&out, nil)), "raft")}
+	l.Info("initial configuration", "index", 8, "servers", hclog.Fmt("%+v", []raft.Server{{ID: "n1", Address: "127.0.0.1:7000"}}))
+	l.Warn("failed to get previous log", "previous-index", 2306, "index", 1)
+	got := out.String()
+	for _, want := range []string{`msg="initial configuration" configuration_index=8 servers="[{Suffrage:Voter ID:n1 Address:127.0.0.1:7000}]"`, `msg="failed to get previous log" previous-index=2306 index=1`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %s in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "%+v") {
+		t.Errorf("an unformatted value:\n%s", got)
+	}
+}
