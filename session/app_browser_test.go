@@ -524,6 +524,7 @@ type appState struct {
 	ReportedFingerprint         string
 	Receipts                    []receiptState
 	Sent                        []struct{ Ref, Status string }
+	NotSent                     []struct{ Path, Reason string }
 	Chat                        []struct{ From, Text string }
 	Errors                      []struct{ Code, Message, Ref string }
 	Ended                       *struct {

@@ -17,6 +17,7 @@ import { Signal, keptTicket, signalURL } from './signal.js';
 import { Call } from './call.js';
 import * as receipts from './receipts.js';
 import { examplePrescription } from './example.js';
+import { checkPrescriptionText, sizeFault } from './rxcheck.js';
 
 // STUN and TURN servers for the peer connection. A deployment whose users
 // are behind NATs sets its own here; none are needed on one network.
@@ -57,6 +58,7 @@ const state = {
   restarts: 0,
   receipts: [], // {kind, ref, index, timestamp, valid, reason, signers, medication, commitment}
   sent: [], // the physician's prescriptions: {ref, status, index}
+  notSent: [], // prescriptions the page did not send: {path, reason}
   chat: [], // {from: "you"|"peer", text, time}
   errors: [], // {code, message, ref}
   ended: null, // {reason, index, valid}
@@ -72,6 +74,14 @@ let pendingFingerprint = '';
 let policy = { minSignatures: 1, origin: '' };
 let loopback = false;
 const sentResources = new Map(); // ref → the resource as sent
+// The same document again within this time of sending it is not sent
+// until the physician clicks a second time: a double click or a reflex
+// does not notarize two copies.
+const RESEND_WINDOW_MS = 60_000;
+let lastSent = null; // {doc, ref, at}: the last prescription sent
+let resendArmed = ''; // the ref whose copy the next click sends
+let pendingRef = ''; // the prescription the send button waits for
+let pendingTimer = 0;
 const bundleURLs = [];
 
 // --- joining ----------------------------------------------------------
@@ -288,6 +298,8 @@ function onError(msg) {
     sent.status = 'refused';
     sent.reason = `${msg.code}: ${msg.message}`;
     $('prescribe-status').textContent = `Not notarized: ${msg.message} (${msg.code}).`;
+    if (lastSent && lastSent.ref === sent.ref) lastSent = null; // a refused one may be sent again at once
+    settled(sent.ref);
   }
 }
 
@@ -354,6 +366,7 @@ function addBundle(msg, messageKind) {
       entry.reason = 'the notarized prescription is not the one you sent';
     }
     if (sent) {
+      settled(sent.ref);
       sent.status = entry.valid ? 'notarized' : 'invalid receipt';
       sent.index = entry.index;
       $('prescribe-status').textContent = entry.valid
@@ -431,39 +444,79 @@ async function loadPrescriptionFile(ev) {
   const file = ev.target.files && ev.target.files[0];
   if (!file) return;
   try {
-    $('prescription').value = await file.text();
+    // Fatal on bytes that are not UTF-8 (file.text() would put U+FFFD in
+    // their place), and a byte order mark kept, so the check refuses it.
+    const bytes = await file.arrayBuffer();
+    $('prescription').value = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
     $('prescribe-status').textContent = `Loaded ${file.name}.`;
   } catch (err) {
-    $('prescribe-status').textContent = `${file.name} cannot be read: ${err.message}.`;
+    $('prescribe-status').textContent = err instanceof TypeError
+      ? `${file.name} is not UTF-8 text: a prescription is a JSON file in UTF-8.`
+      : `${file.name} cannot be read: ${err.message}.`;
   }
 }
 
 function prescribe() {
   const status = $('prescribe-status');
   const area = $('prescription');
-  let resource;
-  try {
-    resource = JSON.parse(area.value);
-  } catch (err) {
-    area.setAttribute('aria-invalid', 'true');
-    status.textContent = `This is not valid JSON: ${err.message}.`;
+  const button = $('prescription-send');
+  if (button.disabled) return; // one prescription at a time
+  const checked = checkPrescriptionText(area.value);
+  if (!checked.resource) {
+    notSent(`${checked.path}: ${checked.reason}`, checked.path);
     return;
   }
-  if (!resource || typeof resource !== 'object' || Array.isArray(resource) || resource.resourceType !== 'MedicationRequest') {
-    area.setAttribute('aria-invalid', 'true');
-    status.textContent = 'A prescription is a FHIR MedicationRequest: a JSON object with "resourceType": "MedicationRequest".';
-    return;
-  }
-  area.removeAttribute('aria-invalid');
+  const resource = checked.resource;
   const ref = newRef();
-  if (!signal || !signal.send({ type: 'prescription', ref, resource })) {
+  const message = { type: 'prescription', ref, resource };
+  const tooLarge = sizeFault(resource, message);
+  if (tooLarge) {
+    notSent(tooLarge, 'MedicationRequest');
+    return;
+  }
+  const doc = JSON.stringify(resource);
+  if (lastSent && lastSent.doc === doc && Date.now() - lastSent.at < RESEND_WINDOW_MS && resendArmed !== lastSent.ref) {
+    resendArmed = lastSent.ref;
+    const ago = Math.max(1, Math.round((Date.now() - lastSent.at) / 1000));
+    state.notSent.push({ path: '', reason: 'sent already' });
+    status.textContent = `Not sent again: this is the prescription you sent ${ago} s ago (${lastSent.ref}). ` +
+      'To send a second copy on purpose, click "Notarize and send" once more.';
+    return;
+  }
+  resendArmed = '';
+  area.removeAttribute('aria-invalid');
+  if (!signal || !signal.send(message)) {
     status.textContent = 'Not sent: the connection to the server is down. Try again when it is back.';
     return;
   }
+  lastSent = { doc, ref, at: Date.now() };
   sentResources.set(ref, resource);
   state.sent.push({ ref, status: 'sending', index: null });
+  // The button waits for this prescription's receipt or refusal, or 30 s
+  // at most (the receipt still counts when it comes later).
+  button.disabled = true;
+  pendingRef = ref;
+  clearTimeout(pendingTimer);
+  pendingTimer = setTimeout(() => settled(ref), 30_000);
   status.textContent = 'Sent to the notary; waiting for the receipt…';
   logEvent(`sent prescription ${ref}`);
+}
+
+// notSent shows why the page did not send a prescription.
+function notSent(reason, path) {
+  const area = $('prescription');
+  area.setAttribute('aria-invalid', 'true');
+  state.notSent.push({ path, reason });
+  $('prescribe-status').textContent = `Not sent: ${reason.replace(/[.]$/, '')}.`;
+}
+
+// settled frees the send button once the prescription it waits for has
+// its receipt or refusal.
+function settled(ref) {
+  if (ref !== pendingRef) return;
+  pendingRef = '';
+  clearTimeout(pendingTimer);
+  if (!state.ended) $('prescription-send').disabled = false; // after the end, the controls stay off
 }
 
 function newRef() {
