@@ -341,7 +341,7 @@ func (m *Message) checkBounds() error {
 			return Refuse(CodeBadMessage, "ref must be at most %d printable ASCII characters", MaxRefLength)
 		}
 		if len(m.Resource) == 0 || string(m.Resource) == "null" {
-			return Refuse(CodeInvalidResource, "prescription has no resource")
+			return Refuse(CodeInvalidResource, "MedicationRequest: missing: a prescription message carries it in \"resource\"")
 		}
 		if len(m.Resource) > MaxPrescriptionSize {
 			return Refuse(CodeInvalidResource, "MedicationRequest: the prescription is %d bytes, more than the %d (%d KiB) allowed", len(m.Resource), MaxPrescriptionSize, MaxPrescriptionSize>>10)
