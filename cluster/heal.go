@@ -29,6 +29,9 @@ import (
 // healRetry is how long a damaged node waits before it tries again to heal.
 const healRetry = 5 * time.Second
 
+// healDir is where the heal rebuilds the log, in the data directory.
+const healDir = "log-heal"
+
 // healLoop heals the log each time it is found damaged, until ctx ends.
 func (n *Node) healLoop(ctx context.Context) {
 	for {
@@ -47,6 +50,9 @@ func (n *Node) healLoop(ctx context.Context) {
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if n.fsm.damaged.Load() == nil {
+				break // a snapshot restore replaced the damaged log
 			}
 			n.logger.WarnContext(ctx, "cannot heal the damaged log from the cluster yet", "error", err, "retry_in", healRetry)
 			select {
@@ -83,7 +89,9 @@ func (n *Node) heal(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	dir := f.logDir(gen + 1)
+	// The heal builds in a directory of its own, which a snapshot
+	// restore meanwhile (it takes log-<gen+1>) cannot touch.
+	dir := filepath.Join(f.dir, healDir)
 	if err := os.RemoveAll(dir); err != nil {
 		return 0, err
 	}
@@ -106,45 +114,71 @@ func (n *Node) heal(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("the leaves the peers serve give root %s at size %d, but %s signed %s", got.Root, size, anchor.Signers, anchor.Root)
 	}
 
-	// Add what the FSM applied since, with applies held, and switch.
+	var healed uint64
+	switched, healed, err = n.switchHealed(ctx, client, l, gen, size)
+	return healed, err
+}
+
+// switchHealed adds to the healed log l (the first size leaves, rebuilt
+// in healDir while generation gen was live) what the FSM applied since,
+// with applies held, and makes it the live generation gen+1; it reports
+// whether it did (healDir is then gone).
+func (n *Node) switchHealed(ctx context.Context, client *notaryapi.Client, l *notary.Log, gen int, size uint64) (switched bool, healed uint64, err error) {
+	f := n.fsm
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
-	if f.damaged.Load() == nil {
-		return size, nil // a snapshot restore replaced the log meanwhile
-	}
-	if f.gen != gen {
-		return 0, errors.New("the log was replaced while it healed")
+	if f.damaged.Load() == nil || f.gen != gen {
+		return false, 0, errors.New("a snapshot restore replaced the log while it healed")
 	}
 	head := f.log.Head()
 	if err := copyTail(f.log, l, size, head); err != nil {
-		return 0, fmt.Errorf("copy the leaves applied while healing: %w", err)
+		return false, 0, fmt.Errorf("copy the leaves applied while healing: %w", err)
 	}
 	if got := l.Head(); got.Root != head.Root {
 		// The damaged log's root over the new leaves is not the one
 		// they give here: one of the two came from damaged data. A
 		// peer's signed root says which.
 		if err := n.checkTail(ctx, client, got); err != nil {
-			return 0, err
+			return false, 0, err
 		}
 	}
-	if err := l.Sync(); err != nil {
-		return 0, err
+	// Move it into place as the next generation and open it there.
+	if err := l.Close(); err != nil {
+		return false, 0, err
+	}
+	next := f.logDir(gen + 1)
+	if err := os.RemoveAll(next); err != nil {
+		return false, 0, err
+	}
+	if err := os.Rename(filepath.Join(f.dir, healDir), next); err != nil {
+		return false, 0, err
+	}
+	nl, err := filestore.OpenLog(next, filestore.Options{Logger: f.logger})
+	if err != nil {
+		os.RemoveAll(next)
+		return false, 0, fmt.Errorf("open the healed log: %w", err)
+	}
+	if got, want := nl.Head(), l.Head(); got.Size != want.Size || got.Root != want.Root {
+		nl.Close()
+		os.RemoveAll(next)
+		return false, 0, errors.New("the healed log did not reopen as it was written")
 	}
 	if err := filestore.WriteFileDurably(filepath.Join(f.dir, currentName), []byte(fmt.Sprintf("log-%d\n", gen+1))); err != nil {
-		return 0, err
+		nl.Close()
+		os.RemoveAll(next)
+		return false, 0, err
 	}
 	f.mu.Lock()
 	old := f.log
-	f.log, f.gen = l, gen+1
+	f.log, f.gen = nl, gen+1
 	f.mu.Unlock()
-	switched = true
 	old.Close()
 	if err := os.RemoveAll(f.logDir(gen)); err != nil {
 		n.logger.WarnContext(ctx, "could not remove the damaged log", "dir", f.logDir(gen), "error", err)
 	}
 	f.damaged.Store(nil)
 	f.signHead()
-	return head.Size, nil
+	return true, head.Size, nil
 }
 
 // majorityCheckpoint gathers the members' checkpoints of the first size
