@@ -630,7 +630,8 @@ func (p *appPage) prescribe(resource string) {
 	if resource != "" {
 		p.do("fill the prescription", chromedp.SetValue(chromedp.ID("prescription"), resource))
 	}
-	p.do("prescribe", chromedp.Click(chromedp.ID("prescription-send")))
+	// The button waits for the receipt of the prescription before.
+	p.do("prescribe", chromedp.WaitEnabled(chromedp.ID("prescription-send")), chromedp.Click(chromedp.ID("prescription-send")))
 	p.waitFor("the prescription to be sent", func(s appState) bool { return len(s.Sent) == before+1 })
 }
 
