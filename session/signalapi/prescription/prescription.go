@@ -47,17 +47,17 @@ import (
 // with it.
 const Root = "MedicationRequest"
 
-// Statuses are the MedicationRequest.status values of a prescription the
+// statuses are the MedicationRequest.status values of a prescription the
 // notary accepts: one that is in force (active), paused (on-hold) or already
 // dispensed in full (completed, as several HL7 examples are). A draft is
 // not yet a prescription, and cancelled, stopped, entered-in-error and
 // unknown ones are not prescriptions a pharmacy may dispense.
-var Statuses = []string{"active", "on-hold", "completed"}
+var statuses = []string{"active", "on-hold", "completed"}
 
-// Intents are the MedicationRequest.intent values accepted: the orders. A
+// intents are the MedicationRequest.intent values accepted: the orders. A
 // proposal, plan or option is a suggestion, not an authorization to
 // dispense.
-var Intents = []string{"order", "original-order", "reflex-order", "filler-order", "instance-order"}
+var intents = []string{"order", "original-order", "reflex-order", "filler-order", "instance-order"}
 
 // Error is a refused prescription: the FHIR path of the element at fault
 // and why. errors.Is matches it against signalapi.CodeInvalidResource, the
@@ -99,15 +99,18 @@ var unmarshaller = sync.OnceValues(func() (*jsonformat.Unmarshaller, error) {
 // the package documentation) it requires:
 //
 //   - resourceType MedicationRequest;
-//   - status one of [Statuses] (draft is refused: finish the prescription
-//     and make it active);
-//   - intent one of [Intents] (proposal, plan and option are refused);
+//   - status active, on-hold or completed (draft is refused: finish the
+//     prescription and make it active; cancelled, stopped,
+//     entered-in-error and unknown are refused too);
+//   - intent an order: order, original-order, reflex-order, filler-order
+//     or instance-order (proposal, plan and option are refused);
 //   - a medication: medicationCodeableConcept with a coding or a text, or
 //     medicationReference;
 //   - subject a reference to a Patient: Patient/<id>, a URL ending in
 //     /Patient/<id>, #<id> of a contained Patient, or an identifier with
 //     type Patient;
-//   - a requester (reference, identifier or display);
+//   - a requester (reference, identifier or display), a reference to one
+//     of the resource types FHIR allows for it;
 //   - authoredOn, a real date (FHIR dateTime).
 //
 // The error is an *Error.
@@ -157,15 +160,15 @@ func checkRules(mr *mrpb.MedicationRequest) error {
 	switch {
 	case status == "draft":
 		return refuse(Root+".status", "is \"draft\": a draft is not a prescription yet; finish it and set status to \"active\"")
-	case !contains(Statuses, status):
-		return refuse(Root+".status", "is %q: a prescription to notarize is one of %s", status, strings.Join(Statuses, ", "))
+	case !contains(statuses, status):
+		return refuse(Root+".status", "is %q: a prescription to notarize is one of %s", status, strings.Join(statuses, ", "))
 	}
 	intent := codeName(mr.GetIntent().GetValue())
 	switch {
 	case intent == "proposal" || intent == "plan" || intent == "option":
 		return refuse(Root+".intent", "is %q: a %s is not an order a pharmacy may dispense; a prescription's intent is \"order\"", intent, intent)
-	case !contains(Intents, intent):
-		return refuse(Root+".intent", "is %q: a prescription's intent is one of %s", intent, strings.Join(Intents, ", "))
+	case !contains(intents, intent):
+		return refuse(Root+".intent", "is %q: a prescription's intent is one of %s", intent, strings.Join(intents, ", "))
 	}
 	switch med := mr.GetMedication(); {
 	case med.GetCodeableConcept() != nil:

@@ -110,6 +110,7 @@ func Invalid() []Case {
 		}), root + ".subject.type"},
 		{"subject a string", edit(func(r map[string]any) { r["subject"] = "Patient/pat1" }), root + ".subject"},
 		{"no subject", edit(func(r map[string]any) { delete(r, "subject") }), root + ".subject"},
+		{"requester a Location", edit(func(r map[string]any) { r["requester"] = map[string]any{"reference": "Location/1"} }), root + ".requester"},
 		{"no requester", edit(func(r map[string]any) { delete(r, "requester") }), root + ".requester"},
 		{"no medication", edit(func(r map[string]any) { delete(r, "medicationReference") }), root + ".medication"},
 		{"unknown element", edit(func(r map[string]any) { r["prescriberNote"] = "x" }), root + ".prescriberNote"},
