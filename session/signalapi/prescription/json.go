@@ -24,7 +24,14 @@ const bom = "\xEF\xBB\xBF"
 // 0.12345678901234567890 would become 0.12345678901234568, so those are
 // refused rather than committed changed. The error is an *Error naming the
 // path of the fault.
-func CheckJSON(doc []byte) error {
+func CheckJSON(doc []byte) error { return checkJSON(doc, false) }
+
+// checkJSON is CheckJSON; with fhirNames, it also refuses a member name
+// that is not a FHIR element name. The FHIR library reads "Intent" as
+// intent (it lower-cases the first letter), so a document could carry an
+// element that FHIR readers do not see, or two spellings of one element
+// of which the library keeps either.
+func checkJSON(doc []byte, fhirNames bool) error {
 	if bytes.HasPrefix(doc, []byte(bom)) {
 		return refuse(Root, "starts with a byte order mark (U+FEFF): save the file as UTF-8 without one")
 	}
@@ -47,8 +54,14 @@ func CheckJSON(doc []byte) error {
 			}
 			continue
 		}
-		if _, err := dec.ReadToken(); err != nil {
+		tok, err := dec.ReadToken()
+		if err != nil {
 			return syntaxError(err)
+		}
+		if fhirNames && tok.Kind() == '"' {
+			if kind, n := dec.StackIndex(dec.StackDepth()); kind == '{' && n%2 == 1 && !elementName(tok.String()) {
+				return refuse(pointerPath(dec.StackPointer()), "is not a FHIR element name: FHIR R4 names start with a lower-case letter (or _ and one) and are case-sensitive")
+			}
 		}
 		if dec.StackDepth() == 0 { // the object is closed: nothing may follow
 			if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
@@ -98,6 +111,23 @@ func pointerPath(p jsontext.Pointer) string {
 		}
 	}
 	return b.String()
+}
+
+// elementName reports whether name is a FHIR JSON member name: an element
+// name ([a-z][A-Za-z0-9]*), or one with "_" before it for a primitive's
+// id and extensions.
+func elementName(name string) bool {
+	name = strings.TrimPrefix(name, "_")
+	if name == "" || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func isIndex(s string) bool {

@@ -118,7 +118,7 @@ func Check(resource []byte) ([]byte, error) {
 	if len(resource) > signalapi.MaxPrescriptionSize {
 		return nil, refuse(Root, "the prescription is %d bytes, more than the %d (%d KiB) allowed", len(resource), signalapi.MaxPrescriptionSize, signalapi.MaxPrescriptionSize>>10)
 	}
-	if err := CheckJSON(resource); err != nil {
+	if err := checkJSON(resource, true); err != nil {
 		return nil, err
 	}
 	canonical, err := notary.CanonicalJSON(resource)

@@ -111,6 +111,8 @@ func Invalid() []Case {
 		{"subject a string", edit(func(r map[string]any) { r["subject"] = "Patient/pat1" }), root + ".subject"},
 		{"no subject", edit(func(r map[string]any) { delete(r, "subject") }), root + ".subject"},
 		{"requester a Location", edit(func(r map[string]any) { r["requester"] = map[string]any{"reference": "Location/1"} }), root + ".requester"},
+		{"element name capitalized", replace(`"intent"`, `"Intent"`), root + ".Intent"},
+		{"element twice in two spellings", replace(`"status": "active",`, `"status": "active", "Status": "cancelled",`), root + ".Status"},
 		{"no requester", edit(func(r map[string]any) { delete(r, "requester") }), root + ".requester"},
 		{"no medication", edit(func(r map[string]any) { delete(r, "medicationReference") }), root + ".medication"},
 		{"unknown element", edit(func(r map[string]any) { r["prescriberNote"] = "x" }), root + ".prescriberNote"},
