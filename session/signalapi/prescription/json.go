@@ -42,8 +42,10 @@ func checkJSON(doc []byte, fhirNames bool) error {
 		}
 		return refuse(Root, "is not a JSON object: a prescription is a FHIR MedicationRequest, {\"resourceType\": \"MedicationRequest\", …}")
 	}
+	var prev jsontext.Kind // the kind of the token before
 	for {
 		if dec.PeekKind() == '0' {
+			prev = '0'
 			v, err := dec.ReadValue()
 			if err != nil {
 				return syntaxError(err)
@@ -58,11 +60,12 @@ func checkJSON(doc []byte, fhirNames bool) error {
 		if err != nil {
 			return syntaxError(err)
 		}
-		if fhirNames && tok.Kind() == '"' {
-			if kind, n := dec.StackIndex(dec.StackDepth()); kind == '{' && n%2 == 1 && !elementName(tok.String()) {
-				return refuse(pointerPath(dec.StackPointer()), "is not a FHIR element name: FHIR R4 names start with a lower-case letter (or _ and one) and are case-sensitive")
+		if fhirNames {
+			if err := checkFHIRToken(dec, tok, prev); err != nil {
+				return err
 			}
 		}
+		prev = tok.Kind()
 		if dec.StackDepth() == 0 { // the object is closed: nothing may follow
 			if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 				return refuse(Root, "is followed by more than white space after its closing brace, at byte %d", dec.InputOffset())
@@ -111,6 +114,35 @@ func pointerPath(p jsontext.Pointer) string {
 		}
 	}
 	return b.String()
+}
+
+// checkFHIRToken checks a token of a FHIR resource against what FHIR's
+// JSON form leaves out: member names that are not element names, and
+// empty strings, objects and arrays or nulls (an element without a value
+// is absent; null stands only in an array, for a primitive without a
+// value beside its extensions).
+func checkFHIRToken(dec *jsontext.Decoder, tok jsontext.Token, prev jsontext.Kind) *Error {
+	kind, n := dec.StackIndex(dec.StackDepth())
+	switch tok.Kind() {
+	case '"':
+		switch {
+		case kind == '{' && n%2 == 1:
+			if !elementName(tok.String()) {
+				return refuse(pointerPath(dec.StackPointer()), "is not a FHIR element name: FHIR R4 names start with a lower-case letter (or _ and one) and are case-sensitive")
+			}
+		case tok.String() == "":
+			return refuse(pointerPath(dec.StackPointer()), "is an empty string: FHIR leaves out an element without a value")
+		}
+	case 'n':
+		if kind != '[' {
+			return refuse(pointerPath(dec.StackPointer()), "is null: FHIR leaves out an element without a value")
+		}
+	case '}', ']':
+		if prev == '{' || prev == '[' {
+			return refuse(pointerPath(dec.StackPointer()), "is empty: FHIR leaves out an element without a value")
+		}
+	}
+	return nil
 }
 
 // elementName reports whether name is a FHIR JSON member name: an element

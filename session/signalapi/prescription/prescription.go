@@ -106,6 +106,7 @@ var unmarshaller = sync.OnceValues(func() (*jsonformat.Unmarshaller, error) {
 //     or instance-order (proposal, plan and option are refused);
 //   - a medication: medicationCodeableConcept with a coding or a text, or
 //     medicationReference;
+//   - not doNotPerform (an order not to give a medication);
 //   - subject a reference to a Patient: Patient/<id>, a URL ending in
 //     /Patient/<id>, #<id> of a contained Patient, or an identifier with
 //     type Patient;
@@ -169,6 +170,9 @@ func checkRules(mr *mrpb.MedicationRequest) error {
 		return refuse(Root+".intent", "is %q: a %s is not an order a pharmacy may dispense; a prescription's intent is \"order\"", intent, intent)
 	case !contains(intents, intent):
 		return refuse(Root+".intent", "is %q: a prescription's intent is one of %s", intent, strings.Join(intents, ", "))
+	}
+	if mr.GetDoNotPerform().GetValue() {
+		return refuse(Root+".doNotPerform", "is true: this MedicationRequest orders that the medication not be given, which is not a prescription")
 	}
 	switch med := mr.GetMedication(); {
 	case med.GetCodeableConcept() != nil:
@@ -301,8 +305,9 @@ func contains(list []string, s string) bool {
 }
 
 var (
-	missingField = regexp.MustCompile(`^missing required field "([A-Za-z0-9]+)"`)
-	libraryPath  = regexp.MustCompile(`^error at "([^"]*)": (.*)$`)
+	missingField   = regexp.MustCompile(`^missing required field "([A-Za-z0-9]+)"`)
+	multipleValues = regexp.MustCompile(`^cannot accept multiple values for ([A-Za-z0-9]+) field$`)
+	libraryPath    = regexp.MustCompile(`^error at "([^"]*)": (.*)$`)
 )
 
 // reporter collects the faults the FHIR library's validation finds. A
@@ -345,7 +350,10 @@ func fhirError(errs []error) error {
 		}
 		reason = m[2]
 	}
-	if reason == "unknown field" {
+	if m := multipleValues.FindStringSubmatch(reason); m != nil {
+		path += "." + m[1] + "[x]"
+		reason = "is given in two forms: give one (such as " + m[1] + "CodeableConcept or " + m[1] + "Reference)"
+	} else if reason == "unknown field" {
 		if name, err := strconv.Unquote(diagnostics(first)); err == nil && name != "" {
 			path += "." + name
 			reason = "is not an element of FHIR R4 " + lastType(path)
