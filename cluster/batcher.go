@@ -54,6 +54,7 @@ type submission struct {
 type submitResult struct {
 	indexes  []uint64
 	firstNew uint64 // indexes below it were logged before
+	size     uint64 // the log's size after the batch that held them
 	err      error
 }
 
@@ -224,14 +225,14 @@ func (b *batcher) apply(batch []*submission, n int) {
 			case len(r.indexes) != n:
 				res.err = fmt.Errorf("cluster: %d indexes for %d entries", len(r.indexes), n)
 			default:
-				res.indexes, res.firstNew = r.indexes, r.firstNew
+				res.indexes, res.firstNew, res.size = r.indexes, r.firstNew, r.size
 			}
 		}
 		res.err = raftError(res.err)
 		b.observe(n, time.Since(start))
 		off := 0
 		for _, s := range batch {
-			r := submitResult{err: res.err, firstNew: res.firstNew}
+			r := submitResult{err: res.err, firstNew: res.firstNew, size: res.size}
 			if res.err == nil {
 				r.indexes = res.indexes[off : off+len(s.entries)]
 			}

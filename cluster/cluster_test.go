@@ -3,9 +3,11 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,6 +239,79 @@ func TestCosignedReceipts(t *testing.T) {
 	if _, err := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n1.url}}).ReceiptSigned(short, commitments[0], 4); err == nil {
 		t.Fatal("a receipt with 4 signatures from a 3-node cluster")
 	}
+}
+
+// TestMajorityCosignedNotarization: a notarization asked with
+// signatures=majority comes back with a receipt whose checkpoint a
+// majority of the nodes signed, through the leader or a follower, one at
+// a time or many at once (which share one gathering per checkpoint), and
+// still with one node of three down; a verifier needing two signatures
+// accepts each, and one needing three refuses them.
+func TestMajorityCosignedNotarization(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	policy := c.policy()
+	policy.MinSignatures = 2
+	check := func(what string, c notary.Commitment, r *notary.Receipt) {
+		t.Helper()
+		res, err := notary.Verify(notary.Claim{Receipt: r, Commitment: c}, policy)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if len(res.Signers) < 2 {
+			t.Fatalf("%s: signers %v", what, res.Signers)
+		}
+	}
+	for i, n := range []*testNode{n1, n2, n3} {
+		e := entryOf("majority", i)
+		resp, err := clientFor(n).NotarizeSigned(ctx, e, notaryapi.Majority)
+		if err != nil {
+			t.Fatalf("through %s: %v", n.cfg.ID, err)
+		}
+		check("through "+n.cfg.ID, e.Commitment, resp.Receipt)
+	}
+	var wg sync.WaitGroup
+	receipts := make([]*notary.Receipt, 40)
+	for i := range receipts {
+		wg.Go(func() {
+			resp, err := clientFor(n1, n2, n3).NotarizeSigned(ctx, entryOf("majority-many", i), notaryapi.Majority)
+			if err != nil {
+				t.Errorf("notarization %d: %v", i, err)
+				return
+			}
+			receipts[i] = resp.Receipt
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i, r := range receipts {
+		check(fmt.Sprintf("notarization %d of 40 at once", i), entryOf("majority-many", i).Commitment, r)
+	}
+	all := policy
+	all.MinSignatures = 3
+	if _, err := notary.Verify(notary.Claim{Receipt: receipts[0], Commitment: entryOf("majority-many", 0).Commitment}, all); !errors.Is(err, notary.ErrTooFewSignatures) {
+		t.Fatalf("a majority-signed receipt under a policy needing 3: %v", err)
+	}
+	// One follower down: the leader and the other still make a majority.
+	for _, n := range c.list() {
+		if n != c.leader() {
+			c.stop(n)
+			break
+		}
+	}
+	e := entryOf("majority-down", 0)
+	resp, err := clientFor(c.leader()).NotarizeSigned(ctx, e, notaryapi.Majority)
+	if err != nil {
+		t.Fatalf("with a node down: %v", err)
+	}
+	check("with a node down", e.Commitment, resp.Receipt)
 }
 
 // TestReceiptAtALaggingFollower looks a commitment up at a follower that

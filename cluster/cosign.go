@@ -51,53 +51,141 @@ func (f *fsm) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {
 // log, and the cosigning of checkpoints with the other members.
 type ledger struct {
 	*fsm
-	self   string       // this node's ID
-	client *http.Client // reaches the other members' APIs
+	self    string       // this node's ID
+	client  *http.Client // reaches the other members' APIs
+	cosigns *cosignCache // gatherings of signatures, shared by the requests that want them
 }
 
 // cosignWait bounds how long a node waits for its peers' signatures.
 const cosignWait = 3 * time.Second
 
-// Cosign gathers the signatures of other members over cp until want
-// signatures are on it (this node's included) or ctx ends, and returns the
-// combined note.
+// Cosign returns cp's note with the signatures of want members on it
+// (this node's included), gathered from the other members until want have
+// signed or ctx ends. The requests whose receipts a batch proved into one
+// checkpoint share one gathering: each peer is asked once per checkpoint.
 func (l ledger) Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int) ([]byte, error) {
-	note := cp.Note
 	if want <= 1 {
-		return note, nil
+		return cp.Note, nil
 	}
 	_, members := l.clusterInfo()
 	if want > len(members) {
 		return nil, httpapi.Field("signatures", "the cluster has %d nodes; it cannot give %d signatures", len(members), want)
 	}
+	return l.cosigns.do(ctx, cosignKey{size: cp.Size, want: want}, func(ctx context.Context) ([]byte, error) {
+		return l.gather(ctx, cp, want, members)
+	})
+}
+
+// gather asks every other member for its signature over cp, each until it
+// answers or the wait ends, and returns as soon as want are on the note.
+func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int, members []notaryapi.MemberInfo) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, cosignWait)
-	defer cancel()
-	var mu sync.Mutex // guards note and have
-	have := 1
 	var wg sync.WaitGroup
+	defer wg.Wait() // the askers end with ctx
+	defer cancel()
+	theirs := make(chan []byte, len(members))
+	asked := 0
 	for _, m := range members {
 		if m.ID == l.self {
 			continue
 		}
+		asked++
 		wg.Go(func() {
 			c := notaryapi.NewClient(notaryapi.ClientConfig{HTTPClient: l.client})
 			// A peer that has not applied this size yet soon will: retry.
-			wait := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 200 * time.Millisecond}
-			theirs, err := backoff.Retry(ctx, func() ([]byte, error) { return c.CheckpointOf(ctx, m.HTTPAddr, cp.Size) },
+			wait := &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 100 * time.Millisecond}
+			note, err := backoff.Retry(ctx, func() ([]byte, error) { return c.CheckpointOf(ctx, m.HTTPAddr, cp.Size) },
 				backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
 			if err != nil {
-				return
+				note = nil
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if combined, err := notary.CombineSignatures(note, theirs); err == nil {
-				note, have = combined, have+1
-			}
+			theirs <- note
 		})
 	}
-	wg.Wait()
-	if have < want {
-		return nil, fmt.Errorf("%w: %d of the %d signatures asked for", notaryapi.ErrNoLeader, have, want)
+	note, have := cp.Note, 1
+	for range asked {
+		if t := <-theirs; t != nil {
+			if combined, err := notary.CombineSignatures(note, t); err == nil {
+				note, have = combined, have+1
+			}
+		}
+		if have >= want {
+			return note, nil
+		}
 	}
-	return note, nil
+	return nil, fmt.Errorf("%w: %d of the %d signatures asked for", notaryapi.ErrNoLeader, have, want)
+}
+
+// cosignCache runs one gathering of signatures per checkpoint size and
+// count wanted, shared by every request that wants it, and keeps the
+// recent results for the requests that come after.
+type cosignCache struct {
+	mu    sync.Mutex
+	calls map[cosignKey]*cosignCall
+}
+
+type cosignKey struct {
+	size uint64
+	want int
+}
+
+type cosignCall struct {
+	done chan struct{}
+	note []byte
+	err  error
+}
+
+// cosignKeep bounds the gatherings a cosignCache remembers.
+const cosignKeep = 256
+
+func newCosignCache() *cosignCache { return &cosignCache{calls: map[cosignKey]*cosignCall{}} }
+
+// do returns the result of gather for key, running it unless a run for
+// key is under way or succeeded; a failed run is forgotten, so the next
+// request tries again. gather runs on the first caller's goroutine but not
+// under its cancellation: the others wait on it.
+func (c *cosignCache) do(ctx context.Context, key cosignKey, gather func(context.Context) ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	call, ok := c.calls[key]
+	if !ok {
+		call = &cosignCall{done: make(chan struct{})}
+		if len(c.calls) >= cosignKeep {
+			c.evictOldest()
+		}
+		c.calls[key] = call
+	}
+	c.mu.Unlock()
+	if !ok {
+		call.note, call.err = gather(context.WithoutCancel(ctx))
+		if call.err != nil {
+			c.mu.Lock()
+			delete(c.calls, key)
+			c.mu.Unlock()
+		}
+		close(call.done)
+	}
+	select {
+	case <-call.done:
+		return call.note, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// evictOldest forgets the finished gathering of the smallest size.
+func (c *cosignCache) evictOldest() {
+	var oldest *cosignKey
+	for k, call := range c.calls {
+		select {
+		case <-call.done:
+		default:
+			continue
+		}
+		if oldest == nil || k.size < oldest.size {
+			oldest = &k
+		}
+	}
+	if oldest != nil {
+		delete(c.calls, *oldest)
+	}
 }

@@ -160,6 +160,8 @@ func checkDamagedNode(t *testing.T, c *testCluster, n *testNode, truth []notarya
 			r, err := one.Receipt(ctx, truth[i].Commitment)
 			if err != nil {
 				allRight = false
+			} else if r == nil {
+				t.Errorf("%s: the node answered a receipt request for leaf %d without a receipt", what, i)
 			} else if r.Index != i || notaryapi.LeafInfoOf(r.Index, r.Leaf) != truth[i] {
 				t.Errorf("%s: the node served a wrong receipt for leaf %d: index %d, %+v", what, i, r.Index, r.Leaf)
 			} else if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: truth[i].Commitment}, policy); err != nil {
@@ -171,7 +173,7 @@ func checkDamagedNode(t *testing.T, c *testCluster, n *testNode, truth []notarya
 				continue
 			}
 			want, err := leader.InclusionProof(ctx, i, size)
-			if err == nil && !reflect.DeepEqual(p, want) {
+			if err == nil && (p == nil || !reflect.DeepEqual(p, want)) {
 				t.Errorf("%s: the node served a wrong inclusion proof of leaf %d", what, i)
 			}
 		}

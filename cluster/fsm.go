@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,7 +42,10 @@ type fsm struct {
 	applied    atomic.Uint64 // raft index of the last applied entry
 	lastTime   atomic.Int64  // timestamp of the newest leaf
 	checkpoint atomic.Pointer[notary.SignedCheckpoint]
-	failed     atomic.Pointer[error]
+	// recent holds the checkpoints signed lately, checkpoint of size s at
+	// s % len: a batch's receipts are proven into the one signed after it.
+	recent [64]atomic.Pointer[notary.SignedCheckpoint]
+	failed atomic.Pointer[error]
 	// held, when set, is waited on before each apply: tests use it to
 	// keep a node behind the others.
 	held atomic.Pointer[chan struct{}]
@@ -62,6 +66,8 @@ type fsm struct {
 	stalled  atomic.Pointer[error]
 	stop     chan struct{}
 	stopOnce sync.Once
+	// grown is closed, and replaced, whenever the log grows (WaitSize).
+	grown atomic.Pointer[chan struct{}]
 }
 
 // applied describes one applied notarize batch.
@@ -79,6 +85,7 @@ type applied struct {
 type applyResult struct {
 	indexes  []uint64
 	firstNew uint64 // log size before the batch: lower indexes were already logged
+	size     uint64 // log size after it: the FSM signed a checkpoint of this size
 	err      error
 }
 
@@ -112,6 +119,7 @@ func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) 
 		f.meta.Members = map[string]notaryapi.MemberInfo{}
 	}
 	f.signHead()
+	f.tellGrown()
 	return f, nil
 }
 
@@ -292,10 +300,11 @@ func (f *fsm) commit(p batchPlan, results []any) bool {
 	f.lastTime.Store(p.lastTime)
 	after := f.log.Head().Size
 	for _, s := range p.spans {
-		results[s.result] = &applyResult{indexes: indexes[s.start:s.end], firstNew: before}
+		results[s.result] = &applyResult{indexes: indexes[s.start:s.end], firstNew: before, size: after}
 	}
 	if after > before {
 		f.signHead()
+		f.tellGrown()
 		// New leaves took consecutive indexes in order of first appearance.
 		newLeaves := make([]notary.Leaf, 0, after-before)
 		for k, i := range indexes {
@@ -409,6 +418,46 @@ func (f *fsm) signHead() {
 		return
 	}
 	f.checkpoint.Store(&cp)
+	f.recent[cp.Size%uint64(len(f.recent))].Store(&cp)
+}
+
+// checkpointOf returns the checkpoint of size leaves that the FSM signed
+// lately, or its latest when that one is gone or it signed none of size.
+func (f *fsm) checkpointOf(size uint64) *notary.SignedCheckpoint {
+	if cp := f.recent[size%uint64(len(f.recent))].Load(); cp != nil && cp.Size == size {
+		return cp
+	}
+	return f.checkpoint.Load()
+}
+
+// tellGrown wakes those waiting for the log to grow.
+func (f *fsm) tellGrown() {
+	next := make(chan struct{})
+	if old := f.grown.Swap(&next); old != nil {
+		close(*old)
+	}
+}
+
+// WaitSize waits until the log holds size leaves or ctx ends.
+func (f *fsm) WaitSize(ctx context.Context, size uint64) {
+	for {
+		grown := f.grown.Load()
+		if f.size() >= size {
+			return
+		}
+		select {
+		case <-*grown:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// size is the number of leaves in the log.
+func (f *fsm) size() uint64 {
+	l, done := f.readLog()
+	defer done()
+	return l.Head().Size
 }
 
 // close closes the log.

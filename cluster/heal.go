@@ -178,6 +178,7 @@ func (n *Node) switchHealed(ctx context.Context, client *notaryapi.Client, l *no
 	}
 	f.damaged.Store(nil)
 	f.signHead()
+	f.tellGrown()
 	return true, head.Size, nil
 }
 

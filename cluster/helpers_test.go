@@ -205,13 +205,14 @@ func (c *testCluster) leader() *testNode {
 // is ready.
 func (c *testCluster) waitVoters(n int) {
 	c.t.Helper()
-	c.waitFor(fmt.Sprintf("%d voters, all ready", n), func() bool {
+	c.waitFor(fmt.Sprintf("%d voters, all ready and knowing all members", n), func() bool {
 		l := c.leader()
 		if l == nil || len(l.Status().Peers) != n {
 			return false
 		}
 		for _, node := range c.list() {
-			if !node.Ready() {
+			// Ready, and every member's record (with its key) applied.
+			if _, _, members := node.Members(); !node.Ready() || len(members) != n {
 				return false
 			}
 		}

@@ -60,11 +60,7 @@ func (f *fsm) checked(err error) error {
 }
 
 // Size is the number of leaves in the node's log.
-func (l ledger) Size() uint64 {
-	log, done := l.readLog()
-	defer done()
-	return log.Head().Size
-}
+func (l ledger) Size() uint64 { return l.size() }
 
 // Leaves reads count leaves from index start, each checked against the
 // leaf hash the log stored for it.

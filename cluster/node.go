@@ -107,6 +107,13 @@ type Config struct {
 	// ScrubRate is how many leaves a second the background scrub reads
 	// and checks (see scrub.go); 0 turns it off.
 	ScrubRate int
+	// FollowerCommitDelay bounds how long a follower, when no new entry
+	// flows, takes to learn that the leader has committed what it holds
+	// (raft's CommitTimeout: the leader tells it every 1–2× this). A
+	// follower signs a checkpoint only once it has applied it, so this is
+	// the wait of a cosigned receipt when the cluster is quiet; each
+	// period costs one small message to each follower.
+	FollowerCommitDelay time.Duration
 	// NoHeal keeps a node whose log is found damaged as it is (serving
 	// nothing from its log) for an operator to inspect, instead of
 	// rebuilding the log from its peers (see heal.go).
@@ -116,22 +123,23 @@ type Config struct {
 // DefaultConfig returns the settings a production node starts from.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   time.Second,
-		ElectionTimeout:    time.Second,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
-		SnapshotInterval:   2 * time.Minute,
-		SnapshotThreshold:  8192,
-		TrailingLogs:       10240,
-		MaxBatchEntries:    8192,
-		MaxInFlight:        1,
-		QueueLength:        16384,
-		ApplyTimeout:       10 * time.Second,
-		Clock:              time.Now,
-		MaxClockSkew:       time.Second,
-		MaxLag:             10_000,
-		CommitTimeout:      5 * time.Second,
-		MinFreeDisk:        256 << 20,
-		ScrubRate:          5_000,
+		HeartbeatTimeout:    time.Second,
+		ElectionTimeout:     time.Second,
+		LeaderLeaseTimeout:  500 * time.Millisecond,
+		SnapshotInterval:    2 * time.Minute,
+		SnapshotThreshold:   8192,
+		TrailingLogs:        10240,
+		MaxBatchEntries:     8192,
+		MaxInFlight:         1,
+		QueueLength:         16384,
+		ApplyTimeout:        10 * time.Second,
+		Clock:               time.Now,
+		MaxClockSkew:        time.Second,
+		MaxLag:              10_000,
+		CommitTimeout:       5 * time.Second,
+		MinFreeDisk:         256 << 20,
+		ScrubRate:           5_000,
+		FollowerCommitDelay: 50 * time.Millisecond,
 
 		RaftHandshakeTimeout: 10 * time.Second,
 		APIMaxConns:          8192,
@@ -181,6 +189,8 @@ func (c Config) Validate() error {
 		return errors.New("CommitTimeout must be positive")
 	case c.ScrubRate < 0:
 		return errors.New("ScrubRate must not be negative (0 turns the scrub off)")
+	case c.FollowerCommitDelay < time.Millisecond:
+		return errors.New("FollowerCommitDelay must be at least 1ms")
 	}
 	if err := c.checkRaftSecurity(); err != nil {
 		return err
@@ -372,6 +382,7 @@ func (n *Node) raftConfig(hlog hclog.Logger) *raft.Config {
 	// left in raft's buffer when it shuts down is never answered.
 	raftCfg.BatchApplyCh = false
 	raftCfg.MaxAppendEntries = 256
+	raftCfg.CommitTimeout = n.cfg.FollowerCommitDelay
 	raftCfg.NoSnapshotRestoreOnStart = true // the FSM is durable: it resumes from its own applied index
 	return raftCfg
 }
@@ -406,7 +417,7 @@ func (n *Node) serve(id identity, hasState bool) {
 		})
 	}
 	handler := httpd.New(httpd.Config{
-		Cluster: n, Ledger: ledger{fsm: n.fsm, self: cfg.ID, client: n.forward},
+		Cluster: n, Ledger: ledger{fsm: n.fsm, self: cfg.ID, client: n.forward, cosigns: newCosignCache()},
 		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
 		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
 	})

@@ -47,17 +47,19 @@ func (n *Node) Submit(ctx context.Context, entries []notaryapi.Entry) (receipts 
 	if err != nil {
 		return nil, 0, err
 	}
-	if receipts, err = n.receipts(res.indexes); err != nil {
+	if receipts, err = n.receipts(res.indexes, res.size); err != nil {
 		return nil, 0, err
 	}
 	n.metrics.notarized(res.fresh(), time.Since(start))
 	return receipts, res.firstNew, nil
 }
 
-// receipts proves each index into the latest checkpoint, which the FSM
-// signed after applying them, and checks each proof before it is served.
-func (n *Node) receipts(indexes []uint64) ([]*notary.Receipt, error) {
-	cp := n.fsm.checkpoint.Load()
+// receipts proves each index into the checkpoint the FSM signed after
+// the batch that held them (of size leaves), and checks each proof before
+// it is served. All the receipts of a batch share that checkpoint, so the
+// followers sign it once for them all when they are asked to cosign.
+func (n *Node) receipts(indexes []uint64, size uint64) ([]*notary.Receipt, error) {
+	cp := n.fsm.checkpointOf(size)
 	if cp == nil {
 		return nil, fmt.Errorf("%w: no checkpoint yet", notaryapi.ErrNoLeader)
 	}

@@ -155,6 +155,7 @@ func (f *fsm) Restore(src io.ReadCloser) error {
 	// A damaged log is gone: the new one gives the snapshot's root.
 	f.damaged.Store(nil)
 	f.signHead()
+	f.tellGrown()
 	f.logger.Info("restored a snapshot", "leaves", hdr.Size, "applied_index", f.applied.Load())
 	return nil
 }

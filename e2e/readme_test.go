@@ -89,7 +89,7 @@ func TestReadmeFirstCommand(t *testing.T) {
 	if curlErr == nil && !bytes.Contains(created, []byte(`"tokens":{"patient":"`)) {
 		t.Errorf("the demo's curl line created no room: %s\n%s", created, out.Bytes())
 	}
-	verify := regexp.MustCompile(`check one:\n  (\S+ verify \S+ --keys \S+)\n`).FindSubmatch(out.Bytes())
+	verify := regexp.MustCompile(`check one \(a majority of the three nodes signed it\):\n  (\S+ verify \S+ --keys \S+ --min-signatures 2)\n`).FindSubmatch(out.Bytes())
 	if verify == nil {
 		t.Fatalf("the demo printed no verify line to paste:\n%s", out.Bytes())
 	}

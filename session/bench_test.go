@@ -52,7 +52,7 @@ func newMemNotary(tb testing.TB) *memNotary {
 	return m
 }
 
-func (m *memNotary) Notarize(_ context.Context, e notaryapi.Entry) (*notaryapi.NotarizeResponse, error) {
+func (m *memNotary) NotarizeSigned(_ context.Context, e notaryapi.Entry, _ int) (*notaryapi.NotarizeResponse, error) {
 	leaf := notary.Leaf{Kind: e.Kind, Commitment: e.Commitment, Link: e.Link, Timestamp: time.Now().UnixMilli()}
 	rc := &notary.Receipt{Origin: "bench.example/log", Index: m.index.Add(1), Leaf: leaf, LeafHash: leaf.Hash(), InclusionProof: m.proof, Checkpoint: m.cp}
 	return &notaryapi.NotarizeResponse{Receipt: rc}, nil

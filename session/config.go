@@ -19,8 +19,10 @@ import (
 // Notary is what the server needs of the notary cluster; *notaryapi.Client
 // is one.
 type Notary interface {
-	// Notarize logs an entry and returns its receipt once committed.
-	Notarize(ctx context.Context, e notaryapi.Entry) (*notaryapi.NotarizeResponse, error)
+	// NotarizeSigned logs an entry and returns its receipt once
+	// committed, its checkpoint signed by k nodes (notaryapi.Majority: a
+	// majority of them).
+	NotarizeSigned(ctx context.Context, e notaryapi.Entry, k int) (*notaryapi.NotarizeResponse, error)
 	// KeysText returns the cluster's verifier keys, one per line.
 	KeysText(ctx context.Context) ([]byte, error)
 }
@@ -58,6 +60,11 @@ type Config struct {
 	// NotarizeTimeout bounds one notarization, retries included; on
 	// timeout the participants get notary_unavailable.
 	NotarizeTimeout time.Duration
+	// ReceiptSignatures is how many nodes sign the checkpoint of every
+	// receipt the server delivers: notaryapi.Majority (the default) so
+	// that a verifier can require a majority's signatures and trust no
+	// single node, or a number from 1.
+	ReceiptSignatures int
 	// MessagesPerSecond and MessageBurst rate-limit each connection.
 	MessagesPerSecond int
 	MessageBurst      int
@@ -114,6 +121,7 @@ func DefaultConfig() Config {
 		MaxSessionLength:  4 * time.Hour,
 		PingInterval:      15 * time.Second,
 		NotarizeTimeout:   60 * time.Second,
+		ReceiptSignatures: notaryapi.Majority,
 		MessagesPerSecond: 50,
 		MessageBurst:      200,
 		MaxRooms:          10000,
@@ -130,6 +138,8 @@ func (c Config) Validate() error {
 		return errors.New("Notary is required")
 	case c.TokenKey == nil:
 		return errors.New("TokenKey is required")
+	case c.ReceiptSignatures != notaryapi.Majority && (c.ReceiptSignatures < 1 || c.ReceiptSignatures > notaryapi.MaxSignatures):
+		return fmt.Errorf("ReceiptSignatures is %d; it must be from 1 to %d, or notaryapi.Majority", c.ReceiptSignatures, notaryapi.MaxSignatures)
 	}
 	for _, d := range []struct {
 		name string

@@ -71,7 +71,7 @@ func (r *room) notarize(j *job) (*notarized, error) {
 	ctx, cancel := context.WithTimeout(r.srv.ctx, r.srv.cfg.NotarizeTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := r.srv.cfg.Notary.Notarize(ctx, notaryapi.Entry{Kind: j.kind, Commitment: j.document.commitment, Link: j.link})
+	resp, err := r.srv.cfg.Notary.NotarizeSigned(ctx, notaryapi.Entry{Kind: j.kind, Commitment: j.document.commitment, Link: j.link}, r.srv.cfg.ReceiptSignatures)
 	r.srv.metrics.notarizeSeconds.Observe(time.Since(start).Seconds())
 	if err == nil {
 		if rc := resp.Receipt; rc == nil || rc.Leaf.Commitment != j.document.commitment || rc.Leaf.Kind != j.kind || rc.Leaf.Link != j.link {

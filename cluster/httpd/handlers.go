@@ -55,10 +55,19 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	want, err := a.signatures(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	if leader, _ := a.Cluster.Leader(); !leader {
 		// A commitment this follower has applied is committed: answer it
 		// here rather than forward. (The leader's log dedups anyway.)
 		if receipt, err := a.Ledger.Receipt(e.Commitment); err == nil && receipt != nil {
+			if err := a.cosign(r.Context(), want, receipt); err != nil {
+				a.fail(w, r, err)
+				return
+			}
 			writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 			return
 		}
@@ -66,6 +75,9 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	receipts, firstNew, err := a.Cluster.Submit(r.Context(), []notaryapi.Entry{e})
+	if err == nil {
+		err = a.cosign(r.Context(), want, receipts[0])
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -88,11 +100,19 @@ func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err) // nothing of the batch was submitted
 		return
 	}
+	want, err := a.signatures(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	if leader, _ := a.Cluster.Leader(); !leader {
 		a.forward(w, r, body)
 		return
 	}
 	receipts, _, err := a.Cluster.Submit(r.Context(), entries)
+	if err == nil {
+		err = a.cosign(r.Context(), want, receipts...)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -162,7 +182,7 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, httpapi.Field("commitment", "%v", err))
 		return
 	}
-	want, err := signaturesParam(r)
+	want, err := a.signatures(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -186,25 +206,22 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", notaryapi.ErrNotFound, c))
 		return
 	}
-	if want > 1 {
-		cp, err := notary.ParseSignedCheckpoint(receipt.Checkpoint)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		if receipt.Checkpoint, err = a.Ledger.Cosign(r.Context(), cp, want); err != nil {
-			a.fail(w, r, err)
-			return
-		}
+	if err := a.cosign(r.Context(), want, receipt); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 }
 
+// checkpointWait bounds how long ?wait=1 waits for a size to be applied.
+const checkpointWait = time.Second
+
 // checkpoint serves this node's latest signed checkpoint, or with ?size=N
-// its checkpoint of the first N leaves; ?signatures=K adds the signatures
+// its checkpoint of the first N leaves (with &wait=1, once it has applied
+// them, waiting up to checkpointWait); ?signatures=K adds the signatures
 // of K-1 peers over the same checkpoint.
 func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
-	want, err := signaturesParam(r)
+	want, err := a.signatures(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -219,6 +236,18 @@ func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
 		size, err := uintParam(r, "size", 0)
 		if err != nil {
 			a.fail(w, r, err)
+			return
+		}
+		switch wait := r.URL.Query().Get("wait"); wait {
+		case "":
+		case "1":
+			// A peer gathering signatures asks a node that may not have
+			// applied this size yet, but soon will.
+			ctx, cancel := context.WithTimeout(r.Context(), checkpointWait)
+			a.Ledger.WaitSize(ctx, size)
+			cancel()
+		default:
+			a.fail(w, r, httpapi.Field("wait", "must be 1 (or absent)"))
 			return
 		}
 		if cp, err = a.Ledger.CheckpointAt(size); err != nil {
@@ -237,17 +266,48 @@ func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
 	w.Write(note)
 }
 
-// signaturesParam reads ?signatures=K (default 1).
-func signaturesParam(r *http.Request) (int, error) {
+// signatures reads ?signatures=K (default 1), or "majority": more than
+// half of the cluster's members.
+func (a *api) signatures(r *http.Request) (int, error) {
 	s := r.URL.Query().Get("signatures")
-	if s == "" {
+	switch s {
+	case "":
 		return 1, nil
+	case notaryapi.SignaturesMajority:
+		_, _, members := a.Cluster.Members()
+		return len(members)/2 + 1, nil
 	}
 	k, err := strconv.Atoi(s)
 	if err != nil || k < 1 || k > notaryapi.MaxSignatures {
-		return 0, httpapi.Field("signatures", "must be a whole number from 1 to %d", notaryapi.MaxSignatures)
+		return 0, httpapi.Field("signatures", "must be a whole number from 1 to %d, or %q", notaryapi.MaxSignatures, notaryapi.SignaturesMajority)
 	}
 	return k, nil
+}
+
+// cosign has the checkpoint of each receipt carry want signatures; the
+// receipts of one batch share a checkpoint, which is cosigned once.
+func (a *api) cosign(ctx context.Context, want int, receipts ...*notary.Receipt) error {
+	if want <= 1 {
+		return nil
+	}
+	done := map[string][]byte{}
+	for _, receipt := range receipts {
+		if note, ok := done[string(receipt.Checkpoint)]; ok {
+			receipt.Checkpoint = note
+			continue
+		}
+		cp, err := notary.ParseSignedCheckpoint(receipt.Checkpoint)
+		if err != nil {
+			return err
+		}
+		note, err := a.Ledger.Cosign(ctx, cp, want)
+		if err != nil {
+			return err
+		}
+		done[string(receipt.Checkpoint)] = note
+		receipt.Checkpoint = note
+	}
+	return nil
 }
 
 // uintParam reads an optional non-negative integer query parameter.

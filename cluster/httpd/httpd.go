@@ -60,6 +60,8 @@ type Ledger interface {
 	Receipt(c notary.Commitment) (*notary.Receipt, error)
 	// CheckpointAt signs the checkpoint of the first size leaves.
 	CheckpointAt(size uint64) (notary.SignedCheckpoint, error)
+	// WaitSize waits until the log holds size leaves or ctx ends.
+	WaitSize(ctx context.Context, size uint64)
 	// Cosign gathers the signatures of other members over cp until want
 	// signatures are on it (this node's included) and returns the note.
 	Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int) ([]byte, error)

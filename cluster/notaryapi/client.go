@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,27 @@ func (c *Client) Notarize(ctx context.Context, e Entry) (*NotarizeResponse, erro
 	return &out, err
 }
 
+// NotarizeSigned is Notarize with the receipt's checkpoint signed by k
+// nodes (or by a majority of them: k = Majority), for verifiers whose
+// policy needs k signatures. It fails if fewer than k nodes sign within a
+// few seconds; a retry is safe.
+func (c *Client) NotarizeSigned(ctx context.Context, e Entry, k int) (*NotarizeResponse, error) {
+	if !e.Kind.Valid() {
+		return nil, httpapi.Field("kind", "is not a defined kind")
+	}
+	var out NotarizeResponse
+	err := c.call(ctx, true, http.MethodPost, "/v1/notarize?signatures="+signaturesQuery(k), e.AppendJSON(nil), &out)
+	return &out, err
+}
+
+// signaturesQuery is k as ?signatures= takes it.
+func signaturesQuery(k int) string {
+	if k == Majority {
+		return SignaturesMajority
+	}
+	return strconv.Itoa(k)
+}
+
 // NotarizeBatch submits up to MaxBatchRequest entries and returns their
 // receipts in order.
 func (c *Client) NotarizeBatch(ctx context.Context, entries []Entry) (*BatchResponse, error) {
@@ -117,6 +139,18 @@ func (c *Client) NotarizeBatch(ctx context.Context, entries []Entry) (*BatchResp
 	return &out, err
 }
 
+// NotarizeBatchSigned is NotarizeBatch with the receipts' checkpoint
+// signed by k nodes (or by a majority: k = Majority).
+func (c *Client) NotarizeBatchSigned(ctx context.Context, entries []Entry, k int) (*BatchResponse, error) {
+	body, err := AppendBatchJSON(nil, entries)
+	if err != nil {
+		return nil, err
+	}
+	var out BatchResponse
+	err = c.call(ctx, true, http.MethodPost, "/v1/notarize/batch?signatures="+signaturesQuery(k), body, &out)
+	return &out, err
+}
+
 // Receipt returns the receipt of a logged commitment, with a fresh proof
 // into the answering node's latest checkpoint.
 func (c *Client) Receipt(ctx context.Context, commitment notary.Commitment) (*notary.Receipt, error) {
@@ -125,12 +159,12 @@ func (c *Client) Receipt(ctx context.Context, commitment notary.Commitment) (*no
 	return out.Receipt, err
 }
 
-// ReceiptSigned is Receipt with a checkpoint signed by k nodes, for
-// verifiers whose policy needs k signatures. It fails if fewer than k
-// nodes sign within a few seconds.
+// ReceiptSigned is Receipt with a checkpoint signed by k nodes (or by a
+// majority of them: k = Majority), for verifiers whose policy needs k
+// signatures. It fails if fewer than k nodes sign within a few seconds.
 func (c *Client) ReceiptSigned(ctx context.Context, commitment notary.Commitment, k int) (*notary.Receipt, error) {
 	var out NotarizeResponse
-	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/receipts/%s?signatures=%d", commitment, k), nil, &out)
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/receipts/%s?signatures=%s", commitment, signaturesQuery(k)), nil, &out)
 	return out.Receipt, err
 }
 
@@ -139,7 +173,7 @@ func (c *Client) ReceiptSigned(ctx context.Context, commitment notary.Commitment
 // several nodes over one size.
 func (c *Client) CheckpointOf(ctx context.Context, node string, size uint64) ([]byte, error) {
 	var out bytes.Buffer
-	err := c.do(ctx, strings.TrimRight(node, "/"), http.MethodGet, fmt.Sprintf("/v1/checkpoint?size=%d", size), nil, &out)
+	err := c.do(ctx, strings.TrimRight(node, "/"), http.MethodGet, fmt.Sprintf("/v1/checkpoint?size=%d&wait=1", size), nil, &out)
 	return out.Bytes(), err
 }
 

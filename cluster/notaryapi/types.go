@@ -27,6 +27,11 @@ const (
 	MaxSmallBody = 16 << 10
 	// MaxSignatures bounds ?signatures=K.
 	MaxSignatures = 100
+	// Majority, given as a count of signatures, asks for those of more
+	// than half of the cluster's members (?signatures=majority).
+	Majority = -1
+	// SignaturesMajority is Majority in a query.
+	SignaturesMajority = "majority"
 )
 
 // Headers of the API.

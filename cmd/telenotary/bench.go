@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +62,7 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second to offer across all clients (0: as fast as they go)")
 	tokenFile := fs.String("token-file", "", "file (mode 0600) holding a submitter token (or set TELENOTARY_TOKEN)")
 	fs.Float64Var(&cfg.VerifyShare, "verify", 0.01, "share of receipts to verify, 0 to 1 (1: all)")
+	signatures := fs.String("signatures", "1", "nodes that sign each receipt's checkpoint: a number, or majority (the signalling server's default); the receipts verified must carry that many")
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
 	httpMode := fs.String("http", "direct", "direct: each client keeps one connection to the leader and drives it on its own goroutine (plain HTTP; the Go client takes over after a failure); client: every request through the Go client's http.Client")
@@ -73,11 +75,14 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	case *httpMode != "direct" && *httpMode != "client":
 		return fail(fmt.Errorf("--http is direct or client, not %q", *httpMode))
 	}
+	var err error
+	if cfg.Signatures, err = parseSignatures(*signatures, "--signatures"); err != nil {
+		return fail(err)
+	}
 	cfg.Nodes = strings.Split(*nodes, ",")
 	// Direct connections speak plain HTTP: over TLS every request goes
 	// through the Go client.
 	cfg.Direct = *httpMode == "direct" && !strings.Contains(*nodes, "https://")
-	var err error
 	if cfg.Token, err = optionalSecret(*tokenFile, "--token-file", env.getenv("TELENOTARY_TOKEN")); err != nil {
 		return fail(err)
 	}
@@ -160,4 +165,18 @@ func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 		return failure(env.stderr, "bench signal", err)
 	}
 	return exitOK
+}
+
+// parseSignatures reads a count of signatures as flag name takes it: a
+// number from 1 to notaryapi.MaxSignatures, or "majority"
+// (notaryapi.Majority).
+func parseSignatures(s, name string) (int, error) {
+	if s == notaryapi.SignaturesMajority {
+		return notaryapi.Majority, nil
+	}
+	k, err := strconv.Atoi(s)
+	if err != nil || k < 1 || k > notaryapi.MaxSignatures {
+		return 0, fmt.Errorf("%s %q: give a number from 1 to %d, or %s", name, s, notaryapi.MaxSignatures, notaryapi.SignaturesMajority)
+	}
+	return k, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"net"
 	"os"
 	"os/exec"
@@ -288,17 +289,19 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"/app/#token=", `curl -sS -H "Authorization: Bearer $(cat ` + filepath.Join(runs[0], "app.key") + `)"`, "/v1/rooms\n",
-		"telenotary verify " + runs[0] + "/bundles/<file>.json --keys " + runs[0] + "/keys.pub"} {
+		"telenotary verify " + runs[0] + "/bundles/<file>.json --keys " + runs[0] + "/keys.pub --min-signatures 2"} {
 		if !strings.Contains(string(howTo), want) || !strings.Contains(stdout, want) {
 			t.Errorf("TRY-IT.txt or the output lacks %q:\n%s", want, howTo)
 		}
 	}
-	if !regexp.MustCompile(`check one:\n  telenotary verify \S+/bundles/prescription-\d+\.json --keys \S+/keys.pub\n`).MatchString(stdout) {
+	if !regexp.MustCompile(`check one \(a majority of the three nodes signed it\):\n  telenotary verify \S+/bundles/prescription-\d+\.json --keys \S+/keys.pub --min-signatures 2\n`).MatchString(stdout) {
 		t.Errorf("no verify line for a real bundle at the end:\n%s", stdout)
 	}
 	kinds := map[string]bool{}
 	for _, b := range bundles {
-		code, out, errOut := runCmd(t, nil, "verify", b, "--keys", filepath.Join(runs[0], "keys.pub"), "--origin", demo.Origin)
+		// Every bundle carries a majority's signatures (the signalling
+		// server's default), so no single node can forge one.
+		code, out, errOut := runCmd(t, nil, "verify", b, "--keys", filepath.Join(runs[0], "keys.pub"), "--origin", demo.Origin, "--min-signatures", "2")
 		if code != exitOK {
 			t.Fatalf("%s: exit %d\n%s%s", b, code, out, errOut)
 		}
@@ -385,6 +388,8 @@ func TestSignalRefusesBadStart(t *testing.T) {
 		{append(base, "--api-keys", keys, "--webhook", "ftp://x", "--webhook-secret-file", keys), "not an http(s) URL", exitUsage},
 		{append(base, "--api-keys", keys, "--listen", ln.Addr().String()), "is another server on that port", exitFailure}, // the run failed
 		{append(base, "--api-keys", keys, "--log-level", "loud"), "--log-level", exitUsage},
+		{append(base, "--api-keys", keys, "--receipt-signatures", "0"), "--receipt-signatures", exitUsage},
+		{append(base, "--api-keys", keys, "--receipt-signatures", "most"), "--receipt-signatures", exitUsage},
 	} {
 		code, _, stderr := runCmd(t, nil, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
@@ -393,6 +398,21 @@ func TestSignalRefusesBadStart(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, map[string]string{"TELENOTARY_API_KEYS": badKeys}, base...); code != exitUsage || !strings.Contains(stderr, "--api-keys") {
 		t.Errorf("--api-keys from the environment: exit %d %q", code, stderr)
+	}
+	// Receipts are signed by a majority unless told otherwise.
+	env := &environment{stdout: new(strings.Builder), stderr: new(strings.Builder), getenv: func(string) string { return "" }}
+	for flag, want := range map[string]int{"": notaryapi.Majority, "majority": notaryapi.Majority, "1": 1, "3": 3} {
+		args := []string{"--cluster", "http://127.0.0.1:1", "--cluster-token-file", tok, "--api-keys", keys}
+		if flag != "" {
+			args = append(args, "--receipt-signatures", flag)
+		}
+		var f signalFlags
+		if err := f.parse(env, args); err != nil {
+			t.Fatal(err)
+		}
+		if cfg, _, err := f.config(env); err != nil || cfg.ReceiptSignatures != want {
+			t.Errorf("--receipt-signatures %q: ReceiptSignatures %d (%v), want %d", flag, cfg.ReceiptSignatures, err, want)
+		}
 	}
 }
 

@@ -371,4 +371,14 @@ func TestNodeScrubRate(t *testing.T) {
 			t.Errorf("%v: NoHeal %v (%v), want %v", tc.args, cfg.NoHeal, err, tc.want)
 		}
 	}
+	var f nodeFlags
+	if err := f.parse(env, append(slices.Clone(base), "--follower-commit-delay", "5ms")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := f.config(env); err != nil || cfg.FollowerCommitDelay != 5*time.Millisecond {
+		t.Errorf("--follower-commit-delay 5ms: %v (%v)", cfg.FollowerCommitDelay, err)
+	}
+	if code, _, stderr := runCmd(t, nil, append([]string{"node", "--follower-commit-delay", "0s"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--follower-commit-delay") {
+		t.Errorf("--follower-commit-delay 0s: exit %d, stderr %q", code, stderr)
+	}
 }

@@ -76,6 +76,7 @@ type signalFlags struct {
 	maxConns, maxConnsPerIP   int
 	logLevel                  string
 	logJSON                   bool
+	receiptSignatures         string
 }
 
 // define declares the flags on fs.
@@ -98,6 +99,7 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", def.MaxConnsPerIP, "connections held at once from one address")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.StringVar(&f.receiptSignatures, "receipt-signatures", notaryapi.SignaturesMajority, "nodes that sign the checkpoint of every receipt delivered: majority, so that verifiers can require a majority's signatures (--min-signatures) and trust no single node, or a number from 1")
 }
 
 // parse reads the command line and the environment.
@@ -109,6 +111,9 @@ func (f *signalFlags) parse(env *environment, args []string) error {
 	}
 	if f.webhook != "" && f.webhookSecretFile == "" {
 		return errors.New("--webhook needs --webhook-secret-file")
+	}
+	if _, err := parseSignatures(f.receiptSignatures, "--receipt-signatures"); err != nil {
+		return err
 	}
 	return nil
 }
@@ -123,6 +128,9 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, err
 		return cfg, nil, err
 	}
 	cfg.Grace = f.grace
+	if cfg.ReceiptSignatures, err = parseSignatures(f.receiptSignatures, "--receipt-signatures"); err != nil {
+		return cfg, nil, err
+	}
 	if cfg.Notary, err = f.notaryClient(); err != nil {
 		return cfg, nil, err
 	}

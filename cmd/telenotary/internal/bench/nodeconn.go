@@ -35,6 +35,8 @@ type nodeConn struct {
 	buf   bytes.Buffer
 	// timeout bounds each request (requestTimeout).
 	timeout time.Duration
+	// query goes with each submission: the signatures asked.
+	query string
 }
 
 // dialNode connects to the node at baseURL (http://host:port). When ctx
@@ -69,7 +71,7 @@ func (c *nodeConn) Notarize(e notaryapi.Entry) (*notaryapi.NotarizeResponse, err
 		return nil, httpapi.Field("kind", "is not a defined kind")
 	}
 	var out notaryapi.NotarizeResponse
-	return &out, c.post("/v1/notarize", e.AppendJSON(nil), out.UnmarshalJSON)
+	return &out, c.post("/v1/notarize"+c.query, e.AppendJSON(nil), out.UnmarshalJSON)
 }
 
 // NotarizeBatch submits up to notaryapi.MaxBatchRequest entries to this node and
@@ -80,7 +82,7 @@ func (c *nodeConn) NotarizeBatch(entries []notaryapi.Entry) (*notaryapi.BatchRes
 		return nil, err
 	}
 	var out notaryapi.BatchResponse
-	return &out, c.post("/v1/notarize/batch", body, out.UnmarshalJSON)
+	return &out, c.post("/v1/notarize/batch"+c.query, body, out.UnmarshalJSON)
 }
 
 // post sends one request and decodes a 200 answer with decode; any other

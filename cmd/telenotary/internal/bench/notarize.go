@@ -47,6 +47,10 @@ type NotarizeConfig struct {
 	Rate float64
 	// VerifyShare is the share of receipts verified, 0 to 1 (1: all).
 	VerifyShare float64
+	// Signatures is how many nodes sign each receipt's checkpoint (0 or
+	// 1: the answering node alone; notaryapi.Majority: a majority); the
+	// receipts verified must carry that many.
+	Signatures int
 	// Out receives a progress line a second and the report.
 	Out io.Writer
 }
@@ -84,7 +88,7 @@ func (r *NotarizeResult) OK() bool { return r.Receipts > 0 && r.VerifyFailures =
 // when the run cannot start: when the cluster's keys cannot be fetched.
 func Notarize(ctx context.Context, cfg NotarizeConfig) (*NotarizeResult, error) {
 	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: cfg.Nodes, Token: cfg.Token, HTTPClient: cfg.HTTPClient})
-	verifier, err := clusterVerifier(ctx, client)
+	verifier, err := clusterVerifier(ctx, client, cfg.Signatures)
 	if err != nil {
 		return nil, err
 	}
@@ -95,15 +99,19 @@ func Notarize(ctx context.Context, cfg NotarizeConfig) (*NotarizeResult, error) 
 }
 
 // clusterVerifier fetches the keys the cluster publishes and returns a
-// verifier of its receipts.
-func clusterVerifier(ctx context.Context, client *notaryapi.Client) (*notary.Verifier, error) {
+// verifier of its receipts that needs signatures of them (a majority with
+// notaryapi.Majority).
+func clusterVerifier(ctx context.Context, client *notaryapi.Client, signatures int) (*notary.Verifier, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	keys, err := client.Keys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cannot fetch the cluster's keys: %w", err)
 	}
-	return notary.NewVerifier(notary.Policy{Verifiers: keys})
+	if signatures == notaryapi.Majority {
+		signatures = len(keys)/2 + 1
+	}
+	return notary.NewVerifier(notary.Policy{Verifiers: keys, MinSignatures: max(signatures, 1)})
 }
 
 // notarizeRun is one load test in progress.
@@ -187,7 +195,7 @@ func (b *notarizeRun) client1(ctx context.Context, due <-chan time.Time) {
 	rand.Read(seed[:])
 	rng := mrand.New(mrand.NewChaCha8(seed))
 	entries := make([]notaryapi.Entry, b.cfg.Batch)
-	dc := &directConn{client: b.client, token: b.cfg.Token}
+	dc := &directConn{client: b.client, token: b.cfg.Token, query: signaturesQuery(b.signatures())}
 	defer dc.close()
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -244,12 +252,24 @@ func (b *notarizeRun) send(ctx context.Context, dc *directConn, entries []notary
 		}
 	}
 	receipts, err := receiptsOf(entries,
-		func(e notaryapi.Entry) (*notaryapi.NotarizeResponse, error) { return b.client.Notarize(ctx, e) },
-		func(es []notaryapi.Entry) (*notaryapi.BatchResponse, error) { return b.client.NotarizeBatch(ctx, es) })
+		func(e notaryapi.Entry) (*notaryapi.NotarizeResponse, error) {
+			return b.client.NotarizeSigned(ctx, e, b.signatures())
+		},
+		func(es []notaryapi.Entry) (*notaryapi.BatchResponse, error) {
+			return b.client.NotarizeBatchSigned(ctx, es, b.signatures())
+		})
 	if b.cfg.Direct && err == nil {
 		b.afterFailure.Add(1)
 	}
 	return receipts, err
+}
+
+// signatures is the signatures asked of each receipt's checkpoint.
+func (b *notarizeRun) signatures() int {
+	if b.cfg.Signatures == 0 {
+		return 1
+	}
+	return b.cfg.Signatures
 }
 
 // receiptsOf sends one entry with one, or a batch with many, and returns
@@ -278,7 +298,19 @@ func receiptsOf(entries []notaryapi.Entry, one func(notaryapi.Entry) (*notaryapi
 type directConn struct {
 	client *notaryapi.Client // asks who leads
 	token  string
+	query  string // of each request: the signatures asked
 	conn   *nodeConn
+}
+
+// signaturesQuery is the query of a request for k signatures ("" for one).
+func signaturesQuery(k int) string {
+	switch k {
+	case 1:
+		return ""
+	case notaryapi.Majority:
+		return "?signatures=" + notaryapi.SignaturesMajority
+	}
+	return fmt.Sprintf("?signatures=%d", k)
 }
 
 func (d *directConn) notarize(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, error) {
@@ -293,6 +325,7 @@ func (d *directConn) notarize(ctx context.Context, entries []notaryapi.Entry) ([
 		if d.conn, err = dialNode(ctx, st.Leader.HTTPAddr, d.token); err != nil {
 			return nil, err
 		}
+		d.conn.query = d.query
 	}
 	receipts, err := receiptsOf(entries, d.conn.Notarize, d.conn.NotarizeBatch)
 	if err != nil {

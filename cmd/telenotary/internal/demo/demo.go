@@ -209,7 +209,7 @@ func (d *run) writeHowTo(room *signalapi.CreateRoomResponse) error {
 	fmt.Fprintf(&b, "  curl -sS -H \"Authorization: Bearer $(cat %s)\" -d '{\"patient\":\"p-1\",\"physician\":\"d-1\"}' %s/v1/rooms\n", appKey, d.base)
 	fmt.Fprintf(&b, "  (it answers with a token for each: open %s/app/#token=TOKEN with each)\n", d.base)
 	fmt.Fprintf(&b, "Check any receipt bundle on %s/verify/ or with:\n", d.base)
-	fmt.Fprintf(&b, "  %s verify %s/bundles/<file>.json --keys %s/keys.pub\n", d.telenotary, d.dir, d.dir)
+	fmt.Fprintf(&b, "  %s verify %s/bundles/<file>.json --keys %s/keys.pub --min-signatures 2\n", d.telenotary, d.dir, d.dir)
 	fmt.Fprintf(&b, "Logs are in %s/logs; all of the above is in %s.\n", d.dir, filepath.Join(d.dir, howToFile))
 	d.howTo = b.String()
 	return os.WriteFile(filepath.Join(d.dir, howToFile), []byte(d.howTo), 0o600)
@@ -291,7 +291,7 @@ func (d *run) simulate(ctx context.Context) error {
 	}
 	fmt.Fprintf(d.out, "\nstopping: %d receipt bundles written to %s/bundles\n", d.bundles.Load(), d.dir)
 	if b, _ := filepath.Glob(filepath.Join(d.dir, "bundles", "prescription-*.json")); len(b) > 0 {
-		fmt.Fprintf(d.out, "check one:\n  %s verify %s --keys %s/keys.pub\n", d.telenotary, b[0], d.dir)
+		fmt.Fprintf(d.out, "check one (a majority of the three nodes signed it):\n  %s verify %s --keys %s/keys.pub --min-signatures 2\n", d.telenotary, b[0], d.dir)
 	}
 	if d.cfg.Headless {
 		return d.judge()
