@@ -74,15 +74,15 @@ func (r *room) notarize(j *job) (*notarized, error) {
 	resp, err := r.srv.cfg.Notary.NotarizeSigned(ctx, notaryapi.Entry{Kind: j.kind, Commitment: j.document.commitment, Link: j.link}, r.srv.cfg.ReceiptSignatures)
 	r.srv.metrics.notarizeSeconds.Observe(time.Since(start).Seconds())
 	if err == nil {
-		if rc := resp.Receipt; rc == nil || rc.Leaf.Commitment != j.document.commitment || rc.Leaf.Kind != j.kind || rc.Leaf.Link != j.link {
+		if receipt := resp.Receipt; receipt == nil || receipt.Leaf.Commitment != j.document.commitment || receipt.Leaf.Kind != j.kind || receipt.Leaf.Link != j.link {
 			err = errors.New("the notary answered with a receipt for another entry")
 		}
 	}
 	var bundle []byte
 	if err == nil {
-		rc := resp.Receipt
-		size := len(j.document.canonical) + len(rc.Checkpoint) + 2*len(rc.Origin) + 67*len(rc.InclusionProof) + 512
-		bundle, err = appendBundle(make([]byte, 0, size), j.document, rc)
+		receipt := resp.Receipt
+		size := len(j.document.canonical) + len(receipt.Checkpoint) + 2*len(receipt.Origin) + 67*len(receipt.InclusionProof) + 512
+		bundle, err = appendBundle(make([]byte, 0, size), j.document, receipt)
 	}
 	if err != nil {
 		r.srv.metrics.notarizations.WithLabelValues(j.kind.String(), "error").Inc()
@@ -95,7 +95,7 @@ func (r *room) notarize(j *job) (*notarized, error) {
 // appendBundle appends the version-1 JSON form of the bundle of a JSON
 // document to b: the bytes notary.Bundle.MarshalJSON writes, made from the
 // canonical bytes at hand instead of canonicalizing the document again.
-func appendBundle(b []byte, d *document, rc *notary.Receipt) ([]byte, error) {
+func appendBundle(b []byte, d *document, receipt *notary.Receipt) ([]byte, error) {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, notary.BundleVersion, 10)
 	b = append(b, `,"document":`...)
@@ -103,7 +103,7 @@ func appendBundle(b []byte, d *document, rc *notary.Receipt) ([]byte, error) {
 	b = append(b, `,"salt":"`...)
 	b = hex.AppendEncode(b, d.salt[:])
 	b = append(b, `","receipt":`...)
-	b, err := rc.AppendJSON(b)
+	b, err := receipt.AppendJSON(b)
 	return append(b, '}'), err
 }
 
