@@ -226,9 +226,9 @@ func (p *Peer) receiptMessage(m *signalapi.Message) {
 func (p *Peer) sessionEnd(m *signalapi.Message) {
 	var r *Receipt
 	if len(m.Bundle) > 0 {
-		rc := p.receipt(m)
-		r = &rc
-		p.publish(rc)
+		receipt := p.receipt(m)
+		r = &receipt
+		p.publish(receipt)
 	}
 	p.mu.Lock()
 	p.endReceipt, p.endReason = r, m.Reason
