@@ -43,14 +43,14 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 		return fail(err)
 	}
 	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--join", "join token", cfg.Join)
-	if line := f.firstStartFlags(); line != "" {
-		cfg.Logger.WarnContext(ctx, line, "data_dir", f.dataDir)
-	}
 	// From here on the command line was sound: what fails is the run.
 	failed := func(err error) int { return failure(env.stderr, "node", err) }
 	node, err := f.start(ctx, cfg)
 	if err != nil {
-		return failed(err)
+		return failed(err) // one line: a data directory refused says so alone
+	}
+	if line := f.firstStartFlags(); line != "" {
+		cfg.Logger.WarnContext(ctx, line, "data_dir", f.dataDir)
 	}
 	if f.debugAddr != "" {
 		stopDebug, err := serveDebug(f.debugAddr)
