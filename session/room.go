@@ -176,6 +176,7 @@ func (r *room) seatLocked(c *conn, p *participant, now time.Time, first bool, pr
 	ticket, hash := newTicket(r.id)
 	p.tickets.rotate(hash, presented)
 	p.c = c
+	p.left = time.Time{} // back: the record's left is only for one not here at the end
 	c.seat(r, role)
 	peer := r.part(role.Other())
 	peerPresent := peer != nil && peer.c != nil
@@ -205,10 +206,10 @@ func (r *room) leave(c *conn) {
 		return // replaced, or never seated
 	}
 	p.c = nil
-	p.left = r.srv.now()
 	if r.ending {
-		return
+		return // left by the end: not a departure of its own
 	}
+	p.left = r.srv.now()
 	peer := r.part(c.role.Other())
 	grace := r.srv.cfg.Grace
 	if peer != nil && peer.c != nil {
@@ -249,6 +250,13 @@ func (r *room) handle(c *conn, m *signalapi.Message) error {
 		if m.Reason != "" {
 			reason += ": " + m.Reason
 		}
+		r.mu.Lock()
+		if p := r.part(c.role); p != nil && !r.ending {
+			// The record's left time: this participant leaves now, though
+			// its connection stays open until session-end is sent.
+			p.left = r.srv.now()
+		}
+		r.mu.Unlock()
 		r.end(reason)
 		return nil
 	}

@@ -496,8 +496,56 @@ func TestReconnect(t *testing.T) {
 		if len(p.Fingerprints) == 0 {
 			t.Fatalf("%s has no fingerprint", p.Role)
 		}
+		// The patient came back: only the physician left for good.
+		if gone := p.Role == signalapi.RolePhysician; (p.Left != nil) != gone {
+			t.Errorf("%s: left %v; want a left time: %v", p.Role, p.Left, gone)
+		}
 	}
 	patient.expectClosed()
+}
+
+// TestLeaveRecordsLeft: the end record gives the time a participant who
+// sent leave left (as docs/PROTOCOL.md's example shows), and no left time
+// for the other, who was still there when the session ended.
+func TestLeaveRecordsLeft(t *testing.T) {
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, nil)
+	patient, physician := started(t, s, "room-leave")
+	patient.send(signalapi.Message{Type: signalapi.TypeLeave, Reason: "feeling better"})
+	rec := endRecord(t, n, physician.expect(signalapi.TypeSessionEnd))
+	if rec.EndReason != "patient-left: feeling better" || rec.Ended == nil {
+		t.Fatalf("end record: reason %q, ended %v", rec.EndReason, rec.Ended)
+	}
+	for _, p := range rec.Participants {
+		switch p.Role {
+		case signalapi.RolePatient:
+			if p.Left == nil || p.Left.Before(p.Joined) || p.Left.After(*rec.Ended) {
+				t.Errorf("the patient, who left, has left %v; want a time between joined %v and ended %v", p.Left, p.Joined, *rec.Ended)
+			}
+		case signalapi.RolePhysician:
+			if p.Left != nil {
+				t.Errorf("the physician, there at the end, has left %v; want none", *p.Left)
+			}
+		}
+	}
+}
+
+// endRecord verifies the bundle of a session-end message and returns the
+// record it notarizes.
+func endRecord(t *testing.T, n *sessiontest.Notary, end *signalapi.Message) signalapi.Record {
+	t.Helper()
+	b, err := notary.ParseBundle(end.Bundle)
+	if err != nil {
+		t.Fatalf("session-end bundle: %v", err)
+	}
+	if _, err := notary.VerifyBundle(b, n.Policy); err != nil {
+		t.Fatal(err)
+	}
+	var rec signalapi.Record
+	if err := json.Unmarshal(b.Document, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }
 
 // TestWebhook: every receipt reaches the app's webhook, signed, after the
