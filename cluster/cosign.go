@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"github.com/hashicorp/raft"
+	"github.com/telenotary/telenotary/cluster/internal/raftfix"
 	"net/http"
 	"sync"
 	"time"
@@ -54,6 +56,9 @@ type ledger struct {
 	self    string       // this node's ID
 	client  *http.Client // reaches the other members' APIs
 	cosigns *cosignCache // gatherings of signatures, shared by the requests that want them
+	// pushCommit has the followers learn at once what the leader has
+	// applied (nil: they learn it in raft's own time).
+	pushCommit func()
 }
 
 // cosignWait bounds how long a node waits for its peers' signatures.
@@ -79,6 +84,11 @@ func (l ledger) Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int
 // gather asks every other member for its signature over cp, each until it
 // answers or the wait ends, and returns as soon as want are on the note.
 func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int, members []notaryapi.MemberInfo) ([]byte, error) {
+	if l.pushCommit != nil {
+		// A follower signs only what it has applied, and may not know
+		// yet that the leader committed it.
+		l.pushCommit()
+	}
 	ctx, cancel := context.WithTimeout(ctx, cosignWait)
 	var wg sync.WaitGroup
 	defer wg.Wait() // the askers end with ctx
@@ -187,5 +197,14 @@ func (c *cosignCache) evictOldest() {
 	}
 	if oldest != nil {
 		delete(c.calls, *oldest)
+	}
+}
+
+// pushCommit has a leader tell its followers now the commit index of what
+// it has applied (raftfix.Transport.PushCommit), rather than with its next
+// entry or raft's CommitTimeout later.
+func (n *Node) pushCommit() {
+	if t, ok := n.trans.(*raftfix.Transport); ok && n.raft.State() == raft.Leader {
+		t.PushCommit(n.fsm.applied.Load())
 	}
 }

@@ -417,7 +417,7 @@ func (n *Node) serve(id identity, hasState bool) {
 		})
 	}
 	handler := httpd.New(httpd.Config{
-		Cluster: n, Ledger: ledger{fsm: n.fsm, self: cfg.ID, client: n.forward, cosigns: newCosignCache()},
+		Cluster: n, Ledger: ledger{fsm: n.fsm, self: cfg.ID, client: n.forward, cosigns: newCosignCache(), pushCommit: n.pushCommit},
 		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
 		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
 	})

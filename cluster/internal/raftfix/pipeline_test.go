@@ -34,7 +34,7 @@ func (nopFSM) Restore(io.ReadCloser) error         { return nil }
 
 // startRafts starts three raft nodes over loopback TCP, with in-memory
 // stores, the transports wrapped by wrap; node 2's log store is flaky.
-func startRafts(t *testing.T, wrap func(raft.Transport) raft.Transport) ([]*raft.Raft, *flakyLogStore) {
+func startRafts(t *testing.T, wrap func(raft.Transport) raft.Transport, tune ...func(*raft.Config)) ([]*raft.Raft, *flakyLogStore) {
 	t.Helper()
 	var (
 		trans []raft.Transport
@@ -57,6 +57,9 @@ func startRafts(t *testing.T, wrap func(raft.Transport) raft.Transport) ([]*raft
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
 		if i > 0 {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout = 5*time.Second, 5*time.Second // node 0 leads
+		}
+		for _, f := range tune {
+			f(cfg)
 		}
 		var logs raft.LogStore = raft.NewInmemStore()
 		if i == 2 {

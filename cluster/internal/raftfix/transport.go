@@ -20,6 +20,8 @@ type Transport struct {
 	done      chan struct{}               // closed by Close
 	forwarded sync.WaitGroup              // the forwarding goroutine
 	closeOnce sync.Once
+	acks      acks           // what each follower acknowledged (PushCommit)
+	pushes    sync.WaitGroup // pushes in flight
 }
 
 // NewTransport wraps t, which must also support pre-vote and Close (the
@@ -89,6 +91,7 @@ func (c *Transport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, 
 func (c *Transport) Close() error {
 	c.closeOnce.Do(func() { close(c.done) })
 	c.forwarded.Wait()
+	c.pushes.Wait()
 	if wc, ok := c.Transport.(raft.WithClose); ok {
 		return wc.Close()
 	}
@@ -108,7 +111,12 @@ func (c *Transport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAd
 	if err != nil {
 		return nil, err
 	}
-	d := &drainedPipeline{AppendPipeline: p, answers: make(chan raft.AppendFuture), closed: make(chan struct{})}
+	d := &drainedPipeline{AppendPipeline: p, answers: make(chan raft.AppendFuture), closed: make(chan struct{}),
+		acked: func(f raft.AppendFuture) {
+			if f.Error() == nil {
+				c.record(id, target, f.Request(), f.Response())
+			}
+		}}
 	d.drained.Add(1)
 	go d.drain()
 	return d, nil
@@ -120,6 +128,7 @@ func (c *Transport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAd
 // next turn.
 type drainedPipeline struct {
 	raft.AppendPipeline
+	acked     func(raft.AppendFuture) // told of each answer
 	answers   chan raft.AppendFuture
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -140,6 +149,7 @@ func (d *drainedPipeline) drain() {
 		}
 		select {
 		case f := <-in:
+			d.acked(f)
 			queue = append(queue, f)
 		case out <- next:
 			queue[0] = nil
@@ -159,4 +169,123 @@ func (d *drainedPipeline) Close() error {
 	d.closeOnce.Do(func() { close(d.closed) })
 	d.drained.Wait()
 	return err
+}
+
+// Pushing the commit index. A follower learns that the leader committed
+// an entry with the next AppendEntries the leader sends: the next entry,
+// or, when none comes, raft's CommitTimeout later. A follower that must
+// apply an entry before it can act on it (sign a checkpoint that holds
+// it) waits that long on a quiet cluster. PushCommit sends, at once, the
+// request raft would send at its next CommitTimeout: no entry, the
+// commit index, and as previous entry the last one the follower has
+// acknowledged in this term. It is safe for the reason raft's own is: the
+// follower checks the term and that it holds that entry, and commits only
+// up to it (clampCommit); a follower of a newer term refuses it.
+
+// acked is the last entry a follower acknowledged, and the header and term
+// of the request that carried it (guarded by acks.mu), with the state of
+// the pushes to it.
+type acked struct {
+	header    raft.RPCHeader
+	term      uint64
+	last      uint64 // index of the last entry the follower holds
+	lastTerm  uint64
+	target    raft.ServerAddress
+	pushing   atomic.Bool   // a push to it is in flight
+	pushAgain atomic.Uint64 // commit index to push once it returns
+}
+
+// acks records the followers' acknowledgements, by server ID.
+type acks struct {
+	mu sync.Mutex
+	by map[raft.ServerID]*acked
+}
+
+// record notes an acknowledged request to follower id.
+func (c *Transport) record(id raft.ServerID, target raft.ServerAddress, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
+	if resp == nil || !resp.Success || req == nil {
+		return
+	}
+	last, lastTerm := req.PrevLogEntry, req.PrevLogTerm
+	if n := len(req.Entries); n > 0 {
+		last, lastTerm = req.Entries[n-1].Index, req.Entries[n-1].Term
+	}
+	c.acks.mu.Lock()
+	defer c.acks.mu.Unlock()
+	if c.acks.by == nil {
+		c.acks.by = map[raft.ServerID]*acked{}
+	}
+	a := c.acks.by[id]
+	if a == nil {
+		a = &acked{}
+		c.acks.by[id] = a
+	} else if a.term > req.Term || a.term == req.Term && a.last >= last {
+		return
+	}
+	a.header, a.term, a.last, a.lastTerm, a.target = req.RPCHeader, req.Term, last, lastTerm, target
+}
+
+// AppendEntries implements raft.Transport, noting what the follower
+// acknowledged.
+func (c *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	err := c.Transport.AppendEntries(id, target, args, resp)
+	if err == nil {
+		c.record(id, target, args, resp)
+	}
+	return err
+}
+
+// PushCommit tells each follower that has acknowledged entry commit, in
+// the newest term seen, that the leader committed up to it, and returns
+// how many it tells; it does not wait for their answers. The caller must
+// have seen commit committed (a leader's FSM applied it).
+func (c *Transport) PushCommit(commit uint64) int {
+	to := c.holding(commit)
+	for _, id := range to {
+		c.acks.mu.Lock()
+		a := c.acks.by[id]
+		c.acks.mu.Unlock()
+		if !a.pushing.CompareAndSwap(false, true) {
+			a.pushAgain.Store(max(a.pushAgain.Load(), commit)) // the push in flight sends it next
+			continue
+		}
+		c.pushes.Add(1)
+		go func() {
+			defer c.pushes.Done()
+			defer a.pushing.Store(false)
+			for n := commit; n != 0; n = a.pushAgain.Swap(0) {
+				select {
+				case <-c.done:
+					return
+				default:
+				}
+				c.acks.mu.Lock()
+				req := &raft.AppendEntriesRequest{RPCHeader: a.header, Term: a.term, PrevLogEntry: a.last, PrevLogTerm: a.lastTerm, LeaderCommitIndex: min(n, a.last)}
+				target := a.target
+				c.acks.mu.Unlock()
+				if err := c.Transport.AppendEntries(id, target, req, new(raft.AppendEntriesResponse)); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return len(to)
+}
+
+// holding returns the followers that acknowledged entry index in the
+// newest term seen.
+func (c *Transport) holding(index uint64) []raft.ServerID {
+	c.acks.mu.Lock()
+	defer c.acks.mu.Unlock()
+	var term uint64
+	for _, a := range c.acks.by {
+		term = max(term, a.term)
+	}
+	var ids []raft.ServerID
+	for id, a := range c.acks.by {
+		if a.term == term && a.last >= index {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -1,0 +1,65 @@
+package raftfix
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// TestPushCommitTellsFollowers: with raft's CommitTimeout at a minute, a
+// follower learns that an entry is committed only with the next entry.
+// PushCommit tells them at once: after one write on a quiet cluster, both
+// followers apply it. An entry no follower has acknowledged is not pushed.
+func TestPushCommitTellsFollowers(t *testing.T) {
+	var leaderTrans *Transport
+	rafts, _ := startRafts(t, func(tr raft.Transport) raft.Transport {
+		w := NewTransport(tr)
+		if leaderTrans == nil {
+			leaderTrans = w // node 0's, which leads
+		}
+		return w
+	}, func(cfg *raft.Config) { cfg.CommitTimeout = time.Minute })
+	leader := rafts[0]
+	waitUntil(t, "node 0 to lead", func() bool { return leader.State() == raft.Leader })
+	// A first write, then a barrier, so that each follower has acknowledged
+	// the entries of this term: the write's commit rode on the barrier.
+	if err := leader.Apply([]byte("first"), 10*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Barrier(10 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	f := leader.Apply([]byte("quiet"), 10*time.Second)
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	idx := f.Index()
+	if n := leaderTrans.PushCommit(idx + 1); n != 0 {
+		t.Fatalf("an entry no follower holds was pushed to %d followers", n)
+	}
+	for _, r := range rafts[1:] {
+		if r.AppliedIndex() >= idx {
+			t.Fatalf("a follower applied entry %d before anything told it the entry was committed", idx)
+		}
+	}
+	waitUntil(t, "both followers to acknowledge the entry", func() bool { return len(leaderTrans.holding(idx)) == 2 })
+	if n := leaderTrans.PushCommit(idx); n != 2 {
+		t.Fatalf("pushed to %d followers, want 2", n)
+	}
+	waitUntil(t, "both followers to apply the pushed entry", func() bool {
+		return rafts[1].AppliedIndex() >= idx && rafts[2].AppliedIndex() >= idx
+	})
+}
+
+// waitUntil polls cond until it holds, failing after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
