@@ -55,6 +55,13 @@ func TestBrowserToBrowser(t *testing.T) {
 	if inLoopbackNetns(t) {
 		return
 	}
+	// In Tokyo, so that the page's local times differ from UTC (the
+	// browser takes its time zone from the environment it starts in).
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Skipf("SKIPPED: no time zone data: %v", err)
+	}
+	t.Setenv("TZ", "Asia/Tokyo")
 	n := sessiontest.StartNotary(t)
 	sig := sessiontest.StartSignal(t, n, nil)
 	patientTok, physicianTok := sig.Tokens(t, "browser-to-browser")
@@ -78,10 +85,12 @@ func TestBrowserToBrowser(t *testing.T) {
 		}
 	}
 
-	// Each shows the other's (fake) camera.
+	// Each shows the other's (fake) camera, and names the other under it.
 	for _, p := range []*appPage{patient, physician} {
 		p.waitJS("the other side's video", `document.getElementById('remote-video').videoWidth > 0`)
 	}
+	patient.waitJS("the caption of the physician's video", `document.getElementById('remote-caption').textContent === 'The physician'`)
+	physician.waitJS("the caption of the patient's video", `document.getElementById('remote-caption').textContent === 'The patient'`)
 
 	// Both see the session-start record, verified in the page.
 	var start [2]receiptState
@@ -92,6 +101,7 @@ func TestBrowserToBrowser(t *testing.T) {
 	if start[0].Commitment != start[1].Commitment {
 		t.Errorf("the pages show different session-start receipts: %s and %s", start[0].Commitment, start[1].Commitment)
 	}
+	checkTimes(t, patient, start[0], tokyo)
 
 	// Chat over the data channel, both ways.
 	patient.chat("Good morning, doctor.")
@@ -194,6 +204,9 @@ func TestBrowserToBrowser(t *testing.T) {
 			t.Errorf("record of the %s: saw %s, the page reported %s, the %s announced %s",
 				p.Role, p.SawPeer, pages[p.Role].ReportedFingerprint, other.Role, other.Fingerprints[0])
 		}
+	}
+	for _, p := range []*appPage{patient, physician} {
+		checkEndedDetails(t, p)
 	}
 	patient.screenshot("ended")
 
@@ -450,6 +463,13 @@ func TestBrowserLinkUsedTwice(t *testing.T) {
 		t.Fatalf("Go physician: data channel: %v", err)
 	}
 	patient.waitFor("the session to start", func(s appState) bool { return s.Connected && s.verified("session-start", "") != nil })
+	// Neither side sends video: the box says the physician is here, as the
+	// badge does, not that the page waits for them.
+	patient.waitJS("the caption of a physician without video",
+		`document.getElementById('remote-caption').textContent === 'The physician is here, without video: chat only'`)
+	if badge := patient.text("badge-peer"); badge != "here" {
+		t.Errorf("the badge says the physician is %q; want here", badge)
+	}
 
 	leaked := openApp(t, browser.NewTab(t, ctx), "patient", sig, patientTok)
 	leaked.join(false)
@@ -537,6 +557,7 @@ type appState struct {
 type receiptState struct {
 	Kind, Ref, Commitment, Medication, Reason string
 	Index                                     *uint64
+	Timestamp                                 *int64 // ms since the epoch
 	Valid                                     *bool
 }
 
@@ -840,6 +861,81 @@ func (p *cutProxy) cut() {
 	for c := range p.conns {
 		c.Close()
 		delete(p.conns, c)
+	}
+}
+
+// checkTimes checks the time rule of the page, whose browser is in Tokyo:
+// the page states it, and a receipt's time is shown in UTC with the local
+// time beside it.
+func checkTimes(t *testing.T, p *appPage, r receiptState, tokyo *time.Location) {
+	t.Helper()
+	if rule := p.text("time-rule"); !strings.Contains(rule, "in UTC") || !strings.Contains(rule, "local time beside") {
+		t.Errorf("%s: the page states no time zone rule: %q", p.name, rule)
+	}
+	if r.Timestamp == nil {
+		t.Fatalf("%s: the receipt %s has no time", p.name, r.Commitment)
+	}
+	at := time.UnixMilli(*r.Timestamp)
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+		`document.querySelector('#receipt-rows tr[data-commitment=%q] td:nth-of-type(2)').textContent`, r.Commitment)))
+	if err != nil {
+		t.Fatalf("%s: the receipt's time: %v", p.name, err)
+	}
+	utc := at.UTC().Format("2006-01-02 15:04:05") + " UTC"
+	local := at.In(tokyo).Format(":04:05")
+	if !strings.HasPrefix(shown, utc) || !strings.Contains(shown[len(utc):], local) || !strings.Contains(shown, "GMT+9") {
+		t.Errorf("%s: the receipt's time reads %q; want %s, then the time in Tokyo (…%s GMT+9)", p.name, shown, utc, local)
+	}
+	if log := p.text("event-log"); !strings.Contains(log, " UTC (") {
+		t.Errorf("%s: the event log's times are not in UTC with the local time beside:\n%s", p.name, log)
+	}
+}
+
+// checkEndedDetails checks a page after the consultation ended: the server
+// badge reads closed without looking like an error, the connection details
+// keep what they showed (not blanks), and no candidate in the event log or
+// in the details has an empty address.
+func checkEndedDetails(t *testing.T, p *appPage) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	badge, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`(b => b.textContent + '|' + b.dataset.state)(document.getElementById('badge-signal'))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if badge != "closed|idle" {
+		t.Errorf("%s: after the end the server badge is %q (text|state); want closed, idle, not an error", p.name, badge)
+	}
+	for _, id := range []string{"st-ice", "st-dtls", "st-pair", "st-local-fp", "st-peer-fp"} {
+		if v := strings.TrimSpace(p.text(id)); v == "" || v == "—" || v == "new" {
+			t.Errorf("%s: after the end the connection details show #%s as %q", p.name, id, v)
+		}
+	}
+	if pair := p.text("st-pair"); !strings.Contains(pair, "127.0.0.1:") && !strings.Contains(pair, "::1:") {
+		t.Errorf("%s: after the end the media path reads %q", p.name, pair)
+	}
+	if !strings.Contains(p.text("st-ended-note"), "when the consultation ended") {
+		t.Errorf("%s: the details do not say they are those of the end", p.name)
+	}
+	for _, line := range strings.Split(p.text("event-log"), "UTC") {
+		if strings.Contains(line, "⇄ :") || strings.Contains(line, "media path: :") {
+			t.Errorf("%s: the event log shows a candidate without its address: %q", p.name, line)
+		}
+	}
+	// A pair whose remote candidate is peer-reflexive, its address not yet
+	// known (Chromium hides it until the other side's candidate arrives):
+	// the page names it instead of showing ":0".
+	described, err := chromedp.Run(ctx, chromedp.Evaluate[string](`import('./call.js').then((m) => m.describePair({
+		local: {address: '127.0.0.1', port: 50000, type: 'host', protocol: 'udp'},
+		remote: {address: '', port: 0, type: 'prflx', protocol: 'udp'}}))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: describing a pair: %v", p.name, err)
+	}
+	if want := "127.0.0.1:50000 (host) ⇄ peer-reflexive (address not yet known)"; described != want {
+		t.Errorf("%s: a pair with a peer-reflexive candidate reads %q; want %q", p.name, described, want)
 	}
 }
 

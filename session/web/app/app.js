@@ -14,7 +14,7 @@
 
 import { decodeToken, tokenFromFragment } from './token.js';
 import { Signal, keptTicket, signalURL } from './signal.js';
-import { Call } from './call.js';
+import { Call, describePair } from './call.js';
 import * as receipts from './receipts.js';
 import { examplePrescription } from './example.js';
 import { checkPrescriptionText, sizeFault } from './rxcheck.js';
@@ -133,7 +133,7 @@ function showTokenInfo() {
   }
   try {
     const c = decodeToken(token);
-    const exp = c.exp ? `, valid until ${c.exp.toLocaleString()}` : '';
+    const exp = c.exp ? `, valid until ${utcAndLocal(c.exp, true)}` : '';
     // A token joins once: a page that joined with it before (and was
     // reloaded) comes back with the resume ticket the server gave it.
     const verb = keptTicket(token) ? 'rejoin' : 'join';
@@ -194,6 +194,13 @@ function start(token, claims, stream) {
 
   call.addEventListener('state', (ev) => {
     const s = ev.detail;
+    if (state.ended) {
+      // The call closed with the consultation: the details stay as they
+      // were at the end, for the user to read, instead of going blank.
+      Object.assign(state, { connected: false, connectionState: 'closed' });
+      renderStatus();
+      return;
+    }
     Object.assign(state, {
       connected: s.connected, ice: s.iceState, dtls: s.dtlsState, connectionState: s.connectionState,
       selectedPair: s.selectedPair, localFingerprint: s.localFingerprint,
@@ -210,7 +217,7 @@ function start(token, claims, stream) {
     const v = $('remote-video');
     if (v.srcObject !== ev.detail) v.srcObject = ev.detail;
     v.play().catch(() => {}); // autoplay may wait for a click; the controls stay usable
-    $('remote-caption').textContent = state.role === 'physician' ? 'The patient' : 'The physician';
+    renderStatus();
   });
   call.addEventListener('chat', (ev) => addChat(ev.detail));
   call.addEventListener('log', (ev) => logEvent(ev.detail));
@@ -398,9 +405,10 @@ function renderReceipt(entry, url) {
   const time = cell(row, '');
   if (entry.timestamp !== null) {
     const t = document.createElement('time');
-    t.dateTime = new Date(entry.timestamp).toISOString();
-    t.textContent = new Date(entry.timestamp).toLocaleString();
-    time.append(t);
+    const at = new Date(entry.timestamp);
+    t.dateTime = at.toISOString();
+    t.textContent = utcTime(at, true);
+    time.append(t, document.createElement('br'), small(localTime(at, true)));
   }
   const check = cell(row, '');
   check.className = 'check';
@@ -547,7 +555,7 @@ function addChat({ from, text, time }) {
   who.textContent = from === 'you' ? 'You' : state.role === 'physician' ? 'Patient' : 'Physician';
   const t = document.createElement('time');
   t.dateTime = time.toISOString();
-  t.textContent = time.toLocaleTimeString();
+  t.textContent = utcAndLocal(time, false);
   const p = document.createElement('p');
   p.textContent = text;
   li.append(who, ' ', t, p);
@@ -646,7 +654,8 @@ const SIGNAL_TEXT = {
 function renderStatus() {
   const sig = $('badge-signal');
   sig.textContent = SIGNAL_TEXT[state.signal] ?? state.signal;
-  sig.dataset.state = state.signal === 'joined' ? 'ok' : state.signal === 'closed' ? 'bad' : 'wait';
+  // Closed after the end is how a consultation finishes, not a fault.
+  sig.dataset.state = state.signal === 'joined' ? 'ok' : state.signal !== 'closed' ? 'wait' : state.ended ? 'idle' : 'bad';
 
   const peer = $('badge-peer');
   if (state.ended) {
@@ -679,9 +688,9 @@ function renderStatus() {
   $('st-ice').textContent = state.ice;
   $('st-dtls').textContent = state.dtls;
   const p = state.selectedPair;
-  $('st-pair').textContent = p
-    ? `${p.local.address}:${p.local.port} (${p.local.type}) ⇄ ${p.remote.address}:${p.remote.port} (${p.remote.type})`
-    : '—';
+  $('st-pair').textContent = p ? describePair(p) : '—';
+  $('st-ended-note').hidden = !state.ended;
+  renderCaption();
   $('st-local-fp').textContent = state.localFingerprint || '—';
   const peerFp = $('st-peer-fp');
   peerFp.textContent = state.peerFingerprint || '—';
@@ -695,12 +704,57 @@ function renderStatus() {
   $('chat-send').disabled = !chatOpen;
 }
 
+// renderCaption says under the other side's video what the user sees
+// there: whether the other participant is here, and whether they send
+// video (a participant who joined chat only does not).
+function renderCaption() {
+  const other = state.role === 'physician' ? 'patient' : 'physician';
+  const stream = $('remote-video').srcObject;
+  const video = stream !== null && stream.getVideoTracks().some((t) => t.readyState === 'live');
+  let text = 'Waiting for the other participant…';
+  if (state.ended) {
+    text = 'The consultation has ended';
+  } else if (state.peerPresent && video) {
+    text = `The ${other}`;
+  } else if (state.peerPresent) {
+    text = state.connected ? `The ${other} is here, without video: chat only` : `The ${other} is here; connecting…`;
+  } else if (state.peerAwayUntil) {
+    text = `The ${other} lost the connection; waiting for them to come back…`;
+  }
+  $('remote-caption').textContent = text;
+}
+
+// Times: the page shows UTC, as receipts and telenotary verify give them,
+// with this browser's local time beside; the rule is stated on the page
+// (#time-rule).
+
+function pad(n) {
+  return String(n).padStart(2, '0');
+}
+
+// utcTime formats a date in UTC: "2026-11-21 10:00:00 UTC", or the time
+// of day alone without withDate.
+function utcTime(d, withDate) {
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`;
+  return withDate ? `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${time}` : time;
+}
+
+// localTime formats a date in this browser's time zone, naming the zone.
+function localTime(d, withDate) {
+  const opts = withDate ? { dateStyle: 'medium', timeStyle: 'long' } : { timeStyle: 'long' };
+  return `${d.toLocaleString(undefined, opts)} your time`;
+}
+
+function utcAndLocal(d, withDate) {
+  return `${utcTime(d, withDate)} (${localTime(d, withDate)})`;
+}
+
 function logEvent(text) {
   const li = document.createElement('li');
   const t = document.createElement('time');
   const now = new Date();
   t.dateTime = now.toISOString();
-  t.textContent = now.toLocaleTimeString();
+  t.textContent = utcAndLocal(now, false);
   li.append(t, ` ${text}`);
   const log = $('event-log');
   log.append(li);

@@ -461,9 +461,7 @@ export class Call extends EventTarget {
     this.#checkTransport(pc);
     if (JSON.stringify(pair) !== JSON.stringify(this.selectedPair)) {
       this.selectedPair = pair;
-      if (pair) {
-        this.#log(`media path: ${pair.local.address}:${pair.local.port} (${pair.local.type}) ⇄ ${pair.remote.address}:${pair.remote.port} (${pair.remote.type})`);
-      }
+      if (pair) this.#log(`media path: ${describePair(pair)}`);
       this.#changed();
     }
   }
@@ -513,6 +511,25 @@ export async function certificateFingerprint(der) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', der));
   const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0').toUpperCase());
   return `sha-256 ${hex.join(':')}`;
+}
+
+const CANDIDATE_TYPES = { host: 'host', srflx: 'server-reflexive', prflx: 'peer-reflexive', relay: 'relayed' };
+
+/**
+ * describeCandidate names one side of a candidate pair for people:
+ * "127.0.0.1:50000 (host)". A peer-reflexive candidate's address is hidden
+ * until the other side's candidate arrives through the server; it is then
+ * "peer-reflexive (address not yet known)", not an empty address.
+ */
+export function describeCandidate(c) {
+  if (!c) return 'unknown';
+  if (!c.address) return `${CANDIDATE_TYPES[c.type] ?? c.type ?? 'a candidate'} (address not yet known)`;
+  return `${c.address}:${c.port} (${c.type})`;
+}
+
+/** describePair names a selected candidate pair: "local ⇄ remote". */
+export function describePair(p) {
+  return `${describeCandidate(p.local)} ⇄ ${describeCandidate(p.remote)}`;
 }
 
 /**
