@@ -46,14 +46,15 @@ func loadSessions(t *testing.T) *signalapi.SessionsResponse {
 	return &resp
 }
 
-// goldenModel is a console that does not poll, at the recording's time.
-func goldenModel(t *testing.T, rec recording) *model {
+// goldenModel is a console that does not poll, at the recording's time,
+// with a Try it tab showing tryIt unless it is "".
+func goldenModel(t *testing.T, rec recording, tryIt string) *model {
 	t.Helper()
 	keys, err := os.ReadFile(filepath.Join("..", "notary", "testdata", "vectors", "keys.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Nodes: goldenNodes, Signal: "http://127.0.0.1:18090", Token: operatorToken, Keys: keys}.withDefaults()
+	cfg := Config{Nodes: goldenNodes, Signal: "http://127.0.0.1:18090", Token: operatorToken, Keys: keys, TryIt: tryIt}.withDefaults()
 	m := newModel(cfg, func() time.Time { return rec.CapturedAt }, false)
 	return m
 }
@@ -123,30 +124,38 @@ func nodeAlertMessages(t *testing.T, rec recording) []tea.Msg {
 
 // TestGolden draws every tab, the help and a confirmation at 80×24 and
 // 160×48 with the ASCII colour profile, through a real Bubble Tea program;
-// and the Cluster and Alerts tabs once the nodes report alerts.
+// the Cluster and Alerts tabs once the nodes report alerts; and the Try it
+// tab and the help of a console given a Try it text, as the demo's is.
 func TestGolden(t *testing.T) {
 	rec := loadRecording(t)
 	views := []struct {
 		name       string
 		keys       string
 		nodeAlerts bool // with nodeAlertMessages
+		tryIt      bool // with tryItText
 	}{
-		{"cluster", "1", false},
-		{"throughput", "2", false},
-		{"feed", "3", false},
-		{"feed-paused-filtered", "3p/presc\r", false},
-		{"sessions", "4", false},
-		{"alerts", "5", false},
-		{"verify", "6", false},
-		{"help", "?", false},
-		{"confirm-remove", "1jx", false},
-		{"cluster-node-alerts", "1j", true},
-		{"alerts-node-alerts", "5", true},
+		{"cluster", "1", false, false},
+		{"throughput", "2", false, false},
+		{"feed", "3", false, false},
+		{"feed-paused-filtered", "3p/presc\r", false, false},
+		{"sessions", "4", false, false},
+		{"alerts", "5", false, false},
+		{"verify", "6", false, false},
+		{"help", "?", false, false},
+		{"confirm-remove", "1jx", false, false},
+		{"cluster-node-alerts", "1j", true, false},
+		{"alerts-node-alerts", "5", true, false},
+		{"try-it", "7", false, true},
+		{"try-it-help", "7?", false, true},
 	}
 	for _, size := range [][2]int{{80, 24}, {160, 48}} {
 		for _, v := range views {
 			t.Run(fmt.Sprintf("%s_%dx%d", v.name, size[0], size[1]), func(t *testing.T) {
-				m := goldenModel(t, rec)
+				text := ""
+				if v.tryIt {
+					text = tryItText
+				}
+				m := goldenModel(t, rec, text)
 				tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(size[0], size[1]))
 				msgs := goldenMessages(t, m, rec)
 				if v.nodeAlerts {

@@ -9,11 +9,11 @@ import (
 // global ones (tabs, help, quit) that the root model handles, and those of
 // the components, each of which returns its own in its help.KeyMap.
 type keyMap struct {
-	NextTab, PrevTab, Tab1, Tab2, Tab3, Tab4, Tab5, Tab6 key.Binding
-	Up, Down, Top, Bottom                                key.Binding
-	Filter, Pause, Help, Quit                            key.Binding
-	Remove, Transfer, Open                               key.Binding
-	Confirm, Cancel, Submit                              key.Binding
+	NextTab, PrevTab, Tab1, Tab2, Tab3, Tab4, Tab5, Tab6, Tab7 key.Binding
+	Up, Down, Top, Bottom                                      key.Binding
+	Filter, Pause, Help, Quit                                  key.Binding
+	Remove, Transfer, Open                                     key.Binding
+	Confirm, Cancel, Submit                                    key.Binding
 }
 
 func newKeyMap() *keyMap {
@@ -26,6 +26,7 @@ func newKeyMap() *keyMap {
 		Tab4:     key.NewBinding(key.WithKeys("4")),
 		Tab5:     key.NewBinding(key.WithKeys("5")),
 		Tab6:     key.NewBinding(key.WithKeys("6")),
+		Tab7:     key.NewBinding(key.WithKeys("7")), // Try it, when the console has it
 		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
 		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g", "top")),

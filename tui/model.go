@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
@@ -18,10 +19,11 @@ const (
 	tabSessions
 	tabAlerts
 	tabVerify
+	tabTryIt // only with Config.TryIt: always the last
 	numTabs
 )
 
-var tabNames = [numTabs]string{"Cluster", "Throughput", "Feed", "Sessions", "Alerts", "Verify"}
+var tabNames = [numTabs]string{"Cluster", "Throughput", "Feed", "Sessions", "Alerts", "Verify", "Try it"}
 
 // String is the tab's name.
 func (t tab) String() string { return tabNames[t] }
@@ -35,6 +37,9 @@ type model struct {
 	help     help.Model
 	tab      tab
 	showHelp bool
+	// shown is how many tabs the console has: all, or all but Try it
+	// when Config.TryIt is "".
+	shown tab
 
 	cluster    *clusterTab
 	throughput *throughputTab
@@ -42,6 +47,7 @@ type model struct {
 	sessions   *sessionsTab
 	alertsTab  *alertsTab
 	verify     *verifyTab
+	tryIt      *tryItTab
 	tabs       [numTabs]component
 }
 
@@ -56,9 +62,14 @@ func newModel(cfg Config, now func() time.Time, poll bool) *model {
 	m := &model{
 		common: c, help: help.New(),
 		cluster: newClusterTab(c), throughput: newThroughputTab(c), feed: newFeedTab(c),
-		sessions: newSessionsTab(c), alertsTab: newAlertsTab(c), verify: newVerifyTab(c),
+		sessions: newSessionsTab(c), alertsTab: newAlertsTab(c), verify: newVerifyTab(c), tryIt: newTryItTab(c),
+		shown: numTabs,
 	}
-	m.tabs = [numTabs]component{m.cluster, m.throughput, m.feed, m.sessions, m.alertsTab, m.verify}
+	m.tabs = [numTabs]component{m.cluster, m.throughput, m.feed, m.sessions, m.alertsTab, m.verify, m.tryIt}
+	if cfg.TryIt == "" {
+		m.shown = tabTryIt
+	}
+	m.keys.Tab1.SetHelp(fmt.Sprintf("1-%d", m.shown), "go to tab")
 	return m
 }
 
@@ -138,13 +149,15 @@ func (m *model) onKey(msg tea.KeyMsg) tea.Cmd {
 		m.showHelp = false
 		return nil
 	case key.Matches(msg, k.NextTab):
-		m.tab = (m.tab + 1) % numTabs
+		m.tab = (m.tab + 1) % m.shown
 		return nil
 	case key.Matches(msg, k.PrevTab):
-		m.tab = (m.tab + numTabs - 1) % numTabs
+		m.tab = (m.tab + m.shown - 1) % m.shown
 		return nil
-	case key.Matches(msg, k.Tab1, k.Tab2, k.Tab3, k.Tab4, k.Tab5, k.Tab6):
-		m.tab = tab(msg.String()[0] - '1')
+	case key.Matches(msg, k.Tab1, k.Tab2, k.Tab3, k.Tab4, k.Tab5, k.Tab6, k.Tab7):
+		if t := tab(msg.String()[0] - '1'); t < m.shown {
+			m.tab = t
+		}
 		return nil
 	case key.Matches(msg, k.Cancel):
 		m.cluster.clearNotice()

@@ -34,6 +34,12 @@ type Config struct {
 	// Keys is the trusted verifier keys text (one key per line) for the
 	// Verify tab; nil means the keys the cluster publishes at /v1/keys.
 	Keys []byte
+	// TryIt, when not "", is text for the operator to read while the
+	// console covers the terminal, on a tab of its own ("Try it", the
+	// last): what to try by hand, such as the demo's links to join a
+	// consultation and its line to check a bundle. Lines wider than the
+	// screen are cut at its edge, with nothing added.
+	TryIt string
 
 	// PollInterval is how often node statuses and sessions are fetched
 	// (default 1s).

@@ -71,7 +71,7 @@ func (m *model) titleLine() string {
 // it shows without colour), with the number of alerts.
 func (m *model) tabsLine() string {
 	var b strings.Builder
-	for t := range numTabs {
+	for t := range m.shown {
 		name := fmt.Sprintf("%d %s", t+1, t)
 		if n := len(m.alerts.list); t == tabAlerts && n > 0 {
 			name += fmt.Sprintf(" (%d)", n)
