@@ -2,8 +2,9 @@
 // Bubble Tea program with a tab for each thing an operator watches: the
 // cluster's nodes (role, term, indexes, lag, last contact, health), the
 // throughput and latency, the live feed of notarizations, the live
-// consultations of the signalling server, the alerts, and the verification
-// of a receipt bundle. The operator can remove a node or move leadership,
+// consultations of the signalling server, the alerts, the verification
+// of a receipt bundle, and, when the caller gives one (the demo does), a
+// text to try by hand (Config.TryIt). The operator can remove a node or move leadership,
 // behind a confirmation and the cluster's operator token.
 //
 // [Run] starts it. All data reaches the model as typed messages, declared
@@ -41,7 +42,7 @@
 //
 // As in soft-serve's UI, the root model (model.go, view.go) composes one
 // component per tab: cluster.go, throughput.go, feed.go, sessions.go,
-// alerts.go and verify.go. Each is a tea.Model with its own help.KeyMap
+// alerts.go, verify.go and tryit.go (the last tab, only with TryIt). Each is a tea.Model with its own help.KeyMap
 // and a SetSize, and holds a copy of one common context (common.go): the
 // configuration, the clock, the styles of styles.go (one theme), the keys
 // of keys.go, and the alert log that every component adds to. The root's

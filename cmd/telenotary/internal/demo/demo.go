@@ -125,8 +125,9 @@ type run struct {
 
 	rxNames    []string
 	rxDocs     [][]byte
-	howTo      string // what to try by hand, printed and in howToFile
-	telenotary string // the command that runs telenotary, as printed
+	howTo      string                            // what to try by hand, printed, in howToFile and on the console's Try it tab
+	joins      atomic.Pointer[map[string]string] // the join link of each role, behind /try/{role}
+	telenotary string                            // the command that runs telenotary, as printed
 
 	outMu    sync.Mutex   // serializes progress lines
 	mu       sync.Mutex   // guards started, live and verified
@@ -201,10 +202,18 @@ func (d *run) writeHowTo(room *signalapi.CreateRoomResponse) error {
 			return fmt.Errorf("copying the telenotary program into the run's directory: %w", err)
 		}
 	}
+	joins := map[string]string{}
+	for _, role := range []signalapi.Role{signalapi.RolePhysician, signalapi.RolePatient} {
+		joins[string(role)] = d.base + "/app/#token=" + room.Tokens[role]
+	}
+	d.joins.Store(&joins)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Join a consultation by hand in two browser windows:\n")
-	fmt.Fprintf(&b, "  physician: %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePhysician])
-	fmt.Fprintf(&b, "  patient:   %s/app/#token=%s\n", d.base, room.Tokens[signalapi.RolePatient])
+	fmt.Fprintf(&b, "  physician: %s%s%s\n", d.base, tryPath, signalapi.RolePhysician)
+	fmt.Fprintf(&b, "  patient:   %s%s%s\n", d.base, tryPath, signalapi.RolePatient)
+	fmt.Fprintf(&b, "The same links in full, as an app sends them (the token is in the #fragment):\n")
+	fmt.Fprintf(&b, "  physician: %s\n", joins[string(signalapi.RolePhysician)])
+	fmt.Fprintf(&b, "  patient:   %s\n", joins[string(signalapi.RolePatient)])
 	fmt.Fprintf(&b, "Create a room as an app backend does (POST /v1/rooms with the app key in %s):\n", appKey)
 	fmt.Fprintf(&b, "  curl -sS -H \"Authorization: Bearer $(cat %s)\" -d '{\"patient\":\"p-1\",\"physician\":\"d-1\"}' %s/v1/rooms\n", appKey, d.base)
 	fmt.Fprintf(&b, "  (it answers with a token for each: open %s/app/#token=TOKEN with each)\n", d.base)
@@ -247,7 +256,7 @@ func (d *run) printHowTo() {
 // the console takes the screen: until Enter, or 3 s without a terminal.
 func (d *run) pauseBeforeConsole(ctx context.Context) {
 	if d.cfg.In != nil {
-		fmt.Fprintf(d.out, "Press Enter to open the console (q quits it and stops the demo; the lines above are in %s and are printed again at the end)...\n", filepath.Join(d.dir, howToFile))
+		fmt.Fprintf(d.out, "Press Enter to open the console (its Try it tab, key 7, shows the lines above; q quits it and stops the demo; the lines are in %s and are printed again at the end)...\n", filepath.Join(d.dir, howToFile))
 		read := make(chan struct{})
 		go func() {
 			defer close(read)
@@ -259,7 +268,7 @@ func (d *run) pauseBeforeConsole(ctx context.Context) {
 		}
 		return
 	}
-	fmt.Fprintf(d.out, "Starting the console in 3 s (q quits it and stops the demo)...\n")
+	fmt.Fprintf(d.out, "Starting the console in 3 s (its Try it tab, key 7, shows the lines above; q quits it and stops the demo)...\n")
 	t := time.NewTimer(3 * time.Second)
 	defer t.Stop()
 	select {

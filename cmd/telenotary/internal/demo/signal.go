@@ -41,7 +41,7 @@ func (d *run) startSignal() error {
 		ln.Close()
 		return err
 	}
-	d.http = &http.Server{Handler: d.signal.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	d.http = &http.Server{Handler: d.routes(d.signal.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	d.base = "http://" + ln.Addr().String()
 	d.rooms = signalapi.NewClient(signalapi.Config{Base: d.base, Key: d.appKey})
 	d.served = make(chan struct{})
@@ -69,4 +69,32 @@ func (d *run) stopSignal() {
 // subjects, with the app's key.
 func (d *run) createRoom(ctx context.Context, patient, physician string) (*signalapi.CreateRoomResponse, error) {
 	return d.rooms.CreateRoom(ctx, signalapi.CreateRoomRequest{Patient: patient, Physician: physician})
+}
+
+// tryPath leads to the join links of the demo's room: tryPath+"patient"
+// and tryPath+"physician" are short enough to read, type and copy from the
+// console, where the links themselves (a token each) take several rows.
+const tryPath = "/try/"
+
+// routes serves the signalling server's handler, and the short links to
+// the demo room's join links under tryPath.
+func (d *run) routes(signal http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", signal)
+	mux.HandleFunc("GET "+tryPath+"{role}", d.tryLink)
+	return mux
+}
+
+// tryLink redirects to the join link of a role, once the room is made.
+func (d *run) tryLink(w http.ResponseWriter, r *http.Request) {
+	var to string
+	if joins := d.joins.Load(); joins != nil {
+		to = (*joins)[r.PathValue("role")]
+	}
+	if to == "" {
+		http.Error(w, "no such join link: try patient or physician", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, to, http.StatusFound)
 }
