@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/telenotary/telenotary/notary"
 	"net/http"
 	"time"
 
@@ -49,6 +50,16 @@ func (s *Server) createRoom(r *http.Request) (*signalapi.CreateRoomResponse, err
 			return nil, httpapi.Field(string(role), "must be a pseudonymous id: 1 to 64 of A-Z a-z 0-9 - _")
 		}
 	}
+	var bound *binding
+	if req.PatientReference != "" || req.PhysicianReference != "" {
+		switch {
+		case req.PatientReference != "" && !signalapi.ValidReference(req.PatientReference, "Patient"):
+			return nil, httpapi.Field("patient_reference", "must be a FHIR reference to a Patient: Patient/<id> or <base URL>/Patient/<id> (id: 1 to 64 of A-Z a-z 0-9 - .), at most %d bytes", signalapi.MaxReference)
+		case req.PhysicianReference != "" && !signalapi.ValidReference(req.PhysicianReference, "Practitioner", "PractitionerRole"):
+			return nil, httpapi.Field("physician_reference", "must be a FHIR reference to a Practitioner or PractitionerRole: Practitioner/<id> or <base URL>/Practitioner/<id>, at most %d bytes", signalapi.MaxReference)
+		}
+		bound = &binding{patient: req.PatientReference, physician: req.PhysicianReference, salt: notary.NewSalt()}
+	}
 	maxTTL := int(s.cfg.MaxSessionLength / time.Second)
 	ttl := s.cfg.TokenTTL
 	switch {
@@ -59,13 +70,20 @@ func (s *Server) createRoom(r *http.Request) (*signalapi.CreateRoomResponse, err
 	}
 	id := newID()
 	expires := s.now().Add(ttl).Truncate(time.Second)
-	if _, err := s.room(id); err != nil {
+	room, err := s.room(id)
+	if err != nil {
 		if errors.Is(err, signalapi.CodeShuttingDown) {
 			return nil, fmt.Errorf("%w: %v", signalapi.ErrShuttingDown, err)
 		}
 		return nil, fmt.Errorf("%w: %v", signalapi.ErrRoomLimit, err)
 	}
 	resp := &signalapi.CreateRoomResponse{Room: id, Expires: expires.UTC(), Tokens: map[signalapi.Role]string{}}
+	if bound != nil {
+		room.mu.Lock()
+		room.bound = bound
+		room.mu.Unlock()
+		resp.ReferenceSalt = &bound.salt
+	}
 	for role, sub := range subjects {
 		tok, err := s.cfg.TokenKey.Issue(id, role, sub, expires)
 		if err != nil {

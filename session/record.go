@@ -27,7 +27,8 @@ func (r *room) recordLocked(phase signalapi.Phase) *signalapi.Record {
 			continue
 		}
 		rp := signalapi.RecordParticipant{Role: p.role, Subject: p.subject, Joined: ms(p.joined),
-			Fingerprints: append([]signalapi.Fingerprint(nil), p.prints...), SawPeer: p.sawPeer}
+			Fingerprints: append([]signalapi.Fingerprint(nil), p.prints...), SawPeer: p.sawPeer,
+			ReferenceCommitment: r.bound.commitment(p.role)}
 		if phase == signalapi.PhaseEnd && !p.left.IsZero() {
 			t := ms(p.left)
 			rp.Left = &t

@@ -47,6 +47,7 @@ type room struct {
 	rx          []signalapi.RecordPrescription
 	rxPending   int // prescriptions queued, not yet notarized
 	receipts    int
+	bound       *binding // the FHIR resources of its patient and physician; nil when not bound
 	expiry      *time.Timer
 }
 
@@ -371,6 +372,9 @@ func (r *room) prescribe(c *conn, m *signalapi.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.activeLocked(); err != nil {
+		return err
+	}
+	if err := r.bound.check(canonical); err != nil {
 		return err
 	}
 	if !r.started {

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/telenotary/telenotary/notary"
@@ -33,6 +36,57 @@ type CreateRoomRequest struct {
 	// TTLSeconds is the tokens' lifetime (default the server's token
 	// lifetime; at most its maximum session length).
 	TTLSeconds int `json:"ttl_seconds,omitempty"`
+	// PatientReference and PhysicianReference bind the room to the FHIR
+	// resources of its patient (Patient/<id>) and physician
+	// (Practitioner/<id> or PractitionerRole/<id>), relative or as an
+	// absolute URL ending so (see ValidReference). A prescription whose
+	// subject or requester refers to another is refused. The server
+	// keeps them in memory only; the session record carries their salted
+	// commitments (ReferenceCommitment), with the salt in the answer.
+	PatientReference   string `json:"patient_reference,omitempty"`
+	PhysicianReference string `json:"physician_reference,omitempty"`
+}
+
+// MaxReference bounds a FHIR reference given to bind a room.
+const MaxReference = 256
+
+// referencePattern is a literal FHIR reference: [base URL/]Type/id.
+var referencePattern = regexp.MustCompile(`^(https?://[!-~]+/)?(Patient|Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}$`)
+
+// ValidReference reports whether ref is a literal reference to a resource
+// of one of the types given: [base URL/]Type/id, at most MaxReference
+// bytes, without a version.
+func ValidReference(ref string, types ...string) bool {
+	m := referencePattern.FindStringSubmatch(ref)
+	return len(ref) <= MaxReference && m != nil && slices.Contains(types, m[2])
+}
+
+// SameReference reports whether a prescription's literal reference got
+// (relative or absolute, possibly of one version: .../_history/<v>) names
+// the resource of want (as ValidReference takes it): the same type and
+// id, and the same base URL when both have one.
+func SameReference(got, want string) bool {
+	if i := strings.Index(got, "/_history/"); i >= 0 {
+		got = got[:i]
+	}
+	if got == want {
+		return true
+	}
+	gotAbs, wantAbs := strings.Contains(got, "://"), strings.Contains(want, "://")
+	switch {
+	case gotAbs && !wantAbs:
+		return strings.HasSuffix(got, "/"+want)
+	case wantAbs && !gotAbs:
+		return strings.HasSuffix(want, "/"+got)
+	}
+	return false
+}
+
+// ReferenceCommitment is the commitment a session record gives of a
+// room's FHIR reference: notary.Commit over its UTF-8 bytes, with the
+// salt of the room's CreateRoomResponse.
+func ReferenceCommitment(salt notary.Salt, ref string) notary.Commitment {
+	return notary.Commit(salt, []byte(ref))
 }
 
 // CreateRoomResponse answers POST /v1/rooms (HTTP 201).
@@ -41,6 +95,10 @@ type CreateRoomResponse struct {
 	Expires time.Time `json:"expires"`
 	// Tokens are the participants' room tokens, by role.
 	Tokens map[Role]string `json:"tokens"`
+	// ReferenceSalt, when the room was bound to FHIR references, salts
+	// their commitments in the session record: keep it with the
+	// references to show later which ones the consultation was bound to.
+	ReferenceSalt *notary.Salt `json:"reference_salt,omitempty"`
 }
 
 // SessionsResponse answers GET /v1/sessions.

@@ -65,6 +65,10 @@ type RecordParticipant struct {
 	// SawPeer is the fingerprint the participant reported seeing on its
 	// DTLS transport for the other participant.
 	SawPeer *Fingerprint `json:"saw_peer_fingerprint,omitempty"`
+	// ReferenceCommitment, in a room bound to FHIR references, commits to
+	// the participant's (ReferenceCommitment: the reference salted with
+	// the room's ReferenceSalt), never the reference itself.
+	ReferenceCommitment *notary.Commitment `json:"reference_commitment,omitempty"`
 }
 
 // RecordConsent is a consent event.
