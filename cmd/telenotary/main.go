@@ -8,6 +8,7 @@
 //	console   the operator console (package tui)
 //	verify    offline verification of a receipt bundle (package notary)
 //	keygen    a node's signing key
+//	witness   a transparency log witness that cosigns checkpoints (package notary/witness)
 //	bench     load generators for a cluster and a signalling server (internal/bench)
 //
 // Every flag can also be set from the environment: --min-signatures is
@@ -55,6 +56,7 @@ func commands() []command {
 		{"keygen", "make a signing key for a notary node", runKeygen},
 		{"node", "run a node of a notary cluster", runNode},
 		{"signal", "run the WebRTC signalling server", runSignal},
+		{"witness", "run a witness that cosigns a log's consistent checkpoints", runWitness},
 		{"bench", "load-test a cluster or a signalling server", runBench},
 		{"console", "watch and operate a cluster (full-screen)", runConsole},
 		{"completion", "print a shell completion script", runCompletion},
