@@ -92,7 +92,8 @@ type Config struct {
 type WebhookConfig struct {
 	// URL receives a POST per receipt; empty disables the webhook.
 	URL string
-	// Secret signs each delivery (signalapi.SignWebhook); at least
+	// Secret signs each delivery (Standard Webhooks: signalapi.SignWebhook;
+	// raw bytes, or whsec_<base64>); at least
 	// MinTokenKey bytes.
 	Secret []byte
 	// MaxAttempts bounds the deliveries of one event, with a jittered

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -548,25 +550,31 @@ func endRecord(t *testing.T, n *sessiontest.Notary, end *signalapi.Message) sign
 	return rec
 }
 
-// TestWebhook: every receipt reaches the app's webhook, signed, after the
-// webhook's failures are retried, and signalling never waits for it.
+// TestWebhook: every receipt reaches the app's webhook, signed as Standard
+// Webhooks has it (verified with VerifyWebhook, and refused under another
+// secret), after the webhook's failures are retried with the same
+// webhook-id, and signalling never waits for it.
 func TestWebhook(t *testing.T) {
 	secret := bytes.Repeat([]byte("k"), 32)
 	var mu sync.Mutex
 	var events []signalapi.WebhookEvent
 	failures := 2
+	ids := map[string]int{} // deliveries seen, by webhook-id
 	hook := newHook(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		sig := r.Header.Get(signalapi.SignatureHeader)
-		var ts int64
-		fmt.Sscanf(sig, "t=%d,", &ts)
-		if sig != signalapi.SignWebhook(secret, body, time.Unix(ts, 0)) {
-			t.Errorf("bad signature %q", sig)
+		if _, err := signalapi.VerifyWebhook(bytes.Repeat([]byte("x"), 32), r.Header, body, time.Now()); err == nil {
+			t.Error("a delivery verifies under another secret")
+		}
+		// A Standard Webhooks library is given the secret as whsec_<base64>.
+		id, err := signalapi.VerifyWebhook([]byte("whsec_"+base64.StdEncoding.EncodeToString(secret)), r.Header, body, time.Now())
+		if err != nil {
+			t.Errorf("delivery not verified: %v", err)
 			w.WriteHeader(400)
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		ids[id]++
 		if failures > 0 {
 			failures--
 			w.WriteHeader(503)
@@ -604,6 +612,46 @@ func TestWebhook(t *testing.T) {
 	}
 	if !kinds[notary.KindSessionStart] || !kinds[notary.KindPrescription] || !kinds[notary.KindSessionEnd] {
 		t.Fatalf("events: %v", kinds)
+	}
+	// Three events, two retried deliveries: three ids, five deliveries.
+	total := 0
+	for _, n := range ids {
+		total += n
+	}
+	if len(ids) != 3 || total != 5 {
+		t.Fatalf("deliveries by webhook-id: %v; want 3 ids, one delivered 3 times or two twice", ids)
+	}
+}
+
+// TestVerifyWebhook: a delivery verifies only with its own id, time, body
+// and secret, and within the tolerance of the receiver's clock.
+func TestVerifyWebhook(t *testing.T) {
+	secret, body, now := []byte("0123456789abcdef0123456789abcdef"), []byte(`{"event":"prescription"}`), time.Now()
+	signed := func(id string, at time.Time) http.Header {
+		h := http.Header{}
+		signalapi.SetWebhookHeaders(h, secret, id, at, body)
+		return h
+	}
+	if id, err := signalapi.VerifyWebhook(secret, signed("msg_1", now), body, now); err != nil || id != "msg_1" {
+		t.Fatalf("a good delivery: %q %v", id, err)
+	}
+	h := signed("msg_1", now)
+	h.Set(signalapi.HeaderWebhookID, "msg_2")
+	for name, c := range map[string]struct {
+		h    http.Header
+		body []byte
+		now  time.Time
+		want string
+	}{
+		"another id":      {h, body, now, signalapi.HeaderWebhookSignature},
+		"another body":    {signed("msg_1", now), []byte(`{}`), now, signalapi.HeaderWebhookSignature},
+		"too old":         {signed("msg_1", now.Add(-6*time.Minute)), body, now, signalapi.HeaderWebhookTimestamp},
+		"from the future": {signed("msg_1", now.Add(6*time.Minute)), body, now, signalapi.HeaderWebhookTimestamp},
+		"no id":           {http.Header{}, body, now, signalapi.HeaderWebhookID},
+	} {
+		if _, err := signalapi.VerifyWebhook(secret, c.h, c.body, c.now); !errors.Is(err, signalapi.ErrWebhookSignature) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want a refusal naming %s", name, err, c.want)
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -31,9 +33,18 @@ type webhookEvent struct {
 // delivery is one event waiting to be posted: its body, made once, and
 // where it belongs for logs and alerts.
 type delivery struct {
+	id    string // webhook-id: the same on every retry
 	body  []byte
 	event notary.Kind
 	room  string
+}
+
+// deliveryID names a delivery by its body (which holds a bundle, whose
+// commitment is unique): the same on every retry, so a receiver can tell
+// a retry from a new event.
+func deliveryID(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "msg_" + hex.EncodeToString(sum[:16])
 }
 
 // webhooker delivers events in the background: signalling never waits on
@@ -87,11 +98,15 @@ func (w *webhooker) deliver(e webhookEvent, bundle []byte) {
 		return
 	}
 	select {
-	case w.queue <- delivery{body: withMember(head, "bundle", bundle), event: e.Event, room: e.Room}:
+	case w.queue <- newDelivery(withMember(head, "bundle", bundle), e):
 	default:
 		w.srv.metrics.webhooks.WithLabelValues("dropped").Inc()
 		w.srv.alert(signalapi.AlertWebhookFailed, e.Room, fmt.Sprintf("webhook queue full: a %s event was dropped", e.Event))
 	}
+}
+
+func newDelivery(body []byte, e webhookEvent) delivery {
+	return delivery{id: deliveryID(body), body: body, event: e.Event, room: e.Room}
 }
 
 func (w *webhooker) run() {
@@ -106,7 +121,7 @@ func (w *webhooker) run() {
 func (w *webhooker) send(d delivery) {
 	var last error
 	post := func() (struct{}, error) {
-		last = w.post(d.body)
+		last = w.post(d)
 		return struct{}{}, last
 	}
 	wait := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 30 * time.Second}
@@ -126,15 +141,15 @@ func (w *webhooker) send(d delivery) {
 // post makes one delivery attempt, within the webhook's timeout. A
 // redirect is a permanent failure: the app's backend answered, and it
 // will answer the same to a retry.
-func (w *webhooker) post(body []byte) error {
+func (w *webhooker) post(d delivery) error {
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(d.body))
 	if err != nil {
 		return backoff.Permanent(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(signalapi.SignatureHeader, signalapi.SignWebhook(w.cfg.Secret, body, time.Now()))
+	signalapi.SetWebhookHeaders(req.Header, w.cfg.Secret, d.id, time.Now(), d.body)
 	resp, err := w.http.Do(req)
 	if err != nil {
 		return err

@@ -1,13 +1,9 @@
 package signalapi
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -195,20 +191,4 @@ type WebhookEvent struct {
 	// Ref is the physician's reference of a prescription.
 	Ref    string          `json:"ref,omitempty"`
 	Bundle json.RawMessage `json:"bundle"`
-}
-
-// SignatureHeader is the header carrying a webhook delivery's signature:
-// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>".
-const SignatureHeader = "Telenotary-Signature"
-
-// SignWebhook returns the signature header value for body at time t. A
-// receiver recomputes it with the shared secret, compares it with
-// hmac.Equal, and refuses a t far from its clock.
-func SignWebhook(secret, body []byte, t time.Time) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }

@@ -12,7 +12,7 @@
 //   - The HTTP API: rooms ([CreateRoomRequest]), live sessions
 //     ([SessionsResponse]), the cluster's keys, its errors (RFC 9457
 //     problems, see cluster/httpapi), the webhook's event ([WebhookEvent])
-//     and signature ([SignWebhook]), and a Go [Client] for it.
+//     and signature ([SignWebhook], [VerifyWebhook]), and a Go [Client] for it.
 //
 // docs/PROTOCOL.md describes the same for other languages, and
 // docs/openapi-signal.json the HTTP API. The package imports nothing of the
