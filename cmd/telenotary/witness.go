@@ -105,6 +105,7 @@ func runWitness(ctx context.Context, env *environment, args []string) int {
 	if err != nil {
 		return failed(err)
 	}
+	defer w.Close()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return failed(fmt.Errorf("--listen %s: %w (is another server on that port?)", f.listen, err))

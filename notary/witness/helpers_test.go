@@ -146,6 +146,7 @@ func newFixture(t testing.TB, logs ...*testLog) *fixture {
 		f.logs = append(f.logs, witness.Log{Origin: l.origin, Verifiers: []note.Verifier{l.verifier()}})
 	}
 	f.restart()
+	t.Cleanup(func() { f.w.Close() })
 	return f
 }
 
@@ -158,6 +159,9 @@ func (f *fixture) restart() {
 		f.t.Fatal(err)
 	}
 	f.signer = s
+	if f.w != nil {
+		f.w.Close()
+	}
 	if f.w, err = witness.New(witness.Config{Dir: f.dir, Signer: s, Logs: f.logs}); err != nil {
 		f.t.Fatal(err)
 	}
@@ -216,4 +220,13 @@ func cosigned(t testing.TB, checkpoint, sigs []byte, v note.Verifier) *note.Note
 		t.Fatalf("the cosignature does not verify: %v", err)
 	}
 	return n
+}
+
+func mustKey(t testing.TB) string {
+	t.Helper()
+	skey, _, err := notary.GenerateKey("witness.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey
 }

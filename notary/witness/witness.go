@@ -32,7 +32,6 @@ import (
 	"filippo.io/torchwood"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/telenotary/telenotary/notary/filestore"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -65,6 +64,7 @@ type Witness struct {
 	logger  *slog.Logger
 	logs    map[string]*logState
 	metrics *metrics
+	persist *persister
 }
 
 // logState is what the witness knows of one log.
@@ -73,9 +73,10 @@ type logState struct {
 	verifiers note.Verifiers
 	path      string
 
-	mu   sync.Mutex // serializes check, persist and cosign for the log
-	size int64
-	root tlog.Hash
+	mu     sync.Mutex // serializes check, persist and cosign for the log
+	size   int64
+	root   tlog.Hash
+	failed error // a write failed: what is on disk is unknown, so refuse all
 }
 
 // emptyRoot is the root of the empty tree (RFC 6962): what the witness
@@ -116,7 +117,14 @@ func New(cfg Config) (*Witness, error) {
 		w.logs[l.Origin] = s
 	}
 	w.metrics = newMetrics(w)
+	w.persist = newPersister(cfg.Dir)
 	return w, nil
+}
+
+// Close stops the witness's writer; requests after it fail.
+func (w *Witness) Close() error {
+	w.persist.close()
+	return nil
 }
 
 // VerifierKey returns the witness's cosignature/v1 verifier key, for logs
@@ -187,6 +195,9 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failed != nil {
+		return nil, refuse(http.StatusInternalServerError, "log %q is not witnessed since a write failed: %w", origin, s.failed)
+	}
 	if old != s.size {
 		return nil, &Error{Status: http.StatusConflict, Known: s.size, Err: fmt.Errorf("old size %d is not the size %d last cosigned", old, s.size)}
 	}
@@ -211,7 +222,10 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 	}
 	if c.N != s.size || c.Hash != s.root {
 		start := time.Now()
-		if err := s.store(c.N, c.Hash); err != nil {
+		if err := w.persist.write(s.path, s.encode(c.N, c.Hash)); err != nil {
+			if !errors.Is(err, errClosed) {
+				s.failed = err
+			}
 			w.logger.Error("witness: cannot record a checkpoint", "origin", origin, "error", err)
 			return nil, refuse(http.StatusInternalServerError, "cannot record the checkpoint: %w", err)
 		}
@@ -323,12 +337,9 @@ func (s *logState) load() error {
 	return nil
 }
 
-// store records a size and root durably: the file is written whole,
-// synced and renamed into place, and its directory synced.
-func (s *logState) store(size int64, root tlog.Hash) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n%s\n%d\n%s\n", stateHeader, s.origin, size, root)
-	return filestore.WriteFileDurably(s.path, []byte(b.String()))
+// encode returns the state file of a size and root.
+func (s *logState) encode(size int64, root tlog.Hash) []byte {
+	return fmt.Appendf(nil, "%s\n%s\n%d\n%s\n", stateHeader, s.origin, size, root)
 }
 
 // NewSigner makes the witness's cosignature/v1 signer from a signer key in
@@ -416,7 +427,7 @@ func newMetrics(w *Witness) *metrics {
 		}, []string{"origin"}),
 		persist: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "telenotary_witness_persist_seconds",
-			Help:    "Time to record a new checkpoint durably (write, fsync, rename, fsync of the directory).",
+			Help:    "Time to record a new checkpoint durably, in a group commit with the others waiting (write, flush, rename, flush).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
