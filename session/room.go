@@ -16,7 +16,7 @@ import (
 // Per-session limits.
 const (
 	maxCandidatesPerOffer = 100 // ICE candidates one participant may send per offer or answer
-	maxPrescriptions      = 200
+	maxPrescriptions      = signalapi.MaxSessionPrescriptions
 	maxConsents           = 64
 	maxPending            = 64   // messages kept for an absent participant
 	maxReconnects         = 1000 // reconnections a record lists per participant, which bounds its size

@@ -160,7 +160,7 @@ func Join(ctx context.Context, cfg Config) (*Peer, error) {
 	}
 	p := &Peer{
 		cfg: cfg, log: cfg.Logger, open: make(chan struct{}), waiters: map[string]chan result{},
-		ended: make(chan struct{}), receipts: make(chan Receipt, 1024), readerDone: make(chan struct{}),
+		ended: make(chan struct{}), receipts: make(chan Receipt, receiptBuffer), readerDone: make(chan struct{}),
 		ticket: cfg.Ticket,
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -258,7 +258,13 @@ func (p *Peer) Ticket() string {
 func (p *Peer) PeerConnection() *webrtc.PeerConnection { return p.pc }
 
 // Receipts delivers every verified (or failed) receipt, in arrival order.
+// None is ever dropped: the channel holds every receipt a session can
+// have, and a server that sent more would wait until they are read.
 func (p *Peer) Receipts() <-chan Receipt { return p.receipts }
+
+// receiptBuffer is more than the receipts of one session: its start and
+// end, and its prescriptions (at most signalapi.MaxSessionPrescriptions).
+const receiptBuffer = signalapi.MaxSessionPrescriptions + 8
 
 // Connected waits until the data channel is open.
 func (p *Peer) Connected(ctx context.Context) error {

@@ -252,8 +252,7 @@ func (p *Peer) serverError(m *signalapi.Message) {
 func (p *Peer) publish(r Receipt) {
 	select {
 	case p.receipts <- r:
-	default:
-		p.log.WarnContext(p.ctx, "receipts channel full: a receipt was dropped", "kind", r.Kind)
+	case <-p.ctx.Done(): // the peer is closing: nobody reads any more
 	}
 }
 

@@ -18,6 +18,9 @@ const (
 	PathSignal   = "/v1/signal"
 )
 
+// MaxSessionPrescriptions bounds the prescriptions of one session.
+const MaxSessionPrescriptions = 200
+
 // MaxCreateRoomBody bounds the body of POST /v1/rooms.
 const MaxCreateRoomBody = 4096
 
