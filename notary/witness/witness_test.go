@@ -347,3 +347,30 @@ func TestNewSigner(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyBounded: a body over MaxRequestSize is refused with 413 without
+// being read whole, and unknown paths are 404.
+func TestBodyBounded(t *testing.T) {
+	l := newTestLog(t, testOrigin, "node-1")
+	f := newFixture(t, l)
+	srv := httptest.NewServer(f.w)
+	defer srv.Close()
+	big := append([]byte("old 0\n\n"), bytes.Repeat([]byte("x"), witness.MaxRequestSize)...)
+	resp, err := http.Post(srv.URL+"/add-checkpoint", "text/plain", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "more than 65536 bytes") {
+		t.Fatalf("a body of %d bytes: %d %q", len(big), resp.StatusCode, b)
+	}
+	resp, err = http.Get(srv.URL + "/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /checkpoint: %d", resp.StatusCode)
+	}
+}
