@@ -108,6 +108,13 @@ func TestHTTPAPI(t *testing.T) {
 	for _, path := range []string{"/healthz", "/metrics"} {
 		fetch(t, raw, s.URL+path, "")
 	}
+	// No webhook, nothing held; an unknown event is not found.
+	if u, err := app.Undelivered(ctx); err != nil || len(u.Events) != 0 {
+		t.Fatalf("undelivered: %+v %v", u, err)
+	}
+	if err := app.AckUndelivered(ctx, "msg_unknown"); !errors.Is(err, httpapi.ErrNotFound) {
+		t.Fatalf("acknowledging an unknown event: %v", err)
+	}
 	if missed := spec.Uncovered(); len(missed) > 0 {
 		t.Errorf("operations of docs/openapi-signal.json no exchange used: %v", missed)
 	}

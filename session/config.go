@@ -70,6 +70,10 @@ type Config struct {
 	MessageBurst      int
 	// MaxRooms bounds the rooms held at once.
 	MaxRooms int
+	// MaxUndelivered bounds the webhook events held for the app's backend
+	// after it did not take them (GET /v1/undelivered); when it is
+	// reached, new prescriptions are refused rather than any bundle lost.
+	MaxUndelivered int
 	// MaxUsedTokens bounds the join tokens remembered as used (a token
 	// joins once; each is remembered until it expires). Beyond it, joins
 	// with a token are refused (limit) until some expire; reconnections
@@ -127,6 +131,7 @@ func DefaultConfig() Config {
 		MessageBurst:      200,
 		MaxRooms:          10000,
 		MaxUsedTokens:     100000,
+		MaxUndelivered:    10000,
 		Webhook:           WebhookConfig{MaxAttempts: 8, Queue: 4096, Timeout: 10 * time.Second},
 		HTTP:              DefaultHTTPConfig(),
 	}
@@ -153,7 +158,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"MessagesPerSecond", c.MessagesPerSecond}, {"MessageBurst", c.MessageBurst}, {"MaxRooms", c.MaxRooms}, {"MaxUsedTokens", c.MaxUsedTokens}} {
+	}{{"MessagesPerSecond", c.MessagesPerSecond}, {"MessageBurst", c.MessageBurst}, {"MaxRooms", c.MaxRooms}, {"MaxUsedTokens", c.MaxUsedTokens}, {"MaxUndelivered", c.MaxUndelivered}} {
 		if n.v <= 0 {
 			return fmt.Errorf("%s is %d; it must be positive (DefaultConfig sets it)", n.name, n.v)
 		}

@@ -15,7 +15,7 @@ type metrics struct {
 	mismatches      prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, usedTokens func() int) *metrics {
+func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *metrics {
 	m := &metrics{
 		rooms:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_rooms", Help: "Rooms held (waiting, active or ending)."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_connections", Help: "Open WebSocket connections."}),
@@ -27,12 +27,14 @@ func newMetrics(reg prometheus.Registerer, usedTokens func() int) *metrics {
 			[]string{"kind", "result"}),
 		notarizeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_signal_notarize_seconds", Help: "Time to get a receipt from the cluster.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_webhooks_total", Help: "Webhook events by outcome (delivered, failed, dropped)."},
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_webhooks_total", Help: "Webhook events by outcome (delivered, failed: held for the app, dropped: lost)."},
 			[]string{"result"}),
 		mismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_fingerprint_mismatches_total", Help: "DTLS fingerprints reported that the other side's SDP did not announce."}),
 	}
 	used := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_used_tokens", Help: "Join tokens remembered as used (each until it expires)."},
 		func() float64 { return float64(usedTokens()) })
-	reg.MustRegister(used, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches)
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_undelivered", Help: "Webhook events the app's backend did not take, held until it fetches them (GET /v1/undelivered)."},
+		func() float64 { return float64(undelivered()) })
+	reg.MustRegister(used, held, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches)
 	return m
 }

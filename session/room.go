@@ -380,6 +380,9 @@ func (r *room) prescribe(c *conn, m *signalapi.Message) error {
 	if !r.started {
 		return signalapi.Refuse(signalapi.CodeNotStarted, "the session has not started: both participants must join and exchange offer and answer")
 	}
+	if r.srv.webhook.queue != nil && r.srv.undelivered.full() {
+		return signalapi.Refuse(signalapi.CodeLimit, "the server holds %d bundles its webhook did not take, its limit: no prescription is notarized until the app fetches them (GET /v1/undelivered), so that none is lost", r.srv.cfg.MaxUndelivered)
+	}
 	if len(r.rx)+r.rxPending >= maxPrescriptions {
 		return signalapi.Refuse(signalapi.CodeLimit, "more than %d prescriptions in one session", maxPrescriptions)
 	}

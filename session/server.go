@@ -32,11 +32,13 @@ type Server struct {
 	registry *prometheus.Registry
 	metrics  *metrics
 	webhook  *webhooker
-	ctx      context.Context // the server's lifetime
-	cancel   context.CancelFunc
-	workers  sync.WaitGroup // rooms' notarization workers
-	conns    sync.WaitGroup // WebSocket connections
-	now      func() time.Time
+	// undelivered holds the webhook events the app did not take.
+	undelivered *undelivered
+	ctx         context.Context // the server's lifetime
+	cancel      context.CancelFunc
+	workers     sync.WaitGroup // rooms' notarization workers
+	conns       sync.WaitGroup // WebSocket connections
+	now         func() time.Time
 
 	// epoch is the whole second after NewServer was called, which
 	// NewServer waits for: a token whose iat (in whole seconds) is before
@@ -91,7 +93,8 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	s.metrics = newMetrics(s.registry, s.used.len)
+	s.undelivered = newUndelivered(cfg.MaxUndelivered)
+	s.metrics = newMetrics(s.registry, s.used.len, s.undelivered.len)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.webhook = newWebhooker(s.ctx, cfg.Webhook, s)
 	return s, nil
@@ -106,6 +109,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+signalapi.PathRooms, s.serveCreateRoom)
 	mux.HandleFunc("GET "+signalapi.PathSessions, s.serveSessions)
 	mux.HandleFunc("GET "+signalapi.PathKeys, s.serveKeys)
+	mux.HandleFunc("GET "+signalapi.PathUndelivered, s.serveUndelivered)
+	mux.HandleFunc("DELETE "+signalapi.PathUndelivered+"/{id}", s.serveAckUndelivered)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

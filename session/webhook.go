@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -97,11 +98,11 @@ func (w *webhooker) deliver(e webhookEvent, bundle []byte) {
 		w.srv.metrics.webhooks.WithLabelValues("dropped").Inc()
 		return
 	}
+	d := newDelivery(withMember(head, "bundle", bundle), e)
 	select {
-	case w.queue <- newDelivery(withMember(head, "bundle", bundle), e):
+	case w.queue <- d:
 	default:
-		w.srv.metrics.webhooks.WithLabelValues("dropped").Inc()
-		w.srv.alert(signalapi.AlertWebhookFailed, e.Room, fmt.Sprintf("webhook queue full: a %s event was dropped", e.Event))
+		w.hold(d, errors.New("the webhook queue was full"))
 	}
 }
 
@@ -133,9 +134,22 @@ func (w *webhooker) send(d delivery) {
 	if w.ctx.Err() != nil {
 		last = fmt.Errorf("%w (server shutting down)", last)
 	}
-	w.srv.metrics.webhooks.WithLabelValues("failed").Inc()
-	w.srv.log.WarnContext(w.ctx, "webhook delivery failed", "room", d.room, "event", d.event, "error", last)
-	w.srv.alert(signalapi.AlertWebhookFailed, d.room, fmt.Sprintf("%s event not delivered: %v", d.event, last))
+	w.hold(d, last)
+}
+
+// hold keeps an event the webhook did not take for the app to fetch
+// (GET /v1/undelivered), and alerts; only when that store is full too is
+// it lost.
+func (w *webhooker) hold(d delivery, why error) {
+	if w.srv.undelivered.keep(d, why, time.Now()) {
+		w.srv.metrics.webhooks.WithLabelValues("failed").Inc()
+		w.srv.log.WarnContext(w.srv.ctx, "webhook delivery failed: the event is held for the app to fetch (GET /v1/undelivered)", "room", d.room, "event", d.event, "id", d.id, "error", why)
+		w.srv.alert(signalapi.AlertWebhookFailed, d.room, fmt.Sprintf("%s event not delivered (%v): held as %s for GET /v1/undelivered", d.event, why, d.id))
+		return
+	}
+	w.srv.metrics.webhooks.WithLabelValues("dropped").Inc()
+	w.srv.log.ErrorContext(w.srv.ctx, "webhook event lost: the webhook did not take it and the undelivered store is full", "room", d.room, "event", d.event, "id", d.id, "error", why)
+	w.srv.alert(signalapi.AlertWebhookFailed, d.room, fmt.Sprintf("%s event lost: %v, and %d undelivered events are held already", d.event, why, w.srv.cfg.MaxUndelivered))
 }
 
 // post makes one delivery attempt, within the webhook's timeout. A

@@ -16,6 +16,9 @@ const (
 	PathSessions = "/v1/sessions"
 	PathKeys     = "/v1/keys"
 	PathSignal   = "/v1/signal"
+	// PathUndelivered lists the webhook events the app's backend did not
+	// take; PathUndelivered + "/{id}" acknowledges one (DELETE).
+	PathUndelivered = "/v1/undelivered"
 )
 
 // MaxSessionPrescriptions bounds the prescriptions of one session.
@@ -194,4 +197,23 @@ type WebhookEvent struct {
 	// Ref is the physician's reference of a prescription.
 	Ref    string          `json:"ref,omitempty"`
 	Bundle json.RawMessage `json:"bundle"`
+}
+
+// UndeliveredEvent is a webhook event the app's backend did not take:
+// every attempt failed, or the queue was full. The server keeps it in
+// memory until the app acknowledges it.
+type UndeliveredEvent struct {
+	// ID is the event's webhook-id.
+	ID       string    `json:"id"`
+	FailedAt time.Time `json:"failed_at"`
+	// Error is why the last attempt failed.
+	Error string `json:"error"`
+	// Event is the body the webhook would have received (WebhookEvent).
+	Event json.RawMessage `json:"event"`
+}
+
+// UndeliveredResponse answers GET /v1/undelivered.
+type UndeliveredResponse struct {
+	// Events are the events held, oldest first.
+	Events []UndeliveredEvent `json:"events"`
 }

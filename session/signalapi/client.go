@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/telenotary/telenotary/cluster/httpapi"
@@ -74,6 +75,24 @@ func (c *Client) Sessions(ctx context.Context) (*SessionsResponse, error) {
 	return &out, nil
 }
 
+// Undelivered returns the webhook events the app's backend did not take
+// (app key); acknowledge each one kept with AckUndelivered.
+func (c *Client) Undelivered(ctx context.Context) (*UndeliveredResponse, error) {
+	var out UndeliveredResponse
+	if err := c.do(ctx, http.MethodGet, PathUndelivered, nil, http.StatusOK, maxSessionsAnswer, &out); err != nil {
+		return nil, fmt.Errorf("undelivered: %w", err)
+	}
+	return &out, nil
+}
+
+// AckUndelivered tells the server that the event id is kept: it forgets it.
+func (c *Client) AckUndelivered(ctx context.Context, id string) error {
+	if err := c.do(ctx, http.MethodDelete, PathUndelivered+"/"+url.PathEscape(id), nil, http.StatusNoContent, 0, nil); err != nil {
+		return fmt.Errorf("acknowledge %s: %w", id, err)
+	}
+	return nil
+}
+
 // Keys returns the notary cluster's verifier keys as the server serves
 // them: the keys file that `telenotary verify --keys` reads, one key per
 // line (notary.ParseVerifierKeys reads it).
@@ -86,8 +105,8 @@ func (c *Client) Keys(ctx context.Context) ([]byte, error) {
 }
 
 // do sends one request and decodes the answer of status want into out: raw
-// bytes into a *bytes.Buffer, JSON into anything else. Any other status
-// is an *httpapi.Problem.
+// bytes into a *bytes.Buffer, JSON into anything else, nothing when out is
+// nil. Any other status is an *httpapi.Problem.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, want int, limit int64, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -110,6 +129,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, want 
 	defer resp.Body.Close()
 	if resp.StatusCode != want {
 		return httpapi.ReadProblem(resp)
+	}
+	if out == nil { // an answer without a body, such as 204
+		return nil
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
