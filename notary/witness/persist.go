@@ -6,15 +6,15 @@ import (
 	"os"
 )
 
-// maxBatch bounds the state files one group commit writes.
-const maxBatch = 256
+// maxBatch bounds the state records one group commit writes.
+const maxBatch = 1024
 
-// persister records state files durably, batching the requests that wait
-// at once into one group commit: every new file is written, the batch is
-// flushed to disk, the files are renamed into place, and the renames are
-// flushed; a request returns only after that. On Linux each flush is one
-// syncfs of the data directory's filesystem whatever the batch's size;
-// elsewhere each file and then the directory are synced one by one.
+// persister records the logs' states durably, batching the requests that
+// wait at once into one group commit: each record is written in place in
+// its log's state file, then the batch is flushed, and only then does any
+// request of the batch return. On Linux the flush is one syncfs of the
+// data directory's filesystem whatever the batch's size; elsewhere each
+// file is synced in turn.
 type persister struct {
 	dir  string
 	reqs chan *persistReq
@@ -23,7 +23,7 @@ type persister struct {
 }
 
 type persistReq struct {
-	path string
+	f    *os.File
 	data []byte
 	err  chan error
 }
@@ -37,9 +37,9 @@ func newPersister(dir string) *persister {
 	return p
 }
 
-// write records data as the file at path durably.
-func (p *persister) write(path string, data []byte) error {
-	r := &persistReq{path: path, data: data, err: make(chan error, 1)}
+// write records data at the start of f durably.
+func (p *persister) write(f *os.File, data []byte) error {
+	r := &persistReq{f: f, data: data, err: make(chan error, 1)}
 	select {
 	case p.reqs <- r:
 	case <-p.stop:
@@ -80,55 +80,23 @@ func (p *persister) run() {
 	}
 }
 
-// commit writes a batch of files; each request gets its own outcome.
+// commit writes a batch of records; each request gets its own outcome.
 func (p *persister) commit(batch []*persistReq) {
 	errs := make([]error, len(batch))
-	files := make([]*os.File, len(batch))
+	files := make([]*os.File, 0, len(batch))
 	for i, r := range batch {
-		files[i], errs[i] = writeTemp(r.path, r.data)
+		if _, errs[i] = r.f.WriteAt(r.data, 0); errs[i] == nil {
+			files = append(files, r.f)
+		}
 	}
 	if err := syncFiles(p.dir, files); err != nil {
 		for i := range errs {
-			errs[i] = firstErr(errs[i], fmt.Errorf("flush: %w", err))
-		}
-	}
-	for i, r := range batch {
-		if files[i] != nil {
-			files[i].Close()
-		}
-		if errs[i] == nil {
-			errs[i] = os.Rename(r.path+".tmp", r.path)
-		}
-		if errs[i] != nil {
-			os.Remove(r.path + ".tmp")
-		}
-	}
-	if err := syncDir(p.dir, files); err != nil {
-		for i := range errs {
-			errs[i] = firstErr(errs[i], fmt.Errorf("flush the renames: %w", err))
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("flush: %w", err)
+			}
 		}
 	}
 	for i, r := range batch {
 		r.err <- errs[i]
 	}
-}
-
-func firstErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
-// writeTemp writes data to path.tmp and returns it open, not yet synced.
-func writeTemp(path string, data []byte) (*os.File, error) {
-	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

@@ -9,12 +9,7 @@ import (
 )
 
 // syncFiles flushes the written files: one syncfs of dir's filesystem.
-func syncFiles(dir string, _ []*os.File) error { return syncfs(dir) }
-
-// syncDir flushes the renames in dir: one syncfs again.
-func syncDir(dir string, _ []*os.File) error { return syncfs(dir) }
-
-func syncfs(dir string) error {
+func syncFiles(dir string, _ []*os.File) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

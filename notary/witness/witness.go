@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,8 @@ import (
 	"filippo.io/torchwood"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/filestore"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -72,6 +75,7 @@ type logState struct {
 	origin    string
 	verifiers note.Verifiers
 	path      string
+	f         *os.File // the state file, open for writing in place
 
 	mu     sync.Mutex // serializes check, persist and cosign for the log
 	size   int64
@@ -104,14 +108,17 @@ func New(cfg Config) (*Witness, error) {
 		if _, dup := w.logs[l.Origin]; dup {
 			return nil, fmt.Errorf("witness: log %q configured twice", l.Origin)
 		}
-		if l.Origin == "" || strings.ContainsAny(l.Origin, "\n") {
+		if l.Origin == "" || len(l.Origin) > notary.MaxOriginSize || strings.ContainsAny(l.Origin, "\n") {
 			return nil, fmt.Errorf("witness: bad log origin %q", l.Origin)
 		}
 		if len(l.Verifiers) == 0 {
 			return nil, fmt.Errorf("witness: log %q has no verifier keys", l.Origin)
 		}
 		s := &logState{origin: l.Origin, verifiers: note.VerifierList(l.Verifiers...), path: statePath(cfg.Dir, l.Origin), root: emptyRoot}
-		if err := s.load(); err != nil {
+		if err := s.open(); err != nil {
+			for _, o := range w.logs {
+				o.f.Close()
+			}
 			return nil, err
 		}
 		w.logs[l.Origin] = s
@@ -121,10 +128,15 @@ func New(cfg Config) (*Witness, error) {
 	return w, nil
 }
 
-// Close stops the witness's writer; requests after it fail.
+// Close stops the witness's writer and closes its files; requests after
+// it fail.
 func (w *Witness) Close() error {
 	w.persist.close()
-	return nil
+	var errs []error
+	for _, s := range w.logs {
+		errs = append(errs, s.f.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // VerifierKey returns the witness's cosignature/v1 verifier key, for logs
@@ -222,7 +234,7 @@ func (w *Witness) AddCheckpoint(body []byte) ([]byte, error) {
 	}
 	if c.N != s.size || c.Hash != s.root {
 		start := time.Now()
-		if err := w.persist.write(s.path, s.encode(c.N, c.Hash)); err != nil {
+		if err := w.persist.write(s.f, s.encode(c.N, c.Hash)); err != nil {
 			if !errors.Is(err, errClosed) {
 				s.failed = err
 			}
@@ -303,43 +315,84 @@ func statePath(dir, origin string) string {
 	return filepath.Join(dir, hex.EncodeToString(h[:16])+".witness")
 }
 
-// stateHeader starts every state file.
-const stateHeader = "telenotary witness state v1"
+// A state file is one record of stateSize bytes, rewritten in place:
+//
+//	telenotary witness state v1\n<origin>\n<size>\n<base64 root>\n<crc32c, 8 hex digits>\n
+//
+// padded with zero bytes. It fits in one disk sector, whose writes are
+// atomic (as PostgreSQL assumes of its control file), and its length never
+// changes, so recording a checkpoint is one write and one flush of data,
+// with no file created or renamed; the checksum catches any other damage.
+const (
+	stateHeader = "telenotary witness state v1"
+	stateSize   = 512
+)
 
-// load reads the log's state file, if there is one.
-func (s *logState) load() error {
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// encode returns the state record of a size and root.
+func (s *logState) encode(size int64, root tlog.Hash) []byte {
+	b := fmt.Appendf(make([]byte, 0, stateSize), "%s\n%s\n%d\n%s\n", stateHeader, s.origin, size, root)
+	b = fmt.Appendf(b, "%08x\n", crc32.Checksum(b, crcTable))
+	out := make([]byte, stateSize) // New bounds the origin: b fits
+	copy(out, b)
+	return out
+}
+
+// open reads the log's state file, making it (durably, with the state of
+// a log never cosigned) if there is none, and keeps it open for writing.
+func (s *logState) open() error {
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		if err := filestore.WriteFileDurably(s.path, s.encode(0, emptyRoot)); err != nil {
+			return fmt.Errorf("witness: make the state file of log %q: %w", s.origin, err)
+		}
+		b, err = os.ReadFile(s.path)
 	}
 	if err != nil {
 		return fmt.Errorf("witness: state of log %q: %w", s.origin, err)
 	}
-	bad := func(what string) error {
-		return fmt.Errorf("witness: state file %s of log %q is damaged (%s): refusing to start rather than cosign from a wrong state", s.path, s.origin, what)
+	if err := s.parse(b); err != nil {
+		return fmt.Errorf("witness: state file %s of log %q is damaged (%w): refusing to start rather than cosign from a wrong state", s.path, s.origin, err)
 	}
-	lines := strings.Split(string(b), "\n")
-	if len(lines) != 5 || lines[0] != stateHeader || lines[4] != "" {
-		return bad("not 4 lines")
+	if s.f, err = os.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+		return fmt.Errorf("witness: state of log %q: %w", s.origin, err)
 	}
-	if lines[1] != s.origin {
-		return bad("another origin")
-	}
-	size, err := strconv.ParseInt(lines[2], 10, 64)
-	if err != nil || size < 0 {
-		return bad("size")
-	}
-	root, err := tlog.ParseHash(lines[3])
-	if err != nil {
-		return bad("root")
-	}
-	s.size, s.root = size, root
 	return nil
 }
 
-// encode returns the state file of a size and root.
-func (s *logState) encode(size int64, root tlog.Hash) []byte {
-	return fmt.Appendf(nil, "%s\n%s\n%d\n%s\n", stateHeader, s.origin, size, root)
+func (s *logState) parse(b []byte) error {
+	if len(b) != stateSize {
+		return fmt.Errorf("%d bytes, want %d", len(b), stateSize)
+	}
+	text := bytes.TrimRight(b, "\x00")
+	if len(text) == 0 || text[len(text)-1] != '\n' {
+		return errors.New("no checksum")
+	}
+	i := bytes.LastIndexByte(text[:len(text)-1], '\n')
+	if i < 0 {
+		return errors.New("no checksum")
+	}
+	if want := fmt.Sprintf("%08x\n", crc32.Checksum(text[:i+1], crcTable)); string(text[i+1:]) != want {
+		return errors.New("checksum")
+	}
+	lines := strings.Split(string(text[:i+1]), "\n")
+	if len(lines) != 5 || lines[0] != stateHeader || lines[4] != "" {
+		return errors.New("not 4 lines")
+	}
+	if lines[1] != s.origin {
+		return errors.New("another origin")
+	}
+	size, err := strconv.ParseInt(lines[2], 10, 64)
+	if err != nil || size < 0 {
+		return errors.New("size")
+	}
+	root, err := tlog.ParseHash(lines[3])
+	if err != nil {
+		return errors.New("root")
+	}
+	s.size, s.root = size, root
+	return nil
 }
 
 // NewSigner makes the witness's cosignature/v1 signer from a signer key in

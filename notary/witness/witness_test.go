@@ -297,13 +297,30 @@ func TestDamagedStateRefused(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("state files %v", files)
 	}
+	f.w.Close()
 	b, _ := os.ReadFile(files[0])
-	if err := os.WriteFile(files[0], b[:len(b)-5], 0o600); err != nil {
+	if !bytes.Contains(b, []byte("\n3\n")) {
+		t.Fatalf("state file %q does not hold size 3", b)
+	}
+	for what, damaged := range map[string][]byte{
+		"507 bytes, want 512": b[:len(b)-5],
+		"checksum":            bytes.Replace(b, []byte("\n3\n"), []byte("\n9\n"), 1),
+		"no checksum":         make([]byte, len(b)),
+	} {
+		if err := os.WriteFile(files[0], damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := witness.NewSigner(f.skey)
+		if _, err := witness.New(witness.Config{Dir: f.dir, Signer: s, Logs: f.logs}); err == nil || !strings.Contains(err.Error(), "damaged ("+what) {
+			t.Errorf("New over a state file with a bad %s: %v", what, err)
+		}
+	}
+	if err := os.WriteFile(files[0], b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := witness.NewSigner(f.skey)
-	if _, err := witness.New(witness.Config{Dir: f.dir, Signer: s, Logs: f.logs}); err == nil || !strings.Contains(err.Error(), "damaged") {
-		t.Fatalf("New over a damaged state: %v", err)
+	f.restart()
+	if size, _, _ := f.w.Known(testOrigin); size != 3 {
+		t.Fatalf("the state file restored: size %d, want 3", size)
 	}
 }
 
