@@ -1,9 +1,9 @@
 // Package witness is a transparency log witness (c2sp.org/tlog-witness):
-// it cosigns a log's checkpoint, with a cosignature/v1 (c2sp.org/tlog-
-// cosignature), only after checking that it is consistent with the last
-// checkpoint of that log it cosigned, and it records that checkpoint on disk
-// before answering, so that it never cosigns two inconsistent checkpoints of
-// one log, across restarts and crashes.
+// it cosigns a log's checkpoint, with a cosignature/v1
+// (c2sp.org/tlog-cosignature), only after checking that it is consistent
+// with the last checkpoint of that log it cosigned, and it records that
+// checkpoint on disk before answering, so that it never cosigns two
+// inconsistent checkpoints of one log, across restarts and crashes.
 //
 // It witnesses any C2SP checkpoint, extension lines included: it cosigns the
 // whole body (as the cosignature spec requires) but vouches only for its
@@ -165,7 +165,10 @@ type Error struct {
 	Err   error
 }
 
+// Error returns the reason for the refusal.
 func (e *Error) Error() string { return e.Err.Error() }
+
+// Unwrap returns the reason for the refusal.
 func (e *Error) Unwrap() error { return e.Err }
 
 func refuse(status int, format string, args ...any) *Error {
