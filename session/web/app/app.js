@@ -18,6 +18,8 @@ import { Call, describePair } from './call.js';
 import * as receipts from './receipts.js';
 import { examplePrescription } from './example.js';
 import { checkPrescriptionText, sizeFault } from './rxcheck.js';
+import * as store from './store.js';
+import { zip } from './zip.js';
 
 // STUN and TURN servers for the peer connection. A deployment whose users
 // are behind NATs sets its own here; none are needed on one network.
@@ -56,7 +58,8 @@ const state = {
   reportedFingerprint: '', // the last fingerprint sent to the server
   negotiations: 0,
   restarts: 0,
-  receipts: [], // {kind, ref, index, timestamp, valid, reason, signers, medication, commitment}
+  receipts: [], // {kind, ref, index, timestamp, valid, reason, signers, medication, status, dosage, commitment, room, saved, kept}
+  keptLoaded: false, // the bundles kept in this browser are listed
   sent: [], // the physician's prescriptions: {ref, status, index}
   notSent: [], // prescriptions the page did not send: {path, reason}
   chat: [], // {from: "you"|"peer", text, time}
@@ -73,6 +76,7 @@ let localStream = null;
 let pendingFingerprint = '';
 let policy = { minSignatures: 1, origin: '' };
 let loopback = false;
+let tokenRoom = ''; // the room of the token in the form, before joining
 const sentResources = new Map(); // ref → the resource as sent
 // The same document again within this time of sending it is not sent
 // until the physician clicks a second time: a double click or a reflex
@@ -83,6 +87,7 @@ let resendArmed = ''; // the ref whose copy the next click sends
 let pendingRef = ''; // the prescription the send button waits for
 let pendingTimer = 0;
 const bundleURLs = [];
+const bundleTexts = new Map(); // commitment → the bundle's text as sent
 
 // --- joining ----------------------------------------------------------
 
@@ -118,9 +123,24 @@ function init() {
   $('toggle-cam').addEventListener('click', () => toggleTrack('video', $('toggle-cam'), 'Turn camera on', 'Turn camera off'));
   window.addEventListener('error', (ev) => addError('page', ev.message || 'an error in the page'));
   window.addEventListener('unhandledrejection', (ev) => addError('page', String(ev.reason && ev.reason.message ? ev.reason.message : ev.reason)));
-  window.addEventListener('beforeunload', () => {
+  // A bundle the patient received but this browser has not yet written
+  // down would be lost with the tab: ask first.
+  window.addEventListener('beforeunload', (ev) => {
+    if (state.receipts.some((e) => e.saved === false && !e.saveError)) ev.preventDefault();
+  });
+  window.addEventListener('pagehide', () => {
     for (const u of bundleURLs) URL.revokeObjectURL(u);
   });
+  $('download-all').addEventListener('click', downloadAll);
+  let role = '';
+  try {
+    const c = token ? decodeToken(token) : null;
+    role = c ? c.role : '';
+    tokenRoom = c ? c.room : '';
+  } catch {
+    role = ''; // a bad token: the bundles are still the browser's
+  }
+  loadKept(role);
 }
 
 function showTokenInfo() {
@@ -177,6 +197,7 @@ function start(token, claims, stream) {
   $('join').hidden = true;
   $('consultation').hidden = false;
   $('prescribe').hidden = claims.role !== 'physician';
+  showReceipts();
   $('st-role').textContent = claims.role === 'physician' ? 'the physician' : 'the patient';
   $('st-room').textContent = claims.room;
   if (stream) {
@@ -343,23 +364,36 @@ function addBundle(msg, messageKind) {
     addError('bad_bundle', `a ${messageKind} arrived without its bundle`);
     return null;
   }
-  const d = receipts.describe(bundle);
-  const known = state.receipts.find((r) => d.commitment && r.commitment === d.commitment);
+  const text = (msg.raw && receipts.rawMember(msg.raw, 'bundle')) || JSON.stringify(bundle);
+  const known = state.receipts.find((r) => r.commitment && r.commitment === receipts.describe(bundle).commitment);
   if (known) return known;
+  const entry = track(bundle, text, messageKind, ref, state.room);
+  logEvent(`received a receipt: ${entry.kind} #${entry.index}`);
+  if (state.role === 'patient') keep(entry, text);
+  return entry;
+}
+
+// track lists a bundle (received now, or kept from before) and checks it.
+function track(bundle, text, messageKind, ref, room) {
+  const d = receipts.describe(bundle);
   const entry = {
     kind: d.kind || messageKind, ref, index: d.index, timestamp: d.timestamp, commitment: d.commitment,
-    valid: null, reason: '', signers: [], medication: '',
+    valid: null, reason: '', signers: [], medication: '', status: '', dosage: '', room, saved: null,
   };
-  if (entry.kind === 'prescription') entry.medication = receipts.medicationOf(bundle.document);
+  if (entry.kind === 'prescription') {
+    entry.medication = receipts.medicationOf(bundle.document);
+    entry.status = receipts.statusOf(bundle.document);
+    entry.dosage = receipts.dosageOf(bundle.document);
+  }
   state.receipts.push(entry);
-  const text = (msg.raw && receipts.rawMember(msg.raw, 'bundle')) || JSON.stringify(bundle);
+  bundleTexts.set(entry.commitment, text);
   const url = receipts.downloadURL(text);
   bundleURLs.push(url);
   entry.download = receipts.fileName(entry.kind, entry.index);
   renderReceipt(entry, url);
-  logEvent(`received a receipt: ${entry.kind} #${entry.index}`);
+  showReceipts();
 
-  const sent = ref ? state.sent.find((s) => s.ref === ref) : null;
+  const sent = ref && state.role === 'physician' ? state.sent.find((s) => s.ref === ref) : null;
   receipts.verify(text, policy).then((res) => {
     entry.valid = res.valid;
     entry.reason = res.reason;
@@ -386,6 +420,83 @@ function addBundle(msg, messageKind) {
   return entry;
 }
 
+// --- what the patient keeps ----------------------------------------------
+
+// keep writes a bundle the patient received to this browser's storage
+// (store.js); until it is written, closing the tab asks first.
+function keep(entry, text) {
+  entry.saved = false;
+  store.save({
+    commitment: entry.commitment, kind: entry.kind, index: entry.index, timestamp: entry.timestamp,
+    room: entry.room, ref: entry.ref, text,
+  }).then(() => {
+    entry.saved = true;
+  }, (err) => {
+    entry.saveError = err && err.message ? err.message : String(err);
+    addError('storage', `This browser could not keep the ${KIND_LABELS[entry.kind] ?? entry.kind} bundle (${entry.saveError}): download it now.`);
+  }).finally(() => renderReceipt(entry, urlOf(entry)));
+}
+
+function urlOf(entry) {
+  return document.querySelector(`#receipt-rows tr[data-commitment="${entry.commitment}"] a[download]`)?.href ?? '';
+}
+
+// loadKept lists the bundles this browser kept from earlier pages: on a
+// reload, or on a later visit whose link expired or whose consultation
+// ended. A physician's page does not show them (they are the patient's).
+async function loadKept(role) {
+  if (role === 'physician') return;
+  let records;
+  try {
+    records = await store.all();
+  } catch (err) {
+    addError('storage', `The bundles kept in this browser cannot be read: ${err && err.message ? err.message : err}.`);
+    return;
+  }
+  for (const r of records) {
+    if (state.receipts.some((e) => e.commitment === r.commitment)) continue; // arrived again meanwhile
+    let bundle;
+    try {
+      bundle = JSON.parse(r.text);
+    } catch {
+      continue;
+    }
+    const entry = track(bundle, r.text, r.kind, r.ref || '', r.room || '');
+    entry.saved = true;
+    entry.kept = true;
+    renderReceipt(entry, urlOf(entry));
+  }
+  state.keptLoaded = true;
+}
+
+function showReceipts() {
+  $('receipts').hidden = false;
+  $('download-all').disabled = state.receipts.length === 0;
+}
+
+// downloadAll saves every bundle listed as one zip file, one .json file
+// per bundle inside, named as its own download is.
+function downloadAll() {
+  const names = new Set();
+  const files = [];
+  for (const e of state.receipts) {
+    const text = bundleTexts.get(e.commitment);
+    if (!text) continue;
+    let name = e.download;
+    for (let i = 2; names.has(name); i++) name = e.download.replace(/\.json$/, `-${i}.json`);
+    names.add(name);
+    files.push({ name, text });
+  }
+  const a = $('download-all-file');
+  if (a.href) URL.revokeObjectURL(a.href);
+  a.href = URL.createObjectURL(zip(files));
+  const now = new Date();
+  a.download = `telenotary-bundles-${now.getUTCFullYear()}-${pad(now.getUTCMonth() + 1)}-${pad(now.getUTCDate())}.zip`;
+  a.dataset.count = String(files.length);
+  a.click();
+  $('download-all-status').textContent = `Saved ${files.length} bundle${files.length === 1 ? '' : 's'} in ${a.download}.`;
+}
+
 function renderReceipt(entry, url) {
   const tbody = $('receipt-rows');
   tbody.querySelector('.empty')?.remove();
@@ -401,6 +512,10 @@ function renderReceipt(entry, url) {
   if (entry.medication) {
     what.append(document.createElement('br'), small(entry.medication));
   }
+  if (entry.status) what.append(document.createElement('br'), small(`Status: ${entry.status}`));
+  if (entry.dosage) what.append(document.createElement('br'), small(`Dosage: ${entry.dosage}`));
+  const here = state.room || tokenRoom;
+  if (entry.room && entry.room !== here) what.append(document.createElement('br'), small(`Consultation ${entry.room}`));
   cell(row, entry.index === null ? '—' : `#${entry.index}`);
   const time = cell(row, '');
   if (entry.timestamp !== null) {
@@ -431,6 +546,21 @@ function renderReceipt(entry, url) {
   a.textContent = 'Download';
   a.setAttribute('aria-label', `Download the ${KIND_LABELS[entry.kind] ?? entry.kind} bundle, entry ${entry.index}`);
   dl.append(a);
+  if (entry.kind === 'prescription' && entry.saved) {
+    const pr = document.createElement('a');
+    pr.href = `print.html#c=${encodeURIComponent(entry.commitment)}`;
+    pr.target = '_blank';
+    pr.rel = 'noopener';
+    pr.className = 'print-link';
+    pr.textContent = 'Page for the pharmacy';
+    dl.append(document.createElement('br'), pr);
+  }
+  if (entry.saved !== null) {
+    const kept = small(entry.saved ? 'kept in this browser' : entry.saveError ? 'not kept: download it' : 'saving…');
+    kept.className = 'kept';
+    kept.dataset.state = entry.saved ? 'ok' : entry.saveError ? 'bad' : 'pending';
+    dl.append(document.createElement('br'), kept);
+  }
 }
 
 function cell(row, text) {

@@ -186,3 +186,32 @@ export function medicationOf(resource) {
   }
   return '';
 }
+
+/** statusOf returns a MedicationRequest's status (active, completed…). */
+export function statusOf(resource) {
+  return resource && typeof resource === 'object' && typeof resource.status === 'string' ? resource.status : '';
+}
+
+/**
+ * dosageOf describes a MedicationRequest's dosage instructions, for
+ * display: each instruction's text, or else its dose and frequency.
+ */
+export function dosageOf(resource) {
+  const list = resource && typeof resource === 'object' && Array.isArray(resource.dosageInstruction) ? resource.dosageInstruction : [];
+  const out = [];
+  for (const d of list) {
+    if (!d || typeof d !== 'object') continue;
+    if (typeof d.text === 'string' && d.text) {
+      out.push(d.text);
+      continue;
+    }
+    const parts = [];
+    const dose = Array.isArray(d.doseAndRate) ? d.doseAndRate.find((x) => x && x.doseQuantity) : null;
+    if (dose) parts.push([dose.doseQuantity.value, dose.doseQuantity.unit].filter((x) => x !== undefined).join(' '));
+    const r = d.timing && d.timing.repeat;
+    if (r && r.frequency !== undefined) parts.push(`${r.frequency} time(s) per ${r.period ?? 1} ${r.periodUnit ?? ''}`.trim());
+    if (typeof d.patientInstruction === 'string' && d.patientInstruction) parts.push(d.patientInstruction);
+    if (parts.length) out.push(parts.join(', '));
+  }
+  return out.join('; ');
+}
