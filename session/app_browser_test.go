@@ -543,6 +543,7 @@ type appState struct {
 	PeerFingerprint             string
 	ReportedFingerprint         string
 	Receipts                    []receiptState
+	KeptLoaded                  bool
 	Sent                        []struct{ Ref, Status string }
 	NotSent                     []struct{ Path, Reason string }
 	Chat                        []struct{ From, Text string }
@@ -556,6 +557,8 @@ type appState struct {
 
 type receiptState struct {
 	Kind, Ref, Commitment, Medication, Reason string
+	Status, Dosage, Room                      string
+	Saved, Kept                               *bool
 	Index                                     *uint64
 	Timestamp                                 *int64 // ms since the epoch
 	Valid                                     *bool
@@ -586,7 +589,7 @@ func (s appState) verified(kind, ref string) *receiptState {
 func (s appState) count(kind string, valid bool) int {
 	c := 0
 	for _, r := range s.Receipts {
-		if r.Kind == kind && r.Valid != nil && *r.Valid == valid {
+		if (kind == "" || r.Kind == kind) && r.Valid != nil && *r.Valid == valid {
 			c++
 		}
 	}
