@@ -24,8 +24,8 @@ import (
 // TestBrowserPatientKeepsBundles: the patient's page (Chromium, the Go SDK
 // as the physician) keeps every bundle it receives in the browser's
 // storage. Reloaded in the middle of the consultation, and again after the
-// end (its link used up), it still lists every bundle, verified, with the
-// prescription's status and dosage; the page for the pharmacy shows the
+// end (its link used up), and opened later without its link, it still
+// lists every bundle, verified, with the prescription's status and dosage; the page for the pharmacy shows the
 // prescription and how to verify it; "Download all" gives a zip of every
 // bundle, each of which the Go verifier accepts.
 func TestBrowserPatientKeepsBundles(t *testing.T) {
@@ -104,7 +104,13 @@ func TestBrowserPatientKeepsBundles(t *testing.T) {
 		t.Fatalf("Go physician: leave: %v", err)
 	}
 	patient.waitFor("the end, verified and kept", saved("session-end"))
-	s = reload("after the end", "session-start", "prescription", "session-end")
+	reload("after the end", "session-start", "prescription", "session-end")
+
+	// A later visit, without the link: the page still lists them.
+	patient.do("a later visit without the link", chromedp.Navigate(sig.URL+"/app/"), chromedp.WaitVisible(chromedp.ID("join-data")))
+	s = patient.waitFor("the kept bundles on a later visit", func(s appState) bool {
+		return s.KeptLoaded && len(s.Receipts) == 3 && s.count("", true) == 3
+	})
 
 	// Download all: one zip, one bundle file per receipt listed, each
 	// accepted by the Go verifier.

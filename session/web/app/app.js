@@ -88,6 +88,7 @@ let pendingRef = ''; // the prescription the send button waits for
 let pendingTimer = 0;
 const bundleURLs = [];
 const bundleTexts = new Map(); // commitment → the bundle's text as sent
+let askedPersist = false;
 
 // --- joining ----------------------------------------------------------
 
@@ -426,6 +427,11 @@ function track(bundle, text, messageKind, ref, room) {
 // (store.js); until it is written, closing the tab asks first.
 function keep(entry, text) {
   entry.saved = false;
+  // Ask the browser not to evict this site's storage when space runs low.
+  if (!askedPersist && navigator.storage && navigator.storage.persist) {
+    askedPersist = true;
+    navigator.storage.persist().catch(() => {});
+  }
   store.save({
     commitment: entry.commitment, kind: entry.kind, index: entry.index, timestamp: entry.timestamp,
     room: entry.room, ref: entry.ref, text,
