@@ -72,6 +72,31 @@ func TestBrowserPatientKeepsBundles(t *testing.T) {
 		t.Errorf("the receipts list shows the prescription as %q; want its status and dosage", row)
 	}
 
+	// Closing the tab asks first while a bundle is not yet written, and
+	// only then (the handler, called as the browser would).
+	asks := func(saved bool) bool {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(patient.ctx, 10*time.Second)
+		defer cancel()
+		prevented, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+			window.telenotaryApp.receipts[1].saved = %v;
+			const ev = new Event('beforeunload', {cancelable: true});
+			window.dispatchEvent(ev);
+			window.telenotaryApp.receipts[1].saved = true;
+			return ev.defaultPrevented;
+		})()`, saved)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return prevented
+	}
+	if asks(true) {
+		t.Error("closing the tab asks first though every bundle is kept")
+	}
+	if !asks(false) {
+		t.Error("closing the tab does not ask first while a bundle is not yet kept")
+	}
+
 	// Reloaded in the middle of the consultation: before joining again,
 	// the page lists what it kept, verified again.
 	reload := func(when string, kinds ...string) appState {
