@@ -370,7 +370,7 @@ function addBundle(msg, messageKind) {
   if (known) return known;
   const entry = track(bundle, text, messageKind, ref, state.room);
   logEvent(`received a receipt: ${entry.kind} #${entry.index}`);
-  if (state.role === 'patient') keep(entry, text);
+  if (state.role === 'patient' && entry.commitment) keep(entry, text); // a bundle without a commitment has no key to keep it by
   return entry;
 }
 
