@@ -293,6 +293,9 @@ func TestBrowserPatientGoPhysician(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Go physician: prescribe: %v", err)
 	}
+	if rc.Holder != signalapi.HolderPatient {
+		t.Fatalf("the receipt names %q as the bundle's holder: the patient's page keeps it and says so", rc.Holder)
+	}
 	s = patient.waitFor("the verified prescription", func(s appState) bool { return s.verified("prescription", "rx-from-go") != nil })
 	if e := s.verified("prescription", "rx-from-go"); e.Index == nil || *e.Index != rc.Bundle.Receipt.Index {
 		t.Errorf("the page shows prescription entry %v; the physician's receipt is entry %d", e.Index, rc.Bundle.Receipt.Index)

@@ -114,9 +114,6 @@ func TestRoomBoundToReferences(t *testing.T) {
 		{"https://fhir.example/r4/Patient/pat1/_history/3", physicianRef},
 	} {
 		ref := []string{"ok-relative", "ok-absolute"}[i]
-		physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: ref, Resource: rx(c.subject, c.requester)})
-		if m := physician.expect(signalapi.TypeReceipt); m.Ref != ref {
-			t.Fatalf("%+v: receipt for %q", c, m.Ref)
-		}
+		prescribe(t, patient, physician, ref, rx(c.subject, c.requester))
 	}
 }

@@ -60,6 +60,11 @@ type Config struct {
 	// NotarizeTimeout bounds one notarization, retries included; on
 	// timeout the participants get notary_unavailable.
 	NotarizeTimeout time.Duration
+	// HolderWait is how long the end of a session waits for the holders
+	// of its prescriptions' bundles (the patient's kept, the webhook's
+	// 2xx) before the server holds what remains itself, for the app to
+	// fetch (GET /v1/undelivered).
+	HolderWait time.Duration
 	// ReceiptSignatures is how many nodes sign the checkpoint of every
 	// receipt the server delivers: notaryapi.Majority (the default) so
 	// that a verifier can require a majority's signatures and trust no
@@ -126,6 +131,7 @@ func DefaultConfig() Config {
 		MaxSessionLength:  4 * time.Hour,
 		PingInterval:      15 * time.Second,
 		NotarizeTimeout:   60 * time.Second,
+		HolderWait:        5 * time.Second,
 		ReceiptSignatures: notaryapi.Majority,
 		MessagesPerSecond: 50,
 		MessageBurst:      200,
@@ -150,7 +156,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Grace", c.Grace}, {"TokenTTL", c.TokenTTL}, {"MaxSessionLength", c.MaxSessionLength}, {"PingInterval", c.PingInterval}, {"NotarizeTimeout", c.NotarizeTimeout}} {
+	}{{"Grace", c.Grace}, {"TokenTTL", c.TokenTTL}, {"MaxSessionLength", c.MaxSessionLength}, {"PingInterval", c.PingInterval}, {"NotarizeTimeout", c.NotarizeTimeout}, {"HolderWait", c.HolderWait}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s is %v; it must be positive (DefaultConfig sets it)", d.name, d.v)
 		}

@@ -186,9 +186,7 @@ func TestWebSocketOutlivesWriteTimeout(t *testing.T) {
 	<-time.After(5 * timeout) // the timeouts passing is what is tested
 	startSession(t, patient, physician)
 	<-time.After(5 * timeout)
-	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "late", Resource: medicationRequest(t)})
-	physician.expect(signalapi.TypeReceipt)
-	patient.expect(signalapi.TypePrescription)
+	prescribe(t, patient, physician, "late", medicationRequest(t))
 }
 
 // TestServeAfterClose: Serve on a closed server returns at once.

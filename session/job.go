@@ -56,6 +56,7 @@ func (r *room) work() {
 	defer r.srv.workers.Done()
 	for j := range r.jobs {
 		if j.document == nil {
+			r.awaitHolders()
 			r.mu.Lock()
 			j.document = commit(r.recordLocked(signalapi.PhaseEnd))
 			r.mu.Unlock()
@@ -108,8 +109,9 @@ func appendBundle(b []byte, d *document, receipt *notary.Receipt) ([]byte, error
 }
 
 // delivered hands a notarization's outcome to the participants and the
-// webhook: a session-start receipt goes to both, a prescription's receipt
-// to the physician and the prescription itself to the patient, the
+// webhook: a session-start receipt goes to both, a prescription itself to
+// the patient and its receipt to the physician once a holder has it
+// (holder.go), the
 // session-end record with session-end to both. A failure is told to the
 // participants concerned and raised as an alert.
 func (r *room) delivered(j *job, n *notarized, err error) {
@@ -121,11 +123,14 @@ func (r *room) delivered(j *job, n *notarized, err error) {
 			r.rx = append(r.rx, signalapi.RecordPrescription{Commitment: n.receipt.Leaf.Commitment, Index: n.receipt.Index})
 		}
 	}
+	var d delivery
 	if err != nil {
 		r.failedLocked(j, err)
 	} else {
 		r.receipts++
-		r.srv.webhook.deliver(webhookEvent{Event: j.kind, Room: r.id, Session: r.session, Ref: j.ref}, n.bundle)
+		d = newDelivery(webhookEvent{Event: j.kind, Room: r.id, Session: r.session, Ref: j.ref}, n.bundle)
+		d.commitment = n.receipt.Leaf.Commitment
+		r.srv.webhook.deliver(d)
 	}
 	switch j.kind {
 	case notary.KindSessionStart:
@@ -136,8 +141,7 @@ func (r *room) delivered(j *job, n *notarized, err error) {
 		}
 	case notary.KindPrescription:
 		if err == nil {
-			r.sendToLocked(signalapi.RolePhysician, encodeWithBundle(&signalapi.Message{Type: signalapi.TypeReceipt, Kind: j.kind, Ref: j.ref, Session: r.session}, n.bundle))
-			r.sendToLocked(signalapi.RolePatient, encodeWithBundle(&signalapi.Message{Type: signalapi.TypePrescription, Kind: j.kind, Ref: j.ref, Session: r.session}, n.bundle))
+			r.awaitHolderLocked(j, n, d) // the physician's receipt once the bundle has a holder
 		}
 	case notary.KindSessionEnd:
 		var bundle []byte

@@ -13,6 +13,8 @@ type metrics struct {
 	notarizeSeconds prometheus.Histogram
 	webhooks        *prometheus.CounterVec
 	mismatches      prometheus.Counter
+	unheld          prometheus.Gauge
+	holders         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *metrics {
@@ -29,12 +31,15 @@ func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_webhooks_total", Help: "Webhook events by outcome (delivered, failed: held for the app, dropped: lost)."},
 			[]string{"result"}),
+		unheld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_unheld_bundles", Help: "Notarized prescriptions whose bundle neither the patient's app nor the webhook has taken yet (the physician's receipt waits)."}),
+		holders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_bundle_holders_total", Help: "Prescription bundles by their first holder (patient, webhook; server: neither by the session's end)."},
+			[]string{"holder"}),
 		mismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_fingerprint_mismatches_total", Help: "DTLS fingerprints reported that the other side's SDP did not announce."}),
 	}
 	used := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_used_tokens", Help: "Join tokens remembered as used (each until it expires)."},
 		func() float64 { return float64(usedTokens()) })
 	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_undelivered", Help: "Webhook events the app's backend did not take, held until it fetches them (GET /v1/undelivered)."},
 		func() float64 { return float64(undelivered()) })
-	reg.MustRegister(used, held, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches)
+	reg.MustRegister(used, held, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches, m.unheld, m.holders)
 	return m
 }

@@ -23,7 +23,7 @@ import (
 func TestInvalidPrescriptions(t *testing.T) {
 	n := sessiontest.StartNotary(t)
 	s := sessiontest.StartSignal(t, n, nil)
-	_, physician := started(t, s, "room-invalid")
+	patient, physician := started(t, s, "room-invalid")
 	before := logSize(t, n)
 	cases := prescriptiontest.Invalid()
 	if len(cases) < 20 {
@@ -50,9 +50,6 @@ func TestInvalidPrescriptions(t *testing.T) {
 	}
 	for i, c := range prescriptiontest.Valid() {
 		ref := fmt.Sprintf("ok-%d", i)
-		physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: ref, Resource: c.Doc})
-		if m := physician.expect(signalapi.TypeReceipt); m.Ref != ref {
-			t.Fatalf("%s: receipt for %q", c.Name, m.Ref)
-		}
+		prescribe(t, patient, physician, ref, c.Doc)
 	}
 }

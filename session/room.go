@@ -45,7 +45,9 @@ type room struct {
 	mismatch    bool
 	consents    []signalapi.RecordConsent
 	rx          []signalapi.RecordPrescription
-	rxPending   int // prescriptions queued, not yet notarized
+	rxPending   int                             // prescriptions queued, not yet notarized
+	unheld      map[notary.Commitment]*unheldRx // notarized prescriptions whose bundle no holder has yet (holder.go)
+	heldAll     chan struct{}                   // closed when unheld empties; nil while it is empty
 	receipts    int
 	bound       *binding // the FHIR resources of its patient and physician; nil when not bound
 	expiry      *time.Timer
@@ -187,6 +189,9 @@ func (r *room) seatLocked(c *conn, p *participant, now time.Time, first bool, pr
 	for _, m := range pending {
 		c.enqueue(m)
 	}
+	if role == signalapi.RolePatient {
+		r.resendUnheldLocked(c)
+	}
 	if peerPresent {
 		peer.c.enqueue(encode(&signalapi.Message{Type: signalapi.TypePeerJoined, Role: role, Resumed: resumed}))
 	}
@@ -246,6 +251,8 @@ func (r *room) handle(c *conn, m *signalapi.Message) error {
 		return r.prescribe(c, m)
 	case signalapi.TypeConsent:
 		return r.consent(c, m)
+	case signalapi.TypeKept:
+		return r.kept(c, m)
 	case signalapi.TypeLeave:
 		reason := string(c.role) + "-left"
 		if m.Reason != "" {
@@ -422,6 +429,7 @@ func (r *room) end(reason string) {
 // notarized), closes the connections and the job queue, and forgets the
 // room.
 func (r *room) finishLocked(bundle []byte) {
+	r.holdUnheldLocked()
 	msg := &signalapi.Message{Type: signalapi.TypeSessionEnd, Reason: r.endReason}
 	if bundle != nil {
 		msg.Kind = notary.KindSessionEnd

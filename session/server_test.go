@@ -118,6 +118,36 @@ func (c *client) expect(typ signalapi.Type) *signalapi.Message {
 	}
 }
 
+// keep says, as a patient's app does once it stored the bundle, that the
+// patient keeps a relayed prescription: the physician's receipt waits for
+// it (or for the webhook).
+func (c *client) keep(relayed *signalapi.Message) {
+	c.t.Helper()
+	b, err := notary.ParseBundle(relayed.Bundle)
+	if err != nil {
+		c.t.Fatalf("relayed prescription %q: %v", relayed.Ref, err)
+	}
+	c.send(signalapi.Message{Type: signalapi.TypeKept, Commitment: b.Receipt.Leaf.Commitment.String()})
+}
+
+// prescribe has the physician send a prescription and the patient keep it
+// when it is relayed, and returns the physician's receipt and the
+// patient's message.
+func prescribe(t *testing.T, patient, physician *client, ref string, resource []byte) (receipt, relayed *signalapi.Message) {
+	t.Helper()
+	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: ref, Resource: resource})
+	relayed = patient.expect(signalapi.TypePrescription)
+	if relayed.Ref != ref || len(relayed.Bundle) == 0 {
+		t.Fatalf("the patient got %+v, want the bundle of %q", relayed, ref)
+	}
+	patient.keep(relayed)
+	receipt = physician.expect(signalapi.TypeReceipt)
+	if receipt.Ref != ref || receipt.Holder != signalapi.HolderPatient {
+		t.Fatalf("the physician got the receipt of %q held by %q, want %q held by the patient", receipt.Ref, receipt.Holder, ref)
+	}
+	return receipt, relayed
+}
+
 // expectError waits for an error message with the code.
 func (c *client) expectError(code signalapi.Code) *signalapi.Message {
 	c.t.Helper()
@@ -329,13 +359,7 @@ func TestBadInput(t *testing.T) {
 	if j := physician.join(physicianTok); !j.Resumed {
 		t.Fatal("the physician's return is not a resumption")
 	}
-	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "ok", Resource: medicationRequest(t)})
-	if r := physician.expect(signalapi.TypeReceipt); r.Ref != "ok" {
-		t.Fatalf("receipt for %q", r.Ref)
-	}
-	if p := patient.expect(signalapi.TypePrescription); p.Ref != "ok" || len(p.Bundle) == 0 {
-		t.Fatalf("patient got %+v", p)
-	}
+	prescribe(t, patient, physician, "ok", medicationRequest(t))
 
 	// A flood over the rate limit closes the flooding connection only.
 	flood, _ := s.Tokens(t, "room-bad")
@@ -351,9 +375,7 @@ func TestBadInput(t *testing.T) {
 	patient.expectClosed()
 
 	// Every other room is untouched.
-	otherPhysician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "other", Resource: medicationRequest(t)})
-	otherPhysician.expect(signalapi.TypeReceipt)
-	other.expect(signalapi.TypePrescription)
+	prescribe(t, other, otherPhysician, "other", medicationRequest(t))
 }
 
 // TestJoinRefusals covers tokens and seats: before joining, expired,
@@ -588,7 +610,11 @@ func TestWebhook(t *testing.T) {
 	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.Webhook.URL, c.Webhook.Secret = hook, secret })
 	patient, physician := started(t, s, "room-w")
 	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "rx", Resource: medicationRequest(t)})
-	physician.expect(signalapi.TypeReceipt)
+	// The patient does not say it keeps the bundle: the webhook, once it
+	// takes the event, is the holder the physician hears of.
+	if m := physician.expect(signalapi.TypeReceipt); m.Holder != signalapi.HolderWebhook {
+		t.Fatalf("the receipt names %q as the bundle's holder, want the webhook", m.Holder)
+	}
 	patient.send(signalapi.Message{Type: signalapi.TypeLeave})
 	patient.expect(signalapi.TypeSessionEnd)
 	sessiontest.WaitFor(t, "three webhook events", func() bool {
@@ -722,9 +748,7 @@ func TestWebhookNeverBlocksSignalling(t *testing.T) {
 	for i := range 3 {
 		patient, physician := started(t, s, fmt.Sprintf("room-hook-%d", i))
 		for j := range 3 {
-			physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: fmt.Sprint(j), Resource: medicationRequest(t)})
-			physician.expect(signalapi.TypeReceipt)
-			patient.expect(signalapi.TypePrescription)
+			prescribe(t, patient, physician, fmt.Sprint(j), medicationRequest(t))
 		}
 	}
 	// The queue of 4 is full behind 4 hung deliveries: later events were

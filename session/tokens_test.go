@@ -40,11 +40,7 @@ func TestJoinLinkUsedTwice(t *testing.T) {
 	if len(info) != 1 || len(info[0].Participants) != 2 || !info[0].Participants[0].Connected || !info[0].Participants[1].Connected {
 		t.Fatalf("after the second uses, the session is %+v; want both participants connected", info)
 	}
-	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "rx-after", Resource: medicationRequest(t)})
-	physician.expect(signalapi.TypeReceipt)
-	if rx := patient.expect(signalapi.TypePrescription); rx.Ref != "rx-after" {
-		t.Fatalf("patient got %+v", rx)
-	}
+	prescribe(t, patient, physician, "rx-after", medicationRequest(t))
 	for _, c := range []*client{patient, physician} {
 		for len(c.in) > 0 {
 			if m := <-c.in; m.Type == signalapi.TypePeerLeft || m.Type == signalapi.TypeError {

@@ -51,10 +51,9 @@ func TestWebhookDownEventsHeld(t *testing.T) {
 	if _, err := s.Client("", nil).Undelivered(ctx); !errors.Is(err, httpapi.ErrUnauthorized) {
 		t.Fatalf("undelivered events without the app key: %v", err)
 	}
-	_, physician := started(t, s, "room-held")
+	patient, physician := started(t, s, "room-held")
 	sessiontest.WaitFor(t, "the session-start event held", func() bool { return len(held()) == 1 })
-	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "rx-1", Resource: medicationRequest(t)})
-	physician.expect(signalapi.TypeReceipt)
+	prescribe(t, patient, physician, "rx-1", medicationRequest(t))
 	sessiontest.WaitFor(t, "the prescription event held", func() bool { return len(held()) == 2 })
 
 	before := logSize(t, n)
@@ -96,8 +95,9 @@ func TestWebhookDownEventsHeld(t *testing.T) {
 	}
 	up.Store(true)
 	physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: "rx-3", Resource: medicationRequest(t)})
-	if m := physician.expect(signalapi.TypeReceipt); m.Ref != "rx-3" {
-		t.Fatalf("receipt for %q", m.Ref)
+	patient.keep(patient.expect(signalapi.TypePrescription))
+	if m := physician.expect(signalapi.TypeReceipt); m.Ref != "rx-3" || m.Holder != signalapi.HolderPatient && m.Holder != signalapi.HolderWebhook {
+		t.Fatalf("receipt for %q held by %q", m.Ref, m.Holder)
 	}
 	sessiontest.WaitFor(t, "the webhook, back, to get the next event", func() bool { return delivered.Load() == 1 })
 	if got := held(); len(got) != 1 || got[0].ID != events[1].ID {

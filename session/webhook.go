@@ -38,6 +38,9 @@ type delivery struct {
 	body  []byte
 	event notary.Kind
 	room  string
+	// commitment is a prescription's: its taking makes the webhook the
+	// bundle's holder (room.heldLocked)
+	commitment notary.Commitment
 }
 
 // deliveryID names a delivery by its body (which holds a bundle, whose
@@ -81,33 +84,34 @@ func newWebhooker(ctx context.Context, cfg WebhookConfig, s *Server) *webhooker 
 	return w
 }
 
-// deliver queues an event with its bundle (spliced in as it is) without
-// blocking; when the queue is full the event is dropped and an alert
-// raised.
-func (w *webhooker) deliver(e webhookEvent, bundle []byte) {
-	if w.queue == nil {
-		return
-	}
+// newDelivery makes the delivery of an event with its bundle, spliced in
+// as it is.
+func newDelivery(e webhookEvent, bundle []byte) delivery {
 	head, err := json.Marshal(e)
 	if err != nil { // an event always encodes
 		panic(err)
 	}
+	body := withMember(head, "bundle", bundle)
+	return delivery{id: deliveryID(body), body: body, event: e.Event, room: e.Room}
+}
+
+// deliver queues a delivery without blocking; when the queue is full the
+// event is held for the app to fetch, and an alert raised.
+func (w *webhooker) deliver(d delivery) {
+	if w.queue == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed { // a notarization that outlived a shutdown's deadline
-		w.srv.metrics.webhooks.WithLabelValues("dropped").Inc()
+		w.hold(d, errors.New("the server was shutting down"))
 		return
 	}
-	d := newDelivery(withMember(head, "bundle", bundle), e)
 	select {
 	case w.queue <- d:
 	default:
 		w.hold(d, errors.New("the webhook queue was full"))
 	}
-}
-
-func newDelivery(body []byte, e webhookEvent) delivery {
-	return delivery{id: deliveryID(body), body: body, event: e.Event, room: e.Room}
 }
 
 func (w *webhooker) run() {
@@ -129,6 +133,7 @@ func (w *webhooker) send(d delivery) {
 	_, err := backoff.Retry(w.ctx, post, backoff.WithBackOff(wait), backoff.WithMaxTries(uint(w.cfg.MaxAttempts)), backoff.WithMaxElapsedTime(0))
 	if err == nil {
 		w.srv.metrics.webhooks.WithLabelValues("delivered").Inc()
+		w.srv.webhookTook(d)
 		return
 	}
 	if w.ctx.Err() != nil {

@@ -69,8 +69,14 @@ type Receipt struct {
 	// Result is the verification's result; Err why it failed.
 	Result *notary.Result
 	Err    error
-	// Relayed marks a prescription relayed to the patient.
+	// Relayed marks a prescription relayed to the patient, whose peer
+	// tells the server it keeps the bundle once it is in Receipts.
 	Relayed bool
+	// Holder is, for a prescription's receipt to the physician, who holds
+	// the bundle besides the physician (the server sends the receipt only
+	// once one does): the patient's app, the app's webhook, or the server
+	// (neither by the session's end).
+	Holder signalapi.Holder
 }
 
 // ServerError is an error message of the server. errors.Is matches it
@@ -132,6 +138,7 @@ type Peer struct {
 	endReason   string
 	errs        []*ServerError
 	receipts    chan Receipt
+	kept        map[notary.Commitment]bool // relayed prescriptions published, by commitment
 	peerPresent bool
 	closed      bool
 	readerDone  chan struct{}
@@ -160,7 +167,7 @@ func Join(ctx context.Context, cfg Config) (*Peer, error) {
 	}
 	p := &Peer{
 		cfg: cfg, log: cfg.Logger, open: make(chan struct{}), waiters: map[string]chan result{},
-		ended: make(chan struct{}), receipts: make(chan Receipt, receiptBuffer), readerDone: make(chan struct{}),
+		ended: make(chan struct{}), receipts: make(chan Receipt, receiptBuffer), kept: map[notary.Commitment]bool{}, readerDone: make(chan struct{}),
 		ticket: cfg.Ticket,
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())

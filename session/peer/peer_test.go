@@ -148,6 +148,9 @@ func TestConsultation(t *testing.T) {
 		if r.Bundle.Receipt.Leaf.Kind != notary.KindPrescription || r.Bundle.Receipt.Leaf.Link != startCommit {
 			t.Fatalf("%s: receipt kind %v link %v, want a prescription linked to the session start", name, r.Bundle.Receipt.Leaf.Kind, r.Bundle.Receipt.Leaf.Link)
 		}
+		if r.Holder != signalapi.HolderPatient {
+			t.Fatalf("%s: the receipt names %q as the bundle's holder; the patient's peer keeps it", name, r.Holder)
+		}
 		canonical, _ := notary.CanonicalJSON(resource)
 		if document, _ := r.Bundle.Canonical(); string(document) != string(canonical) {
 			t.Fatalf("%s: the bundle's document is not the prescription", name)

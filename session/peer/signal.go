@@ -207,6 +207,11 @@ func (p *Peer) peerJoined() {
 func (p *Peer) receiptMessage(m *signalapi.Message) {
 	r := p.receipt(m)
 	r.Relayed = m.Type == signalapi.TypePrescription
+	r.Holder = m.Holder
+	if r.Relayed && r.Bundle != nil {
+		p.keepRelayed(r)
+		return
+	}
 	if m.Type == signalapi.TypeReceipt && m.Kind == notary.KindPrescription {
 		p.mu.Lock()
 		w := p.waiters[m.Ref]
@@ -220,6 +225,28 @@ func (p *Peer) receiptMessage(m *signalapi.Message) {
 		}
 	}
 	p.publish(r)
+}
+
+// keepRelayed publishes a prescription relayed to the patient, once (the
+// server sends it again after a reconnection until it hears), and tells
+// the server the bundle is kept: the physician's receipt waits for that.
+func (p *Peer) keepRelayed(r Receipt) {
+	c := r.Bundle.Receipt.Leaf.Commitment
+	p.mu.Lock()
+	seen := p.kept[c]
+	p.mu.Unlock()
+	if !seen {
+		if !p.publish(r) {
+			return // closing: nobody took it, so it is not kept
+		}
+		p.mu.Lock()
+		p.kept[c] = true
+		p.mu.Unlock()
+	}
+	if err := p.write(p.ctx, &signalapi.Message{Type: signalapi.TypeKept, Commitment: c.String()}); err != nil {
+		// The server sends the bundle again when the connection is back.
+		p.log.DebugContext(p.ctx, "could not say a bundle is kept", "ref", r.Ref, "error", err)
+	}
 }
 
 // sessionEnd keeps the end receipt and reason and marks the session ended.
@@ -249,10 +276,14 @@ func (p *Peer) serverError(m *signalapi.Message) {
 	p.log.DebugContext(p.ctx, "server error", "code", m.Code, "message", m.Message)
 }
 
-func (p *Peer) publish(r Receipt) {
+// publish hands a receipt to the reader of Receipts, waiting for room in
+// its buffer; false when the peer closes first.
+func (p *Peer) publish(r Receipt) bool {
 	select {
 	case p.receipts <- r:
+		return true
 	case <-p.ctx.Done(): // the peer is closing: nobody reads any more
+		return false
 	}
 }
 

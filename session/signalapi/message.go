@@ -28,6 +28,7 @@ const (
 	TypePrescription Type = "prescription" // physician: a FHIR MedicationRequest to notarize and relay; patient: a relayed one
 	TypeConsent      Type = "consent"      // a consent given or withdrawn
 	TypeLeave        Type = "leave"        // the participant ends the consultation
+	TypeKept         Type = "kept"         // patient: the bundle of a relayed prescription is kept (stored by the app)
 )
 
 // Types of the messages the server sends (besides relayed offer, answer,
@@ -39,6 +40,21 @@ const (
 	TypeReceipt    Type = "receipt"     // a receipt bundle: session start, a prescription (to the physician)
 	TypeSessionEnd Type = "session-end" // the consultation ended; the connection closes after it
 	TypeError      Type = "error"       // something was refused; see Code
+)
+
+// Holder is who holds a prescription's bundle when the physician is sent
+// its receipt: the server holds a bundle only in memory, so the physician
+// is told a prescription is done only once the bundle is out of it.
+type Holder string
+
+// The holders of a bundle.
+const (
+	HolderPatient Holder = "patient" // the patient's app said it keeps the bundle (a kept message)
+	HolderWebhook Holder = "webhook" // the app's backend took its webhook event (HTTP 2xx)
+	// HolderServer: neither had taken it when the session ended; the
+	// server holds it, in memory, for the app's backend to fetch (GET
+	// /v1/undelivered), and raised an alert.
+	HolderServer Holder = "server"
 )
 
 // Limits on what a client can send.
@@ -104,6 +120,14 @@ type Message struct {
 	// salt and receipt, verifiable offline
 	Bundle json.RawMessage `json:"bundle,omitempty"`
 
+	// kept (patient to server): the commitment (64 hex digits) of the
+	// relayed prescription whose bundle the patient's app now keeps
+	Commitment string `json:"commitment,omitempty"`
+	// receipt of a prescription (server to physician): who holds the
+	// bundle, so that it cannot be lost with the server's memory; the
+	// receipt is sent only once one of them does (see Holder)
+	Holder Holder `json:"holder,omitempty"`
+
 	// error
 	Code    Code   `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
@@ -132,6 +156,7 @@ type clientMessage struct {
 	Scope       *string         `json:"scope"`
 	Granted     *bool           `json:"granted"`
 	Reason      *string         `json:"reason"`
+	Commitment  *string         `json:"commitment"`
 }
 
 // clientFields are the fields each type a client may send carries,
@@ -145,6 +170,7 @@ var clientFields = map[Type][]string{
 	TypePrescription: {"ref", "resource"},
 	TypeConsent:      {"scope", "granted"},
 	TypeLeave:        {"reason"},
+	TypeKept:         {"commitment"},
 }
 
 // DecodeClientMessage parses one message from a client in one pass: a JSON
@@ -186,7 +212,7 @@ func DecodeClientMessage(data []byte) (*Message, error) {
 	for _, s := range []struct {
 		dst *string
 		src *string
-	}{{&m.Token, cm.Token}, {&m.Ticket, cm.Ticket}, {&m.Room, cm.Room}, {&m.SDP, cm.SDP}, {&m.Ref, cm.Ref}, {&m.Scope, cm.Scope}, {&m.Reason, cm.Reason}} {
+	}{{&m.Token, cm.Token}, {&m.Ticket, cm.Ticket}, {&m.Room, cm.Room}, {&m.SDP, cm.SDP}, {&m.Ref, cm.Ref}, {&m.Scope, cm.Scope}, {&m.Reason, cm.Reason}, {&m.Commitment, cm.Commitment}} {
 		if s.src != nil {
 			*s.dst = *s.src
 		}
@@ -268,7 +294,7 @@ func (cm *clientMessage) given() []string {
 		{"token", cm.Token != nil}, {"ticket", cm.Ticket != nil}, {"room", cm.Room != nil}, {"sdp", cm.SDP != nil},
 		{"candidate", cm.Candidate != nil}, {"fingerprint", cm.Fingerprint != nil}, {"ref", cm.Ref != nil},
 		{"resource", cm.Resource != nil}, {"scope", cm.Scope != nil}, {"granted", cm.Granted != nil},
-		{"reason", cm.Reason != nil},
+		{"reason", cm.Reason != nil}, {"commitment", cm.Commitment != nil},
 	} {
 		if f.given {
 			out = append(out, f.name)
@@ -356,6 +382,10 @@ func (m *Message) checkBounds() error {
 	case TypeLeave:
 		if len(m.Reason) > MaxReasonLength || !printable(m.Reason) {
 			return Refuse(CodeBadMessage, "reason must be at most %d printable ASCII characters", MaxReasonLength)
+		}
+	case TypeKept:
+		if _, err := notary.ParseCommitment(m.Commitment); err != nil {
+			return Refuse(CodeBadMessage, "commitment must be the 64 lowercase hex digits of the kept bundle's receipt.leaf.commitment")
 		}
 	}
 	return nil

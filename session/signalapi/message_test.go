@@ -144,6 +144,8 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		`{"type":"prescription","ref":"x","resource":{"resourceType":"MedicationRequest"}}`,
 		`{"type":"consent","scope":"recording","granted":true}`,
 		`{"type":"leave","reason":"done"}`,
+		`{"type":"kept","commitment":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}`,
+		`{"type":"kept","commitment":"0011"}`,
 		`{"type":"leave","type":"join"}`, `[]`, `null`, `{"type":7}`,
 		`{"type":"prescription","ref":"x","resource":{"a":1,"a":2}}`,
 		`{"resource":{"a":1,"a":2},"type":"prescription","ref":"x\u0001"}`,

@@ -367,8 +367,14 @@ function addBundle(msg, messageKind) {
   }
   const text = (msg.raw && receipts.rawMember(msg.raw, 'bundle')) || JSON.stringify(bundle);
   const known = state.receipts.find((r) => r.commitment && r.commitment === receipts.describe(bundle).commitment);
-  if (known) return known;
+  if (known) {
+    // Sent again after a reconnection: the server did not hear that it is
+    // kept (or it was kept on an earlier page, before a reload).
+    if (known.saved) tellKept(known);
+    return known;
+  }
   const entry = track(bundle, text, messageKind, ref, state.room);
+  entry.holder = msg.holder || '';
   logEvent(`received a receipt: ${entry.kind} #${entry.index}`);
   if (state.role === 'patient' && entry.commitment) keep(entry, text); // a bundle without a commitment has no key to keep it by
   return entry;
@@ -412,7 +418,7 @@ function track(bundle, text, messageKind, ref, room) {
       sent.status = entry.valid ? 'notarized' : 'invalid receipt';
       sent.index = entry.index;
       $('prescribe-status').textContent = entry.valid
-        ? `Prescription notarized as entry #${entry.index} and sent to the patient.`
+        ? `Prescription notarized as entry #${entry.index}; ${HOLDER_TEXT[entry.holder] ?? 'sent to the patient.'}`
         : `The receipt for this prescription does not verify: ${entry.reason}.`;
     }
     renderReceipt(entry, url);
@@ -437,10 +443,28 @@ function keep(entry, text) {
     room: entry.room, ref: entry.ref, text,
   }).then(() => {
     entry.saved = true;
+    tellKept(entry);
   }, (err) => {
     entry.saveError = err && err.message ? err.message : String(err);
     addError('storage', `This browser could not keep the ${KIND_LABELS[entry.kind] ?? entry.kind} bundle (${entry.saveError}): download it now.`);
   }).finally(() => renderReceipt(entry, urlOf(entry)));
+}
+
+// HOLDER_TEXT says who holds a prescription's bundle, as the physician's
+// receipt names it (the server sends the receipt only once one does).
+const HOLDER_TEXT = {
+  patient: "the patient's app keeps it.",
+  webhook: "the app's backend has it.",
+  server: "the patient's app never confirmed it: the server holds it for the app's backend to fetch.",
+};
+
+// tellKept tells the server this browser keeps a prescription's bundle:
+// the physician's receipt waits for it (or for the app's webhook). If the
+// connection is down, the server sends the bundle again on the way back,
+// and this page answers then.
+function tellKept(entry) {
+  if (entry.kind !== 'prescription' || state.role !== 'patient' || !signal) return;
+  signal.send({ type: 'kept', commitment: entry.commitment });
 }
 
 function urlOf(entry) {
@@ -642,7 +666,7 @@ function prescribe() {
   pendingRef = ref;
   clearTimeout(pendingTimer);
   pendingTimer = setTimeout(() => settled(ref), 30_000);
-  status.textContent = 'Sent to the notary; waiting for the receipt…';
+  status.textContent = 'Sent to the notary; the receipt comes once the patient\'s app (or the app\'s backend) keeps the prescription…';
   logEvent(`sent prescription ${ref}`);
 }
 
