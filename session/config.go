@@ -106,8 +106,14 @@ type WebhookConfig struct {
 	// MinTokenKey bytes.
 	Secret []byte
 	// MaxAttempts bounds the deliveries of one event, with a jittered
-	// backoff from 500ms doubling to at most 30s between them.
-	MaxAttempts int
+	// (±20%) backoff from RetryInterval doubling to at most
+	// MaxRetryInterval between them. The defaults (10 attempts, 500ms to
+	// 30s) ride out a receiver down for a minute and a half: the waits add
+	// up to 121.5 s, at least 97 s with the jitter. An event whose
+	// attempts all failed is held for the app (GET /v1/undelivered).
+	MaxAttempts      int
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
 	// Queue bounds the events waiting; when it is full, new events are
 	// dropped, counted as failed and shown as an alert.
 	Queue int
@@ -138,7 +144,7 @@ func DefaultConfig() Config {
 		MaxRooms:          10000,
 		MaxUsedTokens:     100000,
 		MaxUndelivered:    10000,
-		Webhook:           WebhookConfig{MaxAttempts: 8, Queue: 4096, Timeout: 10 * time.Second},
+		Webhook:           WebhookConfig{MaxAttempts: 10, RetryInterval: 500 * time.Millisecond, MaxRetryInterval: 30 * time.Second, Queue: 4096, Timeout: 10 * time.Second},
 		HTTP:              DefaultHTTPConfig(),
 	}
 }
@@ -203,6 +209,8 @@ func (w WebhookConfig) validate() error {
 		return fmt.Errorf("Queue is %d; it must be at least 1 (DefaultConfig sets it)", w.Queue)
 	case w.Timeout <= 0:
 		return fmt.Errorf("Timeout is %v; it must be positive (DefaultConfig sets it)", w.Timeout)
+	case w.RetryInterval <= 0 || w.MaxRetryInterval < w.RetryInterval:
+		return fmt.Errorf("RetryInterval is %v and MaxRetryInterval %v; both must be positive, the first at most the second (DefaultConfig sets them)", w.RetryInterval, w.MaxRetryInterval)
 	}
 	return nil
 }

@@ -45,6 +45,10 @@ func TestConfigValidate(t *testing.T) {
 		{"Webhook.Timeout", func(c *session.Config) {
 			c.Webhook.URL, c.Webhook.Secret, c.Webhook.Timeout = "https://app.example/hook", key, 0
 		}},
+		{"Webhook.RetryInterval", func(c *session.Config) {
+			c.Webhook.URL, c.Webhook.Secret, c.Webhook.MaxRetryInterval = "https://app.example/hook", key, time.Millisecond
+		}},
+		{"HolderWait", func(c *session.Config) { c.HolderWait = 0 }},
 		{"MaxUsedTokens", func(c *session.Config) { c.MaxUsedTokens = 0 }},
 		{"HTTP.ReadHeaderTimeout", func(c *session.Config) { c.HTTP.ReadHeaderTimeout = 0 }},
 		{"HTTP.WriteTimeout", func(c *session.Config) { c.HTTP.WriteTimeout = -time.Second }},

@@ -74,3 +74,23 @@ func TestUsedTokens(t *testing.T) {
 		t.Fatalf("%d ids and %d in the heap after the others expired, want 1", u.len(), len(u.order))
 	}
 }
+
+// TestDefaultRetriesOutlastAMinute: with the default schedule, a delivery's
+// attempts span more than a minute whatever the jitter draws, so a
+// receiver down for a minute loses no event to the undelivered store.
+func TestDefaultRetriesOutlastAMinute(t *testing.T) {
+	cfg := DefaultConfig().Webhook
+	shortest := time.Duration(1<<63 - 1)
+	for range 2000 {
+		schedule := retrySchedule(cfg)
+		schedule.Reset()
+		var span time.Duration
+		for range cfg.MaxAttempts - 1 { // the waits between the attempts
+			span += schedule.NextBackOff()
+		}
+		shortest = min(shortest, span)
+	}
+	if shortest <= time.Minute {
+		t.Fatalf("the attempts of a delivery span as little as %v: a receiver down for a minute loses events to the store", shortest)
+	}
+}

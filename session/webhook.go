@@ -129,8 +129,7 @@ func (w *webhooker) send(d delivery) {
 		last = w.post(d)
 		return struct{}{}, last
 	}
-	wait := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 30 * time.Second}
-	_, err := backoff.Retry(w.ctx, post, backoff.WithBackOff(wait), backoff.WithMaxTries(uint(w.cfg.MaxAttempts)), backoff.WithMaxElapsedTime(0))
+	_, err := backoff.Retry(w.ctx, post, backoff.WithBackOff(retrySchedule(w.cfg)), backoff.WithMaxTries(uint(w.cfg.MaxAttempts)), backoff.WithMaxElapsedTime(0))
 	if err == nil {
 		w.srv.metrics.webhooks.WithLabelValues("delivered").Inc()
 		w.srv.webhookTook(d)
@@ -140,6 +139,12 @@ func (w *webhooker) send(d delivery) {
 		last = fmt.Errorf("%w (server shutting down)", last)
 	}
 	w.hold(d, last)
+}
+
+// retrySchedule is the waits between a delivery's attempts: from
+// RetryInterval, doubling to at most MaxRetryInterval, each ±20%.
+func retrySchedule(cfg WebhookConfig) *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: cfg.RetryInterval, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: cfg.MaxRetryInterval}
 }
 
 // hold keeps an event the webhook did not take for the app to fetch

@@ -2,10 +2,16 @@ package session_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
@@ -127,4 +133,109 @@ func mustTokenKey(t testing.TB) *session.TokenKey {
 		t.Fatal(err)
 	}
 	return tk
+}
+
+// TestWebhookReceiverDownThenBack: the app's backend is down while
+// consultations run (the events being sent are refused three times or more:
+// the default schedule, scaled down here, that outlasts a minute), then
+// back, and answers some deliveries it took with an error, as if the
+// answer were lost: every bundle arrives, once by webhook-id, and nothing
+// is left held.
+func TestWebhookReceiverDownThenBack(t *testing.T) {
+	secret := bytes.Repeat([]byte("k"), 32)
+	const rooms, prescriptionsPerRoom = 3, 2
+	const events = rooms * (2 + prescriptionsPerRoom)
+	var mu sync.Mutex
+	down := true
+	refusals := map[string]int{} // by webhook-id, while down
+	taken := map[string][]byte{} // the body first taken, by webhook-id
+	again := map[string]int{}    // deliveries of an id already taken
+	hook := newHook(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id, err := signalapi.VerifyWebhook(secret, r.Header, body, time.Now())
+		if err != nil {
+			t.Errorf("delivery not verified: %v", err)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case down:
+			refusals[id]++
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case taken[id] != nil:
+			again[id]++
+			w.WriteHeader(http.StatusNoContent) // seen: acknowledged, not taken twice
+		default:
+			taken[id] = body
+			if len(taken)%3 == 0 {
+				w.WriteHeader(http.StatusBadGateway) // taken, but the sender hears a failure
+			}
+		}
+	})
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) {
+		c.Webhook.URL, c.Webhook.Secret = hook, secret
+		// The default schedule (500ms to 30s), 25 times faster.
+		c.Webhook.RetryInterval, c.Webhook.MaxRetryInterval = 20*time.Millisecond, 1200*time.Millisecond
+	})
+	var bundles [][]byte
+	for i := range rooms {
+		patient, physician := started(t, s, fmt.Sprintf("room-down-%d", i))
+		for j := range prescriptionsPerRoom {
+			receipt, _ := prescribe(t, patient, physician, fmt.Sprint("rx-", j), medicationRequest(t))
+			bundles = append(bundles, receipt.Bundle)
+		}
+		patient.send(signalapi.Message{Type: signalapi.TypeLeave})
+		patient.expect(signalapi.TypeSessionEnd)
+	}
+	// Four senders retry an event each; the others wait in the queue.
+	sessiontest.WaitFor(t, "the events being sent refused three times each", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		thrice := 0
+		for _, n := range refusals {
+			if n >= 3 {
+				thrice++
+			}
+		}
+		return thrice >= 4
+	})
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	sessiontest.WaitFor(t, "every event taken, and every delivery heard", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(taken) == events && metric(t, s, `telenotary_signal_webhooks_total{result="delivered"}`) == fmt.Sprint(events)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id := range refusals {
+		if taken[id] == nil {
+			t.Errorf("event %s refused while down never arrived", id)
+		}
+	}
+	if len(again) == 0 {
+		t.Error("no delivery whose answer was lost came again: the test did not exercise retries after a take")
+	}
+	for _, b := range bundles {
+		found := false
+		for _, body := range taken {
+			var e signalapi.WebhookEvent
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatal(err)
+			}
+			found = found || string(e.Bundle) == string(b)
+		}
+		if !found {
+			t.Errorf("a prescription's bundle never reached the webhook")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if u, err := s.Client(sessiontest.AppKey, nil).Undelivered(ctx); err != nil || len(u.Events) != 0 {
+		t.Fatalf("held after the receiver came back: %+v, %v", u, err)
+	}
 }
