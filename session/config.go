@@ -42,6 +42,8 @@ type Config struct {
 	APIKeys *auth.Tokens
 	// Webhook, when its URL is set, receives every receipt bundle.
 	Webhook WebhookConfig
+	// ICE is the STUN and TURN servers given to clients.
+	ICE ICEConfig
 	// OriginPatterns are the web origins, besides the server's own, whose
 	// pages may open the WebSocket (host patterns as in path.Match).
 	OriginPatterns []string
@@ -183,6 +185,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.HTTP.validate(); err != nil {
 		return fmt.Errorf("HTTP.%w", err)
+	}
+	if err := c.ICE.Validate(); err != nil {
+		return fmt.Errorf("ICE.%w", err)
 	}
 	return nil
 }

@@ -94,3 +94,24 @@ func TestDefaultRetriesOutlastAMinute(t *testing.T) {
 		t.Fatalf("the attempts of a delivery span as little as %v: a receiver down for a minute loses events to the store", shortest)
 	}
 }
+
+// FuzzICEURL: an ICE URL is accepted or refused with a reason, never a
+// panic; an accepted one has a known scheme and a host with nothing a
+// client would read as another part of the URL.
+func FuzzICEURL(f *testing.F) {
+	for _, s := range []string{"stun:stun.example.org:3478", "turns:t.example.org:443?transport=tcp", "turn:[::1]:3478", "turn:h?transport=sctp", "stun://x", "https://x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		turn, err := checkICEURL(u)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("a refusal without a reason")
+			}
+			return
+		}
+		if turn != strings.HasPrefix(u, "turn") || strings.ContainsAny(u, " /@") || len(u) > maxICEURLLength {
+			t.Fatalf("accepted %q (turn %v)", u, turn)
+		}
+	})
+}

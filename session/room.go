@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -185,7 +186,9 @@ func (r *room) seatLocked(c *conn, p *participant, now time.Time, first bool, pr
 	peerPresent := peer != nil && peer.c != nil
 	pending := p.pending
 	p.pending = nil
-	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeJoined, Room: r.id, Session: r.session, Role: role, PeerPresent: &peerPresent, Resumed: resumed, Ticket: ticket}))
+	ttl := cmp.Or(r.srv.cfg.ICE.CredentialTTL, r.srv.cfg.MaxSessionLength)
+	ice := r.srv.cfg.ICE.iceServers(r.session+"-"+string(role), now, ttl)
+	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeJoined, Room: r.id, Session: r.session, Role: role, PeerPresent: &peerPresent, Resumed: resumed, Ticket: ticket, ICEServers: ice}))
 	for _, m := range pending {
 		c.enqueue(m)
 	}

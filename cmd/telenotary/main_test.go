@@ -390,6 +390,11 @@ func TestSignalRefusesBadStart(t *testing.T) {
 		{append(base, "--api-keys", keys, "--log-level", "loud"), "--log-level", exitUsage},
 		{append(base, "--api-keys", keys, "--receipt-signatures", "0"), "--receipt-signatures", exitUsage},
 		{append(base, "--api-keys", keys, "--receipt-signatures", "most"), "--receipt-signatures", exitUsage},
+		{append(base, "--api-keys", keys, "--ice-servers", "turn:127.0.0.1:3478"), "a turn: URL needs a secret", exitUsage},
+		{append(base, "--api-keys", keys, "--ice-servers", "https://stun.example.org"), `scheme "https" is not stun`, exitUsage},
+		{append(base, "--api-keys", keys, "--ice-servers", "stun://stun.example.org:3478"), `has no "//"`, exitUsage},
+		{append(base, "--api-keys", keys, "--ice-servers", "turn:t.example.org:99999", "--turn-secret-file", keys), "not a port number", exitUsage},
+		{append(base, "--api-keys", keys, "--ice-servers", "stun:s.example.org", "--turn-secret-file", keys), "no URL is a turn:", exitUsage},
 	} {
 		code, _, stderr := runCmd(t, nil, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {

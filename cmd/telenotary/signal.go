@@ -77,6 +77,8 @@ type signalFlags struct {
 	logLevel                  string
 	logJSON                   bool
 	receiptSignatures         string
+	iceServers                string
+	turnSecretFile            string
 }
 
 // define declares the flags on fs.
@@ -99,6 +101,8 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", def.MaxConnsPerIP, "connections held at once from one address")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.StringVar(&f.iceServers, "ice-servers", "", "comma-separated STUN and TURN URLs given to every participant (stun:host:port, turns:host:443?transport=tcp); TURN ones with credentials made with --turn-secret-file")
+	fs.StringVar(&f.turnSecretFile, "turn-secret-file", "", "file (mode 0600) holding the secret shared with the TURN servers (coturn: use-auth-secret, static-auth-secret), 16 bytes or more (required with a turn: URL)")
 	fs.StringVar(&f.receiptSignatures, "receipt-signatures", notaryapi.SignaturesMajority, "nodes that sign the checkpoint of every receipt delivered: majority, so that verifiers can require a majority's signatures (--min-signatures) and trust no single node, or a number from 1")
 }
 
@@ -162,6 +166,17 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, err
 	}
 	if f.origins != "" {
 		cfg.OriginPatterns = strings.Split(f.origins, ",")
+	}
+	if f.iceServers != "" {
+		cfg.ICE.URLs = strings.Split(f.iceServers, ",")
+	}
+	if f.turnSecretFile != "" {
+		if cfg.ICE.TURNSecret, err = readSecret(f.turnSecretFile, "--turn-secret-file", 16); err != nil {
+			return cfg, nil, err
+		}
+	}
+	if err := cfg.ICE.Validate(); err != nil {
+		return cfg, nil, fmt.Errorf("--ice-servers, --turn-secret-file: %w", err)
 	}
 	srvTLS, _, err := apiTLS(f.tlsCert, f.tlsKey, "")
 	if err != nil {

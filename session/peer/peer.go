@@ -39,8 +39,12 @@ type Config struct {
 	// Loopback gathers only loopback candidates, without mDNS: tests and
 	// demos on one machine.
 	Loopback bool
-	// ICEServers are STUN/TURN servers.
+	// ICEServers are STUN/TURN servers, besides those the server gives
+	// in its joined message (with their TURN credentials).
 	ICEServers []webrtc.ICEServer
+	// ICETransportPolicy "relay" uses TURN relays only (tests, and
+	// networks that let nothing else through); the zero value uses all.
+	ICETransportPolicy webrtc.ICETransportPolicy
 	// ReconnectWindow is how long the peer tries to rejoin after its
 	// WebSocket drops (default 20s: inside the server's grace window).
 	ReconnectWindow time.Duration
@@ -229,11 +233,14 @@ func (p *Peer) setUp(ctx context.Context) error {
 		return fmt.Errorf("peer: policy: %w", err)
 	}
 	p.verifier = v
-	if err := p.newPeerConnection(); err != nil {
-		return err
-	}
 	ws, joined, err := p.dialAndJoin(ctx)
 	if err != nil {
+		return err
+	}
+	// The peer connection takes the ICE servers the server gave; nothing
+	// negotiates before the reader starts, after this.
+	if err := p.newPeerConnection(iceServers(p.cfg.ICEServers, joined.ICEServers)); err != nil {
+		ws.CloseNow()
 		return err
 	}
 	p.role, p.room, p.session = joined.Role, joined.Room, joined.Session
@@ -283,6 +290,17 @@ func (p *Peer) Connected(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("peer: waiting for the data channel: %w (ICE %s, DTLS %s)", ctx.Err(), p.pc.ICEConnectionState(), p.pc.SCTP().Transport().State())
 	}
+}
+
+// PathType is the type of this side's candidate in the pair ICE selected:
+// "host", "srflx", "prflx" or "relay" (through a TURN server); "" before
+// ICE selects one.
+func (p *Peer) PathType() string {
+	pair, err := p.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil {
+		return ""
+	}
+	return pair.Local.Typ.String()
 }
 
 // Send sends a message to the other participant over the data channel.

@@ -8,10 +8,24 @@ import (
 	"github.com/telenotary/telenotary/session/signalapi"
 )
 
+// iceServers are the configured servers and those the signalling server
+// gave, in pion's form.
+func iceServers(configured []webrtc.ICEServer, given []signalapi.ICEServer) []webrtc.ICEServer {
+	out := append([]webrtc.ICEServer(nil), configured...)
+	for _, s := range given {
+		is := webrtc.ICEServer{URLs: s.URLs, Username: s.Username}
+		if s.Credential != "" {
+			is.Credential = s.Credential
+		}
+		out = append(out, is)
+	}
+	return out
+}
+
 // newPeerConnection makes the pion peer connection and wires its
 // callbacks: local candidates go to the server, a remote data channel is
 // taken, and the DTLS certificate seen is reported once connected.
-func (p *Peer) newPeerConnection() error {
+func (p *Peer) newPeerConnection(servers []webrtc.ICEServer) error {
 	var se webrtc.SettingEngine
 	if p.cfg.Loopback {
 		se.SetIncludeLoopbackCandidate(true)
@@ -20,7 +34,7 @@ func (p *Peer) newPeerConnection() error {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: p.cfg.ICEServers})
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers, ICETransportPolicy: p.cfg.ICETransportPolicy})
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}

@@ -110,6 +110,10 @@ type Message struct {
 	PeerPresent *bool `json:"peer_present,omitempty"`
 	// joined, peer-joined: a reconnection within the grace window
 	Resumed bool `json:"resumed,omitempty"`
+	// joined: the STUN and TURN servers the client gives its peer
+	// connection (RTCConfiguration.iceServers), TURN with credentials
+	// valid for this participant until they expire
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
 	// peer-left: milliseconds the other participant has to come back
 	GraceMillis int64 `json:"grace_ms,omitempty"`
 
@@ -131,6 +135,17 @@ type Message struct {
 	// error
 	Code    Code   `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+}
+
+// ICEServer is a STUN or TURN server in the JSON form of RTCIceServer.
+// TURN credentials follow the TURN REST convention (a TURN server with a
+// shared secret checks them without asking anyone): Username is
+// "<expiry in Unix seconds>:<user>" and Credential the base64 HMAC-SHA1 of
+// Username under the secret, as coturn's use-auth-secret expects.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // Candidate is an ICE candidate in the JSON form of RTCIceCandidateInit.

@@ -101,6 +101,18 @@ export class Call extends EventTarget {
 
   /** joined handles the server's joined message (also after a reconnect). */
   joined(msg) {
+    if (Array.isArray(msg.ice_servers) && msg.ice_servers.length > 0) {
+      // The server's STUN and TURN servers, with TURN credentials fresh
+      // for this join: a later ICE restart uses them too.
+      this.#iceServers = msg.ice_servers;
+      if (this.#pc) {
+        try {
+          this.#pc.setConfiguration({ ...this.#pc.getConfiguration(), iceServers: this.#iceServers });
+        } catch (e) {
+          this.#log(`kept the earlier ICE servers: ${e.message}`);
+        }
+      }
+    }
     this.peerPresent = msg.peer_present === true;
     this.#changed();
     if (this.offerer && this.peerPresent) {
