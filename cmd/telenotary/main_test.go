@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,8 +416,43 @@ func TestSignalRefusesBadStart(t *testing.T) {
 		if err := f.parse(env, args); err != nil {
 			t.Fatal(err)
 		}
-		if cfg, _, err := f.config(env); err != nil || cfg.ReceiptSignatures != want {
+		if cfg, _, _, err := f.config(env); err != nil || cfg.ReceiptSignatures != want {
 			t.Errorf("--receipt-signatures %q: ReceiptSignatures %d (%v), want %d", flag, cfg.ReceiptSignatures, err, want)
+		}
+	}
+
+	// An embedded TURN server: clients are given its turn: URLs, over UDP
+	// and TCP, with credentials under a secret the process made.
+	turnArgs := func(extra ...string) []string {
+		return append([]string{"--cluster", "http://127.0.0.1:1", "--cluster-token-file", tok, "--api-keys", keys}, extra...)
+	}
+	var f signalFlags
+	if err := f.parse(env, turnArgs("--turn-listen", "127.0.0.1:3478", "--turn-relay-ports", "50000-50100", "--turn-user-quota", "2")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, turnCfg, err := f.config(env)
+	if err != nil || turnCfg == nil {
+		t.Fatalf("--turn-listen: %v", err)
+	}
+	if want := []string{"turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"}; !slices.Equal(cfg.ICE.URLs, want) {
+		t.Errorf("ICE URLs %q, want %q", cfg.ICE.URLs, want)
+	}
+	if len(cfg.ICE.TURNSecret) != 32 || string(turnCfg.Secret) != string(cfg.ICE.TURNSecret) || turnCfg.MinPort != 50000 || turnCfg.MaxPort != 50100 ||
+		turnCfg.MaxAllocationsPerUser != 2 || turnCfg.AllowPrivatePeers || turnCfg.Registerer == nil {
+		t.Errorf("TURN configuration %+v", turnCfg)
+	}
+	for want, args := range map[string][]string{
+		"--turn-relay-ip":            {"--turn-listen", "0.0.0.0:3478"},
+		"--turn-relay-ports":         {"--turn-listen", "127.0.0.1:3478", "--turn-relay-ports", "9-5"},
+		"--turn-tls-listen needs":    {"--turn-tls-listen", "127.0.0.1:443"},
+		"a turn: URL needs a secret": {"--ice-servers", "turn:t.example.org"},
+	} {
+		var f signalFlags
+		if err := f.parse(env, turnArgs(args...)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := f.config(env); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error with %q", args, err, want)
 		}
 	}
 }

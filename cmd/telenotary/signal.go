@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -9,12 +10,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telenotary/telenotary/cluster/auth"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/session"
+	"github.com/telenotary/telenotary/session/turnserver"
 )
 
 const signalSynopsis = `signal --cluster URL[,URL...] --cluster-token-file FILE --api-keys FILE [flags]
@@ -36,13 +41,21 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 	if err := f.parse(env, args); err != nil {
 		return fail(err)
 	}
-	cfg, srvTLS, err := f.config(env)
+	cfg, srvTLS, turnCfg, err := f.config(env)
 	if err != nil {
 		return fail(err)
 	}
 	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--cluster", "cluster token", strings.Split(f.cluster, ","))
 	// From here on the command line was sound: what fails is the run.
 	failed := func(err error) int { return failure(env.stderr, "signal", err) }
+	if turnCfg != nil {
+		ts, err := turnserver.Start(*turnCfg)
+		if err != nil {
+			return failed(err)
+		}
+		defer ts.Close()
+		cfg.Logger.InfoContext(ctx, "TURN server started", "listeners", ts.Addrs(), "relay_ip", turnCfg.RelayIP.String(), "ice_servers", cfg.ICE.URLs)
+	}
 	s, err := startSignal(ctx, cfg, f.listen, srvTLS)
 	if err != nil {
 		return failed(err)
@@ -79,6 +92,11 @@ type signalFlags struct {
 	receiptSignatures         string
 	iceServers                string
 	turnSecretFile            string
+	turnListen, turnTLSListen string
+	turnRelayIP               string
+	turnRelayPorts            string
+	turnUserQuota             int
+	turnAllowPrivate          bool
 }
 
 // define declares the flags on fs.
@@ -103,6 +121,12 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fs.StringVar(&f.iceServers, "ice-servers", "", "comma-separated STUN and TURN URLs given to every participant (stun:host:port, turns:host:443?transport=tcp); TURN ones with credentials made with --turn-secret-file")
 	fs.StringVar(&f.turnSecretFile, "turn-secret-file", "", "file (mode 0600) holding the secret shared with the TURN servers (coturn: use-auth-secret, static-auth-secret), 16 bytes or more (required with a turn: URL)")
+	fs.StringVar(&f.turnListen, "turn-listen", "", "run a TURN server in this process on this address, UDP and TCP (such as 0.0.0.0:3478)")
+	fs.StringVar(&f.turnTLSListen, "turn-tls-listen", "", "run TURN over TLS on this address too (such as 0.0.0.0:443), with --tls-cert, for networks that let only 443 out")
+	fs.StringVar(&f.turnRelayIP, "turn-relay-ip", "", "the public IP address of the TURN relays (default: the host of --turn-listen)")
+	fs.StringVar(&f.turnRelayPorts, "turn-relay-ports", "49152-65535", "the ports relays take, LOW-HIGH")
+	fs.IntVar(&f.turnUserQuota, "turn-user-quota", turnserver.DefaultMaxAllocationsPerUser, "relays one participant may hold at once")
+	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private and link-local addresses (by default only public ones, so that nobody enters your network through them)")
 	fs.StringVar(&f.receiptSignatures, "receipt-signatures", notaryapi.SignaturesMajority, "nodes that sign the checkpoint of every receipt delivered: majority, so that verifiers can require a majority's signatures (--min-signatures) and trust no single node, or a number from 1")
 }
 
@@ -125,66 +149,129 @@ func (f *signalFlags) parse(env *environment, args []string) error {
 // config builds the server's configuration and its TLS (nil: plain
 // HTTP): it makes the logger, reads the key and token files and loads the
 // TLS material.
-func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, error) {
+func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, *turnserver.Config, error) {
 	cfg := session.DefaultConfig()
 	var err error
 	if cfg.Logger, err = newLogger(env.stderr, f.logLevel, f.logJSON); err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
 	cfg.Grace = f.grace
 	if cfg.ReceiptSignatures, err = parseSignatures(f.receiptSignatures, "--receipt-signatures"); err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
 	if cfg.Notary, err = f.notaryClient(); err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
 	keys, err := readPrivate(f.apiKeysFile, "--api-keys")
 	if err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
 	if cfg.APIKeys, err = auth.ParseTokens(keys); err != nil {
-		return cfg, nil, fmt.Errorf("--api-keys %s: %w", f.apiKeysFile, err)
+		return cfg, nil, nil, fmt.Errorf("--api-keys %s: %w", f.apiKeysFile, err)
 	}
 	tokenKey := make([]byte, 32)
 	if f.tokenKeyFile != "" {
 		if tokenKey, err = readSecret(f.tokenKeyFile, "--token-key-file", session.MinTokenKey); err != nil {
-			return cfg, nil, err
+			return cfg, nil, nil, err
 		}
 	} else {
 		rand.Read(tokenKey)
 	}
 	if cfg.TokenKey, err = session.NewTokenKey(tokenKey, f.appIssuer); err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
 	cfg.HTTP.MaxConns, cfg.HTTP.MaxConnsPerIP = f.maxConns, f.maxConnsPerIP
 	if f.webhook != "" {
 		secret, err := readSecret(f.webhookSecretFile, "--webhook-secret-file", session.MinTokenKey)
 		if err != nil {
-			return cfg, nil, err
+			return cfg, nil, nil, err
 		}
 		cfg.Webhook.URL, cfg.Webhook.Secret = f.webhook, secret
 	}
 	if f.origins != "" {
 		cfg.OriginPatterns = strings.Split(f.origins, ",")
 	}
+	srvTLS, _, err := apiTLS(f.tlsCert, f.tlsKey, "")
+	if err != nil {
+		return cfg, nil, nil, err
+	}
 	if f.iceServers != "" {
 		cfg.ICE.URLs = strings.Split(f.iceServers, ",")
 	}
 	if f.turnSecretFile != "" {
 		if cfg.ICE.TURNSecret, err = readSecret(f.turnSecretFile, "--turn-secret-file", 16); err != nil {
-			return cfg, nil, err
+			return cfg, nil, nil, err
 		}
 	}
-	if err := cfg.ICE.Validate(); err != nil {
-		return cfg, nil, fmt.Errorf("--ice-servers, --turn-secret-file: %w", err)
-	}
-	srvTLS, _, err := apiTLS(f.tlsCert, f.tlsKey, "")
+	turnCfg, err := f.embeddedTURN(&cfg, srvTLS)
 	if err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
+	}
+	if err := cfg.ICE.Validate(); err != nil {
+		return cfg, nil, nil, fmt.Errorf("--ice-servers, --turn-secret-file: %w", err)
 	}
 	// What the flags say is checked before anything starts: a problem with
 	// it is a usage error, not a failure of the run.
-	return cfg, srvTLS, cfg.Validate()
+	return cfg, srvTLS, turnCfg, cfg.Validate()
+}
+
+// embeddedTURN is the configuration of the TURN server the flags ask for
+// (nil: none). Its secret is --turn-secret-file's or, without one, a
+// random one (the server and its credentials live in this process); when
+// --ice-servers names no TURN server, clients are given this one's
+// turn: URLs at the relay IP.
+func (f *signalFlags) embeddedTURN(cfg *session.Config, srvTLS *tls.Config) (*turnserver.Config, error) {
+	if f.turnListen == "" && f.turnTLSListen == "" {
+		return nil, nil
+	}
+	tc := &turnserver.Config{Listen: f.turnListen, TLSListen: f.turnTLSListen, Realm: turnserver.DefaultRealm,
+		MaxAllocationsPerUser: f.turnUserQuota, AllowPrivatePeers: f.turnAllowPrivate, Logger: cfg.Logger}
+	if f.turnTLSListen != "" {
+		if srvTLS == nil {
+			return nil, errors.New("--turn-tls-listen needs --tls-cert and --tls-key: TURN over TLS uses the server's certificate")
+		}
+		tc.TLS = srvTLS
+	}
+	relayIP := f.turnRelayIP
+	if relayIP == "" {
+		host, _, _ := net.SplitHostPort(cmp.Or(f.turnListen, f.turnTLSListen))
+		relayIP = host
+	}
+	if tc.RelayIP = net.ParseIP(relayIP); tc.RelayIP == nil || tc.RelayIP.IsUnspecified() {
+		return nil, fmt.Errorf("--turn-relay-ip %q: the public IP address clients reach relays at is required when --turn-listen has no specific one", relayIP)
+	}
+	low, high, ok := strings.Cut(f.turnRelayPorts, "-")
+	lo, err1 := strconv.ParseUint(low, 10, 16)
+	hi, err2 := strconv.ParseUint(high, 10, 16)
+	if !ok || err1 != nil || err2 != nil || lo == 0 || hi < lo {
+		return nil, fmt.Errorf("--turn-relay-ports %q: want LOW-HIGH, ports from 1 to 65535, such as 49152-65535", f.turnRelayPorts)
+	}
+	tc.MinPort, tc.MaxPort = uint16(lo), uint16(hi)
+	if len(cfg.ICE.TURNSecret) == 0 {
+		cfg.ICE.TURNSecret = make([]byte, 32)
+		rand.Read(cfg.ICE.TURNSecret)
+	}
+	tc.Secret = cfg.ICE.TURNSecret
+	named := false
+	for _, u := range cfg.ICE.URLs {
+		named = named || strings.HasPrefix(u, "turn")
+	}
+	if !named {
+		if f.turnListen == "" {
+			return nil, errors.New("--turn-tls-listen: name it in --ice-servers as turns:<host name of the certificate>:<port>?transport=tcp, so that clients check the certificate")
+		}
+		_, port, err := net.SplitHostPort(f.turnListen)
+		if err != nil {
+			return nil, fmt.Errorf("--turn-listen %q: %w", f.turnListen, err)
+		}
+		at := net.JoinHostPort(tc.RelayIP.String(), port)
+		cfg.ICE.URLs = append(cfg.ICE.URLs, "turn:"+at+"?transport=udp", "turn:"+at+"?transport=tcp")
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	tc.Registerer = cfg.Registerer
+	return tc, nil
 }
 
 // notaryClient is the server's client of the cluster, with its submitter

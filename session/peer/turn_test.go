@@ -13,10 +13,12 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
 	"github.com/telenotary/telenotary/session/peer"
 	"github.com/telenotary/telenotary/session/signalapi"
+	"github.com/telenotary/telenotary/session/turnserver"
 )
 
 // startTURN runs a TURN server on loopback UDP that checks TURN REST
@@ -159,6 +161,71 @@ func TestConsultationThroughTURN(t *testing.T) {
 		if got := p.PathType(); got != "relay" {
 			t.Fatalf("selected path %q, want relay", got)
 		}
+	}
+	if _, err := physician.Leave(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsultationThroughEmbeddedTURN: the TURN server the signalling
+// server embeds relays a consultation whose peers may use relays only,
+// reached over TCP (a network that lets no UDP out), with the credentials
+// the signalling server gives.
+func TestConsultationThroughEmbeddedTURN(t *testing.T) {
+	const secret = "turn-shared-secret-0123456789"
+	reg := prometheus.NewRegistry()
+	ts, err := turnserver.Start(turnserver.Config{
+		Listen: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), MinPort: 40000, MaxPort: 49999,
+		Secret: []byte(secret), Realm: turnserver.DefaultRealm, MaxAllocationsPerUser: turnserver.DefaultMaxAllocationsPerUser,
+		AllowPrivatePeers: true, // the peers' relays are on loopback here
+		Registerer:        reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) {
+		c.ICE = session.ICEConfig{URLs: []string{"turn:" + ts.Addr("tcp") + "?transport=tcp"}, TURNSecret: []byte(secret)}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	patientCfg, physicianCfg := pairConfigs(t, n, s, "room-embedded-turn")
+	patientCfg.ICETransportPolicy, physicianCfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay, webrtc.ICETransportPolicyRelay
+	patient, physician, err := peer.Pair(ctx, patientCfg, physicianCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { patient.Close(); physician.Close() })
+	for _, p := range []*peer.Peer{patient, physician} {
+		if err := p.Connected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.PathType(); got != "relay" {
+			t.Fatalf("selected path %q, want relay", got)
+		}
+	}
+	// Both relays were allocated over TCP.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTransport := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() == "telenotary_turn_allocations_total" {
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["outcome"] == "created" {
+					byTransport[labels["transport"]] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if byTransport["tcp"] < 2 || byTransport["udp"] != 0 {
+		t.Fatalf("relays allocated by transport: %v; want both peers' over TCP", byTransport)
 	}
 	if _, err := physician.Leave(ctx, ""); err != nil {
 		t.Fatal(err)
