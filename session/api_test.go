@@ -115,6 +115,25 @@ func TestHTTPAPI(t *testing.T) {
 	if err := app.AckUndelivered(ctx, "msg_unknown"); !errors.Is(err, httpapi.ErrNotFound) {
 		t.Fatalf("acknowledging an unknown event: %v", err)
 	}
+	// Room control, through the checked transport.
+	if rooms, err := app.Rooms(ctx); err != nil || len(rooms.Rooms) != 1 {
+		t.Fatalf("rooms: %+v %v", rooms, err)
+	}
+	if info, err := app.Room(ctx, room.Room); err != nil || info.Room != room.Room {
+		t.Fatalf("room: %+v %v", info, err)
+	}
+	if _, err := app.Room(ctx, "unknown"); !errors.Is(err, httpapi.ErrNotFound) {
+		t.Fatalf("an unknown room: %v", err)
+	}
+	if p := problem(t, raw, http.MethodPost, s.URL+signalapi.PathRooms+"/"+room.Room+"/end", sessiontest.AppKey, `{"reason":7}`); p.Field != "reason" {
+		t.Errorf("a reason that is not a string: %+v", p)
+	}
+	if err := app.RemoveParticipant(ctx, room.Room, signalapi.RolePatient); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.EndRoom(ctx, room.Room, "test over"); err != nil {
+		t.Fatal(err)
+	}
 	if missed := spec.Uncovered(); len(missed) > 0 {
 		t.Errorf("operations of docs/openapi-signal.json no exchange used: %v", missed)
 	}
@@ -130,7 +149,7 @@ func TestWrongMethodAndPath(t *testing.T) {
 		want         *httpapi.Code
 		allow        string
 	}{
-		{http.MethodGet, signalapi.PathRooms, httpapi.ErrMethodNotAllowed, "POST"},
+		{http.MethodPut, signalapi.PathRooms, httpapi.ErrMethodNotAllowed, "GET, HEAD, POST"},
 		{http.MethodDelete, signalapi.PathSessions, httpapi.ErrMethodNotAllowed, "GET, HEAD"},
 		{http.MethodPost, signalapi.PathKeys, httpapi.ErrMethodNotAllowed, "GET, HEAD"},
 		{http.MethodPut, signalapi.PathSignal, httpapi.ErrMethodNotAllowed, "GET, HEAD"},

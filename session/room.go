@@ -469,7 +469,7 @@ func (r *room) info(now time.Time) signalapi.SessionInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	si := signalapi.SessionInfo{
-		Room: r.id, Session: r.session, Created: r.created, Receipts: r.receipts,
+		Room: r.id, Session: r.session, Created: r.created, Expires: r.expires.UTC(), Receipts: r.receipts,
 		Prescriptions: len(r.rx), FingerprintMismatch: r.mismatch, State: signalapi.StateWaiting,
 		Participants: []signalapi.ParticipantInfo{},
 	}

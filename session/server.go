@@ -107,6 +107,10 @@ func (s *Server) Handler() http.Handler {
 	mux := &httpapi.Mux{Log: s.log}
 	mux.HandleFunc("GET "+signalapi.PathSignal, s.serveSignal)
 	mux.HandleFunc("POST "+signalapi.PathRooms, s.serveCreateRoom)
+	mux.HandleFunc("GET "+signalapi.PathRooms, s.serveRooms)
+	mux.HandleFunc("GET "+signalapi.PathRooms+"/{room}", s.serveRoom)
+	mux.HandleFunc("POST "+signalapi.PathRooms+"/{room}/end", s.serveEndRoom)
+	mux.HandleFunc("DELETE "+signalapi.PathRooms+"/{room}/participants/{role}", s.serveRemoveParticipant)
 	mux.HandleFunc("GET "+signalapi.PathSessions, s.serveSessions)
 	mux.HandleFunc("GET "+signalapi.PathKeys, s.serveKeys)
 	mux.HandleFunc("GET "+signalapi.PathUndelivered, s.serveUndelivered)

@@ -47,10 +47,18 @@ func ticketRoom(ticket string) (string, ticketHash, error) {
 type ticketPair struct {
 	last, used ticketHash
 	hasUsed    bool
+	voided     bool // the participant was removed: no ticket seats it
 }
+
+// void makes every ticket of the seat so far useless; a new token seats
+// the next participant, with tickets of its own.
+func (p *ticketPair) void() { *p = ticketPair{voided: true} }
 
 // matches reports whether h is one of the seat's tickets.
 func (p *ticketPair) matches(h ticketHash) bool {
+	if p.voided {
+		return false
+	}
 	if subtle.ConstantTimeCompare(p.last[:], h[:]) == 1 {
 		return true
 	}

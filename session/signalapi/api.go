@@ -103,6 +103,22 @@ type CreateRoomResponse struct {
 	ReferenceSalt *notary.Salt `json:"reference_salt,omitempty"`
 }
 
+// RoomsResponse answers GET /v1/rooms: the rooms the server holds, oldest
+// first.
+type RoomsResponse struct {
+	Rooms []SessionInfo `json:"rooms"`
+}
+
+// EndRoomRequest is the optional body of POST /v1/rooms/{room}/end.
+type EndRoomRequest struct {
+	// Reason is recorded in the session-end record after "ended-by-app: "
+	// (at most MaxReasonLength printable ASCII characters).
+	Reason string `json:"reason,omitempty"`
+}
+
+// MaxEndRoomBody bounds the body of POST /v1/rooms/{room}/end.
+const MaxEndRoomBody = 1024
+
 // SessionsResponse answers GET /v1/sessions.
 type SessionsResponse struct {
 	// Sessions are the live consultations, oldest first.
@@ -129,9 +145,12 @@ const (
 
 // SessionInfo describes a live consultation: no subjects, no documents.
 type SessionInfo struct {
-	Room                string            `json:"room"`
-	Session             string            `json:"session"`
-	Created             time.Time         `json:"created"`
+	Room    string    `json:"room"`
+	Session string    `json:"session"`
+	Created time.Time `json:"created"`
+	// Expires is when the session ends at the latest (the server's
+	// maximum session length after the room opened).
+	Expires             time.Time         `json:"expires"`
 	Started             *time.Time        `json:"started,omitempty"`
 	State               SessionState      `json:"state"`
 	DurationMillis      int64             `json:"duration_ms"`

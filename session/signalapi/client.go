@@ -65,6 +65,51 @@ func (c *Client) CreateRoom(ctx context.Context, req CreateRoomRequest) (*Create
 	return &out, nil
 }
 
+// Rooms returns the rooms the server holds (app key).
+func (c *Client) Rooms(ctx context.Context) (*RoomsResponse, error) {
+	var out RoomsResponse
+	if err := c.do(ctx, http.MethodGet, PathRooms, nil, http.StatusOK, maxSessionsAnswer, &out); err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	return &out, nil
+}
+
+// Room returns one room (app key); a room that is not held (never
+// opened, or over) is httpapi.ErrNotFound.
+func (c *Client) Room(ctx context.Context, room string) (*SessionInfo, error) {
+	var out SessionInfo
+	if err := c.do(ctx, http.MethodGet, PathRooms+"/"+url.PathEscape(room), nil, http.StatusOK, maxRoomAnswer, &out); err != nil {
+		return nil, fmt.Errorf("room %s: %w", room, err)
+	}
+	return &out, nil
+}
+
+// EndRoom ends a room's consultation (app key): both participants are
+// told, and the session-end record is notarized as for a leave. It
+// returns the room as it is then (state ending).
+func (c *Client) EndRoom(ctx context.Context, room, reason string) (*SessionInfo, error) {
+	body, err := json.Marshal(EndRoomRequest{Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	var out SessionInfo
+	if err := c.do(ctx, http.MethodPost, PathRooms+"/"+url.PathEscape(room)+"/end", body, http.StatusAccepted, maxRoomAnswer, &out); err != nil {
+		return nil, fmt.Errorf("end room %s: %w", room, err)
+	}
+	return &out, nil
+}
+
+// RemoveParticipant disconnects a room's participant of a role (app key)
+// and voids its resume tickets: it comes back only with a new token. The
+// session goes on; it ends if nobody takes the seat within the grace
+// window.
+func (c *Client) RemoveParticipant(ctx context.Context, room string, role Role) error {
+	if err := c.do(ctx, http.MethodDelete, PathRooms+"/"+url.PathEscape(room)+"/participants/"+url.PathEscape(string(role)), nil, http.StatusNoContent, 0, nil); err != nil {
+		return fmt.Errorf("remove the %s of room %s: %w", role, room, err)
+	}
+	return nil
+}
+
 // Sessions returns the live consultations and recent alerts (operator
 // key).
 func (c *Client) Sessions(ctx context.Context) (*SessionsResponse, error) {

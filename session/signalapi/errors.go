@@ -65,6 +65,10 @@ const (
 	// CodeReplaced: the same participant joined on a newer connection;
 	// this one is closed. Do not reconnect it.
 	CodeReplaced Code = "replaced"
+	// CodeRemoved: the app's backend removed this participant from the
+	// room (DELETE /v1/rooms/{room}/participants/{role}); its resume
+	// tickets no longer seat it.
+	CodeRemoved Code = "removed"
 	// CodeBadSDP: SDP that does not parse, is too large or has no sha-256
 	// fingerprint.
 	CodeBadSDP Code = "bad_sdp"
