@@ -31,6 +31,10 @@ type ICEConfig struct {
 	// 0 means the session's maximum length (Config.MaxSessionLength), so
 	// that they outlive the consultation they were given for.
 	CredentialTTL time.Duration
+	// RelayOnly tells clients to connect through the TURN relays only
+	// (iceTransportPolicy "relay"): neither participant learns the
+	// other's IP address. It needs a turn: or turns: URL.
+	RelayOnly bool
 }
 
 // Limits on the ICE configuration.
@@ -58,6 +62,8 @@ func (c ICEConfig) Validate() error {
 		return fmt.Errorf("TURNSecret has %d bytes; a turn: URL needs a secret of at least %d, the one its TURN server has", len(c.TURNSecret), minTURNSecretLen)
 	case !turn && len(c.TURNSecret) > 0:
 		return errors.New("TURNSecret is set but no URL is a turn: or turns: URL")
+	case c.RelayOnly && !turn:
+		return errors.New("RelayOnly needs a turn: or turns: URL: with no relay, no client would connect")
 	case c.CredentialTTL < 0:
 		return fmt.Errorf("CredentialTTL is %v; it must not be negative", c.CredentialTTL)
 	}
@@ -125,6 +131,14 @@ func (c ICEConfig) iceServers(user string, now time.Time, ttl time.Duration) []s
 		out = append(out, signalapi.ICEServer{URLs: turn, Username: name, Credential: password})
 	}
 	return out
+}
+
+// transportPolicy is the joined message's ice_transport_policy.
+func (c ICEConfig) transportPolicy() string {
+	if c.RelayOnly {
+		return "relay"
+	}
+	return ""
 }
 
 // TURNCredentials makes the TURN REST credentials of user, valid until

@@ -188,7 +188,7 @@ func (r *room) seatLocked(c *conn, p *participant, now time.Time, first bool, pr
 	p.pending = nil
 	ttl := cmp.Or(r.srv.cfg.ICE.CredentialTTL, r.srv.cfg.MaxSessionLength)
 	ice := r.srv.cfg.ICE.iceServers(r.session+"-"+string(role), now, ttl)
-	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeJoined, Room: r.id, Session: r.session, Role: role, PeerPresent: &peerPresent, Resumed: resumed, Ticket: ticket, ICEServers: ice}))
+	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeJoined, Room: r.id, Session: r.session, Role: role, PeerPresent: &peerPresent, Resumed: resumed, Ticket: ticket, ICEServers: ice, ICETransportPolicy: r.srv.cfg.ICE.transportPolicy()}))
 	for _, m := range pending {
 		c.enqueue(m)
 	}

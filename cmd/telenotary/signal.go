@@ -97,6 +97,7 @@ type signalFlags struct {
 	turnRelayPorts            string
 	turnUserQuota             int
 	turnAllowPrivate          bool
+	iceRelayOnly              bool
 }
 
 // define declares the flags on fs.
@@ -127,6 +128,7 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.turnRelayPorts, "turn-relay-ports", "49152-65535", "the ports relays take, LOW-HIGH")
 	fs.IntVar(&f.turnUserQuota, "turn-user-quota", turnserver.DefaultMaxAllocationsPerUser, "relays one participant may hold at once")
 	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private and link-local addresses (by default only public ones, so that nobody enters your network through them)")
+	fs.BoolVar(&f.iceRelayOnly, "ice-relay-only", false, "have clients connect through the TURN relays only, so that neither participant learns the other's IP address (needs a TURN server)")
 	fs.StringVar(&f.receiptSignatures, "receipt-signatures", notaryapi.SignaturesMajority, "nodes that sign the checkpoint of every receipt delivered: majority, so that verifiers can require a majority's signatures (--min-signatures) and trust no single node, or a number from 1")
 }
 
@@ -203,6 +205,7 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, *tu
 			return cfg, nil, nil, err
 		}
 	}
+	cfg.ICE.RelayOnly = f.iceRelayOnly
 	turnCfg, err := f.embeddedTURN(&cfg, srvTLS)
 	if err != nil {
 		return cfg, nil, nil, err

@@ -43,7 +43,8 @@ type Config struct {
 	// in its joined message (with their TURN credentials).
 	ICEServers []webrtc.ICEServer
 	// ICETransportPolicy "relay" uses TURN relays only (tests, and
-	// networks that let nothing else through); the zero value uses all.
+	// networks that let nothing else through); the zero value uses all,
+	// unless the server's joined message asks for relays only.
 	ICETransportPolicy webrtc.ICETransportPolicy
 	// ReconnectWindow is how long the peer tries to rejoin after its
 	// WebSocket drops (default 20s: inside the server's grace window).
@@ -239,6 +240,9 @@ func (p *Peer) setUp(ctx context.Context) error {
 	}
 	// The peer connection takes the ICE servers the server gave; nothing
 	// negotiates before the reader starts, after this.
+	if joined.ICETransportPolicy == "relay" {
+		p.cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay // the server asks that nobody's address be shown
+	}
 	if err := p.newPeerConnection(iceServers(p.cfg.ICEServers, joined.ICEServers)); err != nil {
 		ws.CloseNow()
 		return err

@@ -114,6 +114,10 @@ type Message struct {
 	// connection (RTCConfiguration.iceServers), TURN with credentials
 	// valid for this participant until they expire
 	ICEServers []ICEServer `json:"ice_servers,omitempty"`
+	// joined: "relay" when the server asks clients to connect through
+	// TURN relays only (RTCConfiguration.iceTransportPolicy), so that
+	// neither side learns the other's IP address
+	ICETransportPolicy string `json:"ice_transport_policy,omitempty"`
 	// peer-left: milliseconds the other participant has to come back
 	GraceMillis int64 `json:"grace_ms,omitempty"`
 

@@ -35,6 +35,7 @@ export class Call extends EventTarget {
   #send;
   #stream;
   #iceServers;
+  #iceTransportPolicy = 'all';
   #loopback;
   #pc = null;
   #channel = null;
@@ -105,9 +106,13 @@ export class Call extends EventTarget {
       // The server's STUN and TURN servers, with TURN credentials fresh
       // for this join: a later ICE restart uses them too.
       this.#iceServers = msg.ice_servers;
+      // "relay": the server asks that neither side learn the other's address.
+      this.#iceTransportPolicy = msg.ice_transport_policy === 'relay' ? 'relay' : 'all';
       if (this.#pc) {
         try {
-          this.#pc.setConfiguration({ ...this.#pc.getConfiguration(), iceServers: this.#iceServers });
+          this.#pc.setConfiguration({
+            ...this.#pc.getConfiguration(), iceServers: this.#iceServers, iceTransportPolicy: this.#iceTransportPolicy,
+          });
         } catch (e) {
           this.#log(`kept the earlier ICE servers: ${e.message}`);
         }
@@ -314,7 +319,8 @@ export class Call extends EventTarget {
     // connection (after the other side reloaded) keeps our fingerprint.
     this.#certificate ??= await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
     const pc = new RTCPeerConnection({
-      iceServers: this.#iceServers, bundlePolicy: 'max-bundle', certificates: [this.#certificate],
+      iceServers: this.#iceServers, iceTransportPolicy: this.#iceTransportPolicy, bundlePolicy: 'max-bundle',
+      certificates: [this.#certificate],
     });
     this.#pc = pc;
     const tracks = this.#stream ? this.#stream.getTracks() : [];
