@@ -85,6 +85,22 @@ func TestBrowserThroughTURN(t *testing.T) {
 				checkRelay(t, "browser", s.SelectedPair)
 			}
 
+			// Every participant told the server its path: a relay.
+			sessiontest.WaitFor(t, "both browsers' paths reported", func() bool {
+				for _, si := range sig.Server.Sessions().Sessions {
+					if si.Room != "turn-browsers-"+transport {
+						continue
+					}
+					for _, p := range si.Participants {
+						if p.Path != "relay" {
+							return false
+						}
+					}
+					return len(si.Participants) == 2
+				}
+				return false
+			})
+
 			// A TLS client reached the server over TCP; the Go SDK took no
 			// part over TLS.
 			network, want := transport, 4.0

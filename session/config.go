@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ type Config struct {
 	Webhook WebhookConfig
 	// ICE is the STUN and TURN servers given to clients.
 	ICE ICEConfig
+	// Instance names this server in the rooms it lists (several servers
+	// behind one address); DefaultConfig sets the host name.
+	Instance string
 	// OriginPatterns are the web origins, besides the server's own, whose
 	// pages may open the WebSocket (host patterns as in path.Match).
 	OriginPatterns []string
@@ -140,6 +144,7 @@ func DefaultConfig() Config {
 		PingInterval:      15 * time.Second,
 		NotarizeTimeout:   60 * time.Second,
 		HolderWait:        5 * time.Second,
+		Instance:          hostname(),
 		ReceiptSignatures: notaryapi.Majority,
 		MessagesPerSecond: 50,
 		MessageBurst:      200,
@@ -151,6 +156,12 @@ func DefaultConfig() Config {
 	}
 }
 
+// hostname is the machine's name, "" when it has none.
+func hostname() string {
+	name, _ := os.Hostname()
+	return name
+}
+
 // Validate names the first field that cannot work.
 func (c Config) Validate() error {
 	switch {
@@ -158,6 +169,8 @@ func (c Config) Validate() error {
 		return errors.New("Notary is required")
 	case c.TokenKey == nil:
 		return errors.New("TokenKey is required")
+	case len(c.Instance) > 64 || !printableASCII(c.Instance):
+		return fmt.Errorf("Instance %.80q must be at most 64 printable ASCII characters", c.Instance)
 	case c.ReceiptSignatures != notaryapi.Majority && (c.ReceiptSignatures < 1 || c.ReceiptSignatures > notaryapi.MaxSignatures):
 		return fmt.Errorf("ReceiptSignatures is %d; it must be from 1 to %d, or notaryapi.Majority", c.ReceiptSignatures, notaryapi.MaxSignatures)
 	}

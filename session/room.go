@@ -68,6 +68,7 @@ type participant struct {
 	pending    [][]byte // encoded messages kept while away
 	grace      *time.Timer
 	tickets    ticketPair // the seat's resume tickets
+	path       string     // the ICE candidate type it reported last
 }
 
 // slot is the index of a role in room.parts, in the order of
@@ -256,6 +257,11 @@ func (r *room) handle(c *conn, m *signalapi.Message) error {
 		return r.consent(c, m)
 	case signalapi.TypeKept:
 		return r.kept(c, m)
+	case signalapi.TypePath:
+		r.mu.Lock()
+		r.part(c.role).path = m.Path // checked by the decoder
+		r.mu.Unlock()
+		return nil
 	case signalapi.TypeLeave:
 		reason := string(c.role) + "-left"
 		if m.Reason != "" {
@@ -469,7 +475,7 @@ func (r *room) info(now time.Time) signalapi.SessionInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	si := signalapi.SessionInfo{
-		Room: r.id, Session: r.session, Created: r.created, Expires: r.expires.UTC(), Receipts: r.receipts,
+		Room: r.id, Session: r.session, Instance: r.srv.cfg.Instance, Created: r.created, Expires: r.expires.UTC(), Receipts: r.receipts,
 		Prescriptions: len(r.rx), FingerprintMismatch: r.mismatch, State: signalapi.StateWaiting,
 		Participants: []signalapi.ParticipantInfo{},
 	}
@@ -483,7 +489,7 @@ func (r *room) info(now time.Time) signalapi.SessionInfo {
 		if p == nil {
 			continue
 		}
-		ps := signalapi.ParticipantInfo{Role: p.role, Connected: p.c != nil, DTLS: signalapi.DTLSNew}
+		ps := signalapi.ParticipantInfo{Role: p.role, Connected: p.c != nil, DTLS: signalapi.DTLSNew, Path: p.path}
 		if len(p.prints) > 0 {
 			ps.DTLS = signalapi.DTLSNegotiating
 		}

@@ -13,8 +13,8 @@ var sessionCols = []column{
 	{title: "ROOM", width: 14, flex: true},
 	{title: "STATE", width: 12},
 	{title: "DURATION", width: 8, right: true},
-	{title: "PHYSICIAN", width: 14},
-	{title: "PATIENT", width: 14},
+	{title: "PHYSICIAN", width: 18},
+	{title: "PATIENT", width: 18},
 	{title: "RCPT", width: 4, right: true},
 	{title: "RX", width: 3, right: true, drop: 1},
 }
@@ -150,7 +150,7 @@ func (s *sessionsTab) View() string {
 			active++
 		}
 	}
-	top := fmt.Sprintf("%d consultations, %d active · participants as connection/DTLS", len(s.resp.Sessions), active) + s.filter.describe()
+	top := fmt.Sprintf("%d consultations, %d active%s · participants: connection/DTLS/ICE path", len(s.resp.Sessions), active, instances(s.resp.Sessions)) + s.filter.describe()
 	if s.err != nil {
 		top += " · " + st.bad.Render("stale: "+shortErr(s.err))
 	}
@@ -185,7 +185,9 @@ func (s *sessionsTab) sessionRow(x signalapi.SessionInfo) []cell {
 		plain(fmt.Sprint(x.Receipts)), plain(fmt.Sprint(x.Prescriptions))}
 }
 
-// participant is a role's connection and DTLS state, or "-" when absent.
+// participant is a role's connection and DTLS state, and the kind of ICE
+// candidate it reported using (relay: through a TURN server), or "-" when
+// absent.
 func participant(s signalapi.SessionInfo, role signalapi.Role) string {
 	for _, p := range s.Participants {
 		if p.Role == role {
@@ -193,10 +195,34 @@ func participant(s signalapi.SessionInfo, role signalapi.Role) string {
 			if !p.Connected {
 				conn = "DOWN"
 			}
-			return conn + "/" + string(p.DTLS)
+			out := conn + "/" + string(p.DTLS)
+			if p.Path != "" {
+				out += "/" + p.Path
+			}
+			return out
 		}
 	}
 	return "-"
+}
+
+// instances names the signalling servers that hold the rooms, for the
+// tab's top line: " on NAME", or " on N servers" for several.
+func instances(list []signalapi.SessionInfo) string {
+	seen := map[string]bool{}
+	for _, x := range list {
+		if x.Instance != "" {
+			seen[x.Instance] = true
+		}
+	}
+	switch len(seen) {
+	case 0:
+		return ""
+	case 1:
+		for name := range seen {
+			return " on " + name
+		}
+	}
+	return fmt.Sprintf(" on %d servers", len(seen))
 }
 
 // ShortHelp is the tab's keys.

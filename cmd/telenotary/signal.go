@@ -98,6 +98,7 @@ type signalFlags struct {
 	turnUserQuota             int
 	turnAllowPrivate          bool
 	iceRelayOnly              bool
+	instance                  string
 }
 
 // define declares the flags on fs.
@@ -128,6 +129,7 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.turnRelayPorts, "turn-relay-ports", "49152-65535", "the ports relays take, LOW-HIGH")
 	fs.IntVar(&f.turnUserQuota, "turn-user-quota", turnserver.DefaultMaxAllocationsPerUser, "relays one participant may hold at once")
 	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private and link-local addresses (by default only public ones, so that nobody enters your network through them)")
+	fs.StringVar(&f.instance, "instance", "", "this server's name in the rooms it lists (default: the host name)")
 	fs.BoolVar(&f.iceRelayOnly, "ice-relay-only", false, "have clients connect through the TURN relays only, so that neither participant learns the other's IP address (needs a TURN server)")
 	fs.StringVar(&f.receiptSignatures, "receipt-signatures", notaryapi.SignaturesMajority, "nodes that sign the checkpoint of every receipt delivered: majority, so that verifiers can require a majority's signatures (--min-signatures) and trust no single node, or a number from 1")
 }
@@ -206,6 +208,9 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, *tu
 		}
 	}
 	cfg.ICE.RelayOnly = f.iceRelayOnly
+	if f.instance != "" {
+		cfg.Instance = f.instance
+	}
 	turnCfg, err := f.embeddedTURN(&cfg, srvTLS)
 	if err != nil {
 		return cfg, nil, nil, err

@@ -205,6 +205,11 @@ func TestConsultationThroughEmbeddedTURN(t *testing.T) {
 			t.Fatalf("selected path %q, want relay", got)
 		}
 	}
+	// Both peers told the server their path: a relay.
+	sessiontest.WaitFor(t, "both paths reported", func() bool {
+		si := s.Server.Sessions().Sessions
+		return len(si) == 1 && len(si[0].Participants) == 2 && si[0].Participants[0].Path == "relay" && si[0].Participants[1].Path == "relay"
+	})
 	// Both relays were allocated over TCP.
 	families, err := reg.Gather()
 	if err != nil {

@@ -93,6 +93,9 @@ func (p *Peer) reportFingerprint() {
 	p.sawPeer = &fp
 	p.mu.Unlock()
 	p.write(p.ctx, &signalapi.Message{Type: signalapi.TypeFingerprint, Fingerprint: &fp})
+	if path := p.PathType(); path != "" {
+		p.write(p.ctx, &signalapi.Message{Type: signalapi.TypePath, Path: path})
+	}
 }
 
 func (p *Peer) setChannel(ch *webrtc.DataChannel) {

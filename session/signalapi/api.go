@@ -148,6 +148,8 @@ type SessionInfo struct {
 	Room    string    `json:"room"`
 	Session string    `json:"session"`
 	Created time.Time `json:"created"`
+	// Instance names the signalling server that holds the room.
+	Instance string `json:"instance,omitempty"`
 	// Expires is when the session ends at the latest (the server's
 	// maximum session length after the room opened).
 	Expires             time.Time         `json:"expires"`
@@ -179,6 +181,10 @@ type ParticipantInfo struct {
 	Role      Role      `json:"role"`
 	Connected bool      `json:"connected"`
 	DTLS      DTLSState `json:"dtls"`
+	// Path is the kind of the participant's candidate in the pair its ICE
+	// selected, as it reports it: host, srflx, prflx or relay (through a
+	// TURN server); empty before it reports one.
+	Path string `json:"path,omitempty"`
 }
 
 // AlertKind says what an alert is about.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -29,6 +30,7 @@ const (
 	TypeConsent      Type = "consent"      // a consent given or withdrawn
 	TypeLeave        Type = "leave"        // the participant ends the consultation
 	TypeKept         Type = "kept"         // patient: the bundle of a relayed prescription is kept (stored by the app)
+	TypePath         Type = "path"         // the kind of candidate ICE selected on the client's side (host, srflx, prflx, relay)
 )
 
 // Types of the messages the server sends (besides relayed offer, answer,
@@ -56,6 +58,9 @@ const (
 	// /v1/undelivered), and raised an alert.
 	HolderServer Holder = "server"
 )
+
+// PathTypes are the ICE candidate types a path message may name.
+var PathTypes = []string{"host", "srflx", "prflx", "relay"}
 
 // Limits on what a client can send.
 const (
@@ -131,6 +136,8 @@ type Message struct {
 	// kept (patient to server): the commitment (64 hex digits) of the
 	// relayed prescription whose bundle the patient's app now keeps
 	Commitment string `json:"commitment,omitempty"`
+	// path: the type of the client's candidate in the pair ICE selected
+	Path string `json:"path,omitempty"`
 	// receipt of a prescription (server to physician): who holds the
 	// bundle, so that it cannot be lost with the server's memory; the
 	// receipt is sent only once one of them does (see Holder)
@@ -176,6 +183,7 @@ type clientMessage struct {
 	Granted     *bool           `json:"granted"`
 	Reason      *string         `json:"reason"`
 	Commitment  *string         `json:"commitment"`
+	Path        *string         `json:"path"`
 }
 
 // clientFields are the fields each type a client may send carries,
@@ -190,6 +198,7 @@ var clientFields = map[Type][]string{
 	TypeConsent:      {"scope", "granted"},
 	TypeLeave:        {"reason"},
 	TypeKept:         {"commitment"},
+	TypePath:         {"path"},
 }
 
 // DecodeClientMessage parses one message from a client in one pass: a JSON
@@ -231,7 +240,7 @@ func DecodeClientMessage(data []byte) (*Message, error) {
 	for _, s := range []struct {
 		dst *string
 		src *string
-	}{{&m.Token, cm.Token}, {&m.Ticket, cm.Ticket}, {&m.Room, cm.Room}, {&m.SDP, cm.SDP}, {&m.Ref, cm.Ref}, {&m.Scope, cm.Scope}, {&m.Reason, cm.Reason}, {&m.Commitment, cm.Commitment}} {
+	}{{&m.Token, cm.Token}, {&m.Ticket, cm.Ticket}, {&m.Room, cm.Room}, {&m.SDP, cm.SDP}, {&m.Ref, cm.Ref}, {&m.Scope, cm.Scope}, {&m.Reason, cm.Reason}, {&m.Commitment, cm.Commitment}, {&m.Path, cm.Path}} {
 		if s.src != nil {
 			*s.dst = *s.src
 		}
@@ -313,7 +322,7 @@ func (cm *clientMessage) given() []string {
 		{"token", cm.Token != nil}, {"ticket", cm.Ticket != nil}, {"room", cm.Room != nil}, {"sdp", cm.SDP != nil},
 		{"candidate", cm.Candidate != nil}, {"fingerprint", cm.Fingerprint != nil}, {"ref", cm.Ref != nil},
 		{"resource", cm.Resource != nil}, {"scope", cm.Scope != nil}, {"granted", cm.Granted != nil},
-		{"reason", cm.Reason != nil}, {"commitment", cm.Commitment != nil},
+		{"reason", cm.Reason != nil}, {"commitment", cm.Commitment != nil}, {"path", cm.Path != nil},
 	} {
 		if f.given {
 			out = append(out, f.name)
@@ -401,6 +410,10 @@ func (m *Message) checkBounds() error {
 	case TypeLeave:
 		if len(m.Reason) > MaxReasonLength || !printable(m.Reason) {
 			return Refuse(CodeBadMessage, "reason must be at most %d printable ASCII characters", MaxReasonLength)
+		}
+	case TypePath:
+		if !slices.Contains(PathTypes, m.Path) {
+			return Refuse(CodeBadMessage, "path must be one of host, srflx, prflx, relay (the local candidate type of the selected pair)")
 		}
 	case TypeKept:
 		if _, err := notary.ParseCommitment(m.Commitment); err != nil {

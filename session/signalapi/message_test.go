@@ -146,6 +146,7 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		`{"type":"leave","reason":"done"}`,
 		`{"type":"kept","commitment":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}`,
 		`{"type":"kept","commitment":"0011"}`,
+		`{"type":"path","path":"relay"}`, `{"type":"path","path":"carrier-pigeon"}`,
 		`{"type":"leave","type":"join"}`, `[]`, `null`, `{"type":7}`,
 		`{"type":"prescription","ref":"x","resource":{"a":1,"a":2}}`,
 		`{"resource":{"a":1,"a":2},"type":"prescription","ref":"x\u0001"}`,
@@ -199,5 +200,22 @@ func TestFingerprint(t *testing.T) {
 	var back signalapi.Fingerprint
 	if text, _ := fp.MarshalText(); back.UnmarshalText(text) != nil || back != fp {
 		t.Fatal("MarshalText does not round-trip")
+	}
+}
+
+// TestPathMessage: a path message names one of the ICE candidate types,
+// and nothing else.
+func TestPathMessage(t *testing.T) {
+	for _, path := range signalapi.PathTypes {
+		if m, err := signalapi.DecodeClientMessage([]byte(`{"type":"path","path":"` + path + `"}`)); err != nil || m.Path != path {
+			t.Errorf("%s: %+v, %v", path, m, err)
+		}
+	}
+	for _, bad := range []string{`{"type":"path","path":"tcp"}`, `{"type":"path"}`, `{"type":"path","path":"relay","ref":"x"}`} {
+		_, err := signalapi.DecodeClientMessage([]byte(bad))
+		var pe *signalapi.ProtocolError
+		if !errors.As(err, &pe) || pe.Code != signalapi.CodeBadMessage || pe.Fatal {
+			t.Errorf("%s: %v, want a bad_message refusal that keeps the connection", bad, err)
+		}
 	}
 }

@@ -223,6 +223,7 @@ function start(token, claims, stream) {
       renderStatus();
       return;
     }
+    reportPath(s.selectedPair);
     Object.assign(state, {
       connected: s.connected, ice: s.iceState, dtls: s.dtlsState, connectionState: s.connectionState,
       selectedPair: s.selectedPair, localFingerprint: s.localFingerprint,
@@ -339,6 +340,16 @@ function reportFingerprint() {
     logEvent('reported the certificate this browser received to the server');
     pendingFingerprint = '';
   }
+}
+
+// reportPath tells the server the kind of candidate this side's selected
+// pair uses (host, srflx, prflx or relay) whenever it changes: the
+// operator's console shows which consultations go through a relay.
+let reportedPath = '';
+function reportPath(pair) {
+  const path = pair && pair.local ? pair.local.type : '';
+  if (!path || path === reportedPath || !signal) return;
+  if (signal.send({ type: 'path', path })) reportedPath = path;
 }
 
 let awayTimer = 0;
