@@ -64,7 +64,7 @@ func NewVerifier(p Policy) (*Verifier, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return &Verifier{policy: p, known: note.VerifierList(p.Verifiers...), cache: make(map[string]SignedCheckpoint)}, nil
+	return &Verifier{policy: p, known: p.known(), cache: make(map[string]SignedCheckpoint)}, nil
 }
 
 // Verify checks a claim under the policy, in the order of docs/FORMATS.md:

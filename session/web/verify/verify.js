@@ -52,7 +52,7 @@ export const REASONS = Object.freeze({
   'proof invalid': "the receipt's proof is damaged or incomplete",
   'root mismatch': "the receipt's proof does not lead to the log state its signatures vouch for: the receipt was altered",
   'signature invalid': 'a signature on the receipt is not valid: the receipt was altered or forged',
-  'too few trusted signatures': 'the receipt is not signed by enough of the notary keys you trust',
+  'too few trusted signatures': 'the receipt is not signed by enough of the notary keys and witnesses you trust',
   'inconsistent history': 'the notary log contradicts its own earlier state: do not rely on it and report this',
   'wrong log': 'the receipt belongs to a different notary log than expected',
   'malformed input': 'the file is not a readable telenotary receipt or bundle',
