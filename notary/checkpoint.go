@@ -114,6 +114,9 @@ type SignedCheckpoint struct {
 	// Signers names the trusted keys whose signatures verified, when the
 	// checkpoint was opened under a [Policy]; nil otherwise.
 	Signers []string
+	// Cosigners names, by their policy names, the witnesses whose
+	// cosignature verified, when the policy has witnesses.
+	Cosigners []string
 }
 
 // Sign signs the checkpoint with one or more Ed25519 note signers.
@@ -263,9 +266,11 @@ func openCheckpoint(msg []byte, p *Policy, known note.Verifiers) (SignedCheckpoi
 		}
 	}
 	cosigned := make(map[string]bool)
+	var cosigners []string
 	for _, s := range n.Sigs {
-		if w := p.witness(s); w != "" {
+		if w := p.witness(s); w != "" && !cosigned[w] {
 			cosigned[w] = true
+			cosigners = append(cosigners, w)
 		}
 	}
 	if err := p.checkQuorum(cosigned); err != nil {
@@ -274,7 +279,7 @@ func openCheckpoint(msg []byte, p *Policy, known note.Verifiers) (SignedCheckpoi
 	if p.Origin != "" && c.Origin != p.Origin {
 		return SignedCheckpoint{}, verifyErr(ErrWrongLog, "checkpoint is from log %q, policy expects %q", c.Origin, p.Origin)
 	}
-	return SignedCheckpoint{Checkpoint: c, Note: msg, Signers: signers}, nil
+	return SignedCheckpoint{Checkpoint: c, Note: msg, Signers: signers, Cosigners: cosigners}, nil
 }
 
 // countNodes returns the distinct names of the trusted node keys among

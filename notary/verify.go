@@ -41,6 +41,8 @@ type Result struct {
 	Checkpoint Checkpoint
 	// Signers names the trusted keys that signed it.
 	Signers []string
+	// Cosigners names the policy's witnesses that cosigned it.
+	Cosigners []string
 	// Newer is the newer checkpoint the history was checked against, if any.
 	Newer *SignedCheckpoint
 }
@@ -152,7 +154,7 @@ func (v *Verifier) Verify(c Claim) (*Result, error) {
 		}
 		return nil, verifyErr(ErrProofInvalid, "%v", err)
 	}
-	res := &Result{Origin: cp.Origin, Index: r.Index, Leaf: r.Leaf, Checkpoint: cp.Checkpoint, Signers: cp.Signers}
+	res := &Result{Origin: cp.Origin, Index: r.Index, Leaf: r.Leaf, Checkpoint: cp.Checkpoint, Signers: cp.Signers, Cosigners: cp.Cosigners}
 
 	// 7. Optionally, a newer checkpoint extends this one.
 	if c.Newer != nil {
