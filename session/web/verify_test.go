@@ -201,6 +201,7 @@ func navigate(t *testing.T, ctx context.Context, url string) {
 
 type vectorCase struct {
 	Bundle           string `json:"bundle"`
+	Policy           string `json:"policy"`
 	MinSignatures    int    `json:"min_signatures"`
 	Origin           string `json:"origin"`
 	NewerCheckpoint  string `json:"newer_checkpoint"`
@@ -221,6 +222,7 @@ type jsResult struct {
 	Commitment     string   `json:"commitment"`
 	Link           string   `json:"link"`
 	Signers        []string `json:"signers"`
+	Cosigners      []string `json:"cosigners"`
 	CheckpointSize string   `json:"checkpointSize"`
 	NewerSize      string   `json:"newerSize"`
 }
@@ -235,14 +237,15 @@ const vectorScript = `(async () => {
   const out = [];
   for (const c of m.cases) {
     const opts = { minSignatures: c.min_signatures, origin: c.origin };
+    const trust = c.policy ? await v.parsePolicy(await get(c.policy)) : keys;
     if (c.newer_checkpoint) {
       opts.newerCheckpoint = await get(c.newer_checkpoint);
       opts.consistency = await get(c.consistency_proof);
     }
-    const r = await v.verifyBundle(await get(c.bundle), keys, opts);
+    const r = await v.verifyBundle(await get(c.bundle), trust, opts);
     out.push(r.valid ? {
       outcome: r.outcome, index: r.index, kind: r.kind, time: r.time, origin: r.origin,
-      commitment: r.commitment, link: r.link || '', signers: r.signers,
+      commitment: r.commitment, link: r.link || '', signers: r.signers, cosigners: r.cosigners,
       checkpointSize: r.checkpoint.size, newerSize: r.newer ? r.newer.size : '',
     } : { outcome: r.outcome, reason: r.reason, detail: r.detail });
   }
@@ -289,7 +292,21 @@ func TestVerifierVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		goV, res := goVerify(readFile(t, filepath.Join(vectorsDir, c.Bundle)), keys, c.MinSignatures, c.Origin, newer, consistency)
+		var goV verdict
+		var res *notary.Result
+		if c.Policy != "" {
+			pf, err := notary.ParsePolicy(readFile(t, filepath.Join(vectorsDir, c.Policy)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			gv, err := notary.NewVerifier(pf.Policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			goV, res = goVerifyWith(gv, readFile(t, filepath.Join(vectorsDir, c.Bundle)), newer, consistency)
+		} else {
+			goV, res = goVerify(readFile(t, filepath.Join(vectorsDir, c.Bundle)), keys, c.MinSignatures, c.Origin, newer, consistency)
+		}
 		if goV.Outcome != c.Expect {
 			t.Fatalf("%s: Go says %q (%s), the manifest %q", name, goV.Outcome, goV.Detail, c.Expect)
 		}
@@ -307,6 +324,7 @@ func TestVerifierVectors(t *testing.T) {
 			Origin:         res.Origin,
 			Commitment:     res.Leaf.Commitment.String(),
 			Signers:        res.Signers,
+			Cosigners:      res.Cosigners,
 			CheckpointSize: strconv.FormatUint(res.Checkpoint.Size, 10),
 		}
 		if !res.Leaf.Link.IsZero() {
@@ -324,6 +342,138 @@ func TestVerifierVectors(t *testing.T) {
 			t.Errorf("no vector gave %q, so its reason was not compared with Go's", o.name)
 		}
 	}
+}
+
+// policyScript parses every policy file of the vectors with verify.js.
+const policyScript = `(async () => {
+  const v = await import('/verify/verify.js');
+  const m = await (await fetch('/vectors/manifest.json')).json();
+  const out = [];
+  for (const p of m.policies) {
+    const bytes = new Uint8Array(await (await fetch('/vectors/' + p.file)).arrayBuffer());
+    try {
+      const tp = await v.parsePolicy(bytes);
+      out.push({ file: p.file, fingerprint: tp.fingerprint, canonical: new TextDecoder().decode(tp.canonical) });
+    } catch (e) {
+      out.push({ file: p.file, error: e.name === 'PolicyError' ? e.message : 'unexpected ' + String(e.stack || e) });
+    }
+  }
+  return out;
+})()`
+
+// TestPolicyVectorsInBrowser parses every policy file of the test vectors
+// with verify.js in Chromium and with Go: the same fingerprint and canonical
+// text for each accepted one, the same error, word for word, for each
+// refused one (and both as the manifest says). The bundles verified under
+// them are in TestVerifierVectors.
+func TestPolicyVectorsInBrowser(t *testing.T) {
+	var manifest struct {
+		Policies []struct{ File, Fingerprint, Error string }
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(vectorsDir, "manifest.json")), &manifest); err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, nil)
+	ctx := browser.New(t, nil)
+	navigate(t, ctx, srv.URL+"/harness/")
+	type jsPolicy struct{ File, Fingerprint, Canonical, Error string }
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]jsPolicy](policyScript, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("parsing the policies in the browser: %v", err)
+	}
+	if len(got) != len(manifest.Policies) || len(got) == 0 {
+		t.Fatalf("the browser parsed %d policies, the manifest has %d", len(got), len(manifest.Policies))
+	}
+	for i, p := range manifest.Policies {
+		js := got[i]
+		pf, goErr := notary.ParsePolicy(readFile(t, filepath.Join(vectorsDir, p.File)))
+		if p.Error != "" {
+			if js.Error != p.Error || goErr == nil || goErr.Error() != p.Error {
+				t.Errorf("%s: verify.js refuses with %q, Go with %v; the manifest says %q", p.File, js.Error, goErr, p.Error)
+			}
+			continue
+		}
+		if goErr != nil {
+			t.Fatalf("%s: Go refuses it: %v", p.File, goErr)
+		}
+		if js.Error != "" || js.Fingerprint != p.Fingerprint || js.Fingerprint != pf.Fingerprint() || js.Canonical != string(pf.Canonical) {
+			t.Errorf("%s: verify.js gives %q (%s), Go %s, the manifest %s\njs canonical:\n%s\nGo canonical:\n%s", p.File, js.Fingerprint, js.Error, pf.Fingerprint(), p.Fingerprint, js.Canonical, pf.Canonical)
+		}
+	}
+}
+
+// policyMutationScript parses each base64 text of /harness/cases.json.
+const policyMutationScript = `(async () => {
+  const v = await import('/verify/verify.js');
+  const texts = await (await fetch('/harness/cases.json')).json();
+  const out = [];
+  for (const t of texts) {
+    const bytes = Uint8Array.from(atob(t), (c) => c.charCodeAt(0));
+    try {
+      out.push('ok ' + (await v.parsePolicy(bytes)).fingerprint);
+    } catch (e) {
+      out.push(e.name === 'PolicyError' ? e.message : 'unexpected ' + String(e.stack || e));
+    }
+  }
+  return out;
+})()`
+
+// TestPolicyMutationsAgree parses policy files with one byte changed,
+// inserted or removed at every position (deterministically chosen edits)
+// with Go and with verify.js, and requires the same fingerprint or the same
+// error for each.
+func TestPolicyMutationsAgree(t *testing.T) {
+	var texts [][]byte
+	edits := []string{" ", "\t", "#", "x", "0", "9", "+", "\n", "\r", "\xff", "\u00a0", "é", "-", "A", "/"}
+	for _, name := range []string{"policy-witnessed.txt", "policy-rotated.txt"} {
+		base := readFile(t, filepath.Join(vectorsDir, name))
+		texts = append(texts, base)
+		for i := range base {
+			e := edits[i%len(edits)]
+			texts = append(texts,
+				append(append(slices.Clone(base[:i]), e...), base[i+1:]...), // replaced
+				append(append(slices.Clone(base[:i]), e...), base[i:]...),   // inserted
+				append(slices.Clone(base[:i]), base[i+1:]...),              // removed
+			)
+		}
+	}
+	encoded := make([]string, len(texts))
+	for i, b := range texts {
+		encoded[i] = base64.StdEncoding.EncodeToString(b)
+	}
+	data, err := json.Marshal(encoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, nil)
+	srv.cases = data
+	ctx := browser.New(t, nil)
+	navigate(t, ctx, srv.URL+"/harness/")
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](policyMutationScript, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("parsing in the browser: %v", err)
+	}
+	if len(got) != len(texts) {
+		t.Fatalf("the browser parsed %d texts of %d", len(got), len(texts))
+	}
+	accepted, failures := 0, 0
+	for i, b := range texts {
+		want := ""
+		if pf, err := notary.ParsePolicy(b); err != nil {
+			want = err.Error()
+		} else {
+			want = "ok " + pf.Fingerprint()
+			accepted++
+		}
+		if got[i] != want && failures < 20 {
+			failures++
+			t.Errorf("text %d:\n%q\nverify.js: %s\nGo:        %s", i, b, got[i], want)
+		}
+	}
+	if accepted < 10 || accepted == len(texts) {
+		t.Errorf("%d of %d texts accepted: the edits do not exercise both paths", accepted, len(texts))
+	}
+	t.Logf("%d texts, %d accepted by both", len(texts), accepted)
 }
 
 // ---------------------------------------------------------------------------
