@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -1393,6 +1394,9 @@ type pageView struct {
 	KeysText  string            `json:"keysText"`
 	KeyNames  []string          `json:"keyNames"`
 	Private   string            `json:"private"`
+	Trust     string            `json:"trust"`
+	TrustFrom string            `json:"trustFrom"`
+	Warning   string            `json:"warning"` // "" when hidden
 }
 
 const viewScript = `(() => {
@@ -1410,6 +1414,9 @@ const viewScript = `(() => {
     keysText: $('keys-status').textContent,
     keyNames: [...document.querySelectorAll('#keys-list li')].map((li) => li.textContent),
     private: $('privacy').textContent,
+    trust: $('trust').textContent,
+    trustFrom: $('trust').dataset.source,
+    warning: $('trust-warning').hidden ? '' : $('trust-warning').textContent,
   };
 })()`
 
@@ -1644,6 +1651,103 @@ func TestVerifyPage(t *testing.T) {
 	}
 
 	// Every request: the page's own files and the keys, all GET, no body.
+	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
+	for _, r := range srv.log() {
+		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
+			t.Errorf("unexpected request from the page: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
+		}
+	}
+}
+
+// TestVerifyPagePolicy drives the page's trust policy: with the server's
+// keys it says so and warns that the server could be the forger; with a
+// policy file chosen, pasted or given in the address it says "pinned policy
+// <fingerprint>" (Go's fingerprint), verifies under the policy's rules
+// (witness quorum included), and a policy that does not parse stops every
+// check rather than falling back on the server's keys.
+func TestVerifyPagePolicy(t *testing.T) {
+	srv := newTestServer(t, readFile(t, filepath.Join(vectorsDir, "keys.pub")))
+	ctx := browser.New(t, nil)
+	navigate(t, ctx, srv.URL+"/verify/?min=2")
+	v := waitKeys(t, ctx, "loaded")
+	if v.TrustFrom != "server" || !strings.Contains(v.Trust, "keys from this server") || !strings.Contains(v.Warning, "This server could be the forger") {
+		t.Errorf("server keys: trust %q (%s), warning %q", v.Trust, v.TrustFrom, v.Warning)
+	}
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
+	if v = view(t, ctx, 1); v.Verdict != "VALID" || v.Fields["trust"] != "keys from this server" {
+		t.Errorf("valid.json with the server's keys: %q, fields %v", v.Verdict, v.Fields)
+	}
+
+	fingerprint := func(name string) string {
+		pf, err := notary.ParsePolicy(readFile(t, filepath.Join(vectorsDir, name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pf.Fingerprint()
+	}
+	witnessed := fingerprint("policy-witnessed.txt")
+	choose(t, ctx, "#policy-file", filepath.Join(vectorsDir, "policy-witnessed.txt"))
+	v = view(t, ctx, 2)
+	if v.TrustFrom != "pinned" || !strings.Contains(v.Trust, "pinned policy "+witnessed) || v.Warning != "" {
+		t.Errorf("policy file: trust %q (%s), warning %q", v.Trust, v.TrustFrom, v.Warning)
+	}
+	// valid.json carries no cosignature: the policy's quorum is not met.
+	if v.Verdict != "INVALID" || v.Fields["outcome"] != "too few trusted signatures" || !strings.Contains(v.Technical, "witness quorum q-main needs 2 of 3, 0 valid") ||
+		v.Fields["trust"] != "pinned policy "+witnessed {
+		t.Errorf("valid.json under the witnessed policy: %q %v %q", v.Verdict, v.Fields, v.Technical)
+	}
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed.json"))
+	if v = view(t, ctx, 3); v.Verdict != "VALID" || v.Fields["witnesses"] != "w1, w2" || v.Fields["trust"] != "pinned policy "+witnessed {
+		t.Errorf("witnessed.json under the witnessed policy: %q %v %s", v.Verdict, v.Fields, v.Technical)
+	}
+	// The signatures-required field does not weaken a pinned policy.
+	setInput(t, ctx, "min-signatures", "1", "input")
+	if v = view(t, ctx, 4); v.Verdict != "VALID" {
+		t.Errorf("after editing the ignored field: %q", v.Verdict)
+	}
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed-once.json"))
+	if v = view(t, ctx, 5); v.Verdict != "INVALID" || !strings.Contains(v.Technical, "needs 2 of 3, 1 valid") {
+		t.Errorf("witnessed-once.json: %q %s", v.Verdict, v.Technical)
+	}
+
+	// A pasted policy that does not parse: nothing is judged, and the
+	// server's keys are not used instead.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('policy').open = true`)); err != nil {
+		t.Fatal(err)
+	}
+	setInput(t, ctx, "policy-text", "origin notary.example.org/telehealth\nnode-signatures 2\n", "input")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#policy-use"))); err != nil {
+		t.Fatal(err)
+	}
+	if v = view(t, ctx, 6); v.State != "error" || v.Verdict != "CANNOT CHECK" || v.TrustFrom != "error" || !strings.Contains(v.Trust, "policy: no node line") {
+		t.Errorf("bad pasted policy: %q (%s) %q, trust %q", v.Verdict, v.State, v.Summary, v.Trust)
+	}
+	// A pasted policy that does, without witnesses: the two node signatures
+	// are enough.
+	setInput(t, ctx, "policy-text", string(readFile(t, filepath.Join(vectorsDir, "policy-nodes.txt"))), "input")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#policy-use"))); err != nil {
+		t.Fatal(err)
+	}
+	if v = view(t, ctx, 7); v.Verdict != "VALID" || !strings.Contains(v.Trust, "pinned policy "+fingerprint("policy-nodes.txt")) {
+		t.Errorf("pasted nodes policy on witnessed-once.json: %q, trust %q", v.Verdict, v.Trust)
+	}
+	// Back to the server's keys, with the warning.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#policy-clear"))); err != nil {
+		t.Fatal(err)
+	}
+	if v = view(t, ctx, 8); v.TrustFrom != "server" || v.Warning == "" || v.Fields["trust"] != "keys from this server" {
+		t.Errorf("policy cleared: trust %q (%s), warning %q, fields %v", v.Trust, v.TrustFrom, v.Warning, v.Fields)
+	}
+
+	// A policy in the address's fragment, which the server never sees.
+	nodes := string(readFile(t, filepath.Join(vectorsDir, "policy-nodes.txt")))
+	navigate(t, ctx, srv.URL+"/verify/#policy="+url.PathEscape(nodes))
+	waitKeys(t, ctx, "loaded")
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
+	if v = view(t, ctx, 1); v.Verdict != "VALID" || v.TrustFrom != "pinned" || v.Fields["trust"] != "pinned policy "+fingerprint("policy-nodes.txt") ||
+		!strings.Contains(v.Trust, "from the address of this page") {
+		t.Errorf("policy in the address: %q %v, trust %q", v.Verdict, v.Fields, v.Trust)
+	}
 	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
 	for _, r := range srv.log() {
 		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
