@@ -135,15 +135,15 @@ func (p Policy) Validate() error {
 		if r.From > r.Until {
 			return fmt.Errorf("policy: the key of %q is valid from size %d until %d", v.Name(), r.From, r.Until)
 		}
-		if ids[id{v.Name(), v.KeyHash()}] {
-			return fmt.Errorf("policy: two trusted keys named %q with key hash %08x", v.Name(), v.KeyHash())
-		}
-		ids[id{v.Name(), v.KeyHash()}] = true
 		for j, u := range p.Verifiers[:i] {
 			if u.Name() == v.Name() && (p.Ranges == nil || r.overlaps(p.rangeOf(j))) {
 				return fmt.Errorf("policy: two trusted keys named %q", v.Name())
 			}
 		}
+		if ids[id{v.Name(), v.KeyHash()}] {
+			return fmt.Errorf("policy: two trusted keys named %q with key hash %08x", v.Name(), v.KeyHash())
+		}
+		ids[id{v.Name(), v.KeyHash()}] = true
 	}
 	if p.MinSignatures < 0 || p.MinSignatures > p.nodeNames() {
 		return fmt.Errorf("policy: requires %d signatures but trusts %d keys", p.MinSignatures, p.nodeNames())

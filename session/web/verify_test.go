@@ -434,7 +434,7 @@ func TestPolicyMutationsAgree(t *testing.T) {
 			texts = append(texts,
 				append(append(slices.Clone(base[:i]), e...), base[i+1:]...), // replaced
 				append(append(slices.Clone(base[:i]), e...), base[i:]...),   // inserted
-				append(slices.Clone(base[:i]), base[i+1:]...),              // removed
+				append(slices.Clone(base[:i]), base[i+1:]...),               // removed
 			)
 		}
 	}
