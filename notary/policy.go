@@ -80,9 +80,12 @@ type Witness struct {
 // WitnessGroup is met when at least Threshold of its Members are: a member
 // names a witness (met when it cosigned) or a group defined before it.
 type WitnessGroup struct {
-	Name      string
+	// Name identifies the group in later groups and the quorum.
+	Name string
+	// Threshold is how many members must be met, 1 to len(Members).
 	Threshold int
-	Members   []string
+	// Members name witnesses and groups defined before this group.
+	Members []string
 }
 
 func (p *Policy) minSignatures() int { return max(p.MinSignatures, 1) }

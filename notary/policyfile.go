@@ -37,6 +37,8 @@ type PolicyFileError struct {
 	Msg   string
 }
 
+// Error returns "policy line <n>: <field>: <msg>", or "policy: <msg>" for
+// the file as a whole.
 func (e *PolicyFileError) Error() string {
 	switch {
 	case e.Line == 0 && e.Field == "":
