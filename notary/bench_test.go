@@ -3,6 +3,8 @@ package notary_test
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/telenotary/telenotary/notary"
@@ -160,4 +162,56 @@ func BenchmarkReceiptJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkOpenCheckpointPolicy opens the vectors' checkpoint signed by two
+// nodes and cosigned by two witnesses, under the keys file (nodes only) and
+// under the witnessed policy file: the cost of checking the quorum.
+func BenchmarkOpenCheckpointPolicy(b *testing.B) {
+	bundle, err := notary.ParseBundle(mustReadB(b, "witnessed.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys, err := notary.ParseVerifierKeys(mustReadB(b, "keys.pub"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pf, err := notary.ParsePolicy(mustReadB(b, "policy-witnessed.txt"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		p    notary.Policy
+	}{
+		{"keys", notary.Policy{Verifiers: keys, MinSignatures: 2}},
+		{"witnessed-policy", pf.Policy},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := notary.OpenCheckpoint(bundle.Receipt.Checkpoint, c.p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParsePolicy parses the witnessed policy file of the vectors.
+func BenchmarkParsePolicy(b *testing.B) {
+	text := mustReadB(b, "policy-witnessed.txt")
+	for b.Loop() {
+		if _, err := notary.ParsePolicy(text); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func mustReadB(b *testing.B, name string) []byte {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join(vectorDir, name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }

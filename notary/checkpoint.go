@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,9 @@ type SignedCheckpoint struct {
 	// Signers names the trusted keys whose signatures verified, when the
 	// checkpoint was opened under a [Policy]; nil otherwise.
 	Signers []string
+	// Cosigners names, by their policy names, the witnesses whose
+	// cosignature verified, when the policy has witnesses.
+	Cosigners []string
 }
 
 // Sign signs the checkpoint with one or more Ed25519 note signers.
@@ -194,15 +198,17 @@ func CombineSignatures(notes ...[]byte) ([]byte, error) {
 }
 
 // OpenCheckpoint verifies a signed checkpoint under a policy: every
-// signature by a trusted key must verify, at least MinSignatures distinct
-// trusted keys must have signed, and the origin must be the policy's when it
-// names one. Errors are [*VerifyError] values wrapping ErrMalformed,
+// signature by a trusted key (node or witness) must verify, at least
+// MinSignatures distinct trusted node names must have signed with a key valid
+// at the checkpoint's size, the witness quorum must be met when the policy
+// has witnesses, and the origin must be the policy's when it names one.
+// Errors are [*VerifyError] values wrapping ErrMalformed,
 // ErrSignatureInvalid, ErrTooFewSignatures or ErrWrongLog.
 func OpenCheckpoint(msg []byte, p Policy) (SignedCheckpoint, error) {
 	if err := p.Validate(); err != nil {
 		return SignedCheckpoint{}, err
 	}
-	return openCheckpoint(msg, &p, note.VerifierList(p.Verifiers...))
+	return openCheckpoint(msg, &p, p.known())
 }
 
 func openCheckpoint(msg []byte, p *Policy, known note.Verifiers) (SignedCheckpoint, error) {
@@ -233,8 +239,8 @@ func openCheckpoint(msg []byte, p *Policy, known note.Verifiers) (SignedCheckpoi
 	case err != nil:
 		return SignedCheckpoint{}, verifyErr(ErrMalformed, "checkpoint note: %v", err)
 	}
-	// A signature under a trusted name that is not by the trusted key (its
-	// key hash differs) was altered or forged.
+	// A signature under a trusted node name that is not by a trusted key of
+	// that name (its key hash differs) was altered or forged.
 	for _, s := range n.UnverifiedSigs {
 		for _, v := range p.Verifiers {
 			if v.Name() == s.Name {
@@ -242,24 +248,133 @@ func openCheckpoint(msg []byte, p *Policy, known note.Verifiers) (SignedCheckpoi
 			}
 		}
 	}
-	if len(n.Sigs) == 0 {
-		return SignedCheckpoint{}, verifyErr(ErrTooFewSignatures, "no signature by a trusted key (signed by %s)", sigNames(n.UnverifiedSigs))
-	}
-	if len(n.Sigs) < p.minSignatures() {
-		return SignedCheckpoint{}, verifyErr(ErrTooFewSignatures, "%d trusted signature(s) (%s), policy requires %d", len(n.Sigs), sigNames(n.Sigs), p.minSignatures())
+	// Count the node names that signed with a trusted key: first at any
+	// size (so that too few signatures is the verdict on a checkpoint whose
+	// body is also damaged), then, with the size read, by keys valid at it.
+	signers, nodeSigs, retired := p.countNodes(n.Sigs, nil)
+	if err := p.enoughNodes(signers, nodeSigs, retired, n.UnverifiedSigs, 0); err != nil {
+		return SignedCheckpoint{}, err
 	}
 	c, err := ParseCheckpointBody([]byte(n.Text))
 	if err != nil {
 		return SignedCheckpoint{}, &VerifyError{Err: ErrMalformed, Detail: err.Error()}
 	}
+	if p.Ranges != nil {
+		signers, nodeSigs, retired = p.countNodes(n.Sigs, &c.Size)
+		if err := p.enoughNodes(signers, nodeSigs, retired, n.UnverifiedSigs, c.Size); err != nil {
+			return SignedCheckpoint{}, err
+		}
+	}
+	cosigned := make(map[string]bool)
+	var cosigners []string
+	for _, s := range n.Sigs {
+		if w := p.witness(s); w != "" && !cosigned[w] {
+			cosigned[w] = true
+			cosigners = append(cosigners, w)
+		}
+	}
+	if err := p.checkQuorum(cosigned); err != nil {
+		return SignedCheckpoint{}, err
+	}
 	if p.Origin != "" && c.Origin != p.Origin {
 		return SignedCheckpoint{}, verifyErr(ErrWrongLog, "checkpoint is from log %q, policy expects %q", c.Origin, p.Origin)
 	}
-	signers := make([]string, len(n.Sigs))
-	for i, s := range n.Sigs {
-		signers[i] = s.Name
+	return SignedCheckpoint{Checkpoint: c, Note: msg, Signers: signers, Cosigners: cosigners}, nil
+}
+
+// countNodes returns the distinct names of the trusted node keys among
+// sigs, with one signature of each, and the signatures by trusted keys not
+// valid at *size (when size is not nil).
+func (p *Policy) countNodes(sigs []note.Signature, size *uint64) (signers []string, counted, retired []note.Signature) {
+	for _, s := range sigs {
+		i := p.nodeKey(s)
+		switch {
+		case i < 0:
+		case size != nil && !p.rangeOf(i).Contains(*size):
+			retired = append(retired, s)
+		case !slices.Contains(signers, s.Name):
+			signers = append(signers, s.Name)
+			counted = append(counted, s)
+		}
 	}
-	return SignedCheckpoint{Checkpoint: c, Note: msg, Signers: signers}, nil
+	return signers, counted, retired
+}
+
+// enoughNodes checks the number of node signers against MinSignatures.
+func (p *Policy) enoughNodes(signers []string, counted, retired, unverified []note.Signature, size uint64) error {
+	if len(signers) >= p.minSignatures() {
+		return nil
+	}
+	detail := fmt.Sprintf("%d node signatures required, %d valid", p.minSignatures(), len(signers))
+	switch {
+	case len(signers) > 0:
+		detail += " (" + sigNames(counted) + ")"
+	case len(retired) == 0:
+		detail += fmt.Sprintf(": no signature by a trusted key (signed by %s)", sigNames(unverified))
+	}
+	if len(retired) > 0 {
+		detail += fmt.Sprintf("; %s signed with a key not valid at size %d", sigNames(retired), size)
+	}
+	return verifyErr(ErrTooFewSignatures, "%s", detail)
+}
+
+// nodeKey returns the index of the trusted node key that made s, or -1.
+func (p *Policy) nodeKey(s note.Signature) int {
+	for i, v := range p.Verifiers {
+		if v.Name() == s.Name && v.KeyHash() == s.Hash {
+			return i
+		}
+	}
+	return -1
+}
+
+// witness returns the policy name of the witness that made s, or "".
+func (p *Policy) witness(s note.Signature) string {
+	for _, w := range p.Witnesses {
+		if w.Verifier.Name() == s.Name && w.Verifier.KeyHash() == s.Hash {
+			return w.Name
+		}
+	}
+	return ""
+}
+
+// checkQuorum checks the policy's witness requirement against the witnesses
+// whose cosignature verified.
+func (p *Policy) checkQuorum(cosigned map[string]bool) error {
+	if len(p.Witnesses) == 0 {
+		return nil
+	}
+	if p.Quorum == "" {
+		if len(cosigned) < p.MinCosignatures {
+			return verifyErr(ErrTooFewSignatures, "witness quorum needs %d of %d witnesses, %d valid", p.MinCosignatures, len(p.Witnesses), len(cosigned))
+		}
+		return nil
+	}
+	met := make(map[string]bool, len(p.Witnesses)+len(p.Groups))
+	for w := range cosigned {
+		met[w] = true
+	}
+	count := func(g WitnessGroup) int {
+		k := 0
+		for _, m := range g.Members {
+			if met[m] {
+				k++
+			}
+		}
+		return k
+	}
+	for _, g := range p.Groups { // each group's members are defined before it
+		met[g.Name] = count(g) >= g.Threshold
+	}
+	if met[p.Quorum] {
+		return nil
+	}
+	for _, g := range p.Groups {
+		if g.Name == p.Quorum {
+			return verifyErr(ErrTooFewSignatures, "witness quorum %s needs %d of %d, %d valid", g.Name, g.Threshold, len(g.Members), count(g))
+		}
+	}
+	return verifyErr(ErrTooFewSignatures, "witness quorum %s needs its cosignature, none valid", p.Quorum)
 }
 
 func sigNames(sigs []note.Signature) string {

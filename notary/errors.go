@@ -91,7 +91,7 @@ var reasons = []struct {
 	{ErrProofInvalid, "the receipt's proof is damaged or incomplete"},
 	{ErrRootMismatch, "the receipt's proof does not lead to the log state its signatures vouch for: the receipt was altered"},
 	{ErrSignatureInvalid, "a signature on the receipt is not valid: the receipt was altered or forged"},
-	{ErrTooFewSignatures, "the receipt is not signed by enough of the notary keys you trust"},
+	{ErrTooFewSignatures, "the receipt is not signed by enough of the notary keys and witnesses you trust"},
 	{ErrInconsistentHistory, "the notary log contradicts its own earlier state: do not rely on it and report this"},
 	{ErrWrongLog, "the receipt belongs to a different notary log than expected"},
 	{ErrMalformed, "the file is not a readable telenotary receipt or bundle"},

@@ -216,3 +216,38 @@ func FuzzCanonicalJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePolicy checks that ParsePolicy never panics, that what it accepts
+// is a valid policy whose canonical form parses to itself (so its
+// fingerprint is stable), and that every refusal is a *PolicyFileError.
+func FuzzParsePolicy(f *testing.F) {
+	k := newPolicyKeys(f)
+	for _, c := range policyRefusals(k) {
+		f.Add([]byte(c.text))
+	}
+	f.Add([]byte("origin " + testOrigin + "\nnode " + k.n1.vkey + " until 10\nnode " + k.n1new.vkey + " from 11\nnode " + k.n2.vkey +
+		"\nnode-signatures 2\nwitness w1 " + k.w1.vkey + "\nwitness w2 " + k.w2.vkey + "\ngroup g 1 w1 w2\nquorum g\n"))
+	if b, err := os.ReadFile(filepath.Join(vectorDir, "policy-witnessed.txt")); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, text []byte) {
+		pf, err := notary.ParsePolicy(text)
+		if err != nil {
+			var pe *notary.PolicyFileError
+			if !errors.As(err, &pe) {
+				t.Fatalf("refusal %T %v is not a *PolicyFileError", err, err)
+			}
+			return
+		}
+		if err := pf.Policy.Validate(); err != nil {
+			t.Fatalf("accepted policy does not validate: %v\n%s", err, text)
+		}
+		again, err := notary.ParsePolicy(pf.Canonical)
+		if err != nil {
+			t.Fatalf("canonical form refused: %v\n%s", err, pf.Canonical)
+		}
+		if !bytes.Equal(again.Canonical, pf.Canonical) || again.Fingerprint() != pf.Fingerprint() {
+			t.Fatalf("canonical form is not stable:\n%s\n---\n%s", pf.Canonical, again.Canonical)
+		}
+	})
+}

@@ -25,6 +25,7 @@ const vectorDir = "testdata/vectors"
 // docs/FORMATS.md describes for other implementations.
 type vectorCase struct {
 	Bundle           string `json:"bundle"`
+	Policy           string `json:"policy,omitempty"`
 	MinSignatures    int    `json:"min_signatures,omitempty"`
 	Origin           string `json:"origin,omitempty"`
 	NewerCheckpoint  string `json:"newer_checkpoint,omitempty"`
@@ -33,10 +34,19 @@ type vectorCase struct {
 	Why              string `json:"why"`
 }
 
+// policyVector is a policy file of the vectors: accepted, with its
+// fingerprint, or refused, with the exact error.
+type policyVector struct {
+	File        string `json:"file"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
 type vectorManifest struct {
-	About string       `json:"about"`
-	Keys  string       `json:"keys"`
-	Cases []vectorCase `json:"cases"`
+	About    string         `json:"about"`
+	Keys     string         `json:"keys"`
+	Cases    []vectorCase   `json:"cases"`
+	Policies []policyVector `json:"policies"`
 }
 
 // outcomes maps the manifest's expected outcomes to the errors they mean.
@@ -245,12 +255,88 @@ func buildVectors(t *testing.T) map[string][]byte {
 		vectorCase{Bundle: "valid.json", MinSignatures: 2, NewerCheckpoint: "forked-checkpoint.txt", ConsistencyProof: "consistency-proof.json", Expect: "inconsistent history", Why: "a later checkpoint, properly signed, of a history that does not extend the receipt's: a fork"},
 	)
 
+	// Trust policy files (docs/FORMATS.md §9): node keys with ranges, and
+	// witnesses whose cosignatures are made at a fixed time. These keys come
+	// from their own seed, so that the files above stay as they were.
+	pseed := rand.NewChaCha8([32]byte{'p', 'o', 'l', 'i', 'c', 'y'})
+	pkey := func(name string) keypair {
+		skey, vkey, err := note.GenerateKey(pseed, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := note.NewSigner(skey)
+		v, _ := note.NewVerifier(vkey)
+		return keypair{name: name, signer: s, verifier: v, vkey: vkey}
+	}
+	n1new := pkey("notary-1.example.org")
+	w1, w2, w3 := newTestWitness(t, "witness-1.example.net", pseed), newTestWitness(t, "witness-2.example.net", pseed), newTestWitness(t, "witness-3.example.net", pseed)
+	const cosignTime = 1795262460 // a minute after the checkpoint
+	nodes := "origin " + origin + "\nnode " + n1.vkey + "\nnode " + n2.vkey + "\nnode " + n3.vkey + "\nnode-signatures 2\n"
+	witnesses := "witness w1 " + w1.vkey + "\nwitness w2 " + w2.vkey + "\nwitness w3 " + w3.vkey + "\n"
+	policies := []struct{ file, text string }{
+		{"policy-nodes.txt", "# the test vectors' cluster: two of its three nodes must sign\n" + nodes},
+		{"policy-witnessed.txt", "# two of three nodes, and two of three witnesses\n" + nodes + witnesses + "group q-main 2 w1 w2 w3\nquorum q-main\n"},
+		{"policy-other-log.txt", "origin other.example.org/log\nnode " + n1.vkey + "\nnode " + n2.vkey + "\nnode-signatures 2\n"},
+		{"policy-rotated.txt", fmt.Sprintf("# notary-1 changed its key after size %d\norigin %s\nnode %s until %d\nnode %s from %d\nnode %s\nnode %s\nnode-signatures 2\n",
+			head.Size-1, origin, n1.vkey, head.Size-1, n1new.vkey, head.Size, n2.vkey, n3.vkey)},
+		{"policy-rotated-later.txt", fmt.Sprintf("# notary-1 changed its key after size %d\norigin %s\nnode %s until %d\nnode %s from %d\nnode %s\nnode %s\nnode-signatures 2\n",
+			head.Size, origin, n1.vkey, head.Size, n1new.vkey, head.Size+1, n2.vkey, n3.vkey)},
+	}
+	var pvs []policyVector
+	for _, p := range policies {
+		files[p.file] = []byte(p.text)
+		pf, err := notary.ParsePolicy([]byte(p.text))
+		if err != nil {
+			t.Fatalf("%s: %v", p.file, err)
+		}
+		pvs = append(pvs, policyVector{File: p.file, Fingerprint: pf.Fingerprint()})
+	}
+	for _, r := range policyRefusals(policyKeys{n1: n1, n2: n2, n3: n3, n1new: n1new, w1: w1, w2: w2, w3: w3}) {
+		name := "policy-refused-" + r.name + ".txt"
+		files[name] = []byte(r.text)
+		pvs = append(pvs, policyVector{File: name, Error: r.err})
+	}
+	body := must(cpBody.Body())
+	cosigned := func(name string, lines ...[]byte) {
+		b := valid
+		b.Receipt = *cloneReceipt(receipt)
+		b.Receipt.Checkpoint = addLines(cp.Note, lines...)
+		put(name, b)
+	}
+	c1, c2 := w1.cosign(body, cosignTime), w2.cosign(body, cosignTime+1)
+	bad := bytes.Clone(c2)
+	bad[len(bad)-6] ^= 1
+	cosigned("witnessed.json", c1, c2)
+	cosigned("witnessed-once.json", c2)
+	cosigned("witnessed-cosignature-changed.json", c1, bad)
+	rotated := valid
+	rotated.Receipt = *cloneReceipt(receipt)
+	rotated.Receipt.Checkpoint = must(cpBody.Sign(n2.signer, n1new.signer)).Note
+	put("signed-by-new-key.json", rotated)
+	cases = append(cases,
+		vectorCase{Bundle: "valid.json", Policy: "policy-nodes.txt", Expect: "valid", Why: "the policy file trusts the three nodes and needs two"},
+		vectorCase{Bundle: "valid.json", Policy: "policy-other-log.txt", Expect: "wrong log", Why: "the policy file accepts only another log"},
+		vectorCase{Bundle: "signed-by-untrusted-key.json", Policy: "policy-nodes.txt", Expect: "too few trusted signatures", Why: "one of the two signers is not in the policy"},
+		vectorCase{Bundle: "witnessed.json", Policy: "policy-witnessed.txt", Expect: "valid", Why: "two nodes signed and two of the three witnesses cosigned"},
+		vectorCase{Bundle: "witnessed.json", Policy: "policy-nodes.txt", Expect: "valid", Why: "a policy without witnesses ignores cosignatures"},
+		vectorCase{Bundle: "valid.json", Policy: "policy-witnessed.txt", Expect: "too few trusted signatures", Why: "no witness cosigned; the quorum needs two"},
+		vectorCase{Bundle: "witnessed-once.json", Policy: "policy-witnessed.txt", Expect: "too few trusted signatures", Why: "one witness cosigned; the quorum needs two"},
+		vectorCase{Bundle: "witnessed-cosignature-changed.json", Policy: "policy-witnessed.txt", Expect: "signature invalid", Why: "a trusted witness's cosignature was altered"},
+		vectorCase{Bundle: "witnessed-cosignature-changed.json", Policy: "policy-nodes.txt", Expect: "valid", Why: "a cosignature by a key the policy does not trust is ignored, altered or not"},
+		vectorCase{Bundle: "valid.json", Policy: "policy-rotated.txt", Expect: "too few trusted signatures", Why: "notary-1's key was retired before this checkpoint's size: only notary-2's signature counts"},
+		vectorCase{Bundle: "valid.json", Policy: "policy-rotated-later.txt", Expect: "valid", Why: "notary-1's old key is valid up to this checkpoint's size, included"},
+		vectorCase{Bundle: "signed-by-new-key.json", Policy: "policy-rotated.txt", Expect: "valid", Why: "notary-1's new key is valid from this checkpoint's size"},
+		vectorCase{Bundle: "signed-by-new-key.json", Policy: "policy-rotated-later.txt", Expect: "too few trusted signatures", Why: "notary-1's new key is valid only from the next size"},
+	)
+
 	put("manifest.json", vectorManifest{
 		About: "telenotary verification test vectors; see docs/FORMATS.md. Each case: verify the bundle with the keys file, " +
 			"min_signatures (0 means 1) and origin (empty means any); with newer_checkpoint, also check the consistency proof from the receipt's checkpoint to it. " +
-			"expect is the outcome: valid, or the name of the first failed step.",
-		Keys:  "keys.pub",
-		Cases: cases,
+			"expect is the outcome: valid, or the name of the first failed step. A case with policy is verified under that policy file (docs/FORMATS.md §9) instead of keys, min_signatures and origin. " +
+			"policies lists every policy file: accepted with its fingerprint, or refused with the exact error.",
+		Keys:     "keys.pub",
+		Cases:    cases,
+		Policies: pvs,
 	})
 	return files
 }
@@ -431,6 +517,20 @@ func TestVectors(t *testing.T) {
 			t.Errorf("no vector has outcome %q", o)
 		}
 	}
+	if len(m.Policies) == 0 {
+		t.Error("no policy vectors")
+	}
+	for _, pv := range m.Policies {
+		pf, err := notary.ParsePolicy(mustRead(t, pv.File))
+		switch {
+		case pv.Error != "" && (err == nil || err.Error() != pv.Error):
+			t.Errorf("%s: got %v, want the error %q", pv.File, err, pv.Error)
+		case pv.Error == "" && err != nil:
+			t.Errorf("%s: refused: %v", pv.File, err)
+		case pv.Error == "" && pf.Fingerprint() != pv.Fingerprint:
+			t.Errorf("%s: fingerprint %s, the manifest says %s", pv.File, pf.Fingerprint(), pv.Fingerprint)
+		}
+	}
 }
 
 func verifyVector(t *testing.T, c vectorCase, keys []note.Verifier) error {
@@ -439,7 +539,15 @@ func verifyVector(t *testing.T, c vectorCase, keys []note.Verifier) error {
 	if err != nil {
 		return err
 	}
-	v, err := notary.NewVerifier(notary.Policy{Verifiers: keys, MinSignatures: c.MinSignatures, Origin: c.Origin})
+	p := notary.Policy{Verifiers: keys, MinSignatures: c.MinSignatures, Origin: c.Origin}
+	if c.Policy != "" {
+		pf, err := notary.ParsePolicy(mustRead(t, c.Policy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = pf.Policy
+	}
+	v, err := notary.NewVerifier(p)
 	if err != nil {
 		t.Fatal(err)
 	}

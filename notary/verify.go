@@ -41,6 +41,8 @@ type Result struct {
 	Checkpoint Checkpoint
 	// Signers names the trusted keys that signed it.
 	Signers []string
+	// Cosigners names the policy's witnesses that cosigned it.
+	Cosigners []string
 	// Newer is the newer checkpoint the history was checked against, if any.
 	Newer *SignedCheckpoint
 }
@@ -64,7 +66,7 @@ func NewVerifier(p Policy) (*Verifier, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return &Verifier{policy: p, known: note.VerifierList(p.Verifiers...), cache: make(map[string]SignedCheckpoint)}, nil
+	return &Verifier{policy: p, known: p.known(), cache: make(map[string]SignedCheckpoint)}, nil
 }
 
 // Verify checks a claim under the policy, in the order of docs/FORMATS.md:
@@ -152,7 +154,7 @@ func (v *Verifier) Verify(c Claim) (*Result, error) {
 		}
 		return nil, verifyErr(ErrProofInvalid, "%v", err)
 	}
-	res := &Result{Origin: cp.Origin, Index: r.Index, Leaf: r.Leaf, Checkpoint: cp.Checkpoint, Signers: cp.Signers}
+	res := &Result{Origin: cp.Origin, Index: r.Index, Leaf: r.Leaf, Checkpoint: cp.Checkpoint, Signers: cp.Signers, Cosigners: cp.Cosigners}
 
 	// 7. Optionally, a newer checkpoint extends this one.
 	if c.Newer != nil {

@@ -7,6 +7,7 @@
 //	signal    the WebRTC signalling server (package session)
 //	console   the operator console (package tui)
 //	verify    offline verification of a receipt bundle (package notary)
+//	policy    a cluster's trust policy file, for verifiers to pin (package notary)
 //	keygen    a node's signing key
 //	witness   a transparency log witness that cosigns checkpoints (package notary/witness)
 //	bench     load generators for a cluster and a signalling server (internal/bench)
@@ -53,6 +54,7 @@ func commands() []command {
 	return []command{
 		{"demo", "run a local demonstration", runDemo},
 		{"verify", "verify a receipt bundle offline", runVerify},
+		{"policy", "print a cluster's trust policy for verifiers to pin", runPolicy},
 		{"keygen", "make a signing key for a notary node", runKeygen},
 		{"node", "run a node of a notary cluster", runNode},
 		{"signal", "run the WebRTC signalling server", runSignal},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +13,13 @@ import (
 )
 
 const verifySynopsis = `verify BUNDLE --keys FILE [--min-signatures K] [--origin ORIGIN]
+       telenotary verify BUNDLE --policy FILE
        telenotary verify --receipt FILE --document FILE [--raw] --salt FILE --keys FILE
        telenotary verify --receipt FILE --commitment HEX --keys FILE
+
+--policy FILE is a trust policy (docs/FORMATS.md §9: origin, node keys, how
+many must sign, witnesses and their quorum), pinned out of band, instead of
+--keys, --min-signatures and --origin; its fingerprint is printed.
 
 Prints VALID and what the receipt proves, or INVALID and why, with the
 outcomes of docs/FORMATS.md §8. Exit status: 0 VALID; 1 INVALID, including
@@ -26,7 +32,8 @@ const maxInputFile = notary.MaxBundleSize
 
 func runVerify(_ context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "verify", verifySynopsis)
-	keys := fs.String("keys", "", "file of trusted verifier keys (the nodes' .pub keys), one per line; required")
+	keys := fs.String("keys", "", "file of trusted verifier keys (the nodes' .pub keys), one per line; required unless --policy")
+	policyFile := fs.String("policy", "", "trust policy file (docs/FORMATS.md §9), instead of --keys, --min-signatures and --origin")
 	minSigs := fs.Int("min-signatures", 1, "how many distinct trusted keys must have signed the receipt's checkpoint")
 	origin := fs.String("origin", "", "accept only receipts of the log with this origin")
 	receiptFile := fs.String("receipt", "", "a receipt file, when document, salt and receipt come separately")
@@ -40,18 +47,40 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 	}
 	fail := func(err error) int { return usageError(env.stderr, "verify", err) }
 
-	if *keys == "" {
-		return fail(errors.New("--keys is required: the file of verifier keys you trust"))
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var policy notary.Policy
+	fingerprint := ""
+	switch {
+	case *policyFile != "":
+		for _, name := range []string{"keys", "min-signatures", "origin"} {
+			if given[name] {
+				return fail(fmt.Errorf("--policy and --%s exclude each other: the policy file states the keys, the signatures required and the origin", name))
+			}
+		}
+		text, err := readInput(*policyFile, "policy file")
+		if err != nil {
+			return fail(err)
+		}
+		pf, err := notary.ParsePolicy(text)
+		if err != nil {
+			return fail(fmt.Errorf("policy file %s: %w", *policyFile, err))
+		}
+		policy, fingerprint = pf.Policy, pf.Fingerprint()
+	case *keys == "":
+		return fail(errors.New("--keys is required: the file of verifier keys you trust (or --policy, a trust policy file)"))
+	default:
+		keyText, err := readInput(*keys, "keys file")
+		if err != nil {
+			return fail(err)
+		}
+		verifiers, err := notary.ParseVerifierKeys(keyText)
+		if err != nil {
+			return fail(fmt.Errorf("keys file %s: %w", *keys, err))
+		}
+		policy = notary.Policy{Verifiers: verifiers, MinSignatures: *minSigs, Origin: *origin}
 	}
-	keyText, err := readInput(*keys, "keys file")
-	if err != nil {
-		return fail(err)
-	}
-	verifiers, err := notary.ParseVerifierKeys(keyText)
-	if err != nil {
-		return fail(fmt.Errorf("keys file %s: %w", *keys, err))
-	}
-	v, err := notary.NewVerifier(notary.Policy{Verifiers: verifiers, MinSignatures: *minSigs, Origin: *origin})
+	v, err := notary.NewVerifier(policy)
 	if err != nil {
 		return fail(fmt.Errorf("%w (check --min-signatures, --origin and the keys file)", err))
 	}
@@ -97,7 +126,13 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 	default:
 		return fail(errors.New("give one bundle file, or --receipt with --document and --salt, or --receipt with --commitment"))
 	}
-	printValid(env.stdout, res, *minSigs)
+	printValid(env.stdout, res, policy.MinSignatures)
+	if fingerprint != "" {
+		if len(res.Cosigners) > 0 {
+			fmt.Fprintf(env.stdout, "  witnesses:  %s\n", strings.Join(res.Cosigners, ", "))
+		}
+		fmt.Fprintf(env.stdout, "  trust:      pinned policy %s\n", fingerprint)
+	}
 	return exitOK
 }
 

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -201,6 +202,7 @@ func navigate(t *testing.T, ctx context.Context, url string) {
 
 type vectorCase struct {
 	Bundle           string `json:"bundle"`
+	Policy           string `json:"policy"`
 	MinSignatures    int    `json:"min_signatures"`
 	Origin           string `json:"origin"`
 	NewerCheckpoint  string `json:"newer_checkpoint"`
@@ -221,6 +223,7 @@ type jsResult struct {
 	Commitment     string   `json:"commitment"`
 	Link           string   `json:"link"`
 	Signers        []string `json:"signers"`
+	Cosigners      []string `json:"cosigners"`
 	CheckpointSize string   `json:"checkpointSize"`
 	NewerSize      string   `json:"newerSize"`
 }
@@ -235,14 +238,15 @@ const vectorScript = `(async () => {
   const out = [];
   for (const c of m.cases) {
     const opts = { minSignatures: c.min_signatures, origin: c.origin };
+    const trust = c.policy ? await v.parsePolicy(await get(c.policy)) : keys;
     if (c.newer_checkpoint) {
       opts.newerCheckpoint = await get(c.newer_checkpoint);
       opts.consistency = await get(c.consistency_proof);
     }
-    const r = await v.verifyBundle(await get(c.bundle), keys, opts);
+    const r = await v.verifyBundle(await get(c.bundle), trust, opts);
     out.push(r.valid ? {
       outcome: r.outcome, index: r.index, kind: r.kind, time: r.time, origin: r.origin,
-      commitment: r.commitment, link: r.link || '', signers: r.signers,
+      commitment: r.commitment, link: r.link || '', signers: r.signers, cosigners: r.cosigners,
       checkpointSize: r.checkpoint.size, newerSize: r.newer ? r.newer.size : '',
     } : { outcome: r.outcome, reason: r.reason, detail: r.detail });
   }
@@ -289,7 +293,21 @@ func TestVerifierVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		goV, res := goVerify(readFile(t, filepath.Join(vectorsDir, c.Bundle)), keys, c.MinSignatures, c.Origin, newer, consistency)
+		var goV verdict
+		var res *notary.Result
+		if c.Policy != "" {
+			pf, err := notary.ParsePolicy(readFile(t, filepath.Join(vectorsDir, c.Policy)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			gv, err := notary.NewVerifier(pf.Policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			goV, res = goVerifyWith(gv, readFile(t, filepath.Join(vectorsDir, c.Bundle)), newer, consistency)
+		} else {
+			goV, res = goVerify(readFile(t, filepath.Join(vectorsDir, c.Bundle)), keys, c.MinSignatures, c.Origin, newer, consistency)
+		}
 		if goV.Outcome != c.Expect {
 			t.Fatalf("%s: Go says %q (%s), the manifest %q", name, goV.Outcome, goV.Detail, c.Expect)
 		}
@@ -307,6 +325,7 @@ func TestVerifierVectors(t *testing.T) {
 			Origin:         res.Origin,
 			Commitment:     res.Leaf.Commitment.String(),
 			Signers:        res.Signers,
+			Cosigners:      res.Cosigners,
 			CheckpointSize: strconv.FormatUint(res.Checkpoint.Size, 10),
 		}
 		if !res.Leaf.Link.IsZero() {
@@ -324,6 +343,138 @@ func TestVerifierVectors(t *testing.T) {
 			t.Errorf("no vector gave %q, so its reason was not compared with Go's", o.name)
 		}
 	}
+}
+
+// policyScript parses every policy file of the vectors with verify.js.
+const policyScript = `(async () => {
+  const v = await import('/verify/verify.js');
+  const m = await (await fetch('/vectors/manifest.json')).json();
+  const out = [];
+  for (const p of m.policies) {
+    const bytes = new Uint8Array(await (await fetch('/vectors/' + p.file)).arrayBuffer());
+    try {
+      const tp = await v.parsePolicy(bytes);
+      out.push({ file: p.file, fingerprint: tp.fingerprint, canonical: new TextDecoder().decode(tp.canonical) });
+    } catch (e) {
+      out.push({ file: p.file, error: e.name === 'PolicyError' ? e.message : 'unexpected ' + String(e.stack || e) });
+    }
+  }
+  return out;
+})()`
+
+// TestPolicyVectorsInBrowser parses every policy file of the test vectors
+// with verify.js in Chromium and with Go: the same fingerprint and canonical
+// text for each accepted one, the same error, word for word, for each
+// refused one (and both as the manifest says). The bundles verified under
+// them are in TestVerifierVectors.
+func TestPolicyVectorsInBrowser(t *testing.T) {
+	var manifest struct {
+		Policies []struct{ File, Fingerprint, Error string }
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(vectorsDir, "manifest.json")), &manifest); err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, nil)
+	ctx := browser.New(t, nil)
+	navigate(t, ctx, srv.URL+"/harness/")
+	type jsPolicy struct{ File, Fingerprint, Canonical, Error string }
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]jsPolicy](policyScript, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("parsing the policies in the browser: %v", err)
+	}
+	if len(got) != len(manifest.Policies) || len(got) == 0 {
+		t.Fatalf("the browser parsed %d policies, the manifest has %d", len(got), len(manifest.Policies))
+	}
+	for i, p := range manifest.Policies {
+		js := got[i]
+		pf, goErr := notary.ParsePolicy(readFile(t, filepath.Join(vectorsDir, p.File)))
+		if p.Error != "" {
+			if js.Error != p.Error || goErr == nil || goErr.Error() != p.Error {
+				t.Errorf("%s: verify.js refuses with %q, Go with %v; the manifest says %q", p.File, js.Error, goErr, p.Error)
+			}
+			continue
+		}
+		if goErr != nil {
+			t.Fatalf("%s: Go refuses it: %v", p.File, goErr)
+		}
+		if js.Error != "" || js.Fingerprint != p.Fingerprint || js.Fingerprint != pf.Fingerprint() || js.Canonical != string(pf.Canonical) {
+			t.Errorf("%s: verify.js gives %q (%s), Go %s, the manifest %s\njs canonical:\n%s\nGo canonical:\n%s", p.File, js.Fingerprint, js.Error, pf.Fingerprint(), p.Fingerprint, js.Canonical, pf.Canonical)
+		}
+	}
+}
+
+// policyMutationScript parses each base64 text of /harness/cases.json.
+const policyMutationScript = `(async () => {
+  const v = await import('/verify/verify.js');
+  const texts = await (await fetch('/harness/cases.json')).json();
+  const out = [];
+  for (const t of texts) {
+    const bytes = Uint8Array.from(atob(t), (c) => c.charCodeAt(0));
+    try {
+      out.push('ok ' + (await v.parsePolicy(bytes)).fingerprint);
+    } catch (e) {
+      out.push(e.name === 'PolicyError' ? e.message : 'unexpected ' + String(e.stack || e));
+    }
+  }
+  return out;
+})()`
+
+// TestPolicyMutationsAgree parses policy files with one byte changed,
+// inserted or removed at every position (deterministically chosen edits)
+// with Go and with verify.js, and requires the same fingerprint or the same
+// error for each.
+func TestPolicyMutationsAgree(t *testing.T) {
+	var texts [][]byte
+	edits := []string{" ", "\t", "#", "x", "0", "9", "+", "\n", "\r", "\xff", "\u00a0", "é", "-", "A", "/"}
+	for _, name := range []string{"policy-witnessed.txt", "policy-rotated.txt"} {
+		base := readFile(t, filepath.Join(vectorsDir, name))
+		texts = append(texts, base)
+		for i := range base {
+			e := edits[i%len(edits)]
+			texts = append(texts,
+				append(append(slices.Clone(base[:i]), e...), base[i+1:]...), // replaced
+				append(append(slices.Clone(base[:i]), e...), base[i:]...),   // inserted
+				append(slices.Clone(base[:i]), base[i+1:]...),               // removed
+			)
+		}
+	}
+	encoded := make([]string, len(texts))
+	for i, b := range texts {
+		encoded[i] = base64.StdEncoding.EncodeToString(b)
+	}
+	data, err := json.Marshal(encoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, nil)
+	srv.cases = data
+	ctx := browser.New(t, nil)
+	navigate(t, ctx, srv.URL+"/harness/")
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](policyMutationScript, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("parsing in the browser: %v", err)
+	}
+	if len(got) != len(texts) {
+		t.Fatalf("the browser parsed %d texts of %d", len(got), len(texts))
+	}
+	accepted, failures := 0, 0
+	for i, b := range texts {
+		want := ""
+		if pf, err := notary.ParsePolicy(b); err != nil {
+			want = err.Error()
+		} else {
+			want = "ok " + pf.Fingerprint()
+			accepted++
+		}
+		if got[i] != want && failures < 20 {
+			failures++
+			t.Errorf("text %d:\n%q\nverify.js: %s\nGo:        %s", i, b, got[i], want)
+		}
+	}
+	if accepted < 10 || accepted == len(texts) {
+		t.Errorf("%d of %d texts accepted: the edits do not exercise both paths", accepted, len(texts))
+	}
+	t.Logf("%d texts, %d accepted by both", len(texts), accepted)
 }
 
 // ---------------------------------------------------------------------------
@@ -1243,6 +1394,9 @@ type pageView struct {
 	KeysText  string            `json:"keysText"`
 	KeyNames  []string          `json:"keyNames"`
 	Private   string            `json:"private"`
+	Trust     string            `json:"trust"`
+	TrustFrom string            `json:"trustFrom"`
+	Warning   string            `json:"warning"` // "" when hidden
 }
 
 const viewScript = `(() => {
@@ -1260,6 +1414,9 @@ const viewScript = `(() => {
     keysText: $('keys-status').textContent,
     keyNames: [...document.querySelectorAll('#keys-list li')].map((li) => li.textContent),
     private: $('privacy').textContent,
+    trust: $('trust').textContent,
+    trustFrom: $('trust').dataset.source,
+    warning: $('trust-warning').hidden ? '' : $('trust-warning').textContent,
   };
 })()`
 
@@ -1494,6 +1651,103 @@ func TestVerifyPage(t *testing.T) {
 	}
 
 	// Every request: the page's own files and the keys, all GET, no body.
+	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
+	for _, r := range srv.log() {
+		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
+			t.Errorf("unexpected request from the page: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
+		}
+	}
+}
+
+// TestVerifyPagePolicy drives the page's trust policy: with the server's
+// keys it says so and warns that the server could be the forger; with a
+// policy file chosen, pasted or given in the address it says "pinned policy
+// <fingerprint>" (Go's fingerprint), verifies under the policy's rules
+// (witness quorum included), and a policy that does not parse stops every
+// check rather than falling back on the server's keys.
+func TestVerifyPagePolicy(t *testing.T) {
+	srv := newTestServer(t, readFile(t, filepath.Join(vectorsDir, "keys.pub")))
+	ctx := browser.New(t, nil)
+	navigate(t, ctx, srv.URL+"/verify/?min=2")
+	v := waitKeys(t, ctx, "loaded")
+	if v.TrustFrom != "server" || !strings.Contains(v.Trust, "keys from this server") || !strings.Contains(v.Warning, "This server could be the forger") {
+		t.Errorf("server keys: trust %q (%s), warning %q", v.Trust, v.TrustFrom, v.Warning)
+	}
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
+	if v = view(t, ctx, 1); v.Verdict != "VALID" || v.Fields["trust"] != "keys from this server" {
+		t.Errorf("valid.json with the server's keys: %q, fields %v", v.Verdict, v.Fields)
+	}
+
+	fingerprint := func(name string) string {
+		pf, err := notary.ParsePolicy(readFile(t, filepath.Join(vectorsDir, name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pf.Fingerprint()
+	}
+	witnessed := fingerprint("policy-witnessed.txt")
+	choose(t, ctx, "#policy-file", filepath.Join(vectorsDir, "policy-witnessed.txt"))
+	v = view(t, ctx, 2)
+	if v.TrustFrom != "pinned" || !strings.Contains(v.Trust, "pinned policy "+witnessed) || v.Warning != "" {
+		t.Errorf("policy file: trust %q (%s), warning %q", v.Trust, v.TrustFrom, v.Warning)
+	}
+	// valid.json carries no cosignature: the policy's quorum is not met.
+	if v.Verdict != "INVALID" || v.Fields["outcome"] != "too few trusted signatures" || !strings.Contains(v.Technical, "witness quorum q-main needs 2 of 3, 0 valid") ||
+		v.Fields["trust"] != "pinned policy "+witnessed {
+		t.Errorf("valid.json under the witnessed policy: %q %v %q", v.Verdict, v.Fields, v.Technical)
+	}
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed.json"))
+	if v = view(t, ctx, 3); v.Verdict != "VALID" || v.Fields["witnesses"] != "w1, w2" || v.Fields["trust"] != "pinned policy "+witnessed {
+		t.Errorf("witnessed.json under the witnessed policy: %q %v %s", v.Verdict, v.Fields, v.Technical)
+	}
+	// The signatures-required field does not weaken a pinned policy.
+	setInput(t, ctx, "min-signatures", "1", "input")
+	if v = view(t, ctx, 4); v.Verdict != "VALID" {
+		t.Errorf("after editing the ignored field: %q", v.Verdict)
+	}
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed-once.json"))
+	if v = view(t, ctx, 5); v.Verdict != "INVALID" || !strings.Contains(v.Technical, "needs 2 of 3, 1 valid") {
+		t.Errorf("witnessed-once.json: %q %s", v.Verdict, v.Technical)
+	}
+
+	// A pasted policy that does not parse: nothing is judged, and the
+	// server's keys are not used instead.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('policy').open = true`)); err != nil {
+		t.Fatal(err)
+	}
+	setInput(t, ctx, "policy-text", "origin notary.example.org/telehealth\nnode-signatures 2\n", "input")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#policy-use"))); err != nil {
+		t.Fatal(err)
+	}
+	if v = view(t, ctx, 6); v.State != "error" || v.Verdict != "CANNOT CHECK" || v.TrustFrom != "error" || !strings.Contains(v.Trust, "policy: no node line") {
+		t.Errorf("bad pasted policy: %q (%s) %q, trust %q", v.Verdict, v.State, v.Summary, v.Trust)
+	}
+	// A pasted policy that does, without witnesses: the two node signatures
+	// are enough.
+	setInput(t, ctx, "policy-text", string(readFile(t, filepath.Join(vectorsDir, "policy-nodes.txt"))), "input")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#policy-use"))); err != nil {
+		t.Fatal(err)
+	}
+	if v = view(t, ctx, 7); v.Verdict != "VALID" || !strings.Contains(v.Trust, "pinned policy "+fingerprint("policy-nodes.txt")) {
+		t.Errorf("pasted nodes policy on witnessed-once.json: %q, trust %q", v.Verdict, v.Trust)
+	}
+	// Back to the server's keys, with the warning.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#policy-clear"))); err != nil {
+		t.Fatal(err)
+	}
+	if v = view(t, ctx, 8); v.TrustFrom != "server" || v.Warning == "" || v.Fields["trust"] != "keys from this server" {
+		t.Errorf("policy cleared: trust %q (%s), warning %q, fields %v", v.Trust, v.TrustFrom, v.Warning, v.Fields)
+	}
+
+	// A policy in the address's fragment, which the server never sees.
+	nodes := string(readFile(t, filepath.Join(vectorsDir, "policy-nodes.txt")))
+	navigate(t, ctx, srv.URL+"/verify/#policy="+url.PathEscape(nodes))
+	waitKeys(t, ctx, "loaded")
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
+	if v = view(t, ctx, 1); v.Verdict != "VALID" || v.TrustFrom != "pinned" || v.Fields["trust"] != "pinned policy "+fingerprint("policy-nodes.txt") ||
+		!strings.Contains(v.Trust, "from the address of this page") {
+		t.Errorf("policy in the address: %q %v, trust %q", v.Verdict, v.Fields, v.Trust)
+	}
 	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
 	for _, r := range srv.log() {
 		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {

@@ -2,8 +2,13 @@
 // pasted, verifies it with verify.js in this browser, and shows the verdict.
 // It makes one network request: the notary's keys, from ../v1/keys. The
 // bundle is never sent anywhere.
+//
+// Trust comes from a pinned trust policy when the user gives one (a file,
+// pasted text, or #policy=<text> in the address), shown with its
+// fingerprint; otherwise from the keys this server serves, with a warning
+// that this server could be the forger.
 
-import { verifyBundle, parseKeys, REASONS } from './verify.js';
+import { verifyBundle, parseKeys, parsePolicy, REASONS } from './verify.js';
 
 const MAX_FILE = 4 << 20; // a larger file is not a bundle; verify.js says so
 
@@ -14,6 +19,10 @@ const state = {
   keysError: '', // why there are no keys
   keysSource: '', // 'server', 'file', 'pasted'
   serverKeys: null,
+  policy: null, // a TrustPolicy the user pinned, or null
+  policyError: '', // why the policy the user gave cannot be used
+  policySource: '', // 'file', 'pasted', 'link'
+
   bundle: null, // {name, bytes}
   runs: 0, // verifications started; a later one supersedes an earlier one
   done: 0, // results shown
@@ -91,6 +100,7 @@ function useKeys(keys, error, source) {
       list.append(li);
     }
   }
+  showTrust();
   verify();
 }
 
@@ -99,6 +109,69 @@ function setKeysStatus(kind, message) {
   const el = $('keys-status');
   el.textContent = message;
   el.className = `keys-status ${kind}`;
+}
+
+// ---------------------------------------------------------------------------
+// The trust policy.
+
+async function policyFromText(bytes, source) {
+  state.policySource = source;
+  try {
+    state.policy = await parsePolicy(bytes);
+    state.policyError = '';
+  } catch (e) {
+    state.policy = null;
+    state.policyError = `This policy cannot be used: ${e.message}.`;
+  }
+  showTrust();
+  verify();
+}
+
+function clearPolicy() {
+  state.policy = null;
+  state.policyError = '';
+  state.policySource = '';
+  showTrust();
+  verify();
+}
+
+// trustLabel says where the verdict's trust comes from.
+function trustLabel() {
+  if (state.policy) return `pinned policy ${state.policy.fingerprint}`;
+  if (state.keysSource === 'server') return 'keys from this server';
+  return 'keys you provided';
+}
+
+function showTrust() {
+  const el = $('trust');
+  const warning = $('trust-warning');
+  const pinned = state.policy !== null || state.policyError !== '';
+  $('min-signatures').disabled = pinned;
+  $('origin').disabled = pinned;
+  if (state.policyError) {
+    el.dataset.source = 'error';
+    el.textContent = state.policyError;
+    warning.hidden = true;
+    return;
+  }
+  if (state.policy) {
+    const p = state.policy;
+    const from = { file: 'from the file you loaded', pasted: 'that you pasted', link: 'from the address of this page' }[state.policySource];
+    el.dataset.source = 'pinned';
+    el.textContent = `Trust: pinned policy ${p.fingerprint} (${from}): log ${p.origin}, ${p.minSignatures} of ${new Set(p.nodes).size} nodes` +
+      (p.witnesses.length ? `, witnesses ${p.witnesses.join(', ')}` : '') + '.';
+    warning.hidden = true;
+    return;
+  }
+  if (state.keys === null && document.body.dataset.keys === 'loading') {
+    el.dataset.source = 'loading';
+    el.textContent = 'Trust: loading…';
+    warning.hidden = true;
+    return;
+  }
+  el.dataset.source = state.keysSource === 'server' ? 'server' : 'keys';
+  el.textContent = `Trust: ${trustLabel()}.`;
+  warning.hidden = state.keysSource !== 'server';
 }
 
 // ---------------------------------------------------------------------------
@@ -120,7 +193,11 @@ async function verify() {
   if (state.bundle === null) return;
   const run = ++state.runs;
   const { name, bytes } = state.bundle;
-  if (state.keys === null) {
+  if (state.policyError) {
+    show({ state: 'error', verdict: 'CANNOT CHECK', name, summary: state.policyError, advice: 'Load or paste the notary\'s published policy file again, or stop using a policy.' });
+    return;
+  }
+  if (state.policy === null && state.keys === null) {
     if (document.body.dataset.keys === 'loading') return; // verified when the keys arrive
     show({ state: 'error', verdict: 'CANNOT CHECK', name, summary: 'There are no trusted notary keys to check the receipt against.', advice: state.keysError });
     return;
@@ -130,7 +207,7 @@ async function verify() {
   const opts = { minSignatures: minSignatures(), origin: $('origin').value.trim() };
   let r;
   try {
-    r = await verifyBundle(bytes, state.keys, opts);
+    r = await verifyBundle(bytes, state.policy ?? state.keys, opts);
   } catch (e) {
     if (run !== state.runs) return;
     const message = e.name === 'PolicyError' ? `${e.message}.` : `The check could not run: ${e.message}`;
@@ -215,6 +292,8 @@ function showValid(r, name) {
     ['time-local', 'Notarized at (your time)', localTime(r.time)],
     ['kind', 'Kind', kind],
     ['signers', 'Signed by', r.signers.join(', ')],
+    ...(r.cosigners.length ? [['witnesses', 'Cosigned by witnesses', r.cosigners.join(', ')]] : []),
+    ['trust', 'Trust', trustLabel()],
     ['origin', 'Notary log', r.origin],
     ['index', 'Entry', `${r.index} (of ${r.checkpoint.size} in the signed log state)`],
     ['checkpoint-time', 'Log state signed at (UTC)', timeElement(r.checkpoint.time)],
@@ -240,7 +319,7 @@ function showInvalid(r, name) {
     name,
     summary: `${capitalize(r.reason || REASONS[r.outcome] || r.outcome)}.`,
     advice: ADVICE[r.outcome] || 'Do not rely on this receipt.',
-    details: [['outcome', 'Failed check', r.outcome]],
+    details: [['outcome', 'Failed check', r.outcome], ['trust', 'Trust', trustLabel()]],
     technical: r.detail ? `Technical detail: ${r.detail}` : '',
   });
 }
@@ -379,6 +458,29 @@ function setup() {
     if (state.serverKeys) useKeys(state.serverKeys, '', 'server');
     else loadServerKeys();
   });
+
+  const policyFile = $('policy-file');
+  policyFile.addEventListener('change', async () => {
+    const f = policyFile.files[0];
+    if (f) policyFromText(new Uint8Array(await f.slice(0, (64 << 10) + 1).arrayBuffer()), 'file');
+  });
+  $('policy-use').addEventListener('click', () => policyFromText($('policy-text').value, 'pasted'));
+  $('policy-clear').addEventListener('click', () => clearPolicy());
+  // #policy=<the policy file's text, percent-encoded>: the fragment is
+  // never sent to the server.
+  if (location.hash.startsWith('#policy=')) {
+    let policyText = null;
+    try {
+      policyText = decodeURIComponent(location.hash.slice('#policy='.length));
+    } catch {
+      state.policyError = 'The policy in the address of this page is not percent-encoded text.';
+      showTrust();
+    }
+    if (policyText !== null) {
+      $('policy').open = true;
+      policyFromText(policyText, 'link');
+    }
+  }
 
   loadServerKeys();
 }

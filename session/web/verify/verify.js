@@ -12,8 +12,10 @@
 // Ed25519 use WebCrypto (crypto.subtle), which browsers offer only to
 // secure contexts (https, or http on localhost).
 //
-//	import { verifyBundle } from './verify.js';
+//	import { verifyBundle, parsePolicy } from './verify.js';
 //	const r = await verifyBundle(bundleBytes, keysText, { minSignatures: 2 });
+//	const p = await parsePolicy(policyFileBytes); // a pinned trust policy
+//	const r2 = await verifyBundle(bundleBytes, p); // p.fingerprint
 //	if (r.valid) console.log(r.kind, r.index, r.time, r.signers);
 //	else console.log(r.outcome, r.reason, r.detail);
 //
@@ -52,7 +54,7 @@ export const REASONS = Object.freeze({
   'proof invalid': "the receipt's proof is damaged or incomplete",
   'root mismatch': "the receipt's proof does not lead to the log state its signatures vouch for: the receipt was altered",
   'signature invalid': 'a signature on the receipt is not valid: the receipt was altered or forged',
-  'too few trusted signatures': 'the receipt is not signed by enough of the notary keys you trust',
+  'too few trusted signatures': 'the receipt is not signed by enough of the notary keys and witnesses you trust',
   'inconsistent history': 'the notary log contradicts its own earlier state: do not rely on it and report this',
   'wrong log': 'the receipt belongs to a different notary log than expected',
   'malformed input': 'the file is not a readable telenotary receipt or bundle',
@@ -338,7 +340,7 @@ function originError(b) {
   if (!utf8Valid(b)) return 'origin is not valid UTF-8';
   for (const ch of text(b)) {
     const r = ch.codePointAt(0);
-    if (!isGoGraphicNonSpace(r) || r === 0x2b) return `origin contains ${JSON.stringify(ch)}; use printable characters without spaces or '+'`;
+    if (!isGoGraphicNonSpace(r) || r === 0x2b) return `origin contains ${goQuote(ch, "'")}; use printable characters without spaces or '+'`;
   }
   return '';
 }
@@ -352,6 +354,24 @@ function isValidKeyName(name) {
     if (isGoSpace(r) || r === 0x2b) return false;
   }
   return true;
+}
+
+// goQuote quotes a string as Go's strconv.Quote (or a one-rune string as
+// strconv.QuoteRune, with quote "'"), so that messages read alike.
+function goQuote(s, quote = '"') {
+  const SPECIAL = { 7: '\\a', 8: '\\b', 12: '\\f', 10: '\\n', 13: '\\r', 9: '\\t', 11: '\\v' };
+  let out = quote;
+  for (const ch of s) {
+    const r = ch.codePointAt(0);
+    if (ch === quote || ch === '\\') out += '\\' + ch;
+    else if (r === 0x20 || isGoGraphicNonSpace(r)) out += ch;
+    else if (SPECIAL[r]) out += SPECIAL[r];
+    else if (r < 0x20 || r === 0x7f) out += '\\x' + r.toString(16).padStart(2, '0');
+    else if (r >= 0xd800 && r <= 0xdfff) out += '\\ufffd';
+    else if (r < 0x10000) out += '\\u' + r.toString(16).padStart(4, '0');
+    else out += '\\U' + r.toString(16).padStart(8, '0');
+  }
+  return out + quote;
 }
 
 // ---------------------------------------------------------------------------
@@ -1162,41 +1182,81 @@ export async function parseKeys(keysText) {
 }
 
 async function parseVerifierKey(line, n) {
-  const bad = (why) => new PolicyError(`line ${n}: not a verifier key: ${why}`);
+  try {
+    return await noteVerifierKey(line);
+  } catch (e) {
+    if (e instanceof KeyError) throw new PolicyError(`line ${n}: not a verifier key: ${e.message}`);
+    throw e;
+  }
+}
+
+// KeyError says why a key text is not a key: the note package's words.
+class KeyError extends Error {}
+
+// splitKey splits "name+hash+key" as the note package does.
+function splitKey(line) {
   let plus = line.indexOf(0x2b);
   const nameBytes = plus < 0 ? line : line.subarray(0, plus);
   const rest = plus < 0 ? new Uint8Array(0) : line.subarray(plus + 1);
   plus = rest.indexOf(0x2b);
   const hash16 = plus < 0 ? rest : rest.subarray(0, plus);
   const key64 = plus < 0 ? new Uint8Array(0) : rest.subarray(plus + 1);
+  return { nameBytes, hash16, key64, complete: plus >= 0 && line.indexOf(0x2b) >= 0 };
+}
+
+async function importEd25519(raw) {
+  try {
+    return await crypto.subtle.importKey('raw', raw, { name: 'Ed25519' }, false, ['verify']);
+  } catch (e) {
+    throw new KeyError(`this browser cannot use the key (${e.message || e.name})`);
+  }
+}
+
+// noteVerifierKey parses a note verifier key (note.NewVerifier).
+async function noteVerifierKey(line) {
+  const { nameBytes, hash16, key64 } = splitKey(line);
   const key = decodeBase64(key64, false);
   const hashOK = hash16.length === 8 && hash16.every((c) => anyHexValue(c) >= 0);
   if (!hashOK || key === null || !utf8Valid(nameBytes) || !isValidKeyName(text(nameBytes)) || key.length === 0) {
-    throw bad('malformed verifier id');
+    throw new KeyError('malformed verifier id');
   }
   const name = text(nameBytes);
   const hash = parseInt(ascii(hash16), 16) >>> 0;
-  if (hash !== (await keyHash(nameBytes, key))) throw bad('invalid verifier hash');
-  if (key[0] !== 1) throw bad('unknown verifier algorithm');
-  if (key.length !== 33) throw bad('malformed verifier id');
-  let cryptoKey;
-  try {
-    cryptoKey = await crypto.subtle.importKey('raw', key.subarray(1), { name: 'Ed25519' }, false, ['verify']);
-  } catch (e) {
-    throw bad(`this browser cannot use the key (${e.message || e.name})`);
-  }
-  return { name, hash, cryptoKey, line: text(line) };
+  if (hash !== (await keyHash(nameBytes, key))) throw new KeyError('invalid verifier hash');
+  if (key[0] !== 1) throw new KeyError('unknown verifier algorithm');
+  if (key.length !== 33) throw new KeyError('malformed verifier id');
+  const cryptoKey = await importEd25519(key.subarray(1));
+  return { name, hash, cryptoKey, line: text(line), kind: 'node' };
 }
 
-// makePolicy checks a policy as notary.Policy.Validate does.
+// cosignatureVerifierKey parses a witness's cosignature/v1 verifier key
+// (notary.NewCosignatureVerifier): algorithm 0x04.
+async function cosignatureVerifierKey(line) {
+  const { nameBytes, hash16, key64, complete } = splitKey(line);
+  const key = decodeBase64(key64, false);
+  const hashOK = hash16.length === 8 && hash16.every((c) => anyHexValue(c) >= 0);
+  if (!complete || !hashOK || key === null || !utf8Valid(nameBytes) || !isValidKeyName(text(nameBytes)) || key.length === 0) {
+    throw new KeyError('malformed verifier id');
+  }
+  if (key[0] !== 4) throw new KeyError('unknown verifier algorithm');
+  if (key.length !== 33) throw new KeyError('malformed verifier id');
+  const hash = parseInt(ascii(hash16), 16) >>> 0;
+  if (hash !== (await keyHash(nameBytes, key))) throw new KeyError('invalid verifier hash');
+  const cryptoKey = await importEd25519(key.subarray(1));
+  return { name: text(nameBytes), hash, cryptoKey, line: text(line), kind: 'witness' };
+}
+
+// makePolicy checks a policy as notary.Policy.Validate does, or takes a
+// policy file parsed by parsePolicy.
 async function makePolicy(keys, opts) {
+  if (keys instanceof TrustPolicy) return keys.rules;
   const set = keys && Array.isArray(keys.keys) ? keys : await parseKeys(keys);
   const names = new Set();
   const byID = new Map();
   for (const k of set.keys) {
     if (names.has(k.name)) throw new PolicyError(`policy: two trusted keys named ${JSON.stringify(k.name)}`);
     names.add(k.name);
-    byID.set(`${k.name}\n${k.hash}`, k);
+    byID.set(`${k.name}\n${k.hash}`, { ...k, kind: 'node', from: 0n, until: MAX_UINT64 });
   }
   let min = opts.minSignatures ?? 0;
   if (typeof min === 'string') min = min.trim() === '' ? 0 : Number(min);
@@ -1208,7 +1268,277 @@ async function makePolicy(keys, opts) {
     const err = originError(textEncoder.encode(origin));
     if (err) throw new PolicyError(`policy: ${err}`);
   }
-  return { names, byID, min: Math.max(min, 1), origin };
+  return { names, byID, min: Math.max(min, 1), origin, ranges: false, witnesses: [], groups: [], quorum: '', minCosignatures: 0 };
+}
+
+// ---------------------------------------------------------------------------
+// Trust policy files (notary.ParsePolicy, docs/FORMATS.md §9).
+
+const MAX_POLICY_SIZE = 64 << 10;
+const MAX_POLICY_LINE = 1024;
+const MAX_POLICY_NODES = 64;
+const MAX_POLICY_WITNESSES = 64;
+const MAX_POLICY_GROUPS = 64;
+const MAX_POLICY_NAME = 64;
+const PRIVATE_KEY_TEXT = 'PRIVATE+KEY+';
+const POLICY_USAGE = {
+  origin: 'origin <origin>',
+  node: 'node <verifier key> [from <size>] [until <size>]',
+  'node-signatures': 'node-signatures <k>',
+  witness: 'witness <name> <cosignature verifier key>',
+  group: 'group <name> <k> <member>...',
+  quorum: 'quorum <name or k>',
+};
+
+/**
+ * TrustPolicy is a parsed policy file: pass it to verifyBundle in place of
+ * keys. fingerprint is the hex SHA-256 of its canonical text; nodes and
+ * witnesses name what it trusts.
+ */
+export class TrustPolicy {
+  constructor(rules, canonical, fingerprint) {
+    this.rules = rules;
+    this.canonical = canonical;
+    this.fingerprint = fingerprint;
+    this.origin = rules.origin;
+    this.minSignatures = rules.min;
+    this.nodes = [...rules.byID.values()].filter((k) => k.kind === 'node').map((k) => k.name);
+    this.witnesses = rules.witnesses.map((w) => w.name);
+  }
+}
+
+function policyFileError(line, field, msg) {
+  let prefix = line === 0 ? 'policy: ' : `policy line ${line}: `;
+  if (field !== '') prefix += `${field}: `;
+  return new PolicyError(prefix + msg);
+}
+
+function isPolicyName(s) {
+  return s.length >= 1 && s.length <= MAX_POLICY_NAME && /^[A-Za-z0-9._-]+$/.test(s);
+}
+
+function isDecimalText(s) {
+  return /^[0-9]+$/.test(s);
+}
+
+// parsePolicyNumber reads a size: decimal, no sign, no leading zero, at most
+// 2^64-1. It returns a BigInt or throws the reason as a string.
+function parsePolicyNumber(s) {
+  if (!isDecimalText(s) || (s.length > 1 && s[0] === '0')) throw `${goQuote(s)} is not a decimal number`;
+  const n = BigInt(s);
+  if (n > MAX_UINT64) throw `${goQuote(s)} is more than ${MAX_UINT64}`;
+  return n;
+}
+
+function parsePolicyCount(s) {
+  const n = parsePolicyNumber(s);
+  if (n < 1n) throw 'must be at least 1';
+  if (n > BigInt(MAX_POLICY_WITNESSES)) throw `${n} is more than ${MAX_POLICY_WITNESSES}`;
+  return Number(n);
+}
+
+function compareBytes(a, b) {
+  const x = textEncoder.encode(a);
+  const y = textEncoder.encode(b);
+  for (let i = 0; i < x.length && i < y.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+/**
+ * parsePolicy reads a trust policy file exactly as notary.ParsePolicy does
+ * and resolves to a TrustPolicy. It rejects with a PolicyError whose message
+ * is Go's: "policy line <n>: <field>: <why>" or "policy: <why>".
+ */
+export async function parsePolicy(policyText) {
+  const b = toBytes(policyText, 'policy');
+  if (typeof crypto === 'undefined' || !crypto.subtle) {
+    throw new Error('this browser offers no WebCrypto here; open the page over https');
+  }
+  if (b.length > MAX_POLICY_SIZE) throw policyFileError(0, '', `file is ${b.length} bytes, more than ${MAX_POLICY_SIZE}`);
+  const lines = [];
+  for (let n = 1, p = 0; p < b.length; n++) {
+    let q = b.indexOf(0x0a, p);
+    if (q < 0) q = b.length;
+    let line = b.subarray(p, q);
+    p = q + 1;
+    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
+    if (line.length > MAX_POLICY_LINE) throw policyFileError(n, '', `line is ${line.length} bytes, more than ${MAX_POLICY_LINE}`);
+    if (!utf8Valid(line)) throw policyFileError(n, '', 'not valid UTF-8');
+    for (const c of line) {
+      if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw policyFileError(n, '', `control character 0x${c.toString(16).padStart(2, '0')}`);
+    }
+    const fields = text(line).split(/[ \t]+/).filter((f) => f !== '');
+    if (fields.length === 0 || fields[0].startsWith('#')) continue;
+    lines.push({ n, fields });
+  }
+  const st = {
+    origin: '', originLine: 0, nodes: [], sigs: 0, sigsLine: 0, witnesses: [], groups: [],
+    defined: new Map(), quorum: '', quorumLine: 0,
+  };
+  for (const l of lines) await policyLine(st, l);
+  return finishPolicy(st);
+}
+
+async function policyLine(st, { n, fields }) {
+  const [kw, ...args] = fields;
+  const bad = (field, msg) => policyFileError(n, field, msg);
+  if (!Object.hasOwn(POLICY_USAGE, kw)) throw bad('', `unknown keyword ${goQuote(kw)}`);
+  const wrongFields = () => bad(kw, `want ${goQuote(POLICY_USAGE[kw])}`);
+  const num = (field, f, s) => {
+    try {
+      return f(s);
+    } catch (why) {
+      if (typeof why === 'string') throw bad(field, why);
+      throw why;
+    }
+  };
+  const define = (field, name) => {
+    if (!isPolicyName(name)) throw bad(field, `${goQuote(name)} is not a name (1 to ${MAX_POLICY_NAME} of A-Z a-z 0-9 . _ -)`);
+    if (isDecimalText(name)) throw bad(field, `${goQuote(name)} is a number; a name needs a character other than a digit`);
+    if (st.defined.has(name)) throw bad(field, `${goQuote(name)} is already defined on line ${st.defined.get(name)}`);
+  };
+  const key = async (field, parse, what, s) => {
+    if (s.startsWith(PRIVATE_KEY_TEXT)) throw bad(field, 'a private signer key; give its verifier key, and keep the private one secret');
+    try {
+      return await parse(textEncoder.encode(s));
+    } catch (e) {
+      if (e instanceof KeyError) throw bad(field, `not a ${what}: ${e.message}`);
+      throw e;
+    }
+  };
+  switch (kw) {
+    case 'origin': {
+      if (args.length !== 1) throw wrongFields();
+      if (st.originLine !== 0) throw bad(kw, `a second origin line (the first is line ${st.originLine})`);
+      const err = originError(textEncoder.encode(args[0]));
+      if (err) throw bad(kw, err);
+      st.origin = args[0];
+      st.originLine = n;
+      break;
+    }
+    case 'node': {
+      if (args.length !== 1 && args.length !== 3 && args.length !== 5) throw wrongFields();
+      if (st.nodes.length === MAX_POLICY_NODES) throw bad(kw, `more than ${MAX_POLICY_NODES} node lines`);
+      const k = await key('node key', noteVerifierKey, 'note verifier key', args[0]);
+      let from = 0n;
+      let until = MAX_UINT64;
+      const given = {};
+      for (let i = 1; i < args.length; i += 2) {
+        const opt = args[i];
+        if (opt !== 'from' && opt !== 'until') throw bad(kw, `unknown option ${goQuote(opt)} (want from or until)`);
+        if (given[opt]) throw bad(`node ${opt}`, 'given twice');
+        given[opt] = true;
+        const v = num(`node ${opt}`, parsePolicyNumber, args[i + 1]);
+        if (opt === 'from') from = v;
+        else until = v;
+      }
+      if (from > until) throw bad('node until', `${until} is below from ${from}`);
+      for (const o of st.nodes) {
+        if (o.text === args[0]) throw bad('node key', `the same key as line ${o.line}`);
+        if (o.key.name === k.name && o.key.hash === k.hash) throw bad('node key', `the same name and key hash as line ${o.line}`);
+        if (o.key.name === k.name && from <= o.until && o.from <= until) {
+          throw bad('node key', `a second key named ${goQuote(k.name)} valid at log sizes of line ${o.line}'s; give them from and until ranges apart`);
+        }
+      }
+      st.nodes.push({ text: args[0], key: k, from, until, line: n });
+      break;
+    }
+    case 'node-signatures': {
+      if (args.length !== 1) throw wrongFields();
+      if (st.sigsLine !== 0) throw bad(kw, `a second node-signatures line (the first is line ${st.sigsLine})`);
+      st.sigs = num(kw, parsePolicyCount, args[0]);
+      st.sigsLine = n;
+      break;
+    }
+    case 'witness': {
+      if (args.length !== 2) throw wrongFields();
+      if (st.witnesses.length === MAX_POLICY_WITNESSES) throw bad(kw, `more than ${MAX_POLICY_WITNESSES} witness lines`);
+      define('witness name', args[0]);
+      const k = await key('witness key', cosignatureVerifierKey, 'cosignature/v1 verifier key', args[1]);
+      for (const w of st.witnesses) {
+        if (w.text === args[1]) throw bad('witness key', `the same key as line ${w.line}`);
+        if (w.key.name === k.name && w.key.hash === k.hash) throw bad('witness key', `the same name and key hash as line ${w.line}`);
+      }
+      for (const o of st.nodes) {
+        if (o.key.name === k.name && o.key.hash === k.hash) throw bad('witness key', `the same name and key hash as the node key of line ${o.line}`);
+      }
+      st.defined.set(args[0], n);
+      st.witnesses.push({ name: args[0], text: args[1], key: k, line: n });
+      break;
+    }
+    case 'group': {
+      if (args.length < 3) throw wrongFields();
+      if (st.groups.length === MAX_POLICY_GROUPS) throw bad(kw, `more than ${MAX_POLICY_GROUPS} group lines`);
+      const [name, kText, ...members] = args;
+      define('group name', name);
+      const k = num(`group ${name} threshold`, parsePolicyCount, kText);
+      members.forEach((m, i) => {
+        if (!st.defined.has(m)) throw bad(`group ${name} member`, `${goQuote(m)} is not a witness or group defined above`);
+        if (members.slice(0, i).includes(m)) throw bad(`group ${name} member`, `${goQuote(m)} is listed twice`);
+      });
+      if (k > members.length) throw bad(`group ${name} threshold`, `${k} is more than its ${members.length} members`);
+      st.defined.set(name, n);
+      st.groups.push({ name, threshold: k, members });
+      break;
+    }
+    case 'quorum': {
+      if (args.length !== 1) throw wrongFields();
+      if (st.quorumLine !== 0) throw bad(kw, `a second quorum line (the first is line ${st.quorumLine})`);
+      st.quorum = args[0];
+      st.quorumLine = n;
+      break;
+    }
+  }
+}
+
+async function finishPolicy(st) {
+  if (st.originLine === 0) throw policyFileError(0, '', 'no origin line');
+  if (st.nodes.length === 0) throw policyFileError(0, '', 'no node line');
+  if (st.sigsLine === 0) throw policyFileError(0, '', 'no node-signatures line');
+  const names = new Set(st.nodes.map((o) => o.key.name));
+  if (st.sigs > names.size) throw policyFileError(st.sigsLine, 'node-signatures', `${st.sigs} required but the policy trusts ${names.size} nodes`);
+  if (st.witnesses.length > 0 && st.quorumLine === 0) throw policyFileError(0, '', 'witnesses are listed but there is no quorum line');
+  if (st.witnesses.length === 0 && st.quorumLine !== 0) throw policyFileError(st.quorumLine, 'quorum', 'no witness is listed');
+  let quorum = '';
+  let minCosignatures = 0;
+  if (st.quorumLine !== 0) {
+    if (isDecimalText(st.quorum)) {
+      try {
+        minCosignatures = parsePolicyCount(st.quorum);
+      } catch (why) {
+        if (typeof why === 'string') throw policyFileError(st.quorumLine, 'quorum', why);
+        throw why;
+      }
+      if (minCosignatures > st.witnesses.length) {
+        throw policyFileError(st.quorumLine, 'quorum', `${minCosignatures} cosignatures required but the policy lists ${st.witnesses.length} witnesses`);
+      }
+    } else {
+      if (!st.defined.has(st.quorum)) throw policyFileError(st.quorumLine, 'quorum', `${goQuote(st.quorum)} is not a witness or group`);
+      quorum = st.quorum;
+    }
+  }
+  const byID = new Map();
+  for (const o of st.nodes) byID.set(`${o.key.name}\n${o.key.hash}`, { ...o.key, kind: 'node', from: o.from, until: o.until });
+  for (const w of st.witnesses) byID.set(`${w.key.name}\n${w.key.hash}`, { ...w.key, kind: 'witness', witness: w.name });
+  const rules = {
+    names, byID, min: st.sigs, origin: st.origin, ranges: true,
+    witnesses: st.witnesses.map((w) => ({ name: w.name })), groups: st.groups, quorum, minCosignatures,
+  };
+  // The canonical text (docs/FORMATS.md §9) and its SHA-256.
+  let c = `origin ${st.origin}\n`;
+  for (const o of [...st.nodes].sort((a, b) => compareBytes(a.text, b.text))) {
+    c += `node ${o.text}`;
+    if (o.from !== 0n) c += ` from ${o.from}`;
+    if (o.until !== MAX_UINT64) c += ` until ${o.until}`;
+    c += '\n';
+  }
+  c += `node-signatures ${st.sigs}\n`;
+  for (const w of [...st.witnesses].sort((a, b) => compareBytes(a.name, b.name))) c += `witness ${w.name} ${w.text}\n`;
+  for (const g of st.groups) c += `group ${g.name} ${g.threshold} ${[...g.members].sort(compareBytes).join(' ')}\n`;
+  if (quorum !== '') c += `quorum ${quorum}\n`;
+  else if (minCosignatures !== 0) c += `quorum ${minCosignatures}\n`;
+  const canonical = textEncoder.encode(c);
+  return new TrustPolicy(rules, canonical, hex(await sha256(canonical)));
 }
 
 // ---------------------------------------------------------------------------
@@ -1284,28 +1614,80 @@ async function openCheckpoint(msg, policy) {
     }
     if (seen.has(id)) continue;
     seen.add(id);
-    if (!(await ed25519Verify(key, sig.subarray(4), body))) {
-      fail('signature invalid', `the signature by ${JSON.stringify(name)} does not verify`);
-    }
-    verified.push(name);
+    const ok = key.kind === 'witness' ? await cosignatureVerify(key, sig.subarray(4), body) : await ed25519Verify(key, sig.subarray(4), body);
+    if (!ok) fail('signature invalid', `the signature by ${JSON.stringify(name)} does not verify`);
+    verified.push(key);
   }
   for (const name of unverified) {
     if (policy.names.has(name)) fail('signature invalid', `the signature by ${JSON.stringify(name)} is not made with its trusted key`);
   }
-  if (verified.length === 0) {
-    const by = unverified.length ? unverified.map((n) => JSON.stringify(n)).join(', ') : 'nobody';
-    fail('too few trusted signatures', `no signature by a trusted key (signed by ${by})`);
-  }
-  if (verified.length < policy.min) {
-    fail('too few trusted signatures',
-      `${verified.length} trusted signature(s) (${verified.map((n) => JSON.stringify(n)).join(', ')}), policy requires ${policy.min}`);
-  }
+  // Node names that signed: first at any size, then, with the body read,
+  // by keys valid at its size (notary's openCheckpoint, in its order).
+  let counted = countNodes(verified, null);
+  enoughNodes(policy, counted, unverified, 0n);
   const cp = parseCheckpointBody(body);
+  if (policy.ranges) {
+    counted = countNodes(verified, cp.size);
+    enoughNodes(policy, counted, unverified, cp.size);
+  }
+  const cosigners = [];
+  for (const k of verified) if (k.kind === 'witness' && !cosigners.includes(k.witness)) cosigners.push(k.witness);
+  checkQuorum(policy, cosigners);
   if (policy.origin !== '' && cp.origin !== policy.origin) {
     fail('wrong log', `checkpoint is from log ${JSON.stringify(cp.origin)}, policy expects ${JSON.stringify(policy.origin)}`);
   }
-  cp.signers = verified;
+  cp.signers = counted.signers;
+  cp.cosigners = cosigners;
   return cp;
+}
+
+// cosignatureVerify checks a cosignature/v1 (c2sp.org/tlog-cosignature):
+// an 8-byte big-endian time, then the Ed25519 signature of
+// "cosignature/v1\ntime <time>\n" and the checkpoint body.
+async function cosignatureVerify(key, sig, body) {
+  if (sig.length !== 72) return false;
+  let t = 0n;
+  for (let i = 0; i < 8; i++) t = (t << 8n) | BigInt(sig[i]);
+  if (t > MAX_INT64) return false;
+  return ed25519Verify(key, sig.subarray(8), concat(textEncoder.encode(`cosignature/v1\ntime ${t}\n`), body));
+}
+
+function countNodes(verified, size) {
+  const signers = [];
+  const retired = [];
+  for (const k of verified) {
+    if (k.kind !== 'node') continue;
+    if (size !== null && !(k.from <= size && size <= k.until)) retired.push(k.name);
+    else if (!signers.includes(k.name)) signers.push(k.name);
+  }
+  return { signers, retired };
+}
+
+function enoughNodes(policy, { signers, retired }, unverified, size) {
+  if (signers.length >= policy.min) return;
+  const q = (names) => names.map((n) => JSON.stringify(n)).join(', ');
+  let detail = `${policy.min} node signatures required, ${signers.length} valid`;
+  if (signers.length > 0) detail += ` (${q(signers)})`;
+  else if (retired.length === 0) detail += `: no signature by a trusted key (signed by ${unverified.length ? q(unverified) : 'nobody'})`;
+  if (retired.length > 0) detail += `; ${q(retired)} signed with a key not valid at size ${size}`;
+  fail('too few trusted signatures', detail);
+}
+
+function checkQuorum(policy, cosigners) {
+  if (policy.witnesses.length === 0) return;
+  if (policy.quorum === '') {
+    if (cosigners.length < policy.minCosignatures) {
+      fail('too few trusted signatures', `witness quorum needs ${policy.minCosignatures} of ${policy.witnesses.length} witnesses, ${cosigners.length} valid`);
+    }
+    return;
+  }
+  const met = new Set(cosigners);
+  const count = (g) => g.members.filter((m) => met.has(m)).length;
+  for (const g of policy.groups) if (count(g) >= g.threshold) met.add(g.name);
+  if (met.has(policy.quorum)) return;
+  const g = policy.groups.find((x) => x.name === policy.quorum);
+  if (g) fail('too few trusted signatures', `witness quorum ${g.name} needs ${g.threshold} of ${g.members.length}, ${count(g)} valid`);
+  fail('too few trusted signatures', `witness quorum ${policy.quorum} needs its cosignature, none valid`);
 }
 
 // parseCheckpointBody accepts exactly the spelling notary.Checkpoint.Body
@@ -1481,6 +1863,7 @@ function checkpointSummary(cp) {
     timestamp: cp.timestamp.toString(),
     time: isoTime(cp.timestamp),
     signers: cp.signers.slice(),
+    cosigners: cp.cosigners.slice(),
   };
 }
 
@@ -1489,7 +1872,9 @@ function checkpointSummary(cp) {
  *
  * bundle: the bundle file (bytes, preferably, or text).
  * keys: the trusted verifier keys: a keys file's text or bytes, or the result
- *   of parseKeys.
+ *   of parseKeys; or a TrustPolicy from parsePolicy, whose rules (origin,
+ *   node keys and their ranges, signatures required, witness quorum) then
+ *   replace opts.minSignatures and opts.origin.
  * opts.minSignatures: how many distinct trusted keys must sign (0 or absent
  *   means 1). opts.origin: the only log accepted (absent means any).
  * opts.newerCheckpoint (a signed note) with opts.consistency (a list of hex
@@ -1498,7 +1883,8 @@ function checkpointSummary(cp) {
  *
  * It resolves to {valid: true, outcome: 'valid', origin, index, kind,
  * commitment, link, timestamp, time, checkpoint, signers, newer, document}
- * (index, size and timestamps are decimal strings, times ISO 8601 UTC), or to
+ * (index, size and timestamps are decimal strings, times ISO 8601 UTC;
+ * cosigners names the policy's witnesses that cosigned), or to
  * {valid: false, outcome, reason, detail}, where outcome names the first
  * failed check as notary's errors do and reason is notary.Reason's sentence.
  * It rejects with a PolicyError when keys and options make no policy.
@@ -1554,6 +1940,7 @@ async function verifyParsed(bundle, policy, opts) {
     time: isoTime(r.timestamp),
     checkpoint: checkpointSummary(cp),
     signers: cp.signers.slice(),
+    cosigners: cp.cosigners.slice(),
     minSignatures: policy.min,
     newer,
     document: { json: bundle.json, canonical: bundle.canonical },
