@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
@@ -34,6 +35,9 @@ func (e *LeafError) Unwrap() error { return e.Err }
 // [*LeafError] naming the first malformed leaf, or an error wrapping
 // [ErrMalformedPage].
 func ParseLeaves(body []byte, start, want uint64) ([]notary.Leaf, error) {
+	if want > math.MaxUint64-start {
+		return nil, fmt.Errorf("%w: leaves [%d, %d+%d) are beyond any log", ErrMalformedPage, start, start, want)
+	}
 	var page struct {
 		Leaves []json.RawMessage `json:"leaves"`
 	}
