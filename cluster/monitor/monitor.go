@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,7 @@ const (
 	DefaultWebhookTimeout   = 10 * time.Second
 	DefaultRequestTimeout   = 30 * time.Second
 	maxKeptAlerts           = 1000
+	maxMessage              = 1024 // bytes of an alert's message
 	maxNodes                = 64
 	defaultMaxIdleConnsHost = 4
 )
@@ -521,6 +523,9 @@ func (m *Monitor) derive(ctx context.Context, s *source, budget uint64, rep *Rep
 // logs it, counts it, saves its evidence and delivers it to the webhook.
 func (m *Monitor) raise(ctx context.Context, rep *Report, a Alert) {
 	a.Time = time.Now().UTC()
+	if len(a.Message) > maxMessage {
+		a.Message = strings.ToValidUTF8(a.Message[:maxMessage], "") + "..."
+	}
 	key := a.key()
 	m.mu.Lock()
 	if m.raised[key] {

@@ -416,3 +416,42 @@ func TestUnreachableIsNotAnAlert(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+// TestHandler: the monitor's HTTP handler serves its metrics, and its
+// alerts with their checkpoints (left out with ?brief=1, which
+// FetchAlerts asks for) and the state of each node.
+func TestHandler(t *testing.T) {
+	keys := monitortest.NewKeys(t, 1)
+	a, b := fileNode(t, keys), fileNode(t, keys)
+	a.Append(t, leaves("a", 3, t0)...)
+	b.Append(t, leaves("b", 3, t0)...)
+	reg := prometheus.NewRegistry()
+	m := newMonitor(t, monitor.Config{Nodes: []string{a.Serve(t, nil), b.Serve(t, nil)}, Policy: keys.Policy(t, 1, origin), Registerer: reg})
+	pollOnce(t, m)
+	srv := httptest.NewServer(m.Handler(reg))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/v1/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full monitor.AlertsResponse
+	err = json.NewDecoder(resp.Body).Decode(&full)
+	resp.Body.Close()
+	if err != nil || len(full.Alerts) != 1 || len(full.Alerts[0].Checkpoints) != 2 || full.Alerts[0].Checkpoints[0].Checkpoint == "" || len(full.Nodes) != 2 || full.Nodes[0].Size != 3 {
+		t.Fatalf("GET /v1/alerts: %v, %+v", err, full)
+	}
+	brief, err := monitor.FetchAlerts(context.Background(), http.DefaultClient, srv.URL)
+	if err != nil || len(brief.Alerts) != 1 || brief.Alerts[0].Kind != monitor.KindSplitView || len(brief.Alerts[0].Checkpoints) != 2 || brief.Alerts[0].Checkpoints[0].Checkpoint != "" {
+		t.Fatalf("FetchAlerts: %v, %+v", err, brief)
+	}
+	resp, err = http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `telenotary_monitor_alerts_total{kind="split-view"} 1`) {
+		t.Errorf("metrics:\n%s", body)
+	}
+}
