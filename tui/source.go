@@ -14,7 +14,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/telenotary/telenotary/cluster/httpapi"
-	"github.com/telenotary/telenotary/cluster/monitor"
+	"github.com/telenotary/telenotary/cluster/monitor/monitorapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session/signalapi"
@@ -106,7 +106,7 @@ func (s *source) status(node string) tea.Cmd {
 // is none.
 type monitorMsg struct {
 	url  string
-	resp *monitor.AlertsResponse
+	resp *monitorapi.AlertsResponse
 	err  error
 	at   time.Time
 }
@@ -115,7 +115,7 @@ func (s *source) monitorAlerts(url string) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		defer cancel()
-		resp, err := monitor.FetchAlerts(ctx, s.cfg.HTTPClient, url)
+		resp, err := monitorapi.FetchAlerts(ctx, s.cfg.HTTPClient, url)
 		return monitorMsg{url: url, resp: resp, err: err, at: time.Now()}
 	}
 }

@@ -15,70 +15,40 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/telenotary/telenotary/cluster/monitor/monitorapi"
 )
 
-// Kind tells the faults the monitor alerts on apart.
-type Kind string
+// The monitor's alerts and state, as package monitorapi declares them.
+type (
+	// Kind tells the faults the monitor alerts on apart.
+	Kind = monitorapi.Kind
+	// Evidence is a signed checkpoint an alert rests on.
+	Evidence = monitorapi.Evidence
+	// Alert is a fault the monitor found.
+	Alert = monitorapi.Alert
+	// NodeState is what the monitor knows of one node.
+	NodeState = monitorapi.NodeState
+	// AlertsResponse is the body of GET /v1/alerts.
+	AlertsResponse = monitorapi.AlertsResponse
+)
 
-// Kinds of alerts.
+// Kinds of alerts (see package monitorapi).
 const (
-	// KindSplitView: two checkpoints, each signed under the policy, that
-	// cannot both be true: the same size with different roots, or a
-	// smaller tree that no node can prove a prefix of the larger one.
-	KindSplitView Kind = "split-view"
-	// KindRootMismatch: a node's leaves do not hash to the root it signed
-	// at that size.
-	KindRootMismatch Kind = "root-mismatch"
-	// KindTimeBackwards: a leaf stamped before the leaf before it, a
-	// checkpoint dated before a leaf it holds, or a larger checkpoint
-	// dated before a smaller one.
-	KindTimeBackwards Kind = "timestamp-backwards"
-	// KindMalformedLeaf: a node served a leaf that is not a well-formed
-	// leaf at its index; the monitor stops deriving that node's tree.
-	KindMalformedLeaf Kind = "malformed-leaf"
-	// KindBadSignature: a node served a checkpoint whose signature by a
-	// trusted key does not verify.
-	KindBadSignature Kind = "bad-signature"
-	// KindBadCheckpoint: a node served a checkpoint the policy refuses
-	// otherwise: malformed, too few trusted signatures, another log.
-	KindBadCheckpoint Kind = "bad-checkpoint"
+	KindSplitView     = monitorapi.KindSplitView
+	KindRootMismatch  = monitorapi.KindRootMismatch
+	KindTimeBackwards = monitorapi.KindTimeBackwards
+	KindMalformedLeaf = monitorapi.KindMalformedLeaf
+	KindBadSignature  = monitorapi.KindBadSignature
+	KindBadCheckpoint = monitorapi.KindBadCheckpoint
 )
 
-// Kinds lists every kind, for metrics and documentation.
-var Kinds = []Kind{KindSplitView, KindRootMismatch, KindTimeBackwards, KindMalformedLeaf, KindBadSignature, KindBadCheckpoint}
+// Kinds lists every kind.
+var Kinds = monitorapi.Kinds
 
-// Evidence is a signed checkpoint an alert rests on and where it came from.
-type Evidence struct {
-	// Node is the base URL of the node that served it.
-	Node string `json:"node"`
-	// Checkpoint is the signed note as served.
-	Checkpoint string `json:"checkpoint"`
-	// File is where the monitor saved it, relative to the evidence
-	// directory; empty when it saves none.
-	File string `json:"file,omitempty"`
-}
-
-// Alert is a fault the monitor found. It is what the webhook receives as
-// JSON, and what the evidence directory's alert.json holds.
-type Alert struct {
-	Kind Kind      `json:"kind"`
-	Time time.Time `json:"time"`
-	// Nodes are the base URLs of the nodes concerned.
-	Nodes   []string `json:"nodes"`
-	Message string   `json:"message"`
-	// Checkpoints are the signed checkpoints concerned: for a split view
-	// the two that conflict, for a leaf fault the checkpoint the leaves
-	// were checked against (when known).
-	Checkpoints []Evidence `json:"checkpoints,omitempty"`
-	// Index is the leaf concerned, for leaf faults.
-	Index *uint64 `json:"index,omitempty"`
-	// Dir is the alert's directory under the evidence directory; empty
-	// when none is configured.
-	Dir string `json:"dir,omitempty"`
-}
-
-// key identifies an alert across polls, so that one fault is raised once.
-func (a *Alert) key() string {
+// alertKey identifies an alert across polls, so that one fault is raised
+// once.
+func alertKey(a *Alert) string {
 	var b strings.Builder
 	b.WriteString(string(a.Kind))
 	for _, n := range slices.Sorted(slices.Values(a.Nodes)) {

@@ -526,7 +526,7 @@ func (m *Monitor) raise(ctx context.Context, rep *Report, a Alert) {
 	if len(a.Message) > maxMessage {
 		a.Message = strings.ToValidUTF8(a.Message[:maxMessage], "") + "..."
 	}
-	key := a.key()
+	key := alertKey(&a)
 	m.mu.Lock()
 	if m.raised[key] {
 		m.mu.Unlock()
@@ -566,27 +566,6 @@ func (m *Monitor) Alerts() []Alert {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.alerts)
-}
-
-// NodeState is what the monitor knows of one node.
-type NodeState struct {
-	Node string `json:"node"`
-	// Size, Root and Timestamp are of the node's latest checkpoint that
-	// opened under the policy (zero before one did).
-	Size      uint64      `json:"size"`
-	Root      notary.Hash `json:"root"`
-	Timestamp int64       `json:"timestamp"`
-	// Derived is how many of the node's leaves the monitor has read and
-	// hashed; Verified the largest size at which they gave the root the
-	// node signed, and VerifiedRoot that root.
-	Derived      uint64      `json:"derived"`
-	Verified     uint64      `json:"verified"`
-	VerifiedRoot notary.Hash `json:"verified_root"`
-	// Stuck says why the monitor stopped reading the node's leaves.
-	Stuck string `json:"stuck,omitempty"`
-	// Error is the last failure to reach or read the node ("" after a
-	// poll that checked it).
-	Error string `json:"error,omitempty"`
 }
 
 // Nodes returns the state of every node, in the order of Config.Nodes.

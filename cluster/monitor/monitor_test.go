@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/telenotary/telenotary/cluster/monitor"
+	"github.com/telenotary/telenotary/cluster/monitor/monitorapi"
 	"github.com/telenotary/telenotary/cluster/monitor/monitortest"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/filestore"
@@ -441,7 +442,7 @@ func TestHandler(t *testing.T) {
 	if err != nil || len(full.Alerts) != 1 || len(full.Alerts[0].Checkpoints) != 2 || full.Alerts[0].Checkpoints[0].Checkpoint == "" || len(full.Nodes) != 2 || full.Nodes[0].Size != 3 {
 		t.Fatalf("GET /v1/alerts: %v, %+v", err, full)
 	}
-	brief, err := monitor.FetchAlerts(context.Background(), http.DefaultClient, srv.URL)
+	brief, err := monitorapi.FetchAlerts(context.Background(), http.DefaultClient, srv.URL)
 	if err != nil || len(brief.Alerts) != 1 || brief.Alerts[0].Kind != monitor.KindSplitView || len(brief.Alerts[0].Checkpoints) != 2 || brief.Alerts[0].Checkpoints[0].Checkpoint != "" {
 		t.Fatalf("FetchAlerts: %v, %+v", err, brief)
 	}
