@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,16 +45,13 @@ const (
 // Kinds lists every kind.
 var Kinds = monitorapi.Kinds
 
-// alertKey identifies an alert across polls, so that one fault is raised
-// once.
+// alertKey identifies an alert across polls: its kind and its nodes, in
+// either order.
 func alertKey(a *Alert) string {
 	var b strings.Builder
 	b.WriteString(string(a.Kind))
 	for _, n := range slices.Sorted(slices.Values(a.Nodes)) {
 		b.WriteString(" " + n)
-	}
-	if a.Index != nil {
-		b.WriteString(" #" + strconv.FormatUint(*a.Index, 10))
 	}
 	return b.String()
 }

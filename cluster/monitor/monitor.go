@@ -372,7 +372,7 @@ func (m *Monitor) consistent(ctx context.Context, a, b *seen, rep *Report) (ok b
 			return false, nil
 		}
 	}
-	if large.Timestamp < small.Timestamp {
+	if small.Size < large.Size && large.Timestamp < small.Timestamp {
 		m.raise(ctx, rep, Alert{Kind: KindTimeBackwards, Nodes: nodesOf(small, large),
 			Message:     fmt.Sprintf("%s's checkpoint of size %d is dated %d ms, before the %d ms of %s's checkpoint of size %d", large.node, large.Size, large.Timestamp, small.Timestamp, small.node, small.Size),
 			Checkpoints: []Evidence{small.evidence(), large.evidence()}})
@@ -519,8 +519,10 @@ func (m *Monitor) derive(ctx context.Context, s *source, budget uint64, rep *Rep
 	return nil
 }
 
-// raise records a new alert (one already raised is not raised again),
-// logs it, counts it, saves its evidence and delivers it to the webhook.
+// raise records a new alert, logs it, counts it, saves its evidence and
+// delivers it to the webhook. An alert of a kind already raised for the
+// same nodes is only logged, at WARN: the first is the evidence, and the
+// alerts kept are bounded by kinds and nodes, not by the log.
 func (m *Monitor) raise(ctx context.Context, rep *Report, a Alert) {
 	a.Time = time.Now().UTC()
 	if len(a.Message) > maxMessage {
@@ -530,6 +532,7 @@ func (m *Monitor) raise(ctx context.Context, rep *Report, a Alert) {
 	m.mu.Lock()
 	if m.raised[key] {
 		m.mu.Unlock()
+		m.log.WarnContext(ctx, "monitor: seen again (raised before): "+a.Message, "kind", a.Kind, "nodes", a.Nodes)
 		return
 	}
 	m.raised[key] = true

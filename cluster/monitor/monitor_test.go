@@ -273,13 +273,14 @@ func TestConsistentNodes(t *testing.T) {
 }
 
 // TestTimestampBackwards: a log whose tree and checkpoints are sound but
-// whose leaf 5 is stamped before leaf 4 raises timestamp-backwards for
-// leaf 5, and nothing else.
+// whose leaf 5 is stamped before leaf 4 (and leaf 7 before leaf 6) raises
+// timestamp-backwards once, for leaf 5, and nothing else.
 func TestTimestampBackwards(t *testing.T) {
 	keys := monitortest.NewKeys(t, 1)
 	store := notary.NewMemoryStore()
 	ls := leaves("log", 8, t0)
 	ls[5].Timestamp = t0 - 1
+	ls[7].Timestamp = t0 - 2
 	monitortest.CommitUnchecked(t, store, ls...)
 	n := monitortest.NewNode(t, origin, keys, store)
 	m := newMonitor(t, monitor.Config{Nodes: []string{n.Serve(t, nil)}, Policy: keys.Policy(t, 1, origin)})
