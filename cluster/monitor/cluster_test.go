@@ -142,7 +142,7 @@ func TestClusterUnderWrites(t *testing.T) {
 		}
 	})
 
-	m := newMonitor(t, monitor.Config{Nodes: urls, Policy: notary.Policy{Verifiers: keys, MinSignatures: 2, Origin: clusterOrigin}, LeavesPerPoll: 400})
+	m := newMonitor(t, monitor.Config{Nodes: urls, Policy: notary.Policy{Verifiers: keys, MinSignatures: 2, Origin: clusterOrigin}})
 	polls := 0
 	for polls < 6 || written.Load() < 1000 {
 		rep := m.PollOnce(ctx)

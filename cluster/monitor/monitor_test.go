@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -455,5 +456,79 @@ func TestHandler(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `telenotary_monitor_alerts_total{kind="split-view"} 1`) {
 		t.Errorf("metrics:\n%s", body)
+	}
+}
+
+// switching serves a's API until switched, then b's: one URL that shows
+// one history, then another.
+type switching struct {
+	a, b http.Handler
+	toB  atomic.Bool
+}
+
+func (s *switching) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.toB.Load() {
+		s.b.ServeHTTP(w, r)
+		return
+	}
+	s.a.ServeHTTP(w, r)
+}
+
+// TestSplitViewAcrossTime: one node that shows a history and, at a later
+// poll, a larger one that does not extend it raises a split view naming
+// that node alone, with both its checkpoints as evidence.
+func TestSplitViewAcrossTime(t *testing.T) {
+	keys := monitortest.NewKeys(t, 1)
+	a, b := fileNode(t, keys), fileNode(t, keys)
+	a.Append(t, leaves("a", 5, t0)...)
+	b.Append(t, leaves("b", 9, t0)...)
+	sw := &switching{a: a.Handler(), b: b.Handler()}
+	srv := httptest.NewServer(sw)
+	defer srv.Close()
+	m := newMonitor(t, monitor.Config{Nodes: []string{srv.URL}, Policy: keys.Policy(t, 1, origin)})
+	if rep := pollOnce(t, m); len(rep.Alerts) != 0 {
+		t.Fatalf("first history: %+v", rep.Alerts)
+	}
+	sw.toB.Store(true)
+	rep := pollOnce(t, m)
+	if got := kinds(rep.Alerts); !slices.Contains(got, monitor.KindSplitView) {
+		t.Fatalf("alerts %v, want a split view", got)
+	}
+	for _, al := range rep.Alerts {
+		if al.Kind == monitor.KindSplitView && (len(al.Nodes) != 1 || al.Nodes[0] != srv.URL || len(al.Checkpoints) != 2 ||
+			al.Checkpoints[0].Checkpoint != string(a.Checkpoint().Note) || al.Checkpoints[1].Checkpoint != string(b.Checkpoint().Note)) {
+			t.Errorf("split view %+v", al)
+		}
+	}
+}
+
+// TestRunBoundsLeavesPerPoll: a running monitor reads at most
+// LeavesPerPoll leaves of a node a poll, and catches up over the polls.
+func TestRunBoundsLeavesPerPoll(t *testing.T) {
+	keys := monitortest.NewKeys(t, 1)
+	n := fileNode(t, keys)
+	n.Append(t, leaves("log", 1000, t0)...)
+	reg := prometheus.NewRegistry()
+	m := newMonitor(t, monitor.Config{Nodes: []string{n.Serve(t, nil)}, Policy: keys.Policy(t, 1, origin), Interval: 10 * time.Millisecond, LeavesPerPoll: 150, Registerer: reg})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, nil) }()
+	deadline := time.Now().Add(time.Minute)
+	for m.Nodes()[0].Verified != 1000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not caught up: %+v", m.Nodes()[0])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Errorf("Run returned %v", err)
+	}
+	polls := metric(t, reg, "telenotary_monitor_polls_total", "")
+	if read := metric(t, reg, "telenotary_monitor_leaves_read_total", ""); read != 1000 || polls < 7 {
+		t.Errorf("read %v leaves in %v polls of at most 150", read, polls)
+	}
+	if len(m.Alerts()) != 0 {
+		t.Errorf("alerts %+v", m.Alerts())
 	}
 }

@@ -162,11 +162,14 @@ func (n *Node) signAt(size uint64) (notary.SignedCheckpoint, error) {
 	return notary.Checkpoint{Origin: n.origin, Size: size, Root: root, Timestamp: ts}.Sign(n.keys.Signers...)
 }
 
+// Handler is the node's API: the cluster's handlers over the node.
+func (n *Node) Handler() http.Handler { return httpd.New(httpd.Config{Cluster: n, Ledger: n}) }
+
 // Serve serves the node's API through the cluster's handlers, wrapped by
 // wrap when it is not nil, and returns the server's base URL.
 func (n *Node) Serve(t TB, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	var h http.Handler = httpd.New(httpd.Config{Cluster: n, Ledger: n})
+	h := n.Handler()
 	if wrap != nil {
 		h = wrap(h)
 	}
