@@ -61,7 +61,12 @@ func alertKey(a *Alert) string {
 // so that anyone can verify it with the keys. The directory appears whole
 // or not at all (it is renamed into place).
 func saveEvidence(dir string, a *Alert) error {
+	// Named by its time and a hash of what it concerns: two alerts raised
+	// in one millisecond differ in their kind or nodes.
 	sum := sha256.New()
+	for _, n := range a.Nodes {
+		io.WriteString(sum, n+"\n")
+	}
 	for _, e := range a.Checkpoints {
 		io.WriteString(sum, e.Checkpoint)
 	}
