@@ -8,10 +8,10 @@ import (
 )
 
 // TestDependencies: what an app developer or the console links. The
-// contracts and clients (the notary API's and the signalling server's),
-// the Go peer SDK and the console import no server package of the project
-// and none of the server-side modules: no raft, no bbolt, no Prometheus
-// client library.
+// contracts and clients (the notary API's, the log monitor's and the
+// signalling server's), the Go peer SDK and the console import no server
+// package of the project and none of the server-side modules: no raft, no
+// bbolt, no Prometheus client library.
 func TestDependencies(t *testing.T) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -28,7 +28,7 @@ func TestDependencies(t *testing.T) {
 	}
 	// allowed are the project's packages these may import, though their
 	// paths start like a forbidden one.
-	allowed := []string{module + "/cluster/notaryapi", module + "/cluster/httpapi", module + "/session/signalapi"}
+	allowed := []string{module + "/cluster/notaryapi", module + "/cluster/httpapi", module + "/cluster/monitor/monitorapi", module + "/session/signalapi"}
 	for _, pkg := range []string{"./cluster/notaryapi", "./cluster/auth", "./session/signalapi", "./session/peer", "./tui"} {
 		out, err := exec.Command("go", "list", "-C", root, "-deps", pkg).CombinedOutput()
 		if err != nil {

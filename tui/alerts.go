@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -127,18 +128,84 @@ type alertsTab struct {
 	nodes *nodeList
 	// active are the node alerts reported now.
 	active map[nodeAlertKey]bool
+	// monitors are the log monitors' states, by URL.
+	monitors map[string]*monitorState
+}
+
+// monitorState is what the tab knows of one log monitor.
+type monitorState struct {
+	inFlight bool
+	err      error           // its last failure; nil after an answer
+	seen     map[string]bool // its alerts already copied to the alert log
 }
 
 func newAlertsTab(c common) *alertsTab {
-	return &alertsTab{common: c, filter: newFilter(), nodes: newNodeList(c.cfg.Nodes), active: map[nodeAlertKey]bool{}}
+	a := &alertsTab{common: c, filter: newFilter(), nodes: newNodeList(c.cfg.Nodes), active: map[nodeAlertKey]bool{}, monitors: map[string]*monitorState{}}
+	for _, u := range c.cfg.Monitors {
+		a.monitors[u] = &monitorState{seen: map[string]bool{}}
+	}
+	return a
 }
 
-// Init does nothing: the alerts come with other components' data.
-func (a *alertsTab) Init() tea.Cmd { return nil }
+// Init asks the log monitors for their alerts; the others come with
+// other components' data.
+func (a *alertsTab) Init() tea.Cmd { return a.pollMonitors() }
 
-// Update takes node statuses and the keys of the tab.
+// pollMonitors asks each log monitor that has no request out.
+func (a *alertsTab) pollMonitors() tea.Cmd {
+	if !a.poll {
+		return nil
+	}
+	var cmds []tea.Cmd
+	for _, u := range a.cfg.Monitors {
+		if st := a.monitors[u]; !st.inFlight {
+			st.inFlight = true
+			cmds = append(cmds, a.src.monitorAlerts(u))
+		}
+	}
+	return tea.Batch(cmds...)
+}
+
+// onMonitor copies a monitor's new alerts to the log, at the time the
+// monitor raised them, and says when it stops or starts answering.
+func (a *alertsTab) onMonitor(msg monitorMsg) {
+	st := a.monitors[msg.url]
+	if st == nil {
+		return
+	}
+	st.inFlight = false
+	if msg.err != nil {
+		if st.err == nil {
+			a.alerts.add(msg.at, levelWarn, "console", "log monitor %s unreachable: %s", msg.url, shortErr(msg.err))
+		}
+		st.err = msg.err
+		return
+	}
+	if st.err != nil {
+		a.alerts.add(msg.at, levelInfo, "console", "log monitor %s answers again", msg.url)
+	}
+	st.err = nil
+	// Only the alerts the monitor still lists are remembered: as many as
+	// it keeps.
+	seen := make(map[string]bool, len(msg.resp.Alerts))
+	for _, al := range msg.resp.Alerts {
+		k := fmt.Sprintf("%d|%s|%s|%s", al.Time.UnixNano(), al.Kind, strings.Join(al.Nodes, ","), al.Message)
+		seen[k] = true
+		if !st.seen[k] {
+			a.alerts.add(al.Time, levelBad, "monitor", "%s: %s", al.Kind, al.Message)
+		}
+	}
+	st.seen = seen
+}
+
+// Update takes node statuses, the log monitors' alerts and the keys of
+// the tab.
 func (a *alertsTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
+	case tickMsg:
+		return a, a.pollMonitors()
+	case monitorMsg:
+		a.onMonitor(msg)
 	case statusMsg:
 		a.onNodeAlerts(msg)
 	case tea.KeyMsg:

@@ -14,6 +14,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/monitor/monitorapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session/signalapi"
@@ -98,6 +99,24 @@ func (s *source) status(node string) tea.Cmd {
 			st = nil
 		}
 		return statusMsg{node: node, st: st, err: err, at: time.Now()}
+	}
+}
+
+// monitorMsg is a log monitor's answer to GET /v1/alerts, or why there
+// is none.
+type monitorMsg struct {
+	url  string
+	resp *monitorapi.AlertsResponse
+	err  error
+	at   time.Time
+}
+
+func (s *source) monitorAlerts(url string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		defer cancel()
+		resp, err := monitorapi.FetchAlerts(ctx, s.cfg.HTTPClient, url)
+		return monitorMsg{url: url, resp: resp, err: err, at: time.Now()}
 	}
 }
 

@@ -22,6 +22,9 @@ type Config struct {
 	// Signal is the signalling server's base URL; "" leaves the Sessions
 	// tab without data.
 	Signal string
+	// Monitors are base URLs of log monitors (telenotary monitor
+	// --metrics-addr) whose alerts the Alerts tab shows.
+	Monitors []string
 	// Token is the cluster's operator token, needed to remove a node or
 	// move leadership; "" disables those actions.
 	Token string
@@ -101,6 +104,11 @@ func (cfg Config) Validate() error {
 			return &ConfigError{Field: "Signal", Value: cfg.Signal, Reason: why}
 		}
 	}
+	for _, u := range cfg.Monitors {
+		if why := notHTTPURL(strings.TrimSpace(u)); why != "" {
+			return &ConfigError{Field: "Monitors", Value: u, Reason: why}
+		}
+	}
 	if cfg.PollInterval < 0 {
 		return &ConfigError{Field: "PollInterval", Value: cfg.PollInterval.String(), Reason: "must not be negative"}
 	}
@@ -142,6 +150,11 @@ func (cfg Config) withDefaults() Config {
 	}
 	cfg.Nodes = nodes
 	cfg.Signal = strings.TrimRight(cfg.Signal, "/")
+	monitors := make([]string, len(cfg.Monitors))
+	for i, u := range cfg.Monitors {
+		monitors[i] = strings.TrimRight(strings.TrimSpace(u), "/")
+	}
+	cfg.Monitors = monitors
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,

@@ -23,12 +23,13 @@ arrows or j/k to move, / to filter, p to pause the feed, ? for help, q to
 quit.`
 
 // consoleFlagOf is the flag of console that sets each field of tui.Config.
-var consoleFlagOf = map[string]string{"Nodes": "--nodes", "Signal": "--signal", "PollInterval": "--poll"}
+var consoleFlagOf = map[string]string{"Nodes": "--nodes", "Signal": "--signal", "Monitors": "--monitor", "PollInterval": "--poll"}
 
 func runConsole(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "console", consoleSynopsis)
 	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
 	signalURL := fs.String("signal", "", "base URL of the signalling server, for the Sessions tab")
+	monitors := fs.String("monitor", "", "comma-separated URLs of log monitors (telenotary monitor --metrics-addr) whose alerts the Alerts tab shows")
 	tokenFile := fs.String("token-file", "", "file (mode 0600) holding the cluster's operator token, to remove a node or move leadership")
 	signalKeyFile := fs.String("signal-key-file", "", "file (mode 0600) holding an operator API key of the signalling server (with --signal)")
 	keysFile := fs.String("keys", "", "trusted verifier keys for the Verify tab (default: the keys the cluster publishes)")
@@ -45,6 +46,9 @@ func runConsole(ctx context.Context, env *environment, args []string) int {
 		return fail(errors.New("--poll must be at least 100ms"))
 	}
 	cfg := tui.Config{Nodes: strings.Split(*nodes, ","), Signal: *signalURL, PollInterval: *poll}
+	if *monitors != "" {
+		cfg.Monitors = strings.Split(*monitors, ",")
+	}
 	if cfg.Token, err = optionalSecret(*tokenFile, "--token-file", ""); err != nil {
 		return fail(err)
 	}

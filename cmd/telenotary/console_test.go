@@ -23,6 +23,7 @@ func TestConsoleRefusesBadStart(t *testing.T) {
 		{"token file missing", nil, []string{"console", "--nodes", "http://127.0.0.1:1", "--token-file", missing}, "--token-file"},
 		{"signal key without signal", nil, []string{"console", "--nodes", "http://127.0.0.1:1", "--signal-key-file", missing}, "needs --signal"},
 		{"from the environment", map[string]string{"TELENOTARY_NODES": "ftp://x"}, []string{"console"}, `--nodes "ftp://x": is not an http(s) URL`},
+		{"monitor not a URL", nil, []string{"console", "--nodes", "http://127.0.0.1:1", "--monitor", "127.0.0.1:9464"}, `--monitor "127.0.0.1:9464": is not an http(s) URL`},
 		{"poll too fast", nil, []string{"console", "--nodes", "http://127.0.0.1:1", "--poll", "1ms"}, "--poll"},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@
 //	policy    a cluster's trust policy file, for verifiers to pin (package notary)
 //	keygen    a node's signing key
 //	witness   a transparency log witness that cosigns checkpoints (package notary/witness)
+//	monitor   a monitor that follows a log and alerts on split views (package cluster/monitor)
 //	bench     load generators for a cluster and a signalling server (internal/bench)
 //
 // Every flag can also be set from the environment: --min-signatures is
@@ -59,6 +60,7 @@ func commands() []command {
 		{"node", "run a node of a notary cluster", runNode},
 		{"signal", "run the WebRTC signalling server", runSignal},
 		{"witness", "run a witness that cosigns a log's consistent checkpoints", runWitness},
+		{"monitor", "follow a log and alert on split views and broken rules", runMonitor},
 		{"bench", "load-test a cluster or a signalling server", runBench},
 		{"console", "watch and operate a cluster (full-screen)", runConsole},
 		{"completion", "print a shell completion script", runCompletion},
@@ -71,7 +73,8 @@ func commands() []command {
 // command line cannot be run as given (an unknown or bad flag, a required
 // one missing, a file it names that cannot be read or is not what the flag
 // says) and nothing was done. --help is not an error: it prints on stdout
-// and exits 0.
+// and exits 0. telenotary monitor adds 3 (a split view) and 4 (another
+// fault of the log).
 const (
 	exitOK      = 0
 	exitFailure = 1 // the command started and failed
