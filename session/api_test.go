@@ -163,6 +163,16 @@ func TestWrongMethodAndPath(t *testing.T) {
 	for _, path := range []string{"/app/", "/verify/"} {
 		fetch(t, http.DefaultClient, s.URL+path, "")
 	}
+	// The verifier to save: one file, offered as a download.
+	resp, err := http.Get(s.URL + "/verify/telenotary-verifier.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") || !bytes.Contains(page, []byte("connect-src 'none'")) {
+		t.Errorf("the saved verifier: %d, %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Disposition"), len(page))
+	}
 }
 
 // problem sends a request that must fail and returns its problem, failing

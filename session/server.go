@@ -123,8 +123,22 @@ func (s *Server) Handler() http.Handler {
 	files := pageHeaders(http.FileServerFS(web.Files))
 	mux.Handle("GET /app/", files)
 	mux.Handle("GET /verify/", files)
+	mux.HandleFunc("GET /verify/telenotary-verifier.html", serveOfflineVerifier)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/app/", http.StatusFound) })
 	return securityHeaders(mux)
+}
+
+// serveOfflineVerifier offers the verification page as one file to save
+// (web.OfflineVerifier).
+func serveOfflineVerifier(w http.ResponseWriter, r *http.Request) {
+	page, err := web.OfflineVerifier()
+	if err != nil {
+		httpapi.WriteError(w, r, nil, fmt.Errorf("%w: %v", httpapi.ErrInternal, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="telenotary-verifier.html"`)
+	w.Write(page)
 }
 
 // securityHeaders keeps the pages from being framed or sniffed.

@@ -1801,3 +1801,43 @@ func TestEmbeddedVerifyFiles(t *testing.T) {
 		t.Error("verify/index.html lacks the content security policy that keeps the page from sending anything elsewhere")
 	}
 }
+
+// TestOfflineVerifier: the verifier saved as one file verifies from disk
+// (file://) with no server anywhere: it asks nothing of the network, says
+// it is offline until the user chooses a policy, and then judges bundles
+// under that pinned policy as the served page does.
+func TestOfflineVerifier(t *testing.T) {
+	page, err := web.OfflineVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(page, []byte(`src="`)) || bytes.Contains(page, []byte(`href="style.css"`)) || !bytes.Contains(page, []byte("connect-src 'none'")) {
+		t.Fatal("the saved verifier still loads files or may connect somewhere")
+	}
+	path := filepath.Join(t.TempDir(), "telenotary-verifier.html")
+	if err := os.WriteFile(path, page, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser.New(t, nil) // any console error (a blocked script or style, a refused fetch) fails the test
+	navigate(t, ctx, "file://"+path)
+	v := waitKeys(t, ctx, "error")
+	if !strings.Contains(v.KeysText, "working offline") || !strings.Contains(v.Trust, "offline") || v.TrustFrom == "server" || v.Warning != "" {
+		t.Fatalf("offline, before a policy: keys %q, trust %q (%s), warning %q", v.KeysText, v.Trust, v.TrustFrom, v.Warning)
+	}
+	pf, err := notary.ParsePolicy(readFile(t, filepath.Join(vectorsDir, "policy-witnessed.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	choose(t, ctx, "#policy-file", filepath.Join(vectorsDir, "policy-witnessed.txt"))
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed.json"))
+	if v = view(t, ctx, 1); v.Verdict != "VALID" || v.Fields["trust"] != "pinned policy "+pf.Fingerprint() || v.Fields["witnesses"] != "w1, w2" {
+		t.Errorf("witnessed.json offline: %q %v %s", v.Verdict, v.Fields, v.Technical)
+	}
+	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed-once.json"))
+	if v = view(t, ctx, 2); v.Verdict != "INVALID" || !strings.Contains(v.Technical, "needs 2 of 3, 1 valid") {
+		t.Errorf("witnessed-once.json offline: %q %s", v.Verdict, v.Technical)
+	}
+	if hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('save-offline').hidden`)); err != nil || !hidden {
+		t.Errorf("the saved copy still offers to save itself (%v)", err)
+	}
+}

@@ -51,6 +51,10 @@ const ADVICE = {
 // ---------------------------------------------------------------------------
 // Keys.
 
+// OFFLINE: the page was saved and opened from disk (file://): it asks no
+// server for anything.
+const OFFLINE = location.protocol === 'file:';
+
 async function loadServerKeys() {
   setKeysStatus('loading', 'Loading the notary\'s keys…');
   let textValue;
@@ -90,7 +94,7 @@ function useKeys(keys, error, source) {
   if (keys === null) {
     setKeysStatus('error', error);
   } else {
-    const from = { server: 'from the notary', file: 'from the keys file you loaded', pasted: 'that you pasted' }[source];
+    const from = { server: 'from the notary', file: 'from the keys file you loaded', pasted: 'that you pasted', offline: '' }[source];
     const n = keys.keys.length;
     setKeysStatus('loaded', `${n} trusted key${n === 1 ? '' : 's'} ${from}:`);
     for (const k of keys.keys) {
@@ -139,6 +143,7 @@ function clearPolicy() {
 function trustLabel() {
   if (state.policy) return `pinned policy ${state.policy.fingerprint}`;
   if (state.keysSource === 'server') return 'keys from this server';
+  if (state.keysSource === 'offline') return 'none yet (offline: choose a policy or keys file)';
   return 'keys you provided';
 }
 
@@ -456,7 +461,7 @@ function setup() {
   $('keys-use').addEventListener('click', () => keysFromText($('keys-text').value, 'pasted'));
   $('keys-reset').addEventListener('click', () => {
     if (state.serverKeys) useKeys(state.serverKeys, '', 'server');
-    else loadServerKeys();
+    else if (!OFFLINE) loadServerKeys();
   });
 
   const policyFile = $('policy-file');
@@ -482,6 +487,13 @@ function setup() {
     }
   }
 
+  if (OFFLINE) {
+    // A saved copy opened from disk: there is no server to ask, and none
+    // is asked. Trust comes from the policy (or keys) the user chooses.
+    $('save-offline').hidden = true;
+    useKeys(null, 'This is a saved copy of the verifier, working offline: choose the notary\'s published policy file under "Trust policy" (or a keys file under "Use other keys").', 'offline');
+    return;
+  }
   loadServerKeys();
 }
 
