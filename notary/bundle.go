@@ -2,8 +2,10 @@ package notary
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Limits on bundles.
@@ -107,11 +109,8 @@ func (b *Bundle) UnmarshalJSON(data []byte) error {
 	case o.has("document"):
 		w.Document = o.members["document"]
 	case o.has("document_base64"):
-		if err := o.decode("document_base64", &raw); err != nil {
+		if raw, err = decodeDocumentBase64(o.members["document_base64"]); err != nil {
 			return err
-		}
-		if raw == nil {
-			raw = []byte{}
 		}
 	default:
 		return fmt.Errorf("%w: bundle field \"document\" is missing", ErrMalformed)
@@ -133,6 +132,23 @@ func (b *Bundle) UnmarshalJSON(data []byte) error {
 	}
 	*b = parsed
 	return nil
+}
+
+// decodeDocumentBase64 decodes the one form document_base64 has (docs/
+// FORMATS.md §7): a JSON string of standard base64 with padding, without
+// line breaks, its unused bits zero; Go's lenient decoders (line breaks
+// skipped, any last bits, a JSON array of bytes) are not used, so that
+// every verifier takes exactly the same inputs.
+func decodeDocumentBase64(member json.RawMessage) ([]byte, error) {
+	var text string
+	if len(member) == 0 || member[0] != '"' || json.Unmarshal(member, &text) != nil {
+		return nil, fmt.Errorf("%w: bundle field \"document_base64\" must be a string", ErrMalformed)
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(text)
+	if err != nil || strings.ContainsAny(text, "\r\n") {
+		return nil, fmt.Errorf("%w: bundle field \"document_base64\" is not standard base64 with padding, on one line, its unused bits zero", ErrMalformed)
+	}
+	return raw, nil
 }
 
 // ParseBundle decodes a bundle from its JSON form; see [Bundle.UnmarshalJSON].

@@ -53,8 +53,9 @@ func TestVerifyVectors(t *testing.T) {
 			Policy          string `json:"policy"`
 			MinSignatures   int    `json:"min_signatures"`
 			Origin          string `json:"origin"`
-			NewerCheckpoint string `json:"newer_checkpoint"`
-			Expect          string
+			NewerCheckpoint  string `json:"newer_checkpoint"`
+			ConsistencyProof string `json:"consistency_proof"`
+			Expect           string
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(vectors, "manifest.json"))
@@ -72,9 +73,6 @@ func TestVerifyVectors(t *testing.T) {
 		"malformed input": notary.ErrMalformed,
 	}
 	for _, c := range m.Cases {
-		if c.NewerCheckpoint != "" {
-			continue // the command line checks receipts offline only
-		}
 		if c.Policy != "" {
 			continue // TestVerifyPolicyVectors
 		}
@@ -86,10 +84,14 @@ func TestVerifyVectors(t *testing.T) {
 			if c.Origin != "" {
 				args = append(args, "--origin", c.Origin)
 			}
+			if c.NewerCheckpoint != "" {
+				args = append(args, "--checkpoint", filepath.Join(vectors, c.NewerCheckpoint), "--consistency", filepath.Join(vectors, c.ConsistencyProof))
+			}
 			code, stdout, stderr := runCmd(t, nil, args...)
 			switch c.Expect {
 			case "valid":
-				if code != exitOK || !strings.HasPrefix(stdout, "VALID: prescription notarized") && !strings.HasPrefix(stdout, "VALID: document notarized") {
+				if code != exitOK || !strings.HasPrefix(stdout, "VALID: prescription notarized") && !strings.HasPrefix(stdout, "VALID: document notarized") ||
+					c.NewerCheckpoint != "" && !strings.Contains(stdout, "history:    a newer checkpoint") {
 					t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 				}
 			default:
@@ -103,6 +105,42 @@ func TestVerifyVectors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyNewerCheckpointForms: the consistency proof is taken as the
+// API answers it too; a proof file that is neither form is malformed
+// input, and a newer checkpoint without its proof a usage error.
+func TestVerifyNewerCheckpointForms(t *testing.T) {
+	dir := t.TempDir()
+	var hashes []notary.Hash
+	if err := json.Unmarshal(readVector(t, "consistency-proof.json"), &hashes); err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := json.Marshal(map[string]any{"from": 1, "size": 2, "proof": hashes})
+	bad := filepath.Join(dir, "bad.json")
+	asAnswer := filepath.Join(dir, "answer.json")
+	os.WriteFile(asAnswer, answer, 0o600)
+	os.WriteFile(bad, []byte(`{"proof":"nope"}`), 0o600)
+	base := []string{"verify", filepath.Join(vectors, "valid.json"), "--keys", filepath.Join(vectors, "keys.pub"), "--min-signatures", "2",
+		"--checkpoint", filepath.Join(vectors, "newer-checkpoint.txt")}
+	if code, stdout, stderr := runCmd(t, nil, append(base, "--consistency", asAnswer)...); code != exitOK || !strings.Contains(stdout, "history:") {
+		t.Errorf("the API's answer as the proof: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, _ := runCmd(t, nil, append(base, "--consistency", bad)...); code != exitInvalid || !strings.HasPrefix(stdout, "INVALID: "+notary.Reason(notary.ErrMalformed)) {
+		t.Errorf("a proof file of neither form: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runCmd(t, nil, base...); code != exitUsage || !strings.Contains(stderr, "--checkpoint and --consistency go together") {
+		t.Errorf("--checkpoint alone: exit %d %s", code, stderr)
+	}
+}
+
+func readVector(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(vectors, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // separateFiles writes the parts of the valid vector bundle to files.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,17 +10,27 @@ import (
 	"os"
 	"strings"
 
+	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
 const verifySynopsis = `verify BUNDLE --keys FILE [--min-signatures K] [--origin ORIGIN]
        telenotary verify BUNDLE --policy FILE
+       telenotary verify BUNDLE ... --checkpoint FILE --consistency FILE
        telenotary verify --receipt FILE --document FILE [--raw] --salt FILE --keys FILE
        telenotary verify --receipt FILE --commitment HEX --keys FILE
 
 --policy FILE is a trust policy (docs/FORMATS.md §9: origin, node keys, how
 many must sign, witnesses and their quorum), pinned out of band, instead of
 --keys, --min-signatures and --origin; its fingerprint is printed.
+
+--checkpoint and --consistency also check, online, that the log has not
+rewritten the history the receipt is in: a newer signed checkpoint (as GET
+/v1/checkpoint serves it) and the consistency proof from the receipt's
+checkpoint to it (the JSON answer of GET
+/v1/proofs/consistency?from=<receipt's size>&to=<newer size>, or a JSON
+array of its hashes), docs/FORMATS.md §8 step 8.
 
 Prints VALID and what the receipt proves, or INVALID and why, with the
 outcomes of docs/FORMATS.md §8. Exit status: 0 VALID; 1 INVALID, including
@@ -41,6 +52,8 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 	saltFile := fs.String("salt", "", "file holding the document's salt, 64 hex digits (with --document)")
 	commitment := fs.String("commitment", "", "the commitment, 64 hex digits, when the document is not at hand (with --receipt)")
 	raw := fs.Bool("raw", false, "the --document is committed byte for byte, not as canonical JSON")
+	newerFile := fs.String("checkpoint", "", "a newer signed checkpoint of the log, to check with --consistency that the receipt's history was kept")
+	proofFile := fs.String("consistency", "", "the consistency proof from the receipt's checkpoint to --checkpoint (the API's JSON answer, or a JSON array of hashes)")
 	pos, err := parseFlags(fs, env, args)
 	if err != nil {
 		return usageError(env.stderr, "verify", err)
@@ -93,6 +106,23 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		}
 		return fail(err)
 	}
+	if (*newerFile == "") != (*proofFile == "") {
+		return fail(errors.New("--checkpoint and --consistency go together: the newer checkpoint and the proof that leads to it"))
+	}
+	var newer []byte
+	var proof []notary.Hash
+	if *newerFile != "" {
+		if newer, err = readInput(*newerFile, "newer checkpoint"); err != nil {
+			return check(err)
+		}
+		p, err := readInput(*proofFile, "consistency proof")
+		if err != nil {
+			return check(err)
+		}
+		if proof, err = parseConsistencyProof(p); err != nil {
+			return invalid(env.stdout, fmt.Errorf("consistency proof %s: %w", *proofFile, err))
+		}
+	}
 	var res *notary.Result
 	switch {
 	case len(pos) == 1 && *receiptFile == "" && *docFile == "" && *saltFile == "" && *commitment == "":
@@ -104,7 +134,11 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		if err != nil {
 			return invalid(env.stdout, fmt.Errorf("bundle %s: %w", pos[0], err))
 		}
-		res, err = v.VerifyBundle(bundle)
+		doc, err := bundle.Canonical()
+		if err != nil {
+			return invalid(env.stdout, &notary.VerifyError{Err: notary.ErrMalformed, Detail: err.Error()})
+		}
+		res, err = v.Verify(notary.Claim{Receipt: &bundle.Receipt, Document: doc, Salt: bundle.Salt, Newer: newer, Consistency: proof})
 		if err != nil {
 			return invalid(env.stdout, err)
 		}
@@ -113,6 +147,7 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		if err != nil {
 			return check(err)
 		}
+		claim.Newer, claim.Consistency = newer, proof
 		if res, err = v.Verify(claim); err != nil {
 			if *commitment != "" && errors.Is(err, notary.ErrCommitmentMismatch) {
 				// Only the commitment is at hand: say nothing of a
@@ -127,6 +162,9 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		return fail(errors.New("give one bundle file, or --receipt with --document and --salt, or --receipt with --commitment"))
 	}
 	printValid(env.stdout, res, policy.MinSignatures)
+	if newer != nil {
+		fmt.Fprintln(env.stdout, "  history:    a newer checkpoint, signed as the policy requires, extends the receipt's (consistency proof checked)")
+	}
 	if fingerprint != "" {
 		if len(res.Cosigners) > 0 {
 			fmt.Fprintf(env.stdout, "  witnesses:  %s\n", strings.Join(res.Cosigners, ", "))
@@ -134,6 +172,20 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		fmt.Fprintf(env.stdout, "  trust:      pinned policy %s\n", fingerprint)
 	}
 	return exitOK
+}
+
+// parseConsistencyProof reads a consistency proof: the JSON answer of GET
+// /v1/proofs/consistency, or a JSON array of its hashes (hex).
+func parseConsistencyProof(b []byte) ([]notary.Hash, error) {
+	var hashes []notary.Hash
+	if err := json.Unmarshal(b, &hashes); err == nil {
+		return hashes, nil
+	}
+	var answer notaryapi.ProofResponse
+	if err := httpapi.DecodeJSON(b, &answer); err != nil {
+		return nil, fmt.Errorf("%w: neither a JSON array of hashes nor the answer of GET /v1/proofs/consistency: %v", notary.ErrMalformed, err)
+	}
+	return answer.Proof, nil
 }
 
 // separateClaim reads a claim whose parts come in separate files.

@@ -1079,29 +1079,14 @@ function memberString(tok) {
   return text(memberBytes(tok));
 }
 
-// decodeDocumentBase64 decodes document_base64 as encoding/json decodes a
-// []byte: a base64 string, or a list of numbers from 0 to 255.
+// decodeDocumentBase64 decodes the one form document_base64 has
+// (docs/FORMATS.md §7): a JSON string of standard base64 with padding,
+// without line breaks, its unused bits zero.
 function decodeDocumentBase64(raw) {
-  if (raw[0] === 0x22) {
-    const out = decodeBase64(memberBytes(raw), false);
-    if (out === null) malformed('bundle field "document_base64" is not standard base64');
-    return out;
-  }
-  if (raw[0] !== 0x5b) malformed('bundle field "document_base64" must be a string');
-  const out = [];
-  let i = skipWS(raw, 1);
-  if (raw[i] === 0x5d) return new Uint8Array(0);
-  for (;;) {
-    const start = i;
-    while (isDigit(raw[i])) i++;
-    if (i === start || (raw[i] !== 0x2c && raw[i] !== 0x5d && !isWS(raw[i]))) malformed('bundle field "document_base64" must be a string');
-    const v = Number(ascii(raw.subarray(start, i)));
-    if (v > 255) malformed('bundle field "document_base64" must be a string');
-    out.push(v);
-    i = skipWS(raw, i);
-    if (raw[i] === 0x5d) return Uint8Array.from(out);
-    i = skipWS(raw, i + 1); // the comma
-  }
+  if (raw[0] !== 0x22) malformed('bundle field "document_base64" must be a string');
+  const out = decodeBase64(memberBytes(raw), true);
+  if (out === null) malformed('bundle field "document_base64" is not standard base64 with padding, on one line, its unused bits zero');
+  return out;
 }
 
 // ---------------------------------------------------------------------------
