@@ -49,10 +49,10 @@ func TestVerifyVectors(t *testing.T) {
 	var m struct {
 		Keys  string
 		Cases []struct {
-			Bundle          string
-			Policy          string `json:"policy"`
-			MinSignatures   int    `json:"min_signatures"`
-			Origin          string `json:"origin"`
+			Bundle           string
+			Policy           string `json:"policy"`
+			MinSignatures    int    `json:"min_signatures"`
+			Origin           string `json:"origin"`
 			NewerCheckpoint  string `json:"newer_checkpoint"`
 			ConsistencyProof string `json:"consistency_proof"`
 			Expect           string
