@@ -39,8 +39,9 @@ type fsm struct {
 
 	// Owned by raft's FSM goroutine (Apply, Restore), read elsewhere
 	// through the atomics.
-	applied    atomic.Uint64 // raft index of the last applied entry
-	lastTime   atomic.Int64  // timestamp of the newest leaf
+	applied    atomic.Uint64                 // raft index of the last applied entry
+	appliedCh  atomic.Pointer[chan struct{}] // closed and replaced at each apply (tellApplied)
+	lastTime   atomic.Int64                  // timestamp of the newest leaf
 	checkpoint atomic.Pointer[notary.SignedCheckpoint]
 	// recent holds the checkpoints signed lately, checkpoint of size s at
 	// s % len: a batch's receipts are proven into the one signed after it.
@@ -138,6 +139,7 @@ func (f *fsm) openLog(gen int) error {
 	}
 	f.log, f.gen = l, gen
 	f.applied.Store(index)
+	f.tellApplied()
 	f.lastTime.Store(ts)
 	return nil
 }
@@ -297,6 +299,7 @@ func (f *fsm) commit(p batchPlan, results []any) bool {
 		return false
 	}
 	f.applied.Store(p.index)
+	f.tellApplied()
 	f.lastTime.Store(p.lastTime)
 	after := f.log.Head().Size
 	for _, s := range p.spans {
@@ -436,6 +439,25 @@ func (f *fsm) tellGrown() {
 	if old := f.grown.Swap(&next); old != nil {
 		close(*old)
 	}
+}
+
+// tellApplied wakes those waiting on appliedNotice: the applied index
+// moved.
+func (f *fsm) tellApplied() {
+	next := make(chan struct{})
+	if old := f.appliedCh.Swap(&next); old != nil {
+		close(*old)
+	}
+}
+
+// appliedNotice returns a channel closed at the next apply; take it before
+// reading the applied index, so that no apply is missed in between.
+func (f *fsm) appliedNotice() <-chan struct{} {
+	if ch := f.appliedCh.Load(); ch != nil {
+		return *ch
+	}
+	f.tellApplied()
+	return *f.appliedCh.Load()
 }
 
 // WaitSize waits until the log holds size leaves or ctx ends.

@@ -613,8 +613,8 @@ func maxDuration(ds []time.Duration) time.Duration {
 func (r *roundResult) summary() string {
 	var sb strings.Builder
 	ch := r.check
-	fmt.Fprintf(&sb, "%d nodes, seed %d, %v: %d notarize requests (%d commitments acknowledged), %d lookups (%d stale not-found, %d failed), %d checkpoints, %d receipts checked; history in %d parts (longest %d operations)\n",
-		r.nodes, r.seed, r.took.Round(time.Second), r.requests, ch.acked, ch.lookups, ch.staleReads, r.lookupErrs, ch.checkpoints, ch.receiptsChecked, ch.parts, ch.longestPart)
+	fmt.Fprintf(&sb, "%d nodes, seed %d, %v: %d notarize requests (%d commitments acknowledged), %d lookups (%d consistent; of the others %d stale not-found; %d failed), %d checkpoints, %d receipts checked; history in %d parts (longest %d operations)\n",
+		r.nodes, r.seed, r.took.Round(time.Second), r.requests, ch.acked, ch.lookups, ch.consistentLookups, ch.staleReads, r.lookupErrs, ch.checkpoints, ch.receiptsChecked, ch.parts, ch.longestPart)
 	fmt.Fprintf(&sb, "  faults: %d (%s)\n", len(r.faults), faultCounts(r.faults))
 	fmt.Fprintf(&sb, "  unavailability after each leader kill: %v (longest %v); longest time without an acknowledgement: %v at %v\n",
 		roundAll(r.leaderKills), maxDuration(r.leaderKills).Round(time.Millisecond), r.gap.Round(time.Millisecond), r.gapAt.Round(time.Second))
@@ -623,8 +623,8 @@ func (r *roundResult) summary() string {
 			r.consult.consultations, r.consult.prescriptions, r.consult.receipts, r.consult.relayed, r.consult.ends)
 	}
 	fmt.Fprintf(&sb, "  network: %d connections held in a partition, %d closed by one\n", r.netHeld, r.netClosed)
-	fmt.Fprintf(&sb, "  violations: %d linearizability, %d lost, %d receipts, %d inconsistent checkpoints, %d timestamps, %d duplicates, %d other",
-		len(ch.linearizability), len(ch.lost), len(ch.receipts), len(ch.inconsistent), len(ch.timestamps), len(ch.duplicates), len(ch.unexplained))
+	fmt.Fprintf(&sb, "  violations: %d linearizability, %d lost, %d receipts, %d inconsistent checkpoints, %d timestamps, %d duplicates, %d stale consistent reads, %d other",
+		len(ch.linearizability), len(ch.lost), len(ch.receipts), len(ch.inconsistent), len(ch.timestamps), len(ch.duplicates), len(ch.staleConsistent), len(ch.unexplained))
 	return sb.String()
 }
 

@@ -198,6 +198,12 @@ func TestCheckerRejectsBadHistories(t *testing.T) {
 		},
 		want: func(r *checkResult) []string { return r.inconsistent },
 	}, {
+		name: "a consistent lookup misses a commitment acknowledged before it",
+		break_: func(f *fabrication, in *checkInput) {
+			in.ops = append(in.ops, histOp{client: 4, kind: opLookup, commitments: in.ops[3].commitments, consistent: true, call: ms(100), ret: ms(101), ok: true})
+		},
+		want: func(r *checkResult) []string { return r.staleConsistent },
+	}, {
 		name: "timestamp going backwards with the index",
 		break_: func(f *fabrication, in *checkInput) {
 			in.leaves[10].Timestamp = in.leaves[9].Timestamp - 1

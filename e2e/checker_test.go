@@ -38,6 +38,7 @@ type checkInput struct {
 // sentence each; empty lists mean the history passed.
 type checkResult struct {
 	ops, parts, acked, lookups, staleReads, checkpoints int
+	consistentLookups                                   int
 	longestPart, receiptsChecked                        int
 
 	linearizability []string // porcupine found no linearization (or timed out)
@@ -48,6 +49,7 @@ type checkResult struct {
 	clock           []string // a leaf stamped outside the time its request was in flight
 	duplicates      []string // a commitment logged twice
 	unexplained     []string // a leaf nobody submitted, or a final checkpoint that does not match the log
+	staleConsistent []string // a consistent lookup that missed a commitment acknowledged before it
 }
 
 // violations returns every violation, each prefixed by its check.
@@ -59,6 +61,7 @@ func (r *checkResult) violations() []string {
 	}{
 		{"linearizability", r.linearizability}, {"lost", r.lost}, {"receipt", r.receipts},
 		{"checkpoint", r.inconsistent}, {"timestamp", r.timestamps}, {"clock", r.clock}, {"duplicate", r.duplicates}, {"log", r.unexplained},
+		{"consistent read", r.staleConsistent},
 	} {
 		for _, v := range c.list {
 			out = append(out, c.name+": "+v)
@@ -484,9 +487,16 @@ func checkLinearizable(in checkInput, res *checkResult) {
 		}
 	}
 	for _, op := range ops {
+		if op.kind == opLookup && op.consistent {
+			res.consistentLookups++
+		}
 		if op.kind == opLookup && op.ok && !op.found {
 			if t, ok := ackedAt[op.commitments[0]]; ok && t < op.call {
-				res.staleReads++
+				if op.consistent {
+					res.staleConsistent = append(res.staleConsistent, fmt.Sprintf("client %d: a consistent lookup at %v found no %s, acknowledged at %v", op.client, op.call, op.commitments[0], t))
+				} else {
+					res.staleReads++
+				}
 			}
 		}
 	}

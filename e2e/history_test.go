@@ -52,6 +52,9 @@ type histOp struct {
 	// retry marks a notarize that resends the commitments of one that
 	// failed.
 	retry bool
+	// consistent marks a lookup made with ?consistent=1: it must never
+	// miss a commitment acknowledged before it began.
+	consistent bool
 }
 
 // history is what a campaign's clients did and saw: every operation with
@@ -302,8 +305,14 @@ func (w *workload) looker(ctx context.Context, client int, rng *mrand.Rand) {
 		c := w.pick(rng)
 		w.gate.RLock()
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		op := histOp{client: client, kind: opLookup, commitments: []notary.Commitment{c}, call: w.h.now()}
-		r, err := w.client.Receipt(rctx, c)
+		// Every other lookup is a consistent one, which must never be
+		// stale; the others measure how far followers lag.
+		op := histOp{client: client, kind: opLookup, commitments: []notary.Commitment{c}, consistent: rng.IntN(2) == 0, call: w.h.now()}
+		lookup := w.client.Receipt
+		if op.consistent {
+			lookup = w.client.ReceiptConsistent
+		}
+		r, err := lookup(rctx, c)
 		op.ret = w.h.now()
 		cancel()
 		switch {

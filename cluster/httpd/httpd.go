@@ -42,6 +42,10 @@ type Cluster interface {
 	Transfer(ctx context.Context, id string) error
 	// Time is the node's clock.
 	Time() time.Time
+	// ReadBarrier returns once this node, confirmed as the leader, has
+	// applied everything committed when it was called (a ReadIndex
+	// barrier, no log write); notaryapi.ErrNotLeader on a follower.
+	ReadBarrier(ctx context.Context) error
 	// Subscribe follows the node's events until cancel is called; the
 	// channel closes when the node stops.
 	Subscribe() (events <-chan notaryapi.Event, cancel func(), err error)
@@ -138,11 +142,11 @@ func (a *api) routes() []route {
 	return []route{
 		{"POST /v1/notarize", a.notarize},
 		{"POST /v1/notarize/batch", a.notarizeBatch},
-		{"GET /v1/receipts/{commitment}", a.receipt},
-		{"GET /v1/checkpoint", a.checkpoint},
-		{"GET /v1/proofs/inclusion", a.inclusion},
-		{"GET /v1/proofs/consistency", a.consistency},
-		{"GET /v1/leaves", a.leaves},
+		{"GET /v1/receipts/{commitment}", a.consistent(a.receipt)},
+		{"GET /v1/checkpoint", a.consistent(a.checkpoint)},
+		{"GET /v1/proofs/inclusion", a.consistent(a.inclusion)},
+		{"GET /v1/proofs/consistency", a.consistent(a.consistency)},
+		{"GET /v1/leaves", a.consistent(a.leaves)},
 		{"GET /v1/keys", a.keys},
 		{"GET /v1/status", a.status},
 		{"GET /v1/time", a.time},
@@ -152,6 +156,34 @@ func (a *api) routes() []route {
 		{"POST /v1/cluster/transfer", a.transfer},
 		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }},
 		{"GET /readyz", a.ready},
+	}
+}
+
+// consistent serves a read with ?consistent=1 linearizably: a follower
+// hands it to the leader; the leader serves it after a read barrier
+// (Cluster.ReadBarrier), so that it reflects every write acknowledged
+// before the request. Without the parameter a node answers from its own
+// state, which on a follower may be a moment behind.
+func (a *api) consistent(read http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch v := r.URL.Query().Get("consistent"); v {
+		case "", "0", "false":
+			read(w, r)
+			return
+		case "1", "true":
+		default:
+			a.fail(w, r, httpapi.Field("consistent", "must be 1 or true (or absent), not %.20q", v))
+			return
+		}
+		if leader, _ := a.Cluster.Leader(); !leader {
+			a.forward(w, r, nil)
+			return
+		}
+		if err := a.Cluster.ReadBarrier(r.Context()); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		read(w, r)
 	}
 }
 

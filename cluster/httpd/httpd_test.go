@@ -325,6 +325,17 @@ func TestOpenAPILive(t *testing.T) {
 		t.Fatalf("event stream: %v", err)
 	}
 
+	// Consistent reads, through the validating transport; a bad value is
+	// a problem naming the parameter.
+	for _, path := range []string{"/v1/checkpoint?consistent=1", "/v1/leaves?start=0&count=1&consistent=true"} {
+		if st, _, body := do("GET", path, "", ""); st != http.StatusOK {
+			t.Errorf("%s: %d %s", path, st, body)
+		}
+	}
+	if st, _, body := do("GET", "/v1/checkpoint?consistent=yes", "", ""); st != http.StatusBadRequest || !strings.Contains(string(body), `"field":"consistent"`) {
+		t.Errorf("consistent=yes: %d %s", st, body)
+	}
+
 	if un := spec.Uncovered(); len(un) > 0 {
 		t.Errorf("operations no test exchange used: %v", un)
 	}

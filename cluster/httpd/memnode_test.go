@@ -140,6 +140,9 @@ func (n *memNode) NotReady() error { return nil }
 
 func (n *memNode) Time() time.Time { return time.Now() }
 
+// ReadBarrier: the in-memory node's log is its only copy, always current.
+func (n *memNode) ReadBarrier(context.Context) error { return nil }
+
 func (n *memNode) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -159,6 +159,16 @@ func (c *Client) Receipt(ctx context.Context, commitment notary.Commitment) (*no
 	return out.Receipt, err
 }
 
+// ReceiptConsistent is Receipt as a linearizable read (?consistent=1):
+// the leader answers after a read barrier, so a commitment whose
+// notarization was acknowledged before the call is never reported not
+// found, whichever node the client asks.
+func (c *Client) ReceiptConsistent(ctx context.Context, commitment notary.Commitment) (*notary.Receipt, error) {
+	var out NotarizeResponse
+	err := c.call(ctx, false, http.MethodGet, "/v1/receipts/"+commitment.String()+"?consistent=1", nil, &out)
+	return out.Receipt, err
+}
+
 // ReceiptSigned is Receipt with a checkpoint signed by k nodes (or by a
 // majority of them: k = Majority), for verifiers whose policy needs k
 // signatures. It fails if fewer than k nodes sign within a few seconds.

@@ -279,6 +279,9 @@ func (n *Node) Transfer(context.Context, string) error { return errRefused }
 // Time implements httpd.Cluster.
 func (n *Node) Time() time.Time { return time.Now() }
 
+// ReadBarrier implements httpd.Cluster: a single log is always up to date.
+func (n *Node) ReadBarrier(context.Context) error { return nil }
+
 // Subscribe implements httpd.Cluster: no events.
 func (n *Node) Subscribe() (<-chan notaryapi.Event, func(), error) { return nil, nil, errRefused }
 
