@@ -67,6 +67,51 @@ func (n *Node) Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.
 	return &notaryapi.JoinResponse{ClusterID: g.ClusterID, Origin: g.Origin, Members: members}, nil
 }
 
+// Rekey replaces a member's signing key (an operator action): the
+// request's member is the member's record with only the new verifier key
+// changed, proven by a signature of the new key (req.KeyProof). The old key
+// is retired at the log's size: it still vouches for the checkpoints it
+// signed up to there, and for no larger one. Only the leader can do it.
+func (n *Node) Rekey(ctx context.Context, req notaryapi.JoinRequest) error {
+	m := req.Member
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if n.raft.State() != raft.Leader {
+		return notaryapi.ErrNotLeader
+	}
+	g, members := n.fsm.clusterInfo()
+	if g == nil {
+		return fmt.Errorf("%w: the cluster has no genesis yet", notaryapi.ErrNoLeader)
+	}
+	if req.ClusterID != g.ClusterID {
+		return fmt.Errorf("%w: the request is for cluster %q, this is cluster %s", notaryapi.ErrWrongCluster, req.ClusterID, g.ClusterID)
+	}
+	var old *notaryapi.MemberInfo
+	for i := range members {
+		if members[i].ID == m.ID {
+			old = &members[i]
+		}
+	}
+	switch {
+	case old == nil:
+		return fmt.Errorf("%w: no member %q", notaryapi.ErrNotFound, m.ID)
+	case old.RaftAddr != m.RaftAddr || old.HTTPAddr != m.HTTPAddr:
+		return httpapi.Field("raft_addr", "a key change keeps the member's addresses (%s, %s); it changes the key only", old.RaftAddr, old.HTTPAddr)
+	case old.VerifierKey == m.VerifierKey:
+		return httpapi.Field("verifier_key", "is the member's key already")
+	}
+	if err := checkKeyProof(g.ClusterID, m, req.KeyProof); err != nil {
+		return err
+	}
+	if err := n.propose(encodeJSONCommand(cmdMember, memberCommand{Member: m, KeyProof: req.KeyProof})); err != nil {
+		return err
+	}
+	n.logger.WarnContext(ctx, "a member's signing key was replaced; restart that node with its new key", "member", m.ID)
+	n.events.cluster(notaryapi.ChangeJoined, m.ID)
+	return nil
+}
+
 // Remove takes a member out of the cluster. Only the leader can do it.
 func (n *Node) Remove(ctx context.Context, id string) error {
 	if n.raft.State() != raft.Leader {

@@ -32,6 +32,9 @@ type clusterMeta struct {
 	Index   uint64                          `json:"index"` // raft index it is current as of
 	Genesis *genesis                        `json:"genesis,omitempty"`
 	Members map[string]notaryapi.MemberInfo `json:"members"`
+	// Retired are the keys members signed with before theirs was replaced
+	// or they were removed, oldest first.
+	Retired []notaryapi.RetiredKey `json:"retired,omitempty"`
 }
 
 // genesis is the identity a cluster is born with: the first entry of its
@@ -155,6 +158,15 @@ func (f *fsm) nextMeta(next *clusterMeta, data []byte) error {
 		since := f.log.Head().Size
 		if old, ok := next.Members[m.ID]; ok && old.VerifierKey == m.VerifierKey {
 			since = old.KeySince // the same key: it has signed since then
+		} else if ok {
+			// A new key: the old one is retired at this size, and the new
+			// one signs only larger checkpoints, so that no size has two
+			// keys of one member.
+			until := max(since, old.KeySince)
+			if err := retire(next, old, until); err != nil {
+				return err
+			}
+			since = until + 1
 		}
 		next.Members[m.ID] = notaryapi.MemberInfo{Member: m.Member, KeySince: since}
 	case cmdForget:
@@ -162,13 +174,28 @@ func (f *fsm) nextMeta(next *clusterMeta, data []byte) error {
 		if err := httpapi.DecodeJSON(data[1:], &id); err != nil {
 			return err
 		}
-		if _, ok := next.Members[id]; !ok {
+		old, ok := next.Members[id]
+		if !ok {
 			return httpapi.Field("id", "%q is not a member", id)
+		}
+		if err := retire(next, old, f.log.Head().Size); err != nil {
+			return err
 		}
 		delete(next.Members, id)
 	default:
 		return fmt.Errorf("unknown command %d", data[0])
 	}
+	return nil
+}
+
+// retire keeps a member's key as retired after the checkpoint of size
+// until.
+func retire(next *clusterMeta, m notaryapi.MemberInfo, until uint64) error {
+	if len(next.Retired) >= notaryapi.MaxRetiredKeys {
+		return fmt.Errorf("the cluster keeps %d retired keys already, its limit", notaryapi.MaxRetiredKeys)
+	}
+	until = max(until, m.KeySince) // a key replaced before the log grew
+	next.Retired = append(slices.Clone(next.Retired), notaryapi.RetiredKey{ID: m.ID, VerifierKey: m.VerifierKey, Since: m.KeySince, Until: until})
 	return nil
 }
 
@@ -236,6 +263,13 @@ func readMeta(dir string, logger *slog.Logger) (clusterMeta, error) {
 
 // clusterInfo returns a copy of the replicated identity and members,
 // sorted by ID.
+// retiredKeys returns the keys members no longer sign with, oldest first.
+func (f *fsm) retiredKeys() []notaryapi.RetiredKey {
+	f.metaMu.RLock()
+	defer f.metaMu.RUnlock()
+	return slices.Clone(f.meta.Retired)
+}
+
 func (f *fsm) clusterInfo() (g *genesis, members []notaryapi.MemberInfo) {
 	f.metaMu.RLock()
 	defer f.metaMu.RUnlock()

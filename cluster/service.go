@@ -94,5 +94,9 @@ func (n *Node) Members() (clusterID, origin string, members []notaryapi.MemberIn
 	return clusterID, origin, members
 }
 
+// RetiredKeys are the keys members signed with before theirs was
+// replaced or they were removed, each with the sizes it signed.
+func (n *Node) RetiredKeys() []notaryapi.RetiredKey { return n.fsm.retiredKeys() }
+
 // Time is this node's clock, for the other nodes to compare theirs with.
 func (n *Node) Time() time.Time { return n.cfg.Clock() }

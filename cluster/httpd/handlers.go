@@ -423,6 +423,12 @@ func (a *api) keys(w http.ResponseWriter, r *http.Request) {
 	for _, m := range members {
 		fmt.Fprintf(w, "# node %s, signing from log size %d\n%s\n", m.ID, m.KeySince, m.VerifierKey)
 	}
+	// Retired keys as comments: a keys file trusts no retired key (it
+	// has no ranges), and telenotary policy reads them into a policy that
+	// bounds each to the sizes it signed.
+	for _, k := range a.Cluster.RetiredKeys() {
+		fmt.Fprintf(w, "# retired key of node %s, signed log sizes %d to %d: %s\n", k.ID, k.Since, k.Until, k.VerifierKey)
+	}
 }
 
 // time serves the node's clock: the other nodes compare theirs with it.
@@ -458,7 +464,28 @@ func (a *api) join(w http.ResponseWriter, r *http.Request) {
 		if err := req.Member.Validate(); err != nil {
 			return nil, err
 		}
+		// A join token seats a node; it never changes a member's key.
+		_, _, members := a.Cluster.Members()
+		for _, m := range members {
+			if m.ID == req.ID && m.VerifierKey != req.VerifierKey && !a.Tokens.Role(r).Allows(auth.RoleOperator) {
+				return nil, fmt.Errorf("%w: %s is a member with another key; a key changes only by an operator (POST /v1/cluster/rekey, telenotary rekey)", notaryapi.ErrForbidden, req.ID)
+			}
+		}
 		return a.Cluster.Join(r.Context(), req)
+	})
+}
+
+// rekey replaces a member's key (operator).
+func (a *api) rekey(w http.ResponseWriter, r *http.Request) {
+	a.clusterAction(w, r, auth.RoleOperator, func(body []byte) (any, error) {
+		var req notaryapi.JoinRequest
+		if err := httpapi.DecodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		if err := req.Member.Validate(); err != nil {
+			return nil, err
+		}
+		return map[string]string{"rekeyed": req.ID}, a.Cluster.Rekey(r.Context(), req)
 	})
 }
 

@@ -36,8 +36,12 @@ type Cluster interface {
 	// it cannot do its job now (nil when it can).
 	Status() notaryapi.Status
 	NotReady() error
-	// Join, Remove and Transfer change the cluster (leader only).
+	// RetiredKeys are the keys members no longer sign with, each with the
+	// checkpoint sizes it signed.
+	RetiredKeys() []notaryapi.RetiredKey
+	// Join, Rekey, Remove and Transfer change the cluster (leader only).
 	Join(ctx context.Context, req notaryapi.JoinRequest) (*notaryapi.JoinResponse, error)
+	Rekey(ctx context.Context, req notaryapi.JoinRequest) error
 	Remove(ctx context.Context, id string) error
 	Transfer(ctx context.Context, id string) error
 	// Time is the node's clock.
@@ -152,6 +156,7 @@ func (a *api) routes() []route {
 		{"GET /v1/time", a.time},
 		{"GET /v1/events", a.events},
 		{"POST /v1/cluster/join", a.join},
+		{"POST /v1/cluster/rekey", a.rekey},
 		{"POST /v1/cluster/remove", a.remove},
 		{"POST /v1/cluster/transfer", a.transfer},
 		{"GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }},

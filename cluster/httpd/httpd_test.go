@@ -252,6 +252,15 @@ func TestOpenAPILive(t *testing.T) {
 	}
 	st, _, b = do("POST", "/v1/cluster/join", operatorToken, `{"id":"node-4","raft_addr":"127.0.0.1:7004","http_addr":"http://127.0.0.1:8084","verifier_key":"`+mustKey(t, "node-4")+`","cluster_id":"`+testClusterID+`","key_proof":"AAAA"}`)
 	want(200, "join", st, b)
+	// A join token may not change a member's key; an operator may (rekey).
+	newKey := mustKey(t, "node-4")
+	st, _, b = do("POST", "/v1/cluster/join", joinToken, `{"id":"node-4","raft_addr":"127.0.0.1:7004","http_addr":"http://127.0.0.1:8084","verifier_key":"`+newKey+`","cluster_id":"`+testClusterID+`","key_proof":"AAAA"}`)
+	want(403, "join with another key", st, b)
+	st, _, b = do("POST", "/v1/cluster/rekey", operatorToken, `{"id":"node-4","raft_addr":"127.0.0.1:7004","http_addr":"http://127.0.0.1:8084","verifier_key":"`+newKey+`","cluster_id":"`+testClusterID+`","key_proof":"AAAA"}`)
+	want(200, "rekey", st, b)
+	if st, _, keys := do("GET", "/v1/keys", "", ""); st != 200 || !strings.Contains(string(keys), "# retired key of node node-4, signed log sizes ") {
+		t.Errorf("keys after a rekey: %d %s", st, keys)
+	}
 	st, _, b = do("POST", "/v1/cluster/transfer", operatorToken, `{"id":"node-4"}`)
 	want(200, "transfer", st, b)
 	st, _, b = do("POST", "/v1/cluster/remove", operatorToken, `{"id":"node-4"}`)

@@ -30,6 +30,7 @@ type memNode struct {
 	log     *notary.Log
 	cp      *notary.SignedCheckpoint
 	members []notaryapi.MemberInfo
+	retired []notaryapi.RetiredKey
 	subs    map[chan notaryapi.Event]bool
 }
 
@@ -151,6 +152,26 @@ func (n *memNode) Join(ctx context.Context, req notaryapi.JoinRequest) (*notarya
 	}
 	n.members = append(n.members, notaryapi.MemberInfo{Member: req.Member, KeySince: n.log.Head().Size})
 	return &notaryapi.JoinResponse{ClusterID: testClusterID, Origin: n.origin, Members: append([]notaryapi.MemberInfo(nil), n.members...)}, nil
+}
+
+// Rekey replaces a member's key, keeping the old one as retired.
+func (n *memNode) Rekey(ctx context.Context, req notaryapi.JoinRequest) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, m := range n.members {
+		if m.ID == req.ID {
+			n.retired = append(n.retired, notaryapi.RetiredKey{ID: m.ID, VerifierKey: m.VerifierKey, Since: m.KeySince, Until: n.log.Head().Size})
+			n.members[i] = notaryapi.MemberInfo{Member: req.Member, KeySince: n.log.Head().Size + 1}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no member %q", notaryapi.ErrNotFound, req.ID)
+}
+
+func (n *memNode) RetiredKeys() []notaryapi.RetiredKey {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]notaryapi.RetiredKey(nil), n.retired...)
 }
 
 func (n *memNode) Remove(ctx context.Context, id string) error {

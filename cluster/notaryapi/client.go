@@ -257,6 +257,12 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResponse, erro
 	return &out, err
 }
 
+// Rekey replaces a member's signing key (operator token): req is the
+// member's record with the new verifier key, and the new key's proof.
+func (c *Client) Rekey(ctx context.Context, req JoinRequest) error {
+	return c.call(ctx, true, http.MethodPost, "/v1/cluster/rekey", req, nil)
+}
+
 // Remove takes a node out of the cluster (operator token).
 func (c *Client) Remove(ctx context.Context, id string) error {
 	return c.call(ctx, true, http.MethodPost, "/v1/cluster/remove", MemberRequest{ID: id}, nil)

@@ -315,6 +315,22 @@ type MemberInfo struct {
 	KeySince uint64 `json:"key_since"`
 }
 
+// RetiredKey is a key a member no longer signs with (its key was replaced,
+// or the member removed), kept with the log sizes it signed, so that the
+// receipts it vouched for still verify and its new signatures do not.
+type RetiredKey struct {
+	ID          string `json:"id"`
+	VerifierKey string `json:"verifier_key"`
+	// Since and Until bound the checkpoint sizes it signed, both
+	// included.
+	Since uint64 `json:"since"`
+	Until uint64 `json:"until"`
+}
+
+// MaxRetiredKeys bounds the retired keys a cluster keeps; a key change or
+// removal beyond it is refused.
+const MaxRetiredKeys = 4096
+
 // JoinRequest asks the cluster to add a node (operator, or a token of the
 // join role).
 type JoinRequest struct {

@@ -57,6 +57,7 @@ func commands() []command {
 		{"verify", "verify a receipt bundle offline", runVerify},
 		{"policy", "print a cluster's trust policy for verifiers to pin", runPolicy},
 		{"keygen", "make a signing key for a notary node", runKeygen},
+		{"rekey", "replace a node's signing key (the old one keeps its receipts)", runRekey},
 		{"node", "run a node of a notary cluster", runNode},
 		{"signal", "run the WebRTC signalling server", runSignal},
 		{"witness", "run a witness that cosigns a log's consistent checkpoints", runWitness},

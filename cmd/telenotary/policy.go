@@ -27,8 +27,12 @@ listed is asked, and they must agree. An operator checks it, adds the
 witnesses and their quorum if any, and publishes it with its fingerprint;
 verifiers pin it (telenotary verify --policy, or the /verify/ page).`
 
-// policyKeySince is the comment /v1/keys writes before each key.
-var policyKeySince = regexp.MustCompile(`^# node \S+, signing from log size (0|[1-9][0-9]{0,19})$`)
+// policyKeySince is the comment /v1/keys writes before each key, and
+// policyRetired the comment it writes for each retired key.
+var (
+	policyKeySince = regexp.MustCompile(`^# node \S+, signing from log size (0|[1-9][0-9]{0,19})$`)
+	policyRetired  = regexp.MustCompile(`^# retired key of node \S+, signed log sizes (0|[1-9][0-9]{0,19}) to (0|[1-9][0-9]{0,19}): (\S+)$`)
+)
 
 func runPolicy(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "policy", policySynopsis)
@@ -69,9 +73,11 @@ func runPolicy(ctx context.Context, env *environment, args []string) int {
 		}
 		origin, keys = o, k
 	}
-	names := map[string]bool{}
+	names := map[string]bool{} // of the keys in use: the signatures a majority needs
 	for _, k := range keys {
-		names[strings.SplitN(k.vkey, "+", 2)[0]] = true
+		if !k.retired {
+			names[strings.SplitN(k.vkey, "+", 2)[0]] = true
+		}
 	}
 	k := *minSigs
 	if k == 0 {
@@ -81,8 +87,11 @@ func runPolicy(ctx context.Context, env *environment, args []string) int {
 	fmt.Fprintf(&text, "origin %s\n", origin)
 	for _, key := range keys {
 		fmt.Fprintf(&text, "node %s", key.vkey)
-		if key.from > 0 {
+		if key.from > 0 || key.retired {
 			fmt.Fprintf(&text, " from %d", key.from)
+		}
+		if key.retired {
+			fmt.Fprintf(&text, " until %d", key.until)
 		}
 		text.WriteString("\n")
 	}
@@ -102,8 +111,10 @@ func runPolicy(ctx context.Context, env *environment, args []string) int {
 
 // policyKey is a node key as /v1/keys serves it.
 type policyKey struct {
-	vkey string
-	from uint64
+	vkey    string
+	from    uint64
+	retired bool   // no longer in use: it signed the sizes from to until
+	until   uint64 // a retired key's last size
 }
 
 // nodePolicy asks one node for the log's origin (from its checkpoint, which
@@ -150,6 +161,15 @@ func parseServedKeys(text []byte) ([]policyKey, error) {
 				return nil, fmt.Errorf("%q: %w", line, err)
 			}
 			since = &n
+			continue
+		}
+		if m := policyRetired.FindStringSubmatch(line); m != nil {
+			from, err1 := strconv.ParseUint(m[1], 10, 64)
+			until, err2 := strconv.ParseUint(m[2], 10, 64)
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, fmt.Errorf("%q: %w", line, err)
+			}
+			keys = append(keys, policyKey{vkey: m[3], from: from, retired: true, until: until})
 			continue
 		}
 		if line == "" || strings.HasPrefix(line, "#") {

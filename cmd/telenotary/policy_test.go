@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,81 @@ func TestPolicyCommand(t *testing.T) {
 		if code, _, _ := runCmd(t, nil, args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
+	}
+
+	// The operator rotates the node's key: telenotary rekey, a restart
+	// with the new key, telenotary policy again. The receipt signed with
+	// the old key verifies under the new policy, and so does a new one.
+	dir := t.TempDir()
+	newSkey, newVkey, err := notary.GenerateKey("policy-node-1.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, tokFile := filepath.Join(dir, "new.key"), filepath.Join(dir, "operator.tok")
+	os.WriteFile(keyFile, []byte(newSkey+"\n"), 0o600)
+	os.WriteFile(tokFile, []byte("o-0123456789abcdef0123456789abcdef\n"), 0o600)
+	for _, args := range [][]string{
+		{"rekey", "--nodes", url, "--token-file", tokFile, "--id", "policy-node-1"},
+		{"rekey", "--nodes", url, "--token-file", tokFile, "--id", "policy-node-1", "--signer-key", filepath.Join(dir, "missing.key")},
+	} {
+		if code, _, _ := runCmd(t, nil, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if code, _, stderr := runCmd(t, nil, "rekey", "--nodes", url, "--token-file", tokFile, "--id", "nobody", "--signer-key", keyFile); code != exitFailure || !strings.Contains(stderr, `"nobody" is not a member`) {
+		t.Errorf("rekey of no member: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr = runCmd(t, nil, "rekey", "--nodes", url, "--token-file", tokFile, "--id", "policy-node-1", "--signer-key", keyFile)
+	if code != exitOK || !strings.Contains(stdout, "Restart policy-node-1") {
+		t.Fatalf("rekey: exit %d\n%s%s", code, stdout, stderr)
+	}
+	n.Close(context.Background())
+	newSigner, err := note.NewSigner(newSkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Signer, cfg.VerifierKey, cfg.Bootstrap = newSigner, newVkey, false
+	cfg.RaftAddr, cfg.HTTPAddr = n.RaftAddr(), n.HTTPAddr()
+	if n, err = cluster.New(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	if err := poll.Until(ctx, 30*time.Second, n.Ready); err != nil {
+		t.Fatalf("the node did not become ready with its new key: %v", err)
+	}
+	later, err := client.Notarize(ctx, notaryapi.Entry{Kind: notary.KindDocument, Commitment: notary.Commit(notary.NewSalt(), []byte("another"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCmd(t, nil, "policy", "--nodes", url)
+	if code != exitOK {
+		t.Fatalf("policy after the rotation: exit %d\n%s%s", code, stdout, stderr)
+	}
+	rotated, err := notary.ParsePolicy([]byte(stdout))
+	if err != nil {
+		t.Fatalf("the output is not a policy file: %v\n%s", err, stdout)
+	}
+	if !strings.Contains(stdout, "node "+vkey+" until ") && !strings.Contains(stdout, "node "+vkey+" from 0 until ") || !strings.Contains(stdout, "node "+newVkey+" from ") || rotated.Policy.MinSignatures != 1 {
+		t.Errorf("the policy after the rotation:\n%s", stdout)
+	}
+	for name, r := range map[string]*notary.Receipt{"old": resp.Receipt, "new": later.Receipt} {
+		if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: r.Leaf.Commitment}, rotated.Policy); err != nil {
+			t.Errorf("the %s receipt under the rotated policy: %v", name, err)
+		}
+	}
+}
+
+// TestServedKeysWithRetired: /v1/keys' retired-key comments become keys
+// bounded to the sizes they signed; keys in use keep their start.
+func TestServedKeysWithRetired(t *testing.T) {
+	text := []byte("# verifier keys of o.test/log (cluster x)\n# node n1, signing from log size 0\nn1+01234567+AAAA\n" +
+		"# node n3, signing from log size 43\nn3+89abcdef+BBBB\n# retired key of node n3, signed log sizes 0 to 42: n3+00112233+CCCC\n")
+	keys, err := parseServedKeys(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []policyKey{{vkey: "n1+01234567+AAAA"}, {vkey: "n3+89abcdef+BBBB", from: 43}, {vkey: "n3+00112233+CCCC", retired: true, until: 42}}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("keys %+v, want %+v", keys, want)
 	}
 }

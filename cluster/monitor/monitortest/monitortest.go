@@ -270,6 +270,12 @@ func (n *Node) Join(context.Context, notaryapi.JoinRequest) (*notaryapi.JoinResp
 	return nil, errRefused
 }
 
+// Rekey implements httpd.Cluster: refused.
+func (n *Node) Rekey(context.Context, notaryapi.JoinRequest) error { return errRefused }
+
+// RetiredKeys implements httpd.Cluster: none.
+func (n *Node) RetiredKeys() []notaryapi.RetiredKey { return nil }
+
 // Remove implements httpd.Cluster: refused.
 func (n *Node) Remove(context.Context, string) error { return errRefused }
 
