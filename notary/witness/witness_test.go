@@ -3,6 +3,7 @@ package witness_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -389,5 +390,62 @@ func TestBodyBounded(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET /checkpoint: %d", resp.StatusCode)
+	}
+}
+
+// TestForkReceiptFailsWitnessPolicy: a log that forks shows one history to
+// the witness, which cosigns it, and another to someone else. A receipt
+// from the witnessed history verifies under a policy that needs the
+// witness; a receipt from the fork, properly signed by the log's key, does
+// not, because the witness never cosigns a checkpoint inconsistent with
+// what it cosigned.
+func TestForkReceiptFailsWitnessPolicy(t *testing.T) {
+	l := newTestLog(t, testOrigin, "node-1")
+	f := newFixture(t, l)
+	l.grow(4)
+	fork := l.fork(4)
+	l.grow(3)
+	fork.grow(5)
+	receiptOf := func(tl *testLog, index uint64, cosigs []byte) *notary.Receipt {
+		t.Helper()
+		note := append(tl.checkpoint(), cosigs...)
+		cp, err := notary.ParseSignedCheckpoint(note)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := tl.log.Receipt(index, cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	genuine := receiptOf(l, 6, mustCosign(t, f.w, l.request(0)))
+	if _, err := f.w.AddCheckpoint(fork.request(0)); err == nil {
+		t.Fatal("the witness cosigned the fork")
+	}
+	// A leaf both histories hold, proven into the fork's checkpoint: its
+	// operator has no cosignature to add.
+	forked := receiptOf(fork, 2, nil)
+
+	policy := fmt.Sprintf("origin %s\nnode %s\nnode-signatures 1\nwitness w1 %s\nquorum w1\n", testOrigin, l.vkey, f.w.VerifierKey())
+	pf, err := notary.ParsePolicy([]byte(policy))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, policy)
+	}
+	if _, err := notary.Verify(notary.Claim{Receipt: genuine, Commitment: genuine.Leaf.Commitment}, pf.Policy); err != nil {
+		t.Fatalf("the witnessed receipt: %v", err)
+	}
+	_, err = notary.Verify(notary.Claim{Receipt: forked, Commitment: forked.Leaf.Commitment}, pf.Policy)
+	if !errors.Is(err, notary.ErrTooFewSignatures) || !strings.Contains(err.Error(), "witness quorum") {
+		t.Fatalf("the fork's receipt under a policy that needs the witness: %v", err)
+	}
+	// Without the witness in the policy, the log's key alone vouches for
+	// either history: the policy is what catches the fork.
+	alone, err := notary.ParsePolicy(fmt.Appendf(nil, "origin %s\nnode %s\nnode-signatures 1\n", testOrigin, l.vkey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notary.Verify(notary.Claim{Receipt: forked, Commitment: forked.Leaf.Commitment}, alone.Policy); err != nil {
+		t.Fatalf("the fork's receipt under the log's key alone: %v", err)
 	}
 }
