@@ -232,7 +232,22 @@ func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cp := *latest
-	if r.URL.Query().Has("size") {
+	witnessed, err := a.witnessed(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if witnessed > 0 {
+		size, ok := a.Witnesses.Newest(witnessed)
+		if !ok {
+			a.fail(w, r, fmt.Errorf("%w: no checkpoint is cosigned by %d witnesses yet", notaryapi.ErrNotFound, witnessed))
+			return
+		}
+		if cp, err = a.Ledger.CheckpointAt(size); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	} else if r.URL.Query().Has("size") {
 		size, err := uintParam(r, "size", 0)
 		if err != nil {
 			a.fail(w, r, err)
@@ -262,8 +277,48 @@ func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if a.Witnesses != nil {
+		note = a.Witnesses.Append(cp, note)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(note)
+}
+
+// witnessed reads ?witnessed=K: the checkpoint served must carry the
+// cosignatures of K witnesses ("all": every one); 0 when absent.
+func (a *api) witnessed(r *http.Request) (int, error) {
+	q := r.URL.Query()
+	if !q.Has("witnessed") {
+		return 0, nil
+	}
+	count := 0
+	if a.Witnesses != nil {
+		count = a.Witnesses.Count()
+	}
+	switch s := q.Get("witnessed"); {
+	case count == 0:
+		return 0, httpapi.Field("witnessed", "this cluster submits its checkpoints to no witness")
+	case q.Has("size"):
+		return 0, httpapi.Field("witnessed", "and size exclude each other")
+	case s == "all":
+		return count, nil
+	default:
+		k, err := strconv.Atoi(s)
+		if err != nil || k < 1 || k > count {
+			return 0, httpapi.Field("witnessed", "must be a whole number from 1 to %d (the cluster's witnesses), or \"all\"", count)
+		}
+		return k, nil
+	}
+}
+
+// cosignatures serves the witness cosignatures this node holds, for
+// followers to fetch from the leader.
+func (a *api) cosignatures(w http.ResponseWriter, r *http.Request) {
+	out := notaryapi.CosignaturesResponse{Checkpoints: []string{}}
+	if a.Witnesses != nil {
+		out = a.Witnesses.Export()
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // signatures reads ?signatures=K (default 1), or "majority": more than
