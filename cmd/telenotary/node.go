@@ -94,6 +94,7 @@ type nodeFlags struct {
 	logLevel                                         string
 	logJSON                                          bool
 	debugAddr                                        string
+	witnesses                                        witnessFlag
 	resumes                                          bool          // the data directory holds this node's state
 	clockOffset                                      time.Duration // test hook
 }
@@ -126,6 +127,7 @@ func (f *nodeFlags) define(env *environment, fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", cluster.DefaultConfig().MaxClockSkew, "how far this node's clock may be from those of a majority of the cluster for it to stamp receipts as leader; beyond it, it refuses writes and raises an alert")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.Var(&f.witnesses, "witness", `a witness (c2sp.org/tlog-witness) the leader submits each checkpoint to, as URL=VKEY: its submission URL (add-checkpoint is under it) and its cosignature/v1 verifier key (telenotary witness --print-key); repeat the flag for several (in the environment, separate them with spaces); give every node the same`)
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, such as 127.0.0.1:6060")
 	// Test hooks exist only when TELENOTARY_TEST_HOOKS=1: without it the
 	// flags are unknown, so no production node can run with them.
@@ -155,6 +157,9 @@ func (f *nodeFlags) parse(env *environment, args []string) error {
 		if err := checkDebugAddr(f.debugAddr); err != nil {
 			return err
 		}
+	}
+	if err := f.witnesses.parse(); err != nil {
+		return err
 	}
 	_, err := os.Stat(filepath.Join(f.dataDir, "node.json"))
 	f.resumes = err == nil
@@ -190,6 +195,7 @@ func (f *nodeFlags) config(env *environment) (cluster.Config, error) {
 	cfg.Bootstrap, cfg.Origin = f.bootstrap, f.origin
 	cfg.InsecureRaft, cfg.MaxClockSkew, cfg.MinFreeDisk = f.insecureRaft, f.maxClockSkew, f.minFreeDiskMiB<<20
 	cfg.ScrubRate, cfg.NoHeal, cfg.FollowerCommitDelay = f.scrubRate, f.noHeal, f.followerCommitDelay
+	cfg.Witnesses = f.witnesses.parsed
 	if offset := f.clockOffset; offset != 0 {
 		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
 	}
@@ -243,4 +249,36 @@ func (f *nodeFlags) start(ctx context.Context, cfg cluster.Config) (*cluster.Nod
 		return nil, fmt.Errorf("%w (another process listens there: stop it, or choose another --http-addr or --raft-addr)", err)
 	}
 	return nil, err
+}
+
+// witnessFlag is the repeated --witness URL=VKEY; an environment value
+// holds several, separated by spaces. Set only collects; parse checks.
+type witnessFlag struct {
+	specs  []string
+	parsed []cluster.Witness
+}
+
+func (w *witnessFlag) String() string { return strings.Join(w.specs, " ") }
+
+func (w *witnessFlag) Set(v string) error {
+	w.specs = append(w.specs, strings.Fields(v)...)
+	return nil
+}
+
+// parse checks every --witness given, naming the first bad one.
+func (w *witnessFlag) parse() error {
+	w.parsed = w.parsed[:0]
+	seen := map[string]bool{}
+	for _, spec := range w.specs {
+		p, err := cluster.ParseWitness(spec)
+		if err != nil {
+			return fmt.Errorf("--witness %q: %w", spec, err)
+		}
+		if seen[p.Verifier.Name()] {
+			return fmt.Errorf("--witness %q: a witness named %q is given twice", spec, p.Verifier.Name())
+		}
+		seen[p.Verifier.Name()] = true
+		w.parsed = append(w.parsed, p)
+	}
+	return nil
 }
