@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"filippo.io/torchwood"
 	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/witness"
 	"golang.org/x/mod/sumdb/note"
@@ -576,6 +578,107 @@ func TestWitnessBadCosignaturesDropped(t *testing.T) {
 	}
 }
 
+// TestFollowerVerifiesFetchedCosignatures: a follower keeps a cosignature
+// its leader passes on only if it verifies, with the witness's key, over
+// the follower's own checkpoint of that size: one over another body, or by
+// another key under the witness's name, is dropped and counted.
+func TestFollowerVerifiesFetchedCosignatures(t *testing.T) {
+	var wa *testWitness
+	c, nodes := witnessCluster(t, 3, func(keys []string) []cluster.Witness {
+		wa = newTestWitness(t, "witness-a.test", keys...)
+		wa.start()
+		return []cluster.Witness{wa.spec()}
+	})
+	// One write, then a batch: the sizes within the batch are never a
+	// checkpoint, so no witness cosigns them.
+	write(t, "fetched", 1, nodes...)
+	batch := make([]notaryapi.Entry, 10)
+	for i := range batch {
+		batch[i] = entryOf("fetched-batch", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), conditionWait)
+	defer cancel()
+	resp, err := clientFor(nodes...).NotarizeBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := resp.Receipts[len(resp.Receipts)-1]
+	waitWitnessed(t, c, last.Index+1, wa)
+	var f *testNode
+	for _, n := range c.list() {
+		if n != c.leader() {
+			f = n
+		}
+	}
+	// A size the follower holds no cosignature of.
+	text, err := httpGet(f.url + "/v1/checkpoint/cosignatures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held notaryapi.CosignaturesResponse
+	if err := json.Unmarshal([]byte(text), &held); err != nil {
+		t.Fatal(err)
+	}
+	var size uint64
+	for s := uint64(1); s <= last.Index; s++ {
+		if !strings.Contains(strings.Join(held.Checkpoints, ""), fmt.Sprintf("\n%d\n", s)) {
+			size = s
+			break
+		}
+	}
+	if size == 0 {
+		t.Fatal("the follower holds a cosignature of every size")
+	}
+	own, err := getCheckpoint(f, fmt.Sprintf("?size=%d", size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := notary.ParseSignedCheckpoint([]byte(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := cp.Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosign := func(text []byte, s note.Signer) string {
+		msg, err := note.Sign(&note.Note{Text: string(text)}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(msg)
+	}
+	forged := cp.Checkpoint
+	forged.Root[0] ^= 1
+	forgedBody, err := forged.Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := newTestWitness(t, "witness-a.test")
+	refused := `telenotary_witness_cosignatures_refused_total{source="leader",witness="witness-a.test"}`
+	before := metric(t, f, refused)
+	cluster.KeepFetched(f.Node, notaryapi.CosignaturesResponse{Checkpoints: []string{
+		cosign(forgedBody, wa.signer), // the witness's key, another root
+		cosign(body, impostor.signer), // the right body, another key
+	}})
+	if got := metric(t, f, refused) - before; got != 2 {
+		t.Fatalf("the follower counts %v refused cosignatures, want 2", got)
+	}
+	if msg, err := getCheckpoint(f, fmt.Sprintf("?size=%d", size)); err != nil || strings.Contains(msg, "— witness-a.test ") {
+		t.Fatalf("the follower serves size %d with %q (%v), want no cosignature", size, msg, err)
+	}
+	// The witness's own cosignature of the follower's body is kept and
+	// served.
+	cluster.KeepFetched(f.Node, notaryapi.CosignaturesResponse{Checkpoints: []string{cosign(body, wa.signer)}})
+	msg, err := getCheckpoint(f, fmt.Sprintf("?size=%d", size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, err := cosignedBy(msg, wa); err != nil || len(names) != 1 {
+		t.Fatalf("size %d after a good cosignature: %v (%v)\n%s", size, names, err, msg)
+	}
+}
+
 // TestParseWitness: the --witness form is checked, each refusal saying what
 // is wrong.
 func TestParseWitness(t *testing.T) {
@@ -622,4 +725,37 @@ func copyDir(t *testing.T, src, dst string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// FuzzParseWitness: no --witness value makes ParseWitness panic, and one it
+// accepts has an http(s) URL without query and a verifier whose key string
+// is the one given.
+func FuzzParseWitness(f *testing.F) {
+	skey, _, err := note.GenerateKey(nil, "witness.test")
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := witness.NewSigner(skey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	vkey := s.Verifier().String()
+	f.Add("https://w.example/prefix=" + vkey)
+	f.Add("http://127.0.0.1:7380=" + vkey)
+	f.Add("https://w.example?x=y=" + vkey)
+	f.Add("=")
+	f.Fuzz(func(t *testing.T, spec string) {
+		w, err := cluster.ParseWitness(spec)
+		if err != nil {
+			return
+		}
+		u, given, _ := strings.Cut(spec, "=")
+		if lu := strings.ToLower(u); !strings.HasPrefix(lu, "http://") && !strings.HasPrefix(lu, "https://") || strings.ContainsAny(w.URL, "?#") {
+			t.Fatalf("accepted URL %q", w.URL)
+		}
+		v, ok := w.Verifier.(*torchwood.CosignatureVerifier)
+		if !ok || v.String() != given {
+			t.Fatalf("verifier of %q is not the key given", spec)
+		}
+	})
 }
