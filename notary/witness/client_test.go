@@ -39,7 +39,7 @@ func TestNewVerifier(t *testing.T) {
 	key := f.w.VerifierKey()
 	for vkey, want := range map[string]string{
 		noteKey: "not a cosignature/v1 key",
-		"witness.test+00000000+" + key[strings.LastIndex(key, "+")+1:]: "key hash",
+		"witness.test+00000000+" + strings.SplitN(key, "+", 3)[2]: "key hash",
 		"witness.test":           "not a verifier key",
 		"witness.test+0+AAAA":    "not a verifier key",
 		"witness.test+01234567+": "not base64",
