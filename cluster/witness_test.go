@@ -727,6 +727,41 @@ func copyDir(t *testing.T, src, dst string) {
 	}
 }
 
+// TestWitnessConfigRefused: a node refuses, before it starts, witnesses
+// that cannot work: two of one name, one named like the node's key, a URL
+// that is not http(s), no verifier, or no timeout.
+func TestWitnessConfigRefused(t *testing.T) {
+	c := newTestCluster(t)
+	tw := newTestWitness(t, "witness.test")
+	cfg := c.config("node-a")
+	cfg.Bootstrap, cfg.Origin = true, testOrigin
+	sameName := newTestWitness(t, "node-a")
+	for _, tc := range []struct {
+		ws   []cluster.Witness
+		mod  func(*cluster.Config)
+		want string
+	}{
+		{[]cluster.Witness{tw.spec(), tw.spec()}, nil, "two witnesses named"},
+		{[]cluster.Witness{sameName.spec()}, nil, "like this node's key"},
+		{[]cluster.Witness{{URL: "ftp://w.example", Verifier: tw.spec().Verifier}}, nil, "http:// or https://"},
+		{[]cluster.Witness{{URL: "https://w.example"}}, nil, "no Verifier"},
+		{[]cluster.Witness{tw.spec()}, func(c *cluster.Config) { c.WitnessTimeout = 0 }, "WitnessTimeout"},
+	} {
+		cfg := cfg
+		cfg.Witnesses = tc.ws
+		if tc.mod != nil {
+			tc.mod(&cfg)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate() = %v, want an error saying %q", err, tc.want)
+		}
+	}
+	cfg.Witnesses = []cluster.Witness{tw.spec()}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a good witness: %v", err)
+	}
+}
+
 // FuzzParseWitness: no --witness value makes ParseWitness panic, and one it
 // accepts has an http(s) URL without query and a verifier whose key string
 // is the one given.
