@@ -127,6 +127,11 @@ type Config struct {
 	// fetch of the leader's cosignatures); WitnessMaxBackoff bounds the
 	// wait between tries at a witness that fails or refuses.
 	WitnessTimeout, WitnessMaxBackoff time.Duration
+	// WitnessInterval is the least time between the starts of two
+	// requests to one witness (a resend after a 409 aside): the checkpoints
+	// made meanwhile are not sent, the newest is. 0 sends each as soon as
+	// the witness has answered the last.
+	WitnessInterval time.Duration
 	// WitnessPoll is how often a follower fetches the cosignatures the
 	// leader holds.
 	WitnessPoll time.Duration
@@ -154,6 +159,7 @@ func DefaultConfig() Config {
 		FollowerCommitDelay: 50 * time.Millisecond,
 		WitnessTimeout:      10 * time.Second,
 		WitnessMaxBackoff:   30 * time.Second,
+		WitnessInterval:     time.Second,
 		WitnessPoll:         time.Second,
 
 		RaftHandshakeTimeout: 10 * time.Second,
@@ -208,6 +214,8 @@ func (c Config) Validate() error {
 		return errors.New("FollowerCommitDelay must be at least 1ms")
 	case len(c.Witnesses) > 0 && (c.WitnessTimeout <= 0 || c.WitnessMaxBackoff <= 0 || c.WitnessPoll <= 0):
 		return errors.New("WitnessTimeout, WitnessMaxBackoff and WitnessPoll must be positive")
+	case c.WitnessInterval < 0:
+		return errors.New("WitnessInterval must not be negative")
 	}
 	if err := validateWitnesses(c.Witnesses, c.Signer); err != nil {
 		return err

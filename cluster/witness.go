@@ -282,8 +282,9 @@ const (
 const witnessPollTick = 100 * time.Millisecond
 
 // submitter submits the leader's latest checkpoint to one witness: one
-// request at a time, always of the newest checkpoint when it starts, so a
-// slow witness is sent fewer checkpoints, never a queue of stale ones.
+// request at a time, at most one per WitnessInterval (a 409's resend
+// aside), always of the newest checkpoint when it starts, so a slow
+// witness is sent fewer checkpoints, never a queue of stale ones.
 // Nothing on the write path waits for it.
 type submitter struct {
 	n      *Node
@@ -319,12 +320,28 @@ func (n *Node) runWitnesses(ctx context.Context) {
 func (s *submitter) run(ctx context.Context) {
 	wait := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: s.n.cfg.WitnessMaxBackoff}
 	wait.Reset()
+	var last time.Time // start of the last request, but a 409's resend
+	again := false
 	for {
 		cp := s.next(ctx)
 		if cp == nil {
 			return
 		}
-		again, err := s.submit(ctx, *cp)
+		if pause := s.n.cfg.WitnessInterval - time.Since(last); !again && pause > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			if cp = s.next(ctx); cp == nil { // the newest after the pause
+				return
+			}
+		}
+		if !again {
+			last = time.Now()
+		}
+		var err error
+		again, err = s.submit(ctx, *cp)
 		if err == nil {
 			wait.Reset()
 			continue

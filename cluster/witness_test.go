@@ -133,6 +133,10 @@ func (tw *testWitness) spec() cluster.Witness {
 	return w
 }
 
+// witnessInterval is the clusters' WitnessInterval: none, so that tests
+// do not wait for it, but in TestWitnessInterval.
+var witnessInterval time.Duration
+
 // witnessCluster starts a cluster of n nodes that submit to the given
 // witnesses, made by mk with the nodes' verifier keys.
 func witnessCluster(t *testing.T, n int, mk func(nodeKeys []string) []cluster.Witness) (*testCluster, []*testNode) {
@@ -151,6 +155,7 @@ func witnessCluster(t *testing.T, n int, mk func(nodeKeys []string) []cluster.Wi
 		cfgs[i].WitnessMaxBackoff = 200 * time.Millisecond
 		cfgs[i].WitnessPoll = 50 * time.Millisecond
 		cfgs[i].WitnessTimeout = 20 * time.Second
+		cfgs[i].WitnessInterval = witnessInterval
 	}
 	cfgs[0].Bootstrap, cfgs[0].Origin = true, testOrigin
 	first := c.start(cfgs[0])
@@ -419,6 +424,46 @@ func TestWitnessStalledNeverBlocksWrites(t *testing.T) {
 	for _, s := range after {
 		if s != final {
 			t.Fatalf("after the held request the witness was sent sizes %v; want only the newest, %d", after, final)
+		}
+	}
+}
+
+// TestWitnessInterval: the leader starts a request to a witness at most
+// once per WitnessInterval, and sends the newest checkpoint when it may.
+func TestWitnessInterval(t *testing.T) {
+	const interval = 2 * time.Second
+	var mu sync.Mutex
+	var starts []time.Time
+	var wa *testWitness
+	witnessInterval = interval
+	defer func() { witnessInterval = 0 }()
+	c, nodes := witnessCluster(t, 3, func(keys []string) []cluster.Witness {
+		wa = newTestWitness(t, "witness-a.test", keys...)
+		wa.wrap = func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				starts = append(starts, time.Now())
+				mu.Unlock()
+				h.ServeHTTP(w, r)
+			})
+		}
+		wa.start()
+		return []cluster.Witness{wa.spec()}
+	})
+	for i := range 3 {
+		last := write(t, fmt.Sprintf("interval-%d", i), 5, nodes...)
+		waitWitnessed(t, c, last.Index+1, wa)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(starts) < 3 {
+		t.Fatalf("%d requests", len(starts))
+	}
+	for i := 1; i < len(starts); i++ {
+		// Measured where the witness receives them: the network may delay
+		// one start more than the next.
+		if gap := starts[i].Sub(starts[i-1]); gap < interval*9/10 {
+			t.Errorf("request %d reached the witness %v after the one before, well under the interval %v", i, gap, interval)
 		}
 	}
 }

@@ -429,6 +429,20 @@ func TestNodeWitnessFlag(t *testing.T) {
 		if len(cfg.Witnesses) != 2 || cfg.Witnesses[0].URL != "https://w1.example/w" || cfg.Witnesses[1].Verifier.Name() != "w2.test" {
 			t.Errorf("%v %q: Witnesses %+v", tc.args, tc.env, cfg.Witnesses)
 		}
+		if cfg.WitnessInterval != cluster.DefaultConfig().WitnessInterval {
+			t.Errorf("WitnessInterval %v, want the default", cfg.WitnessInterval)
+		}
+	}
+	env := &environment{stdout: new(strings.Builder), stderr: new(strings.Builder), getenv: func(string) string { return "" }}
+	var f nodeFlags
+	if err := f.parse(env, append(slices.Clone(base), "--witness-interval", "250ms")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := f.config(env); err != nil || cfg.WitnessInterval != 250*time.Millisecond {
+		t.Errorf("--witness-interval 250ms: %v (%v)", cfg.WitnessInterval, err)
+	}
+	if code, _, stderr := runCmd(t, nil, append([]string{"node", "--witness-interval", "-1s"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--witness-interval") {
+		t.Errorf("--witness-interval -1s: exit %d, stderr %q", code, stderr)
 	}
 	_, nodeKey, err := note.GenerateKey(nil, "w3.test")
 	if err != nil {
