@@ -313,11 +313,16 @@ func TestWitnessesCosignOnEveryNode(t *testing.T) {
 	// The holder of the first receipt fetches the witnessed checkpoint and
 	// a consistency proof from its receipt's size.
 	n := nodes[2]
-	msg, err := getCheckpoint(n, "?witnessed=2")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := clientFor(n).CheckpointWitnessed(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	witnessedCP, err := notary.OpenCheckpoint([]byte(msg), c.policy())
+	if names, err := cosignedBy(string(msg), wa, wb); err != nil || len(names) != 2 {
+		t.Fatalf("?witnessed=2 carries cosignatures by %v (%v)", names, err)
+	}
+	witnessedCP, err := notary.OpenCheckpoint(msg, c.policy())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,8 +330,6 @@ func TestWitnessesCosignOnEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	p, err := clientFor(n).ConsistencyProof(ctx, receiptCP.Size, witnessedCP.Size)
 	if err != nil {
 		t.Fatal(err)

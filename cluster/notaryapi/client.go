@@ -184,6 +184,17 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	return out.Bytes(), err
 }
 
+// CheckpointWitnessed returns the newest checkpoint note that k of the
+// cluster's witnesses cosigned (GET /v1/checkpoint?witnessed=k), with
+// their cosignature lines after the answering node's signature; an
+// ErrNotFound problem while none is. Check the cosignatures with the
+// witnesses' keys.
+func (c *Client) CheckpointWitnessed(ctx context.Context, k int) ([]byte, error) {
+	var out bytes.Buffer
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/checkpoint?witnessed=%d", k), nil, &out)
+	return out.Bytes(), err
+}
+
 // Keys returns the verifier keys of the cluster's nodes.
 func (c *Client) Keys(ctx context.Context) ([]note.Verifier, error) {
 	text, err := c.KeysText(ctx)
