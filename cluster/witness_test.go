@@ -341,6 +341,23 @@ func TestWitnessesCosignOnEveryNode(t *testing.T) {
 	if err := tlog.CheckTree(proof, int64(witnessedCP.Size), tlog.Hash(witnessedCP.Root), int64(receiptCP.Size), tlog.Hash(receiptCP.Root)); err != nil {
 		t.Fatalf("the receipt's checkpoint is not proven a prefix of the witnessed one: %v", err)
 	}
+	// Each node serves the first receipt proven into the witnessed
+	// checkpoint, with three node signatures and both cosignatures.
+	for _, n := range nodes {
+		r, err := clientFor(n).ReceiptWitnessed(ctx, first.Leaf.Commitment, 3, 2)
+		if err != nil {
+			t.Fatalf("%s: witnessed receipt: %v", n.cfg.ID, err)
+		}
+		if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: first.Leaf.Commitment}, policy); err != nil {
+			t.Fatalf("%s: witnessed receipt does not verify with 3 node signatures: %v", n.cfg.ID, err)
+		}
+		if names, err := cosignedBy(string(r.Checkpoint), wa, wb); err != nil || len(names) != 2 {
+			t.Fatalf("%s: witnessed receipt's checkpoint cosigned by %v (%v)", n.cfg.ID, names, err)
+		}
+	}
+	if _, err := clientFor(n).ReceiptWitnessed(ctx, entryOf("never", 0).Commitment, 1, 1); !errors.Is(err, notaryapi.ErrNotFound) {
+		t.Fatalf("witnessed receipt of a commitment never logged: %v", err)
+	}
 	if _, err := getCheckpoint(n, "?witnessed=3"); err == nil || !strings.Contains(err.Error(), "witnessed") {
 		t.Fatalf("?witnessed=3 with two witnesses: %v", err)
 	}

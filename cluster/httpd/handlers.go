@@ -187,6 +187,15 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	witnessed, err := a.witnessed(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if witnessed > 0 {
+		a.witnessedReceipt(w, r, c, want, witnessed)
+		return
+	}
 	receipt, err := a.Ledger.Receipt(c)
 	if err != nil {
 		a.fail(w, r, err)
@@ -210,6 +219,37 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
+}
+
+// witnessedReceipt answers a commitment's receipt proven into the newest
+// checkpoint that k witnesses cosigned, with their cosignatures (and want
+// node signatures); 404 while that checkpoint does not cover it.
+func (a *api) witnessedReceipt(w http.ResponseWriter, r *http.Request, c notary.Commitment, want, k int) {
+	size, ok := a.Witnesses.Newest(k)
+	if !ok {
+		a.fail(w, r, fmt.Errorf("%w: no checkpoint is cosigned by %d witnesses yet", notaryapi.ErrNotFound, k))
+		return
+	}
+	cp, err := a.Ledger.CheckpointAt(size)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	receipt, err := a.Ledger.ReceiptIn(c, &cp)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if receipt == nil {
+		a.fail(w, r, fmt.Errorf("%w: commitment %s is not in the newest checkpoint %d witnesses cosigned (%d leaves) on this node, or not yet", notaryapi.ErrNotFound, c, k, size))
+		return
+	}
+	if err := a.cosign(r.Context(), want, receipt); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	receipt.Checkpoint = a.Witnesses.Append(cp, receipt.Checkpoint)
 	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 }
 

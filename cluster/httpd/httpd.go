@@ -58,6 +58,9 @@ type Ledger interface {
 	// proven into its latest checkpoint and checked before it is served;
 	// nil when the node has none.
 	Receipt(c notary.Commitment) (*notary.Receipt, error)
+	// ReceiptIn is Receipt proven into cp, a checkpoint of this node's
+	// (see CheckpointAt); nil when the commitment is not among its leaves.
+	ReceiptIn(c notary.Commitment, cp *notary.SignedCheckpoint) (*notary.Receipt, error)
 	// CheckpointAt signs the checkpoint of the first size leaves.
 	CheckpointAt(size uint64) (notary.SignedCheckpoint, error)
 	// WaitSize waits until the log holds size leaves or ctx ends.

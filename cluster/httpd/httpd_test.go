@@ -270,6 +270,7 @@ func TestOpenAPILive(t *testing.T) {
 		{400, "bad_request", "count", "GET", "/v1/leaves?count=1001", "", ""},
 		{400, "bad_request", "signatures", "GET", "/v1/checkpoint?signatures=4", "", ""},
 		{400, "bad_request", "witnessed", "GET", "/v1/checkpoint?witnessed=1", "", ""}, // no witnesses
+		{400, "bad_request", "witnessed", "GET", "/v1/receipts/" + randomHex() + "?witnessed=all", "", ""},
 		{401, "unauthorized", "", "POST", "/v1/notarize", "", `{}`},
 		{401, "unauthorized", "", "POST", "/v1/notarize", "not-a-token-of-this-cluster", `{}`},
 		{403, "forbidden", "", "POST", "/v1/cluster/remove", submitterToken, `{"id":"node-1"}`},

@@ -168,6 +168,16 @@ func (c *Client) ReceiptSigned(ctx context.Context, commitment notary.Commitment
 	return out.Receipt, err
 }
 
+// ReceiptWitnessed returns the receipt of a logged commitment proven into
+// the newest checkpoint w of the cluster's witnesses cosigned, carrying
+// their cosignatures and the signatures of k nodes; an ErrNotFound problem
+// while that checkpoint does not cover the commitment.
+func (c *Client) ReceiptWitnessed(ctx context.Context, commitment notary.Commitment, k, w int) (*notary.Receipt, error) {
+	var out NotarizeResponse
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/receipts/%s?signatures=%s&witnessed=%d", commitment, signaturesQuery(k), w), nil, &out)
+	return out.Receipt, err
+}
+
 // CheckpointOf asks one node, without retries, for its signed checkpoint
 // of the first size leaves of the log: for gathering the signatures of
 // several nodes over one size.
