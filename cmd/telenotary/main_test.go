@@ -390,6 +390,8 @@ func TestSignalRefusesBadStart(t *testing.T) {
 		{append(base, "--api-keys", keys, "--log-level", "loud"), "--log-level", exitUsage},
 		{append(base, "--api-keys", keys, "--receipt-signatures", "0"), "--receipt-signatures", exitUsage},
 		{append(base, "--api-keys", keys, "--receipt-signatures", "most"), "--receipt-signatures", exitUsage},
+		{append(base, "--api-keys", keys, "--receipt-witnesses", "-1"), "--receipt-witnesses", exitUsage},
+		{append(base, "--api-keys", keys, "--receipt-witnesses", "1", "--receipt-witness-wait", "0s"), "--receipt-witness-wait", exitUsage},
 	} {
 		code, _, stderr := runCmd(t, nil, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {

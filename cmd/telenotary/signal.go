@@ -77,6 +77,8 @@ type signalFlags struct {
 	logLevel                  string
 	logJSON                   bool
 	receiptSignatures         string
+	receiptWitnesses          int
+	receiptWitnessWait        time.Duration
 }
 
 // define declares the flags on fs.
@@ -99,6 +101,8 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", def.MaxConnsPerIP, "connections held at once from one address")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.IntVar(&f.receiptWitnesses, "receipt-witnesses", 0, "wait until this many of the cluster's witnesses (telenotary node --witness) have cosigned a checkpoint covering each receipt, and deliver the receipt proven into it with their cosignatures (0: do not wait)")
+	fs.DurationVar(&f.receiptWitnessWait, "receipt-witness-wait", session.DefaultConfig().ReceiptWitnessWait, "with --receipt-witnesses: how long a receipt waits for the witnesses before it is delivered without their cosignatures")
 	fs.StringVar(&f.receiptSignatures, "receipt-signatures", notaryapi.SignaturesMajority, "nodes that sign the checkpoint of every receipt delivered: majority, so that verifiers can require a majority's signatures (--min-signatures) and trust no single node, or a number from 1")
 }
 
@@ -115,6 +119,12 @@ func (f *signalFlags) parse(env *environment, args []string) error {
 	if _, err := parseSignatures(f.receiptSignatures, "--receipt-signatures"); err != nil {
 		return err
 	}
+	switch {
+	case f.receiptWitnesses < 0:
+		return fmt.Errorf("--receipt-witnesses %d: give a number of witnesses, or 0 not to wait", f.receiptWitnesses)
+	case f.receiptWitnessWait <= 0:
+		return fmt.Errorf("--receipt-witness-wait %v: it must be above 0", f.receiptWitnessWait)
+	}
 	return nil
 }
 
@@ -128,6 +138,7 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, err
 		return cfg, nil, err
 	}
 	cfg.Grace = f.grace
+	cfg.ReceiptWitnesses, cfg.ReceiptWitnessWait = f.receiptWitnesses, f.receiptWitnessWait
 	if cfg.ReceiptSignatures, err = parseSignatures(f.receiptSignatures, "--receipt-signatures"); err != nil {
 		return cfg, nil, err
 	}
