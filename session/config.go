@@ -81,7 +81,9 @@ type Config struct {
 	// a checkpoint that covers it, and delivers the receipt proven into
 	// that checkpoint, which carries their cosignatures. It waits at most
 	// ReceiptWitnessWait; then it delivers the receipt without them and
-	// counts it (telenotary_signal_receipt_witnesses_total{result="timeout"}).
+	// counts it (telenotary_signal_receipt_witnesses_total{result="timeout"}),
+	// as it does at once when the cluster has fewer witnesses (result
+	// "refused").
 	ReceiptWitnesses   int
 	ReceiptWitnessWait time.Duration
 	// MessagesPerSecond and MessageBurst rate-limit each connection.

@@ -114,6 +114,13 @@ func (r *room) witnessed(receipt *notary.Receipt) *notary.Receipt {
 			r.srv.metrics.witnessed.WithLabelValues("cosigned").Inc()
 			return w
 		}
+		if errors.Is(err, notaryapi.ErrBadRequest) {
+			// The cluster has fewer witnesses than asked for: no wait helps.
+			r.srv.metrics.witnessed.WithLabelValues("refused").Inc()
+			r.srv.log.ErrorContext(r.srv.ctx, "the cluster refuses receipts cosigned by this many witnesses: delivering without their cosignatures",
+				"room", r.id, "witnesses", cfg.ReceiptWitnesses, "error", err)
+			return receipt
+		}
 		select {
 		case <-ctx.Done():
 			r.srv.metrics.witnessed.WithLabelValues("timeout").Inc()

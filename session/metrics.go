@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *
 			[]string{"code"}),
 		notarizations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_notarizations_total", Help: "Notarizations by kind and result (ok, error)."},
 			[]string{"kind", "result"}),
-		witnessed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_receipt_witnesses_total", Help: "Receipts waited on for witness cosignatures (ReceiptWitnesses), by result (cosigned; timeout: delivered without them)."},
+		witnessed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_receipt_witnesses_total", Help: "Receipts waited on for witness cosignatures (ReceiptWitnesses), by result (cosigned; timeout or refused, by a cluster with fewer witnesses: delivered without them)."},
 			[]string{"result"}),
 		notarizeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_signal_notarize_seconds", Help: "Time to get a receipt from the cluster.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),

@@ -73,3 +73,17 @@ func TestReceiptWitnessesTimeout(t *testing.T) {
 		t.Fatal("a cosignature by a witness that is down")
 	}
 }
+
+// TestReceiptWitnessesRefused: a cluster with no witnesses refuses at once
+// what the server asks: receipts are delivered without waiting out
+// ReceiptWitnessWait.
+func TestReceiptWitnessesRefused(t *testing.T) {
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) {
+		c.ReceiptWitnesses, c.ReceiptWitnessWait, c.ReceiptSignatures = 1, time.Hour, 1
+	})
+	patient, _ := startedReceipts(t, s) // would wait an hour
+	if _, err := notary.VerifyBundle(patient, n.Policy); err != nil {
+		t.Fatalf("bundle does not verify: %v", err)
+	}
+}
