@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 )
 
 // Crash stops a node abruptly, as a killed process would: no leadership
@@ -78,3 +80,7 @@ func TakeSnapshot(n *Node) error { return n.raft.Snapshot().Error() }
 
 // MarkDamaged marks n's log damaged, as a failed check would.
 func MarkDamaged(n *Node, why string) { n.fsm.markDamaged(errors.New(why)) }
+
+// KeepFetched has the node take cosignatures as if fetched from its
+// leader: it keeps those that verify over its own checkpoints.
+func KeepFetched(n *Node, got notaryapi.CosignaturesResponse) { n.keepFetched(got) }

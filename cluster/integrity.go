@@ -155,6 +155,13 @@ func (l ledger) Receipt(c notary.Commitment) (*notary.Receipt, error) {
 	if cp == nil {
 		return nil, nil
 	}
+	return l.ReceiptIn(c, cp)
+}
+
+// ReceiptIn returns the receipt of a commitment among the first cp.Size
+// leaves, proven into cp (a checkpoint this node signed) and checked; nil
+// when it is not among them.
+func (l ledger) ReceiptIn(c notary.Commitment, cp *notary.SignedCheckpoint) (*notary.Receipt, error) {
 	var receipt *notary.Receipt
 	err := l.ReadLog(func(log *notary.Log) error {
 		i, found, err := log.Find(c)

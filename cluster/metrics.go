@@ -20,6 +20,7 @@ type metrics struct {
 	batchEntries  prometheus.Histogram
 	batchLatency  prometheus.Histogram
 	leaderChanges prometheus.Counter
+	witness       *witnessMetrics
 
 	mu      sync.Mutex // guards the samples
 	lat     ring       // seconds per notarize request
@@ -74,6 +75,7 @@ func newMetrics(n *Node) *metrics {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
+	m.witness = newWitnessMetrics(m.registry)
 	m.registry.MustRegister(m.receipts, m.latency, m.batchEntries, m.batchLatency, m.leaderChanges,
 		gauge("telenotary_log_size", "Leaves in this node's log.", func() float64 {
 			if cp := n.fsm.checkpoint.Load(); cp != nil {

@@ -118,6 +118,23 @@ type Config struct {
 	// nothing from its log) for an operator to inspect, instead of
 	// rebuilding the log from its peers (see heal.go).
 	NoHeal bool
+	// Witnesses are the c2sp.org/tlog-witness witnesses the leader submits
+	// each new checkpoint to; every node serves their verified
+	// cosignatures on its checkpoints (see "Witnesses" in
+	// cluster/DESIGN.md). Give every node the same list.
+	Witnesses []Witness
+	// WitnessTimeout bounds one add-checkpoint request (and a follower's
+	// fetch of the leader's cosignatures); WitnessMaxBackoff bounds the
+	// wait between tries at a witness that fails or refuses.
+	WitnessTimeout, WitnessMaxBackoff time.Duration
+	// WitnessInterval is the least time between the starts of two
+	// requests to one witness (a resend after a 409 aside): the checkpoints
+	// made meanwhile are not sent, the newest is. 0 sends each as soon as
+	// the witness has answered the last.
+	WitnessInterval time.Duration
+	// WitnessPoll is how often a follower fetches the cosignatures the
+	// leader holds.
+	WitnessPoll time.Duration
 }
 
 // DefaultConfig returns the settings a production node starts from.
@@ -140,6 +157,10 @@ func DefaultConfig() Config {
 		MinFreeDisk:         256 << 20,
 		ScrubRate:           5_000,
 		FollowerCommitDelay: 50 * time.Millisecond,
+		WitnessTimeout:      10 * time.Second,
+		WitnessMaxBackoff:   30 * time.Second,
+		WitnessInterval:     time.Second,
+		WitnessPoll:         time.Second,
 
 		RaftHandshakeTimeout: 10 * time.Second,
 		APIMaxConns:          8192,
@@ -191,6 +212,13 @@ func (c Config) Validate() error {
 		return errors.New("ScrubRate must not be negative (0 turns the scrub off)")
 	case c.FollowerCommitDelay < time.Millisecond:
 		return errors.New("FollowerCommitDelay must be at least 1ms")
+	case len(c.Witnesses) > 0 && (c.WitnessTimeout <= 0 || c.WitnessMaxBackoff <= 0 || c.WitnessPoll <= 0):
+		return errors.New("WitnessTimeout, WitnessMaxBackoff and WitnessPoll must be positive")
+	case c.WitnessInterval < 0:
+		return errors.New("WitnessInterval must not be negative")
+	}
+	if err := validateWitnesses(c.Witnesses, c.Signer); err != nil {
+		return err
 	}
 	if err := c.checkRaftSecurity(); err != nil {
 		return err
@@ -228,13 +256,17 @@ type Node struct {
 	snapshots *watchedSnapshots
 	trans     raft.Transport
 
-	beats  heartbeats           // the leader's view of its followers
-	clock  *clockGuard          // this node's clock against the others'; a leader stamps only while they agree
-	watch  *raftfix.LeaderWatch // as follower: notices a silent leader on time; nil if off
-	ready  atomic.Bool          // as leader: the barrier after the election has passed
-	scrub  scrubber             // the background scrub's progress
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // background goroutines
+	beats heartbeats           // the leader's view of its followers
+	clock *clockGuard          // this node's clock against the others'; a leader stamps only while they agree
+	watch *raftfix.LeaderWatch // as follower: notices a silent leader on time; nil if off
+	ready atomic.Bool          // as leader: the barrier after the election has passed
+	scrub scrubber             // the background scrub's progress
+	// ledger is the node's log as the API reads it; witnessed holds the
+	// witnesses' verified cosignatures (witness.go).
+	ledger    ledger
+	witnessed *witnessed
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // background goroutines
 
 	wipe      atomic.Bool // on stop, remove what this start wrote to DataDir: it never joined
 	closeOnce sync.Once
@@ -416,8 +448,15 @@ func (n *Node) serve(id identity, hasState bool) {
 			}
 		})
 	}
+	n.ledger = ledger{fsm: n.fsm, self: cfg.ID, client: n.forward, cosigns: newCosignCache(), pushCommit: n.pushCommit}
+	n.witnessed = newWitnessed(cfg.Witnesses, n.metrics.witness)
+	n.runWitnesses(bg)
+	var witnesses httpd.Witnesses
+	if len(cfg.Witnesses) > 0 {
+		witnesses = n.witnessed
+	}
 	handler := httpd.New(httpd.Config{
-		Cluster: n, Ledger: ledger{fsm: n.fsm, self: cfg.ID, client: n.forward, cosigns: newCosignCache(), pushCommit: n.pushCommit},
+		Cluster: n, Ledger: n.ledger, Witnesses: witnesses,
 		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
 		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
 	})

@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,6 +60,10 @@ func (m *memNotary) NotarizeSigned(_ context.Context, e notaryapi.Entry, _ int) 
 }
 
 func (m *memNotary) KeysText(context.Context) ([]byte, error) { return nil, nil }
+
+func (m *memNotary) ReceiptWitnessed(context.Context, notary.Commitment, int, int) (*notary.Receipt, error) {
+	return nil, errors.New("the in-memory notary has no witnesses")
+}
 
 // countingTransport takes webhook deliveries in memory and counts them.
 type countingTransport struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/telenotary/telenotary/cluster/auth"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
 )
 
 // Notary is what the server needs of the notary cluster; *notaryapi.Client
@@ -26,6 +27,11 @@ type Notary interface {
 	NotarizeSigned(ctx context.Context, e notaryapi.Entry, k int) (*notaryapi.NotarizeResponse, error)
 	// KeysText returns the cluster's verifier keys, one per line.
 	KeysText(ctx context.Context) ([]byte, error)
+	// ReceiptWitnessed returns a commitment's receipt proven into the
+	// newest checkpoint w of the cluster's witnesses cosigned, with their
+	// cosignatures and k nodes' signatures; an error while that
+	// checkpoint does not cover the commitment.
+	ReceiptWitnessed(ctx context.Context, c notary.Commitment, k, w int) (*notary.Receipt, error)
 }
 
 // Config configures a Server. Start from DefaultConfig, set Notary and
@@ -76,6 +82,16 @@ type Config struct {
 	// that a verifier can require a majority's signatures and trust no
 	// single node, or a number from 1.
 	ReceiptSignatures int
+	// ReceiptWitnesses, when above 0, has every receipt wait until that
+	// many of the cluster's witnesses (c2sp.org/tlog-witness) have cosigned
+	// a checkpoint that covers it, and delivers the receipt proven into
+	// that checkpoint, which carries their cosignatures. It waits at most
+	// ReceiptWitnessWait; then it delivers the receipt without them and
+	// counts it (telenotary_signal_receipt_witnesses_total{result="timeout"}),
+	// as it does at once when the cluster has fewer witnesses (result
+	// "refused").
+	ReceiptWitnesses   int
+	ReceiptWitnessWait time.Duration
 	// MessagesPerSecond and MessageBurst rate-limit each connection.
 	MessagesPerSecond int
 	MessageBurst      int
@@ -138,21 +154,22 @@ type WebhookConfig struct {
 // what docs/PROTOCOL.md describes, and no Notary, TokenKey or API keys.
 func DefaultConfig() Config {
 	return Config{
-		Grace:             30 * time.Second,
-		TokenTTL:          2 * time.Hour,
-		MaxSessionLength:  4 * time.Hour,
-		PingInterval:      15 * time.Second,
-		NotarizeTimeout:   60 * time.Second,
-		HolderWait:        5 * time.Second,
-		Instance:          hostname(),
-		ReceiptSignatures: notaryapi.Majority,
-		MessagesPerSecond: 50,
-		MessageBurst:      200,
-		MaxRooms:          10000,
-		MaxUsedTokens:     100000,
-		MaxUndelivered:    10000,
-		Webhook:           WebhookConfig{MaxAttempts: 10, RetryInterval: 500 * time.Millisecond, MaxRetryInterval: 30 * time.Second, Queue: 4096, Timeout: 10 * time.Second},
-		HTTP:              DefaultHTTPConfig(),
+		Grace:              30 * time.Second,
+		TokenTTL:           2 * time.Hour,
+		MaxSessionLength:   4 * time.Hour,
+		PingInterval:       15 * time.Second,
+		NotarizeTimeout:    60 * time.Second,
+		HolderWait:         5 * time.Second,
+		Instance:           hostname(),
+		ReceiptSignatures:  notaryapi.Majority,
+		ReceiptWitnessWait: 10 * time.Second,
+		MessagesPerSecond:  50,
+		MessageBurst:       200,
+		MaxRooms:           10000,
+		MaxUsedTokens:      100000,
+		MaxUndelivered:     10000,
+		Webhook:            WebhookConfig{MaxAttempts: 10, RetryInterval: 500 * time.Millisecond, MaxRetryInterval: 30 * time.Second, Queue: 4096, Timeout: 10 * time.Second},
+		HTTP:               DefaultHTTPConfig(),
 	}
 }
 
@@ -173,6 +190,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Instance %.80q must be at most 64 printable ASCII characters", c.Instance)
 	case c.ReceiptSignatures != notaryapi.Majority && (c.ReceiptSignatures < 1 || c.ReceiptSignatures > notaryapi.MaxSignatures):
 		return fmt.Errorf("ReceiptSignatures is %d; it must be from 1 to %d, or notaryapi.Majority", c.ReceiptSignatures, notaryapi.MaxSignatures)
+	case c.ReceiptWitnesses < 0:
+		return fmt.Errorf("ReceiptWitnesses is %d; it must not be negative", c.ReceiptWitnesses)
+	case c.ReceiptWitnesses > 0 && c.ReceiptWitnessWait <= 0:
+		return fmt.Errorf("ReceiptWitnessWait is %v; it must be positive with ReceiptWitnesses", c.ReceiptWitnessWait)
 	}
 	for _, d := range []struct {
 		name string

@@ -33,6 +33,8 @@ func TestConfigValidate(t *testing.T) {
 		{"Grace", func(c *session.Config) { c.Grace = 0 }},
 		{"PingInterval", func(c *session.Config) { c.PingInterval = -time.Second }},
 		{"NotarizeTimeout", func(c *session.Config) { c.NotarizeTimeout = 0 }},
+		{"ReceiptWitnesses", func(c *session.Config) { c.ReceiptWitnesses = -1 }},
+		{"ReceiptWitnessWait", func(c *session.Config) { c.ReceiptWitnesses, c.ReceiptWitnessWait = 1, 0 }},
 		{"MessageBurst", func(c *session.Config) { c.MessageBurst = 0 }},
 		{"MaxRooms", func(c *session.Config) { c.MaxRooms = 0 }},
 		{"TokenTTL", func(c *session.Config) { c.TokenTTL = 5 * time.Hour }},

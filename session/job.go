@@ -79,6 +79,9 @@ func (r *room) notarize(j *job) (*notarized, error) {
 			err = errors.New("the notary answered with a receipt for another entry")
 		}
 	}
+	if err == nil && r.srv.cfg.ReceiptWitnesses > 0 {
+		resp.Receipt = r.witnessed(resp.Receipt)
+	}
 	var bundle []byte
 	if err == nil {
 		receipt := resp.Receipt
@@ -91,6 +94,42 @@ func (r *room) notarize(j *job) (*notarized, error) {
 	}
 	r.srv.metrics.notarizations.WithLabelValues(j.kind.String(), "ok").Inc()
 	return &notarized{receipt: resp.Receipt, bundle: bundle}, nil
+}
+
+// witnessPoll is how often a receipt waiting for witnesses asks again.
+const witnessPoll = 100 * time.Millisecond
+
+// witnessed waits, up to ReceiptWitnessWait, for the receipt proven into a
+// checkpoint that ReceiptWitnesses witnesses cosigned; past the wait, or if
+// the server stops, it returns the receipt it was given.
+func (r *room) witnessed(receipt *notary.Receipt) *notary.Receipt {
+	cfg := r.srv.cfg
+	ctx, cancel := context.WithTimeout(r.srv.ctx, cfg.ReceiptWitnessWait)
+	defer cancel()
+	tick := time.NewTicker(witnessPoll)
+	defer tick.Stop()
+	for {
+		w, err := cfg.Notary.ReceiptWitnessed(ctx, receipt.Leaf.Commitment, cfg.ReceiptSignatures, cfg.ReceiptWitnesses)
+		if err == nil && w != nil && w.Leaf == receipt.Leaf && w.Index == receipt.Index {
+			r.srv.metrics.witnessed.WithLabelValues("cosigned").Inc()
+			return w
+		}
+		if errors.Is(err, notaryapi.ErrBadRequest) {
+			// The cluster has fewer witnesses than asked for: no wait helps.
+			r.srv.metrics.witnessed.WithLabelValues("refused").Inc()
+			r.srv.log.ErrorContext(r.srv.ctx, "the cluster refuses receipts cosigned by this many witnesses: delivering without their cosignatures",
+				"room", r.id, "witnesses", cfg.ReceiptWitnesses, "error", err)
+			return receipt
+		}
+		select {
+		case <-ctx.Done():
+			r.srv.metrics.witnessed.WithLabelValues("timeout").Inc()
+			r.srv.log.WarnContext(r.srv.ctx, "no receipt cosigned by enough witnesses in time: delivering it without their cosignatures",
+				"room", r.id, "witnesses", cfg.ReceiptWitnesses, "wait", cfg.ReceiptWitnessWait, "index", receipt.Index, "error", err)
+			return receipt
+		case <-tick.C:
+		}
+	}
 }
 
 // appendBundle appends the version-1 JSON form of the bundle of a JSON

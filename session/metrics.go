@@ -10,6 +10,7 @@ type metrics struct {
 	messages        prometheus.Counter
 	errors          *prometheus.CounterVec
 	notarizations   *prometheus.CounterVec
+	witnessed       *prometheus.CounterVec
 	notarizeSeconds prometheus.Histogram
 	webhooks        *prometheus.CounterVec
 	mismatches      prometheus.Counter
@@ -27,6 +28,8 @@ func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *
 			[]string{"code"}),
 		notarizations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_notarizations_total", Help: "Notarizations by kind and result (ok, error)."},
 			[]string{"kind", "result"}),
+		witnessed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_receipt_witnesses_total", Help: "Receipts waited on for witness cosignatures (ReceiptWitnesses), by result (cosigned; timeout or refused, by a cluster with fewer witnesses: delivered without them)."},
+			[]string{"result"}),
 		notarizeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_signal_notarize_seconds", Help: "Time to get a receipt from the cluster.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_webhooks_total", Help: "Webhook events by outcome (delivered, failed: held for the app, dropped: lost)."},
@@ -40,6 +43,6 @@ func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *
 		func() float64 { return float64(usedTokens()) })
 	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_undelivered", Help: "Webhook events the app's backend did not take, held until it fetches them (GET /v1/undelivered)."},
 		func() float64 { return float64(undelivered()) })
-	reg.MustRegister(used, held, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.notarizeSeconds, m.webhooks, m.mismatches, m.unheld, m.holders)
+	reg.MustRegister(used, held, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.witnessed, m.notarizeSeconds, m.webhooks, m.mismatches, m.unheld, m.holders)
 	return m
 }

@@ -187,6 +187,15 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	witnessed, err := a.witnessed(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if witnessed > 0 {
+		a.witnessedReceipt(w, r, c, want, witnessed)
+		return
+	}
 	receipt, err := a.Ledger.Receipt(c)
 	if err != nil {
 		a.fail(w, r, err)
@@ -213,6 +222,37 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 }
 
+// witnessedReceipt answers a commitment's receipt proven into the newest
+// checkpoint that k witnesses cosigned, with their cosignatures (and want
+// node signatures); 404 while that checkpoint does not cover it.
+func (a *api) witnessedReceipt(w http.ResponseWriter, r *http.Request, c notary.Commitment, want, k int) {
+	size, ok := a.Witnesses.Newest(k)
+	if !ok {
+		a.fail(w, r, fmt.Errorf("%w: no checkpoint is cosigned by %d witnesses yet", notaryapi.ErrNotFound, k))
+		return
+	}
+	cp, err := a.Ledger.CheckpointAt(size)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	receipt, err := a.Ledger.ReceiptIn(c, &cp)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if receipt == nil {
+		a.fail(w, r, fmt.Errorf("%w: commitment %s is not in the newest checkpoint %d witnesses cosigned (%d leaves) on this node, or not yet", notaryapi.ErrNotFound, c, k, size))
+		return
+	}
+	if err := a.cosign(r.Context(), want, receipt); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	receipt.Checkpoint = a.Witnesses.Append(cp, receipt.Checkpoint)
+	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
+}
+
 // checkpointWait bounds how long ?wait=1 waits for a size to be applied.
 const checkpointWait = time.Second
 
@@ -232,7 +272,22 @@ func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cp := *latest
-	if r.URL.Query().Has("size") {
+	witnessed, err := a.witnessed(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if witnessed > 0 {
+		size, ok := a.Witnesses.Newest(witnessed)
+		if !ok {
+			a.fail(w, r, fmt.Errorf("%w: no checkpoint is cosigned by %d witnesses yet", notaryapi.ErrNotFound, witnessed))
+			return
+		}
+		if cp, err = a.Ledger.CheckpointAt(size); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	} else if r.URL.Query().Has("size") {
 		size, err := uintParam(r, "size", 0)
 		if err != nil {
 			a.fail(w, r, err)
@@ -262,8 +317,48 @@ func (a *api) checkpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if a.Witnesses != nil {
+		note = a.Witnesses.Append(cp, note)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(note)
+}
+
+// witnessed reads ?witnessed=K: the checkpoint served must carry the
+// cosignatures of K witnesses ("all": every one); 0 when absent.
+func (a *api) witnessed(r *http.Request) (int, error) {
+	q := r.URL.Query()
+	if !q.Has("witnessed") {
+		return 0, nil
+	}
+	count := 0
+	if a.Witnesses != nil {
+		count = a.Witnesses.Count()
+	}
+	switch s := q.Get("witnessed"); {
+	case count == 0:
+		return 0, httpapi.Field("witnessed", "this cluster submits its checkpoints to no witness")
+	case q.Has("size"):
+		return 0, httpapi.Field("witnessed", "and size exclude each other")
+	case s == "all":
+		return count, nil
+	default:
+		k, err := strconv.Atoi(s)
+		if err != nil || k < 1 || k > count {
+			return 0, httpapi.Field("witnessed", "must be a whole number from 1 to %d (the cluster's witnesses), or \"all\"", count)
+		}
+		return k, nil
+	}
+}
+
+// cosignatures serves the witness cosignatures this node holds, for
+// followers to fetch from the leader.
+func (a *api) cosignatures(w http.ResponseWriter, r *http.Request) {
+	out := notaryapi.CosignaturesResponse{Checkpoints: []string{}}
+	if a.Witnesses != nil {
+		out = a.Witnesses.Export()
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // signatures reads ?signatures=K (default 1), or "majority": more than

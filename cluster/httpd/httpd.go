@@ -66,6 +66,9 @@ type Ledger interface {
 	// proven into its latest checkpoint and checked before it is served;
 	// nil when the node has none.
 	Receipt(c notary.Commitment) (*notary.Receipt, error)
+	// ReceiptIn is Receipt proven into cp, a checkpoint of this node's
+	// (see CheckpointAt); nil when the commitment is not among its leaves.
+	ReceiptIn(c notary.Commitment, cp *notary.SignedCheckpoint) (*notary.Receipt, error)
 	// CheckpointAt signs the checkpoint of the first size leaves.
 	CheckpointAt(size uint64) (notary.SignedCheckpoint, error)
 	// WaitSize waits until the log holds size leaves or ctx ends.
@@ -85,10 +88,28 @@ type Ledger interface {
 	ConsistencyProof(from, to uint64) ([]notary.Hash, error)
 }
 
+// Witnesses are the witness cosignatures a node holds, each verified with
+// its witness's key before it was kept.
+type Witnesses interface {
+	// Count is the number of witnesses the cluster submits to.
+	Count() int
+	// Append appends to note, a signed note of cp, the cosignature lines
+	// held for cp's checkpoint body.
+	Append(cp notary.SignedCheckpoint, note []byte) []byte
+	// Newest returns the size of the newest checkpoint at least k
+	// witnesses cosigned; ok is false when there is none.
+	Newest(k int) (size uint64, ok bool)
+	// Export returns the cosignatures held, for followers.
+	Export() notaryapi.CosignaturesResponse
+}
+
 // Config configures the API.
 type Config struct {
 	Cluster Cluster
 	Ledger  Ledger
+	// Witnesses, when the cluster has witnesses, adds their cosignatures
+	// to the checkpoints served; nil serves none.
+	Witnesses Witnesses
 	// Tokens authorizes submissions and operator actions; nil refuses
 	// them all.
 	Tokens *auth.Tokens
@@ -148,6 +169,7 @@ func (a *api) routes() []route {
 		{"POST /v1/notarize/batch", a.notarizeBatch},
 		{"GET /v1/receipts/{commitment}", a.consistent(a.receipt)},
 		{"GET /v1/checkpoint", a.consistent(a.checkpoint)},
+		{"GET /v1/checkpoint/cosignatures", a.cosignatures},
 		{"GET /v1/proofs/inclusion", a.consistent(a.inclusion)},
 		{"GET /v1/proofs/consistency", a.consistent(a.consistency)},
 		{"GET /v1/leaves", a.consistent(a.leaves)},

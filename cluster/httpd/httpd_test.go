@@ -244,7 +244,7 @@ func TestOpenAPILive(t *testing.T) {
 	}
 	st, _, b = do("POST", "/v1/notarize/batch", submitterToken, `{"entries":[{"kind":"prescription","commitment":"`+c2+`","link":"`+c1+`"},{"kind":"consent","commitment":"`+c3+`"}]}`)
 	want(200, "batch", st, b)
-	for _, path := range []string{"/v1/receipts/" + c2, "/v1/receipts/" + c2 + "?signatures=2", "/v1/checkpoint", "/v1/checkpoint?size=1&signatures=3",
+	for _, path := range []string{"/v1/receipts/" + c2, "/v1/receipts/" + c2 + "?signatures=2", "/v1/checkpoint", "/v1/checkpoint?size=1&signatures=3", "/v1/checkpoint/cosignatures",
 		"/v1/proofs/inclusion?index=0", "/v1/proofs/inclusion?index=1&size=3", "/v1/proofs/consistency?from=1&to=3", "/v1/proofs/consistency",
 		"/v1/leaves?start=0&count=10", "/v1/keys", "/v1/status", "/v1/time", "/metrics", "/healthz", "/readyz"} {
 		st, _, b := do("GET", path, "", "")
@@ -278,6 +278,8 @@ func TestOpenAPILive(t *testing.T) {
 		{400, "bad_request", "kind", "POST", "/v1/notarize", submitterToken, `{"kind":"consent","kind":"document","commitment":"` + randomHex() + `"}`},
 		{400, "bad_request", "count", "GET", "/v1/leaves?count=1001", "", ""},
 		{400, "bad_request", "signatures", "GET", "/v1/checkpoint?signatures=4", "", ""},
+		{400, "bad_request", "witnessed", "GET", "/v1/checkpoint?witnessed=1", "", ""}, // no witnesses
+		{400, "bad_request", "witnessed", "GET", "/v1/receipts/" + randomHex() + "?witnessed=all", "", ""},
 		{401, "unauthorized", "", "POST", "/v1/notarize", "", `{}`},
 		{401, "unauthorized", "", "POST", "/v1/notarize", "not-a-token-of-this-cluster", `{}`},
 		{403, "forbidden", "", "POST", "/v1/cluster/remove", submitterToken, `{"id":"node-1"}`},

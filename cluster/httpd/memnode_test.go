@@ -213,12 +213,19 @@ func (n *memNode) Checkpoint() *notary.SignedCheckpoint {
 
 func (n *memNode) Receipt(c notary.Commitment) (*notary.Receipt, error) {
 	n.mu.Lock()
+	cp := n.cp
+	n.mu.Unlock()
+	return n.ReceiptIn(c, cp)
+}
+
+func (n *memNode) ReceiptIn(c notary.Commitment, cp *notary.SignedCheckpoint) (*notary.Receipt, error) {
+	n.mu.Lock()
 	defer n.mu.Unlock()
 	i, found, err := n.log.Find(c)
-	if err != nil || !found || i >= n.cp.Size {
+	if err != nil || !found || i >= cp.Size {
 		return nil, err
 	}
-	return n.log.Receipt(i, *n.cp)
+	return n.log.Receipt(i, *cp)
 }
 
 // WaitSize returns at once: the in-memory node applies as it submits.

@@ -178,6 +178,16 @@ func (c *Client) ReceiptSigned(ctx context.Context, commitment notary.Commitment
 	return out.Receipt, err
 }
 
+// ReceiptWitnessed returns the receipt of a logged commitment proven into
+// the newest checkpoint w of the cluster's witnesses cosigned, carrying
+// their cosignatures and the signatures of k nodes; an ErrNotFound problem
+// while that checkpoint does not cover the commitment.
+func (c *Client) ReceiptWitnessed(ctx context.Context, commitment notary.Commitment, k, w int) (*notary.Receipt, error) {
+	var out NotarizeResponse
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/receipts/%s?signatures=%s&witnessed=%d", commitment, signaturesQuery(k), w), nil, &out)
+	return out.Receipt, err
+}
+
 // CheckpointOf asks one node, without retries, for its signed checkpoint
 // of the first size leaves of the log: for gathering the signatures of
 // several nodes over one size.
@@ -191,6 +201,17 @@ func (c *Client) CheckpointOf(ctx context.Context, node string, size uint64) ([]
 func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	var out bytes.Buffer
 	err := c.call(ctx, false, http.MethodGet, "/v1/checkpoint", nil, &out)
+	return out.Bytes(), err
+}
+
+// CheckpointWitnessed returns the newest checkpoint note that k of the
+// cluster's witnesses cosigned (GET /v1/checkpoint?witnessed=k), with
+// their cosignature lines after the answering node's signature; an
+// ErrNotFound problem while none is. Check the cosignatures with the
+// witnesses' keys.
+func (c *Client) CheckpointWitnessed(ctx context.Context, k int) ([]byte, error) {
+	var out bytes.Buffer
+	err := c.call(ctx, false, http.MethodGet, fmt.Sprintf("/v1/checkpoint?witnessed=%d", k), nil, &out)
 	return out.Bytes(), err
 }
 

@@ -70,6 +70,14 @@ type BatchResponse struct {
 	Receipts []*notary.Receipt `json:"receipts"`
 }
 
+// CosignaturesResponse is what GET /v1/checkpoint/cosignatures answers:
+// the witness cosignatures a node holds, newest first, as notes of a
+// checkpoint body and the witnesses' cosignature lines only (followers
+// fetch them from the leader and verify each before they keep it).
+type CosignaturesResponse struct {
+	Checkpoints []string `json:"checkpoints"`
+}
+
 // ProofResponse carries an inclusion or consistency proof.
 type ProofResponse struct {
 	Index    uint64        `json:"index,omitempty"`

@@ -438,6 +438,8 @@ func TestSignalRefusesBadStart(t *testing.T) {
 		{append(base, "--api-keys", keys, "--ice-servers", "stun://stun.example.org:3478"), `has no "//"`, exitUsage},
 		{append(base, "--api-keys", keys, "--ice-servers", "turn:t.example.org:99999", "--turn-secret-file", keys), "not a port number", exitUsage},
 		{append(base, "--api-keys", keys, "--ice-servers", "stun:s.example.org", "--turn-secret-file", keys), "no URL is a turn:", exitUsage},
+		{append(base, "--api-keys", keys, "--receipt-witnesses", "-1"), "--receipt-witnesses", exitUsage},
+		{append(base, "--api-keys", keys, "--receipt-witnesses", "1", "--receipt-witness-wait", "0s"), "--receipt-witness-wait", exitUsage},
 	} {
 		code, _, stderr := runCmd(t, nil, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {

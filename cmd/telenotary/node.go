@@ -94,6 +94,8 @@ type nodeFlags struct {
 	logLevel                                         string
 	logJSON                                          bool
 	debugAddr                                        string
+	witnesses                                        witnessFlag
+	witnessInterval                                  time.Duration
 	resumes                                          bool          // the data directory holds this node's state
 	clockOffset                                      time.Duration // test hook
 }
@@ -126,6 +128,8 @@ func (f *nodeFlags) define(env *environment, fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", cluster.DefaultConfig().MaxClockSkew, "how far this node's clock may be from those of a majority of the cluster for it to stamp receipts as leader; beyond it, it refuses writes and raises an alert")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.Var(&f.witnesses, "witness", `a witness (c2sp.org/tlog-witness) the leader submits each checkpoint to, as URL=VKEY: its submission URL (add-checkpoint is under it) and its cosignature/v1 verifier key (telenotary witness --print-key); repeat the flag for several (in the environment, separate them with spaces); give every node the same`)
+	fs.DurationVar(&f.witnessInterval, "witness-interval", cluster.DefaultConfig().WitnessInterval, "the least time between two checkpoints the leader sends one witness (the newest is sent; 0: each as soon as the witness has answered the last)")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, such as 127.0.0.1:6060")
 	// Test hooks exist only when TELENOTARY_TEST_HOOKS=1: without it the
 	// flags are unknown, so no production node can run with them.
@@ -149,12 +153,17 @@ func (f *nodeFlags) parse(env *environment, args []string) error {
 		return fmt.Errorf("--scrub-rate %d: give leaves a second, or 0 to turn the scrub off", f.scrubRate)
 	case f.followerCommitDelay < time.Millisecond:
 		return fmt.Errorf("--follower-commit-delay %v: give at least 1ms", f.followerCommitDelay)
+	case f.witnessInterval < 0:
+		return fmt.Errorf("--witness-interval %v: it must not be negative", f.witnessInterval)
 	case f.join != "" && f.joinTokenFile == "":
 		return errors.New("--join needs --join-token-file with a join token of that cluster")
 	case f.debugAddr != "":
 		if err := checkDebugAddr(f.debugAddr); err != nil {
 			return err
 		}
+	}
+	if err := f.witnesses.parse(); err != nil {
+		return err
 	}
 	_, err := os.Stat(filepath.Join(f.dataDir, "node.json"))
 	f.resumes = err == nil
@@ -190,6 +199,7 @@ func (f *nodeFlags) config(env *environment) (cluster.Config, error) {
 	cfg.Bootstrap, cfg.Origin = f.bootstrap, f.origin
 	cfg.InsecureRaft, cfg.MaxClockSkew, cfg.MinFreeDisk = f.insecureRaft, f.maxClockSkew, f.minFreeDiskMiB<<20
 	cfg.ScrubRate, cfg.NoHeal, cfg.FollowerCommitDelay = f.scrubRate, f.noHeal, f.followerCommitDelay
+	cfg.Witnesses, cfg.WitnessInterval = f.witnesses.parsed, f.witnessInterval
 	if offset := f.clockOffset; offset != 0 {
 		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
 	}
@@ -243,4 +253,36 @@ func (f *nodeFlags) start(ctx context.Context, cfg cluster.Config) (*cluster.Nod
 		return nil, fmt.Errorf("%w (another process listens there: stop it, or choose another --http-addr or --raft-addr)", err)
 	}
 	return nil, err
+}
+
+// witnessFlag is the repeated --witness URL=VKEY; an environment value
+// holds several, separated by spaces. Set only collects; parse checks.
+type witnessFlag struct {
+	specs  []string
+	parsed []cluster.Witness
+}
+
+func (w *witnessFlag) String() string { return strings.Join(w.specs, " ") }
+
+func (w *witnessFlag) Set(v string) error {
+	w.specs = append(w.specs, strings.Fields(v)...)
+	return nil
+}
+
+// parse checks every --witness given, naming the first bad one.
+func (w *witnessFlag) parse() error {
+	w.parsed = w.parsed[:0]
+	seen := map[string]bool{}
+	for _, spec := range w.specs {
+		p, err := cluster.ParseWitness(spec)
+		if err != nil {
+			return fmt.Errorf("--witness %q: %w", spec, err)
+		}
+		if seen[p.Verifier.Name()] {
+			return fmt.Errorf("--witness %q: a witness named %q is given twice", spec, p.Verifier.Name())
+		}
+		seen[p.Verifier.Name()] = true
+		w.parsed = append(w.parsed, p)
+	}
+	return nil
 }

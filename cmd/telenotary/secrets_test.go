@@ -20,6 +20,8 @@ import (
 
 	"github.com/telenotary/telenotary/cluster"
 	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/witness"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // stoppedContext has ended already: a command that gets past its checks
@@ -380,5 +382,79 @@ func TestNodeScrubRate(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, nil, append([]string{"node", "--follower-commit-delay", "0s"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--follower-commit-delay") {
 		t.Errorf("--follower-commit-delay 0s: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestNodeWitnessFlag: --witness URL=VKEY, repeated or from the
+// environment (separated by spaces), reaches the node's configuration; a
+// bad value is one line naming the flag.
+func TestNodeWitnessFlag(t *testing.T) {
+	dir := t.TempDir()
+	sec := writeTestSecrets(t, dir)
+	base := []string{"--id", "node-1", "--data-dir", dir, "--bootstrap", "--origin", "o.test/log", "--signer-key", sec.signerKey, "--tokens", sec.tokens}
+	var vkeys []string
+	for _, name := range []string{"w1.test", "w2.test"} {
+		skey, _, err := note.GenerateKey(nil, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := witness.NewSigner(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vkeys = append(vkeys, s.Verifier().String())
+	}
+	one, two := "https://w1.example/w="+vkeys[0], "http://127.0.0.1:7380="+vkeys[1]
+	for _, tc := range []struct {
+		args []string
+		env  string
+	}{
+		{[]string{"--witness", one, "--witness", two}, ""},
+		{nil, one + " " + two},
+	} {
+		env := &environment{stdout: new(strings.Builder), stderr: new(strings.Builder), getenv: func(k string) string {
+			if k == "TELENOTARY_WITNESS" {
+				return tc.env
+			}
+			return ""
+		}}
+		var f nodeFlags
+		if err := f.parse(env, append(slices.Clone(base), tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Witnesses) != 2 || cfg.Witnesses[0].URL != "https://w1.example/w" || cfg.Witnesses[1].Verifier.Name() != "w2.test" {
+			t.Errorf("%v %q: Witnesses %+v", tc.args, tc.env, cfg.Witnesses)
+		}
+		if cfg.WitnessInterval != cluster.DefaultConfig().WitnessInterval {
+			t.Errorf("WitnessInterval %v, want the default", cfg.WitnessInterval)
+		}
+	}
+	env := &environment{stdout: new(strings.Builder), stderr: new(strings.Builder), getenv: func(string) string { return "" }}
+	var f nodeFlags
+	if err := f.parse(env, append(slices.Clone(base), "--witness-interval", "250ms")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := f.config(env); err != nil || cfg.WitnessInterval != 250*time.Millisecond {
+		t.Errorf("--witness-interval 250ms: %v (%v)", cfg.WitnessInterval, err)
+	}
+	if code, _, stderr := runCmd(t, nil, append([]string{"node", "--witness-interval", "-1s"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--witness-interval") {
+		t.Errorf("--witness-interval -1s: exit %d, stderr %q", code, stderr)
+	}
+	_, nodeKey, err := note.GenerateKey(nil, "w3.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"https://w.example", "https://w.example=" + nodeKey, "ftp://w.example=" + vkeys[0]} {
+		code, _, stderr := runCmd(t, nil, append([]string{"node", "--witness", bad}, base...)...)
+		if code != exitUsage || !strings.Contains(stderr, "--witness") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("--witness %q: exit %d, stderr %q; want one line naming --witness", bad, code, stderr)
+		}
+	}
+	if code, _, stderr := runCmd(t, map[string]string{"TELENOTARY_WITNESS": "nonsense"}, append([]string{"node"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--witness") {
+		t.Errorf("TELENOTARY_WITNESS=nonsense: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -99,6 +99,8 @@ type signalFlags struct {
 	turnAllowPrivate          bool
 	iceRelayOnly              bool
 	instance                  string
+	receiptWitnesses          int
+	receiptWitnessWait        time.Duration
 }
 
 // define declares the flags on fs.
@@ -131,6 +133,8 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private and link-local addresses (by default only public ones, so that nobody enters your network through them)")
 	fs.StringVar(&f.instance, "instance", "", "this server's name in the rooms it lists (default: the host name)")
 	fs.BoolVar(&f.iceRelayOnly, "ice-relay-only", false, "have clients connect through the TURN relays only, so that neither participant learns the other's IP address (needs a TURN server)")
+	fs.IntVar(&f.receiptWitnesses, "receipt-witnesses", 0, "wait until this many of the cluster's witnesses (telenotary node --witness) have cosigned a checkpoint covering each receipt, and deliver the receipt proven into it with their cosignatures (0: do not wait)")
+	fs.DurationVar(&f.receiptWitnessWait, "receipt-witness-wait", session.DefaultConfig().ReceiptWitnessWait, "with --receipt-witnesses: how long a receipt waits for the witnesses before it is delivered without their cosignatures")
 	fs.StringVar(&f.receiptSignatures, "receipt-signatures", notaryapi.SignaturesMajority, "nodes that sign the checkpoint of every receipt delivered: majority, so that verifiers can require a majority's signatures (--min-signatures) and trust no single node, or a number from 1")
 }
 
@@ -147,6 +151,12 @@ func (f *signalFlags) parse(env *environment, args []string) error {
 	if _, err := parseSignatures(f.receiptSignatures, "--receipt-signatures"); err != nil {
 		return err
 	}
+	switch {
+	case f.receiptWitnesses < 0:
+		return fmt.Errorf("--receipt-witnesses %d: give a number of witnesses, or 0 not to wait", f.receiptWitnesses)
+	case f.receiptWitnessWait <= 0:
+		return fmt.Errorf("--receipt-witness-wait %v: it must be above 0", f.receiptWitnessWait)
+	}
 	return nil
 }
 
@@ -160,6 +170,7 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, *tu
 		return cfg, nil, nil, err
 	}
 	cfg.Grace = f.grace
+	cfg.ReceiptWitnesses, cfg.ReceiptWitnessWait = f.receiptWitnesses, f.receiptWitnessWait
 	if cfg.ReceiptSignatures, err = parseSignatures(f.receiptSignatures, "--receipt-signatures"); err != nil {
 		return cfg, nil, nil, err
 	}

@@ -302,6 +302,18 @@ func (n *Node) Receipt(c notary.Commitment) (*notary.Receipt, error) {
 	return n.log.Receipt(i, *n.cp)
 }
 
+// ReceiptIn implements httpd.Ledger: the receipt of c proven into cp, nil
+// when cp does not hold it.
+func (n *Node) ReceiptIn(c notary.Commitment, cp *notary.SignedCheckpoint) (*notary.Receipt, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	i, ok, err := n.log.Find(c)
+	if err != nil || !ok || i >= cp.Size {
+		return nil, err
+	}
+	return n.log.Receipt(i, *cp)
+}
+
 // CheckpointAt implements httpd.Ledger.
 func (n *Node) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {
 	n.mu.Lock()

@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/torchwood"
 	"github.com/telenotary/telenotary/cluster"
 	"github.com/telenotary/telenotary/cluster/auth"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/witness"
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/signalapi"
 	"golang.org/x/mod/sumdb/note"
@@ -51,6 +53,56 @@ type Notary struct {
 // closed when the test ends.
 func StartNotary(t testing.TB) *Notary {
 	t.Helper()
+	return startNotary(t, nil)
+}
+
+// StartWitnessedNotary starts a one-node cluster that submits its
+// checkpoints to a real witness (package notary/witness) served on
+// loopback, or, when down, to a witness URL where nothing listens. It
+// returns the witness's cosignature verifier.
+func StartWitnessedNotary(t testing.TB, down bool) (*Notary, *torchwood.CosignatureVerifier) {
+	t.Helper()
+	wkey, _, err := note.GenerateKey(rand.Reader, "witness.sessiontest.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsigner, err := witness.NewSigner(wkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	n := startNotary(t, func(cfg *cluster.Config) {
+		if down {
+			ln.Close()
+		} else {
+			v, err := note.NewVerifier(cfg.VerifierKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := witness.New(witness.Config{Dir: t.TempDir(), Signer: wsigner, Logs: []witness.Log{{Origin: Origin, Verifiers: []note.Verifier{v}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: w}
+			go srv.Serve(ln)
+			t.Cleanup(func() { srv.Close(); w.Close() })
+		}
+		spec, err := cluster.ParseWitness(url + "=" + wsigner.Verifier().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Witnesses = []cluster.Witness{spec}
+		cfg.WitnessInterval, cfg.WitnessMaxBackoff = 0, 200*time.Millisecond
+	})
+	return n, wsigner.Verifier()
+}
+
+func startNotary(t testing.TB, configure func(*cluster.Config)) *Notary {
+	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "notary-1")
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +124,9 @@ func StartNotary(t testing.TB) *Notary {
 	cfg.Bootstrap, cfg.Origin = true, Origin
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 	cfg.Logger = Logger(t)
+	if configure != nil {
+		configure(&cfg)
+	}
 	n, err := cluster.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start notary: %v", err)
