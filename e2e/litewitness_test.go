@@ -16,6 +16,8 @@ import (
 
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/witness"
+	"github.com/telenotary/telenotary/session/peer"
+	"github.com/telenotary/telenotary/session/signalapi"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -100,8 +102,10 @@ func TestLitewitnessCosigns(t *testing.T) {
 		t.Fatalf("litewitness's key %q: %v", vkey, err)
 	}
 
+	// Our own witness beside it: two independent implementations.
+	ours, oursKey := startOurWitness(t, ctx, dir, nodes)
 	for _, n := range nodes {
-		n.flags = []string{"--witness", "http://" + addr + "=" + vkey}
+		n.flags = []string{"--witness", "http://" + addr + "=" + vkey, "--witness", ours + "=" + oursKey}
 	}
 	nodes[0].startNew("--bootstrap", "--origin", testOrigin)
 	waitReady(t, nodes[0])
@@ -120,6 +124,11 @@ func TestLitewitnessCosigns(t *testing.T) {
 	if list := run(t, ctx, nil, witnessctl, "list-logs", "-db", db); !strings.Contains(list, fmt.Sprintf(`"size":%d`, size)) {
 		t.Fatalf("litewitness records %s, want size %d", list, size)
 	}
+
+	// A consultation through a signalling server that waits for both
+	// witnesses: every bundle verifies under a policy that needs the nodes'
+	// majority and both witnesses.
+	consultWitnessed(t, ctx, c, dir, keys, vkey, oursKey)
 
 	// The whole cluster restarts: its leader no longer knows what
 	// litewitness cosigned, sends "old 0", and takes litewitness's 409 (its
@@ -294,4 +303,106 @@ func httpGetBody(url string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: HTTP %d: %s", url, resp.StatusCode, b)
 	}
 	return b, nil
+}
+
+// startOurWitness runs `telenotary witness` for the cluster's log (every
+// node's key) and returns its URL and verifier key.
+func startOurWitness(t *testing.T, ctx context.Context, dir string, nodes []*nodeProc) (url, vkey string) {
+	t.Helper()
+	wdir := filepath.Join(dir, "our-witness")
+	if err := os.MkdirAll(wdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(wdir, "ours.witness.test.key")
+	run(t, ctx, nil, telenotaryBin, "keygen", "--name", "ours.witness.test", "--dir", wdir)
+	var logs strings.Builder
+	for _, n := range nodes {
+		pub, err := os.ReadFile(strings.TrimSuffix(n.keyFile, ".key") + ".pub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&logs, "%s %s\n", testOrigin, strings.TrimSpace(string(pub)))
+	}
+	writeFile(t, filepath.Join(wdir, "logs"), logs.String(), 0o600)
+	vkey = strings.TrimSpace(run(t, ctx, nil, telenotaryBin, "witness", "--signer-key", key, "--print-key"))
+	addr := freeAddr(t)
+	w := startProc(t, filepath.Join(wdir, "witness.log"), nil, telenotaryBin, "witness", "--listen", addr,
+		"--data-dir", filepath.Join(wdir, "state"), "--signer-key", key, "--logs", filepath.Join(wdir, "logs"))
+	waitFor(t, startTimeout, "our witness to answer", func() error {
+		if w.exited() {
+			return fmt.Errorf("telenotary witness exited: %s", w.output())
+		}
+		_, err := httpGetBody("http://" + addr + "/metrics")
+		return err
+	})
+	return "http://" + addr, vkey
+}
+
+// consultWitnessed runs a consultation with a prescription through a
+// signalling server that waits for two witnesses, and verifies every
+// bundle under a policy that needs a majority of the nodes and both
+// witnesses (and fails one that needs a witness the cluster lacks).
+func consultWitnessed(t *testing.T, ctx context.Context, c *procCluster, dir string, keys []note.Verifier, lite, ours string) {
+	t.Helper()
+	sigDir := filepath.Join(dir, "signal")
+	if err := os.MkdirAll(sigDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := startSignal(t, c, sigDir, "--receipt-witnesses", "2")
+	room := s.createRoom(t, randomToken("patient"), randomToken("physician"))
+	pat, doc, err := peer.Pair(ctx,
+		peer.Config{URL: s.ws, Token: room.Tokens[signalapi.RolePatient], Loopback: true},
+		peer.Config{URL: s.ws, Token: room.Tokens[signalapi.RolePhysician], Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pat.Close()
+	resource, err := os.ReadFile("../notary/fhirdata/MedicationRequest-medrx0301.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := doc.Prescribe(ctx, "rx-witnessed", resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := doc.Leave(ctx, "")
+	if err != nil || end == nil {
+		t.Fatalf("leave: %v", err)
+	}
+	var policy strings.Builder
+	fmt.Fprintf(&policy, "origin %s\n", testOrigin)
+	for _, k := range keys {
+		fmt.Fprintf(&policy, "node %s\n", verifierLine(t, c, k.Name()))
+	}
+	fmt.Fprintf(&policy, "node-signatures 2\nwitness lite %s\nwitness ours %s\nquorum 2\n", lite, ours)
+	pf, err := notary.ParsePolicy([]byte(policy.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, policy.String())
+	}
+	for name, b := range map[string]*notary.Bundle{"prescription": rx.Bundle, "session end": end.Bundle} {
+		res, err := notary.VerifyBundle(b, pf.Policy)
+		if err != nil {
+			t.Fatalf("the %s bundle under a policy needing both witnesses: %v", name, err)
+		}
+		if len(res.Cosigners) != 2 {
+			t.Fatalf("the %s bundle is cosigned by %v", name, res.Cosigners)
+		}
+	}
+}
+
+// verifierLine is the verifier key line a node of the cluster serves
+// under name.
+func verifierLine(t *testing.T, c *procCluster, name string) string {
+	t.Helper()
+	for _, n := range c.nodes {
+		pub, err := os.ReadFile(strings.TrimSuffix(n.keyFile, ".key") + ".pub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line := strings.TrimSpace(string(pub)); strings.HasPrefix(line, name+"+") {
+			return line
+		}
+	}
+	t.Fatalf("no node key named %s", name)
+	return ""
 }

@@ -35,7 +35,7 @@ type signalProc struct {
 
 // startSignal starts a signalling server in front of the cluster, logging
 // at debug level into dir.
-func startSignal(t *testing.T, c *procCluster, dir string) *signalProc {
+func startSignal(t *testing.T, c *procCluster, dir string, extra ...string) *signalProc {
 	t.Helper()
 	s := &signalProc{appKey: randomToken("app"), log: filepath.Join(dir, "signal.log")}
 	writeFile(t, filepath.Join(dir, "api-keys"), "submitter "+s.appKey+"\n", 0o600)
@@ -51,8 +51,9 @@ func startSignal(t *testing.T, c *procCluster, dir string) *signalProc {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s.cmd = exec.Command(telenotaryBin, "signal", "--listen", addr, "--cluster", strings.Join(urls, ","),
-		"--cluster-token-file", filepath.Join(dir, "cluster-token"), "--api-keys", filepath.Join(dir, "api-keys"), "--log-level", "debug")
+	args := append([]string{"signal", "--listen", addr, "--cluster", strings.Join(urls, ","),
+		"--cluster-token-file", filepath.Join(dir, "cluster-token"), "--api-keys", filepath.Join(dir, "api-keys"), "--log-level", "debug"}, extra...)
+	s.cmd = exec.Command(telenotaryBin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = f, f
 	killWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
