@@ -139,7 +139,7 @@ var witnessInterval time.Duration
 
 // witnessCluster starts a cluster of n nodes that submit to the given
 // witnesses, made by mk with the nodes' verifier keys.
-func witnessCluster(t *testing.T, n int, mk func(nodeKeys []string) []cluster.Witness) (*testCluster, []*testNode) {
+func witnessCluster(t testing.TB, n int, mk func(nodeKeys []string) []cluster.Witness) (*testCluster, []*testNode) {
 	t.Helper()
 	c := newTestCluster(t)
 	var cfgs []cluster.Config
