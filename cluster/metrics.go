@@ -15,6 +15,7 @@ import (
 // status endpoint's percentiles.
 type metrics struct {
 	registry      *prometheus.Registry
+	forwarded     *prometheus.CounterVec // batches and entries a follower forwarded
 	receipts      prometheus.Counter
 	latency       prometheus.Histogram
 	batchEntries  prometheus.Histogram
@@ -65,6 +66,8 @@ func (r *ring) mean() float64 {
 func newMetrics(n *Node) *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
 	m.receipts = prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_receipts_total", Help: "Receipts issued by this node for new submissions."})
+	m.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_forwarded_total", Help: "Single submissions a follower forwarded to the leader as batches: batches and entries."}, []string{"what"})
+	m.registry.MustRegister(m.forwarded)
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_notarize_seconds", Help: "Time from a submission's arrival to its receipt.",
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	m.batchEntries = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_batch_entries", Help: "Entries per raft entry proposed by the batcher.",

@@ -458,6 +458,10 @@ func (n *Node) serve(id identity, hasState bool) {
 	handler := httpd.New(httpd.Config{
 		Cluster: n, Ledger: n.ledger, Witnesses: witnesses,
 		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
+		Forwarded: func(entries int) {
+			n.metrics.forwarded.WithLabelValues("batches").Inc()
+			n.metrics.forwarded.WithLabelValues("entries").Add(float64(entries))
+		},
 		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
 	})
 	if cfg.TLS != nil {

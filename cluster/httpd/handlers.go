@@ -71,7 +71,16 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 			writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipt, Existing: true})
 			return
 		}
-		a.forward(w, r, body)
+		if r.Header.Get(notaryapi.HeaderForwarded) != "" {
+			a.fail(w, r, fmt.Errorf("%w: a forwarded request reached a follower", notaryapi.ErrNotLeader))
+			return
+		}
+		resp, err := a.coalesce.submit(r.Context(), r, e)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeReceipts(w, resp)
 		return
 	}
 	receipts, firstNew, err := a.Cluster.Submit(r.Context(), []notaryapi.Entry{e})
@@ -109,7 +118,7 @@ func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
 		a.forward(w, r, body)
 		return
 	}
-	receipts, _, err := a.Cluster.Submit(r.Context(), entries)
+	receipts, firstNew, err := a.Cluster.Submit(r.Context(), entries)
 	if err == nil {
 		err = a.cosign(r.Context(), want, receipts...)
 	}
@@ -117,7 +126,7 @@ func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeReceipts(w, notaryapi.BatchResponse{Receipts: receipts})
+	writeReceipts(w, notaryapi.BatchResponse{Receipts: receipts, FirstNew: firstNew})
 }
 
 // forward sends a follower's request on to the leader and relays its

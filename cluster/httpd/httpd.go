@@ -115,6 +115,9 @@ type Config struct {
 	Tokens *auth.Tokens
 	// Forward sends a follower's submissions on to the leader.
 	Forward *http.Client
+	// Forwarded, when set, is told of each batch of single submissions a
+	// follower forwarded, with its size (metrics).
+	Forwarded func(entries int)
 	// Metrics serves GET /metrics; nil serves none.
 	Metrics http.Handler
 	// Limits bounds each client's requests and event streams (see
@@ -127,6 +130,7 @@ type Config struct {
 // api is the node's HTTP API.
 type api struct {
 	Config
+	coalesce  coalescer
 	mux       httpapi.Mux
 	anonRate  *httpapi.RateLimiter[string]
 	tokenRate *httpapi.RateLimiter[[sha256.Size]byte]
@@ -134,7 +138,10 @@ type api struct {
 }
 
 // New returns the API's handler. A zero Limits means DefaultLimits.
-func New(cfg Config) http.Handler {
+func New(cfg Config) http.Handler { return newAPI(cfg).handler() }
+
+// newAPI makes the API of cfg; handler serves it.
+func newAPI(cfg Config) *api {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +153,7 @@ func New(cfg Config) http.Handler {
 		tokenRate: httpapi.NewRateLimiter[[sha256.Size]byte](cfg.Limits.TokenRate, cfg.Limits.TokenBurst),
 		streams:   streamSlots{limits: cfg.Limits, byIP: map[string]int{}},
 	}
+	a.coalesce.a = a
 	a.mux.Log = cfg.Logger
 	for _, rt := range a.routes() {
 		a.mux.HandleFunc(rt.pattern, rt.handle)
@@ -153,8 +161,12 @@ func New(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		a.mux.Handle("GET /metrics", cfg.Metrics)
 	}
-	return a.withLeaderHeader(a.rateLimit(&a.mux))
+	return a
 }
+
+// handler serves the API: every answer names the leader, and requests are
+// rate-limited.
+func (a *api) handler() http.Handler { return a.withLeaderHeader(a.rateLimit(&a.mux)) }
 
 // route is one endpoint of the API.
 type route struct {

@@ -68,6 +68,10 @@ type BatchRequest struct {
 // order.
 type BatchResponse struct {
 	Receipts []*notary.Receipt `json:"receipts"`
+	// FirstNew is the log's size before the batch: a receipt with a
+	// smaller index is of a commitment logged before (NotarizeResponse's
+	// Existing).
+	FirstNew uint64 `json:"first_new"`
 }
 
 // CosignaturesResponse is what GET /v1/checkpoint/cosignatures answers:

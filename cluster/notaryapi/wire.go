@@ -71,7 +71,9 @@ func (r BatchResponse) AppendJSON(b []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return append(b, ']', '}', '\n'), nil
+	b = append(b, `],"first_new":`...)
+	b = strconv.AppendUint(b, r.FirstNew, 10)
+	return append(b, '}', '\n'), nil
 }
 
 // token consumes whitespace and then the literal tok.
@@ -131,11 +133,12 @@ func (r *BatchResponse) UnmarshalJSON(b []byte) error {
 	}
 	var slow struct {
 		Receipts []*notary.Receipt `json:"receipts"`
+		FirstNew uint64            `json:"first_new"`
 	}
 	if err := json.Unmarshal(b, &slow); err != nil {
 		return err
 	}
-	r.Receipts = slow.Receipts
+	r.Receipts, r.FirstNew = slow.Receipts, slow.FirstNew
 	return nil
 }
 
@@ -163,10 +166,23 @@ func (r *BatchResponse) decodeFast(b []byte) error {
 			break
 		}
 	}
+	var firstNew uint64
+	if rest, ok := token(b, `,"first_new":`); ok {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		n := 0
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		v, err := strconv.ParseUint(string(rest[:n]), 10, 64)
+		if err != nil {
+			return errEnvelope
+		}
+		firstNew, b = v, rest[n:]
+	}
 	if b, ok = token(b, "}"); !ok || len(bytes.TrimSpace(b)) != 0 {
 		return errEnvelope
 	}
-	r.Receipts = out
+	r.Receipts, r.FirstNew = out, firstNew
 	return nil
 }
 

@@ -65,6 +65,7 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	signatures := fs.String("signatures", "1", "nodes that sign each receipt's checkpoint: a number, or majority (the signalling server's default); the receipts verified must carry that many")
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	fs.StringVar(&cfg.Via, "via", "", "with --http direct: send every request to this node (a follower, which forwards them) instead of the leader")
 	httpMode := fs.String("http", "direct", "direct: each client keeps one connection to the leader and drives it on its own goroutine (plain HTTP; the Go client takes over after a failure); client: every request through the Go client's http.Client")
 	fail := func(err error) int { return usageError(env.stderr, "bench notarize", err) }
 	switch err := parseFlagsOnly(fs, env, args, "nodes"); {
@@ -74,6 +75,8 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 		return fail(fmt.Errorf("need --clients ≥ 1, --batch 1 to %d, --duration > 0, --rate ≥ 0, --verify 0 to 1", notaryapi.MaxBatchRequest))
 	case *httpMode != "direct" && *httpMode != "client":
 		return fail(fmt.Errorf("--http is direct or client, not %q", *httpMode))
+	case cfg.Via != "" && (*httpMode != "direct" || !strings.HasPrefix(cfg.Via, "http://")):
+		return fail(errors.New("--via needs --http direct and a plain http:// node URL"))
 	}
 	var err error
 	if cfg.Signatures, err = parseSignatures(*signatures, "--signatures"); err != nil {

@@ -33,6 +33,10 @@ type NotarizeConfig struct {
 	// request and the next one dials again. Without it every request goes
 	// through the Go client.
 	Direct bool
+	// Via, with Direct, is the API URL of the node every client's
+	// connection goes to instead of the leader: a follower, to measure the
+	// submissions it forwards.
+	Via string
 	// Clients is how many clients send at once (at least 1).
 	Clients int
 	// Batch is how many commitments go in one request: 1 uses
@@ -195,7 +199,7 @@ func (b *notarizeRun) client1(ctx context.Context, due <-chan time.Time) {
 	rand.Read(seed[:])
 	rng := mrand.New(mrand.NewChaCha8(seed))
 	entries := make([]notaryapi.Entry, b.cfg.Batch)
-	dc := &directConn{client: b.client, token: b.cfg.Token, query: signaturesQuery(b.signatures())}
+	dc := &directConn{client: b.client, token: b.cfg.Token, query: signaturesQuery(b.signatures()), via: b.cfg.Via}
 	defer dc.close()
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -299,6 +303,7 @@ type directConn struct {
 	client *notaryapi.Client // asks who leads
 	token  string
 	query  string // of each request: the signatures asked
+	via    string // the node to connect to; "" for the leader
 	conn   *nodeConn
 }
 
@@ -315,14 +320,19 @@ func signaturesQuery(k int) string {
 
 func (d *directConn) notarize(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, error) {
 	if d.conn == nil {
-		st, err := d.client.Status(ctx)
-		if err != nil {
-			return nil, err
+		target := d.via
+		if target == "" {
+			st, err := d.client.Status(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if st.Leader.HTTPAddr == "" {
+				return nil, errors.New("no leader known")
+			}
+			target = st.Leader.HTTPAddr
 		}
-		if st.Leader.HTTPAddr == "" {
-			return nil, errors.New("no leader known")
-		}
-		if d.conn, err = dialNode(ctx, st.Leader.HTTPAddr, d.token); err != nil {
+		var err error
+		if d.conn, err = dialNode(ctx, target, d.token); err != nil {
 			return nil, err
 		}
 		d.conn.query = d.query

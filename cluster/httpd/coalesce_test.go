@@ -1,0 +1,117 @@
+package httpd
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
+)
+
+// TestForwardingCoalesces: while a follower's forwarded batches are on
+// their way, the single submissions that arrive wait together and go to
+// the leader as one batch; every client gets its own receipt, with
+// Existing as the leader says it.
+func TestForwardingCoalesces(t *testing.T) {
+	leader, err := newMemNode(testOrigin, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var batches, singles, held atomic.Int32
+	inner := New(Config{Cluster: leader, Ledger: leader, Tokens: tokens, Forward: http.DefaultClient})
+	leaderSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/notarize/batch":
+			body, _ := io.ReadAll(r.Body)
+			var req notaryapi.BatchRequest
+			json.Unmarshal(body, &req)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			batches.Add(1)
+			held.Add(int32(len(req.Entries)))
+			<-release
+		case "/v1/notarize":
+			singles.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer leaderSrv.Close()
+	leader.leaderURL = leaderSrv.URL
+	follower, err := newMemNode(testOrigin, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower.leader, follower.leaderURL = false, leaderSrv.URL
+	var forwarded atomic.Int32
+	api := newAPI(Config{Cluster: follower, Ledger: follower, Tokens: tokens, Forward: http.DefaultClient, Forwarded: func(n int) { forwarded.Add(int32(n)) }})
+	followerSrv := httptest.NewServer(api.handler())
+	defer followerSrv.Close()
+
+	// One commitment the leader has logged already.
+	old := randomHex()
+	if _, _, err := leader.Submit(t.Context(), []notaryapi.Entry{{Kind: notary.KindConsent, Commitment: mustCommitment(t, old)}}); err != nil {
+		t.Fatal(err)
+	}
+	const clients = 40
+	commitments := make([]string, clients)
+	for i := range commitments {
+		commitments[i] = randomHex()
+	}
+	commitments[7] = old
+	var wg sync.WaitGroup
+	answers := make([][]byte, clients)
+	statuses := make([]int, clients)
+	for i, c := range commitments {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _, answers[i] = exchange(t, http.DefaultClient, "POST", followerSrv.URL+"/v1/notarize", submitterToken, `{"kind":"consent","commitment":"`+c+`"}`)
+		}()
+	}
+	// Two batches are held at the leader; the other submissions wait in
+	// the follower's lane.
+	lane := func() int {
+		c := &api.coalesce
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := 0
+		for _, l := range c.lanes {
+			n += len(l.waiting)
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for batches.Load() < forwardsInFlight || lane()+int(held.Load()) < clients {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d batches at the leader, %d waiting at the follower", batches.Load(), lane())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	for i, c := range commitments {
+		var resp notaryapi.NotarizeResponse
+		if statuses[i] != http.StatusOK || json.Unmarshal(answers[i], &resp) != nil || resp.Receipt == nil || resp.Receipt.Leaf.Commitment.String() != c {
+			t.Fatalf("client %d: HTTP %d %s", i, statuses[i], answers[i])
+		}
+		if resp.Existing != (c == old) {
+			t.Errorf("client %d: existing %v", i, resp.Existing)
+		}
+	}
+	if singles.Load() != 0 || batches.Load() > forwardsInFlight+1 || forwarded.Load() != clients {
+		t.Fatalf("the leader got %d single and %d batch requests for %d submissions (%d forwarded); want them in at most %d batches",
+			singles.Load(), batches.Load(), clients, forwarded.Load(), forwardsInFlight+1)
+	}
+}
