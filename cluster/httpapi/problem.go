@@ -144,16 +144,21 @@ func ProblemOf(err error) *Problem {
 // context.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	p := ProblemOf(err)
+	if p.Status == http.StatusInternalServerError && log != nil {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	WriteProblem(w, p)
+}
+
+// WriteProblem answers with the problem p as it is (one a node relays from
+// another, say), with the headers its status calls for.
+func WriteProblem(w http.ResponseWriter, p *Problem) {
 	switch p.Status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="telenotary"`)
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")
-		}
-	case http.StatusInternalServerError:
-		if log != nil {
-			log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 		}
 	}
 	w.Header().Set("Content-Type", ContentTypeProblem)

@@ -164,7 +164,7 @@ func (c *coalescer) post(key laneKey, batch []*forwarded) (*notaryapi.BatchRespo
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, httpapi.ReadProblem(resp)
+		return nil, &leaderAnswer{httpapi.ReadProblem(resp)}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxForwardAnswer))
 	if err != nil {
@@ -181,6 +181,13 @@ func (c *coalescer) post(key laneKey, batch []*forwarded) (*notaryapi.BatchRespo
 	}
 	return &out, nil
 }
+
+// leaderAnswer is the leader's refusal of a forwarded batch: each of its
+// clients gets it as the leader gave it (status included: a 503 during an
+// election is one to retry).
+type leaderAnswer struct{ problem *httpapi.Problem }
+
+func (e *leaderAnswer) Error() string { return e.problem.Error() }
 
 // Bounds of a forwarded batch's round trip: the leader answers within its
 // commit timeout, and a batch's answer is at most its receipts.

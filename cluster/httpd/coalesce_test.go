@@ -3,6 +3,7 @@ package httpd
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
@@ -31,10 +33,15 @@ func TestForwardingCoalesces(t *testing.T) {
 	}
 	release := make(chan struct{})
 	var batches, singles, held atomic.Int32
+	var refuse atomic.Bool
 	inner := New(Config{Cluster: leader, Ledger: leader, Tokens: tokens, Forward: http.DefaultClient})
 	leaderSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/notarize/batch":
+			if refuse.Load() {
+				httpapi.WriteError(w, r, nil, fmt.Errorf("%w: an election", notaryapi.ErrNotLeader))
+				return
+			}
 			body, _ := io.ReadAll(r.Body)
 			var req notaryapi.BatchRequest
 			json.Unmarshal(body, &req)
@@ -113,5 +120,13 @@ func TestForwardingCoalesces(t *testing.T) {
 	if singles.Load() != 0 || batches.Load() > forwardsInFlight+1 || forwarded.Load() != clients {
 		t.Fatalf("the leader got %d single and %d batch requests for %d submissions (%d forwarded); want them in at most %d batches",
 			singles.Load(), batches.Load(), clients, forwarded.Load(), forwardsInFlight+1)
+	}
+
+	// The leader's refusal reaches the client as the leader gave it: a 503
+	// during an election is one the client retries.
+	refuse.Store(true)
+	st, h, b := exchange(t, http.DefaultClient, "POST", followerSrv.URL+"/v1/notarize", submitterToken, `{"kind":"consent","commitment":"`+randomHex()+`"}`)
+	if st != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !bytes.Contains(b, []byte(`"code":"not_leader"`)) {
+		t.Fatalf("the leader's 503 through the follower: HTTP %d %s", st, b)
 	}
 }

@@ -76,7 +76,12 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp, err := a.coalesce.submit(r.Context(), r, e)
-		if err != nil {
+		var refused *leaderAnswer
+		switch {
+		case errors.As(err, &refused):
+			httpapi.WriteProblem(w, refused.problem)
+			return
+		case err != nil:
 			a.fail(w, r, err)
 			return
 		}
