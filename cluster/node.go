@@ -251,6 +251,9 @@ type Node struct {
 	httpLn  net.Listener
 	forward *http.Client
 	boltDB  *raftboltdb.BoltStore
+	// readTerm is the term in which a raft barrier last succeeded: from
+	// then on the leader's commit index serves consistent reads.
+	readTerm atomic.Uint64
 	// logStore and snapshots watch raft's writes for failures.
 	logStore  *watchedLogStore
 	snapshots *watchedSnapshots

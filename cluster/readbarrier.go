@@ -13,7 +13,10 @@ import (
 // majority that it still leads (raft's VerifyLeader: one round of
 // heartbeats, no log write), and waits until its state machine has applied
 // every command up to that index. Whatever was acknowledged before the
-// read began is then in what it serves.
+// read began is then in what it serves. As Raft's ReadIndex requires, the
+// commit index counts only once the leader has committed an entry of its
+// own term (a raft barrier, once per term): a new leader's may lag the
+// writes its predecessor acknowledged. The fault campaign found that.
 
 // maxBarrierScan bounds how many raft entries ReadBarrier looks at to see
 // that those between the applied and the commit index carry no command.
@@ -25,6 +28,15 @@ const maxBarrierScan = 64
 func (n *Node) ReadBarrier(ctx context.Context) error {
 	if n.raft.State() != raft.Leader {
 		return notaryapi.ErrNotLeader
+	}
+	// A new leader's commit index may lag what its predecessor committed
+	// (and acknowledged) until it commits an entry of its own term: once
+	// per term, a raft barrier makes sure it has.
+	if term := n.raft.CurrentTerm(); n.readTerm.Load() != term {
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			return fmt.Errorf("%w: no entry of this term committed yet: %v", notaryapi.ErrNotLeader, err)
+		}
+		n.readTerm.Store(term)
 	}
 	commit := n.raft.CommitIndex()
 	if err := n.raft.VerifyLeader().Error(); err != nil {
