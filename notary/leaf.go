@@ -19,7 +19,20 @@ const (
 	KindPrescription Kind = 3 // a FHIR MedicationRequest issued in a session
 	KindConsent      Kind = 4 // a consent event
 	KindDocument     Kind = 5 // any other document
+	// KindAllowance says how many times a prescription may be dispensed and
+	// locks its dispenses (see Allowance); the cluster logs it with the
+	// prescription it links to.
+	KindAllowance Kind = 6
+	// KindDispense is a pharmacy's dispense of a prescription, linked to it;
+	// its commitment is the pharmacy's MedicationDispense.
+	KindDispense Kind = 7
+	// KindRevocation revokes the prescription it links to (see
+	// RevocationCommitment).
+	KindRevocation Kind = 8
 )
+
+// lastKind is the highest defined kind.
+const lastKind = KindRevocation
 
 var kindNames = [...]string{
 	KindSessionStart: "session-start",
@@ -27,10 +40,13 @@ var kindNames = [...]string{
 	KindPrescription: "prescription",
 	KindConsent:      "consent",
 	KindDocument:     "document",
+	KindAllowance:    "allowance",
+	KindDispense:     "dispense",
+	KindRevocation:   "revocation",
 }
 
 // Valid reports whether k is one of the defined kinds.
-func (k Kind) Valid() bool { return k >= KindSessionStart && k <= KindDocument }
+func (k Kind) Valid() bool { return k >= KindSessionStart && k <= lastKind }
 
 // String returns the kind's name as used in receipts, such as "prescription".
 func (k Kind) String() string {
@@ -42,12 +58,12 @@ func (k Kind) String() string {
 
 // ParseKind returns the kind with the given name.
 func ParseKind(s string) (Kind, error) {
-	for k := KindSessionStart; k <= KindDocument; k++ {
+	for k := KindSessionStart; k <= lastKind; k++ {
 		if kindNames[k] == s {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown kind %q (want session-start, session-end, prescription, consent or document)", s)
+	return 0, fmt.Errorf("unknown kind %q (want session-start, session-end, prescription, consent, document, allowance, dispense or revocation)", s)
 }
 
 // MarshalText encodes the kind by name.

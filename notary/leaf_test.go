@@ -20,6 +20,9 @@ var allKinds = []struct {
 	{notary.KindPrescription, "prescription"},
 	{notary.KindConsent, "consent"},
 	{notary.KindDocument, "document"},
+	{notary.KindAllowance, "allowance"},
+	{notary.KindDispense, "dispense"},
+	{notary.KindRevocation, "revocation"},
 }
 
 // sequence returns n bytes counting up from start.
@@ -115,7 +118,7 @@ func TestLeafRefusesToEncode(t *testing.T) {
 		leaf notary.Leaf
 	}{
 		{"kind 0", notary.Leaf{Kind: 0, Timestamp: baseTime}},
-		{"kind 6", notary.Leaf{Kind: 6, Timestamp: baseTime}},
+		{"kind 9", notary.Leaf{Kind: 9, Timestamp: baseTime}},
 		{"kind 255", notary.Leaf{Kind: 255, Timestamp: baseTime}},
 		{"negative timestamp", notary.Leaf{Kind: notary.KindDocument, Timestamp: -1}},
 		{"smallest timestamp", notary.Leaf{Kind: notary.KindDocument, Timestamp: math.MinInt64}},
@@ -161,7 +164,7 @@ func TestLeafUnmarshalRefuses(t *testing.T) {
 		{"version 2", with(0, 2)},
 		{"version 255", with(0, 255)},
 		{"kind 0", with(1, 0)},
-		{"kind 6", with(1, 6)},
+		{"kind 9", with(1, 9)},
 		{"kind 255", with(1, 255)},
 		{"timestamp 2^63", with(ts, 0x80, 0, 0, 0, 0, 0, 0, 0)},
 		{"timestamp 2^64-1", with(ts, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)},
@@ -216,7 +219,7 @@ func TestKindNames(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []notary.Kind{0, 6, 255} {
+	for _, k := range []notary.Kind{0, 9, 255} {
 		if k.Valid() {
 			t.Errorf("kind %d is valid", k)
 		}

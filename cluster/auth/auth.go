@@ -38,9 +38,12 @@ const (
 	// (remove, transfer leadership), see its topology and watch live
 	// sessions.
 	RoleOperator
+	// RolePharmacy may only dispense prescriptions: the credential a
+	// pharmacy's till holds (telenotary dispense --pharmacy-token-file).
+	RolePharmacy
 )
 
-var roleNames = map[Role]string{RoleNone: "none", RoleSubmitter: "submitter", RoleJoiner: "join", RoleOperator: "operator"}
+var roleNames = map[Role]string{RoleNone: "none", RoleSubmitter: "submitter", RoleJoiner: "join", RoleOperator: "operator", RolePharmacy: "pharmacy"}
 
 func (r Role) String() string { return roleNames[r] }
 
@@ -51,7 +54,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return RoleNone, fmt.Errorf("role %q is none of submitter, join or operator", s)
+	return RoleNone, fmt.Errorf("role %q is none of submitter, join, operator or pharmacy", s)
 }
 
 // Allows reports whether a token of role r may do what needs role need.

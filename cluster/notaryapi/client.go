@@ -188,6 +188,22 @@ func (c *Client) ReceiptWitnessed(ctx context.Context, commitment notary.Commitm
 	return out.Receipt, err
 }
 
+// PrescriptionStatus returns a prescription's status, with the receipts
+// that decide it (GET /v1/prescriptions/{commitment}/status); consistent
+// asks for a linearizable read, so a dispense acknowledged before the
+// call is counted. Verify the answer with notary's Verifier.VerifyStatus.
+func (c *Client) PrescriptionStatus(ctx context.Context, commitment notary.Commitment, consistent bool) (*notary.PrescriptionStatus, error) {
+	path := "/v1/prescriptions/" + commitment.String() + "/status"
+	if consistent {
+		path += "?consistent=1"
+	}
+	var out bytes.Buffer
+	if err := c.call(ctx, false, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return notary.ParsePrescriptionStatus(out.Bytes())
+}
+
 // CheckpointOf asks one node, without retries, for its signed checkpoint
 // of the first size leaves of the log: for gathering the signatures of
 // several nodes over one size.

@@ -54,4 +54,17 @@ var (
 	// ErrWrongCluster: a node of one cluster asked to join another. Give
 	// it an empty data directory, or point it at its own cluster.
 	ErrWrongCluster = &httpapi.Code{Name: "wrong_cluster", Status: http.StatusConflict, Title: "node of another cluster"}
+	// ErrUnknownPrescription: a dispense or revocation names a prescription
+	// the log holds no allowance for (never logged, or logged without one).
+	ErrUnknownPrescription = &httpapi.Code{Name: "unknown_prescription", Status: http.StatusConflict, Title: "no such prescription to dispense or revoke"}
+	// ErrFillTaken: the fill a dispense claims was dispensed already, by
+	// this pharmacy or another; ask the status and claim the next fill.
+	ErrFillTaken = &httpapi.Code{Name: "fill_taken", Status: http.StatusConflict, Title: "this fill was dispensed already"}
+	// ErrFullyDispensed: every fill the prescription allows was dispensed.
+	ErrFullyDispensed = &httpapi.Code{Name: "fully_dispensed", Status: http.StatusConflict, Title: "the prescription is fully dispensed"}
+	// ErrRevoked: the prescription was revoked; it is not dispensed.
+	ErrRevoked = &httpapi.Code{Name: "revoked", Status: http.StatusConflict, Title: "the prescription was revoked"}
+	// ErrBadProof: the dispense's or revocation's proof does not open the
+	// prescription's lock: the submitter does not hold its bundle.
+	ErrBadProof = &httpapi.Code{Name: "bad_proof", Status: http.StatusConflict, Title: "the proof does not open the prescription's lock"}
 )

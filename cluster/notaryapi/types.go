@@ -50,13 +50,31 @@ type Entry struct {
 	Commitment notary.Commitment `json:"commitment"`
 	// Link is the commitment of a related earlier record; zero for none.
 	Link notary.Commitment `json:"link,omitzero"`
+	// Allowance, on a prescription, asks the log to record how many times
+	// it may be dispensed and its dispense lock, in an allowance leaf
+	// linked to it (once per prescription).
+	Allowance *notary.Allowance `json:"allowance,omitempty"`
+	// Fill, on a dispense, is the fill of the linked prescription it
+	// claims, from 1.
+	Fill int `json:"fill,omitempty"`
+	// Proof, on a dispense, is the chain value that opens the fill; on a
+	// revocation, the chain's seed (see docs/FORMATS.md).
+	Proof *notary.ChainValue `json:"proof,omitempty"`
 }
+
+// Lifecycle reports whether the entry is a dispense or a revocation: the
+// log's rules may refuse it, so it is submitted alone.
+func (e Entry) Lifecycle() bool { return e.Kind == notary.KindDispense || e.Kind == notary.KindRevocation }
 
 // NotarizeResponse answers a single notarization and a receipt lookup.
 type NotarizeResponse struct {
 	Receipt *notary.Receipt `json:"receipt"`
 	// Existing says the commitment was logged before: this is its receipt.
 	Existing bool `json:"existing"`
+	// Fill and Fills, on a dispense's answer, say which fill of how many
+	// the receipt is for.
+	Fill  int `json:"fill,omitempty"`
+	Fills int `json:"fills,omitempty"`
 }
 
 // BatchRequest is the body of a batch notarization.

@@ -29,7 +29,24 @@ func (e Entry) AppendJSON(b []byte) []byte {
 		b = append(b, `","link":"`...)
 		b = hex.AppendEncode(b, e.Link[:])
 	}
-	return append(b, '"', '}')
+	b = append(b, '"')
+	if e.Allowance != nil {
+		b = append(b, `,"allowance":{"fills":`...)
+		b = strconv.AppendInt(b, int64(e.Allowance.Fills), 10)
+		b = append(b, `,"lock":"`...)
+		b = hex.AppendEncode(b, e.Allowance.Lock[:])
+		b = append(b, `"}`...)
+	}
+	if e.Fill != 0 {
+		b = append(b, `,"fill":`...)
+		b = strconv.AppendInt(b, int64(e.Fill), 10)
+	}
+	if e.Proof != nil {
+		b = append(b, `,"proof":"`...)
+		b = hex.AppendEncode(b, e.Proof[:])
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
 // AppendBatchJSON appends the body of a batch request for entries.
@@ -56,6 +73,12 @@ func (r NotarizeResponse) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = append(b, `,"existing":`...)
 	b = strconv.AppendBool(b, r.Existing)
+	if r.Fill != 0 {
+		b = append(b, `,"fill":`...)
+		b = strconv.AppendInt(b, int64(r.Fill), 10)
+		b = append(b, `,"fills":`...)
+		b = strconv.AppendInt(b, int64(r.Fills), 10)
+	}
 	return append(b, '}', '\n'), nil
 }
 
@@ -93,11 +116,13 @@ func (r *NotarizeResponse) UnmarshalJSON(b []byte) error {
 	var slow struct {
 		Receipt  *notary.Receipt `json:"receipt"`
 		Existing bool            `json:"existing"`
+		Fill     int             `json:"fill"`
+		Fills    int             `json:"fills"`
 	}
 	if err := json.Unmarshal(b, &slow); err != nil {
 		return err
 	}
-	r.Receipt, r.Existing = slow.Receipt, slow.Existing
+	r.Receipt, r.Existing, r.Fill, r.Fills = slow.Receipt, slow.Existing, slow.Fill, slow.Fills
 	return nil
 }
 
@@ -192,6 +217,12 @@ type wireEntry struct {
 	Kind       *string `json:"kind"`
 	Commitment *string `json:"commitment"`
 	Link       *string `json:"link"`
+	Allowance  *struct {
+		Fills *int    `json:"fills"`
+		Lock  *string `json:"lock"`
+	} `json:"allowance"`
+	Fill  *int    `json:"fill"`
+	Proof *string `json:"proof"`
 }
 
 func (w wireEntry) parse(prefix string) (Entry, error) {
@@ -215,7 +246,69 @@ func (w wireEntry) parse(prefix string) (Entry, error) {
 			return e, httpapi.Field(prefix+"link", "%v", err)
 		}
 	}
+	if err := w.parseLifecycle(prefix, &e); err != nil {
+		return e, err
+	}
 	return e, nil
+}
+
+// parseLifecycle reads and checks the members of a prescription's
+// allowance, a dispense or a revocation (docs/FORMATS.md, "Dispensing and
+// revocation").
+func (w wireEntry) parseLifecycle(prefix string, e *Entry) error {
+	switch e.Kind {
+	case notary.KindAllowance:
+		return httpapi.Field(prefix+"kind", "allowance leaves are logged by the cluster: give \"allowance\" with the prescription")
+	case notary.KindDispense, notary.KindRevocation:
+		if e.Link.IsZero() {
+			return httpapi.Field(prefix+"link", "is required on a %s: the prescription's commitment", e.Kind)
+		}
+		if w.Proof == nil {
+			return httpapi.Field(prefix+"proof", "is required on a %s", e.Kind)
+		}
+		var p notary.ChainValue
+		if err := p.UnmarshalText([]byte(*w.Proof)); err != nil {
+			return httpapi.Field(prefix+"proof", "%v", err)
+		}
+		e.Proof = &p
+	}
+	if e.Kind == notary.KindDispense {
+		if w.Fill == nil {
+			return httpapi.Field(prefix+"fill", "is required on a dispense")
+		}
+		if *w.Fill < 1 || *w.Fill > notary.MaxFills {
+			return httpapi.Field(prefix+"fill", "must be 1 to %d, not %d", notary.MaxFills, *w.Fill)
+		}
+		e.Fill = *w.Fill
+	} else if w.Fill != nil {
+		return httpapi.Field(prefix+"fill", "is only for a dispense")
+	}
+	if e.Kind == notary.KindRevocation && e.Commitment != notary.RevocationCommitment(e.Link) {
+		return httpapi.Field(prefix+"commitment", "a revocation's commitment is %s, derived from the prescription's", notary.RevocationCommitment(e.Link))
+	}
+	if w.Proof != nil && !e.Lifecycle() {
+		return httpapi.Field(prefix+"proof", "is only for a dispense or a revocation")
+	}
+	if w.Allowance == nil {
+		return nil
+	}
+	if e.Kind != notary.KindPrescription {
+		return httpapi.Field(prefix+"allowance", "is only for a prescription")
+	}
+	a := w.Allowance
+	switch {
+	case a.Fills == nil:
+		return httpapi.Field(prefix+"allowance.fills", "is required")
+	case *a.Fills < 1 || *a.Fills > notary.MaxFills:
+		return httpapi.Field(prefix+"allowance.fills", "must be 1 to %d, not %d", notary.MaxFills, *a.Fills)
+	case a.Lock == nil:
+		return httpapi.Field(prefix+"allowance.lock", "is required")
+	}
+	e.Allowance = &notary.Allowance{Fills: *a.Fills}
+	if err := e.Allowance.Lock.UnmarshalText([]byte(*a.Lock)); err != nil {
+		return httpapi.Field(prefix+"allowance.lock", "%v", err)
+	}
+	return nil
 }
 
 // DecodeEntry reads the body of a single notarization. The error is a
@@ -248,6 +341,9 @@ func DecodeBatch(body []byte) ([]Entry, error) {
 		var err error
 		if entries[i], err = we.parse(fmt.Sprintf("entries[%d].", i)); err != nil {
 			return nil, err
+		}
+		if entries[i].Lifecycle() {
+			return nil, httpapi.Field(fmt.Sprintf("entries[%d].kind", i), "a %s may be refused by the log's rules: submit it alone, to POST /v1/notarize", entries[i].Kind)
 		}
 	}
 	return entries, nil

@@ -425,7 +425,7 @@ func TestSignalRefusesBadStart(t *testing.T) {
 	}{
 		{[]string{"signal"}, "is required", exitUsage},
 		{append(base, "--api-keys", filepath.Join(dir, "missing")), "--api-keys", exitUsage},
-		{append(base, "--api-keys", badKeys), "none of submitter, join or operator", exitUsage},
+		{append(base, "--api-keys", badKeys), "none of submitter, join, operator or pharmacy", exitUsage},
 		{append(base, "--api-keys", keys, "--token-key-file", shortKey), "--token-key-file", exitUsage},
 		{append(base, "--api-keys", keys, "--webhook", "http://127.0.0.1:1/hook"), "--webhook-secret-file", exitUsage},
 		{append(base, "--api-keys", keys, "--webhook", "ftp://x", "--webhook-secret-file", keys), "not an http(s) URL", exitUsage},
