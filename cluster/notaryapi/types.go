@@ -284,6 +284,10 @@ type NotarizedEvent struct {
 	ByKind map[string]int `json:"by_kind"`
 	// Recent are the last few leaves, newest last.
 	Recent []LeafInfo `json:"recent"`
+	// Refused counts the dispenses and revocations the log's rules refused
+	// since the previous event, by problem code (fill_taken,
+	// fully_dispensed, revoked, bad_proof, unknown_prescription).
+	Refused map[string]int `json:"refused,omitempty"`
 }
 
 // Member is a node of the cluster as the cluster records it.
