@@ -43,10 +43,7 @@ const maxInputFile = notary.MaxBundleSize
 
 func runVerify(_ context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "verify", verifySynopsis)
-	keys := fs.String("keys", "", "file of trusted verifier keys (the nodes' .pub keys), one per line; required unless --policy")
-	policyFile := fs.String("policy", "", "trust policy file (docs/FORMATS.md §9), instead of --keys, --min-signatures and --origin")
-	minSigs := fs.Int("min-signatures", 1, "how many distinct trusted keys must have signed the receipt's checkpoint")
-	origin := fs.String("origin", "", "accept only receipts of the log with this origin")
+	trust := defineTrustFlags(fs)
 	receiptFile := fs.String("receipt", "", "a receipt file, when document, salt and receipt come separately")
 	docFile := fs.String("document", "", "the document the receipt is for (with --receipt)")
 	saltFile := fs.String("salt", "", "file holding the document's salt, 64 hex digits (with --document)")
@@ -60,42 +57,9 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 	}
 	fail := func(err error) int { return usageError(env.stderr, "verify", err) }
 
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var policy notary.Policy
-	fingerprint := ""
-	switch {
-	case *policyFile != "":
-		for _, name := range []string{"keys", "min-signatures", "origin"} {
-			if given[name] {
-				return fail(fmt.Errorf("--policy and --%s exclude each other: the policy file states the keys, the signatures required and the origin", name))
-			}
-		}
-		text, err := readInput(*policyFile, "policy file")
-		if err != nil {
-			return fail(err)
-		}
-		pf, err := notary.ParsePolicy(text)
-		if err != nil {
-			return fail(fmt.Errorf("policy file %s: %w", *policyFile, err))
-		}
-		policy, fingerprint = pf.Policy, pf.Fingerprint()
-	case *keys == "":
-		return fail(errors.New("--keys is required: the file of verifier keys you trust (or --policy, a trust policy file)"))
-	default:
-		keyText, err := readInput(*keys, "keys file")
-		if err != nil {
-			return fail(err)
-		}
-		verifiers, err := notary.ParseVerifierKeys(keyText)
-		if err != nil {
-			return fail(fmt.Errorf("keys file %s: %w", *keys, err))
-		}
-		policy = notary.Policy{Verifiers: verifiers, MinSignatures: *minSigs, Origin: *origin}
-	}
-	v, err := notary.NewVerifier(policy)
+	policy, fingerprint, v, err := trust.load(fs)
 	if err != nil {
-		return fail(fmt.Errorf("%w (check --min-signatures, --origin and the keys file)", err))
+		return fail(err)
 	}
 
 	// A file that cannot be read is a usage error; one that was read but is
@@ -172,6 +136,66 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		fmt.Fprintf(env.stdout, "  trust:      pinned policy %s\n", fingerprint)
 	}
 	return exitOK
+}
+
+// trustFlags are the flags that say whose receipts a command trusts: a
+// keys file with the signatures required and the origin, or a pinned
+// trust policy file.
+type trustFlags struct {
+	keys, policy, origin *string
+	minSigs              *int
+}
+
+// defineTrustFlags declares --keys, --policy, --min-signatures and
+// --origin on fs.
+func defineTrustFlags(fs *flag.FlagSet) *trustFlags {
+	return &trustFlags{
+		keys:    fs.String("keys", "", "file of trusted verifier keys (the nodes' .pub keys), one per line; required unless --policy"),
+		policy:  fs.String("policy", "", "trust policy file (docs/FORMATS.md §9), instead of --keys, --min-signatures and --origin"),
+		minSigs: fs.Int("min-signatures", 1, "how many distinct trusted keys must have signed the receipt's checkpoint"),
+		origin:  fs.String("origin", "", "accept only receipts of the log with this origin"),
+	}
+}
+
+// load reads the keys or the policy file once fs is parsed, and returns
+// the policy, the policy file's fingerprint ("" for keys) and its
+// verifier. An error is a usage error.
+func (t *trustFlags) load(fs *flag.FlagSet) (policy notary.Policy, fingerprint string, v *notary.Verifier, err error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	switch {
+	case *t.policy != "":
+		for _, name := range []string{"keys", "min-signatures", "origin"} {
+			if given[name] {
+				return policy, "", nil, fmt.Errorf("--policy and --%s exclude each other: the policy file states the keys, the signatures required and the origin", name)
+			}
+		}
+		text, err := readInput(*t.policy, "policy file")
+		if err != nil {
+			return policy, "", nil, err
+		}
+		pf, err := notary.ParsePolicy(text)
+		if err != nil {
+			return policy, "", nil, fmt.Errorf("policy file %s: %w", *t.policy, err)
+		}
+		policy, fingerprint = pf.Policy, pf.Fingerprint()
+	case *t.keys == "":
+		return policy, "", nil, errors.New("--keys is required: the file of verifier keys you trust (or --policy, a trust policy file)")
+	default:
+		keyText, err := readInput(*t.keys, "keys file")
+		if err != nil {
+			return policy, "", nil, err
+		}
+		verifiers, err := notary.ParseVerifierKeys(keyText)
+		if err != nil {
+			return policy, "", nil, fmt.Errorf("keys file %s: %w", *t.keys, err)
+		}
+		policy = notary.Policy{Verifiers: verifiers, MinSignatures: *t.minSigs, Origin: *t.origin}
+	}
+	if v, err = notary.NewVerifier(policy); err != nil {
+		return policy, "", nil, fmt.Errorf("%w (check --min-signatures, --origin and the keys file)", err)
+	}
+	return policy, fingerprint, v, nil
 }
 
 // parseConsistencyProof reads a consistency proof: the JSON answer of GET
