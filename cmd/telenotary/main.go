@@ -6,7 +6,8 @@
 //	node      one node of a notary cluster (package cluster)
 //	signal    the WebRTC signalling server (package session)
 //	console   the operator console (package tui)
-//	verify    offline verification of a receipt bundle (package notary)
+//	verify    offline verification of a receipt bundle (package notary), and a prescription's status
+//	dispense  a pharmacy's dispense of a prescription, counted by the cluster
 //	policy    a cluster's trust policy file, for verifiers to pin (package notary)
 //	keygen    a node's signing key
 //	witness   a transparency log witness that cosigns checkpoints (package notary/witness)
@@ -55,6 +56,7 @@ func commands() []command {
 	return []command{
 		{"demo", "run a local demonstration", runDemo},
 		{"verify", "verify a receipt bundle offline", runVerify},
+		{"dispense", "dispense a prescription as a pharmacy (the cluster counts its fills)", runDispense},
 		{"policy", "print a cluster's trust policy for verifiers to pin", runPolicy},
 		{"keygen", "make a signing key for a notary node", runKeygen},
 		{"rekey", "replace a node's signing key (the old one keeps its receipts)", runRekey},

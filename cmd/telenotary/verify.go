@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
@@ -20,6 +22,9 @@ const verifySynopsis = `verify BUNDLE --keys FILE [--min-signatures K] [--origin
        telenotary verify BUNDLE ... --checkpoint FILE --consistency FILE
        telenotary verify --receipt FILE --document FILE [--raw] --salt FILE --keys FILE
        telenotary verify --receipt FILE --commitment HEX --keys FILE
+       telenotary verify BUNDLE ... --nodes URL[,URL...] [--save-status FILE]
+       telenotary verify BUNDLE ... --status FILE
+       telenotary verify --status FILE --keys FILE
 
 --policy FILE is a trust policy (docs/FORMATS.md §9: origin, node keys, how
 many must sign, witnesses and their quorum), pinned out of band, instead of
@@ -32,6 +37,15 @@ checkpoint to it (the JSON answer of GET
 /v1/proofs/consistency?from=<receipt's size>&to=<newer size>, or a JSON
 array of its hashes), docs/FORMATS.md §8 step 8.
 
+For a prescription's bundle, --nodes also asks the cluster for the
+prescription's status (GET /v1/prescriptions/{commitment}/status, a
+linearizable read: active, fills used of those allowed, or revoked) and
+verifies it as it verifies a receipt: every receipt in it under the same
+trust, proven into one checkpoint, its allowance made with the bundle's
+salt. --save-status FILE keeps the answer, and --status FILE verifies a kept
+answer offline later (with its bundle, or alone). Without either, the status
+is not checked, and verify says so. A status holds as of its checkpoint.
+
 Prints VALID and what the receipt proves, or INVALID and why, with the
 outcomes of docs/FORMATS.md §8. Exit status: 0 VALID; 1 INVALID, including
 "malformed input" for a bundle, receipt, document or salt file that was read
@@ -41,7 +55,7 @@ permitted), or a keys file that is not one: nothing was verified.`
 // maxInputFile bounds every file verify reads.
 const maxInputFile = notary.MaxBundleSize
 
-func runVerify(_ context.Context, env *environment, args []string) int {
+func runVerify(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "verify", verifySynopsis)
 	trust := defineTrustFlags(fs)
 	receiptFile := fs.String("receipt", "", "a receipt file, when document, salt and receipt come separately")
@@ -51,6 +65,12 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 	raw := fs.Bool("raw", false, "the --document is committed byte for byte, not as canonical JSON")
 	newerFile := fs.String("checkpoint", "", "a newer signed checkpoint of the log, to check with --consistency that the receipt's history was kept")
 	proofFile := fs.String("consistency", "", "the consistency proof from the receipt's checkpoint to --checkpoint (the API's JSON answer, or a JSON array of hashes)")
+	var so statusOptions
+	fs.StringVar(&so.nodes, "nodes", "", "comma-separated API URLs of the cluster's nodes: for a prescription's bundle, fetch and verify its status (online)")
+	fs.StringVar(&so.caFile, "tls-ca", "", "CA certificates (PEM) of the nodes' API certificates (with --nodes)")
+	fs.StringVar(&so.save, "save-status", "", "with --nodes: write the status answer to this file, to verify offline later with --status")
+	fs.StringVar(&so.file, "status", "", "a prescription's status answer, kept from GET /v1/prescriptions/{commitment}/status (or --save-status), to verify offline")
+	fs.DurationVar(&so.timeout, "timeout", 10*time.Second, "with --nodes: how long to try the cluster")
 	pos, err := parseFlags(fs, env, args)
 	if err != nil {
 		return usageError(env.stderr, "verify", err)
@@ -87,15 +107,30 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 			return invalid(env.stdout, fmt.Errorf("consistency proof %s: %w", *proofFile, err))
 		}
 	}
+	switch {
+	case so.nodes != "" && so.file != "":
+		return fail(errors.New("--nodes and --status exclude each other: check the status online, or a kept answer offline"))
+	case so.save != "" && so.nodes == "":
+		return fail(errors.New("--save-status needs --nodes: it keeps the answer the cluster gives"))
+	case (so.nodes != "" || so.file != "") && *receiptFile != "":
+		return fail(errors.New("a prescription's status is checked with its bundle (or, with --status, alone), not with --receipt"))
+	case so.nodes != "" && len(pos) == 0:
+		return fail(errors.New("--nodes checks the status of a bundle's prescription: give the bundle"))
+	case so.timeout <= 0:
+		return fail(errors.New("--timeout must be positive"))
+	}
+	if len(pos) == 0 && so.file != "" && *receiptFile == "" && *docFile == "" && *saltFile == "" && *commitment == "" && newer == nil {
+		return checkStatus(ctx, env, v, nil, so)
+	}
 	var res *notary.Result
+	var bundle *notary.Bundle
 	switch {
 	case len(pos) == 1 && *receiptFile == "" && *docFile == "" && *saltFile == "" && *commitment == "":
 		b, err := readInput(pos[0], "bundle")
 		if err != nil {
 			return check(err)
 		}
-		bundle, err := notary.ParseBundle(b)
-		if err != nil {
+		if bundle, err = notary.ParseBundle(b); err != nil {
 			return invalid(env.stdout, fmt.Errorf("bundle %s: %w", pos[0], err))
 		}
 		doc, err := bundle.Canonical()
@@ -135,7 +170,111 @@ func runVerify(_ context.Context, env *environment, args []string) int {
 		}
 		fmt.Fprintf(env.stdout, "  trust:      pinned policy %s\n", fingerprint)
 	}
+	if res.Leaf.Kind == notary.KindPrescription && bundle != nil {
+		return checkStatus(ctx, env, v, bundle, so)
+	}
+	if so.nodes != "" || so.file != "" {
+		fmt.Fprintf(env.stdout, "  status:     none: the receipt is of a %s, and only a prescription has a status\n", res.Leaf.Kind)
+	}
 	return exitOK
+}
+
+// statusOptions are verify's flags for a prescription's status.
+type statusOptions struct {
+	nodes, caFile string // fetch it online
+	save          string // and keep the answer
+	file          string // or verify a kept answer
+	timeout       time.Duration
+}
+
+// checkStatus verifies a prescription's status answer, fetched from the
+// nodes or read from a file, with bundle (nil for an answer verified
+// alone), and prints it; without nodes or file, it says the status was not
+// checked. A status that does not verify is INVALID; a cluster that cannot
+// be reached a failure.
+func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bundle *notary.Bundle, so statusOptions) int {
+	var data []byte
+	switch {
+	case so.file != "":
+		b, err := readInput(so.file, "status answer")
+		if errors.Is(err, notary.ErrMalformed) {
+			return invalid(env.stdout, fmt.Errorf("status answer %s: %w", so.file, err))
+		}
+		if err != nil {
+			return usageError(env.stderr, "verify", err)
+		}
+		data = b
+	case so.nodes != "":
+		tlsConfig, err := clientTLS(so.caFile, "--tls-ca")
+		if err != nil {
+			return usageError(env.stderr, "verify", err)
+		}
+		client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: strings.Split(so.nodes, ","),
+			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}})
+		ctx, cancel := context.WithTimeout(ctx, so.timeout)
+		defer cancel()
+		st, err := client.PrescriptionStatus(ctx, bundle.Receipt.Leaf.Commitment, true)
+		switch {
+		case errors.Is(err, notaryapi.ErrNotFound):
+			fmt.Fprintln(env.stdout, "  status:     unknown: the cluster has not logged this prescription (INVALID for a log that issued its receipt)")
+			return exitInvalid
+		case errors.Is(err, notary.ErrMalformed):
+			return invalid(env.stdout, fmt.Errorf("the cluster's status answer: %w", err))
+		case err != nil:
+			fmt.Fprintf(env.stdout, "  status:     not checked: the cluster did not answer: %v\n", err)
+			return exitFailure
+		}
+		if data, err = json.Marshal(st); err != nil {
+			return failure(env.stderr, "verify", err)
+		}
+	default:
+		fmt.Fprintln(env.stdout, "  status:     not checked (offline; --nodes asks the cluster, --status verifies a kept answer)")
+		return exitOK
+	}
+	st, err := notary.ParsePrescriptionStatus(data)
+	if err != nil {
+		return invalid(env.stdout, fmt.Errorf("status answer: %w", err))
+	}
+	res, err := v.VerifyStatus(st, bundle)
+	if err != nil {
+		fmt.Fprintf(env.stdout, "INVALID: the prescription's status: %s\n", notary.Reason(err))
+		fmt.Fprintf(env.stdout, "  detail: %s\n", detail(err))
+		return exitInvalid
+	}
+	if bundle == nil {
+		fmt.Fprintf(env.stdout, "VALID: status of the prescription %s\n", st.Commitment)
+	}
+	fmt.Fprintf(env.stdout, "  status:     %s\n", statusLine(res))
+	fmt.Fprintf(env.stdout, "  as of:      a checkpoint of %d entries signed %s\n", res.Checkpoint.Size, res.Checkpoint.Time().Format(timeFormat))
+	if so.save != "" {
+		if err := os.WriteFile(so.save, append(data, '\n'), 0o644); err != nil {
+			return failure(env.stderr, "verify", fmt.Errorf("--save-status: %w", err))
+		}
+		fmt.Fprintf(env.stdout, "  saved:      %s (telenotary verify --status %s checks it offline)\n", so.save, so.save)
+	}
+	return exitOK
+}
+
+// statusLine says a verified status in one line: "active, 2 of 4 fills
+// used (dates)", "fully dispensed, …", "revoked at …", "untracked …".
+func statusLine(res *notary.StatusResult) string {
+	fills := fmt.Sprintf("%d of %d fills used", res.FillsUsed, res.FillsAllowed)
+	if len(res.Dispensed) > 0 {
+		dates := make([]string, len(res.Dispensed))
+		for i, t := range res.Dispensed {
+			dates[i] = t.Format(timeFormat)
+		}
+		fills += " (" + strings.Join(dates, ", ") + ")"
+	}
+	switch res.State {
+	case notary.StateRevoked:
+		return fmt.Sprintf("revoked at %s; %s before", res.RevokedAt.Format(timeFormat), fills)
+	case notary.StateDispensed:
+		return "fully dispensed, " + fills
+	case notary.StateUntracked:
+		return "untracked: logged without an allowance, so the log does not count its dispenses"
+	}
+	return "active, " + fills
 }
 
 // trustFlags are the flags that say whose receipts a command trusts: a
