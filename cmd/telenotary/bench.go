@@ -14,6 +14,7 @@ import (
 
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/cmd/telenotary/internal/bench"
+	"github.com/telenotary/telenotary/notary"
 )
 
 const benchSynopsis = `bench notarize --nodes URL[,URL...] [--clients N] [--batch B] [--duration D] [--rate R]
@@ -23,6 +24,18 @@ or B per batch request) for D, or at R requests per second (open loop:
 latency is measured from when each request was due), and reports
 receipts/s, latency percentiles and errors. It verifies the receipts it gets
 against the cluster's keys: all of them, or a sample (--verify).`
+
+const benchDispenseSynopsis = `bench dispense --nodes URL[,URL...] --token-file FILE --pharmacy-token-file FILE [--clients N] [--prescriptions P] [--fills F] [--duration D]
+
+Notarizes P prescriptions, each with an allowance of F fills (a submitter
+token), then N concurrent pharmacies (a pharmacy token) dispense them as
+fast as the cluster answers, for D or until every fill is spent: each
+dispense claims the next fill of a prescription with its proof, with a
+fresh dispense commitment, and waits for its receipt. The prescriptions
+are shared out so that no two clients race for a fill: the run measures
+the cluster's dispensing, not refusals. Reports dispenses/s, latency
+percentiles and errors, and verifies the receipts (all of them, or a
+sample: --verify).`
 
 const benchSignalSynopsis = `bench signal --signal URL --api-key-file FILE [--rooms N] [--setup-parallel P] [--duration D] [--relay-rate R]
 
@@ -40,13 +53,15 @@ func runBench(ctx context.Context, env *environment, args []string) int {
 	switch {
 	case len(args) > 0 && args[0] == "notarize":
 		return runBenchNotarize(ctx, env, args[1:])
+	case len(args) > 0 && args[0] == "dispense":
+		return runBenchDispense(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "signal":
 		return runBenchSignal(ctx, env, args[1:])
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help"):
-		fmt.Fprintf(env.stdout, "Usage: telenotary %s\n\n   or: telenotary %s\n", benchSynopsis, benchSignalSynopsis)
+		fmt.Fprintf(env.stdout, "Usage: telenotary %s\n\n   or: telenotary %s\n\n   or: telenotary %s\n", benchSynopsis, benchDispenseSynopsis, benchSignalSynopsis)
 		return exitOK
 	}
-	return usageError(env.stderr, "bench", errors.New("unknown benchmark; try telenotary bench notarize --help or telenotary bench signal --help"))
+	return usageError(env.stderr, "bench", errors.New("unknown benchmark; try telenotary bench notarize --help, telenotary bench dispense --help or telenotary bench signal --help"))
 }
 
 // runBenchNotarize parses the flags, reads the token, builds the HTTP
@@ -112,6 +127,74 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	res, err := bench.Notarize(ctx, cfg)
 	if err != nil {
 		return failure(env.stderr, "bench notarize", err)
+	}
+	if !res.OK() {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// runBenchDispense parses the flags, reads the tokens and runs
+// bench.Dispense: exit 1 if nothing was dispensed, a receipt did not
+// verify or the cluster refused a dispense.
+func runBenchDispense(ctx context.Context, env *environment, args []string) int {
+	fs := newFlagSet(env, "bench dispense", benchDispenseSynopsis)
+	cfg := bench.DispenseConfig{Out: env.stdout}
+	nodes := fs.String("nodes", "", "comma-separated API URLs of the cluster's nodes (required)")
+	fs.IntVar(&cfg.Clients, "clients", 16, "concurrent pharmacies")
+	fs.IntVar(&cfg.Prescriptions, "prescriptions", 2000, "prescriptions to notarize and dispense (at least --clients)")
+	fs.IntVar(&cfg.Fills, "fills", notary.MaxFills, fmt.Sprintf("fills each prescription allows, 1 to %d", notary.MaxFills))
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to dispense at most")
+	tokenFile := fs.String("token-file", "", "file (mode 0600) holding a submitter token, to notarize the prescriptions (or set TELENOTARY_TOKEN)")
+	pharmacyFile := fs.String("pharmacy-token-file", "", "file (mode 0600) holding a pharmacy token, to dispense (or set TELENOTARY_PHARMACY_TOKEN)")
+	fs.Float64Var(&cfg.VerifyShare, "verify", 0.01, "share of receipts to verify, 0 to 1 (1: all)")
+	signatures := fs.String("signatures", "1", "nodes that sign each receipt's checkpoint: a number, or majority")
+	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	httpMode := fs.String("http", "direct", "direct: each client keeps one connection to the leader (plain HTTP; the Go client takes over after a failure); client: every request through the Go client")
+	fail := func(err error) int { return usageError(env.stderr, "bench dispense", err) }
+	switch err := parseFlagsOnly(fs, env, args, "nodes"); {
+	case err != nil:
+		return fail(err)
+	case cfg.Clients < 1 || cfg.Prescriptions < cfg.Clients || cfg.Fills < 1 || cfg.Fills > notary.MaxFills || cfg.Duration <= 0 || cfg.VerifyShare < 0 || cfg.VerifyShare > 1:
+		return fail(fmt.Errorf("need --clients ≥ 1, --prescriptions ≥ --clients, --fills 1 to %d, --duration > 0, --verify 0 to 1", notary.MaxFills))
+	case *httpMode != "direct" && *httpMode != "client":
+		return fail(fmt.Errorf("--http is direct or client, not %q", *httpMode))
+	}
+	var err error
+	if cfg.Signatures, err = parseSignatures(*signatures, "--signatures"); err != nil {
+		return fail(err)
+	}
+	cfg.Nodes = strings.Split(*nodes, ",")
+	cfg.Direct = *httpMode == "direct" && !strings.Contains(*nodes, "https://")
+	if cfg.Token, err = optionalSecret(*tokenFile, "--token-file", env.getenv("TELENOTARY_TOKEN")); err != nil {
+		return fail(err)
+	}
+	if cfg.PharmacyToken, err = optionalSecret(*pharmacyFile, "--pharmacy-token-file", env.getenv("TELENOTARY_PHARMACY_TOKEN")); err != nil {
+		return fail(err)
+	}
+	if cfg.Token == "" || cfg.PharmacyToken == "" {
+		return fail(errors.New("--token-file (a submitter token) and --pharmacy-token-file (a pharmacy token) are required"))
+	}
+	tlsConfig, err := clientTLS(*caFile, "--tls-ca")
+	if err != nil {
+		return fail(err)
+	}
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients + 8, IdleConnTimeout: 90 * time.Second, TLSClientConfig: tlsConfig}}
+	warnClearText(func(line string) { fmt.Fprintf(env.stderr, "telenotary bench: warning: %s\n", line) }, "--nodes", "tokens", cfg.Nodes)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+	}
+	if env.getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // as bench notarize: leave the CPU to the cluster
+	}
+	res, err := bench.Dispense(ctx, cfg)
+	if err != nil {
+		return failure(env.stderr, "bench dispense", err)
 	}
 	if !res.OK() {
 		return exitFailure

@@ -44,7 +44,7 @@ func runCompletion(_ context.Context, env *environment, args []string) int {
 var flagInHelp = regexp.MustCompile(`(?m)^  (--[a-z0-9-]+)  \[`)
 
 // completionWords maps each command (and "bench notarize", "bench
-// signal") to its flags, read from the command's own --help so they never
+// dispense", "bench signal") to its flags, read from the command's own --help so they never
 // drift apart.
 func completionWords() map[string][]string {
 	words := map[string][]string{}
@@ -61,8 +61,9 @@ func completionWords() map[string][]string {
 	for _, c := range commands() {
 		switch c.name {
 		case "bench":
-			words["bench"] = []string{"notarize", "signal"}
+			words["bench"] = []string{"notarize", "dispense", "signal"}
 			words["bench notarize"] = help("bench", "notarize")
+			words["bench dispense"] = help("bench", "dispense")
 			words["bench signal"] = help("bench", "signal")
 		case "completion":
 			words["completion"] = []string{"bash", "zsh", "fish"}

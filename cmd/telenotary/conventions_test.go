@@ -15,7 +15,7 @@ func TestHelpOnStdout(t *testing.T) {
 	for _, c := range commands() {
 		lines = append(lines, []string{c.name, "--help"}, []string{c.name, "-h"}, []string{"help", c.name})
 	}
-	lines = append(lines, []string{"bench", "notarize", "--help"}, []string{"bench", "signal", "--help"}, []string{"--help"}, []string{"help"})
+	lines = append(lines, []string{"bench", "notarize", "--help"}, []string{"bench", "dispense", "--help"}, []string{"bench", "signal", "--help"}, []string{"--help"}, []string{"help"})
 	for _, args := range lines {
 		code, stdout, stderr := runCmd(t, nil, args...)
 		if code != exitOK || stderr != "" || !strings.Contains(stdout, "Usage: telenotary") {
@@ -36,7 +36,7 @@ func TestUsageErrorsOnStderr(t *testing.T) {
 			t.Errorf("telenotary %s --no-such-flag: exit %d\nstdout %q\nstderr %q", c.name, code, stdout, stderr)
 		}
 	}
-	for _, args := range [][]string{{"bench"}, {"bench", "nothing"}, {"bench", "notarize", "--x"}, {"completion"}, {"version", "extra"}} {
+	for _, args := range [][]string{{"bench"}, {"bench", "nothing"}, {"bench", "notarize", "--x"}, {"bench", "dispense", "--x"}, {"completion"}, {"version", "extra"}} {
 		if code, stdout, stderr := runCmd(t, nil, args...); code != exitUsage || stdout != "" || stderr == "" {
 			t.Errorf("telenotary %s: exit %d\nstdout %q\nstderr %q", strings.Join(args, " "), code, stdout, stderr)
 		}

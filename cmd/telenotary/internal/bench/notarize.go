@@ -318,24 +318,33 @@ func signaturesQuery(k int) string {
 	return fmt.Sprintf("?signatures=%d", k)
 }
 
+// dial connects to the leader (or to via), unless connected.
+func (d *directConn) dial(ctx context.Context) error {
+	if d.conn != nil {
+		return nil
+	}
+	target := d.via
+	if target == "" {
+		st, err := d.client.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Leader.HTTPAddr == "" {
+			return errors.New("no leader known")
+		}
+		target = st.Leader.HTTPAddr
+	}
+	var err error
+	if d.conn, err = dialNode(ctx, target, d.token); err != nil {
+		return err
+	}
+	d.conn.query = d.query
+	return nil
+}
+
 func (d *directConn) notarize(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, error) {
-	if d.conn == nil {
-		target := d.via
-		if target == "" {
-			st, err := d.client.Status(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if st.Leader.HTTPAddr == "" {
-				return nil, errors.New("no leader known")
-			}
-			target = st.Leader.HTTPAddr
-		}
-		var err error
-		if d.conn, err = dialNode(ctx, target, d.token); err != nil {
-			return nil, err
-		}
-		d.conn.query = d.query
+	if err := d.dial(ctx); err != nil {
+		return nil, err
 	}
 	receipts, err := receiptsOf(entries, d.conn.Notarize, d.conn.NotarizeBatch)
 	if err != nil {
