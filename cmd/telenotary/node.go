@@ -113,7 +113,7 @@ func (f *nodeFlags) define(env *environment, fs *flag.FlagSet) {
 	fs.StringVar(&f.join, "join", "", "comma-separated API URLs of nodes of the cluster to join")
 	fs.StringVar(&f.joinTokenFile, "join-token-file", "", `file (mode 0600) holding a "join" token of the cluster to join (an operator token works too, but the node keeps this file)`)
 	fs.StringVar(&f.signerKey, "signer-key", "", "this node's signer key file (mode 0600), from telenotary keygen (required)")
-	fs.StringVar(&f.tokensFile, "tokens", "", `bearer tokens file (mode 0600): lines of "submitter TOKEN", "join TOKEN" or "operator TOKEN" (required)`)
+	fs.StringVar(&f.tokensFile, "tokens", "", `bearer tokens file (mode 0600): lines of "submitter TOKEN", "join TOKEN", "operator TOKEN" or "pharmacy TOKEN" (required)`)
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate (PEM) to serve the API over TLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM, mode 0600) of --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA certificates (PEM) that sign the other nodes' API certificates")

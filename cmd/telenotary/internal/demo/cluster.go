@@ -21,14 +21,24 @@ import (
 // clusterSize is how many nodes the demo runs.
 const clusterSize = 3
 
+// pharmacyTokenFile, in the run's directory, holds a token of the
+// cluster's pharmacy role.
+const pharmacyTokenFile = "pharmacy.tok"
+
 // startCluster starts the nodes on loopback, the first bootstrapping the
 // cluster and the others joining it, writes their verifier keys to
 // keys.pub and waits until all of them are voters.
 func (d *run) startCluster(ctx context.Context) error {
 	d.operator = randomHex("operator")
 	join := randomHex("join") // what a joining node keeps: it can only ask to join
-	tokens, err := auth.ParseTokens([]byte("submitter " + randomHex("submitter") + "\njoin " + join + "\noperator " + d.operator + "\n"))
+	pharmacy := randomHex("pharmacy")
+	tokens, err := auth.ParseTokens([]byte("submitter " + randomHex("submitter") + "\njoin " + join + "\noperator " + d.operator + "\npharmacy " + pharmacy + "\n"))
 	if err != nil {
+		return err
+	}
+	// A pharmacy's token, for trying telenotary dispense on the demo's
+	// prescriptions (see the how-to).
+	if err := os.WriteFile(filepath.Join(d.dir, pharmacyTokenFile), []byte(pharmacy+"\n"), 0o600); err != nil {
 		return err
 	}
 	var keys strings.Builder

@@ -219,6 +219,9 @@ func (d *run) writeHowTo(room *signalapi.CreateRoomResponse) error {
 	fmt.Fprintf(&b, "  (it answers with a token for each: open %s/app/#token=TOKEN with each)\n", d.base)
 	fmt.Fprintf(&b, "Check any receipt bundle on %s/verify/ or with:\n", d.base)
 	fmt.Fprintf(&b, "  %s verify %s/bundles/<file>.json --keys %s/keys.pub --min-signatures 2\n", d.telenotary, d.dir, d.dir)
+	fmt.Fprintf(&b, "Dispense a prescription as a pharmacy does (the cluster counts its fills; a pharmacy token is in %s):\n", filepath.Join(d.dir, pharmacyTokenFile))
+	fmt.Fprintf(&b, "  %s dispense %s/bundles/prescription-<file>.json --pharmacy-token-file %s --nodes %s --keys %s/keys.pub --min-signatures 2\n",
+		d.telenotary, d.dir, filepath.Join(d.dir, pharmacyTokenFile), strings.Join(d.urls, ","), d.dir)
 	fmt.Fprintf(&b, "Logs are in %s/logs; all of the above is in %s.\n", d.dir, filepath.Join(d.dir, howToFile))
 	d.howTo = b.String()
 	return os.WriteFile(filepath.Join(d.dir, howToFile), []byte(d.howTo), 0o600)

@@ -41,6 +41,7 @@ func TestTryItReachesTheConsole(t *testing.T) {
 		"  physician: " + srv.URL + "/try/physician\n", "  patient:   " + srv.URL + "/try/patient\n",
 		srv.URL + "/app/#token=physician.token.jwt\n", srv.URL + "/app/#token=patient.token.jwt\n",
 		"/v1/rooms\n", "telenotary verify " + d.dir + "/bundles/<file>.json --keys " + d.dir + "/keys.pub --min-signatures 2\n",
+		"telenotary dispense " + d.dir + "/bundles/prescription-<file>.json --pharmacy-token-file " + filepath.Join(d.dir, "pharmacy.tok") + " --nodes ",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the Try it text lacks %q:\n%s", want, text)
