@@ -231,7 +231,13 @@ func dispense(ctx context.Context, client *notaryapi.Client, v *notary.Verifier,
 		if err != nil {
 			return nil, fmt.Errorf("the prescription's status: %w", err)
 		}
-		res, err := v.VerifyStatus(st, bundle)
+		// Verified alone, then against the bundle here, so that a lock the
+		// bundle's salt does not give is told apart: the cluster would
+		// refuse every proof this bundle makes.
+		if st.Commitment != c {
+			return nil, fmt.Errorf("the cluster answered the status of %s, not of %s", st.Commitment, c)
+		}
+		res, err := v.VerifyStatus(st, nil)
 		if err != nil {
 			return nil, fmt.Errorf("the prescription's status does not verify: %s: %s", notary.Reason(err), detail(err))
 		}
@@ -241,6 +247,9 @@ func dispense(ctx context.Context, client *notaryapi.Client, v *notary.Verifier,
 		a, err := notary.ParseAllowance(st.Allowance.Leaf.Commitment)
 		if err != nil { // VerifyStatus parsed it
 			return nil, err
+		}
+		if want, err := notary.NewAllowance(bundle.Salt, c, a.Fills); err != nil || want.Lock != a.Lock {
+			return nil, &refusal{exitBadProof, "bad proof: the prescription's dispense lock is not the one the bundle's salt gives, so the cluster would refuse every fill this bundle claims (the prescription was notarized with another allowance)", notaryapi.ErrBadProof}
 		}
 		k := res.FillsUsed + 1
 		proof, err := notary.DispenseProof(bundle.Salt, c, a, k)

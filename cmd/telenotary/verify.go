@@ -198,7 +198,7 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bund
 	case so.file != "":
 		b, err := readInput(so.file, "status answer")
 		if errors.Is(err, notary.ErrMalformed) {
-			return invalid(env.stdout, fmt.Errorf("status answer %s: %w", so.file, err))
+			return statusInvalid(env.stdout, fmt.Errorf("status answer %s: %w", so.file, err))
 		}
 		if err != nil {
 			return usageError(env.stderr, "verify", err)
@@ -219,7 +219,7 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bund
 			fmt.Fprintln(env.stdout, "  status:     unknown: the cluster has not logged this prescription (INVALID for a log that issued its receipt)")
 			return exitInvalid
 		case errors.Is(err, notary.ErrMalformed):
-			return invalid(env.stdout, fmt.Errorf("the cluster's status answer: %w", err))
+			return statusInvalid(env.stdout, fmt.Errorf("the cluster's status answer: %w", err))
 		case err != nil:
 			fmt.Fprintf(env.stdout, "  status:     not checked: the cluster did not answer: %v\n", err)
 			return exitFailure
@@ -233,13 +233,11 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bund
 	}
 	st, err := notary.ParsePrescriptionStatus(data)
 	if err != nil {
-		return invalid(env.stdout, fmt.Errorf("status answer: %w", err))
+		return statusInvalid(env.stdout, fmt.Errorf("status answer: %w", err))
 	}
 	res, err := v.VerifyStatus(st, bundle)
 	if err != nil {
-		fmt.Fprintf(env.stdout, "INVALID: the prescription's status: %s\n", notary.Reason(err))
-		fmt.Fprintf(env.stdout, "  detail: %s\n", detail(err))
-		return exitInvalid
+		return statusInvalid(env.stdout, err)
 	}
 	if bundle == nil {
 		fmt.Fprintf(env.stdout, "VALID: status of the prescription %s\n", st.Commitment)
@@ -253,6 +251,21 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bund
 		fmt.Fprintf(env.stdout, "  saved:      %s (telenotary verify --status %s checks it offline)\n", so.save, so.save)
 	}
 	return exitOK
+}
+
+// statusInvalid prints that a status answer is INVALID, why and the
+// detail, and returns exitInvalid.
+func statusInvalid(w io.Writer, err error) int {
+	reason := notary.Reason(err)
+	switch {
+	case errors.Is(err, notary.ErrMalformed):
+		reason = "the answer is not a readable status answer"
+	case errors.Is(err, notary.ErrCommitmentMismatch):
+		reason = "the answer is not about this prescription, or its allowance was not made with the bundle's salt"
+	}
+	fmt.Fprintf(w, "INVALID: the prescription's status: %s\n", reason)
+	fmt.Fprintf(w, "  detail: %s\n", detail(err))
+	return exitInvalid
 }
 
 // statusLine says a verified status in one line: "active, 2 of 4 fills
