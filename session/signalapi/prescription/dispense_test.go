@@ -243,3 +243,36 @@ func mustCanonical(t *testing.T, doc string) string {
 	}
 	return string(b)
 }
+
+// FuzzCheckDispense: CheckDispense never panics; a refusal is an *Error
+// whose path is under MedicationDispense; an accepted document is
+// returned canonical, and its canonical bytes are accepted as they are.
+func FuzzCheckDispense(f *testing.F) {
+	entries, _ := os.ReadDir("testdata")
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") {
+			b, _ := os.ReadFile(filepath.Join("testdata", e.Name()))
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(dispenseBase))
+	_, docs := fhirdata.MedicationRequests()
+	f.Add(docs[0])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		canonical, err := prescription.CheckDispense(data)
+		if err != nil {
+			var e *prescription.Error
+			if !errors.As(err, &e) || !strings.HasPrefix(e.Path, prescription.DispenseRoot) {
+				t.Fatalf("refusal without a MedicationDispense path: %v", err)
+			}
+			return
+		}
+		again, err := notary.CanonicalJSON(canonical)
+		if err != nil || !bytes.Equal(again, canonical) {
+			t.Fatalf("accepted resource is not canonical: %v", err)
+		}
+		if _, err := prescription.CheckDispense(canonical); err != nil {
+			t.Fatalf("the canonical form of an accepted resource is refused: %v", err)
+		}
+	})
+}
