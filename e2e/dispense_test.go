@@ -187,7 +187,8 @@ func (c *rxCluster) revoke(t *testing.T, rx *issuedRx) *notary.Receipt {
 	return resp.Receipt
 }
 
-// cli runs the telenotary binary and returns its exit code and output.
+// cli runs the telenotary binary and returns its exit code and output
+// (-1 when it could not be run).
 func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -200,8 +201,9 @@ func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	switch {
 	case errors.As(err, &exit):
 		code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("telenotary %s: %v", strings.Join(args, " "), err)
+	case err != nil: // not started: Errorf, as races call it from goroutines
+		t.Errorf("telenotary %s: %v", strings.Join(args, " "), err)
+		return -1, "", ""
 	}
 	return code, out.String(), errOut.String()
 }
@@ -262,6 +264,7 @@ func TestDispense(t *testing.T) {
 	if code != dispenseFullyDispensed || !strings.Contains(stderr, "fully dispensed") || !strings.Contains(stderr, "the last at ") {
 		t.Fatalf("fifth dispense: exit %d, want %d and fully dispensed with when\n%s%s", code, dispenseFullyDispensed, stdout, stderr)
 	}
+	t.Logf("fifth: exit %d: %s", code, stderr)
 	if _, err := os.Stat(filepath.Join(dir, "pharmacy-fill-5.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused dispense left a bundle (%v)", err)
 	}
@@ -287,7 +290,9 @@ func TestDispense(t *testing.T) {
 		if _, err := prescription.CheckDispense(pb.Document); err != nil {
 			t.Errorf("fill %d: the bundle's MedicationDispense: %v", k+1, err)
 		}
-		if k == 1 && !bytes.Equal(pb.Document, hl7Dispense) {
+		got, _ := notary.CanonicalJSON(pb.Document)
+		want, _ := notary.CanonicalJSON(hl7Dispense)
+		if k == 1 && !bytes.Equal(got, want) {
 			t.Errorf("fill 2: the bundle does not hold the MedicationDispense given")
 		}
 	}
@@ -326,6 +331,7 @@ func TestDispense(t *testing.T) {
 	if code != dispenseRevoked || !strings.Contains(stderr, "revoked at "+revokedAt) {
 		t.Fatalf("dispense after the revocation: exit %d, want %d and revoked at %s\n%s%s", code, dispenseRevoked, revokedAt, stdout, stderr)
 	}
+	t.Logf("after the revocation: exit %d: %s", code, stderr)
 	if code, stdout, stderr := cli(t, "verify", other.path, "--keys", c.keysFile, "--nodes", c.nodes[1].url); code != 0 || !strings.Contains(stdout, "status:     revoked at "+revokedAt+"; 1 of 4 fills used") {
 		t.Errorf("verify a revoked prescription: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -371,12 +377,44 @@ func TestDispense(t *testing.T) {
 	if code != dispenseBadProof || !strings.Contains(stderr, "bad proof") {
 		t.Errorf("dispense with a lock the bundle does not open: exit %d, want %d\n%s%s", code, dispenseBadProof, stdout, stderr)
 	}
+	t.Logf("a foreign lock: exit %d: %s", code, stderr)
 	untracked := c.issueRx(t, "medrx0326", hl7Prescription(t, "MedicationRequest-medrx0326.json"), noAllowance)
 	code, stdout, stderr = c.dispenseVia(t, c.nodes[2], untracked, filepath.Join(dir, "untracked-fill-1.json"))
 	if code != dispenseUntracked || !strings.Contains(stderr, "untracked") {
 		t.Errorf("dispense of a prescription logged without an allowance: exit %d, want %d\n%s%s", code, dispenseUntracked, stdout, stderr)
 	}
+	t.Logf("untracked: exit %d: %s", code, stderr)
 	if code, stdout, _ := cli(t, "verify", untracked.path, "--keys", c.keysFile, "--nodes", c.nodes[0].url); code != 0 || !strings.Contains(stdout, "status:     untracked") {
 		t.Errorf("verify an untracked prescription: exit %d\n%s", code, stdout)
+	}
+
+	// Pharmacies racing for the one fill of a prescription, each through
+	// another node: exactly one gets it, the others are told it is fully
+	// dispensed.
+	once := hl7Prescription(t, "MedicationRequest-medrx0301.json")
+	if n := repeatsAllowed(t, once); n != 0 {
+		t.Fatalf("medrx0301 allows %d repeats, want 0", n)
+	}
+	for round := range 3 {
+		race := c.issueRx(t, fmt.Sprintf("medrx0301-%d", round), once, withAllowance)
+		codes := make(chan int, len(c.nodes))
+		for i, n := range c.nodes {
+			go func() {
+				code, _, _ := c.dispenseVia(t, n, race, filepath.Join(dir, fmt.Sprintf("race-%d-%d.json", round, i)))
+				codes <- code
+			}()
+		}
+		won, refused := 0, 0
+		for range c.nodes {
+			switch <-codes {
+			case 0:
+				won++
+			case dispenseFullyDispensed:
+				refused++
+			}
+		}
+		if won != 1 || refused != len(c.nodes)-1 {
+			t.Errorf("round %d: %d won and %d were refused as fully dispensed; want 1 and %d", round, won, refused, len(c.nodes)-1)
+		}
 	}
 }

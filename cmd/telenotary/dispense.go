@@ -147,7 +147,17 @@ func runDispense(ctx context.Context, env *environment, args []string) int {
 	defer cancel()
 	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: urls, Token: string(token),
 		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}})
-	d, err := dispense(ctx, client, v, bundle, md, sigs)
+	// A status answer carries the answering node's signature alone: it
+	// is checked under the policy's keys and origin with one signature.
+	// It only says which fill to claim; the cluster's state machine
+	// decides, and the dispense's receipt is verified under the policy.
+	one := policy
+	one.MinSignatures = 1
+	sv, err := notary.NewVerifier(one)
+	if err != nil {
+		return fail(err)
+	}
+	d, err := dispense(ctx, client, v, sv, bundle, md, sigs)
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
@@ -205,12 +215,13 @@ type dispensed struct {
 
 // dispense claims the next fill of the bundle's prescription and
 // notarizes the MedicationDispense md with it, its receipt's checkpoint
-// signed by sigs nodes (notaryapi.Majority: a majority). It reads the
-// status, verified with v against the bundle, to learn the fill to claim;
+// signed by sigs nodes (notaryapi.Majority: a majority) and verified with
+// v. It reads the status, verified with sv and against the bundle, to
+// learn the fill to claim;
 // when another pharmacy takes that fill first it reads the status again
 // and claims the next. The error is a *refusal when the cluster refuses
 // the dispense for a reason a retry does not change.
-func dispense(ctx context.Context, client *notaryapi.Client, v *notary.Verifier, bundle *notary.Bundle, md []byte, sigs int) (*dispensed, error) {
+func dispense(ctx context.Context, client *notaryapi.Client, v, sv *notary.Verifier, bundle *notary.Bundle, md []byte, sigs int) (*dispensed, error) {
 	c := bundle.Receipt.Leaf.Commitment
 	canonical, err := prescription.CheckDispense(md)
 	if err != nil {
@@ -237,7 +248,7 @@ func dispense(ctx context.Context, client *notaryapi.Client, v *notary.Verifier,
 		if st.Commitment != c {
 			return nil, fmt.Errorf("the cluster answered the status of %s, not of %s", st.Commitment, c)
 		}
-		res, err := v.VerifyStatus(st, nil)
+		res, err := sv.VerifyStatus(st, nil)
 		if err != nil {
 			return nil, fmt.Errorf("the prescription's status does not verify: %s: %s", notary.Reason(err), detail(err))
 		}
