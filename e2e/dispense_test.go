@@ -159,7 +159,7 @@ func (c *rxCluster) issueRx(t *testing.T, name string, doc []byte, mode allowanc
 		}
 		e.Allowance = &a
 	}
-	resp, err := client.Notarize(ctx, e)
+	resp, err := client.NotarizeSigned(ctx, e, notaryapi.Majority) // as the signalling server does
 	if err != nil {
 		t.Fatalf("notarize %s: %v", name, err)
 	}
@@ -364,8 +364,18 @@ func TestDispense(t *testing.T) {
 	if _, err := c.client().Notarize(ctx, notaryapi.Entry{Kind: notary.KindDispense, Commitment: d, Link: tc, Fill: 1, Proof: &first}); !errors.Is(err, notaryapi.ErrForbidden) {
 		t.Errorf("a dispense with a submitter token: %v, want forbidden", err)
 	}
-	if code, stdout, stderr := c.dispenseVia(t, c.nodes[1], third, filepath.Join(dir, "third-fill-1.json")); code != 0 || !strings.HasPrefix(stdout, "dispensed: fill 1 of 4\n") {
+	// ... and the right one is granted as fill 1, under a policy of two
+	// signatures: the receipt carries them, and the status is cosigned.
+	thirdOut := filepath.Join(dir, "third-fill-1.json")
+	if code, stdout, stderr := c.dispenseVia(t, c.nodes[1], third, thirdOut, "--min-signatures", "2"); code != 0 || !strings.HasPrefix(stdout, "dispensed: fill 1 of 4\n") {
 		t.Errorf("dispense after the refused proofs: exit %d, want fill 1 of 4\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := cli(t, "verify", thirdOut, "--keys", c.keysFile, "--min-signatures", "2"); code != 0 || !strings.HasPrefix(stdout, "VALID: dispense notarized") {
+		t.Errorf("verify the dispense under two signatures: exit %d\n%s%s", code, stdout, stderr)
+	}
+	all := c.nodes[0].url + "," + c.nodes[1].url + "," + c.nodes[2].url
+	if code, stdout, stderr := cli(t, "verify", third.path, "--keys", c.keysFile, "--min-signatures", "2", "--nodes", all); code != 0 || !strings.Contains(stdout, "status:     active, 1 of 4 fills used (") {
+		t.Errorf("verify the status under two signatures: exit %d\n%s%s", code, stdout, stderr)
 	}
 
 	// A bundle whose salt does not give the logged lock (the prescription

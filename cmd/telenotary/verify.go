@@ -39,8 +39,10 @@ array of its hashes), docs/FORMATS.md §8 step 8.
 
 For a prescription's bundle, --nodes also asks the cluster for the
 prescription's status (GET /v1/prescriptions/{commitment}/status, a
-linearizable read: active, fills used of those allowed, or revoked) and
-verifies it as it verifies a receipt: every receipt in it under the same
+linearizable read: active, fills used of those allowed, or revoked; when
+the policy asks for more than one signature, the other nodes of --nodes
+are asked to sign its checkpoint too) and verifies it as it verifies a
+receipt: every receipt in it under the same
 trust, proven into one checkpoint, its allowance made with the bundle's
 salt. --save-status FILE keeps the answer, and --status FILE verifies a kept
 answer offline later (with its bundle, or alone). Without either, the status
@@ -120,7 +122,7 @@ func runVerify(ctx context.Context, env *environment, args []string) int {
 		return fail(errors.New("--timeout must be positive"))
 	}
 	if len(pos) == 0 && so.file != "" && *receiptFile == "" && *docFile == "" && *saltFile == "" && *commitment == "" && newer == nil {
-		return checkStatus(ctx, env, v, nil, so)
+		return checkStatus(ctx, env, v, policy.MinSignatures, nil, so)
 	}
 	var res *notary.Result
 	var bundle *notary.Bundle
@@ -171,7 +173,7 @@ func runVerify(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintf(env.stdout, "  trust:      pinned policy %s\n", fingerprint)
 	}
 	if res.Leaf.Kind == notary.KindPrescription && bundle != nil {
-		return checkStatus(ctx, env, v, bundle, so)
+		return checkStatus(ctx, env, v, policy.MinSignatures, bundle, so)
 	}
 	if so.nodes != "" || so.file != "" {
 		fmt.Fprintf(env.stdout, "  status:     none: the receipt is of a %s, and only a prescription has a status\n", res.Leaf.Kind)
@@ -192,7 +194,7 @@ type statusOptions struct {
 // alone), and prints it; without nodes or file, it says the status was not
 // checked. A status that does not verify is INVALID; a cluster that cannot
 // be reached a failure.
-func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bundle *notary.Bundle, so statusOptions) int {
+func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, minSigs int, bundle *notary.Bundle, so statusOptions) int {
 	var data []byte
 	switch {
 	case so.file != "":
@@ -209,7 +211,8 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bund
 		if err != nil {
 			return usageError(env.stderr, "verify", err)
 		}
-		client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: strings.Split(so.nodes, ","),
+		nodes := strings.Split(so.nodes, ",")
+		client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: nodes,
 			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}})
 		ctx, cancel := context.WithTimeout(ctx, so.timeout)
 		defer cancel()
@@ -223,6 +226,9 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bund
 		case err != nil:
 			fmt.Fprintf(env.stdout, "  status:     not checked: the cluster did not answer: %v\n", err)
 			return exitFailure
+		}
+		if minSigs > 1 {
+			cosignStatus(ctx, client, nodes, st)
 		}
 		if data, err = json.Marshal(st); err != nil {
 			return failure(env.stderr, "verify", err)
@@ -251,6 +257,33 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, bund
 		fmt.Fprintf(env.stdout, "  saved:      %s (telenotary verify --status %s checks it offline)\n", so.save, so.save)
 	}
 	return exitOK
+}
+
+// cosignStatus adds to a status answer the signatures of the other nodes
+// given over its checkpoint: a node signs the answer it serves alone, and
+// every node signs the same checkpoint of a size (the receipts in it stay
+// valid as they are). A node that does not answer is left out; the
+// verification says whether enough signed.
+func cosignStatus(ctx context.Context, client *notaryapi.Client, nodes []string, st *notary.PrescriptionStatus) {
+	cp, err := notary.ParseSignedCheckpoint(st.Prescription.Checkpoint)
+	if err != nil {
+		return // the verification says why
+	}
+	combined := st.Prescription.Checkpoint
+	for _, n := range nodes {
+		note, err := client.CheckpointOf(ctx, n, cp.Size)
+		if err != nil {
+			continue
+		}
+		if c, err := notary.CombineSignatures(combined, note); err == nil { // else another body: left out
+			combined = c
+		}
+	}
+	for _, r := range append([]*notary.Receipt{st.Prescription, st.Allowance, st.Revocation}, st.Dispenses...) {
+		if r != nil {
+			r.Checkpoint = combined
+		}
+	}
 }
 
 // statusInvalid prints that a status answer is INVALID, why and the
