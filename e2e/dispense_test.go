@@ -428,3 +428,32 @@ func TestDispense(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchDispense runs `telenotary bench dispense` briefly against a
+// 3-node cluster of processes, with each way of sending requests: every
+// receipt is verified (a dispense of the fill asked, linked to its
+// prescription), nothing is refused or fails, and the run stops when
+// every fill is spent.
+func TestBenchDispense(t *testing.T) {
+	c := startRxCluster(t)
+	submitterFile := filepath.Join(c.dir, "submitter-token")
+	writeFile(t, submitterFile, c.submitter+"\n", 0o600)
+	nodes := strings.Join([]string{c.nodes[1].url, c.nodes[2].url, c.nodes[0].url}, ",")
+	for _, mode := range []string{"direct", "client"} {
+		t.Run(mode, func(t *testing.T) {
+			code, stdout, stderr := cli(t, "bench", "dispense", "--nodes", nodes, "--token-file", submitterFile, "--pharmacy-token-file", c.pharmacyFile,
+				"--clients", "4", "--prescriptions", "8", "--fills", "5", "--duration", "20s", "--verify", "1", "--http", mode)
+			if code != 0 {
+				t.Fatalf("bench dispense: exit %d\n%s%s", code, stdout, stderr)
+			}
+			for _, w := range []string{"prepared 8 prescriptions of 5 fills each", "HTTP " + mode, "dispenses:  40 (", "every fill was spent", "errors:     0\n", "verified:   40 receipts, 0 failed\n"} {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("bench output lacks %q:\n%s", w, stdout)
+				}
+			}
+			if strings.Contains(stdout, "refused:") {
+				t.Errorf("refusals:\n%s", stdout)
+			}
+		})
+	}
+}
