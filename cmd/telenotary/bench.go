@@ -25,11 +25,12 @@ latency is measured from when each request was due), and reports
 receipts/s, latency percentiles and errors. It verifies the receipts it gets
 against the cluster's keys: all of them, or a sample (--verify).`
 
-const benchDispenseSynopsis = `bench dispense --nodes URL[,URL...] --token-file FILE --pharmacy-token-file FILE [--clients N] [--prescriptions P] [--fills F] [--duration D]
+const benchDispenseSynopsis = `bench dispense --nodes URL[,URL...] --token-file FILE --pharmacy-token-file FILE [--clients N] [--prescriptions P] [--fills F] [--duration D] [--rate R]
 
 Notarizes P prescriptions, each with an allowance of F fills (a submitter
 token), then N concurrent pharmacies (a pharmacy token) dispense them as
-fast as the cluster answers, for D or until every fill is spent: each
+fast as the cluster answers (or R a second across them, open loop: latency
+counts from when a dispense was due), for D or until every fill is spent: each
 dispense claims the next fill of a prescription with its proof, with a
 fresh dispense commitment, and waits for its receipt. The prescriptions
 are shared out so that no two clients race for a fill: the run measures
@@ -145,6 +146,7 @@ func runBenchDispense(ctx context.Context, env *environment, args []string) int 
 	fs.IntVar(&cfg.Prescriptions, "prescriptions", 2000, "prescriptions to notarize and dispense (at least --clients)")
 	fs.IntVar(&cfg.Fills, "fills", notary.MaxFills, fmt.Sprintf("fills each prescription allows, 1 to %d", notary.MaxFills))
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to dispense at most")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "dispenses per second to offer across all clients (0: as fast as they go)")
 	tokenFile := fs.String("token-file", "", "file (mode 0600) holding a submitter token, to notarize the prescriptions (or set TELENOTARY_TOKEN)")
 	pharmacyFile := fs.String("pharmacy-token-file", "", "file (mode 0600) holding a pharmacy token, to dispense (or set TELENOTARY_PHARMACY_TOKEN)")
 	fs.Float64Var(&cfg.VerifyShare, "verify", 0.01, "share of receipts to verify, 0 to 1 (1: all)")
@@ -156,8 +158,8 @@ func runBenchDispense(ctx context.Context, env *environment, args []string) int 
 	switch err := parseFlagsOnly(fs, env, args, "nodes"); {
 	case err != nil:
 		return fail(err)
-	case cfg.Clients < 1 || cfg.Prescriptions < cfg.Clients || cfg.Fills < 1 || cfg.Fills > notary.MaxFills || cfg.Duration <= 0 || cfg.VerifyShare < 0 || cfg.VerifyShare > 1:
-		return fail(fmt.Errorf("need --clients ≥ 1, --prescriptions ≥ --clients, --fills 1 to %d, --duration > 0, --verify 0 to 1", notary.MaxFills))
+	case cfg.Clients < 1 || cfg.Prescriptions < cfg.Clients || cfg.Fills < 1 || cfg.Fills > notary.MaxFills || cfg.Duration <= 0 || cfg.Rate < 0 || cfg.VerifyShare < 0 || cfg.VerifyShare > 1:
+		return fail(fmt.Errorf("need --clients ≥ 1, --prescriptions ≥ --clients, --fills 1 to %d, --duration > 0, --rate ≥ 0, --verify 0 to 1", notary.MaxFills))
 	case *httpMode != "direct" && *httpMode != "client":
 		return fail(fmt.Errorf("--http is direct or client, not %q", *httpMode))
 	}

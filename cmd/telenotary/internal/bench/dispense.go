@@ -46,6 +46,10 @@ type DispenseConfig struct {
 	Fills int
 	// Duration is how long the dispensing lasts at most.
 	Duration time.Duration
+	// Rate is how many dispenses a second to offer across all clients
+	// (open loop: latency counts from when a dispense was due); 0 means
+	// each client goes again as soon as it is answered (closed loop).
+	Rate float64
 	// VerifyShare is the share of dispense receipts verified, 0 to 1.
 	VerifyShare float64
 	// Signatures is how many nodes sign each receipt's checkpoint (0 or 1:
@@ -193,6 +197,11 @@ type dispenseRun struct {
 func (b *dispenseRun) run(ctx context.Context, rxs []*rx) *DispenseResult {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Duration)
 	defer cancel()
+	var wg sync.WaitGroup
+	var due <-chan time.Time
+	if b.cfg.Rate > 0 {
+		due = pace(ctx, &wg, b.cfg.Rate, b.cfg.Clients)
+	}
 	start := time.Now()
 	var clients sync.WaitGroup
 	for c := range b.cfg.Clients {
@@ -200,14 +209,14 @@ func (b *dispenseRun) run(ctx context.Context, rxs []*rx) *DispenseResult {
 		for i := c; i < len(rxs); i += b.cfg.Clients {
 			mine = append(mine, rxs[i])
 		}
-		clients.Go(func() { b.client1(ctx, mine) })
+		clients.Go(func() { b.client1(ctx, mine, due) })
 	}
 	done := make(chan struct{})
-	var wg sync.WaitGroup
 	wg.Go(func() { b.progress(ctx, start, done) })
 	clients.Wait()
 	elapsed := time.Since(start)
 	close(done)
+	cancel() // the pacer stops with the run
 	wg.Wait()
 	return b.result(elapsed)
 }
@@ -217,8 +226,9 @@ func (b *dispenseRun) run(ctx context.Context, rxs []*rx) *DispenseResult {
 // are spent or the run ends. A dispense that fails is sent again, the same
 // (the cluster answers a logged one with its receipt), until it is granted
 // or refused; a request the cluster refuses as malformed or unauthorized
-// stops the client.
-func (b *dispenseRun) client1(ctx context.Context, mine []*rx) {
+// stops the client. In an open loop (due not nil) each new dispense waits
+// for its due time, and its latency counts from then.
+func (b *dispenseRun) client1(ctx context.Context, mine []*rx, due <-chan time.Time) {
 	var seed [32]byte
 	rand.Read(seed[:])
 	rng := mrand.New(mrand.NewChaCha8(seed))
@@ -227,8 +237,17 @@ func (b *dispenseRun) client1(ctx context.Context, mine []*rx) {
 	var e notaryapi.Entry
 	var proof notary.ChainValue
 	var r *rx
+	var start time.Time
 	for again := false; ctx.Err() == nil; {
 		if !again {
+			start = time.Now()
+			if due != nil {
+				t, ok := <-due
+				if !ok {
+					return
+				}
+				start = t
+			}
 			for len(mine) > 0 && mine[0].next > b.cfg.Fills {
 				mine = mine[1:]
 			}
@@ -243,9 +262,8 @@ func (b *dispenseRun) client1(ctx context.Context, mine []*rx) {
 				binary.LittleEndian.PutUint64(e.Commitment[j:], rng.Uint64())
 			}
 		}
-		start := time.Now()
 		resp, err := b.send(ctx, dc, e)
-		took := time.Since(start)
+		took := time.Since(start) // a dispense sent again counts from its first try
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -400,7 +418,11 @@ func (r *DispenseResult) print(cfg DispenseConfig) {
 	if cfg.Direct {
 		httpMode = "direct"
 	}
-	fmt.Fprintf(w, "\n%d clients dispensing %d prescriptions of %d fills, closed loop, HTTP %s, %.1f s\n", cfg.Clients, cfg.Prescriptions, cfg.Fills, httpMode, r.Elapsed.Seconds())
+	mode := "closed loop"
+	if cfg.Rate > 0 {
+		mode = fmt.Sprintf("open loop at %.0f dispenses/s", cfg.Rate)
+	}
+	fmt.Fprintf(w, "\n%d clients dispensing %d prescriptions of %d fills, %s, HTTP %s, %.1f s\n", cfg.Clients, cfg.Prescriptions, cfg.Fills, mode, httpMode, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "dispenses:  %d (%.0f dispenses/s)\n", r.Dispenses, float64(r.Dispenses)/r.Elapsed.Seconds())
 	if r.Exhausted {
 		fmt.Fprintln(w, "            every fill was spent before the duration ran out: give more --prescriptions for a longer run")
