@@ -34,7 +34,10 @@ leaves this machine). Without --medication-dispense it makes the minimal
 one from the prescription: status completed, the prescription's medication
 and subject, authorizingPrescription the prescription, whenHandedOver now.
 When another pharmacy takes that fill first, it reads the status again and
-claims the next one.
+claims the next one. The dispense's receipt is checked under the trust
+policy's node keys and signatures (a policy's witnesses cosign later
+checkpoints); the status, which only names the fill to claim, under one
+node's signature.
 
 It prints "dispensed: fill K of N" and writes the pharmacy's bundle (the
 MedicationDispense, its salt and the dispense's receipt, which telenotary
@@ -147,17 +150,23 @@ func runDispense(ctx context.Context, env *environment, args []string) int {
 	defer cancel()
 	client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: urls, Token: string(token),
 		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}})
-	// A status answer carries the answering node's signature alone: it
-	// is checked under the policy's keys and origin with one signature.
-	// It only says which fill to claim; the cluster's state machine
-	// decides, and the dispense's receipt is verified under the policy.
-	one := policy
-	one.MinSignatures = 1
-	sv, err := notary.NewVerifier(one)
+	// The cluster's answers carry the nodes' signatures, not yet a
+	// witness's: they are checked under the policy's node keys, origin
+	// and signatures. A status answer carries the answering node's
+	// signature alone, and only says which fill to claim (the cluster's
+	// state machine decides): it is checked with one.
+	nodeTrust := policy
+	nodeTrust.Witnesses, nodeTrust.Groups, nodeTrust.Quorum, nodeTrust.MinCosignatures = nil, nil, "", 0
+	rv, err := notary.NewVerifier(nodeTrust)
 	if err != nil {
 		return fail(err)
 	}
-	d, err := dispense(ctx, client, v, sv, bundle, md, sigs)
+	nodeTrust.MinSignatures = 1
+	sv, err := notary.NewVerifier(nodeTrust)
+	if err != nil {
+		return fail(err)
+	}
+	d, err := dispense(ctx, client, rv, sv, bundle, md, sigs)
 	if err != nil {
 		var r *refusal
 		if errors.As(err, &r) {
@@ -182,6 +191,9 @@ func runDispense(ctx context.Context, env *environment, args []string) int {
 			fmt.Fprintln(env.stdout, "                (logged by an earlier try whose answer was lost: the same receipt)")
 		}
 		fmt.Fprintf(env.stdout, "  bundle:       %s (the MedicationDispense, its salt and its receipt: keep it)\n", path)
+		if len(policy.Witnesses) > 0 {
+			fmt.Fprintln(env.stdout, "  witnesses:    none on this receipt yet: the policy's witnesses cosign later checkpoints")
+		}
 	}
 	return exitOK
 }
