@@ -72,8 +72,8 @@ func (p *Peer) Revoke(ctx context.Context, c notary.Commitment) (*Revocation, er
 	}
 }
 
-// revokedMessage verifies a revoked message, hands it to the Revoke
-// waiting for it, and publishes it once.
+// revokedMessage verifies a revoked message, publishes it once, and
+// hands it to the Revoke waiting for it.
 func (p *Peer) revokedMessage(m *signalapi.Message) {
 	c, err := notary.ParseCommitment(m.Commitment)
 	if err != nil {
@@ -86,6 +86,12 @@ func (p *Peer) revokedMessage(m *signalapi.Message) {
 	seen := p.revoked[c]
 	p.revoked[c] = true
 	p.mu.Unlock()
+	if !seen { // published before Revoke returns it
+		select {
+		case p.revocations <- r:
+		case <-p.ctx.Done():
+		}
+	}
 	if w != nil {
 		res := revokeResult{r: &r}
 		if r.Err != nil {
@@ -94,12 +100,6 @@ func (p *Peer) revokedMessage(m *signalapi.Message) {
 		select {
 		case w <- res:
 		default:
-		}
-	}
-	if !seen {
-		select {
-		case p.revocations <- r:
-		case <-p.ctx.Done():
 		}
 	}
 }
