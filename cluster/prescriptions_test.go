@@ -382,3 +382,79 @@ func TestDispenseRace(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedDispenseHeals: a stopped follower has the leaf of a dispense
+// damaged on disk. Started again, it cannot derive the prescriptions'
+// state from its log: it serves nothing, applies no dispense while the
+// cluster goes on dispensing, heals its log from its peers, and then
+// proves the same status as the others; nodes never disagree on a root.
+func TestDamagedDispenseHeals(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	c.join("node-2", n1)
+	c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := c.leader()
+	p := issue(ctx, t, clientFor(leader), "MedicationRequest-medrx0325.json", 4)
+	first, err := pharmacyClient(leader).Notarize(ctx, dispenseEntry(t, p, 1, "heal 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leaves after it, so that the store's own check of its newest pages
+	// on open does not find the damage first.
+	entries := make([]notaryapi.Entry, 2500)
+	for i := range entries {
+		entries[i] = entryOf("after the dispense", i)
+	}
+	if _, err := clientFor(leader).NotarizeBatch(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged()
+	var victim *testNode
+	for _, n := range c.list() {
+		if n != leader {
+			victim = n
+		}
+	}
+	c.stop(victim)
+	// The dispense leaf's kind becomes document's: read back as it is, the
+	// prescription would have one fill used fewer, and no rule of the
+	// state would notice.
+	leaves, err := os.OpenFile(filepath.Join(victim.cfg.DataDir, "log-1", "leaves"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaves.WriteAt([]byte{byte(notary.KindDocument)}, int64(first.Receipt.Index)*notary.LeafSize+1); err != nil {
+		t.Fatal(err)
+	}
+	leaves.Close()
+	victim = c.restart(victim)
+
+	// The cluster dispenses on while the victim heals.
+	for k := 2; k <= 3; k++ {
+		if _, err := pharmacyClient(leader).Notarize(ctx, dispenseEntry(t, p, k, fmt.Sprintf("heal %d", k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := notary.NewVerifier(c.policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("the damaged node to heal and catch up", func() bool {
+		s, err := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{victim.url}, MaxBackoff: 10 * time.Millisecond}).PrescriptionStatus(ctx, p.commitment(), false)
+		if err != nil {
+			return false
+		}
+		res, err := v.VerifyStatus(s, p.bundle)
+		if err != nil {
+			t.Fatalf("the healing node served a status that does not verify: %v", err)
+		}
+		return res.FillsUsed == 3
+	})
+	c.waitConverged()
+	for _, n := range c.list() {
+		checkStatus(ctx, t, v, n, p, notary.StateActive, 3)
+	}
+}
