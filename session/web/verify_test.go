@@ -127,6 +127,10 @@ type testServer struct {
 	mu       sync.Mutex
 	cases    []byte // /harness/cases.json
 	requests []loggedRequest
+	// statuses answers GET /v1/prescriptions/{commitment}/status, as the
+	// signalling server relays the notary's answer; a commitment not in it
+	// gets the notary's 404 problem, and nil bytes a dropped connection.
+	statuses map[string][]byte
 }
 
 type loggedRequest struct {
@@ -154,6 +158,23 @@ func newTestServer(t *testing.T, keys []byte) *testServer {
 		w.Write(s.keys)
 	})
 	mux.Handle("/vectors/", http.StripPrefix("/vectors/", http.FileServer(http.Dir(vectorsDir))))
+	mux.Handle("/status-vectors/", http.StripPrefix("/status-vectors/", http.FileServer(http.Dir(statusVectorsDir))))
+	mux.HandleFunc("GET /v1/prescriptions/{commitment}/status", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		body, ok := s.statuses[r.PathValue("commitment")]
+		s.mu.Unlock()
+		switch {
+		case !ok:
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no prescription with this commitment is logged"}`)
+		case body == nil:
+			panic(http.ErrAbortHandler) // the connection drops: the page is as offline
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		}
+	})
 	mux.HandleFunc("/harness/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, harnessPage)

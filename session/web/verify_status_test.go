@@ -1,0 +1,588 @@
+package web_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/filestore"
+	"github.com/telenotary/telenotary/session/internal/browser"
+)
+
+var updateStatusVectors = flag.Bool("update-status-vectors", false, "rewrite the prescription status vectors in "+statusVectorsDir)
+
+// statusVectorsDir holds the prescription status vectors: status answers
+// (GET /v1/prescriptions/{commitment}/status), valid and tampered, with the
+// prescriptions' bundles and the outcome each must give, for verify.js and
+// any other implementation of notary's VerifyStatus.
+const statusVectorsDir = "testdata/status"
+
+// statusCase is one entry of testdata/status/manifest.json. For a valid
+// answer it gives what the verification establishes; for another, the
+// failed check and Go's words for it.
+type statusCase struct {
+	Status        string   `json:"status"`
+	Bundle        string   `json:"bundle,omitempty"`
+	MinSignatures int      `json:"min_signatures"`
+	Expect        string   `json:"expect"`
+	Detail        string   `json:"detail,omitempty"`
+	State         string   `json:"state,omitempty"`
+	FillsAllowed  int      `json:"fills_allowed,omitempty"`
+	FillsUsed     int      `json:"fills_used,omitempty"`
+	Dispensed     []string `json:"dispensed,omitempty"`
+	RevokedAt     string   `json:"revoked_at,omitempty"`
+	Why           string   `json:"why"`
+}
+
+type statusManifest struct {
+	About string       `json:"about"`
+	Keys  string       `json:"keys"`
+	Cases []statusCase `json:"cases"`
+}
+
+// jsTime is how verify.js writes a time (Date.toISOString).
+const jsTime = "2006-01-02T15:04:05.000Z"
+
+// goStatus verifies a status answer as a Go client does: the keys file
+// and policy make a verifier, the answer and the bundle (nil for none) are
+// parsed, and VerifyStatus judges them.
+func goStatus(keys []byte, minSigs int, status, bundle []byte) (verdict, *notary.StatusResult) {
+	v, usage := goVerifier(keys, minSigs, "")
+	if v == nil {
+		return usage, nil
+	}
+	s, err := notary.ParsePrescriptionStatus(status)
+	if err != nil {
+		return statusVerdict(err), nil
+	}
+	var b *notary.Bundle
+	if bundle != nil {
+		if b, err = notary.ParseBundle(bundle); err != nil {
+			return statusVerdict(err), nil
+		}
+	}
+	res, err := v.VerifyStatus(s, b)
+	return statusVerdict(err), res
+}
+
+// statusVerdict is verdictOf with the detail alone, as verify.js gives it:
+// a VerifyError's Detail, or the message after the sentinel's name.
+func statusVerdict(err error) verdict {
+	v := verdictOf(err)
+	var ve *notary.VerifyError
+	if errors.As(err, &ve) {
+		v.Detail = ve.Detail
+	} else {
+		v.Detail = strings.TrimPrefix(v.Detail, v.Outcome+": ")
+	}
+	return v
+}
+
+// prescribed is a prescription of the status vectors' log.
+type prescribed struct {
+	name   string
+	doc    []byte
+	salt   notary.Salt
+	c      notary.Commitment
+	fills  int // 0: logged without an allowance
+	leaf   notary.Leaf
+	pIdx   uint64
+	aIdx   uint64
+	ds     []uint64 // its dispenses, in log order
+	rev    uint64   // its revocation; 0 when none
+	bundle string   // the bundle's file name
+}
+
+// buildStatusVectors makes every status vector file, from fixed seeds: the
+// same bytes on every run. The log is a real notary.Log (on a
+// notary/filestore in a temporary directory) holding prescriptions with
+// their allowance leaves (as the cluster logs them, in one append),
+// dispenses and revocations, and a few entries no cluster would log (more
+// dispenses than fills, a dispense after a revocation, an allowance before
+// its prescription, an allowance whose lock another salt gives) that only
+// a verifier can catch.
+func buildStatusVectors(t *testing.T) map[string][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewChaCha8([32]byte{'s', 't', 'a', 't', 'u', 's'}))
+	seed := rand.NewChaCha8([32]byte{'s', 't', 'a', 't', 'u', 's', ' ', 'k', 'e', 'y', 's'})
+	type keypair struct {
+		signer note.Signer
+		vkey   string
+	}
+	key := func(name string) keypair {
+		skey, vkey, err := note.GenerateKey(seed, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := note.NewSigner(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keypair{s, vkey}
+	}
+	n1, n2, n3, outsider := key("notary-1.example.org"), key("notary-2.example.org"), key("notary-3.example.org"), key("notary-9.example.org")
+	salt := func() notary.Salt {
+		var s notary.Salt
+		for i := range s {
+			s[i] = byte(rng.Uint32())
+		}
+		return s
+	}
+	const origin = "notary.example.org/telehealth"
+	base := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	at := func(days, minutes int) int64 {
+		return base.Add(time.Duration(days)*24*time.Hour + time.Duration(minutes)*time.Minute).UnixMilli()
+	}
+
+	l, err := filestore.OpenLog(t.TempDir(), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var ts int64
+	appendLeaves := func(leaves ...notary.Leaf) []uint64 {
+		t.Helper()
+		idx, err := l.Append(leaves, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	filler := func(n int) {
+		for range n {
+			appendLeaves(notary.Leaf{Kind: notary.KindConsent, Commitment: notary.Commit(salt(), []byte("filler")), Timestamp: ts})
+		}
+	}
+	canonical := func(name string) []byte {
+		b, err := notary.CanonicalJSON(readFile(t, filepath.Join("../../notary/fhirdata", name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	ts = at(0, 0)
+	filler(5)
+	sessionC := notary.Commit(salt(), []byte(`{"room":"r-18","session":"s-18"}`))
+	appendLeaves(notary.Leaf{Kind: notary.KindSessionStart, Commitment: sessionC, Timestamp: ts})
+
+	// The prescriptions, a minute apart, each logged with its allowance.
+	rx := map[string]*prescribed{}
+	prescribe := func(name, file string, fills int, minute int, lockSalt *notary.Salt, allowanceFirst bool) *prescribed {
+		p := &prescribed{name: name, doc: readFile(t, filepath.Join("../../notary/fhirdata", file)), salt: salt(), fills: fills, bundle: "bundle-" + name + ".json"}
+		p.c = notary.Commit(p.salt, canonical(file))
+		ts = at(0, minute)
+		p.leaf = notary.Leaf{Kind: notary.KindPrescription, Commitment: p.c, Link: sessionC, Timestamp: ts}
+		leaves := []notary.Leaf{p.leaf}
+		if fills > 0 {
+			ls := p.salt
+			if lockSalt != nil {
+				ls = *lockSalt
+			}
+			a, err := notary.NewAllowance(ls, p.c, fills)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaves = append(leaves, notary.Leaf{Kind: notary.KindAllowance, Commitment: a.Commitment(), Link: p.c, Timestamp: ts})
+		}
+		if allowanceFirst {
+			slices.Reverse(leaves)
+		}
+		idx := appendLeaves(leaves...)
+		p.pIdx = idx[0]
+		if fills > 0 {
+			p.aIdx = idx[1]
+		}
+		if allowanceFirst {
+			p.pIdx, p.aIdx = idx[1], idx[0]
+		}
+		rx[name] = p
+		return p
+	}
+	otherSalt := salt()
+	active := prescribe("active", "MedicationRequest-medrx0304.json", 4, 1, nil, false)
+	revoked := prescribe("revoked", "MedicationRequest-medrx0312.json", 4, 2, nil, false)
+	dispensed := prescribe("dispensed", "MedicationRequest-medrx0301.json", 1, 3, nil, false)
+	untracked := prescribe("untracked", "MedicationRequest-medrx002.json", 0, 4, nil, false)
+	fresh := prescribe("fresh", "MedicationRequest-medrx0321.json", 4, 5, nil, false)
+	over := prescribe("over-dispensed", "MedicationRequest-medrx0324.json", 2, 6, nil, false)
+	late := prescribe("dispensed-after-revocation", "MedicationRequest-medrx0325.json", 3, 7, nil, false)
+	wrongLock := prescribe("wrong-lock", "MedicationRequest-medrx0326.json", 4, 8, &otherSalt, false)
+	first := prescribe("allowance-first", "MedicationRequest-medrx0320.json", 4, 9, nil, true)
+	filler(3)
+
+	// Dispenses and revocations, days later: each dispense commits to a
+	// pharmacy's MedicationDispense under its own salt.
+	dispenseDocs := []string{"MedicationDispense-meddisp0301.json", "MedicationDispense-meddisp0302.json", "MedicationDispense-meddisp0303.json",
+		"MedicationDispense-meddisp0304.json", "MedicationDispense-meddisp0305.json"}
+	nDispenses := 0
+	dispense := func(p *prescribed, day, minute int) uint64 {
+		ts = at(day, minute)
+		nDispenses++
+		d := notary.Commit(salt(), canonical(dispenseDocs[nDispenses%len(dispenseDocs)]))
+		idx := appendLeaves(notary.Leaf{Kind: notary.KindDispense, Commitment: d, Link: p.c, Timestamp: ts})[0]
+		p.ds = append(p.ds, idx)
+		return idx
+	}
+	revoke := func(p *prescribed, day, minute int) {
+		ts = at(day, minute)
+		p.rev = appendLeaves(notary.Leaf{Kind: notary.KindRevocation, Commitment: notary.RevocationCommitment(p.c), Link: p.c, Timestamp: ts})[0]
+	}
+	dispense(active, 1, 0)
+	dispense(revoked, 2, 0)
+	dispense(dispensed, 3, 0)
+	dispense(over, 3, 10)
+	dispense(late, 3, 20)
+	filler(2)
+	dispense(over, 4, 0)
+	dispense(over, 4, 10)
+	revoke(late, 4, 20)
+	revoke(revoked, 5, 0)
+	dispense(late, 5, 10)
+	// Entries linked to prescriptions that are not what a status answer
+	// may hold in their place.
+	ts = at(6, 0)
+	consentIdx := appendLeaves(notary.Leaf{Kind: notary.KindConsent, Commitment: notary.Commit(salt(), []byte("consent")), Link: active.c, Timestamp: ts})[0]
+	untrackedDispense := dispense(untracked, 6, 10)
+	untracked.ds = nil // not in its valid answer
+	ts = at(6, 20)
+	strayRevocation := appendLeaves(notary.Leaf{Kind: notary.KindRevocation, Commitment: notary.Commit(salt(), []byte("not a revocation")), Link: revoked.c, Timestamp: ts})[0]
+	dispense(active, 8, 0)
+	dispense(wrongLock, 8, 10)
+	dispense(first, 8, 20)
+	filler(4)
+
+	head := l.Head()
+	sign := func(c notary.Checkpoint, keys ...keypair) notary.SignedCheckpoint {
+		var s []note.Signer
+		for _, k := range keys {
+			s = append(s, k.signer)
+		}
+		cp, err := c.Sign(s...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	cpBody := notary.Checkpoint{Origin: origin, Size: head.Size, Root: head.Root, Timestamp: ts + 250}
+	cp := sign(cpBody, n1, n2)
+	untrustedCP := sign(cpBody, n1, outsider)
+	ts = at(9, 0)
+	filler(2)
+	head2 := l.Head()
+	laterCP := sign(notary.Checkpoint{Origin: origin, Size: head2.Size, Root: head2.Root, Timestamp: ts + 250}, n1, n2)
+
+	receipt := func(idx uint64, cp notary.SignedCheckpoint) *notary.Receipt {
+		r, err := l.Receipt(idx, cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// statusOf is the answer a node gives about p, into cp.
+	statusOf := func(p *prescribed, cp notary.SignedCheckpoint) *notary.PrescriptionStatus {
+		s := &notary.PrescriptionStatus{Commitment: p.c, Prescription: receipt(p.pIdx, cp)}
+		if p.fills > 0 {
+			s.Allowance = receipt(p.aIdx, cp)
+		}
+		for _, d := range p.ds {
+			s.Dispenses = append(s.Dispenses, receipt(d, cp))
+		}
+		if p.rev != 0 {
+			s.Revocation = receipt(p.rev, cp)
+		}
+		return s
+	}
+
+	files := map[string][]byte{}
+	put := func(name string, v any) {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		files[name] = buf.Bytes()
+	}
+	files["keys.pub"] = []byte("# verifier keys of the status vectors' notary nodes (test keys, trusted by nothing else)\n" + n1.vkey + "\n" + n2.vkey + "\n" + n3.vkey + "\n")
+	for _, p := range rx {
+		put(p.bundle, notary.Bundle{Document: p.doc, Salt: p.salt, Receipt: *receipt(p.pIdx, cp)})
+	}
+	keys := files["keys.pub"]
+
+	var cases []statusCase
+	// add records a case with Go's verdict, which must be want.
+	add := func(file string, p *prescribed, minSigs int, want, why string) {
+		t.Helper()
+		c := statusCase{Status: file, MinSignatures: minSigs, Why: why}
+		var bundle []byte
+		if p != nil {
+			c.Bundle = p.bundle
+			bundle = files[p.bundle]
+		}
+		v, res := goStatus(keys, minSigs, files[file], bundle)
+		if v.Outcome != want {
+			t.Fatalf("status vector %s (bundle %q): Go says %s (%s), built to be %s", file, c.Bundle, v.Outcome, v.Detail, want)
+		}
+		c.Expect = v.Outcome
+		if res == nil {
+			c.Detail = v.Detail
+		} else {
+			c.State, c.FillsAllowed, c.FillsUsed = res.State, res.FillsAllowed, res.FillsUsed
+			for _, d := range res.Dispensed {
+				c.Dispensed = append(c.Dispensed, d.Format(jsTime))
+			}
+			if !res.RevokedAt.IsZero() {
+				c.RevokedAt = res.RevokedAt.Format(jsTime)
+			}
+		}
+		cases = append(cases, c)
+	}
+	// answer writes a status answer, as a node would or edited.
+	answer := func(file string, s *notary.PrescriptionStatus, edit func(s *notary.PrescriptionStatus)) string {
+		if edit != nil {
+			edit(s)
+		}
+		put(file, s)
+		return file
+	}
+	// rewrite writes a status answer with members of its JSON changed (a
+	// nil value removes the member).
+	rewrite := func(file string, s *notary.PrescriptionStatus, members map[string]any) string {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range members {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		put(file, m)
+		return file
+	}
+
+	// Valid answers.
+	add(answer("status-active.json", statusOf(active, cp), nil), active, 2, "valid", "fill 2 of 4 used: the prescription, its allowance and two dispenses, a week apart")
+	add(answer("status-revoked.json", statusOf(revoked, cp), nil), revoked, 2, "valid", "revoked three days after its first fill; 1 of 4 fills used")
+	add(answer("status-dispensed.json", statusOf(dispensed, cp), nil), dispensed, 2, "valid", "fully dispensed: its one fill was used")
+	add(answer("status-untracked.json", statusOf(untracked, cp), nil), untracked, 2, "valid", "notarized without an allowance: the log does not track its fills")
+	add(answer("status-fresh.json", statusOf(fresh, cp), nil), fresh, 2, "valid", "active, none of its 4 fills used")
+	add("status-active.json", nil, 2, "valid", "without the bundle the answer verifies too, its lock unchecked")
+	add(answer("status-wrong-lock.json", statusOf(wrongLock, cp), nil), nil, 2, "valid",
+		"without the bundle nothing shows that the allowance's lock comes from another salt")
+	add(rewrite("status-fresh-dispenses-null.json", statusOf(fresh, cp), map[string]any{"dispenses": json.RawMessage("null")}), fresh, 2, "valid",
+		"dispenses null reads as none")
+
+	// Answers that must be refused.
+	add("status-active.json", revoked, 2, "commitment mismatch", "the answer is about another prescription than the bundle's")
+	add("status-wrong-lock.json", wrongLock, 2, "commitment mismatch", "the allowance's lock is not the one the bundle's salt gives: whoever logged it could not dispense")
+	add(answer("status-dispense-linked-elsewhere.json", statusOf(active, cp), func(s *notary.PrescriptionStatus) {
+		s.Dispenses = []*notary.Receipt{s.Dispenses[0], receipt(revoked.ds[0], cp), s.Dispenses[1]}
+	}), active, 2, "malformed input", "a dispense of another prescription counted as one of this one's")
+	add(answer("status-over-dispensed.json", statusOf(over, cp), nil), over, 2, "inconsistent history", "three dispenses of a prescription that allows two")
+	add(answer("status-dispense-after-revocation.json", statusOf(late, cp), nil), late, 2, "inconsistent history", "a dispense logged after the revocation")
+	add(answer("status-mixed-checkpoints.json", statusOf(active, cp), func(s *notary.PrescriptionStatus) {
+		s.Dispenses[1] = receipt(active.ds[1], laterCP)
+	}), active, 2, "malformed input", "one dispense proven into a later checkpoint than the others: the answer is not one state of the log")
+	add(rewrite("status-state-lies.json", statusOf(active, cp), map[string]any{"state": "dispensed"}), active, 2, "malformed input",
+		"the answer says fully dispensed; its receipts say 2 of 4")
+	add(rewrite("status-count-lies.json", statusOf(active, cp), map[string]any{"fills_used": 1}), active, 2, "malformed input",
+		"the answer says 1 fill used; its receipts hold 2 dispenses")
+	add(answer("status-dispenses-reordered.json", statusOf(active, cp), func(s *notary.PrescriptionStatus) {
+		s.Dispenses[0], s.Dispenses[1] = s.Dispenses[1], s.Dispenses[0]
+	}), active, 2, "inconsistent history", "the dispenses are not in log order")
+	add(answer("status-dispense-of-wrong-kind.json", statusOf(active, cp), func(s *notary.PrescriptionStatus) {
+		s.Dispenses = append(s.Dispenses, receipt(consentIdx, cp))
+	}), active, 2, "malformed input", "a consent record linked to the prescription counted as a dispense")
+	add(answer("status-untracked-with-dispense.json", statusOf(untracked, cp), func(s *notary.PrescriptionStatus) {
+		s.Dispenses = []*notary.Receipt{receipt(untrackedDispense, cp)}
+	}), untracked, 2, "inconsistent history", "a dispense of a prescription logged without an allowance")
+	add(answer("status-allowance-hidden.json", statusOf(active, cp), func(s *notary.PrescriptionStatus) { s.Allowance = nil }), active, 2,
+		"inconsistent history", "the allowance left out, its dispenses kept")
+	add(answer("status-revocation-wrong-commitment.json", statusOf(revoked, cp), func(s *notary.PrescriptionStatus) {
+		s.Revocation = receipt(strayRevocation, cp)
+	}), revoked, 2, "commitment mismatch", "a revocation leaf whose commitment is not the prescription's revocation commitment")
+	add(answer("status-allowance-first.json", statusOf(first, cp), nil), first, 2, "inconsistent history", "the allowance was logged before its prescription")
+	add(answer("status-dispense-edited.json", statusOf(active, cp), func(s *notary.PrescriptionStatus) {
+		r := *s.Dispenses[0]
+		r.Leaf.Timestamp += 86400000
+		s.Dispenses[0] = &r
+	}), active, 2, "leaf mismatch", "the first dispense's time moved a day later")
+	add(answer("status-proof-edited.json", statusOf(active, cp), func(s *notary.PrescriptionStatus) {
+		r := *s.Dispenses[1]
+		r.InclusionProof = slices.Clone(r.InclusionProof)
+		r.InclusionProof[0][3] ^= 1
+		s.Dispenses[1] = &r
+	}), active, 2, "root mismatch", "one byte of the second dispense's inclusion proof changed")
+	add(answer("status-untrusted-checkpoint.json", statusOf(active, untrustedCP), nil), active, 2, "too few trusted signatures",
+		"the checkpoint is signed by one trusted node and a key nobody trusts")
+	add("status-active.json", active, 3, "too few trusted signatures", "three signatures required, two given")
+	add(rewrite("status-version-2.json", statusOf(active, cp), map[string]any{"version": 2}), active, 2, "malformed input", "a version this verifier does not read")
+	add(rewrite("status-unknown-member.json", statusOf(active, cp), map[string]any{"note": "trust me"}), active, 2, "malformed input", "a member the format does not have")
+	add(rewrite("status-no-prescription.json", statusOf(active, cp), map[string]any{"prescription": nil}), active, 2, "malformed input", "the prescription's receipt is missing")
+
+	put("manifest.json", statusManifest{
+		About: "Prescription status answers (GET /v1/prescriptions/{commitment}/status) and the outcome of verifying each, " +
+			"with the prescription's bundle when one is named; generated by buildStatusVectors in session/web/verify_status_test.go",
+		Keys:  "keys.pub",
+		Cases: cases,
+	})
+	return files
+}
+
+// TestStatusVectorsAreCurrent checks testdata/status against the files
+// buildStatusVectors makes (go test -run TestStatusVectorsAreCurrent
+// -update-status-vectors ./session/web/ rewrites them), and that Go's
+// VerifyStatus gives each case of the manifest its outcome.
+func TestStatusVectorsAreCurrent(t *testing.T) {
+	files := buildStatusVectors(t)
+	if *updateStatusVectors {
+		if err := os.MkdirAll(statusVectorsDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		old, _ := filepath.Glob(filepath.Join(statusVectorsDir, "*.json"))
+		for _, f := range old {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(statusVectorsDir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, b := range files {
+		disk, err := os.ReadFile(filepath.Join(statusVectorsDir, name))
+		if err != nil || !bytes.Equal(disk, b) {
+			t.Errorf("%s is not what buildStatusVectors makes (%v): run go test -run TestStatusVectorsAreCurrent -update-status-vectors ./session/web/", name, err)
+		}
+	}
+	onDisk, _ := filepath.Glob(filepath.Join(statusVectorsDir, "*"))
+	for _, f := range onDisk {
+		if name := filepath.Base(f); files[name] == nil && name != "README.md" {
+			t.Errorf("%s is not a status vector any more: remove it", f)
+		}
+	}
+}
+
+// jsStatus is what the harness returns for a status answer.
+type jsStatus struct {
+	Outcome      string   `json:"outcome"`
+	Reason       string   `json:"reason"`
+	Detail       string   `json:"detail"`
+	State        string   `json:"state"`
+	FillsAllowed int      `json:"fillsAllowed"`
+	FillsUsed    int      `json:"fillsUsed"`
+	Dispensed    []string `json:"dispensed"`
+	RevokedAt    string   `json:"revokedAt"`
+}
+
+// statusVectorScript verifies every case of the status manifest with
+// verify.js: with verifyStatus, and, for a case with a bundle, also as the
+// page does, through verifyBundle's status option.
+const statusVectorScript = `(async () => {
+  const v = await import('/verify/verify.js');
+  const get = async (name) => new Uint8Array(await (await fetch('/status-vectors/' + name)).arrayBuffer());
+  const m = await (await fetch('/status-vectors/manifest.json')).json();
+  const keys = await get(m.keys);
+  const view = (r) => r.valid
+    ? { outcome: r.outcome, state: r.state, fillsAllowed: r.fillsAllowed, fillsUsed: r.fillsUsed, dispensed: r.dispensed, revokedAt: r.revokedAt || '' }
+    : { outcome: r.outcome, reason: r.reason, detail: r.detail };
+  const out = [];
+  for (const c of m.cases) {
+    const opts = { minSignatures: c.min_signatures };
+    const status = await get(c.status);
+    if (c.bundle) opts.bundle = await get(c.bundle);
+    const direct = view(await v.verifyStatus(status, keys, opts));
+    let page = null;
+    if (c.bundle) {
+      const b = await v.verifyBundle(opts.bundle, keys, { minSignatures: c.min_signatures, status });
+      page = b.valid ? view(b.status) : { outcome: 'bundle ' + b.outcome };
+    }
+    out.push([direct, page]);
+  }
+  return out;
+})()`
+
+// TestStatusVectorsInBrowser runs verify.js in Chromium on every status
+// vector and requires Go's verdict: the same outcome, reason and detail
+// for a refused answer, the same state, fills and times for a valid one,
+// whether the answer is checked alone or with its bundle as the page does.
+func TestStatusVectorsInBrowser(t *testing.T) {
+	var manifest statusManifest
+	if err := json.Unmarshal(readFile(t, filepath.Join(statusVectorsDir, "manifest.json")), &manifest); err != nil {
+		t.Fatal(err)
+	}
+	keys := readFile(t, filepath.Join(statusVectorsDir, manifest.Keys))
+	srv := newTestServer(t, nil)
+	ctx := browser.New(t, nil)
+	navigate(t, ctx, srv.URL+"/harness/")
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[][2]*jsStatus](statusVectorScript, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("running the status vectors in the browser: %v", err)
+	}
+	if len(got) != len(manifest.Cases) || len(got) == 0 {
+		t.Fatalf("the browser verified %d cases, the manifest has %d", len(got), len(manifest.Cases))
+	}
+	seen := map[string]bool{}
+	for i, c := range manifest.Cases {
+		name := fmt.Sprintf("case %d (%s, bundle %q, min %d)", i, c.Status, c.Bundle, c.MinSignatures)
+		var bundle []byte
+		if c.Bundle != "" {
+			bundle = readFile(t, filepath.Join(statusVectorsDir, c.Bundle))
+		}
+		goV, res := goStatus(keys, c.MinSignatures, readFile(t, filepath.Join(statusVectorsDir, c.Status)), bundle)
+		want := jsStatus{Outcome: goV.Outcome}
+		if res != nil {
+			want = jsStatus{Outcome: "valid", State: res.State, FillsAllowed: res.FillsAllowed, FillsUsed: res.FillsUsed, RevokedAt: c.RevokedAt, Dispensed: c.Dispensed}
+		} else {
+			want.Reason, want.Detail = goV.Reason, goV.Detail
+		}
+		if goV.Outcome != c.Expect || (res == nil && goV.Detail != c.Detail) || (res != nil && (res.State != c.State || res.FillsUsed != c.FillsUsed)) {
+			t.Errorf("%s: Go says %s (%s), the manifest %s (%s)", name, goV.Outcome, goV.Detail, c.Expect, c.Detail)
+		}
+		seen[c.Expect] = true
+		for k, js := range got[i] {
+			if js == nil {
+				continue // no bundle: verifyStatus alone
+			}
+			how := []string{"verifyStatus", "verifyBundle with the answer"}[k]
+			if k == 1 && strings.HasPrefix(js.Outcome, "bundle ") {
+				if c.Expect != "too few trusted signatures" {
+					t.Errorf("%s: %s: the bundle itself is refused: %s", name, how, js.Outcome)
+				}
+				continue
+			}
+			if fmt.Sprint(*js) != fmt.Sprint(want) {
+				t.Errorf("%s: %s:\nverify.js: %+v\nGo:        %+v\n(%s)", name, how, *js, want, c.Why)
+			}
+		}
+	}
+	for _, o := range []string{"valid", "malformed input", "commitment mismatch", "leaf mismatch", "root mismatch", "too few trusted signatures", "inconsistent history"} {
+		if !seen[o] {
+			t.Errorf("no status vector gives %q", o)
+		}
+	}
+}
