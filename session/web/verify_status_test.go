@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -583,6 +585,112 @@ func TestStatusVectorsInBrowser(t *testing.T) {
 	for _, o := range []string{"valid", "malformed input", "commitment mismatch", "leaf mismatch", "root mismatch", "too few trusted signatures", "inconsistent history"} {
 		if !seen[o] {
 			t.Errorf("no status vector gives %q", o)
+		}
+	}
+}
+
+// TestVerifyPageStatus drives /verify/ with bundles of the status vectors'
+// log: for each valid prescription the page asks the server for its status
+// by commitment, verifies the answer under the same trust as the bundle and
+// shows it: "fill 2 of 4 used" with the date of each fill, "revoked on
+// <time>", "fully dispensed", "not tracked"; "Status answer INVALID" for an
+// answer whose allowance lock is not the bundle's; "Status not checked
+// (offline)" when the connection drops.
+//
+// The signalling server's relay of GET /v1/prescriptions/{commitment}/status
+// is not on main yet, so the test server that serves the page answers the
+// status itself, with the answers buildStatusVectors proves into its real
+// notary.Log, byte for byte what a node gives.
+func TestVerifyPageStatus(t *testing.T) {
+	files := buildStatusVectors(t)
+	commitment := func(bundle string) string {
+		b, err := notary.ParseBundle(files[bundle])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Receipt.Leaf.Commitment.String()
+	}
+	srv := newTestServer(t, files["keys.pub"])
+	srv.statuses = map[string][]byte{}
+	for _, name := range []string{"active", "revoked", "dispensed", "untracked", "fresh", "wrong-lock"} {
+		srv.statuses[commitment("bundle-"+name+".json")] = files["status-"+name+".json"]
+	}
+	srv.statuses[commitment("bundle-allowance-first.json")] = nil // the connection drops
+	ctx := browser.New(t, &browser.Options{IgnoreConsole: func(m chromedp.ConsoleMessage) bool {
+		return strings.Contains(m.URL, "/v1/prescriptions/"+commitment("bundle-allowance-first.json")) && strings.Contains(m.Text, "ERR_")
+	}})
+	navigate(t, ctx, srv.URL+"/verify/?min=2")
+	waitKeys(t, ctx, "loaded")
+
+	done := 0
+	show := func(bundle string) pageView {
+		t.Helper()
+		drop(t, ctx, bundle, files[bundle])
+		done++
+		v := viewStatus(t, ctx, done)
+		if v.Verdict != "VALID" || v.Fields["kind"] != "prescription" {
+			t.Fatalf("%s: the page shows %q (%s) %s", bundle, v.Verdict, v.Summary, v.Technical)
+		}
+		return v
+	}
+
+	v := show("bundle-active.json")
+	wantFills := []string{"Fill 1 dispensed on 2026-11-22T12:00:00.000Z", "Fill 2 dispensed on 2026-11-29T12:00:00.000Z"}
+	if v.Status != "active" || v.StatusLine != "Status: fill 2 of 4 used (2 left)" || !slices.Equal(v.StatusFills, wantFills) ||
+		!strings.Contains(v.StatusNote, "As of 2026-11-29T12:20:00.250Z") {
+		t.Errorf("2 of 4 fills used: status %s %q %q, fills %q", v.Status, v.StatusLine, v.StatusNote, v.StatusFills)
+	}
+	v = show("bundle-revoked.json")
+	if v.Status != "revoked" || v.StatusLine != "Status: revoked on 2026-11-26T12:00:00.000Z" ||
+		!strings.Contains(v.StatusNote, "1 of its 4 fills was used before the revocation") ||
+		!slices.Equal(v.StatusFills, []string{"Fill 1 dispensed on 2026-11-23T12:00:00.000Z"}) {
+		t.Errorf("revoked: status %s %q %q, fills %q", v.Status, v.StatusLine, v.StatusNote, v.StatusFills)
+	}
+	v = show("bundle-dispensed.json")
+	if v.Status != "dispensed" || v.StatusLine != "Status: fully dispensed (its one fill used)" || len(v.StatusFills) != 1 {
+		t.Errorf("fully dispensed: status %s %q, fills %q", v.Status, v.StatusLine, v.StatusFills)
+	}
+	v = show("bundle-untracked.json")
+	if v.Status != "untracked" || v.StatusLine != "Status: not tracked" || len(v.StatusFills) != 0 {
+		t.Errorf("untracked: status %s %q, fills %q", v.Status, v.StatusLine, v.StatusFills)
+	}
+	v = show("bundle-fresh.json")
+	if v.Status != "active" || v.StatusLine != "Status: active, none of its 4 fills used yet" || len(v.StatusFills) != 0 {
+		t.Errorf("no fill used: status %s %q, fills %q", v.Status, v.StatusLine, v.StatusFills)
+	}
+	v = show("bundle-wrong-lock.json")
+	if v.Status != "invalid" || v.StatusLine != "Status answer INVALID: "+notary.Reason(notary.ErrCommitmentMismatch) ||
+		!strings.Contains(v.StatusTechnical, "allowance: its lock is not the one the bundle's salt gives") {
+		t.Errorf("an allowance locked with another salt: status %s %q %q", v.Status, v.StatusLine, v.StatusTechnical)
+	}
+	v = show("bundle-allowance-first.json")
+	if v.Status != "offline" || v.StatusLine != "Status not checked (offline)" {
+		t.Errorf("the connection dropped: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
+	}
+
+	// The same answers under a pinned policy that trusts the nodes.
+	keyLines := strings.Split(strings.TrimSpace(string(files["keys.pub"])), "\n")[1:]
+	policy := "origin notary.example.org/telehealth\n"
+	for _, k := range keyLines {
+		policy += "node " + k + "\n"
+	}
+	policy += "node-signatures 2\n"
+	navigate(t, ctx, srv.URL+"/verify/#policy="+url.PathEscape(policy))
+	waitKeys(t, ctx, "loaded")
+	drop(t, ctx, "bundle-active.json", files["bundle-active.json"])
+	if v = viewStatus(t, ctx, 1); v.TrustFrom != "pinned" || v.Status != "active" || v.StatusLine != "Status: fill 2 of 4 used (2 left)" {
+		t.Errorf("under a pinned policy: trust %q, status %s %q", v.Trust, v.Status, v.StatusLine)
+	}
+
+	// The page asked for nothing but itself, the keys and the status of
+	// each prescription, by its commitment.
+	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
+	for c := range srv.statuses {
+		allowed = append(allowed, "/v1/prescriptions/"+c+"/status")
+	}
+	for _, r := range srv.log() {
+		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
+			t.Errorf("unexpected request from the page: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
 		}
 	}
 }

@@ -1421,6 +1421,14 @@ type pageView struct {
 	Trust     string            `json:"trust"`
 	TrustFrom string            `json:"trustFrom"`
 	Warning   string            `json:"warning"` // "" when hidden
+	// The prescription's status: its state ("none" when not shown, or
+	// "checking"), its line, its note, a line per fill dispensed and the
+	// technical detail of an answer that does not verify.
+	Status          string   `json:"status"`
+	StatusLine      string   `json:"statusLine"`
+	StatusNote      string   `json:"statusNote"`
+	StatusFills     []string `json:"statusFills"`
+	StatusTechnical string   `json:"statusTechnical"`
 }
 
 const viewScript = `(() => {
@@ -1441,6 +1449,11 @@ const viewScript = `(() => {
     trust: $('trust').textContent,
     trustFrom: $('trust').dataset.source,
     warning: $('trust-warning').hidden ? '' : $('trust-warning').textContent,
+    status: $('status').dataset.state,
+    statusLine: $('status').hidden ? '' : $('status-line').textContent,
+    statusNote: $('status-note').hidden ? '' : $('status-note').textContent,
+    statusFills: [...document.querySelectorAll('#status-fills li')].map((li) => li.textContent),
+    statusTechnical: $('status-technical').hidden ? '' : $('status-technical').textContent,
   };
 })()`
 
@@ -1459,6 +1472,25 @@ func view(t *testing.T, ctx context.Context, done int) pageView {
 		t.Fatalf("the page showed %d results, want %d", v.Done, done)
 	}
 	return v
+}
+
+// viewStatus waits until the page has shown its done-th result and, for a
+// prescription, has finished checking its status, and returns what it shows.
+func viewStatus(t *testing.T, ctx context.Context, done int) pageView {
+	t.Helper()
+	view(t, ctx, done)
+	const cond = `document.getElementById('status').dataset.state !== 'checking'`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("waiting for the status of result %d: %v", done, err)
+	}
+	return view(t, ctx, done)
+}
+
+// statusNotFound reports the console error of a status request the test
+// server answers with 404 (its notary does not know the prescription): the
+// page says the status was not checked, as the tests require.
+func statusNotFound(m chromedp.ConsoleMessage) bool {
+	return strings.Contains(m.URL, "/v1/prescriptions/") && strings.Contains(m.Text, "404")
 }
 
 func waitKeys(t *testing.T, ctx context.Context, state string) pageView {
@@ -1536,7 +1568,7 @@ func setInput(t *testing.T, ctx context.Context, id, value, event string) {
 func TestVerifyPage(t *testing.T) {
 	keysPub := readFile(t, filepath.Join(vectorsDir, "keys.pub"))
 	srv := newTestServer(t, keysPub)
-	ctx := browser.New(t, nil)
+	ctx := browser.New(t, &browser.Options{IgnoreConsole: statusNotFound})
 	navigate(t, ctx, srv.URL+"/verify/?min=2")
 
 	v := waitKeys(t, ctx, "loaded")
@@ -1551,12 +1583,18 @@ func TestVerifyPage(t *testing.T) {
 	}
 	loaded := len(srv.log())
 
-	// A valid bundle, chosen with the file input.
+	// A valid bundle, chosen with the file input. The server's notary
+	// does not know it: its status is not checked.
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
-	v = view(t, ctx, 1)
+	v = viewStatus(t, ctx, 1)
 	b, err := notary.ParseBundle(readFile(t, filepath.Join(vectorsDir, "valid.json")))
 	if err != nil {
 		t.Fatal(err)
+	}
+	statusPath := "/v1/prescriptions/" + b.Receipt.Leaf.Commitment.String() + "/status"
+	if v.Status != "unchecked" || v.StatusLine != "Status not checked (the server answered 404 Not Found)" ||
+		!strings.Contains(v.StatusNote, "no prescription with this commitment is logged") {
+		t.Errorf("valid.json, unknown to the server's notary: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 	vs, err := notary.ParseVerifierKeys(keysPub)
 	if err != nil {
@@ -1594,6 +1632,10 @@ func TestVerifyPage(t *testing.T) {
 		t.Errorf("document-changed.json: the page shows %q (%s) %q %v, want INVALID: %s", v.Verdict, v.State, v.Summary, v.Fields, reason)
 	}
 
+	if v.Status != "none" || v.StatusLine != "" {
+		t.Errorf("document-changed.json: a status is shown for an invalid bundle: %s %q", v.Status, v.StatusLine)
+	}
+
 	// Dropped files.
 	drop(t, ctx, "truncated.json", readFile(t, filepath.Join(vectorsDir, "truncated.json")))
 	v = view(t, ctx, 3)
@@ -1604,6 +1646,9 @@ func TestVerifyPage(t *testing.T) {
 	v = view(t, ctx, 4)
 	if v.Verdict != "VALID" || v.Fields["kind"] != "document" || !strings.Contains(v.Document["document-type"], "a PDF file") {
 		t.Errorf("valid-raw-document.json dropped: the page shows %q %v %v", v.Verdict, v.Fields, v.Document)
+	}
+	if v.Status != "none" {
+		t.Errorf("valid-raw-document.json: a document that is not a prescription has a status: %s %q", v.Status, v.StatusLine)
 	}
 
 	// More signatures than the checkpoint has, then fewer again.
@@ -1625,10 +1670,13 @@ func TestVerifyPage(t *testing.T) {
 		t.Errorf("any origin again: the page shows %q %q", v.Verdict, v.Summary)
 	}
 
-	// Nothing went over the network after the keys: not the bundles, not
-	// anything about them.
+	// Nothing went over the network after the keys but the prescription's
+	// status, asked by its commitment: not the bundles, nothing else about
+	// them.
 	for _, r := range srv.log()[loaded:] {
-		t.Errorf("the page made a request while verifying: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
+		if r.Method != http.MethodGet || r.Path != statusPath || r.BodyBytes != 0 {
+			t.Errorf("the page made a request while verifying: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
+		}
 	}
 
 	// A keys file with one key: two signatures cannot be met.
@@ -1674,8 +1722,9 @@ func TestVerifyPage(t *testing.T) {
 		t.Errorf("the notary's keys again: the page shows %q, keys %q", v.Verdict, v.KeyNames)
 	}
 
-	// Every request: the page's own files and the keys, all GET, no body.
-	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
+	// Every request: the page's own files, the keys and the prescription's
+	// status, all GET, no body.
+	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys", statusPath}
 	for _, r := range srv.log() {
 		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
 			t.Errorf("unexpected request from the page: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
@@ -1691,7 +1740,7 @@ func TestVerifyPage(t *testing.T) {
 // check rather than falling back on the server's keys.
 func TestVerifyPagePolicy(t *testing.T) {
 	srv := newTestServer(t, readFile(t, filepath.Join(vectorsDir, "keys.pub")))
-	ctx := browser.New(t, nil)
+	ctx := browser.New(t, &browser.Options{IgnoreConsole: statusNotFound})
 	navigate(t, ctx, srv.URL+"/verify/?min=2")
 	v := waitKeys(t, ctx, "loaded")
 	if v.TrustFrom != "server" || !strings.Contains(v.Trust, "keys from this server") || !strings.Contains(v.Warning, "This server could be the forger") {
@@ -1774,7 +1823,8 @@ func TestVerifyPagePolicy(t *testing.T) {
 	}
 	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
 	for _, r := range srv.log() {
-		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
+		status := strings.HasPrefix(r.Path, "/v1/prescriptions/") && strings.HasSuffix(r.Path, "/status")
+		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) && !status {
 			t.Errorf("unexpected request from the page: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
 		}
 	}
@@ -1785,7 +1835,7 @@ func TestVerifyPagePolicy(t *testing.T) {
 func TestVerifyPageWithoutKeys(t *testing.T) {
 	srv := newTestServer(t, nil)
 	ctx := browser.New(t, &browser.Options{IgnoreConsole: func(m chromedp.ConsoleMessage) bool {
-		return strings.HasSuffix(m.URL, "/v1/keys") && strings.Contains(m.Text, "404")
+		return strings.HasSuffix(m.URL, "/v1/keys") && strings.Contains(m.Text, "404") || statusNotFound(m)
 	}})
 	navigate(t, ctx, srv.URL+"/verify/")
 	v := waitKeys(t, ctx, "error")
@@ -1801,7 +1851,7 @@ func TestVerifyPageWithoutKeys(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#keys-use"))); err != nil {
 		t.Fatal(err)
 	}
-	if v = view(t, ctx, 2); v.Verdict != "VALID" {
+	if v = viewStatus(t, ctx, 2); v.Verdict != "VALID" {
 		t.Errorf("pasted keys: the page shows %q %q %s", v.Verdict, v.Summary, v.Technical)
 	}
 }
@@ -1854,8 +1904,12 @@ func TestOfflineVerifier(t *testing.T) {
 	}
 	choose(t, ctx, "#policy-file", filepath.Join(vectorsDir, "policy-witnessed.txt"))
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed.json"))
-	if v = view(t, ctx, 1); v.Verdict != "VALID" || v.Fields["trust"] != "pinned policy "+pf.Fingerprint() || v.Fields["witnesses"] != "w1, w2" {
+	if v = viewStatus(t, ctx, 1); v.Verdict != "VALID" || v.Fields["trust"] != "pinned policy "+pf.Fingerprint() || v.Fields["witnesses"] != "w1, w2" {
 		t.Errorf("witnessed.json offline: %q %v %s", v.Verdict, v.Fields, v.Technical)
+	}
+	// A prescription: the saved copy asks no one for its status, and says so.
+	if v.Status != "offline" || v.StatusLine != "Status not checked (offline)" || !strings.Contains(v.StatusNote, "asks no server") {
+		t.Errorf("witnessed.json offline: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed-once.json"))
 	if v = view(t, ctx, 2); v.Verdict != "INVALID" || !strings.Contains(v.Technical, "needs 2 of 3, 1 valid") {
