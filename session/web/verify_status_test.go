@@ -694,3 +694,175 @@ func TestVerifyPageStatus(t *testing.T) {
 		}
 	}
 }
+
+// statusEdit is one status answer for both verifiers: the base answer with
+// Del bytes at At replaced by Ins.
+type statusEdit struct {
+	Name string `json:"name"`
+	At   int    `json:"at"`
+	Del  int    `json:"del"`
+	Ins  []byte `json:"ins,omitempty"`
+}
+
+// statusEditScript verifies each edited answer of /harness/cases.json with
+// verify.js, with the prescription's bundle.
+const statusEditScript = `(async () => {
+  const v = await import('/verify/verify.js');
+  const data = await (await fetch('/harness/cases.json')).json();
+  const bytes = (s) => Uint8Array.from(atob(s || ''), (c) => c.charCodeAt(0));
+  const base = bytes(data.base);
+  const bundle = bytes(data.bundle);
+  const keys = await v.parseKeys(bytes(data.keys));
+  const out = [];
+  for (const c of data.edits) {
+    const ins = bytes(c.ins);
+    const s = new Uint8Array(base.length - c.del + ins.length);
+    s.set(base.subarray(0, c.at));
+    s.set(ins, c.at);
+    s.set(base.subarray(c.at + c.del), c.at + ins.length);
+    try {
+      const r = await v.verifyStatus(s, keys, { minSignatures: 2, bundle });
+      out.push(r.valid ? ['valid', '', r.state + ' ' + r.fillsUsed + '/' + r.fillsAllowed] : [r.outcome, r.reason, r.detail]);
+    } catch (e) {
+      out.push(['exception', '', String(e.stack || e)]);
+    }
+  }
+  return out;
+})()`
+
+// TestStatusEditsAgree checks that verify.js and Go's ParsePrescriptionStatus
+// and VerifyStatus give the same verdict and reason on thousands of status
+// answers: every byte of a valid answer flipped, every third deleted, and
+// edits that probe how encoding/json reads the answer (member names
+// matched case-insensitively, duplicate members, nulls, numbers that are
+// not integers, data after the object).
+func TestStatusEditsAgree(t *testing.T) {
+	base := readFile(t, filepath.Join(statusVectorsDir, "status-active.json"))
+	bundle := readFile(t, filepath.Join(statusVectorsDir, "bundle-active.json"))
+	keys := readFile(t, filepath.Join(statusVectorsDir, "keys.pub"))
+	var edits []statusEdit
+	masks := []byte{0x01, 0x20, 0x80, 0x02, 0x08, 0x40, 0x04, 0x10}
+	for at := range base {
+		m := masks[at%len(masks)]
+		edits = append(edits, statusEdit{Name: fmt.Sprintf("byte %d ^ %#02x", at, m), At: at, Del: 1, Ins: []byte{base[at] ^ m}})
+		if at%3 == 0 {
+			edits = append(edits, statusEdit{Name: fmt.Sprintf("byte %d deleted", at), At: at, Del: 1})
+		}
+	}
+	// Whole-member edits: replace the text old (its first occurrence) by new.
+	replace := func(old, new string) {
+		at := bytes.Index(base, []byte(old))
+		if at < 0 {
+			t.Fatalf("status-active.json has no %q", old)
+		}
+		edits = append(edits, statusEdit{Name: fmt.Sprintf("%q -> %q", old, new), At: at, Del: len(old), Ins: []byte(new)})
+	}
+	for _, e := range [][2]string{
+		{`"version": 1`, `"Version": 1`},
+		{`"version": 1`, `"VERSION": 1`},
+		{`"version": 1`, "\"ver\u017fion\": 1"},
+		{`"version": 1`, `"ver\u017fion": 1`},
+		{`"version": 1`, `"version": 1.0`},
+		{`"version": 1`, `"version": 1e0`},
+		{`"version": 1`, `"version": "1"`},
+		{`"version": 1`, `"version": null`},
+		{`"version": 1`, `"version": 1, "version": null`},
+		{`"version": 1`, `"version": 2, "version": 1`},
+		{`"version": 1`, `"version": 1, "version": 2`},
+		{`"version": 1`, `"version": -1`},
+		{`"version": 1`, `"version": 99999999999999999999`},
+		{`"version": 1`, `"version": true`},
+		{`"version": 1`, `"vers\u0069on": 1`},
+		{`"state": "active"`, `"State": "active"`},
+		{`"state": "active"`, `"state": "\u0061ctive"`},
+		{`"state": "active"`, `"state": "Active"`},
+		{`"state": "active"`, `"state": null`},
+		{`"state": "active"`, `"state": 1`},
+		{`"state": "active"`, `"state": "dispensed", "state": "active"`},
+		{`"fills_used": 2`, `"fills_used": 2.0`},
+		{`"fills_used": 2`, `"fills_used": -0`},
+		{`"fills_used": 2`, `"fills_used": null`},
+		{`"fills_used": 2`, `"FILLS_USED": 2`},
+		{`"fills_allowed": 4`, `"fills_allowed": 4, "fills_allowed": 5`},
+		{`"commitment": "`, `"commitment": null, "commitment": "`},
+		{`"commitment": "`, `"commitment": "`},
+		{`"dispenses": [`, `"dispenses": null, "dispenses": [`},
+		{`"dispenses": [`, `"dispenses": [null, `},
+		{`"dispenses": [`, `"dispenses": {}, "x": [`},
+		{`"revocation": null`, `"revocation": null, "revocation": null`},
+		{`"revocation": null`, `"revocation": "none"`},
+		{`"revocation": null`, `"revocation": {}`},
+		{`"revocation": null`, `"revocation": []`},
+		{`"revocation": null`, `"note": null`},
+	} {
+		replace(e[0], e[1])
+	}
+	commitment := bytes.Index(base, []byte(`"commitment": "`)) + len(`"commitment": "`)
+	for _, e := range []statusEdit{
+		{Name: "commitment in upper case", At: commitment, Del: 64, Ins: bytes.ToUpper(base[commitment : commitment+64])},
+		{Name: "commitment's first digit escaped", At: commitment, Del: 1, Ins: []byte(`\u00` + fmt.Sprintf("%x", base[commitment]))},
+		{Name: "a closing brace after the object", At: len(base), Ins: []byte("}")},
+		{Name: "a closing bracket after the object", At: len(base), Ins: []byte("]")},
+		{Name: "a second object", At: len(base), Ins: []byte("{}")},
+		{Name: "a letter after the object", At: len(base), Ins: []byte("x")},
+		{Name: "whitespace before and after", At: 0, Ins: []byte(" \t\r\n")},
+		{Name: "null", At: 0, Del: len(base), Ins: []byte("null")},
+		{Name: "an array", At: 0, Del: len(base), Ins: []byte("[]")},
+		{Name: "empty", At: 0, Del: len(base)},
+		{Name: "an empty object", At: 0, Del: len(base), Ins: []byte("{}")},
+	} {
+		edits = append(edits, e)
+	}
+
+	data, err := json.Marshal(map[string]any{"base": base, "bundle": bundle, "keys": keys, "edits": edits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, nil)
+	srv.cases = data
+	ctx := browser.New(t, &browser.Options{Timeout: 3 * time.Minute})
+	navigate(t, ctx, srv.URL+"/harness/")
+	started := time.Now()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[][3]string](statusEditScript, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("running the edits in the browser: %v", err)
+	}
+	t.Logf("verify.js judged %d status answers in %v", len(got), time.Since(started).Round(time.Millisecond))
+	if len(got) != len(edits) {
+		t.Fatalf("the browser judged %d answers, want %d", len(got), len(edits))
+	}
+	v, usage := goVerifier(keys, 2, "")
+	if v == nil {
+		t.Fatal(usage)
+	}
+	b, err := notary.ParseBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	mismatches := 0
+	for i, e := range edits {
+		s := append(append(slices.Clone(base[:e.At]), e.Ins...), base[e.At+e.Del:]...)
+		var goV verdict
+		var res *notary.StatusResult
+		st, err := notary.ParsePrescriptionStatus(s)
+		if err == nil {
+			res, err = v.VerifyStatus(st, b)
+		}
+		goV = statusVerdict(err)
+		goText := goV.Detail
+		if res != nil {
+			goText = fmt.Sprintf("%s %d/%d", res.State, res.FillsUsed, res.FillsAllowed)
+		}
+		counts[goV.Outcome]++
+		if got[i][0] != goV.Outcome || got[i][1] != goV.Reason || (goV.Outcome == "valid" && got[i][2] != goText) {
+			if mismatches++; mismatches <= 40 {
+				t.Errorf("%s:\n  Go:        %s (%s)\n  verify.js: %s (%s)", e.Name, goV.Outcome, goText, got[i][0], got[i][2])
+			}
+		}
+	}
+	if mismatches > 0 {
+		t.Errorf("verify.js and Go disagree on %d of %d status answers", mismatches, len(edits))
+	}
+	t.Logf("outcomes (Go): %v", counts)
+}
