@@ -130,12 +130,15 @@ type testServer struct {
 	// statuses answers GET /v1/prescriptions/{commitment}/status, as the
 	// signalling server relays the notary's answer; a commitment not in it
 	// gets the notary's 404 problem, and nil bytes a dropped connection.
-	statuses map[string][]byte
+	// With noStatusRoute, the server has no such route (a plain 404).
+	statuses      map[string][]byte
+	noStatusRoute bool
 }
 
+// loggedRequest is a request the test server got.
 type loggedRequest struct {
-	Method, Path string
-	BodyBytes    int64
+	Method, Path, Query string
+	BodyBytes           int64
 }
 
 const harnessPage = `<!doctype html><meta charset="utf-8"><title>verify.js harness</title><link rel="icon" href="data:,"><p>harness`
@@ -162,8 +165,11 @@ func newTestServer(t *testing.T, keys []byte) *testServer {
 	mux.HandleFunc("GET /v1/prescriptions/{commitment}/status", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		body, ok := s.statuses[r.PathValue("commitment")]
+		noRoute := s.noStatusRoute
 		s.mu.Unlock()
 		switch {
+		case noRoute:
+			http.NotFound(w, r)
 		case !ok:
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusNotFound)
@@ -188,7 +194,7 @@ func newTestServer(t *testing.T, keys []byte) *testServer {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		s.mu.Lock()
-		s.requests = append(s.requests, loggedRequest{Method: r.Method, Path: r.URL.Path, BodyBytes: n})
+		s.requests = append(s.requests, loggedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, BodyBytes: n})
 		s.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
@@ -1584,7 +1590,8 @@ func TestVerifyPage(t *testing.T) {
 	loaded := len(srv.log())
 
 	// A valid bundle, chosen with the file input. The server's notary
-	// does not know it: its status is not checked.
+	// has not logged it: its status is unknown, and the page says that
+	// contradicts the receipt.
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
 	v = viewStatus(t, ctx, 1)
 	b, err := notary.ParseBundle(readFile(t, filepath.Join(vectorsDir, "valid.json")))
@@ -1592,8 +1599,8 @@ func TestVerifyPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	statusPath := "/v1/prescriptions/" + b.Receipt.Leaf.Commitment.String() + "/status"
-	if v.Status != "unchecked" || v.StatusLine != "Status not checked (the server answered 404 Not Found)" ||
-		!strings.Contains(v.StatusNote, "no prescription with this commitment is logged") {
+	if v.Status != "unknown" || v.StatusLine != "Status unknown: the notary has not logged this prescription" ||
+		!strings.Contains(v.StatusNote, "report it to the notary's operator") {
 		t.Errorf("valid.json, unknown to the server's notary: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 	vs, err := notary.ParseVerifierKeys(keysPub)
@@ -1674,8 +1681,8 @@ func TestVerifyPage(t *testing.T) {
 	// status, asked by its commitment: not the bundles, nothing else about
 	// them.
 	for _, r := range srv.log()[loaded:] {
-		if r.Method != http.MethodGet || r.Path != statusPath || r.BodyBytes != 0 {
-			t.Errorf("the page made a request while verifying: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
+		if r.Method != http.MethodGet || r.Path != statusPath || r.Query != "consistent=1" || r.BodyBytes != 0 {
+			t.Errorf("the page made a request while verifying: %s %s?%s (%d bytes)", r.Method, r.Path, r.Query, r.BodyBytes)
 		}
 	}
 
@@ -1831,9 +1838,12 @@ func TestVerifyPagePolicy(t *testing.T) {
 }
 
 // TestVerifyPageWithoutKeys checks the page when the server has no keys
-// for it: it says so, refuses to judge, and works once keys are pasted.
+// for it: it says so, refuses to judge, and works once keys are pasted;
+// the server has no status route either, and the page says the status was
+// not checked.
 func TestVerifyPageWithoutKeys(t *testing.T) {
 	srv := newTestServer(t, nil)
+	srv.noStatusRoute = true // nor the status route: an older server
 	ctx := browser.New(t, &browser.Options{IgnoreConsole: func(m chromedp.ConsoleMessage) bool {
 		return strings.HasSuffix(m.URL, "/v1/keys") && strings.Contains(m.Text, "404") || statusNotFound(m)
 	}})
@@ -1853,6 +1863,9 @@ func TestVerifyPageWithoutKeys(t *testing.T) {
 	}
 	if v = viewStatus(t, ctx, 2); v.Verdict != "VALID" {
 		t.Errorf("pasted keys: the page shows %q %q %s", v.Verdict, v.Summary, v.Technical)
+	}
+	if v.Status != "unchecked" || v.StatusLine != "Status not checked (the server answered 404 Not Found)" {
+		t.Errorf("a server without the status route: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 }
 

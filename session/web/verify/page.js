@@ -358,11 +358,22 @@ async function checkStatus(run, bytes, trust, opts, commitment) {
   showStatus({ state: 'checking', line: 'Checking the prescription\'s status with the notary…' });
   let answer;
   try {
-    const url = new URL(`../v1/prescriptions/${commitment}/status`, document.baseURI);
+    // A consistent read, as telenotary verify asks: the answer includes
+    // every fill the cluster has acknowledged.
+    const url = new URL(`../v1/prescriptions/${commitment}/status?consistent=1`, document.baseURI);
     const resp = await fetch(url, { cache: 'no-store', credentials: 'same-origin', redirect: 'error' });
     if (!resp.ok) {
-      const why = await problemText(resp);
+      const problem = await readProblem(resp);
       if (run !== state.runs) return;
+      if (resp.status === 404 && problem.code === 'not_found') {
+        showStatus({
+          state: 'unknown',
+          line: 'Status unknown: the notary has not logged this prescription',
+          note: 'Its receipt says the notary logged it. Unless this server asks another notary than the one that issued the receipt, do not rely on the prescription, and report it to the notary\'s operator.',
+        });
+        return;
+      }
+      const why = problem.text;
       showStatus({
         state: 'unchecked',
         line: `Status not checked (the server answered ${resp.status} ${resp.statusText}`.trim() + ')',
@@ -392,7 +403,7 @@ async function checkStatus(run, bytes, trust, opts, commitment) {
   if (!st.valid) {
     showStatus({
       state: 'invalid',
-      line: `Status answer INVALID: ${st.reason || st.outcome}`,
+      line: `Status answer INVALID: ${STATUS_REASONS[st.outcome] || st.reason || st.outcome}`,
       note: 'Do not rely on what this server says about the prescription\'s fills or revocation, and report it to the notary\'s operator.',
       technical: st.detail ? `Technical detail (${st.outcome}): ${st.detail}` : '',
     });
@@ -401,17 +412,24 @@ async function checkStatus(run, bytes, trust, opts, commitment) {
   showStatus(statusView(st));
 }
 
-// problemText reads the reason of a refused request: the detail (or title)
-// of a problem (RFC 9457) answer, or nothing.
-async function problemText(resp) {
+// readProblem reads a refused request's problem (RFC 9457) answer: its code
+// and its detail (or title), or nothing.
+async function readProblem(resp) {
   try {
     const p = JSON.parse(await resp.text());
     const t = typeof p.detail === 'string' && p.detail ? p.detail : typeof p.title === 'string' ? p.title : '';
-    return t.slice(0, 300);
+    return { code: typeof p.code === 'string' ? p.code : '', text: t.slice(0, 300) };
   } catch {
-    return '';
+    return { code: '', text: '' };
   }
 }
+
+// STATUS_REASONS word the failed checks whose receipt sentence would
+// mislead about a status answer, as telenotary verify words them.
+const STATUS_REASONS = {
+  'malformed input': 'the answer is not a readable status answer',
+  'commitment mismatch': 'the answer is not about this prescription, or its allowance was not made with the bundle\'s salt',
+};
 
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
