@@ -1590,8 +1590,8 @@ func TestVerifyPage(t *testing.T) {
 	loaded := len(srv.log())
 
 	// A valid bundle, chosen with the file input. The server's notary
-	// has not logged it: its status is unknown, and the page says that
-	// contradicts the receipt.
+	// has not logged it (a 404 the page cannot tell from a server without
+	// the status route): its status is not checked, the server quoted.
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
 	v = viewStatus(t, ctx, 1)
 	b, err := notary.ParseBundle(readFile(t, filepath.Join(vectorsDir, "valid.json")))
@@ -1599,8 +1599,8 @@ func TestVerifyPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	statusPath := "/v1/prescriptions/" + b.Receipt.Leaf.Commitment.String() + "/status"
-	if v.Status != "unknown" || v.StatusLine != "Status unknown: the notary has not logged this prescription" ||
-		!strings.Contains(v.StatusNote, "report it to the notary's operator") {
+	if v.Status != "unchecked" || v.StatusLine != "Status not checked (the server answered 404 Not Found)" ||
+		!strings.Contains(v.StatusNote, "The server says: no prescription with this commitment is logged") {
 		t.Errorf("valid.json, unknown to the server's notary: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 	vs, err := notary.ParseVerifierKeys(keysPub)

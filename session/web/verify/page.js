@@ -363,17 +363,11 @@ async function checkStatus(run, bytes, trust, opts, commitment) {
     const url = new URL(`../v1/prescriptions/${commitment}/status?consistent=1`, document.baseURI);
     const resp = await fetch(url, { cache: 'no-store', credentials: 'same-origin', redirect: 'error' });
     if (!resp.ok) {
-      const problem = await readProblem(resp);
+      // A 404 may be the notary's (it has not logged the prescription) or
+      // a server's without the status route: both are not_found problems,
+      // so the page does not tell them apart, and quotes the server.
+      const why = await problemText(resp);
       if (run !== state.runs) return;
-      if (resp.status === 404 && problem.code === 'not_found') {
-        showStatus({
-          state: 'unknown',
-          line: 'Status unknown: the notary has not logged this prescription',
-          note: 'Its receipt says the notary logged it. Unless this server asks another notary than the one that issued the receipt, do not rely on the prescription, and report it to the notary\'s operator.',
-        });
-        return;
-      }
-      const why = problem.text;
       showStatus({
         state: 'unchecked',
         line: `Status not checked (the server answered ${resp.status} ${resp.statusText}`.trim() + ')',
@@ -412,15 +406,15 @@ async function checkStatus(run, bytes, trust, opts, commitment) {
   showStatus(statusView(st));
 }
 
-// readProblem reads a refused request's problem (RFC 9457) answer: its code
-// and its detail (or title), or nothing.
-async function readProblem(resp) {
+// problemText reads the reason of a refused request: the detail (or title)
+// of a problem (RFC 9457) answer, or nothing.
+async function problemText(resp) {
   try {
     const p = JSON.parse(await resp.text());
     const t = typeof p.detail === 'string' && p.detail ? p.detail : typeof p.title === 'string' ? p.title : '';
-    return { code: typeof p.code === 'string' ? p.code : '', text: t.slice(0, 300) };
+    return t.slice(0, 300);
   } catch {
-    return { code: '', text: '' };
+    return '';
   }
 }
 
