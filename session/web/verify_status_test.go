@@ -231,11 +231,21 @@ func buildStatusVectors(t *testing.T) map[string][]byte {
 	dispenseDocs := []string{"MedicationDispense-meddisp0301.json", "MedicationDispense-meddisp0302.json", "MedicationDispense-meddisp0303.json",
 		"MedicationDispense-meddisp0304.json", "MedicationDispense-meddisp0305.json"}
 	nDispenses := 0
+	type pharmacyBundle struct {
+		doc  string
+		salt notary.Salt
+		idx  uint64
+	}
+	var firstFill *pharmacyBundle // the pharmacy's bundle of active's first fill
 	dispense := func(p *prescribed, day, minute int) uint64 {
 		ts = at(day, minute)
 		nDispenses++
-		d := notary.Commit(salt(), canonical(dispenseDocs[nDispenses%len(dispenseDocs)]))
+		doc, dsalt := dispenseDocs[nDispenses%len(dispenseDocs)], salt()
+		d := notary.Commit(dsalt, canonical(doc))
 		idx := appendLeaves(notary.Leaf{Kind: notary.KindDispense, Commitment: d, Link: p.c, Timestamp: ts})[0]
+		if p == rx["active"] && firstFill == nil {
+			firstFill = &pharmacyBundle{doc, dsalt, idx}
+		}
 		p.ds = append(p.ds, idx)
 		return idx
 	}
@@ -324,6 +334,10 @@ func buildStatusVectors(t *testing.T) map[string][]byte {
 	for _, p := range rx {
 		put(p.bundle, notary.Bundle{Document: p.doc, Salt: p.salt, Receipt: *receipt(p.pIdx, cp)})
 	}
+	// The pharmacy's bundle of a fill: its MedicationDispense, in a leaf of
+	// kind dispense linked to the prescription.
+	put("bundle-dispense.json", notary.Bundle{Document: readFile(t, filepath.Join("../../notary/fhirdata", firstFill.doc)), Salt: firstFill.salt,
+		Receipt: *receipt(firstFill.idx, cp)})
 	keys := files["keys.pub"]
 
 	var cases []statusCase
@@ -663,6 +677,15 @@ func TestVerifyPageStatus(t *testing.T) {
 	if v.Status != "invalid" || v.StatusLine != "Status answer INVALID: the answer is not about this prescription, or its allowance was not made with the bundle's salt" ||
 		!strings.Contains(v.StatusTechnical, "allowance: its lock is not the one the bundle's salt gives") {
 		t.Errorf("an allowance locked with another salt: status %s %q %q", v.Status, v.StatusLine, v.StatusTechnical)
+	}
+	// A pharmacy's bundle of a fill is a record of its own, linked to the
+	// prescription; it has no status.
+	drop(t, ctx, "bundle-dispense.json", files["bundle-dispense.json"])
+	done++
+	v = viewStatus(t, ctx, done)
+	if v.Verdict != "VALID" || v.Fields["kind"] != "dispense (a pharmacy's record of a fill)" || v.Fields["link"] != commitment("bundle-active.json") ||
+		v.Document["resource"] == "" || v.Status != "none" {
+		t.Errorf("a pharmacy's dispense bundle: %q (%s), fields %v, document %v, status %s", v.Verdict, v.Technical, v.Fields, v.Document, v.Status)
 	}
 	v = show("bundle-allowance-first.json")
 	if v.Status != "offline" || v.StatusLine != "Status not checked (offline)" {

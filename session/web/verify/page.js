@@ -38,6 +38,9 @@ const KIND_NAMES = {
   prescription: 'prescription',
   consent: 'consent record',
   document: 'document',
+  allowance: 'allowance (the fills a prescription allows)',
+  dispense: 'dispense (a pharmacy\'s record of a fill)',
+  revocation: 'revocation of a prescription',
 };
 
 const ADVICE = {
