@@ -18,6 +18,10 @@
 //	const r2 = await verifyBundle(bundleBytes, p); // p.fingerprint
 //	if (r.valid) console.log(r.kind, r.index, r.time, r.signers);
 //	else console.log(r.outcome, r.reason, r.detail);
+//	// A prescription's status answer (GET /v1/prescriptions/{commitment}/status),
+//	// as notary's VerifyStatus checks it, with the bundle's salt:
+//	const r3 = await verifyBundle(bundleBytes, p, { status: answerBytes });
+//	if (r3.valid && r3.status.valid) console.log(r3.status.state, r3.status.fillsUsed, r3.status.fillsAllowed);
 //
 // Inputs may be Uint8Array, ArrayBuffer or string (encoded as UTF-8); pass
 // bytes to judge a file exactly as the Go verifier would.
