@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,9 +20,13 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/telenotary/telenotary/cluster"
+	"github.com/telenotary/telenotary/cluster/auth"
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/notary/filestore"
 	"github.com/telenotary/telenotary/session/internal/browser"
+	"github.com/telenotary/telenotary/session/internal/sessiontest"
 )
 
 var updateStatusVectors = flag.Bool("update-status-vectors", false, "rewrite the prescription status vectors in "+statusVectorsDir)
@@ -890,4 +895,154 @@ func TestStatusEditsAgree(t *testing.T) {
 		t.Errorf("verify.js and Go disagree on %d of %d status answers", mismatches, len(edits))
 	}
 	t.Logf("outcomes (Go): %v", counts)
+}
+
+// TestVerifyPageLiveStatus runs a real one-node notary cluster, whose state
+// machine enforces fills and revocations: a submitter notarizes two
+// prescriptions of four fills each, a pharmacy dispenses two fills of the
+// first (the hash chain's proofs from the bundle's salt) and one of the
+// second, and the second is revoked. The /verify/ page, given each
+// prescription's bundle, shows "fill 2 of 4 used" with the fills' dates
+// and "revoked on <the revocation's time>", from the node's own answers.
+//
+// The signalling server's relay of GET /v1/prescriptions/{commitment}/status
+// is not on main yet: the test server that serves the page relays the
+// request to the node itself, status code and body as they are.
+func TestVerifyPageLiveStatus(t *testing.T) {
+	n := startLifecycleNotary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	submitter := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n.url}, Token: lifecycleSubmitter})
+	pharmacy := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{n.url}, Token: lifecyclePharmacy})
+
+	type rx struct {
+		bundle []byte
+		salt   notary.Salt
+		c      notary.Commitment
+		a      notary.Allowance
+	}
+	prescribe := func(file string) rx {
+		t.Helper()
+		doc := readFile(t, filepath.Join("../../notary/fhirdata", file))
+		canonical, err := notary.CanonicalJSON(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := rx{salt: notary.NewSalt()}
+		p.c = notary.Commit(p.salt, canonical)
+		if p.a, err = notary.NewAllowance(p.salt, p.c, 4); err != nil {
+			t.Fatal(err)
+		}
+		res, err := submitter.Notarize(ctx, notaryapi.Entry{Kind: notary.KindPrescription, Commitment: p.c, Allowance: &p.a})
+		if err != nil {
+			t.Fatalf("notarizing %s: %v", file, err)
+		}
+		if p.bundle, err = json.Marshal(notary.Bundle{Document: doc, Salt: p.salt, Receipt: *res.Receipt}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var dispensed []time.Time
+	dispense := func(p rx, k int) {
+		t.Helper()
+		proof, err := notary.DispenseProof(p.salt, p.c, p.a, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := notary.Commit(notary.NewSalt(), readFile(t, "../../notary/fhirdata/MedicationDispense-meddisp0301.json"))
+		res, err := pharmacy.Notarize(ctx, notaryapi.Entry{Kind: notary.KindDispense, Commitment: d, Link: p.c, Fill: k, Proof: &proof})
+		if err != nil || res.Fill != k || res.Fills != 4 {
+			t.Fatalf("dispensing fill %d: %+v, %v", k, res, err)
+		}
+		dispensed = append(dispensed, res.Receipt.Leaf.Time())
+	}
+	active, revoked := prescribe("MedicationRequest-medrx0304.json"), prescribe("MedicationRequest-medrx0312.json")
+	dispense(active, 1)
+	dispense(revoked, 1)
+	dispense(active, 2)
+	seed := notary.DispenseSeed(revoked.salt, revoked.c)
+	rev, err := submitter.Notarize(ctx, notaryapi.Entry{Kind: notary.KindRevocation, Commitment: notary.RevocationCommitment(revoked.c), Link: revoked.c, Proof: &seed})
+	if err != nil {
+		t.Fatalf("revoking: %v", err)
+	}
+	proof, err := notary.DispenseProof(revoked.salt, revoked.c, revoked.a, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pharmacy.Notarize(ctx, notaryapi.Entry{Kind: notary.KindDispense, Commitment: notary.Commit(notary.NewSalt(), []byte("late")),
+		Link: revoked.c, Fill: 2, Proof: &proof}); !errors.Is(err, notaryapi.ErrRevoked) {
+		t.Fatalf("a dispense after the revocation: %v, want it refused as revoked", err)
+	}
+
+	srv := newTestServer(t, n.keys)
+	srv.statusRelay = n.url
+	bctx := browser.New(t, nil)
+	navigate(t, bctx, srv.URL+"/verify/")
+	waitKeys(t, bctx, "loaded")
+	drop(t, bctx, "active.json", active.bundle)
+	v := viewStatus(t, bctx, 1)
+	fills := []string{"Fill 1 dispensed on " + dispensed[0].Format(jsTime), "Fill 2 dispensed on " + dispensed[2].Format(jsTime)}
+	if v.Verdict != "VALID" || v.Status != "active" || v.StatusLine != "Status: fill 2 of 4 used (2 left)" || !slices.Equal(v.StatusFills, fills) {
+		t.Errorf("2 of 4 fills dispensed: %q, status %s %q %q, fills %q (want %q)", v.Verdict, v.Status, v.StatusLine, v.StatusTechnical, v.StatusFills, fills)
+	}
+	drop(t, bctx, "revoked.json", revoked.bundle)
+	v = viewStatus(t, bctx, 2)
+	if v.Verdict != "VALID" || v.Status != "revoked" || v.StatusLine != "Status: revoked on "+rev.Receipt.Leaf.Time().Format(jsTime) ||
+		!strings.Contains(v.StatusNote, "1 of its 4 fills was used before the revocation") {
+		t.Errorf("revoked: %q, status %s %q %q %q", v.Verdict, v.Status, v.StatusLine, v.StatusNote, v.StatusTechnical)
+	}
+	for _, r := range srv.log() {
+		if strings.HasPrefix(r.Path, "/v1/prescriptions/") && r.Query != "consistent=1" {
+			t.Errorf("the page asked for a status without a consistent read: %s?%s", r.Path, r.Query)
+		}
+	}
+}
+
+// Tokens of the lifecycle notary.
+const (
+	lifecycleSubmitter = "submitter-0123456789abcdef"
+	lifecyclePharmacy  = "pharmacy-0123456789abcdef"
+)
+
+type lifecycleNotary struct {
+	url  string
+	keys []byte
+}
+
+// startLifecycleNotary starts a real one-node notary cluster, with a
+// submitter's and a pharmacy's token, and waits until it leads.
+func startLifecycleNotary(t *testing.T) lifecycleNotary {
+	t.Helper()
+	skey, vkey, err := notary.GenerateKey("notary-1.verify.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.ParseTokens([]byte("submitter " + lifecycleSubmitter + "\npharmacy " + lifecyclePharmacy + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.ID = "notary-1"
+	cfg.DataDir = filepath.Join(t.TempDir(), "notary-1")
+	cfg.RaftAddr, cfg.HTTPAddr, cfg.InsecureRaft = "127.0.0.1:0", "127.0.0.1:0", true
+	cfg.Signer, cfg.VerifierKey = signer, vkey
+	cfg.Tokens = tokens
+	cfg.Bootstrap, cfg.Origin = true, "verify.test/log"
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	cfg.Logger = sessiontest.Logger(t)
+	node, err := cluster.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("starting the notary: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		node.Close(ctx)
+	})
+	sessiontest.WaitFor(t, "the notary to lead", node.Ready)
+	return lifecycleNotary{url: "http://" + node.HTTPAddr(), keys: []byte(vkey + "\n")}
 }

@@ -130,9 +130,12 @@ type testServer struct {
 	// statuses answers GET /v1/prescriptions/{commitment}/status, as the
 	// signalling server relays the notary's answer; a commitment not in it
 	// gets the notary's 404 problem, and nil bytes a dropped connection.
-	// With noStatusRoute, the server has no such route (a plain 404).
+	// With noStatusRoute, the server has no such route (a plain 404);
+	// with statusRelay (a notary node's URL), it relays the node's answer,
+	// status code and body, as the signalling server does.
 	statuses      map[string][]byte
 	noStatusRoute bool
+	statusRelay   string
 }
 
 // loggedRequest is a request the test server got.
@@ -165,11 +168,21 @@ func newTestServer(t *testing.T, keys []byte) *testServer {
 	mux.HandleFunc("GET /v1/prescriptions/{commitment}/status", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		body, ok := s.statuses[r.PathValue("commitment")]
-		noRoute := s.noStatusRoute
+		noRoute, relay := s.noStatusRoute, s.statusRelay
 		s.mu.Unlock()
 		switch {
 		case noRoute:
 			http.NotFound(w, r)
+		case relay != "":
+			resp, err := http.Get(relay + r.URL.RequestURI())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
 		case !ok:
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusNotFound)
