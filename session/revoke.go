@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -284,6 +285,14 @@ func (s *Server) servePrescriptionStatus(w http.ResponseWriter, r *http.Request)
 		httpapi.WriteError(w, r, s.log, fmt.Errorf("%w: %w", signalapi.ErrNotaryUnavailable, err))
 		return
 	}
+	// Encoded as the nodes encode it (encoding/json, then a newline), so
+	// the answer is the cluster's byte for byte.
+	body, err := json.Marshal(st)
+	if err != nil {
+		httpapi.WriteError(w, r, s.log, fmt.Errorf("%w: encode the status: %w", httpapi.ErrInternal, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	httpapi.WriteJSON(w, http.StatusOK, st)
+	w.Write(append(body, '\n'))
 }
