@@ -458,3 +458,61 @@ func TestDamagedDispenseHeals(t *testing.T) {
 		checkStatus(ctx, t, v, n, p, notary.StateActive, 3)
 	}
 }
+
+// TestDispenseClient: the Go client's Dispense claims the next fill
+// itself: pharmacies dispensing at once through different nodes get
+// distinct fills until none is left; Revoke stops the rest.
+func TestDispenseClient(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := issue(ctx, t, clientFor(n1), "MedicationRequest-medrx0312.json", 4)
+	var wg sync.WaitGroup
+	fills := make(chan int, 6)
+	var refused sync.Map
+	for i, n := range []*testNode{n1, n2, n3, n1, n2, n3} {
+		wg.Go(func() {
+			resp, err := pharmacyClient(n).Dispense(ctx, p.bundle, notary.Commitment(sha256.Sum256(fmt.Appendf(nil, "pharmacy %d", i))))
+			if err != nil {
+				refused.Store(i, err)
+				return
+			}
+			fills <- resp.Fill
+		})
+	}
+	wg.Wait()
+	close(fills)
+	seen := map[int]bool{}
+	for k := range fills {
+		if seen[k] {
+			t.Fatalf("fill %d given twice", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("%d fills given, want 4", len(seen))
+	}
+	refused.Range(func(_, err any) bool {
+		if !errors.Is(err.(error), notaryapi.ErrFullyDispensed) {
+			t.Errorf("a pharmacy was refused with %v", err)
+		}
+		return true
+	})
+
+	q := issue(ctx, t, clientFor(n1), "MedicationRequest-medrx0321.json", 4)
+	if _, err := clientFor(n2).Revoke(ctx, q.bundle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pharmacyClient(n3).Dispense(ctx, q.bundle, notary.Commitment{42}); !errors.Is(err, notaryapi.ErrRevoked) {
+		t.Fatalf("dispense of a revoked prescription: %v", err)
+	}
+	stranger := *q.bundle
+	stranger.Salt = notary.NewSalt()
+	if _, err := pharmacyClient(n3).Dispense(ctx, &stranger, notary.Commitment{43}); !errors.Is(err, notaryapi.ErrBadProof) {
+		t.Fatalf("dispense with another salt: %v", err)
+	}
+}
