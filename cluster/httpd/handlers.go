@@ -120,8 +120,10 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := notaryapi.NotarizeResponse{Receipt: receipts[0], Existing: receipts[0].Index < firstNew}
 	if e.Kind == notary.KindDispense {
-		if al, ok := a.Ledger.Allowance(e.Link); ok {
-			resp.Fill, resp.Fills = e.Fill, al.Fills
+		// From the log, not the request: a resent dispense that was
+		// accepted before answers the fill it got then.
+		if k, n, ok := a.Ledger.Fill(e.Link, receipts[0].Index); ok {
+			resp.Fill, resp.Fills = k, n
 		}
 	}
 	writeReceipts(w, resp)

@@ -247,6 +247,10 @@ func (c *Client) Dispense(ctx context.Context, b *notary.Bundle, d notary.Commit
 		if errors.Is(err, ErrFillTaken) {
 			continue // another pharmacy was first: the next fill
 		}
+		if err == nil && (resp.Receipt.Leaf.Kind != notary.KindDispense || resp.Receipt.Leaf.Link != rx) {
+			// d was logged before, as something else.
+			return nil, fmt.Errorf("commitment %s is logged already as a %s, not as a dispense of prescription %s", d, resp.Receipt.Leaf.Kind, rx)
+		}
 		return resp, err
 	}
 }
