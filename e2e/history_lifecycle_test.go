@@ -46,10 +46,9 @@ type lifecycleOp struct {
 
 // rxIssued is a prescription the workload issued with an allowance.
 type rxIssued struct {
-	c     notary.Commitment
-	salt  notary.Salt
-	a     notary.Allowance
-	acked time.Duration // when its notarization was acknowledged
+	c    notary.Commitment
+	salt notary.Salt
+	a    notary.Allowance
 }
 
 // lifecycleConfig sizes a lifecycle workload.
@@ -188,9 +187,7 @@ func (l *lifecycle) prescribe(ctx context.Context, client, fills int) *rxIssued 
 			for _, f := range failed {
 				l.h.ops[f].ret = op.ret
 			}
-			l.h.issued[rx.c] = rx
 			l.h.mu.Unlock()
-			rx.acked = op.ret
 			return rx
 		}
 		failed = append(failed, pos)

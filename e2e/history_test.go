@@ -72,14 +72,10 @@ type history struct {
 	submitted   map[notary.Commitment]bool
 	foreign     map[notary.Commitment]bool // logged by others: consultations
 	lookupErrs  int                        // lookups that failed (not 200 or 404)
-	// issued are the prescriptions the lifecycle workload issued with an
-	// allowance, once acknowledged.
-	issued map[notary.Commitment]*rxIssued
 }
 
 func newHistory() *history {
-	return &history{start: time.Now(), checkpoints: map[string]bool{}, submitted: map[notary.Commitment]bool{}, foreign: map[notary.Commitment]bool{},
-		issued: map[notary.Commitment]*rxIssued{}}
+	return &history{start: time.Now(), checkpoints: map[string]bool{}, submitted: map[notary.Commitment]bool{}, foreign: map[notary.Commitment]bool{}}
 }
 
 // now is the time since the history's start.
