@@ -53,8 +53,9 @@ type submission struct {
 
 type submitResult struct {
 	indexes  []uint64
-	firstNew uint64 // indexes below it were logged before
-	size     uint64 // the log's size after the batch that held them
+	firstNew uint64  // indexes below it were logged before
+	size     uint64  // the log's size after the batch that held them
+	refused  []error // why the log's rules refused entries, at their positions; nil when none
 	err      error
 }
 
@@ -225,7 +226,7 @@ func (b *batcher) apply(batch []*submission, n int) {
 			case len(r.indexes) != n:
 				res.err = fmt.Errorf("cluster: %d indexes for %d entries", len(r.indexes), n)
 			default:
-				res.indexes, res.firstNew, res.size = r.indexes, r.firstNew, r.size
+				res.indexes, res.firstNew, res.size, res.refused = r.indexes, r.firstNew, r.size, r.refused
 			}
 		}
 		res.err = raftError(res.err)
@@ -235,6 +236,16 @@ func (b *batcher) apply(batch []*submission, n int) {
 			r := submitResult{err: res.err, firstNew: res.firstNew, size: res.size}
 			if res.err == nil {
 				r.indexes = res.indexes[off : off+len(s.entries)]
+				if res.refused != nil {
+					// A lifecycle entry is submitted alone: its refusal
+					// is the submission's answer.
+					for _, e := range res.refused[off : off+len(s.entries)] {
+						if e != nil {
+							r.err = e
+							break
+						}
+					}
+				}
 			}
 			off += len(s.entries)
 			s.done <- r

@@ -49,6 +49,12 @@ func (h *hub) notarized(a applied) {
 			p.Recent = append(p.Recent, notaryapi.LeafInfoOf(a.First+uint64(i), l))
 		}
 	}
+	for code, k := range a.Refused {
+		if p.Refused == nil {
+			p.Refused = map[string]int{}
+		}
+		p.Refused[code] += k
+	}
 	if over := len(p.Recent) - maxRecent; over > 0 {
 		p.Recent = append(p.Recent[:0], p.Recent[over:]...)
 	}

@@ -41,7 +41,8 @@ type fsm struct {
 	// through the atomics.
 	applied    atomic.Uint64                 // raft index of the last applied entry
 	appliedCh  atomic.Pointer[chan struct{}] // closed and replaced at each apply (tellApplied)
-	lastTime   atomic.Int64                  // timestamp of the newest leaf
+	lastTime   atomic.Int64                  // the stamping floor: no leaf is stamped before it
+	headTime   atomic.Int64                  // timestamp of the newest leaf: the checkpoints' time
 	checkpoint atomic.Pointer[notary.SignedCheckpoint]
 	// recent holds the checkpoints signed lately, checkpoint of size s at
 	// s % len: a batch's receipts are proven into the one signed after it.
@@ -69,6 +70,12 @@ type fsm struct {
 	stopOnce sync.Once
 	// grown is closed, and replaced, whenever the log grows (WaitSize).
 	grown atomic.Pointer[chan struct{}]
+	// rx is the state of the prescriptions with an allowance, derived
+	// from the live log (prescriptions.go). rxHealed, while the log it was
+	// to be derived from is damaged, is closed once a heal has derived it
+	// from a sound copy: until then no dispense or revocation is applied.
+	rx       rxBook
+	rxHealed atomic.Pointer[chan struct{}]
 }
 
 // applied describes one applied notarize batch.
@@ -79,6 +86,9 @@ type applied struct {
 	Entries int           // entries submitted
 	Time    int64         // the batch's timestamp
 	Leaves  []notary.Leaf // the new leaves
+	// Refused counts the lifecycle entries the log's rules refused, by
+	// code.
+	Refused map[string]int
 }
 
 // applyResult is what an applied notarize command returns to the raft
@@ -87,7 +97,10 @@ type applyResult struct {
 	indexes  []uint64
 	firstNew uint64 // log size before the batch: lower indexes were already logged
 	size     uint64 // log size after it: the FSM signed a checkpoint of this size
-	err      error
+	// refused holds, when the log's rules refused some of the command's
+	// entries, why, at their positions (nil for the accepted ones).
+	refused []error
+	err     error
 }
 
 const (
@@ -137,11 +150,40 @@ func (f *fsm) openLog(gen int) error {
 		l.Close()
 		return fmt.Errorf("%w: log app state: %w", ErrCorruptState, err)
 	}
+	rx, err := loadRx(l)
+	if err != nil {
+		// A damaged leaf must not decide a dispense: the node heals its
+		// log from its peers (heal.go) and derives the state again, and
+		// meanwhile applies no lifecycle entry.
+		rx = rxMap{}
+		wait := make(chan struct{})
+		f.rxHealed.Store(&wait)
+		f.markDamaged(fmt.Errorf("the prescriptions' state cannot be derived from the log: %w", err))
+	}
+	f.rx.mu.Lock()
+	f.rx.m = rx
+	f.rx.mu.Unlock()
 	f.log, f.gen = l, gen
 	f.applied.Store(index)
 	f.tellApplied()
 	f.lastTime.Store(ts)
+	f.headTime.Store(newestTime(l, ts))
 	return nil
+}
+
+// newestTime is the timestamp of l's newest leaf (0 for an empty log),
+// checked against the hash the log stored for it; otherwise, floor (the
+// node finds the damage when it serves).
+func newestTime(l *notary.Log, floor int64) int64 {
+	size := l.Head().Size
+	if size == 0 {
+		return 0
+	}
+	newest := make([]notary.Leaf, 1)
+	if l.Leaves(size-1, newest) != nil || l.CheckLeaves(size-1, newest) != nil {
+		return floor
+	}
+	return newest[0].Timestamp
 }
 
 // appState is what the FSM commits with every batch: the raft index
@@ -192,6 +234,17 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if h := f.held.Load(); h != nil {
 		<-*h
 	}
+	if wait := f.rxHealed.Load(); wait != nil && anyLifecycle(logs) {
+		select {
+		case <-*wait:
+		case <-f.stop:
+			results := make([]any, len(logs))
+			for i := range results {
+				results[i] = &applyResult{err: ErrClosed}
+			}
+			return results
+		}
+	}
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
 	results := make([]any, len(logs))
@@ -213,7 +266,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type == raft.LogCommand && len(l.Data) > 0 && l.Data[0] != cmdNotarize {
 			// A meta command sees the log as it stands at its index: the
 			// leaves before it first.
-			if len(p.leaves) > 0 {
+			if len(p.leaves) > 0 || len(p.refused) > 0 {
 				if !f.commit(p, results) {
 					return results
 				}
@@ -221,8 +274,16 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			}
 			results[i] = f.applyMeta(l)
 		} else if l.Type == raft.LogCommand && len(l.Data) > 0 {
-			if err := p.add(i, l); err != nil {
-				results[i] = f.refuse(l, err)
+			if err := p.add(f, i, l); err != nil {
+				if errors.Is(err, errBadCommand) {
+					results[i] = f.refuse(l, err)
+				} else {
+					f.fail(err)
+					for i := range results {
+						results[i] = &applyResult{err: err}
+					}
+					return results
+				}
 			}
 		}
 		p.index = l.Index
@@ -240,12 +301,19 @@ type batchPlan struct {
 	spans    []span
 	index    uint64 // the last raft index of the run
 	lastTime int64  // the newest leaf's timestamp after it
+	// rx is what the run changes in the prescriptions' state, and
+	// refused counts the lifecycle entries it refused, by code.
+	rx      rxPlan
+	refused map[string]int
 }
 
 // span is the leaves of one notarize command.
 type span struct {
 	result     int // position in the batch's results
 	start, end int // in batchPlan.leaves
+	// entries, for a command with lifecycle members, says where each
+	// entry went (start and end are unused then).
+	entries []entryLeaf
 }
 
 // newPlan starts a run after what the log has applied.
@@ -255,18 +323,25 @@ func (f *fsm) newPlan() batchPlan {
 
 // add decodes notarize command l (result i of the batch) into the plan,
 // stamped so that time never goes back, whatever the leader's clock says.
-func (p *batchPlan) add(i int, l *raft.Log) error {
-	ts, batch, err := decodeNotarize(l.Data)
+// A malformed command is refused (errBadCommand); any other error means
+// the log could not be read.
+func (p *batchPlan) add(f *fsm, i int, l *raft.Log) error {
+	ts, batch, extra, err := decodeNotarize(l.Data)
 	if err != nil {
 		return err
 	}
 	ts = max(ts, p.lastTime)
+	lifecycle := extra != nil
 	for j := range batch {
 		batch[j].Timestamp = ts
+		lifecycle = lifecycle || batch[j].Kind == notary.KindAllowance
+	}
+	p.lastTime = ts
+	if lifecycle {
+		return p.addLifecycle(f, i, batch, extra)
 	}
 	p.spans = append(p.spans, span{result: i, start: len(p.leaves), end: len(p.leaves) + len(batch)})
 	p.leaves = append(p.leaves, batch...)
-	p.lastTime = ts
 	return nil
 }
 
@@ -303,11 +378,31 @@ func (f *fsm) commit(p batchPlan, results []any) bool {
 	f.lastTime.Store(p.lastTime)
 	after := f.log.Head().Size
 	for _, s := range p.spans {
-		results[s.result] = &applyResult{indexes: indexes[s.start:s.end], firstNew: before, size: after}
+		if s.entries == nil {
+			results[s.result] = &applyResult{indexes: indexes[s.start:s.end], firstNew: before, size: after}
+			continue
+		}
+		r := &applyResult{indexes: make([]uint64, len(s.entries)), firstNew: before, size: after}
+		for j, e := range s.entries {
+			switch {
+			case e.err != nil:
+				if r.refused == nil {
+					r.refused = make([]error, len(s.entries))
+				}
+				r.refused[j] = e.err
+			case e.pos >= 0:
+				r.indexes[j] = indexes[e.pos]
+			default:
+				r.indexes[j] = e.index
+			}
+		}
+		results[s.result] = r
+	}
+	p.rx.commit(&f.rx, indexes)
+	if after == before && len(p.refused) > 0 {
+		f.onApply(applied{Index: p.index, First: before, Size: after, Time: p.lastTime, Refused: p.refused})
 	}
 	if after > before {
-		f.signHead()
-		f.tellGrown()
 		// New leaves took consecutive indexes in order of first appearance.
 		newLeaves := make([]notary.Leaf, 0, after-before)
 		for k, i := range indexes {
@@ -315,7 +410,13 @@ func (f *fsm) commit(p batchPlan, results []any) bool {
 				newLeaves = append(newLeaves, p.leaves[k])
 			}
 		}
-		f.onApply(applied{Index: p.index, First: before, Size: after, Entries: len(p.leaves), Time: p.lastTime, Leaves: newLeaves})
+		// A checkpoint's time is its newest leaf's, not the stamping
+		// floor, which refused and repeated entries move too: every node
+		// signs the same body for a size, restarted or not.
+		f.headTime.Store(newLeaves[len(newLeaves)-1].Timestamp)
+		f.signHead()
+		f.tellGrown()
+		f.onApply(applied{Index: p.index, First: before, Size: after, Entries: len(p.leaves), Time: p.lastTime, Leaves: newLeaves, Refused: p.refused})
 	}
 	return true
 }
@@ -415,7 +516,7 @@ func (f *fsm) signHead() {
 		return // no origin before genesis
 	}
 	head := f.log.Head()
-	cp, err := notary.Checkpoint{Origin: g.Origin, Size: head.Size, Root: head.Root, Timestamp: f.lastTime.Load()}.Sign(f.signer)
+	cp, err := notary.Checkpoint{Origin: g.Origin, Size: head.Size, Root: head.Root, Timestamp: f.headTime.Load()}.Sign(f.signer)
 	if err != nil {
 		f.logger.Error("cannot sign checkpoint", "error", err)
 		return

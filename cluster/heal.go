@@ -163,6 +163,12 @@ func (n *Node) switchHealed(ctx context.Context, client *notaryapi.Client, l *no
 		os.RemoveAll(next)
 		return false, 0, errors.New("the healed log did not reopen as it was written")
 	}
+	rx, err := loadRx(nl)
+	if err != nil {
+		nl.Close()
+		os.RemoveAll(next)
+		return false, 0, fmt.Errorf("the prescriptions' state from the healed log: %w", err)
+	}
 	if err := filestore.WriteFileDurably(filepath.Join(f.dir, currentName), []byte(fmt.Sprintf("log-%d\n", gen+1))); err != nil {
 		nl.Close()
 		os.RemoveAll(next)
@@ -171,10 +177,17 @@ func (n *Node) switchHealed(ctx context.Context, client *notaryapi.Client, l *no
 	f.mu.Lock()
 	old := f.log
 	f.log, f.gen = nl, gen+1
+	f.rx.mu.Lock()
+	f.rx.m = rx
+	f.rx.mu.Unlock()
 	f.mu.Unlock()
 	old.Close()
 	if err := os.RemoveAll(f.logDir(gen)); err != nil {
 		n.logger.WarnContext(ctx, "could not remove the damaged log", "dir", f.logDir(gen), "error", err)
+	}
+	f.headTime.Store(newestTime(nl, f.lastTime.Load()))
+	if wait := f.rxHealed.Swap(nil); wait != nil {
+		close(*wait)
 	}
 	f.damaged.Store(nil)
 	f.signHead()

@@ -29,7 +29,8 @@ const (
 	testOrigin      = "cluster.test/log"
 	submitterToken  = "submitter-token-0123456789"
 	operatorToken   = "operator-token-0123456789"
-	testTokensFile  = "submitter " + submitterToken + "\noperator " + operatorToken + "\n"
+	pharmacyToken   = "pharmacy-token-0123456789"
+	testTokensFile  = "submitter " + submitterToken + "\noperator " + operatorToken + "\npharmacy " + pharmacyToken + "\n"
 	conditionWait   = 30 * time.Second
 	conditionPoll   = 20 * time.Millisecond
 	shutdownTimeout = 10 * time.Second

@@ -22,6 +22,9 @@ type metrics struct {
 	batchLatency  prometheus.Histogram
 	leaderChanges prometheus.Counter
 	witness       *witnessMetrics
+	// lifecycleRefused counts the dispenses and revocations the log's
+	// rules refused, by reason.
+	lifecycleRefused *prometheus.CounterVec
 
 	mu      sync.Mutex // guards the samples
 	lat     ring       // seconds per notarize request
@@ -68,6 +71,9 @@ func newMetrics(n *Node) *metrics {
 	m.receipts = prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_receipts_total", Help: "Receipts issued by this node for new submissions."})
 	m.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_forwarded_total", Help: "Single submissions a follower forwarded to the leader as batches: batches and entries."}, []string{"what"})
 	m.registry.MustRegister(m.forwarded)
+	m.lifecycleRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_lifecycle_refused_total",
+		Help: "Dispenses and revocations the log's rules refused (applied on this node), by reason."}, []string{"reason"})
+	m.registry.MustRegister(m.lifecycleRefused)
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_notarize_seconds", Help: "Time from a submission's arrival to its receipt.",
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	m.batchEntries = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_batch_entries", Help: "Entries per raft entry proposed by the batcher.",

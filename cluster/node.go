@@ -392,7 +392,12 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	// goroutine, which may apply at once.
 	n.metrics = newMetrics(n)
 	n.events = newHub(cfg.APILimits.AnonymousStreams + cfg.APILimits.OperatorStreams)
-	n.fsm.onApply = n.events.notarized
+	n.fsm.onApply = func(a applied) {
+		n.events.notarized(a)
+		for reason, k := range a.Refused {
+			n.metrics.lifecycleRefused.WithLabelValues(reason).Add(float64(k))
+		}
+	}
 	n.fsm.onFail = n.stop
 	if n.raft, err = raft.NewRaft(raftCfg, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
 		return false, fmt.Errorf("cluster: raft: %w", err)

@@ -41,7 +41,14 @@ func writeReceipts(w http.ResponseWriter, resp interface{ AppendJSON([]byte) ([]
 }
 
 func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
-	if err := a.Tokens.Authorize(r, auth.RoleSubmitter); err != nil {
+	// A pharmacy dispenses, others notarize: the body says which, so it
+	// is read only for a token of either role.
+	role := a.Tokens.Role(r)
+	need := auth.RoleSubmitter
+	if role == auth.RolePharmacy {
+		need = auth.RolePharmacy
+	}
+	if err := a.Tokens.Authorize(r, need); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -55,9 +62,23 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	switch {
+	case e.Kind == notary.KindDispense && !role.Allows(auth.RolePharmacy):
+		a.fail(w, r, fmt.Errorf("%w: a dispense needs a pharmacy token, this one is %s", httpapi.ErrForbidden, role))
+		return
+	case e.Kind != notary.KindDispense && role == auth.RolePharmacy:
+		a.fail(w, r, fmt.Errorf("%w: a pharmacy token only dispenses; a %s needs a submitter token", httpapi.ErrForbidden, e.Kind))
+		return
+	}
 	want, err := a.signatures(r)
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if leader, _ := a.Cluster.Leader(); !leader && e.Lifecycle() {
+		// The leader's log rules may refuse it: its answer is relayed
+		// as it is, not through a coalesced batch.
+		a.forward(w, r, body)
 		return
 	}
 	if leader, _ := a.Cluster.Leader(); !leader {
@@ -96,7 +117,50 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeReceipts(w, notaryapi.NotarizeResponse{Receipt: receipts[0], Existing: receipts[0].Index < firstNew})
+	resp := notaryapi.NotarizeResponse{Receipt: receipts[0], Existing: receipts[0].Index < firstNew}
+	if e.Kind == notary.KindDispense {
+		if al, ok := a.Ledger.Allowance(e.Link); ok {
+			resp.Fill, resp.Fills = e.Fill, al.Fills
+		}
+	}
+	writeReceipts(w, resp)
+}
+
+// prescriptionStatus answers a prescription's status with the receipts
+// of the leaves that decide it, all proven into this node's latest
+// checkpoint (a follower that has not applied the prescription relays
+// the leader's answer).
+func (a *api) prescriptionStatus(w http.ResponseWriter, r *http.Request) {
+	c, err := notaryapi.ParseCommitment(r.PathValue("commitment"))
+	if err != nil {
+		a.fail(w, r, httpapi.Field("commitment", "%v", err))
+		return
+	}
+	var s *notary.PrescriptionStatus
+	if cp := a.Ledger.Checkpoint(); cp != nil {
+		if s, err = a.Ledger.PrescriptionStatus(c, cp); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if s == nil {
+		if leader, _ := a.Cluster.Leader(); !leader && r.Header.Get(notaryapi.HeaderForwarded) == "" {
+			ctx, cancel := context.WithTimeout(r.Context(), lookupRelayTimeout)
+			defer cancel()
+			if err := a.relayToLeader(w, r.WithContext(ctx), nil); err == nil {
+				return
+			}
+		}
+		a.fail(w, r, fmt.Errorf("%w: no prescription %s in the log", notaryapi.ErrNotFound, c))
+		return
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
 }
 
 func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {

@@ -86,6 +86,12 @@ type Ledger interface {
 	// each checked against the roots before it is served.
 	InclusionProof(index, size uint64) (leafHash notary.Hash, proof []notary.Hash, err error)
 	ConsistencyProof(from, to uint64) ([]notary.Hash, error)
+	// Allowance returns the allowance the log holds for a prescription.
+	Allowance(c notary.Commitment) (notary.Allowance, bool)
+	// PrescriptionStatus returns a prescription's status among the first
+	// cp.Size leaves, its receipts proven into cp and checked; nil when
+	// it is not a prescription among them.
+	PrescriptionStatus(c notary.Commitment, cp *notary.SignedCheckpoint) (*notary.PrescriptionStatus, error)
 }
 
 // Witnesses are the witness cosignatures a node holds, each verified with
@@ -180,6 +186,7 @@ func (a *api) routes() []route {
 		{"POST /v1/notarize", a.notarize},
 		{"POST /v1/notarize/batch", a.notarizeBatch},
 		{"GET /v1/receipts/{commitment}", a.consistent(a.receipt)},
+		{"GET /v1/prescriptions/{commitment}/status", a.consistent(a.prescriptionStatus)},
 		{"GET /v1/checkpoint", a.consistent(a.checkpoint)},
 		{"GET /v1/checkpoint/cosignatures", a.cosignatures},
 		{"GET /v1/proofs/inclusion", a.consistent(a.inclusion)},

@@ -289,3 +289,13 @@ func (n *memNode) ConsistencyProof(from, to uint64) ([]notary.Hash, error) {
 	defer n.mu.Unlock()
 	return n.log.ConsistencyProof(from, to)
 }
+
+// Allowance and PrescriptionStatus: the memNode tracks no prescriptions
+// (the cluster package tests them over raft).
+func (n *memNode) Allowance(notary.Commitment) (notary.Allowance, bool) {
+	return notary.Allowance{}, false
+}
+
+func (n *memNode) PrescriptionStatus(notary.Commitment, *notary.SignedCheckpoint) (*notary.PrescriptionStatus, error) {
+	return nil, nil
+}

@@ -64,7 +64,9 @@ type Entry struct {
 
 // Lifecycle reports whether the entry is a dispense or a revocation: the
 // log's rules may refuse it, so it is submitted alone.
-func (e Entry) Lifecycle() bool { return e.Kind == notary.KindDispense || e.Kind == notary.KindRevocation }
+func (e Entry) Lifecycle() bool {
+	return e.Kind == notary.KindDispense || e.Kind == notary.KindRevocation
+}
 
 // NotarizeResponse answers a single notarization and a receipt lookup.
 type NotarizeResponse struct {

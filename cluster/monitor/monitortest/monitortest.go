@@ -368,3 +368,15 @@ func (n *Node) InclusionProof(index, size uint64) (notary.Hash, []notary.Hash, e
 func (n *Node) ConsistencyProof(from, to uint64) ([]notary.Hash, error) {
 	return n.log.ConsistencyProof(from, to)
 }
+
+// Allowance is the httpd.Ledger method; this node logs no prescriptions'
+// allowances (the monitor does not read them).
+func (n *Node) Allowance(notary.Commitment) (notary.Allowance, bool) {
+	return notary.Allowance{}, false
+}
+
+// PrescriptionStatus is the httpd.Ledger method; this node tracks no
+// prescriptions, so it answers none.
+func (n *Node) PrescriptionStatus(notary.Commitment, *notary.SignedCheckpoint) (*notary.PrescriptionStatus, error) {
+	return nil, nil
+}

@@ -18,6 +18,10 @@
 //	const r2 = await verifyBundle(bundleBytes, p); // p.fingerprint
 //	if (r.valid) console.log(r.kind, r.index, r.time, r.signers);
 //	else console.log(r.outcome, r.reason, r.detail);
+//	// A prescription's status answer (GET /v1/prescriptions/{commitment}/status),
+//	// as notary's VerifyStatus checks it, with the bundle's salt:
+//	const r3 = await verifyBundle(bundleBytes, p, { status: answerBytes });
+//	if (r3.valid && r3.status.valid) console.log(r3.status.state, r3.status.fillsUsed, r3.status.fillsAllowed);
 //
 // Inputs may be Uint8Array, ArrayBuffer or string (encoded as UTF-8); pass
 // bytes to judge a file exactly as the Go verifier would.
@@ -61,7 +65,12 @@ export const REASONS = Object.freeze({
 });
 
 /** The kinds of record, by leaf code (index 0 is unused). */
-export const KINDS = Object.freeze(['', 'session-start', 'session-end', 'prescription', 'consent', 'document']);
+export const KINDS = Object.freeze(['', 'session-start', 'session-end', 'prescription', 'consent', 'document', 'allowance', 'dispense', 'revocation']);
+
+const KIND_PRESCRIPTION = 3;
+const KIND_ALLOWANCE = 6;
+const KIND_DISPENSE = 7;
+const KIND_REVOCATION = 8;
 
 /**
  * PolicyError: the keys, minimum number of signatures or origin cannot make a
@@ -740,8 +749,9 @@ function decodeReceiptField(s, name, r) {
       r.index = s.uint();
       break;
     case 'kind': {
-      const k = KINDS.indexOf(text(s.string()));
-      if (k < 1) syntax('unknown kind (want session-start, session-end, prescription, consent or document)');
+      const name = text(s.string());
+      const k = KINDS.indexOf(name);
+      if (k < 1) syntax(`unknown kind ${goQuote(name)} (want session-start, session-end, prescription, consent, document, allowance, dispense or revocation)`);
       r.kind = k;
       break;
     }
@@ -1865,6 +1875,11 @@ function checkpointSummary(cp) {
  * opts.newerCheckpoint (a signed note) with opts.consistency (a list of hex
  *   hashes, or its JSON text): check also that this later checkpoint of the
  *   log extends the receipt's.
+ * opts.status: a node's status answer about the bundle's prescription (GET
+ *   /v1/prescriptions/{commitment}/status): when the bundle is valid, the
+ *   result's status member says what verifyStatus says of the answer, with
+ *   the bundle's commitment and salt (the allowance's lock must be the one
+ *   the salt gives). It never changes the bundle's own verdict.
  *
  * It resolves to {valid: true, outcome: 'valid', origin, index, kind,
  * commitment, link, timestamp, time, checkpoint, signers, newer, document}
@@ -1877,19 +1892,31 @@ function checkpointSummary(cp) {
 export async function verifyBundle(bundle, keys, opts = {}) {
   const policy = await makePolicy(keys, opts);
   const bytes = toBytes(bundle, 'bundle');
+  let parsed;
+  let result;
   try {
-    return await verifyParsed(parseBundle(bytes), policy, opts);
+    parsed = parseBundle(bytes);
+    result = await verifyParsed(parsed, policy, opts);
   } catch (e) {
-    if (e instanceof Failure) {
-      return { valid: false, outcome: e.outcome, reason: REASONS[e.outcome], detail: e.detail };
-    }
+    if (e instanceof Failure) return failed(e);
     throw e;
   }
+  if (opts.status !== undefined && opts.status !== null) {
+    result.status = await statusOutcome(opts.status, policy, { commitment: parsed.receipt.commitment, salt: parsed.salt });
+  }
+  return result;
 }
 
-async function verifyParsed(bundle, policy, opts) {
-  const r = bundle.receipt;
-  const want = await sha256(COMMIT_DOMAIN, bundle.salt, bundle.canonical);
+function failed(e) {
+  return { valid: false, outcome: e.outcome, reason: REASONS[e.outcome], detail: e.detail };
+}
+
+// checkReceipt is steps 1 to 6 of notary's Verifier.Verify: the receipt is
+// for the commitment want, its leaf hash is right, its checkpoint opens
+// (with open) under the policy, is of its log and not older than the leaf,
+// and the inclusion proof leads to the signed root. It returns the opened
+// checkpoint.
+async function checkReceipt(r, want, open) {
   if (!equalBytes(want, r.commitment)) {
     fail('commitment mismatch', `the document gives commitment ${hex(want)}, the receipt says ${hex(r.commitment)}`);
   }
@@ -1897,7 +1924,7 @@ async function verifyParsed(bundle, policy, opts) {
   if (!equalBytes(leafHash, r.leafHash)) {
     fail('leaf mismatch', `kind, commitment, link and timestamp hash to ${hex(leafHash)}, the receipt says ${hex(r.leafHash)}`);
   }
-  const cp = await openCheckpoint(r.checkpoint, policy);
+  const cp = await open(r.checkpoint);
   if (cp.origin !== r.origin) fail('wrong log', `receipt names log ${JSON.stringify(r.origin)}, its checkpoint ${JSON.stringify(cp.origin)}`);
   if (r.timestamp > cp.timestamp) {
     fail('inconsistent history', `leaf time ${isoTime(r.timestamp)} is after the time ${isoTime(cp.timestamp)} of the checkpoint that includes it`);
@@ -1905,6 +1932,13 @@ async function verifyParsed(bundle, policy, opts) {
   if (r.index >= cp.size) fail('proof invalid', `leaf index ${r.index} is not below the checkpoint's size ${cp.size}`);
   const root = await rootFromInclusionProof(r.index, cp.size, leafHash, r.inclusionProof);
   if (!equalBytes(root, cp.root)) fail('root mismatch', `the proof leads to root ${hex(root)}, the checkpoint signs ${hex(cp.root)}`);
+  return cp;
+}
+
+async function verifyParsed(bundle, policy, opts) {
+  const r = bundle.receipt;
+  const want = await sha256(COMMIT_DOMAIN, bundle.salt, bundle.canonical);
+  const cp = await checkReceipt(r, want, (msg) => openCheckpoint(msg, policy));
   let newer = null;
   if (opts.newerCheckpoint !== undefined && opts.newerCheckpoint !== null) {
     const proof = parseConsistencyProof(opts.consistency ?? []);
@@ -1929,5 +1963,324 @@ async function verifyParsed(bundle, policy, opts) {
     minSignatures: policy.min,
     newer,
     document: { json: bundle.json, canonical: bundle.canonical },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// A prescription's status (notary.PrescriptionStatus, notary.Verifier.VerifyStatus).
+
+const MAX_FILLS = 100;
+const MAX_STATUS_SIZE = ((MAX_FILLS + 3) * MAX_RECEIPT_SIZE) / 4;
+const CHAIN_SIZE = 30;
+const DISPENSE_SEED_DOMAIN = textEncoder.encode('telenotary dispense seed v1\0');
+const CHAIN_DOMAIN = textEncoder.encode('telenotary dispense chain v1\0');
+const REVOCATION_DOMAIN = textEncoder.encode('telenotary revocation v1\0');
+
+/** The states a status answer can establish (notary.StateActive and the others). */
+export const STATES = Object.freeze(['active', 'dispensed', 'revoked', 'untracked']);
+
+/**
+ * verifyStatus checks a node's answer about a prescription's status (GET
+ * /v1/prescriptions/{commitment}/status) as notary's Verifier.VerifyStatus
+ * does: every receipt verifies under the trust (keys or a TrustPolicy, with
+ * opts.minSignatures and opts.origin as for verifyBundle), all into one
+ * checkpoint; the allowance, dispenses and revocation have their kinds and
+ * link to the prescription, in log order after it; no more dispenses than
+ * fills, none without an allowance, none after the revocation. With
+ * opts.bundle (the prescription's bundle file), the answer must be about its
+ * prescription and the allowance's lock the one its salt gives.
+ *
+ * It resolves to {valid: true, outcome: 'valid', state (one of STATES),
+ * fillsAllowed, fillsUsed, dispensed (the ISO 8601 UTC time of each
+ * dispense, in order), revokedAt (or null), commitment, prescriptionTime,
+ * checkpoint} (the status holds as of checkpoint.time), or to {valid: false,
+ * outcome, reason, detail} as verifyBundle does. It rejects with a
+ * PolicyError when keys and options make no policy.
+ */
+export async function verifyStatus(status, keys, opts = {}) {
+  const policy = await makePolicy(keys, opts);
+  let bundle = null;
+  if (opts.bundle !== undefined && opts.bundle !== null) {
+    try {
+      const b = parseBundle(toBytes(opts.bundle, 'bundle'));
+      bundle = { commitment: b.receipt.commitment, salt: b.salt };
+    } catch (e) {
+      if (e instanceof Failure) return failed(e);
+      throw e;
+    }
+  }
+  return statusOutcome(status, policy, bundle);
+}
+
+async function statusOutcome(status, policy, bundle) {
+  try {
+    return await verifyStatusParsed(parseStatus(toBytes(status, 'status')), policy, bundle);
+  } catch (e) {
+    if (e instanceof Failure) return failed(e);
+    throw e;
+  }
+}
+
+const STATUS_FIELDS = ['version', 'commitment', 'state', 'fills_allowed', 'fills_used', 'prescription', 'allowance', 'dispenses', 'revocation'];
+
+// foldName is encoding/json's folding of member names, which matches a
+// member to a field case-insensitively: ASCII letters upper-cased, and the
+// two other runes that fold to one (U+017F to S, U+212A to K).
+function foldName(s) {
+  let out = '';
+  for (const ch of s) {
+    const r = ch.codePointAt(0);
+    if (r >= 0x61 && r <= 0x7a) out += String.fromCharCode(r - 0x20);
+    else if (r === 0x17f) out += 'S';
+    else if (r === 0x212a) out += 'K';
+    else out += ch;
+  }
+  return out;
+}
+
+const STATUS_BY_FOLDED = new Map(STATUS_FIELDS.map((f) => [foldName(f), f]));
+
+// parseStatus decodes a status answer as notary.ParsePrescriptionStatus does
+// (encoding/json into its wire struct, strictly): unknown members, a version
+// other than 1, no prescription receipt, more dispenses than MAX_FILLS, or a
+// state and counts that disagree with the receipts are refused.
+function parseStatus(b) {
+  if (b.length > MAX_STATUS_SIZE) malformed(`status is ${b.length} bytes, more than ${MAX_STATUS_SIZE}`);
+  const w = {
+    version: 0n, commitment: ZERO32, state: '', fillsAllowed: 0n, fillsUsed: 0n,
+    prescription: null, allowance: null, dispenses: null, revocation: null,
+  };
+  const members = [];
+  let i = skipWS(b, 0);
+  try {
+    if (i >= b.length) syntax('EOF');
+    const end = scanValue(b, i);
+    const next = skipWS(b, end);
+    // json.Decoder.More: anything after the value but a closing bracket.
+    if (next < b.length && b[next] !== 0x5d && b[next] !== 0x7d) malformed('status: data after the JSON object');
+    if (b[i] === 0x6e) {
+      // null: the wire struct stays empty.
+    } else if (b[i] !== 0x7b) {
+      malformed('status: json: cannot unmarshal into the status object');
+    } else {
+      i = skipWS(b, i + 1);
+      while (b[i] !== 0x7d) {
+        const start = i;
+        i = scanString(b, i);
+        const name = memberString(b.subarray(start, i));
+        i = skipWS(b, skipWS(b, i) + 1); // the colon
+        const vend = scanValue(b, i);
+        members.push([name, b.subarray(i, vend)]);
+        i = skipWS(b, vend);
+        if (b[i] === 0x2c) i = skipWS(b, i + 1);
+      }
+    }
+  } catch (e) {
+    if (e instanceof SyntaxFailure) malformed(`status: ${e.message}`);
+    throw e;
+  }
+  for (const [name, raw] of members) {
+    const field = STATUS_BY_FOLDED.get(foldName(name));
+    if (field === undefined) malformed(`status: json: unknown field ${JSON.stringify(name)}`);
+    decodeStatusMember(w, field, raw);
+  }
+  if (w.version !== 1n) malformed(`status version ${w.version}, want 1`);
+  if (w.prescription === null) malformed('status: prescription: is required');
+  const dispenses = w.dispenses ?? [];
+  if (dispenses.length > MAX_FILLS) malformed(`status: dispenses: ${dispenses.length}, more than ${MAX_FILLS}`);
+  dispenses.forEach((d, k) => {
+    if (d === null) malformed(`status: dispenses[${k}]: is null`);
+  });
+  const s = { commitment: w.commitment, prescription: w.prescription, allowance: w.allowance, dispenses, revocation: w.revocation };
+  const [state, allowed, used] = statusState(s);
+  if (state !== w.state || BigInt(allowed) !== w.fillsAllowed || BigInt(used) !== w.fillsUsed) {
+    malformed(`status says ${w.state}, ${w.fillsUsed} of ${w.fillsAllowed} fills used; its receipts say ${state}, ${used} of ${allowed}`);
+  }
+  return s;
+}
+
+const INT_TEXT = /^-?(0|[1-9][0-9]*)$/;
+
+// decodeStatusMember decodes one member as encoding/json does into the
+// wire struct's field: null leaves a number, string or commitment as it
+// was and empties a receipt or the list.
+function decodeStatusMember(w, field, raw) {
+  const c = raw[0];
+  const typeError = (what) => malformed(`status: json: cannot unmarshal ${what} into the field ${field}`);
+  switch (field) {
+    case 'version':
+    case 'fills_allowed':
+    case 'fills_used': {
+      if (c === 0x6e) return;
+      const t = ascii(raw);
+      if (!INT_TEXT.test(t)) typeError(c === 0x2d || isDigit(c) ? `number ${t}` : 'a value that is not a number');
+      const v = BigInt(t);
+      if (v > MAX_INT64 || v < -MAX_INT64 - 1n) typeError(`number ${t}`);
+      if (field === 'version') w.version = v;
+      else if (field === 'fills_allowed') w.fillsAllowed = v;
+      else w.fillsUsed = v;
+      return;
+    }
+    case 'state':
+      if (c === 0x6e) return;
+      if (c !== 0x22) typeError('a value that is not a string');
+      w.state = memberString(raw);
+      return;
+    case 'commitment': {
+      if (c === 0x6e) return;
+      if (c !== 0x22) typeError('a value that is not a string');
+      const h = parseLowerHex(memberBytes(raw), 32);
+      if (h === null) malformed('status: commitment: want 64 lowercase hex digits');
+      w.commitment = h;
+      return;
+    }
+    case 'prescription':
+    case 'allowance':
+    case 'revocation':
+      w[field] = c === 0x6e ? null : parseReceipt(raw);
+      return;
+    case 'dispenses': {
+      if (c === 0x6e) {
+        w.dispenses = null;
+        return;
+      }
+      if (c !== 0x5b) typeError('a value that is not a list');
+      const list = [];
+      let i = skipWS(raw, 1);
+      while (raw[i] !== 0x5d) {
+        const end = scanValue(raw, i);
+        list.push(raw[i] === 0x6e ? null : parseReceipt(raw.subarray(i, end)));
+        i = skipWS(raw, end);
+        if (raw[i] === 0x2c) i = skipWS(raw, i + 1);
+      }
+      w.dispenses = list;
+    }
+  }
+}
+
+// parseAllowance decodes an allowance leaf's commitment (notary.ParseAllowance):
+// the fills allowed (2 bytes, big-endian), then the lock. It returns the
+// reason it cannot when the fills are out of range.
+function parseAllowance(c) {
+  const fills = (c[0] << 8) | c[1];
+  if (fills < 1 || fills > MAX_FILLS) return { error: `malformed input: allowance of ${fills} fills; 1 to ${MAX_FILLS} are allowed` };
+  return { fills, lock: c.subarray(2) };
+}
+
+// statusState derives the state and counts from the receipts an answer holds
+// (notary.PrescriptionStatus.State), unverified.
+function statusState(s) {
+  const used = s.dispenses.length;
+  let allowed = 0;
+  if (s.allowance !== null) {
+    const a = parseAllowance(s.allowance.commitment);
+    if (!a.error) allowed = a.fills;
+  }
+  if (s.revocation !== null) return ['revoked', allowed, used];
+  if (s.allowance === null) return ['untracked', 0, used];
+  if (used >= allowed) return ['dispensed', allowed, used];
+  return ['active', allowed, used];
+}
+
+// dispenseSeed is notary.DispenseSeed: HMAC-SHA-256 keyed with the salt
+// over a domain and the prescription's commitment, cut to 30 bytes.
+async function dispenseSeed(salt, c) {
+  const key = await crypto.subtle.importKey('raw', salt, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, concat(DISPENSE_SEED_DOMAIN, c)));
+  return mac.subarray(0, CHAIN_SIZE);
+}
+
+// allowanceLock is the lock of n fills (notary.NewAllowance): n steps of the
+// dispense chain (notary.ChainStep) from the seed.
+async function allowanceLock(salt, c, n) {
+  let v = await dispenseSeed(salt, c);
+  for (let k = 0; k < n; k++) v = (await sha256(CHAIN_DOMAIN, v)).subarray(0, CHAIN_SIZE);
+  return v;
+}
+
+/** revocationCommitment is notary.RevocationCommitment: the commitment of a prescription's revocation leaf. */
+export async function revocationCommitment(c) {
+  return sha256(REVOCATION_DOMAIN, toBytes(c, 'commitment'));
+}
+
+async function verifyStatusParsed(s, policy, bundle) {
+  const c = s.commitment;
+  if (bundle !== null && !equalBytes(bundle.commitment, c)) {
+    fail('commitment mismatch', `the status is about ${hex(c)}, the bundle's prescription is ${hex(bundle.commitment)}`);
+  }
+  // Opened checkpoints, by their text: as notary's Verifier, each is
+  // checked once.
+  const opened = new Map();
+  const open = (msg) => {
+    const key = ascii(msg);
+    if (!opened.has(key)) opened.set(key, openCheckpoint(msg, policy));
+    return opened.get(key);
+  };
+  const check = async (name, r, want, kind, link) => {
+    let cp;
+    try {
+      if (equalBytes(want, ZERO32)) malformed('neither a document nor a commitment to check the receipt against');
+      cp = await checkReceipt(r, want, open);
+    } catch (e) {
+      if (e instanceof Failure) fail(e.outcome, `${name}: ${e.detail}`);
+      throw e;
+    }
+    if (r.kind !== kind) malformed(`${name}: a leaf of kind ${KINDS[r.kind]}, want ${KINDS[kind]}`);
+    if (kind !== KIND_PRESCRIPTION && !equalBytes(r.link, link)) {
+      malformed(`${name}: links to ${hex(r.link)}, not to the prescription ${hex(link)}`);
+    }
+    if (!equalBytes(r.checkpoint, s.prescription.checkpoint)) malformed(`${name}: proven into another checkpoint than the prescription's`);
+    return cp;
+  };
+
+  const p = s.prescription;
+  const cp = await check('prescription', p, c, KIND_PRESCRIPTION, ZERO32);
+  let allowed = 0;
+  let after = p.index;
+  if (s.allowance !== null) {
+    const r = s.allowance;
+    await check('allowance', r, r.commitment, KIND_ALLOWANCE, c);
+    const a = parseAllowance(r.commitment);
+    if (a.error) malformed(`allowance: ${a.error}`);
+    if (bundle !== null && !equalBytes(await allowanceLock(bundle.salt, c, a.fills), a.lock)) {
+      fail('commitment mismatch', "allowance: its lock is not the one the bundle's salt gives");
+    }
+    if (r.index <= after) fail('inconsistent history', `allowance at index ${r.index} is not after its prescription at ${after}`);
+    allowed = a.fills;
+    after = r.index;
+  } else if (s.dispenses.length > 0) {
+    fail('inconsistent history', `${s.dispenses.length} dispenses of a prescription without an allowance`);
+  }
+  if (s.dispenses.length > allowed) fail('inconsistent history', `${s.dispenses.length} dispenses of a prescription that allows ${allowed}`);
+  const dispensed = [];
+  for (const [k, d] of s.dispenses.entries()) {
+    await check(`dispenses[${k}]`, d, d.commitment, KIND_DISPENSE, c);
+    if (d.index <= after) fail('inconsistent history', `dispenses[${k}] at index ${d.index} is not after index ${after}`);
+    after = d.index;
+    dispensed.push(isoTime(d.timestamp));
+  }
+  let revokedAt = null;
+  if (s.revocation !== null) {
+    const r = s.revocation;
+    await check('revocation', r, await revocationCommitment(c), KIND_REVOCATION, c);
+    if (r.index <= p.index) fail('inconsistent history', `revocation at index ${r.index} is not after its prescription at ${p.index}`);
+    const n = s.dispenses.length;
+    if (n > 0 && s.dispenses[n - 1].index > r.index) {
+      fail('inconsistent history', `a dispense at index ${s.dispenses[n - 1].index} after the revocation at ${r.index}`);
+    }
+    revokedAt = isoTime(r.timestamp);
+  }
+  const [state] = statusState(s);
+  return {
+    valid: true,
+    outcome: 'valid',
+    state,
+    fillsAllowed: allowed,
+    fillsUsed: s.dispenses.length,
+    dispensed,
+    revokedAt,
+    commitment: hex(c),
+    prescriptionTime: isoTime(p.timestamp),
+    checkpoint: checkpointSummary(cp),
   };
 }
