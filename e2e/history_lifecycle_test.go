@@ -18,8 +18,9 @@ import (
 
 // A prescription's life under faults: the lifecycle workload issues
 // prescriptions with allowances, dispenses them from several pharmacy
-// tills at once, each entering the cluster through a different node, and
-// revokes some while the tills race for their fills. Every dispense and
+// tills at once, each entering the cluster through a different node (half
+// of them with notaryapi.Client.Dispense, the others claiming fills
+// themselves), and revokes some while the tills race for their fills. Every dispense and
 // revocation is recorded with its outcome, for the checker's lifecycle
 // rules (checker_lifecycle_test.go).
 
@@ -75,7 +76,6 @@ type lifecycle struct {
 	mu     sync.Mutex
 	active []*rxIssued // dispensed now
 	done   []*rxIssued // fully dispensed or revoked: a till now and then tries one again
-	hint   map[notary.Commitment]int
 }
 
 // hideLeader drops the leader hint from a node's answers, so that a
@@ -101,8 +101,7 @@ func startLifecycle(h *history, w *workload, nodes []string, submitter, pharmacy
 	transport := &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: transport}
 	l := &lifecycle{h: h, w: w, cfg: cfg, cancel: cancel, limiter: rate.NewLimiter(rate.Limit(cfg.rate), 1),
-		issuer: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: nodes, Token: submitter, HTTPClient: hc, MaxBackoff: 100 * time.Millisecond}),
-		hint:   map[notary.Commitment]int{}}
+		issuer: notaryapi.NewClient(notaryapi.ClientConfig{Nodes: nodes, Token: submitter, HTTPClient: hc, MaxBackoff: 100 * time.Millisecond})}
 	const firstClient = 100 // the workload's clients are numbered from 0
 	l.wg.Add(1)
 	go l.issue(ctx, firstClient, mrand.New(mrand.NewPCG(cfg.seed, firstClient)))
@@ -113,7 +112,7 @@ func startLifecycle(h *history, w *workload, nodes []string, submitter, pharmacy
 			HTTPClient: &http.Client{Timeout: 2 * time.Second, Transport: hideLeader{transport}}})
 		id := firstClient + 1 + i
 		l.wg.Add(1)
-		go l.dispenser(ctx, id, till, mrand.New(mrand.NewPCG(cfg.seed, uint64(id))))
+		go l.dispenser(ctx, id, till, i%2 == 1, mrand.New(mrand.NewPCG(cfg.seed, uint64(id))))
 	}
 	return l
 }
@@ -203,14 +202,20 @@ func (l *lifecycle) revoke(ctx context.Context, client int, rx *rxIssued) {
 	l.h.mu.Lock()
 	l.h.submitted[e.Commitment] = true
 	l.h.mu.Unlock()
-	l.submit(ctx, l.issuer, histOp{client: client, kind: opRevoke, commitments: []notary.Commitment{e.Commitment}, life: lifecycleOp{link: rx.c}}, e)
+	l.submit(ctx, histOp{client: client, kind: opRevoke, commitments: []notary.Commitment{e.Commitment}, life: lifecycleOp{link: rx.c}},
+		func(ctx context.Context) (*notaryapi.NotarizeResponse, error) { return l.issuer.Notarize(ctx, e) }, rx)
 }
 
 // dispenser dispenses the active prescriptions until ctx ends: mostly one
 // of those the tills share, now and then one that is done (a till that
-// should not), now and then with a proof that does not open the fill.
-func (l *lifecycle) dispenser(ctx context.Context, client int, till *notaryapi.Client, rng *mrand.Rand) {
+// should not). A till of the API client (viaClient) dispenses with
+// notaryapi.Client.Dispense, as a pharmacy's software does; the others
+// claim fills themselves (dispenseByHand), now and then with a proof that
+// does not open the fill. Each till knows only what it was told: the
+// fills it won, and the statuses it read.
+func (l *lifecycle) dispenser(ctx context.Context, client int, till *notaryapi.Client, viaClient bool, rng *mrand.Rand) {
 	defer l.wg.Done()
+	taken := map[notary.Commitment]int{} // the highest fill of each prescription the till knows taken
 	for ctx.Err() == nil {
 		if l.limiter.Wait(ctx) != nil {
 			return
@@ -231,22 +236,37 @@ func (l *lifecycle) dispenser(ctx context.Context, client int, till *notaryapi.C
 			}
 			continue
 		}
-		l.dispense(ctx, client, till, rx, rng.IntN(40) == 0)
+		var d notary.Commitment
+		rand.Read(d[:])
+		l.h.mu.Lock()
+		l.h.submitted[d] = true
+		l.h.mu.Unlock()
+		if viaClient {
+			l.dispenseViaClient(ctx, client, till, rx, d)
+		} else {
+			l.dispenseByHand(ctx, client, till, rx, d, taken, rng.IntN(40) == 0)
+		}
 	}
 }
 
-// dispense dispenses rx once, as a till would: it claims the next fill it
-// knows of; on fill_taken it reads the prescription's status and claims
-// the next; on an outcome it does not know (a timeout under a fault) it
-// sends the same dispense again, which is idempotent. It stops at an
-// acknowledgement, or at a refusal that no other fill can change.
-func (l *lifecycle) dispense(ctx context.Context, client int, till *notaryapi.Client, rx *rxIssued, wrongProof bool) {
-	var d notary.Commitment
-	rand.Read(d[:])
-	l.h.mu.Lock()
-	l.h.submitted[d] = true
-	l.h.mu.Unlock()
-	k := l.nextFill(rx)
+// dispenseViaClient dispenses rx with the API client's Dispense, sending
+// it again while its outcome is unknown (a timeout under a fault): the
+// same dispense d is logged once. Each call is one operation, whose fill
+// tries inside are not seen.
+func (l *lifecycle) dispenseViaClient(ctx context.Context, client int, till *notaryapi.Client, rx *rxIssued, d notary.Commitment) {
+	b := &notary.Bundle{Salt: rx.salt, Receipt: notary.Receipt{Leaf: notary.Leaf{Kind: notary.KindPrescription, Commitment: rx.c}}}
+	l.submit(ctx, histOp{client: client, kind: opDispense, commitments: []notary.Commitment{d}, life: lifecycleOp{link: rx.c}},
+		func(ctx context.Context) (*notaryapi.NotarizeResponse, error) { return till.Dispense(ctx, b, d) }, rx)
+}
+
+// dispenseByHand dispenses rx once, as a till that claims fills itself:
+// it claims the next fill it knows of; on fill_taken it reads the
+// prescription's status and claims the next; on an outcome it does not
+// know (a timeout under a fault) it sends the same dispense again, which
+// is idempotent. It stops at an acknowledgement, or at a refusal that no
+// other fill can change.
+func (l *lifecycle) dispenseByHand(ctx context.Context, client int, till *notaryapi.Client, rx *rxIssued, d notary.Commitment, taken map[notary.Commitment]int, wrongProof bool) {
+	k := taken[rx.c] + 1
 	for ctx.Err() == nil {
 		if k > rx.a.Fills {
 			// Every fill is taken, as far as the till knows: it asks
@@ -261,45 +281,45 @@ func (l *lifecycle) dispense(ctx context.Context, client int, till *notaryapi.Cl
 			rand.Read(proof[:])
 		}
 		e := notaryapi.Entry{Kind: notary.KindDispense, Commitment: d, Link: rx.c, Fill: k, Proof: &proof}
-		op := l.submit(ctx, till, histOp{client: client, kind: opDispense, commitments: []notary.Commitment{d},
-			life: lifecycleOp{link: rx.c, claim: k, wrongProof: wrongProof}}, e)
+		op := l.submit(ctx, histOp{client: client, kind: opDispense, commitments: []notary.Commitment{d}, life: lifecycleOp{link: rx.c, claim: k, wrongProof: wrongProof}},
+			func(ctx context.Context) (*notaryapi.NotarizeResponse, error) { return till.Notarize(ctx, e) }, rx)
 		switch {
 		case op.ok:
-			l.learn(rx, op.life.fill)
+			taken[rx.c] = max(taken[rx.c], op.life.fill)
 			return
 		case op.life.refused != notaryapi.ErrFillTaken.Name:
-			if op.life.refused != "" && op.life.refused != notaryapi.ErrBadProof.Name {
-				l.retire(rx)
-			}
 			return
 		}
 		// Fill k was taken: the status says which is next.
 		sctx, cancel := context.WithTimeout(ctx, l.cfg.reqTimeout)
 		st, err := till.PrescriptionStatus(sctx, rx.c, true)
 		cancel()
-		next := k + 1
+		taken[rx.c] = max(taken[rx.c], k)
 		if err == nil {
 			_, _, used := st.State()
-			l.learn(rx, used)
-			next = max(used+1, k+1)
+			taken[rx.c] = max(taken[rx.c], used)
 		}
-		if next > rx.a.Fills && k == rx.a.Fills {
-			l.retire(rx)
+		if k == rx.a.Fills {
+			if taken[rx.c] >= rx.a.Fills {
+				l.retire(rx)
+			}
 			return
 		}
-		k = next
+		k = taken[rx.c] + 1
 	}
 }
 
-// submit sends a dispense or a revocation until it is answered (an
-// acknowledgement or a 409), recording every try; it returns the last.
-func (l *lifecycle) submit(ctx context.Context, c *notaryapi.Client, op histOp, e notaryapi.Entry) histOp {
+// submit sends a dispense or a revocation with send until it is answered
+// (an acknowledgement or a 409), recording every try; it returns the
+// last. A refusal that no other fill can change, or the last fill won,
+// retires rx.
+func (l *lifecycle) submit(ctx context.Context, op histOp, send func(context.Context) (*notaryapi.NotarizeResponse, error), rx *rxIssued) histOp {
 	var failed []int
 	for {
 		op := op
 		rctx, cancel := context.WithTimeout(ctx, l.cfg.reqTimeout)
 		op.call = l.h.now()
-		resp, err := c.Notarize(rctx, e)
+		resp, err := send(rctx)
 		op.ret = l.h.now()
 		cancel()
 		var p *httpapi.Problem
@@ -309,8 +329,15 @@ func (l *lifecycle) submit(ctx context.Context, c *notaryapi.Client, op histOp, 
 			op.indexes = []uint64{resp.Receipt.Index}
 			op.life.fill = resp.Fill
 			l.h.sawReceipt(resp.Receipt)
+			if op.kind == opDispense && resp.Fill > 0 && resp.Fill >= resp.Fills {
+				l.retire(rx)
+			}
 		case errors.As(err, &p) && p.Status == http.StatusConflict:
 			op.life.refused = p.Code
+			switch p.Code {
+			case notaryapi.ErrFullyDispensed.Name, notaryapi.ErrRevoked.Name, notaryapi.ErrUnknownPrescription.Name:
+				l.retire(rx)
+			}
 		default:
 			op.ret = noReturn // it may yet be logged
 		}
@@ -329,21 +356,6 @@ func (l *lifecycle) submit(ctx context.Context, c *notaryapi.Client, op histOp, 
 			return op
 		}
 	}
-}
-
-// nextFill is the fill a till claims first: one past the highest it knows
-// to be taken.
-func (l *lifecycle) nextFill(rx *rxIssued) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.hint[rx.c] + 1
-}
-
-// learn records that fill used of rx is taken.
-func (l *lifecycle) learn(rx *rxIssued, used int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.hint[rx.c] = max(l.hint[rx.c], used)
 }
 
 // retire moves rx from the active prescriptions to the done ones.
