@@ -242,7 +242,7 @@ func (l *lifecycle) dispenser(ctx context.Context, client int, till *notaryapi.C
 		l.h.submitted[d] = true
 		l.h.mu.Unlock()
 		if viaClient {
-			l.dispenseViaClient(ctx, client, till, rx, d)
+			l.dispenseViaClient(ctx, client, till, rx, d, rng.IntN(10) == 0)
 		} else {
 			l.dispenseByHand(ctx, client, till, rx, d, taken, rng.IntN(40) == 0)
 		}
@@ -252,11 +252,16 @@ func (l *lifecycle) dispenser(ctx context.Context, client int, till *notaryapi.C
 // dispenseViaClient dispenses rx with the API client's Dispense, sending
 // it again while its outcome is unknown (a timeout under a fault): the
 // same dispense d is logged once. Each call is one operation, whose fill
-// tries inside are not seen.
-func (l *lifecycle) dispenseViaClient(ctx context.Context, client int, till *notaryapi.Client, rx *rxIssued, d notary.Commitment) {
+// tries inside are not seen. With resend, it sends d once more after it
+// was acknowledged, as a till that lost the answer (it restarted before
+// keeping the receipt) would: the answer must be the same fill.
+func (l *lifecycle) dispenseViaClient(ctx context.Context, client int, till *notaryapi.Client, rx *rxIssued, d notary.Commitment, resend bool) {
 	b := &notary.Bundle{Salt: rx.salt, Receipt: notary.Receipt{Leaf: notary.Leaf{Kind: notary.KindPrescription, Commitment: rx.c}}}
-	l.submit(ctx, histOp{client: client, kind: opDispense, commitments: []notary.Commitment{d}, life: lifecycleOp{link: rx.c}},
-		func(ctx context.Context) (*notaryapi.NotarizeResponse, error) { return till.Dispense(ctx, b, d) }, rx)
+	op := histOp{client: client, kind: opDispense, commitments: []notary.Commitment{d}, life: lifecycleOp{link: rx.c}}
+	send := func(ctx context.Context) (*notaryapi.NotarizeResponse, error) { return till.Dispense(ctx, b, d) }
+	if got := l.submit(ctx, op, send, rx); got.ok && resend {
+		l.submit(ctx, op, send, rx)
+	}
 }
 
 // dispenseByHand dispenses rx once, as a till that claims fills itself:
