@@ -253,6 +253,25 @@ func TestDispenseRules(t *testing.T) {
 	if _, err := pharmacyClient(restarted).Notarize(ctx, dispenseEntry(t, p, 4, "after restart")); !errors.Is(err, notaryapi.ErrFullyDispensed) {
 		t.Fatalf("a fifth fill after a restart: %v", err)
 	}
+	// A status signed by all three nodes, for a policy that needs them.
+	signed, err := clientFor(n2).PrescriptionStatusSigned(ctx, q.commitment(), true, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := c.policy()
+	all.MinSignatures = 3
+	v3, err := notary.NewVerifier(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := v3.VerifyStatus(signed, q.bundle); err != nil || res.State != notary.StateRevoked {
+		t.Fatalf("status signed by 3 nodes: %v, %+v", err, res)
+	}
+	if unsigned, err := clientFor(n2).PrescriptionStatus(ctx, q.commitment(), true); err != nil {
+		t.Fatal(err)
+	} else if _, err := v3.VerifyStatus(unsigned, q.bundle); !errors.Is(err, notary.ErrTooFewSignatures) {
+		t.Fatalf("a status signed by one node under a 3-signature policy: %v", err)
+	}
 	if _, err := clientFor(n1).PrescriptionStatus(ctx, notary.Commitment(sha256.Sum256([]byte("nothing"))), false); !errors.Is(err, notaryapi.ErrNotFound) {
 		t.Fatalf("status of an unknown prescription: %v", err)
 	}

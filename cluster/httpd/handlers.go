@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -129,11 +130,17 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 // prescriptionStatus answers a prescription's status with the receipts
 // of the leaves that decide it, all proven into this node's latest
 // checkpoint (a follower that has not applied the prescription relays
-// the leader's answer).
+// the leader's answer); with ?signatures=K, the checkpoint carries the
+// signatures of K nodes.
 func (a *api) prescriptionStatus(w http.ResponseWriter, r *http.Request) {
 	c, err := notaryapi.ParseCommitment(r.PathValue("commitment"))
 	if err != nil {
 		a.fail(w, r, httpapi.Field("commitment", "%v", err))
+		return
+	}
+	want, err := a.signatures(r)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	var s *notary.PrescriptionStatus
@@ -152,6 +159,13 @@ func (a *api) prescriptionStatus(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		a.fail(w, r, fmt.Errorf("%w: no prescription %s in the log", notaryapi.ErrNotFound, c))
+		return
+	}
+	// Every receipt is in one checkpoint: the peers sign it once.
+	receipts := append([]*notary.Receipt{s.Prescription, s.Allowance, s.Revocation}, s.Dispenses...)
+	receipts = slices.DeleteFunc(receipts, func(r *notary.Receipt) bool { return r == nil })
+	if err := a.cosign(r.Context(), want, receipts...); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	b, err := json.Marshal(s)

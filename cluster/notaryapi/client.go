@@ -193,9 +193,16 @@ func (c *Client) ReceiptWitnessed(ctx context.Context, commitment notary.Commitm
 // asks for a linearizable read, so a dispense acknowledged before the
 // call is counted. Verify the answer with notary's Verifier.VerifyStatus.
 func (c *Client) PrescriptionStatus(ctx context.Context, commitment notary.Commitment, consistent bool) (*notary.PrescriptionStatus, error) {
-	path := "/v1/prescriptions/" + commitment.String() + "/status"
+	return c.PrescriptionStatusSigned(ctx, commitment, consistent, 1)
+}
+
+// PrescriptionStatusSigned is PrescriptionStatus with the receipts'
+// checkpoint signed by k nodes (or a majority: k = Majority), for
+// verifiers whose policy needs k signatures.
+func (c *Client) PrescriptionStatusSigned(ctx context.Context, commitment notary.Commitment, consistent bool, k int) (*notary.PrescriptionStatus, error) {
+	path := "/v1/prescriptions/" + commitment.String() + "/status?signatures=" + signaturesQuery(k)
 	if consistent {
-		path += "?consistent=1"
+		path += "&consistent=1"
 	}
 	var out bytes.Buffer
 	if err := c.call(ctx, false, http.MethodGet, path, nil, &out); err != nil {
