@@ -169,7 +169,7 @@ func TestFeedAsksFills(t *testing.T) {
 	answer := 1 // dispenses in the next answer
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		asked = append(asked, r.URL.RequestURI())
+		asked = append(asked, r.URL.Path+" consistent="+r.URL.Query().Get("consistent"))
 		st := x.status(answer)
 		answer = 2
 		mu.Unlock()
@@ -201,7 +201,7 @@ func TestFeedAsksFills(t *testing.T) {
 	}
 	m.Update(msgs[0])
 	mu.Lock()
-	want := "/v1/prescriptions/" + x.c.String() + "/status?consistent=1"
+	want := "/v1/prescriptions/" + x.c.String() + "/status consistent=1"
 	if len(asked) != 2 || asked[0] != want || asked[1] != want {
 		t.Errorf("requests %q, want two of %s", asked, want)
 	}
