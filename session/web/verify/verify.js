@@ -1000,18 +1000,20 @@ function serializeJCS(root) {
 }
 
 // ---------------------------------------------------------------------------
-// Bundles (notary.Bundle.UnmarshalJSON).
+// Strictly read JSON objects (notary's parseObject).
 
-const BUNDLE_FIELDS = ['version', 'document', 'document_base64', 'salt', 'receipt'];
-
-// parseBundle returns the bundle's salt, receipt and canonical document bytes.
-function parseBundle(b) {
-  if (b.length > MAX_BUNDLE_SIZE) malformed(`bundle is ${b.length} bytes, more than ${MAX_BUNDLE_SIZE}`);
+// parseObject splits b, which must be exactly one JSON object whose member
+// names are all in allowed, without duplicates, into its members' values
+// (each its exact bytes), as notary's parseObject does for bundles and
+// status answers: unknown and duplicate members, and anything
+// after the closing brace, are refused in messages that start with what
+// ("bundle", "status") and name the member.
+function parseObject(b, what, allowed) {
   const members = new Map();
   try {
     let i = skipWS(b, 0);
     if (i >= b.length) syntax('unexpected end of JSON input');
-    if (b[i] !== 0x7b) malformed('bundle must be a JSON object');
+    if (b[i] !== 0x7b) malformed(`${what} must be a JSON object`);
     i = skipWS(b, i + 1);
     if (b[i] === 0x7d) {
       i++;
@@ -1021,8 +1023,8 @@ function parseBundle(b) {
         const start = i;
         i = scanString(b, i);
         const name = memberString(b.subarray(start, i));
-        if (!BUNDLE_FIELDS.includes(name)) malformed(`bundle has unknown field ${JSON.stringify(name)}`);
-        if (members.has(name)) malformed(`bundle has field ${JSON.stringify(name)} twice`);
+        if (!allowed.includes(name)) malformed(`${what} has unknown field ${JSON.stringify(name)}`);
+        if (members.has(name)) malformed(`${what} has field ${JSON.stringify(name)} twice`);
         i = skipWS(b, i);
         if (b[i] !== 0x3a) syntax(i >= b.length ? 'unexpected end of JSON input' : `want ':' at byte ${i}`);
         const vstart = skipWS(b, i + 1);
@@ -1040,11 +1042,23 @@ function parseBundle(b) {
         syntax(i >= b.length ? 'unexpected end of JSON input' : `invalid character after a member at byte ${i}`);
       }
     }
-    if (skipWS(b, i) !== b.length) malformed('bundle has data after its closing brace');
+    if (skipWS(b, i) !== b.length) malformed(`${what} has data after its closing brace`);
   } catch (e) {
-    if (e instanceof SyntaxFailure) malformed(`bundle is not JSON: ${e.message}`);
+    if (e instanceof SyntaxFailure) malformed(`${what} is not JSON: ${e.message}`);
     throw e;
   }
+  return members;
+}
+
+// ---------------------------------------------------------------------------
+// Bundles (notary.Bundle.UnmarshalJSON).
+
+const BUNDLE_FIELDS = ['version', 'document', 'document_base64', 'salt', 'receipt'];
+
+// parseBundle returns the bundle's salt, receipt and canonical document bytes.
+function parseBundle(b) {
+  if (b.length > MAX_BUNDLE_SIZE) malformed(`bundle is ${b.length} bytes, more than ${MAX_BUNDLE_SIZE}`);
+  const members = parseObject(b, 'bundle', BUNDLE_FIELDS);
 
   const version = members.get('version');
   if (version === undefined) malformed('bundle field "version" is missing');
