@@ -1023,8 +1023,8 @@ function parseObject(b, what, allowed) {
         const start = i;
         i = scanString(b, i);
         const name = memberString(b.subarray(start, i));
-        if (!allowed.includes(name)) malformed(`${what} has unknown field ${JSON.stringify(name)}`);
-        if (members.has(name)) malformed(`${what} has field ${JSON.stringify(name)} twice`);
+        if (!allowed.includes(name)) malformed(`${what} has unknown field ${goQuote(name)}`);
+        if (members.has(name)) malformed(`${what} has field ${goQuote(name)} twice`);
         i = skipWS(b, i);
         if (b[i] !== 0x3a) syntax(i >= b.length ? 'unexpected end of JSON input' : `want ':' at byte ${i}`);
         const vstart = skipWS(b, i + 1);
@@ -1086,17 +1086,70 @@ function parseBundle(b) {
   return { salt, receipt, canonical, json: raw === null };
 }
 
-// memberBytes decodes a JSON string token. Go's encoding/json would turn
-// invalid UTF-8 and lone surrogates into U+FFFD where this throws; every
-// caller then refuses the value either way (no member name, hex digit or
-// base64 character is U+FFFD).
+// memberBytes decodes a JSON string token (checked by scanString) as Go's
+// encoding/json does: a raw byte that starts no valid UTF-8 sequence, and
+// an escaped surrogate that is not the first of a pair with the escape
+// after it, each become U+FFFD; nothing is refused.
 function memberBytes(tok) {
-  try {
-    return new Scanner(tok).string();
-  } catch (e) {
-    if (e instanceof SyntaxFailure) return new Uint8Array([0xef, 0xbf, 0xbd]);
-    throw e;
+  const out = [];
+  const end = tok.length - 1; // the closing quote
+  for (let i = 1; i < end;) {
+    const c = tok[i];
+    if (c === 0x5c) {
+      const e = tok[i + 1];
+      if (e !== 0x75) {
+        out.push(e === 0x62 ? 0x08 : e === 0x66 ? 0x0c : e === 0x6e ? 0x0a : e === 0x72 ? 0x0d : e === 0x74 ? 0x09 : e);
+        i += 2;
+        continue;
+      }
+      let r = hexAt(tok, i + 2);
+      i += 6;
+      if (r >= 0xd800 && r < 0xe000) {
+        const r2 = i + 6 <= end && tok[i] === 0x5c && tok[i + 1] === 0x75 ? hexAt(tok, i + 2) : -1;
+        if (r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000) {
+          r = 0x10000 + ((r - 0xd800) << 10) + (r2 - 0xdc00);
+          i += 6;
+        } else {
+          r = 0xfffd;
+        }
+      }
+      pushUTF8(out, r);
+      continue;
+    }
+    const n = c < 0x80 ? 1 : utf8SequenceLength(tok, i, end);
+    if (n === 0) {
+      out.push(0xef, 0xbf, 0xbd);
+      i++;
+      continue;
+    }
+    for (let k = 0; k < n; k++) out.push(tok[i + k]);
+    i += n;
   }
+  return Uint8Array.from(out);
+}
+
+// utf8SequenceLength is the length of the valid UTF-8 sequence of a rune
+// from U+0080 that starts at b[i] (before end), or 0 when there is none
+// (utf8.DecodeRune's RuneError of size 1).
+function utf8SequenceLength(b, i, end) {
+  const c = b[i];
+  let n;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) n = 3;
+  else if (c >= 0xf0 && c <= 0xf4) n = 4;
+  else return 0;
+  if (c === 0xe0) lo = 0xa0;
+  else if (c === 0xed) hi = 0x9f;
+  else if (c === 0xf0) lo = 0x90;
+  else if (c === 0xf4) hi = 0x8f;
+  if (i + n > end) return 0;
+  if (b[i + 1] < lo || b[i + 1] > hi) return 0;
+  for (let k = 2; k < n; k++) {
+    if (b[i + k] < 0x80 || b[i + k] > 0xbf) return 0;
+  }
+  return n;
 }
 
 function memberString(tok) {
