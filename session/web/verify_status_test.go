@@ -412,8 +412,6 @@ func buildStatusVectors(t *testing.T) map[string][]byte {
 	add("status-active.json", nil, 2, "valid", "without the bundle the answer verifies too, its lock unchecked")
 	add(answer("status-wrong-lock.json", statusOf(wrongLock, cp), nil), nil, 2, "valid",
 		"without the bundle nothing shows that the allowance's lock comes from another salt")
-	add(rewrite("status-fresh-dispenses-null.json", statusOf(fresh, cp), map[string]any{"dispenses": json.RawMessage("null")}), fresh, 2, "valid",
-		"dispenses null reads as none")
 
 	// Answers that must be refused.
 	add("status-active.json", revoked, 2, "commitment mismatch", "the answer is about another prescription than the bundle's")
@@ -462,6 +460,12 @@ func buildStatusVectors(t *testing.T) map[string][]byte {
 	add(rewrite("status-version-2.json", statusOf(active, cp), map[string]any{"version": 2}), active, 2, "malformed input", "a version this verifier does not read")
 	add(rewrite("status-unknown-member.json", statusOf(active, cp), map[string]any{"note": "trust me"}), active, 2, "malformed input", "a member the format does not have")
 	add(rewrite("status-no-prescription.json", statusOf(active, cp), map[string]any{"prescription": nil}), active, 2, "malformed input", "the prescription's receipt is missing")
+	add(rewrite("status-dispenses-null.json", statusOf(fresh, cp), map[string]any{"dispenses": json.RawMessage("null")}), fresh, 2, "malformed input",
+		"dispenses null: an answer without dispenses lists none, [], in the one form the format has")
+	add(rewrite("status-allowance-missing.json", statusOf(untracked, cp), map[string]any{"allowance": nil}), untracked, 2, "malformed input",
+		"the allowance member left out: an answer without an allowance says null")
+	add(rewrite("status-member-in-another-case.json", statusOf(active, cp), map[string]any{"state": nil, "State": "active"}), active, 2, "malformed input",
+		"a member name in another case: names are matched exactly")
 
 	put("manifest.json", statusManifest{
 		About: "Prescription status answers (GET /v1/prescriptions/{commitment}/status) and the outcome of verifying each, " +
@@ -763,9 +767,9 @@ const statusEditScript = `(async () => {
 // TestStatusEditsAgree checks that verify.js and Go's ParsePrescriptionStatus
 // and VerifyStatus give the same verdict and reason on thousands of status
 // answers: every byte of a valid answer flipped, every third deleted, and
-// edits that probe how encoding/json reads the answer (member names
-// matched case-insensitively, duplicate members, nulls, numbers that are
-// not integers, data after the object).
+// edits that probe the strict reading of the answer (member names in
+// another case or escaped, duplicate members, nulls, numbers not in their
+// one spelling, values of another type, data after the object).
 func TestStatusEditsAgree(t *testing.T) {
 	base := readFile(t, filepath.Join(statusVectorsDir, "status-active.json"))
 	bundle := readFile(t, filepath.Join(statusVectorsDir, "bundle-active.json"))
@@ -824,6 +828,16 @@ func TestStatusEditsAgree(t *testing.T) {
 		{`"revocation": null`, `"revocation": {}`},
 		{`"revocation": null`, `"revocation": []`},
 		{`"revocation": null`, `"note": null`},
+		{`"version": 1`, `"version": 01`},
+		{`"version": 1`, `"version": 9223372036854775808`},
+		{`"version": 1`, `"version": {"a": [null]}`},
+		{`"version": 1`, `"version": [1]`},
+		{`"state": "active"`, `"state": ["active"]`},
+		{`"commitment": "`, `"commitment": 1, "x": "`},
+		{`"dispenses": [`, `"dispenses": [{}, `},
+		{`"dispenses": [`, `"dispenses": "[", "x": [`},
+		{`"allowance": {`, `"allowance": null, "allowance": {`},
+		{`"prescription": {`, `"prescription": null, "x": {`},
 	} {
 		replace(e[0], e[1])
 	}

@@ -1000,18 +1000,20 @@ function serializeJCS(root) {
 }
 
 // ---------------------------------------------------------------------------
-// Bundles (notary.Bundle.UnmarshalJSON).
+// Strictly read JSON objects (notary's parseObject).
 
-const BUNDLE_FIELDS = ['version', 'document', 'document_base64', 'salt', 'receipt'];
-
-// parseBundle returns the bundle's salt, receipt and canonical document bytes.
-function parseBundle(b) {
-  if (b.length > MAX_BUNDLE_SIZE) malformed(`bundle is ${b.length} bytes, more than ${MAX_BUNDLE_SIZE}`);
+// parseObject splits b, which must be exactly one JSON object whose member
+// names are all in allowed, without duplicates, into its members' values
+// (each its exact bytes), as notary's parseObject does for bundles and
+// status answers: unknown and duplicate members, and anything
+// after the closing brace, are refused in messages that start with what
+// ("bundle", "status") and name the member.
+function parseObject(b, what, allowed) {
   const members = new Map();
   try {
     let i = skipWS(b, 0);
     if (i >= b.length) syntax('unexpected end of JSON input');
-    if (b[i] !== 0x7b) malformed('bundle must be a JSON object');
+    if (b[i] !== 0x7b) malformed(`${what} must be a JSON object`);
     i = skipWS(b, i + 1);
     if (b[i] === 0x7d) {
       i++;
@@ -1021,8 +1023,8 @@ function parseBundle(b) {
         const start = i;
         i = scanString(b, i);
         const name = memberString(b.subarray(start, i));
-        if (!BUNDLE_FIELDS.includes(name)) malformed(`bundle has unknown field ${JSON.stringify(name)}`);
-        if (members.has(name)) malformed(`bundle has field ${JSON.stringify(name)} twice`);
+        if (!allowed.includes(name)) malformed(`${what} has unknown field ${goQuote(name)}`);
+        if (members.has(name)) malformed(`${what} has field ${goQuote(name)} twice`);
         i = skipWS(b, i);
         if (b[i] !== 0x3a) syntax(i >= b.length ? 'unexpected end of JSON input' : `want ':' at byte ${i}`);
         const vstart = skipWS(b, i + 1);
@@ -1040,11 +1042,23 @@ function parseBundle(b) {
         syntax(i >= b.length ? 'unexpected end of JSON input' : `invalid character after a member at byte ${i}`);
       }
     }
-    if (skipWS(b, i) !== b.length) malformed('bundle has data after its closing brace');
+    if (skipWS(b, i) !== b.length) malformed(`${what} has data after its closing brace`);
   } catch (e) {
-    if (e instanceof SyntaxFailure) malformed(`bundle is not JSON: ${e.message}`);
+    if (e instanceof SyntaxFailure) malformed(`${what} is not JSON: ${e.message}`);
     throw e;
   }
+  return members;
+}
+
+// ---------------------------------------------------------------------------
+// Bundles (notary.Bundle.UnmarshalJSON).
+
+const BUNDLE_FIELDS = ['version', 'document', 'document_base64', 'salt', 'receipt'];
+
+// parseBundle returns the bundle's salt, receipt and canonical document bytes.
+function parseBundle(b) {
+  if (b.length > MAX_BUNDLE_SIZE) malformed(`bundle is ${b.length} bytes, more than ${MAX_BUNDLE_SIZE}`);
+  const members = parseObject(b, 'bundle', BUNDLE_FIELDS);
 
   const version = members.get('version');
   if (version === undefined) malformed('bundle field "version" is missing');
@@ -1072,17 +1086,70 @@ function parseBundle(b) {
   return { salt, receipt, canonical, json: raw === null };
 }
 
-// memberBytes decodes a JSON string token. Go's encoding/json would turn
-// invalid UTF-8 and lone surrogates into U+FFFD where this throws; every
-// caller then refuses the value either way (no member name, hex digit or
-// base64 character is U+FFFD).
+// memberBytes decodes a JSON string token (checked by scanString) as Go's
+// encoding/json does: a raw byte that starts no valid UTF-8 sequence, and
+// an escaped surrogate that is not the first of a pair with the escape
+// after it, each become U+FFFD; nothing is refused.
 function memberBytes(tok) {
-  try {
-    return new Scanner(tok).string();
-  } catch (e) {
-    if (e instanceof SyntaxFailure) return new Uint8Array([0xef, 0xbf, 0xbd]);
-    throw e;
+  const out = [];
+  const end = tok.length - 1; // the closing quote
+  for (let i = 1; i < end;) {
+    const c = tok[i];
+    if (c === 0x5c) {
+      const e = tok[i + 1];
+      if (e !== 0x75) {
+        out.push(e === 0x62 ? 0x08 : e === 0x66 ? 0x0c : e === 0x6e ? 0x0a : e === 0x72 ? 0x0d : e === 0x74 ? 0x09 : e);
+        i += 2;
+        continue;
+      }
+      let r = hexAt(tok, i + 2);
+      i += 6;
+      if (r >= 0xd800 && r < 0xe000) {
+        const r2 = i + 6 <= end && tok[i] === 0x5c && tok[i + 1] === 0x75 ? hexAt(tok, i + 2) : -1;
+        if (r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000) {
+          r = 0x10000 + ((r - 0xd800) << 10) + (r2 - 0xdc00);
+          i += 6;
+        } else {
+          r = 0xfffd;
+        }
+      }
+      pushUTF8(out, r);
+      continue;
+    }
+    const n = c < 0x80 ? 1 : utf8SequenceLength(tok, i, end);
+    if (n === 0) {
+      out.push(0xef, 0xbf, 0xbd);
+      i++;
+      continue;
+    }
+    for (let k = 0; k < n; k++) out.push(tok[i + k]);
+    i += n;
   }
+  return Uint8Array.from(out);
+}
+
+// utf8SequenceLength is the length of the valid UTF-8 sequence of a rune
+// from U+0080 that starts at b[i] (before end), or 0 when there is none
+// (utf8.DecodeRune's RuneError of size 1).
+function utf8SequenceLength(b, i, end) {
+  const c = b[i];
+  let n;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) n = 3;
+  else if (c >= 0xf0 && c <= 0xf4) n = 4;
+  else return 0;
+  if (c === 0xe0) lo = 0xa0;
+  else if (c === 0xed) hi = 0x9f;
+  else if (c === 0xf0) lo = 0x90;
+  else if (c === 0xf4) hi = 0x8f;
+  if (i + n > end) return 0;
+  if (b[i + 1] < lo || b[i + 1] > hi) return 0;
+  for (let k = 2; k < n; k++) {
+    if (b[i + k] < 0x80 || b[i + k] > 0xbf) return 0;
+  }
+  return n;
 }
 
 function memberString(tok) {
@@ -2023,139 +2090,122 @@ async function statusOutcome(status, policy, bundle) {
 
 const STATUS_FIELDS = ['version', 'commitment', 'state', 'fills_allowed', 'fills_used', 'prescription', 'allowance', 'dispenses', 'revocation'];
 
-// foldName is encoding/json's folding of member names, which matches a
-// member to a field case-insensitively: ASCII letters upper-cased, and the
-// two other runes that fold to one (U+017F to S, U+212A to K).
-function foldName(s) {
-  let out = '';
-  for (const ch of s) {
-    const r = ch.codePointAt(0);
-    if (r >= 0x61 && r <= 0x7a) out += String.fromCharCode(r - 0x20);
-    else if (r === 0x17f) out += 'S';
-    else if (r === 0x212a) out += 'K';
-    else out += ch;
-  }
-  return out;
-}
-
-const STATUS_BY_FOLDED = new Map(STATUS_FIELDS.map((f) => [foldName(f), f]));
-
-// parseStatus decodes a status answer as notary.ParsePrescriptionStatus does
-// (encoding/json into its wire struct, strictly): unknown members, a version
-// other than 1, no prescription receipt, more dispenses than MAX_FILLS, or a
-// state and counts that disagree with the receipts are refused.
+// parseStatus decodes a status answer as notary.ParsePrescriptionStatus
+// does, strictly, as receipts and bundles are read: exactly the members of
+// the version-1 form, each once, nothing after the object, null only for a
+// missing allowance or revocation; more dispenses than MAX_FILLS, or a state
+// and counts that disagree with the receipts, are refused. The checks come
+// in Go's order, with its words, naming the member.
 function parseStatus(b) {
   if (b.length > MAX_STATUS_SIZE) malformed(`status is ${b.length} bytes, more than ${MAX_STATUS_SIZE}`);
-  const w = {
-    version: 0n, commitment: ZERO32, state: '', fillsAllowed: 0n, fillsUsed: 0n,
-    prescription: null, allowance: null, dispenses: null, revocation: null,
-  };
-  const members = [];
-  let i = skipWS(b, 0);
-  try {
-    if (i >= b.length) syntax('EOF');
-    const end = scanValue(b, i);
-    const next = skipWS(b, end);
-    // json.Decoder.More: anything after the value but a closing bracket.
-    if (next < b.length && b[next] !== 0x5d && b[next] !== 0x7d) malformed('status: data after the JSON object');
-    if (b[i] === 0x6e) {
-      // null: the wire struct stays empty.
-    } else if (b[i] !== 0x7b) {
-      malformed('status: json: cannot unmarshal into the status object');
-    } else {
-      i = skipWS(b, i + 1);
-      while (b[i] !== 0x7d) {
-        const start = i;
-        i = scanString(b, i);
-        const name = memberString(b.subarray(start, i));
-        i = skipWS(b, skipWS(b, i) + 1); // the colon
-        const vend = scanValue(b, i);
-        members.push([name, b.subarray(i, vend)]);
-        i = skipWS(b, vend);
-        if (b[i] === 0x2c) i = skipWS(b, i + 1);
-      }
+  const o = parseObject(b, 'status', STATUS_FIELDS);
+  const version = statusUint(o, 'version');
+  const commitment = statusCommitment(o);
+  const state = statusString(o, 'state');
+  const fillsAllowed = statusUint(o, 'fills_allowed');
+  const fillsUsed = statusUint(o, 'fills_used');
+  if (version !== 1n) malformed(`status field "version" is ${version}; this verifier reads version 1`);
+  for (const name of ['prescription', 'allowance', 'dispenses', 'revocation']) {
+    if (!o.has(name)) malformed(`status field ${JSON.stringify(name)} is missing`);
+  }
+  const receipt = (name, raw, nullable) => {
+    if (nullable && ascii(raw) === 'null') return null;
+    try {
+      return parseReceipt(raw);
+    } catch (e) {
+      // Go wraps the receipt's error, sentinel and all: "status field
+      // "allowance": malformed input: receipt ...".
+      if (e instanceof Failure) malformed(`status field ${JSON.stringify(name)}: ${e.outcome}: ${e.detail}`);
+      throw e;
     }
-  } catch (e) {
-    if (e instanceof SyntaxFailure) malformed(`status: ${e.message}`);
-    throw e;
+  };
+  const prescription = receipt('prescription', o.get('prescription'), false);
+  const allowance = receipt('allowance', o.get('allowance'), true);
+  const revocation = receipt('revocation', o.get('revocation'), true);
+  const raw = o.get('dispenses');
+  if (raw[0] !== 0x5b) malformed('status field "dispenses" must be an array of receipts');
+  const items = [];
+  for (let i = skipWS(raw, 1); raw[i] !== 0x5d;) {
+    const end = scanValue(raw, i);
+    items.push(raw.subarray(i, end));
+    i = skipWS(raw, end);
+    if (raw[i] === 0x2c) i = skipWS(raw, i + 1);
   }
-  for (const [name, raw] of members) {
-    const field = STATUS_BY_FOLDED.get(foldName(name));
-    if (field === undefined) malformed(`status: json: unknown field ${JSON.stringify(name)}`);
-    decodeStatusMember(w, field, raw);
-  }
-  if (w.version !== 1n) malformed(`status version ${w.version}, want 1`);
-  if (w.prescription === null) malformed('status: prescription: is required');
-  const dispenses = w.dispenses ?? [];
-  if (dispenses.length > MAX_FILLS) malformed(`status: dispenses: ${dispenses.length}, more than ${MAX_FILLS}`);
-  dispenses.forEach((d, k) => {
-    if (d === null) malformed(`status: dispenses[${k}]: is null`);
-  });
-  const s = { commitment: w.commitment, prescription: w.prescription, allowance: w.allowance, dispenses, revocation: w.revocation };
-  const [state, allowed, used] = statusState(s);
-  if (state !== w.state || BigInt(allowed) !== w.fillsAllowed || BigInt(used) !== w.fillsUsed) {
-    malformed(`status says ${w.state}, ${w.fillsUsed} of ${w.fillsAllowed} fills used; its receipts say ${state}, ${used} of ${allowed}`);
+  if (items.length > MAX_FILLS) malformed(`status field "dispenses" holds ${items.length} receipts, more than ${MAX_FILLS}`);
+  const dispenses = items.map((d, k) => receipt(`dispenses[${k}]`, d, false));
+  const s = { commitment, prescription, allowance, dispenses, revocation };
+  const [derived, allowed, used] = statusState(s);
+  if (derived !== state || BigInt(allowed) !== fillsAllowed || BigInt(used) !== fillsUsed) {
+    malformed(`status says ${state}, ${fillsUsed} of ${fillsAllowed} fills used; its receipts say ${derived}, ${used} of ${allowed}`);
   }
   return s;
 }
 
-const INT_TEXT = /^-?(0|[1-9][0-9]*)$/;
+// statusMember is notary's object.decode up to the value's type: the member
+// is present and neither is nor holds null.
+function statusMember(o, name) {
+  const raw = o.get(name);
+  if (raw === undefined) malformed(`status field ${JSON.stringify(name)} is missing`);
+  if (holdsNull(raw)) malformed(`status field ${JSON.stringify(name)} is or holds null`);
+  return raw;
+}
 
-// decodeStatusMember decodes one member as encoding/json does into the
-// wire struct's field: null leaves a number, string or commitment as it
-// was and empties a receipt or the list.
-function decodeStatusMember(w, field, raw) {
-  const c = raw[0];
-  const typeError = (what) => malformed(`status: json: cannot unmarshal ${what} into the field ${field}`);
-  switch (field) {
-    case 'version':
-    case 'fills_allowed':
-    case 'fills_used': {
-      if (c === 0x6e) return;
-      const t = ascii(raw);
-      if (!INT_TEXT.test(t)) typeError(c === 0x2d || isDigit(c) ? `number ${t}` : 'a value that is not a number');
-      const v = BigInt(t);
-      if (v > MAX_INT64 || v < -MAX_INT64 - 1n) typeError(`number ${t}`);
-      if (field === 'version') w.version = v;
-      else if (field === 'fills_allowed') w.fillsAllowed = v;
-      else w.fillsUsed = v;
-      return;
-    }
-    case 'state':
-      if (c === 0x6e) return;
-      if (c !== 0x22) typeError('a value that is not a string');
-      w.state = memberString(raw);
-      return;
-    case 'commitment': {
-      if (c === 0x6e) return;
-      if (c !== 0x22) typeError('a value that is not a string');
-      const h = parseLowerHex(memberBytes(raw), 32);
-      if (h === null) malformed('status: commitment: want 64 lowercase hex digits');
-      w.commitment = h;
-      return;
-    }
-    case 'prescription':
-    case 'allowance':
-    case 'revocation':
-      w[field] = c === 0x6e ? null : parseReceipt(raw);
-      return;
-    case 'dispenses': {
-      if (c === 0x6e) {
-        w.dispenses = null;
-        return;
-      }
-      if (c !== 0x5b) typeError('a value that is not a list');
-      const list = [];
-      let i = skipWS(raw, 1);
-      while (raw[i] !== 0x5d) {
-        const end = scanValue(raw, i);
-        list.push(raw[i] === 0x6e ? null : parseReceipt(raw.subarray(i, end)));
-        i = skipWS(raw, end);
-        if (raw[i] === 0x2c) i = skipWS(raw, i + 1);
-      }
-      w.dispenses = list;
+// holdsNull reports whether a JSON value (valid, checked by scanValue) is
+// or holds null: a literal that starts with n outside strings.
+function holdsNull(raw) {
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x22) i = scanString(raw, i) - 1;
+    else if (raw[i] === 0x6e) return true;
+  }
+  return false;
+}
+
+// jsonValueKind is what encoding/json calls a JSON value that does not fit
+// the Go type it decodes into (UnmarshalTypeError's Value).
+function jsonValueKind(raw) {
+  switch (raw[0]) {
+    case 0x7b: return 'object';
+    case 0x5b: return 'array';
+    case 0x22: return 'string';
+    case 0x74: case 0x66: return 'bool';
+    default: return 'number';
+  }
+}
+
+// statusUint decodes an int member: a whole number from 0 in its one
+// spelling, at most the largest int64.
+function statusUint(o, name) {
+  const raw = statusMember(o, name);
+  const t = ascii(raw);
+  if (!/^(0|[1-9][0-9]*)$/.test(t)) {
+    malformed(`status field ${JSON.stringify(name)} must be a whole number from 0 written without sign, fraction, exponent or leading zeros, not ${text(raw)}`);
+  }
+  const v = BigInt(t);
+  if (v > MAX_INT64) malformed(`status field ${JSON.stringify(name)} must be a whole number, not number ${t}`);
+  return v;
+}
+
+// statusString decodes a string member.
+function statusString(o, name) {
+  const raw = statusMember(o, name);
+  if (raw[0] !== 0x22) malformed(`status field ${JSON.stringify(name)} must be a string, not ${jsonValueKind(raw)}`);
+  return memberString(raw);
+}
+
+// statusCommitment decodes the commitment member as notary.Commitment's
+// UnmarshalText does: a string of 64 lowercase hex digits.
+function statusCommitment(o) {
+  const raw = statusMember(o, 'commitment');
+  if (raw[0] !== 0x22) malformed(`status field "commitment" must be a string, not ${jsonValueKind(raw)}`);
+  const digits = memberBytes(raw);
+  if (digits.length !== 64) malformed(`status field "commitment": want 64 lowercase hex digits, got ${digits.length} characters`);
+  for (let k = 0; k < digits.length; k++) {
+    const c = digits[k];
+    if (!(c >= 0x30 && c <= 0x39) && !(c >= 0x61 && c <= 0x66)) {
+      malformed(`status field "commitment": character ${k} is ${goQuote(String.fromCharCode(c), "'")}, not a lowercase hex digit`);
     }
   }
+  return parseLowerHex(digits, 32);
 }
 
 // parseAllowance decodes an allowance leaf's commitment (notary.ParseAllowance):
