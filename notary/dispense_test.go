@@ -234,6 +234,10 @@ func TestVerifyStatus(t *testing.T) {
 		bytes.Replace(j, []byte(`"fills_used":2`), []byte(`"fills_used":1`), 1),
 		bytes.Replace(j, []byte(`"version":1`), []byte(`"version":2`), 1),
 		bytes.Replace(j, []byte(`"dispenses":[`), []byte(`"colour":1,"dispenses":[`), 1),
+		bytes.Replace(j, []byte(`"state"`), []byte(`"State"`), 1),
+		bytes.Replace(j, []byte(`"version":1`), []byte(`"version":1,"version":1`), 1),
+		append(j[:len(j):len(j)], '}'),
+		bytes.Replace(j, []byte(`"dispenses":[`), []byte(`"dispenses":null,"x":[`), 1),
 	} {
 		if _, err := notary.ParsePrescriptionStatus(bad); !errors.Is(err, notary.ErrMalformed) {
 			t.Errorf("%s: %v, want malformed", bad[:60], err)
