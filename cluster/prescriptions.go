@@ -391,10 +391,19 @@ func (p *batchPlan) leafTime(f *fsm, i int64) string {
 	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05.000 UTC")
 }
 
-// Allowance returns the allowance the log holds for prescription c.
-func (l ledger) Allowance(c notary.Commitment) (notary.Allowance, bool) {
-	st, ok := l.fsm.rx.get(c)
-	return st.allowance, ok
+// Fill says which fill of prescription c the dispense leaf at index is,
+// and of how many; ok is false when it is none of c's dispenses.
+func (l ledger) Fill(c notary.Commitment, index uint64) (fill, fills int, ok bool) {
+	st, tracked := l.fsm.rx.get(c)
+	if !tracked {
+		return 0, 0, false
+	}
+	for k, d := range st.dispenses {
+		if d == index {
+			return k + 1, st.allowance.Fills, true
+		}
+	}
+	return 0, 0, false
 }
 
 // PrescriptionStatus returns the status of prescription c among the first

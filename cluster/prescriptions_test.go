@@ -200,10 +200,14 @@ func TestDispenseRules(t *testing.T) {
 		t.Fatalf("refusals grew the log from %d to %d leaves", size, got)
 	}
 
-	// A retry of an accepted dispense answers its receipt.
-	again, err := pharmacyClient(n3).Notarize(ctx, dispenseEntry(t, p, 2, "dispense 2"))
-	if err != nil || !again.Existing || again.Receipt.Index != receipts[1].Index {
-		t.Fatalf("retried fill 2: %v, %+v (first at %d)", err, again, receipts[1].Index)
+	// A retry of an accepted dispense answers its receipt and the fill it
+	// got, whatever fill the retry claims (a client that read the status
+	// in between claims the next).
+	for _, claim := range []int{2, 3} {
+		again, err := pharmacyClient(n3).Notarize(ctx, dispenseEntry(t, p, claim, "dispense 2"))
+		if err != nil || !again.Existing || again.Receipt.Index != receipts[1].Index || again.Fill != 2 || again.Fills != 4 {
+			t.Fatalf("fill 2 resent as fill %d: %v, %+v (first at %d)", claim, err, again, receipts[1].Index)
+		}
 	}
 
 	// Tokens: only a pharmacy dispenses, and a pharmacy only dispenses.
@@ -252,6 +256,25 @@ func TestDispenseRules(t *testing.T) {
 	}
 	if _, err := pharmacyClient(restarted).Notarize(ctx, dispenseEntry(t, p, 4, "after restart")); !errors.Is(err, notaryapi.ErrFullyDispensed) {
 		t.Fatalf("a fifth fill after a restart: %v", err)
+	}
+	// A status signed by all three nodes, for a policy that needs them.
+	signed, err := clientFor(n2).PrescriptionStatusSigned(ctx, q.commitment(), true, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := c.policy()
+	all.MinSignatures = 3
+	v3, err := notary.NewVerifier(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := v3.VerifyStatus(signed, q.bundle); err != nil || res.State != notary.StateRevoked {
+		t.Fatalf("status signed by 3 nodes: %v, %+v", err, res)
+	}
+	if unsigned, err := clientFor(n2).PrescriptionStatus(ctx, q.commitment(), true); err != nil {
+		t.Fatal(err)
+	} else if _, err := v3.VerifyStatus(unsigned, q.bundle); !errors.Is(err, notary.ErrTooFewSignatures) {
+		t.Fatalf("a status signed by one node under a 3-signature policy: %v", err)
 	}
 	if _, err := clientFor(n1).PrescriptionStatus(ctx, notary.Commitment(sha256.Sum256([]byte("nothing"))), false); !errors.Is(err, notaryapi.ErrNotFound) {
 		t.Fatalf("status of an unknown prescription: %v", err)
@@ -380,5 +403,139 @@ func TestDispenseRace(t *testing.T) {
 				t.Fatalf("%s: prescription %s dispensed %d times", n.cfg.ID, com, k)
 			}
 		}
+	}
+}
+
+// TestDamagedDispenseHeals: a stopped follower has the leaf of a dispense
+// damaged on disk. Started again, it cannot derive the prescriptions'
+// state from its log: it serves nothing, applies no dispense while the
+// cluster goes on dispensing, heals its log from its peers, and then
+// proves the same status as the others; nodes never disagree on a root.
+func TestDamagedDispenseHeals(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	c.join("node-2", n1)
+	c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := c.leader()
+	p := issue(ctx, t, clientFor(leader), "MedicationRequest-medrx0325.json", 4)
+	first, err := pharmacyClient(leader).Notarize(ctx, dispenseEntry(t, p, 1, "heal 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leaves after it, so that the store's own check of its newest pages
+	// on open does not find the damage first.
+	entries := make([]notaryapi.Entry, 2500)
+	for i := range entries {
+		entries[i] = entryOf("after the dispense", i)
+	}
+	if _, err := clientFor(leader).NotarizeBatch(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged()
+	var victim *testNode
+	for _, n := range c.list() {
+		if n != leader {
+			victim = n
+		}
+	}
+	c.stop(victim)
+	// The dispense leaf's kind becomes document's: read back as it is, the
+	// prescription would have one fill used fewer, and no rule of the
+	// state would notice.
+	leaves, err := os.OpenFile(filepath.Join(victim.cfg.DataDir, "log-1", "leaves"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaves.WriteAt([]byte{byte(notary.KindDocument)}, int64(first.Receipt.Index)*notary.LeafSize+1); err != nil {
+		t.Fatal(err)
+	}
+	leaves.Close()
+	victim = c.restart(victim)
+
+	// The cluster dispenses on while the victim heals.
+	for k := 2; k <= 3; k++ {
+		if _, err := pharmacyClient(leader).Notarize(ctx, dispenseEntry(t, p, k, fmt.Sprintf("heal %d", k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := notary.NewVerifier(c.policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("the damaged node to heal and catch up", func() bool {
+		s, err := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: []string{victim.url}, MaxBackoff: 10 * time.Millisecond}).PrescriptionStatus(ctx, p.commitment(), false)
+		if err != nil {
+			return false
+		}
+		res, err := v.VerifyStatus(s, p.bundle)
+		if err != nil {
+			t.Fatalf("the healing node served a status that does not verify: %v", err)
+		}
+		return res.FillsUsed == 3
+	})
+	c.waitConverged()
+	for _, n := range c.list() {
+		checkStatus(ctx, t, v, n, p, notary.StateActive, 3)
+	}
+}
+
+// TestDispenseClient: the Go client's Dispense claims the next fill
+// itself: pharmacies dispensing at once through different nodes get
+// distinct fills until none is left; Revoke stops the rest.
+func TestDispenseClient(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := issue(ctx, t, clientFor(n1), "MedicationRequest-medrx0312.json", 4)
+	var wg sync.WaitGroup
+	fills := make(chan int, 6)
+	var refused sync.Map
+	for i, n := range []*testNode{n1, n2, n3, n1, n2, n3} {
+		wg.Go(func() {
+			resp, err := pharmacyClient(n).Dispense(ctx, p.bundle, notary.Commitment(sha256.Sum256(fmt.Appendf(nil, "pharmacy %d", i))))
+			if err != nil {
+				refused.Store(i, err)
+				return
+			}
+			fills <- resp.Fill
+		})
+	}
+	wg.Wait()
+	close(fills)
+	seen := map[int]bool{}
+	for k := range fills {
+		if seen[k] {
+			t.Fatalf("fill %d given twice", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("%d fills given, want 4", len(seen))
+	}
+	refused.Range(func(_, err any) bool {
+		if !errors.Is(err.(error), notaryapi.ErrFullyDispensed) {
+			t.Errorf("a pharmacy was refused with %v", err)
+		}
+		return true
+	})
+
+	q := issue(ctx, t, clientFor(n1), "MedicationRequest-medrx0321.json", 4)
+	if _, err := clientFor(n2).Revoke(ctx, q.bundle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pharmacyClient(n3).Dispense(ctx, q.bundle, notary.Commitment{42}); !errors.Is(err, notaryapi.ErrRevoked) {
+		t.Fatalf("dispense of a revoked prescription: %v", err)
+	}
+	stranger := *q.bundle
+	stranger.Salt = notary.NewSalt()
+	if _, err := pharmacyClient(n3).Dispense(ctx, &stranger, notary.Commitment{43}); !errors.Is(err, notaryapi.ErrBadProof) {
+		t.Fatalf("dispense with another salt: %v", err)
 	}
 }

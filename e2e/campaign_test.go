@@ -53,14 +53,22 @@ type campCluster struct {
 	net      *faultNet
 	nodes    []*campNode
 	diskNote string // why nodes have no tmpfs, when they have none
+	// pharmacy is the token of the lifecycle workload's tills.
+	pharmacy string
 }
 
 // startCampCluster starts a cluster of size nodes that reach each other
 // through fault-injecting proxies, each with its data directory on its
-// own tmpfs when this machine lets the test mount one.
+// own tmpfs when this machine lets the test mount one. Its tokens file
+// also holds a pharmacy token, for the tills.
 func startCampCluster(t *testing.T, size int) *campCluster {
 	t.Helper()
-	c := &campCluster{procCluster: newProcCluster(t, testOrigin), net: newFaultNet(t)}
+	c := &campCluster{procCluster: newProcCluster(t, testOrigin), net: newFaultNet(t), pharmacy: randomToken("pharmacy")}
+	tokens, err := os.ReadFile(c.tokensFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, c.tokensFile, string(tokens)+"pharmacy "+c.pharmacy+"\n", 0o600)
 	for i := range size {
 		id := fmt.Sprintf("node-%d", i+1)
 		n := c.newCampNode(id)
@@ -227,6 +235,12 @@ func runRound(t *testing.T, size int, seed uint64, faultTime time.Duration, with
 		notarizers: 6, lookers: 2, batch: 4, rate: 300, quiet: 2 * time.Second, reqTimeout: 20 * time.Second, seed: seed,
 	})
 	t.Cleanup(w.stop)
+	// Prescriptions with allowances, dispensed by four tills racing
+	// through every node, one in five revoked while they do.
+	lc := startLifecycle(h, w, c.urls(), c.submitter, c.pharmacy, lifecycleConfig{
+		tills: 4, rate: 60, active: 4, maxFills: 4, revokeOne: 5, reqTimeout: 20 * time.Second, seed: seed,
+	})
+	t.Cleanup(lc.stop)
 	pollCtx, stopPoll := context.WithCancel(context.Background())
 	var pollWG sync.WaitGroup
 	pollWG.Add(1)
@@ -248,6 +262,7 @@ func runRound(t *testing.T, size int, seed uint64, faultTime time.Duration, with
 		}
 		return nil
 	})
+	lc.stop()
 	w.stop()
 	stopPoll()
 	pollWG.Wait()
@@ -623,9 +638,29 @@ func (r *roundResult) summary() string {
 			r.consult.consultations, r.consult.prescriptions, r.consult.receipts, r.consult.relayed, r.consult.ends)
 	}
 	fmt.Fprintf(&sb, "  network: %d connections held in a partition, %d closed by one\n", r.netHeld, r.netClosed)
-	fmt.Fprintf(&sb, "  violations: %d linearizability, %d lost, %d receipts, %d inconsistent checkpoints, %d timestamps, %d duplicates, %d stale consistent reads, %d other",
-		len(ch.linearizability), len(ch.lost), len(ch.receipts), len(ch.inconsistent), len(ch.timestamps), len(ch.duplicates), len(ch.staleConsistent), len(ch.unexplained))
+	fmt.Fprintf(&sb, "  lifecycle: %d prescriptions with allowances, %d dispenses acknowledged (%d dispense leaves), %d revocations; tries refused: %s\n",
+		ch.prescriptionsTracked, ch.dispensesAcked, ch.dispenseLeaves, ch.revocations, refusedText(ch.refused))
+	fmt.Fprintf(&sb, "  violations: %d linearizability, %d lost, %d receipts, %d inconsistent checkpoints, %d timestamps, %d duplicates, %d stale consistent reads, %d over-dispensed, %d dispensed after revocation, %d lifecycle, %d other",
+		len(ch.linearizability), len(ch.lost), len(ch.receipts), len(ch.inconsistent), len(ch.timestamps), len(ch.duplicates), len(ch.staleConsistent),
+		len(ch.overDispensed), len(ch.afterRevocation), len(ch.lifecycle), len(ch.unexplained))
 	return sb.String()
+}
+
+// refusedText lists refusals by code, in the order of the codes' names.
+func refusedText(refused map[string]int) string {
+	codes := make([]string, 0, len(refused))
+	for c := range refused {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	var parts []string
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%d %s", refused[c], c))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func roundAll(ds []time.Duration) []time.Duration {
@@ -710,6 +745,8 @@ func writeReport(path string, seed uint64, took time.Duration, rounds []*roundRe
 	var faults []fault
 	var kills []time.Duration
 	requests, acked, lookups, stale, cps, receipts, violations := 0, 0, 0, 0, 0, 0, 0
+	prescriptions, dispensed, revocations, over, afterRevocation := 0, 0, 0, 0, 0
+	refused := map[string]int{}
 	var gap time.Duration
 	for _, r := range rounds {
 		faults = append(faults, r.faults...)
@@ -722,11 +759,22 @@ func writeReport(path string, seed uint64, took time.Duration, rounds []*roundRe
 		receipts += r.check.receiptsChecked
 		violations += len(r.check.violations())
 		gap = max(gap, r.gap)
+		prescriptions += r.check.prescriptionsTracked
+		dispensed += r.check.dispensesAcked
+		revocations += r.check.revocations
+		over += len(r.check.overDispensed)
+		afterRevocation += len(r.check.afterRevocation)
+		for c, n := range r.check.refused {
+			refused[c] += n
+		}
 	}
 	fmt.Fprintf(&sb, "# Fault campaign report\n\nSeed %d, %v, %d rounds, written %s.\n\n", seed, took.Round(time.Second), len(rounds), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&sb, "| what | count |\n| --- | --- |\n")
 	fmt.Fprintf(&sb, "| notarize requests (retries included) | %d |\n| commitments acknowledged | %d |\n| lookups | %d (%d stale not-found) |\n", requests, acked, lookups, stale)
 	fmt.Fprintf(&sb, "| receipts checked against the final log | %d |\n| distinct checkpoints checked | %d |\n", receipts, cps)
+	fmt.Fprintf(&sb, "| prescriptions issued with allowances | %d |\n| dispenses acknowledged | %d |\n| revocations | %d |\n| dispense tries refused | %s |\n",
+		prescriptions, dispensed, revocations, refusedText(refused))
+	fmt.Fprintf(&sb, "| over-dispensed prescriptions | %d |\n| dispenses after a revocation | %d |\n", over, afterRevocation)
 	fmt.Fprintf(&sb, "| faults | %d |\n", len(faults))
 	counts := map[string]int{}
 	for _, f := range faults {

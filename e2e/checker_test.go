@@ -50,6 +50,17 @@ type checkResult struct {
 	duplicates      []string // a commitment logged twice
 	unexplained     []string // a leaf nobody submitted, or a final checkpoint that does not match the log
 	staleConsistent []string // a consistent lookup that missed a commitment acknowledged before it
+
+	// The lifecycle rules (checker_lifecycle_test.go).
+	overDispensed   []string // a prescription with more dispense leaves than its allowance
+	afterRevocation []string // a dispense leaf after its prescription's revocation leaf
+	lifecycle       []string // any other broken lifecycle rule
+	// What the lifecycle check saw: prescriptions with an allowance in
+	// the log, their dispense and revocation leaves, the dispenses and
+	// revocations acknowledged, and the tries refused, by code.
+	prescriptionsTracked, dispenseLeaves, revocations int
+	dispensesAcked, revocationsAcked                  int
+	refused                                           map[string]int
 }
 
 // violations returns every violation, each prefixed by its check.
@@ -62,6 +73,7 @@ func (r *checkResult) violations() []string {
 		{"linearizability", r.linearizability}, {"lost", r.lost}, {"receipt", r.receipts},
 		{"checkpoint", r.inconsistent}, {"timestamp", r.timestamps}, {"clock", r.clock}, {"duplicate", r.duplicates}, {"log", r.unexplained},
 		{"consistent read", r.staleConsistent},
+		{"over-dispensed", r.overDispensed}, {"dispensed after revocation", r.afterRevocation}, {"lifecycle", r.lifecycle},
 	} {
 		for _, v := range c.list {
 			out = append(out, c.name+": "+v)
@@ -80,18 +92,19 @@ func check(in checkInput) *checkResult {
 	checkCheckpoints(in, res, log, final)
 	checkReceipts(in, res, final)
 	checkClock(in, res)
+	checkLifecycle(in, res)
 	checkLinearizable(in, res)
 	return res
 }
 
-// checkClock checks that every leaf the history's clients submitted is
-// stamped with the true time: no earlier than its first request was sent
+// checkClock checks that every leaf the history's clients submitted (a
+// notarization, a dispense or a revocation) is stamped with the true time: no earlier than its first request was sent
 // and no later than its first acknowledgement came, within clockBound. A
 // leader whose clock is off must not stamp (the time guard).
 func checkClock(in checkInput, res *checkResult) {
 	first, acked := map[notary.Commitment]time.Duration{}, map[notary.Commitment]time.Duration{}
 	for _, op := range in.ops {
-		if op.kind != opNotarize {
+		if op.kind != opNotarize && op.kind != opDispense && op.kind != opRevoke {
 			continue
 		}
 		for _, c := range op.commitments {
@@ -189,10 +202,12 @@ func (m *merkleLog) inclusion(index, size uint64) ([]notary.Hash, error) {
 // checkFinalLog rebuilds the final log from its leaves and checks it
 // against the final checkpoint: the same size and root, no commitment
 // twice, timestamps that never decrease with the index, and only
-// commitments someone submitted.
+// commitments someone submitted (an allowance leaf, which the cluster
+// logs, only for a prescription someone submitted).
 func checkFinalLog(in checkInput, res *checkResult) (*merkleLog, notary.Checkpoint, bool) {
 	log := &merkleLog{}
 	at := make(map[notary.Commitment]uint64, len(in.leaves))
+	explained := map[notary.Commitment]bool{} // prescriptions someone submitted, as far as read
 	var last int64
 	for i, l := range in.leaves {
 		if prev, dup := at[l.Commitment]; dup {
@@ -204,8 +219,17 @@ func checkFinalLog(in checkInput, res *checkResult) (*merkleLog, notary.Checkpoi
 			res.timestamps = append(res.timestamps, fmt.Sprintf("leaf %d has timestamp %d, before its predecessor's %d", i, l.Timestamp, last))
 		}
 		last = l.Timestamp
-		if !in.submitted[l.Commitment] && !in.foreign[l.Commitment] {
+		switch {
+		case l.Kind == notary.KindAllowance:
+			// The cluster logs it with its prescription, from the
+			// allowance given with it.
+			if !explained[l.Link] {
+				res.unexplained = append(res.unexplained, fmt.Sprintf("leaf %d is an allowance of %s, which nobody submitted before it", i, l.Link))
+			}
+		case !in.submitted[l.Commitment] && !in.foreign[l.Commitment]:
 			res.unexplained = append(res.unexplained, fmt.Sprintf("leaf %d holds commitment %s, which nobody submitted", i, l.Commitment))
+		case l.Kind == notary.KindPrescription:
+			explained[l.Commitment] = true
 		}
 		if err := log.add(l); err != nil {
 			res.unexplained = append(res.unexplained, fmt.Sprintf("leaf %d: %v", i, err))
@@ -423,6 +447,9 @@ func checkLinearizable(in checkInput, res *checkResult) {
 	var ops []histOp
 	owned := map[notary.Commitment]bool{}
 	for _, op := range in.ops {
+		if op.kind != opNotarize && op.kind != opLookup {
+			continue // dispenses and revocations: the lifecycle rules judge them
+		}
 		if op.kind == opNotarize && !op.ok && !slices.ContainsFunc(op.commitments, func(c notary.Commitment) bool { _, in := index[c]; return in }) {
 			continue
 		}

@@ -55,6 +55,8 @@ type histOp struct {
 	// consistent marks a lookup made with ?consistent=1: it must never
 	// miss a commitment acknowledged before it began.
 	consistent bool
+	// life is what a dispense or a revocation adds (history_lifecycle_test.go).
+	life lifecycleOp
 }
 
 // history is what a campaign's clients did and saw: every operation with
@@ -227,6 +229,11 @@ func (w *workload) notarizer(ctx context.Context, client, size int, reqTimeout t
 
 // notarize sends one request and returns it as an operation.
 func (w *workload) notarize(ctx context.Context, client int, entries []notaryapi.Entry, commitments []notary.Commitment, reqTimeout time.Duration) (histOp, []*notary.Receipt) {
+	return w.notarizeWith(ctx, w.client, client, entries, commitments, reqTimeout)
+}
+
+// notarizeWith is notarize through the API client c.
+func (w *workload) notarizeWith(ctx context.Context, c *notaryapi.Client, client int, entries []notaryapi.Entry, commitments []notary.Commitment, reqTimeout time.Duration) (histOp, []*notary.Receipt) {
 	op := histOp{client: client, kind: opNotarize, commitments: commitments}
 	rctx, cancel := context.WithTimeout(ctx, reqTimeout)
 	defer cancel()
@@ -235,13 +242,13 @@ func (w *workload) notarize(ctx context.Context, client int, entries []notaryapi
 	var err error
 	if len(entries) == 1 {
 		var resp *notaryapi.NotarizeResponse
-		if resp, err = w.client.Notarize(rctx, entries[0]); err == nil {
+		if resp, err = c.Notarize(rctx, entries[0]); err == nil {
 			receipts = []*notary.Receipt{resp.Receipt}
 			op.existing, op.existingKnown = resp.Existing, true
 		}
 	} else {
 		var resp *notaryapi.BatchResponse
-		if resp, err = w.client.NotarizeBatch(rctx, entries); err == nil {
+		if resp, err = c.NotarizeBatch(rctx, entries); err == nil {
 			receipts = resp.Receipts
 		}
 	}

@@ -88,35 +88,70 @@ func (s PrescriptionStatus) MarshalJSON() ([]byte, error) {
 		Prescription: s.Prescription, Allowance: s.Allowance, Dispenses: dispenses, Revocation: s.Revocation})
 }
 
-// ParsePrescriptionStatus decodes a status answer, strictly: unknown
-// members, a version other than 1, a missing prescription receipt, more
-// dispenses than MaxFills, or state and counts that disagree with the
-// receipts are refused.
+// ParsePrescriptionStatus decodes a status answer strictly, as receipts
+// and bundles are: exactly the members of the version-1 form, each once,
+// nothing after the object, null only for a missing allowance or
+// revocation; more dispenses than MaxFills, or state and counts that
+// disagree with the receipts, are refused. Errors wrap [ErrMalformed] and
+// name the member.
 func ParsePrescriptionStatus(data []byte) (*PrescriptionStatus, error) {
 	if len(data) > MaxStatusSize {
 		return nil, fmt.Errorf("%w: status is %d bytes, more than %d", ErrMalformed, len(data), MaxStatusSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	o, err := parseObject(data, "status", "version", "commitment", "state", "fills_allowed", "fills_used", "prescription", "allowance", "dispenses", "revocation")
+	if err != nil {
+		return nil, err
+	}
 	var w statusWire
-	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("%w: status: %v", ErrMalformed, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: status: data after the JSON object", ErrMalformed)
-	}
-	switch {
-	case w.Version != 1:
-		return nil, fmt.Errorf("%w: status version %d, want 1", ErrMalformed, w.Version)
-	case w.Prescription == nil:
-		return nil, fmt.Errorf("%w: status: prescription: is required", ErrMalformed)
-	case len(w.Dispenses) > MaxFills:
-		return nil, fmt.Errorf("%w: status: dispenses: %d, more than %d", ErrMalformed, len(w.Dispenses), MaxFills)
-	}
-	for i, d := range w.Dispenses {
-		if d == nil {
-			return nil, fmt.Errorf("%w: status: dispenses[%d]: is null", ErrMalformed, i)
+	for _, m := range []struct {
+		name string
+		v    any
+	}{{"version", &w.Version}, {"commitment", &w.Commitment}, {"state", &w.State}, {"fills_allowed", &w.FillsAllowed}, {"fills_used", &w.FillsUsed}} {
+		if err := o.decode(m.name, m.v); err != nil {
+			return nil, err
 		}
+	}
+	if w.Version != 1 {
+		return nil, fmt.Errorf("%w: status field \"version\" is %d; this verifier reads version 1", ErrMalformed, w.Version)
+	}
+	receipt := func(name string, raw json.RawMessage, nullable bool) (*Receipt, error) {
+		if nullable && string(raw) == "null" {
+			return nil, nil
+		}
+		var r Receipt
+		if err := r.UnmarshalJSON(raw); err != nil {
+			return nil, fmt.Errorf("status field %q: %w", name, err)
+		}
+		return &r, nil
+	}
+	for _, name := range []string{"prescription", "allowance", "dispenses", "revocation"} {
+		if !o.has(name) {
+			return nil, fmt.Errorf("%w: status field %q is missing", ErrMalformed, name)
+		}
+	}
+	if w.Prescription, err = receipt("prescription", o.members["prescription"], false); err != nil {
+		return nil, err
+	}
+	if w.Allowance, err = receipt("allowance", o.members["allowance"], true); err != nil {
+		return nil, err
+	}
+	if w.Revocation, err = receipt("revocation", o.members["revocation"], true); err != nil {
+		return nil, err
+	}
+	var dispenses []json.RawMessage
+	if raw := o.members["dispenses"]; bytes.TrimSpace(raw)[0] != '[' || json.Unmarshal(raw, &dispenses) != nil {
+		return nil, fmt.Errorf("%w: status field \"dispenses\" must be an array of receipts", ErrMalformed)
+	}
+	if len(dispenses) > MaxFills {
+		return nil, fmt.Errorf("%w: status field \"dispenses\" holds %d receipts, more than %d", ErrMalformed, len(dispenses), MaxFills)
+	}
+	w.Dispenses = []*Receipt{}
+	for i, raw := range dispenses {
+		r, err := receipt(fmt.Sprintf("dispenses[%d]", i), raw, false)
+		if err != nil {
+			return nil, err
+		}
+		w.Dispenses = append(w.Dispenses, r)
 	}
 	s := &PrescriptionStatus{Commitment: w.Commitment, Prescription: w.Prescription, Allowance: w.Allowance, Dispenses: w.Dispenses, Revocation: w.Revocation}
 	if state, allowed, used := s.State(); state != w.State || allowed != w.FillsAllowed || used != w.FillsUsed {

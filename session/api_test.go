@@ -11,6 +11,7 @@ import (
 
 	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/httpapi/openapitest"
+	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
 	"github.com/telenotary/telenotary/session/signalapi"
 )
@@ -133,6 +134,14 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	if _, err := app.EndRoom(ctx, room.Room, "test over"); err != nil {
 		t.Fatal(err)
+	}
+	// A prescription's life: a bundle that is not one is refused, a
+	// commitment the cluster holds no prescription for is its 404.
+	if _, err := app.Revoke(ctx, []byte(`{"version":1}`)); !errors.Is(err, httpapi.ErrBadRequest) {
+		t.Fatalf("revoking with a bundle that is not one: %v", err)
+	}
+	if _, err := s.Client("", checked).PrescriptionStatus(ctx, notary.Commitment{1}); !errors.Is(err, httpapi.ErrNotFound) {
+		t.Fatalf("the status of an unknown prescription: %v", err)
 	}
 	if missed := spec.Uncovered(); len(missed) > 0 {
 		t.Errorf("operations of docs/openapi-signal.json no exchange used: %v", missed)

@@ -61,6 +61,10 @@ func (m *memNotary) NotarizeSigned(_ context.Context, e notaryapi.Entry, _ int) 
 
 func (m *memNotary) KeysText(context.Context) ([]byte, error) { return nil, nil }
 
+func (m *memNotary) PrescriptionStatus(context.Context, notary.Commitment, bool) (*notary.PrescriptionStatus, error) {
+	return nil, errors.New("the in-memory notary keeps no prescription status")
+}
+
 func (m *memNotary) ReceiptWitnessed(context.Context, notary.Commitment, int, int) (*notary.Receipt, error) {
 	return nil, errors.New("the in-memory notary has no witnesses")
 }

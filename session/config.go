@@ -32,6 +32,10 @@ type Notary interface {
 	// cosignatures and k nodes' signatures; an error while that
 	// checkpoint does not cover the commitment.
 	ReceiptWitnessed(ctx context.Context, c notary.Commitment, k, w int) (*notary.Receipt, error)
+	// PrescriptionStatus returns a prescription's status with the
+	// receipts that decide it (consistent: a linearizable read); an
+	// *httpapi.Problem when the cluster answers with one.
+	PrescriptionStatus(ctx context.Context, c notary.Commitment, consistent bool) (*notary.PrescriptionStatus, error)
 }
 
 // Config configures a Server. Start from DefaultConfig, set Notary and
@@ -95,6 +99,12 @@ type Config struct {
 	// MessagesPerSecond and MessageBurst rate-limit each connection.
 	MessagesPerSecond int
 	MessageBurst      int
+	// StatusRate and StatusBurst bound the prescription status look-ups
+	// (GET /v1/prescriptions/{commitment}/status, public, relayed to the
+	// cluster) of each client address, per second: beyond them, 429
+	// rate_limited with Retry-After.
+	StatusRate  float64
+	StatusBurst int
 	// MaxRooms bounds the rooms held at once.
 	MaxRooms int
 	// MaxUndelivered bounds the webhook events held for the app's backend
@@ -165,6 +175,8 @@ func DefaultConfig() Config {
 		ReceiptWitnessWait: 10 * time.Second,
 		MessagesPerSecond:  50,
 		MessageBurst:       200,
+		StatusRate:         20,
+		StatusBurst:        40,
 		MaxRooms:           10000,
 		MaxUsedTokens:      100000,
 		MaxUndelivered:     10000,
@@ -194,6 +206,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ReceiptWitnesses is %d; it must not be negative", c.ReceiptWitnesses)
 	case c.ReceiptWitnesses > 0 && c.ReceiptWitnessWait <= 0:
 		return fmt.Errorf("ReceiptWitnessWait is %v; it must be positive with ReceiptWitnesses", c.ReceiptWitnessWait)
+	case !(c.StatusRate > 0):
+		return fmt.Errorf("StatusRate is %v; it must be positive (DefaultConfig sets it)", c.StatusRate)
 	}
 	for _, d := range []struct {
 		name string
@@ -206,7 +220,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"MessagesPerSecond", c.MessagesPerSecond}, {"MessageBurst", c.MessageBurst}, {"MaxRooms", c.MaxRooms}, {"MaxUsedTokens", c.MaxUsedTokens}, {"MaxUndelivered", c.MaxUndelivered}} {
+	}{{"MessagesPerSecond", c.MessagesPerSecond}, {"MessageBurst", c.MessageBurst}, {"StatusBurst", c.StatusBurst}, {"MaxRooms", c.MaxRooms}, {"MaxUsedTokens", c.MaxUsedTokens}, {"MaxUndelivered", c.MaxUndelivered}} {
 		if n.v <= 0 {
 			return fmt.Errorf("%s is %d; it must be positive (DefaultConfig sets it)", n.name, n.v)
 		}

@@ -36,6 +36,8 @@ func TestConfigValidate(t *testing.T) {
 		{"ReceiptWitnesses", func(c *session.Config) { c.ReceiptWitnesses = -1 }},
 		{"ReceiptWitnessWait", func(c *session.Config) { c.ReceiptWitnesses, c.ReceiptWitnessWait = 1, 0 }},
 		{"MessageBurst", func(c *session.Config) { c.MessageBurst = 0 }},
+		{"StatusRate", func(c *session.Config) { c.StatusRate = 0 }},
+		{"StatusBurst", func(c *session.Config) { c.StatusBurst = 0 }},
 		{"MaxRooms", func(c *session.Config) { c.MaxRooms = 0 }},
 		{"TokenTTL", func(c *session.Config) { c.TokenTTL = 5 * time.Hour }},
 		{"Webhook.URL", func(c *session.Config) { c.Webhook.URL, c.Webhook.Secret = "ftp://x", key }},

@@ -69,8 +69,14 @@ func (c *conn) enqueue(data []byte) {
 // fail sends an error message, and closes the connection when it is fatal.
 // ref is the reference of the message at fault, if it had one.
 func (c *conn) fail(e *signalapi.ProtocolError, ref string) {
+	c.failAbout(e, ref, "")
+}
+
+// failAbout is fail for a message that named a prescription: the error
+// echoes its ref, or the commitment of a revoke.
+func (c *conn) failAbout(e *signalapi.ProtocolError, ref, commitment string) {
 	c.srv.metrics.errors.WithLabelValues(string(e.Code)).Inc()
-	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeError, Code: e.Code, Message: e.Message, Ref: ref}))
+	c.enqueue(encode(&signalapi.Message{Type: signalapi.TypeError, Code: e.Code, Message: e.Message, Ref: ref, Commitment: commitment}))
 	if e.Fatal {
 		status := websocket.StatusPolicyViolation
 		if e.Code == signalapi.CodeTooLarge {
@@ -162,9 +168,12 @@ func (c *conn) read(ctx context.Context) {
 // refusal; it reports whether the connection stays open.
 func (c *conn) take(data []byte) bool {
 	m, err := signalapi.DecodeClientMessage(data)
-	ref := ""
+	ref, commitment := "", ""
 	if m != nil { // also a prescription refused for its resource
 		ref = m.Ref
+		if m.Type == signalapi.TypeRevoke {
+			commitment = m.Commitment
+		}
 	}
 	if err == nil {
 		err = c.handle(m)
@@ -177,7 +186,7 @@ func (c *conn) take(data []byte) bool {
 		c.srv.log.ErrorContext(c.srv.ctx, "message not handled", "room", c.logRoom(), "error", err)
 		pe = signalapi.Refuse(signalapi.CodeBadMessage, "%v", err)
 	}
-	c.fail(pe, ref)
+	c.failAbout(pe, ref, commitment)
 	return !pe.Fatal
 }
 

@@ -42,8 +42,11 @@
 //  2. prescription, for each one the physician sends, in the order sent:
 //     the FHIR MedicationRequest is checked ([CheckMedicationRequest]),
 //     canonicalized and committed once, notarized with a link to the
-//     session-start commitment; the physician receives the receipt
-//     bundle, the patient the prescription bundle.
+//     session-start commitment and its allowance (the dispenses it allows
+//     and the lock only its salt opens); the physician receives the
+//     receipt bundle, the patient the prescription bundle. A revocation
+//     the physician asks for (revoke) takes its turn among them, proven
+//     with the salt the server keeps for the room's life (revoke.go).
 //  3. session-end: once the end is decided, the end record (which lists
 //     every prescription notarized before it, consents, reconnections and
 //     whether a reported DTLS certificate did not match) is committed and
@@ -75,7 +78,8 @@
 // # Contract and clients
 //
 // The wire messages, roles, error codes, HTTP types and a Go client of the
-// HTTP API are in session/signalapi; session/peer is the Go SDK of the
+// HTTP API (with the revocation of a prescription by the app's backend and
+// its status, relayed from the cluster) are in session/signalapi; session/peer is the Go SDK of the
 // protocol; session/web holds the browser pages the server serves.
 // docs/PROTOCOL.md and docs/openapi-signal.json describe the protocol and
 // the API for other languages.

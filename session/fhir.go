@@ -14,7 +14,17 @@ import (
 // is a *signalapi.ProtocolError (invalid_resource) whose message starts
 // with the FHIR path of the fault, such as "MedicationRequest.authoredOn:".
 func CheckMedicationRequest(resource []byte) ([]byte, error) {
-	canonical, err := prescription.Check(resource)
+	p, err := checkPrescription(resource)
+	if err != nil {
+		return nil, err
+	}
+	return p.Canonical, nil
+}
+
+// checkPrescription is CheckMedicationRequest that also returns what the
+// notary logs with the prescription: the fills it allows.
+func checkPrescription(resource []byte) (*prescription.Prescription, error) {
+	p, err := prescription.Parse(resource)
 	var perr *prescription.Error
 	switch {
 	case errors.As(err, &perr):
@@ -22,5 +32,5 @@ func CheckMedicationRequest(resource []byte) ([]byte, error) {
 	case err != nil:
 		return nil, err
 	}
-	return canonical, nil
+	return p, nil
 }

@@ -24,10 +24,15 @@ type job struct {
 	kind notary.Kind
 	ref  string // a prescription's reference
 	link notary.Commitment
+	// fills is the number of dispenses a prescription allows, logged with
+	// it as its allowance (notary.NewAllowance); 0 for other kinds.
+	fills int
 	// document is what to notarize; nil for the session-end record, which the
 	// worker makes when the job's turn comes, so that it lists every
-	// prescription notarized before it.
+	// prescription notarized before it, and for a revocation (of the
+	// prescription link, proven with salt: revoke.go), which has none.
 	document *document
+	salt     notary.Salt // a revocation's: the prescription's salt
 }
 
 // document is a canonical document committed under a fresh salt.
@@ -55,6 +60,11 @@ type notarized struct {
 func (r *room) work() {
 	defer r.srv.workers.Done()
 	for j := range r.jobs {
+		if j.kind == notary.KindRevocation {
+			resp, err := r.srv.revoke(r.srv.ctx, r.id, j.link, j.salt)
+			r.revoked(j.link, resp, err)
+			continue
+		}
 		if j.document == nil {
 			r.awaitHolders()
 			r.mu.Lock()
@@ -66,13 +76,24 @@ func (r *room) work() {
 	}
 }
 
-// notarize has the cluster log the job's commitment and checks that the
-// receipt is for it.
+// notarize has the cluster log the job's commitment (a prescription with
+// its allowance, which the cluster logs in a leaf of its own right after
+// it) and checks that the receipt is for it.
 func (r *room) notarize(j *job) (*notarized, error) {
 	ctx, cancel := context.WithTimeout(r.srv.ctx, r.srv.cfg.NotarizeTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := r.srv.cfg.Notary.NotarizeSigned(ctx, notaryapi.Entry{Kind: j.kind, Commitment: j.document.commitment, Link: j.link}, r.srv.cfg.ReceiptSignatures)
+	e := notaryapi.Entry{Kind: j.kind, Commitment: j.document.commitment, Link: j.link}
+	if j.fills > 0 {
+		// The allowance's lock is the end of the dispense chain seeded from
+		// the salt: only a holder of the bundle can dispense or revoke.
+		a, err := notary.NewAllowance(j.document.salt, j.document.commitment, j.fills)
+		if err != nil { // the prescription check bounds the fills
+			return nil, fmt.Errorf("notarize %s: %w", j.kind, err)
+		}
+		e.Allowance = &a
+	}
+	resp, err := r.srv.cfg.Notary.NotarizeSigned(ctx, e, r.srv.cfg.ReceiptSignatures)
 	r.srv.metrics.notarizeSeconds.Observe(time.Since(start).Seconds())
 	if err == nil {
 		if receipt := resp.Receipt; receipt == nil || receipt.Leaf.Commitment != j.document.commitment || receipt.Leaf.Kind != j.kind || receipt.Leaf.Link != j.link {
@@ -80,7 +101,7 @@ func (r *room) notarize(j *job) (*notarized, error) {
 		}
 	}
 	if err == nil && r.srv.cfg.ReceiptWitnesses > 0 {
-		resp.Receipt = r.witnessed(resp.Receipt)
+		resp.Receipt = r.srv.witnessed(r.id, resp.Receipt)
 	}
 	var bundle []byte
 	if err == nil {
@@ -101,31 +122,32 @@ const witnessPoll = 100 * time.Millisecond
 
 // witnessed waits, up to ReceiptWitnessWait, for the receipt proven into a
 // checkpoint that ReceiptWitnesses witnesses cosigned; past the wait, or if
-// the server stops, it returns the receipt it was given.
-func (r *room) witnessed(receipt *notary.Receipt) *notary.Receipt {
-	cfg := r.srv.cfg
-	ctx, cancel := context.WithTimeout(r.srv.ctx, cfg.ReceiptWitnessWait)
+// the server stops, it returns the receipt it was given. room names the
+// room it is for in the logs ("" for none).
+func (s *Server) witnessed(room string, receipt *notary.Receipt) *notary.Receipt {
+	cfg := s.cfg
+	ctx, cancel := context.WithTimeout(s.ctx, cfg.ReceiptWitnessWait)
 	defer cancel()
 	tick := time.NewTicker(witnessPoll)
 	defer tick.Stop()
 	for {
 		w, err := cfg.Notary.ReceiptWitnessed(ctx, receipt.Leaf.Commitment, cfg.ReceiptSignatures, cfg.ReceiptWitnesses)
 		if err == nil && w != nil && w.Leaf == receipt.Leaf && w.Index == receipt.Index {
-			r.srv.metrics.witnessed.WithLabelValues("cosigned").Inc()
+			s.metrics.witnessed.WithLabelValues("cosigned").Inc()
 			return w
 		}
 		if errors.Is(err, notaryapi.ErrBadRequest) {
 			// The cluster has fewer witnesses than asked for: no wait helps.
-			r.srv.metrics.witnessed.WithLabelValues("refused").Inc()
-			r.srv.log.ErrorContext(r.srv.ctx, "the cluster refuses receipts cosigned by this many witnesses: delivering without their cosignatures",
-				"room", r.id, "witnesses", cfg.ReceiptWitnesses, "error", err)
+			s.metrics.witnessed.WithLabelValues("refused").Inc()
+			s.log.ErrorContext(s.ctx, "the cluster refuses receipts cosigned by this many witnesses: delivering without their cosignatures",
+				"room", room, "witnesses", cfg.ReceiptWitnesses, "error", err)
 			return receipt
 		}
 		select {
 		case <-ctx.Done():
-			r.srv.metrics.witnessed.WithLabelValues("timeout").Inc()
-			r.srv.log.WarnContext(r.srv.ctx, "no receipt cosigned by enough witnesses in time: delivering it without their cosignatures",
-				"room", r.id, "witnesses", cfg.ReceiptWitnesses, "wait", cfg.ReceiptWitnessWait, "index", receipt.Index, "error", err)
+			s.metrics.witnessed.WithLabelValues("timeout").Inc()
+			s.log.WarnContext(s.ctx, "no receipt cosigned by enough witnesses in time: delivering it without their cosignatures",
+				"room", room, "witnesses", cfg.ReceiptWitnesses, "wait", cfg.ReceiptWitnessWait, "index", receipt.Index, "error", err)
 			return receipt
 		case <-tick.C:
 		}
@@ -160,6 +182,7 @@ func (r *room) delivered(j *job, n *notarized, err error) {
 		r.rxPending--
 		if err == nil {
 			r.rx = append(r.rx, signalapi.RecordPrescription{Commitment: n.receipt.Leaf.Commitment, Index: n.receipt.Index})
+			r.issuedLocked(j, n)
 		}
 	}
 	var d delivery

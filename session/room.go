@@ -21,7 +21,10 @@ const (
 	maxConsents           = 64
 	maxPending            = 64   // messages kept for an absent participant
 	maxReconnects         = 1000 // reconnections a record lists per participant, which bounds its size
-	jobQueue              = maxPrescriptions + 4
+	// jobQueue holds every job a room can have queued at once, so that
+	// queueing never blocks: its prescriptions, a revocation of each
+	// (revoke.go), and its start and end records.
+	jobQueue = 2*maxPrescriptions + 4
 )
 
 // room is one consultation: two participant slots, the session record and
@@ -50,7 +53,8 @@ type room struct {
 	unheld      map[notary.Commitment]*unheldRx // notarized prescriptions whose bundle no holder has yet (holder.go)
 	heldAll     chan struct{}                   // closed when unheld empties; nil while it is empty
 	receipts    int
-	bound       *binding // the FHIR resources of its patient and physician; nil when not bound
+	bound       *binding                        // the FHIR resources of its patient and physician; nil when not bound
+	issued      map[notary.Commitment]*issuedRx // its notarized prescriptions, for their revocation (revoke.go)
 	expiry      *time.Timer
 }
 
@@ -257,6 +261,8 @@ func (r *room) handle(c *conn, m *signalapi.Message) error {
 		return r.consent(c, m)
 	case signalapi.TypeKept:
 		return r.kept(c, m)
+	case signalapi.TypeRevoke:
+		return r.requestRevoke(c, m)
 	case signalapi.TypePath:
 		r.mu.Lock()
 		r.part(c.role).path = m.Path // checked by the decoder
@@ -376,15 +382,16 @@ func (r *room) maybeStartLocked() {
 
 // prescribe checks a physician's prescription, canonicalizes and commits
 // it (the only time the server reads the document), and queues its
-// notarization.
+// notarization with the number of dispenses it allows.
 func (r *room) prescribe(c *conn, m *signalapi.Message) error {
 	if c.role != signalapi.RolePhysician {
 		return signalapi.Refuse(signalapi.CodeForbidden, "only the physician may issue a prescription")
 	}
-	canonical, err := CheckMedicationRequest(m.Resource)
+	rx, err := checkPrescription(m.Resource)
 	if err != nil {
 		return err
 	}
+	canonical := rx.Canonical
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.activeLocked(); err != nil {
@@ -403,7 +410,7 @@ func (r *room) prescribe(c *conn, m *signalapi.Message) error {
 		return signalapi.Refuse(signalapi.CodeLimit, "more than %d prescriptions in one session", maxPrescriptions)
 	}
 	r.rxPending++
-	r.jobs <- &job{kind: notary.KindPrescription, ref: m.Ref, link: r.startCommit, document: commitCanonical(canonical)}
+	r.jobs <- &job{kind: notary.KindPrescription, ref: m.Ref, link: r.startCommit, document: commitCanonical(canonical), fills: rx.Fills()}
 	return nil
 }
 

@@ -47,6 +47,8 @@ type Server struct {
 	// opens anything; a token issued once NewServer returned is not.
 	epoch time.Time
 	used  *usedTokens // join tokens that seated someone, until they expire
+	// statusLimit rate-limits the status look-ups of each client address.
+	statusLimit *httpapi.RateLimiter[string]
 
 	mu      sync.Mutex // guards closing, rooms, ended, alerts and servers
 	closing bool
@@ -83,6 +85,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: time.Now, registry: cfg.Registerer,
 		rooms: map[string]*room{}, ended: map[string]time.Time{}, used: newUsedTokens(cfg.MaxUsedTokens),
+		statusLimit: httpapi.NewRateLimiter[string](cfg.StatusRate, cfg.StatusBurst),
 	}
 	s.epoch = s.now().Truncate(time.Second).Add(time.Second)
 	select { // at most a second: see epoch
@@ -115,6 +118,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+signalapi.PathKeys, s.serveKeys)
 	mux.HandleFunc("GET "+signalapi.PathUndelivered, s.serveUndelivered)
 	mux.HandleFunc("DELETE "+signalapi.PathUndelivered+"/{id}", s.serveAckUndelivered)
+	mux.HandleFunc("POST "+signalapi.PathRevoke, s.serveRevoke)
+	mux.HandleFunc("GET "+signalapi.PathPrescriptions+"/{commitment}/status", s.servePrescriptionStatus)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -130,6 +130,8 @@ type alertsTab struct {
 	active map[nodeAlertKey]bool
 	// monitors are the log monitors' states, by URL.
 	monitors map[string]*monitorState
+	// fraud watches the refused dispenses and revocations (lifecycle.go).
+	fraud fraudWatch
 }
 
 // monitorState is what the tab knows of one log monitor.
@@ -198,12 +200,16 @@ func (a *alertsTab) onMonitor(msg monitorMsg) {
 	st.seen = seen
 }
 
-// Update takes node statuses, the log monitors' alerts and the keys of
-// the tab.
+// Update takes node statuses, the log monitors' alerts, the refusals the
+// event stream reports and the keys of the tab.
 func (a *alertsTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tickMsg:
+		a.checkFraud(a.now())
 		return a, a.pollMonitors()
+	case eventMsg:
+		a.fraud.window.add(msg.at, eventRefusals(msg.ev))
+		a.checkFraud(msg.at)
 	case monitorMsg:
 		a.onMonitor(msg)
 	case statusMsg:
@@ -234,6 +240,14 @@ func (a *alertsTab) onNodeAlerts(msg statusMsg) {
 			delete(a.active, k)
 			a.alerts.add(msg.at, levelInfo, "cluster", "%s on %s cleared", k.kind, k.node)
 		}
+	}
+}
+
+// checkFraud raises or clears the fraud alert as of now (the rule is in
+// lifecycle.go).
+func (a *alertsTab) checkFraud(now time.Time) {
+	if lv, text, ok := a.fraud.check(now, a.cfg.FraudThreshold); ok {
+		a.alerts.add(now, lv, "cluster", "%s", text)
 	}
 }
 

@@ -38,6 +38,15 @@
 // confirmation. [Config.Validate] returns a [*ConfigError] that a command
 // can name with its flag.
 //
+// A prescription's life shows in the Feed: each dispense with the
+// prescription it fills, shortened, and "fill k/n" once the
+// prescription's status (a consistent read, a few at a time) lists it;
+// each allowance with its fills; each revocation. The Alerts tab raises
+// "possible fraud" when the dispenses and revocations the cluster refuses
+// for a sign of fraud (every reason but fill_taken, which is a race
+// between pharmacies) reach [Config.FraudThreshold] within a minute
+// (lifecycle.go, docs/OPERATIONS.md).
+//
 // # Layout
 //
 // As in soft-serve's UI, the root model (model.go, view.go) composes one

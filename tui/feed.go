@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
 )
 
 const (
@@ -20,8 +21,8 @@ const (
 // feedItem is one notarization of the feed, with the texts the filter
 // matches, made once.
 type feedItem struct {
-	leaf         notaryapi.LeafInfo
-	kind, commit string
+	leaf               notaryapi.LeafInfo
+	kind, commit, link string
 }
 
 // feedState is the live feed: newest last. While paused, new items are
@@ -39,7 +40,11 @@ func (f *feedState) add(leaves []notaryapi.LeafInfo) {
 			f.missed++
 			continue
 		}
-		f.items = append(f.items, feedItem{leaf: l, kind: l.Kind.String(), commit: l.Commitment.String()})
+		it := feedItem{leaf: l, kind: l.Kind.String(), commit: l.Commitment.String()}
+		if !l.Link.IsZero() {
+			it.link = l.Link.String()
+		}
+		f.items = append(f.items, it)
 	}
 	if !f.paused && len(f.items) > maxFeed {
 		f.items = slices.Delete(f.items, 0, len(f.items)-feedOnResume)
@@ -76,7 +81,7 @@ func (f *feedState) visible(filter string, skip, limit int) (shown []feedItem, t
 	filter = strings.ToLower(filter)
 	for i := end - 1; i >= 0; i-- {
 		it := f.items[i]
-		if strings.Contains(it.kind, filter) || strings.HasPrefix(it.commit, filter) {
+		if strings.Contains(it.kind, filter) || strings.HasPrefix(it.commit, filter) || it.link != "" && strings.HasPrefix(it.link, filter) {
 			if total >= skip && len(shown) < limit {
 				shown = append(shown, it)
 			}
@@ -101,14 +106,20 @@ var feedCols = []column{
 	{title: "TIME (UTC)", width: 12},
 	{title: "KIND", width: 15},
 	{title: "INDEX", width: 10, right: true},
-	{title: "COMMITMENT", width: 20, flex: true},
-	{title: "LINK", width: 14, drop: 1},
+	{title: "COMMITMENT", width: 16, flex: true},
+	{title: "LINK", width: 22, drop: 1},
 }
 
 // feedTab is the Feed tab: the live notarizations of the event stream,
 // newest first, which the operator may pause and filter. An event lists
 // only the last few leaves of what it counts (Recent against Count): the
 // tab says when what it shows is such a sample.
+//
+// A dispense, an allowance and a revocation show the prescription they
+// link to, shortened; a dispense also its fill, "fill k/n", once the
+// prescription's status (asked for when a dispense of it shows up, a few
+// at a time) lists it. The filter matches a link's prefix too, so a
+// prescription's commitment shows its whole life.
 type feedTab struct {
 	common
 	feed   feedState
@@ -117,9 +128,15 @@ type feedTab struct {
 	// counted and listed are the notarizations the events counted, and
 	// those they listed.
 	counted, listed uint64
+	// rx is what the tab knows of prescriptions' fills, by commitment;
+	// lookups counts the status requests out.
+	rx      map[notary.Commitment]*rxFills
+	lookups int
 }
 
-func newFeedTab(c common) *feedTab { return &feedTab{common: c, filter: newFilter()} }
+func newFeedTab(c common) *feedTab {
+	return &feedTab{common: c, filter: newFilter(), rx: map[notary.Commitment]*rxFills{}}
+}
 
 // Init does nothing: the feed comes from the event stream.
 func (f *feedTab) Init() tea.Cmd { return nil }
@@ -132,7 +149,10 @@ func (f *feedTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			f.feed.add(n.Recent)
 			f.counted += max(n.Count, uint64(len(n.Recent)))
 			f.listed += uint64(len(n.Recent))
+			return f, f.lookupFills(n.Recent)
 		}
+	case rxStatusMsg:
+		return f, f.onStatus(msg)
 	case tea.KeyMsg:
 		return f, f.onKey(msg)
 	}
@@ -187,13 +207,13 @@ func (f *feedTab) View() string {
 	rows := make([][]cell, 0, len(items))
 	for _, it := range items {
 		l := it.leaf
-		link := ""
-		if !l.Link.IsZero() {
-			link = l.Link.String()
+		kind := plain(it.kind)
+		if l.Kind == notary.KindRevocation {
+			kind.style = st.warn
 		}
 		rows = append(rows, []cell{
-			plain(time.UnixMilli(l.Timestamp).UTC().Format("15:04:05.000")), plain(it.kind),
-			plain(strconv.FormatUint(l.Index, 10)), plain(it.commit), plain(link)})
+			plain(time.UnixMilli(l.Timestamp).UTC().Format("15:04:05.000")), kind,
+			plain(strconv.FormatUint(l.Index, 10)), plain(it.commit), plain(f.linkText(l))})
 	}
 	header, lines := renderTable(*st, feedCols, rows, f.width)
 	out = append(out, header)
@@ -201,6 +221,120 @@ func (f *feedTab) View() string {
 		out = append(out, st.muted.Render("no notarizations yet"))
 	}
 	return joinLines(append(out, lines...), f.height)
+}
+
+// lookupFills asks for the status of the prescriptions of the dispenses
+// among leaves whose fill the tab does not know.
+func (f *feedTab) lookupFills(leaves []notaryapi.LeafInfo) tea.Cmd {
+	var cmds []tea.Cmd
+	for _, l := range leaves {
+		if l.Kind != notary.KindDispense || l.Link.IsZero() {
+			continue
+		}
+		r := f.rxOf(l.Link)
+		if _, known := r.fill[l.Commitment]; !known {
+			cmds = append(cmds, f.lookup(l.Link, r))
+		}
+	}
+	return tea.Batch(cmds...)
+}
+
+// rxOf is what the tab knows of prescription c, made empty when nothing.
+func (f *feedTab) rxOf(c notary.Commitment) *rxFills {
+	if r := f.rx[c]; r != nil {
+		return r
+	}
+	if len(f.rx) >= maxRx {
+		f.forgetRx()
+	}
+	r := &rxFills{fill: map[notary.Commitment]int{}}
+	f.rx[c] = r
+	return r
+}
+
+// forgetRx drops the prescriptions no item of the feed links to and no
+// request is out for.
+func (f *feedTab) forgetRx() {
+	shown := map[notary.Commitment]bool{}
+	for _, it := range f.feed.items {
+		shown[it.leaf.Link] = true
+	}
+	for c, r := range f.rx {
+		if !shown[c] && !r.inFlight {
+			delete(f.rx, c)
+		}
+	}
+}
+
+// lookup asks for prescription c's status, unless a request for it is out
+// (then it asks again when that one answers) or too many are.
+func (f *feedTab) lookup(c notary.Commitment, r *rxFills) tea.Cmd {
+	switch {
+	case !f.poll:
+		return nil
+	case r.inFlight:
+		r.again = true
+		return nil
+	case f.lookups >= maxFillLookups:
+		return nil
+	}
+	r.inFlight = true
+	f.lookups++
+	return f.src.prescriptionStatus(c)
+}
+
+// onStatus takes a prescription's status: the fill of each of its
+// dispenses, and how many it allows.
+func (f *feedTab) onStatus(msg rxStatusMsg) tea.Cmd {
+	r := f.rxOf(msg.link)
+	if r.inFlight {
+		r.inFlight = false
+		f.lookups--
+	}
+	if msg.err == nil && msg.st != nil {
+		_, allowed, _ := msg.st.State()
+		r.fills = allowed
+		for i, d := range msg.st.Dispenses {
+			if d != nil {
+				r.fill[d.Leaf.Commitment] = i + 1
+			}
+		}
+	}
+	if !r.again {
+		return nil
+	}
+	r.again = false
+	for _, it := range f.feed.items {
+		if it.leaf.Kind == notary.KindDispense && it.leaf.Link == msg.link {
+			if _, known := r.fill[it.leaf.Commitment]; !known {
+				return f.lookup(msg.link, r)
+			}
+		}
+	}
+	return nil
+}
+
+// linkText is what the LINK column says of a leaf: the commitment it links
+// to, shortened; for a dispense, the fill when known; for an allowance,
+// the fills it allows.
+func (f *feedTab) linkText(l notaryapi.LeafInfo) string {
+	if l.Link.IsZero() {
+		return ""
+	}
+	text := short(l.Link)
+	switch l.Kind {
+	case notary.KindDispense:
+		if r := f.rx[l.Link]; r != nil {
+			if k, ok := r.fill[l.Commitment]; ok {
+				text += fmt.Sprintf(" fill %d/%d", k, r.fills)
+			}
+		}
+	case notary.KindAllowance:
+		if a, err := notary.ParseAllowance(l.Commitment); err == nil {
+			text += fmt.Sprintf(" %d fills", a.Fills)
+		}
+	}
+	return text
 }
 
 // ShortHelp is the tab's keys.

@@ -122,6 +122,31 @@ func nodeAlertMessages(t *testing.T, rec recording) []tea.Msg {
 	return msgs
 }
 
+// lifecycleMessages add to the scenario a prescription's life after the
+// recording (allowance, two dispenses, revocation), its status with both
+// dispenses, and tills refused for signs of fraud and for races lost.
+func lifecycleMessages(rec recording) []tea.Msg {
+	x := newRxLife()
+	size := uint64(0)
+	for _, e := range rec.Events {
+		if n := e.Event.Notarized; n != nil {
+			size = max(size, n.Size)
+		}
+	}
+	base := rec.CapturedAt.Add(-time.Second).UnixMilli()
+	for i := range x.leaves {
+		x.leaves[i].Index = size + uint64(i)
+		x.leaves[i].Timestamp = base + x.leaves[i].Timestamp - t0.UnixMilli()
+	}
+	ev := x.event()
+	ev.at = rec.CapturedAt.Add(-time.Second)
+	return []tea.Msg{
+		ev,
+		rxStatusMsg{link: x.c, st: x.status(2)},
+		refusedEvent(rec.CapturedAt, map[string]int{"fill_taken": 12, "bad_proof": 4, "revoked": 2}),
+	}
+}
+
 // TestGolden draws every tab, the help and a confirmation at 80×24 and
 // 160×48 with the ASCII colour profile, through a real Bubble Tea program;
 // the Cluster and Alerts tabs once the nodes report alerts; and the Try it
@@ -133,20 +158,24 @@ func TestGolden(t *testing.T) {
 		keys       string
 		nodeAlerts bool // with nodeAlertMessages
 		tryIt      bool // with tryItText
+		lifecycle  bool // with lifecycleMessages
 	}{
-		{"cluster", "1", false, false},
-		{"throughput", "2", false, false},
-		{"feed", "3", false, false},
-		{"feed-paused-filtered", "3p/presc\r", false, false},
-		{"sessions", "4", false, false},
-		{"alerts", "5", false, false},
-		{"verify", "6", false, false},
-		{"help", "?", false, false},
-		{"confirm-remove", "1jx", false, false},
-		{"cluster-node-alerts", "1j", true, false},
-		{"alerts-node-alerts", "5", true, false},
-		{"try-it", "7", false, true},
-		{"try-it-help", "7?", false, true},
+		{"cluster", "1", false, false, false},
+		{"throughput", "2", false, false, false},
+		{"feed", "3", false, false, false},
+		{"feed-paused-filtered", "3p/presc\r", false, false, false},
+		{"sessions", "4", false, false, false},
+		{"alerts", "5", false, false, false},
+		{"verify", "6", false, false, false},
+		{"help", "?", false, false, false},
+		{"confirm-remove", "1jx", false, false, false},
+		{"cluster-node-alerts", "1j", true, false, false},
+		{"alerts-node-alerts", "5", true, false, false},
+		{"try-it", "7", false, true, false},
+		{"try-it-help", "7?", false, true, false},
+		{"feed-lifecycle", "3", false, false, true},
+		{"throughput-lifecycle", "2", false, false, true},
+		{"alerts-fraud", "5", false, false, true},
 	}
 	for _, size := range [][2]int{{80, 24}, {160, 48}} {
 		for _, v := range views {
@@ -160,6 +189,9 @@ func TestGolden(t *testing.T) {
 				msgs := goldenMessages(t, m, rec)
 				if v.nodeAlerts {
 					msgs = append(msgs, nodeAlertMessages(t, rec)...)
+				}
+				if v.lifecycle {
+					msgs = append(msgs, lifecycleMessages(rec)...)
 				}
 				for _, msg := range msgs {
 					tm.Send(msg)

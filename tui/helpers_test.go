@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 
 const (
 	operatorToken = "operator-token-0123456789"
-	testTokens    = "submitter submitter-token-0123456789\noperator " + operatorToken + "\n"
+	pharmacyToken = "pharmacy-token-0123456789"
+	testTokens    = "submitter submitter-token-0123456789\noperator " + operatorToken + "\npharmacy " + pharmacyToken + "\n"
 	conditionWait = 30 * time.Second
 )
 

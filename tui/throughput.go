@@ -85,6 +85,9 @@ type throughputTab struct {
 	// streamed counts the receipts the event stream reported.
 	streamed uint64
 	byKind   map[string]uint64
+	// refused counts the dispenses and revocations the cluster refused,
+	// by reason.
+	refused map[string]int
 	// nodes are the nodes' last answers, for the leader's figures.
 	nodes *nodeList
 	errs  errorCounts
@@ -104,7 +107,7 @@ type errorCounts struct {
 }
 
 func newThroughputTab(c common) *throughputTab {
-	return &throughputTab{common: c, byKind: map[string]uint64{}, nodes: newNodeList(c.cfg.Nodes)}
+	return &throughputTab{common: c, byKind: map[string]uint64{}, refused: map[string]int{}, nodes: newNodeList(c.cfg.Nodes)}
 }
 
 // Init does nothing: the figures come with other components' data.
@@ -118,6 +121,9 @@ func (t *throughputTab) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			t.streamed += n.Count
 			for k, c := range n.ByKind {
 				t.byKind[k] += uint64(c)
+			}
+			for code, c := range n.Refused {
+				t.refused[code] += c
 			}
 		}
 	case statusMsg:
@@ -234,6 +240,9 @@ func (t *throughputTab) View() string {
 		out = append(out, st.warn.Render("Batches and latency: no leader answers"), "")
 	}
 	out = append(out, "By kind: "+orDash(t.kinds()))
+	if len(t.refused) > 0 {
+		out = append(out, "Refused dispenses and revocations: "+refusalText(t.refused, true))
+	}
 	e := t.errs
 	errLine := fmt.Sprintf("Errors: %d status polls · %d stream breaks · %d session polls · %d actions", e.polls, e.stream, e.sessions, e.actions)
 	if e.polls+e.stream+e.sessions+e.actions > 0 {

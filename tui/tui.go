@@ -53,6 +53,11 @@ type Config struct {
 	// LagThreshold is how many raft entries a node may be behind the
 	// leader before it is flagged and alerted (default 1000).
 	LagThreshold uint64
+	// FraudThreshold is how many dispenses and revocations the cluster
+	// may refuse for a sign of fraud (every reason but fill_taken) within
+	// a minute before the Alerts tab raises "possible fraud" (default
+	// DefaultFraudThreshold; see docs/OPERATIONS.md).
+	FraudThreshold int
 }
 
 // Defaults of the optional Config fields.
@@ -60,6 +65,10 @@ const (
 	DefaultPollInterval   = time.Second
 	DefaultRequestTimeout = 2 * time.Second
 	DefaultLagThreshold   = 1000
+	// DefaultFraudThreshold is the refusals a minute, for a sign of fraud,
+	// that raise the fraud alert: a till that dispenses what it may not
+	// is refused once; a handful within a minute is a pattern.
+	DefaultFraudThreshold = 5
 	actionTimeout         = 15 * time.Second
 )
 
@@ -115,6 +124,9 @@ func (cfg Config) Validate() error {
 	if cfg.RequestTimeout < 0 {
 		return &ConfigError{Field: "RequestTimeout", Value: cfg.RequestTimeout.String(), Reason: "must not be negative"}
 	}
+	if cfg.FraudThreshold < 0 {
+		return &ConfigError{Field: "FraudThreshold", Value: fmt.Sprint(cfg.FraudThreshold), Reason: "must not be negative"}
+	}
 	return nil
 }
 
@@ -169,6 +181,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.LagThreshold == 0 {
 		cfg.LagThreshold = DefaultLagThreshold
+	}
+	if cfg.FraudThreshold == 0 {
+		cfg.FraudThreshold = DefaultFraudThreshold
 	}
 	return cfg
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -119,8 +120,10 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := notaryapi.NotarizeResponse{Receipt: receipts[0], Existing: receipts[0].Index < firstNew}
 	if e.Kind == notary.KindDispense {
-		if al, ok := a.Ledger.Allowance(e.Link); ok {
-			resp.Fill, resp.Fills = e.Fill, al.Fills
+		// From the log, not the request: a resent dispense that was
+		// accepted before answers the fill it got then.
+		if k, n, ok := a.Ledger.Fill(e.Link, receipts[0].Index); ok {
+			resp.Fill, resp.Fills = k, n
 		}
 	}
 	writeReceipts(w, resp)
@@ -129,11 +132,17 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 // prescriptionStatus answers a prescription's status with the receipts
 // of the leaves that decide it, all proven into this node's latest
 // checkpoint (a follower that has not applied the prescription relays
-// the leader's answer).
+// the leader's answer); with ?signatures=K, the checkpoint carries the
+// signatures of K nodes.
 func (a *api) prescriptionStatus(w http.ResponseWriter, r *http.Request) {
 	c, err := notaryapi.ParseCommitment(r.PathValue("commitment"))
 	if err != nil {
 		a.fail(w, r, httpapi.Field("commitment", "%v", err))
+		return
+	}
+	want, err := a.signatures(r)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	var s *notary.PrescriptionStatus
@@ -152,6 +161,13 @@ func (a *api) prescriptionStatus(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		a.fail(w, r, fmt.Errorf("%w: no prescription %s in the log", notaryapi.ErrNotFound, c))
+		return
+	}
+	// Every receipt is in one checkpoint: the peers sign it once.
+	receipts := append([]*notary.Receipt{s.Prescription, s.Allowance, s.Revocation}, s.Dispenses...)
+	receipts = slices.DeleteFunc(receipts, func(r *notary.Receipt) bool { return r == nil })
+	if err := a.cosign(r.Context(), want, receipts...); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	b, err := json.Marshal(s)

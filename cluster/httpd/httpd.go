@@ -86,8 +86,9 @@ type Ledger interface {
 	// each checked against the roots before it is served.
 	InclusionProof(index, size uint64) (leafHash notary.Hash, proof []notary.Hash, err error)
 	ConsistencyProof(from, to uint64) ([]notary.Hash, error)
-	// Allowance returns the allowance the log holds for a prescription.
-	Allowance(c notary.Commitment) (notary.Allowance, bool)
+	// Fill says which fill of prescription c the dispense leaf at index
+	// is, and of how many; ok is false when it is none of c's dispenses.
+	Fill(c notary.Commitment, index uint64) (fill, fills int, ok bool)
 	// PrescriptionStatus returns a prescription's status among the first
 	// cp.Size leaves, its receipts proven into cp and checked; nil when
 	// it is not a prescription among them.

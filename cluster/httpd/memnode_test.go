@@ -290,11 +290,9 @@ func (n *memNode) ConsistencyProof(from, to uint64) ([]notary.Hash, error) {
 	return n.log.ConsistencyProof(from, to)
 }
 
-// Allowance and PrescriptionStatus: the memNode tracks no prescriptions
-// (the cluster package tests them over raft).
-func (n *memNode) Allowance(notary.Commitment) (notary.Allowance, bool) {
-	return notary.Allowance{}, false
-}
+// Fill and PrescriptionStatus: the memNode tracks no prescriptions (the
+// cluster package tests them over raft).
+func (n *memNode) Fill(notary.Commitment, uint64) (int, int, bool) { return 0, 0, false }
 
 func (n *memNode) PrescriptionStatus(notary.Commitment, *notary.SignedCheckpoint) (*notary.PrescriptionStatus, error) {
 	return nil, nil

@@ -193,15 +193,75 @@ func (c *Client) ReceiptWitnessed(ctx context.Context, commitment notary.Commitm
 // asks for a linearizable read, so a dispense acknowledged before the
 // call is counted. Verify the answer with notary's Verifier.VerifyStatus.
 func (c *Client) PrescriptionStatus(ctx context.Context, commitment notary.Commitment, consistent bool) (*notary.PrescriptionStatus, error) {
-	path := "/v1/prescriptions/" + commitment.String() + "/status"
+	return c.PrescriptionStatusSigned(ctx, commitment, consistent, 1)
+}
+
+// PrescriptionStatusSigned is PrescriptionStatus with the receipts'
+// checkpoint signed by k nodes (or a majority: k = Majority), for
+// verifiers whose policy needs k signatures.
+func (c *Client) PrescriptionStatusSigned(ctx context.Context, commitment notary.Commitment, consistent bool, k int) (*notary.PrescriptionStatus, error) {
+	path := "/v1/prescriptions/" + commitment.String() + "/status?signatures=" + signaturesQuery(k)
 	if consistent {
-		path += "?consistent=1"
+		path += "&consistent=1"
 	}
 	var out bytes.Buffer
 	if err := c.call(ctx, false, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
 	return notary.ParsePrescriptionStatus(out.Bytes())
+}
+
+// Dispense dispenses the next fill of the prescription in bundle b as a
+// pharmacy (the client's token must be a pharmacy's), logging commitment d
+// of the pharmacy's own record (its MedicationDispense) linked to it: it
+// reads the status, proves the next fill with the bundle's salt and, when
+// another pharmacy took that fill first (ErrFillTaken), tries the one
+// after. The answer carries the fill and the fills allowed. Errors:
+// ErrFullyDispensed, ErrRevoked, ErrUnknownPrescription, ErrBadProof
+// problems from the node, or an error saying why no fill was claimed.
+func (c *Client) Dispense(ctx context.Context, b *notary.Bundle, d notary.Commitment) (*NotarizeResponse, error) {
+	rx := b.Receipt.Leaf.Commitment
+	for {
+		s, err := c.PrescriptionStatus(ctx, rx, true)
+		if err != nil {
+			return nil, err
+		}
+		if s.Allowance == nil {
+			return nil, fmt.Errorf("%w: prescription %s was logged without an allowance: the log does not track its dispenses", ErrUnknownPrescription, rx)
+		}
+		a, err := notary.ParseAllowance(s.Allowance.Leaf.Commitment)
+		if err != nil {
+			return nil, err
+		}
+		if mine, err := notary.NewAllowance(b.Salt, rx, a.Fills); err != nil || mine.Lock != a.Lock {
+			return nil, fmt.Errorf("%w: the allowance the log holds for prescription %s is not the one this bundle's salt gives", ErrBadProof, rx)
+		}
+		// The node refuses a revoked or used-up prescription with the
+		// times; claiming fill n+1 would only be refused as a bad proof.
+		k := min(len(s.Dispenses)+1, a.Fills)
+		proof, err := notary.DispenseProof(b.Salt, rx, a, k)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.Notarize(ctx, Entry{Kind: notary.KindDispense, Commitment: d, Link: rx, Fill: k, Proof: &proof})
+		if errors.Is(err, ErrFillTaken) {
+			continue // another pharmacy was first: the next fill
+		}
+		if err == nil && (resp.Receipt.Leaf.Kind != notary.KindDispense || resp.Receipt.Leaf.Link != rx) {
+			// d was logged before, as something else.
+			return nil, fmt.Errorf("commitment %s is logged already as a %s, not as a dispense of prescription %s", d, resp.Receipt.Leaf.Kind, rx)
+		}
+		return resp, err
+	}
+}
+
+// Revoke revokes the prescription in bundle b (the client's token must be
+// a submitter's, the platform acting for the physician), proving with its
+// salt that it holds the bundle. Revoking twice answers the same receipt.
+func (c *Client) Revoke(ctx context.Context, b *notary.Bundle) (*NotarizeResponse, error) {
+	rx := b.Receipt.Leaf.Commitment
+	seed := notary.DispenseSeed(b.Salt, rx)
+	return c.Notarize(ctx, Entry{Kind: notary.KindRevocation, Commitment: notary.RevocationCommitment(rx), Link: rx, Proof: &seed})
 }
 
 // CheckpointOf asks one node, without retries, for its signed checkpoint

@@ -23,7 +23,7 @@ arrows or j/k to move, / to filter, p to pause the feed, ? for help, q to
 quit.`
 
 // consoleFlagOf is the flag of console that sets each field of tui.Config.
-var consoleFlagOf = map[string]string{"Nodes": "--nodes", "Signal": "--signal", "Monitors": "--monitor", "PollInterval": "--poll"}
+var consoleFlagOf = map[string]string{"Nodes": "--nodes", "Signal": "--signal", "Monitors": "--monitor", "PollInterval": "--poll", "FraudThreshold": "--fraud-threshold"}
 
 func runConsole(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "console", consoleSynopsis)
@@ -35,6 +35,7 @@ func runConsole(ctx context.Context, env *environment, args []string) int {
 	keysFile := fs.String("keys", "", "trusted verifier keys for the Verify tab (default: the keys the cluster publishes)")
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' and the signalling server's certificates")
 	poll := fs.Duration("poll", tui.DefaultPollInterval, "how often to ask each node for its status")
+	fraud := fs.Int("fraud-threshold", tui.DefaultFraudThreshold, "refused dispenses and revocations a minute (a lost race for a fill aside) at which the Alerts tab raises possible fraud")
 	fail := func(err error) int { return usageError(env.stderr, "console", err) }
 	err := parseFlagsOnly(fs, env, args, "nodes")
 	switch {
@@ -44,8 +45,10 @@ func runConsole(ctx context.Context, env *environment, args []string) int {
 		return fail(errors.New("--signal-key-file needs --signal"))
 	case *poll < 100*time.Millisecond:
 		return fail(errors.New("--poll must be at least 100ms"))
+	case *fraud < 1:
+		return fail(fmt.Errorf("--fraud-threshold must be at least 1, not %d", *fraud))
 	}
-	cfg := tui.Config{Nodes: strings.Split(*nodes, ","), Signal: *signalURL, PollInterval: *poll}
+	cfg := tui.Config{Nodes: strings.Split(*nodes, ","), Signal: *signalURL, PollInterval: *poll, FraudThreshold: *fraud}
 	if *monitors != "" {
 		cfg.Monitors = strings.Split(*monitors, ",")
 	}

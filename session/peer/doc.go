@@ -3,8 +3,9 @@
 // POST /v1/rooms, negotiates a real WebRTC peer connection (pion) with the
 // other participant over the WebSocket protocol, reports the DTLS
 // certificate it sees (so the session record binds the media channel to
-// the participants), sends prescriptions (physician) and collects and
-// verifies every receipt bundle offline against the cluster's keys.
+// the participants), sends and revokes prescriptions (physician) and
+// collects and verifies every receipt bundle and revocation offline
+// against the cluster's keys.
 //
 // The physician offers; candidates that arrive before the remote
 // description are buffered; a dropped WebSocket is rejoined within

@@ -138,7 +138,10 @@ type Peer struct {
 	onMessage   func([]byte)
 	sawPeer     *signalapi.Fingerprint
 	waiters     map[string]chan result // prescriptions by ref
-	ended       chan struct{}          // closed on session-end
+	revoking    map[notary.Commitment]chan revokeResult
+	revoked     map[notary.Commitment]bool // revocations published
+	revocations chan Revocation
+	ended       chan struct{} // closed on session-end
 	endReceipt  *Receipt
 	endReason   string
 	errs        []*ServerError
@@ -173,6 +176,7 @@ func Join(ctx context.Context, cfg Config) (*Peer, error) {
 	p := &Peer{
 		cfg: cfg, log: cfg.Logger, open: make(chan struct{}), waiters: map[string]chan result{},
 		ended: make(chan struct{}), receipts: make(chan Receipt, receiptBuffer), kept: map[notary.Commitment]bool{}, readerDone: make(chan struct{}),
+		revoking: map[notary.Commitment]chan revokeResult{}, revoked: map[notary.Commitment]bool{}, revocations: make(chan Revocation, signalapi.MaxSessionPrescriptions),
 		ticket: cfg.Ticket,
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())

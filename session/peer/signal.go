@@ -183,6 +183,8 @@ func (p *Peer) handle(m *signalapi.Message) {
 		p.addCandidate(m.Candidate)
 	case signalapi.TypeReceipt, signalapi.TypePrescription:
 		p.receiptMessage(m)
+	case signalapi.TypeRevoked:
+		p.revokedMessage(m)
 	case signalapi.TypeSessionEnd:
 		p.sessionEnd(m)
 	case signalapi.TypeError:
@@ -269,9 +271,19 @@ func (p *Peer) serverError(m *signalapi.Message) {
 	p.mu.Lock()
 	p.errs = append(p.errs, e)
 	w := p.waiters[m.Ref]
+	var rw chan revokeResult
+	if c, err := notary.ParseCommitment(m.Commitment); err == nil {
+		rw = p.revoking[c]
+	}
 	p.mu.Unlock()
 	if w != nil && m.Ref != "" {
 		w <- result{err: e}
+	}
+	if rw != nil {
+		select { // a Revoke waits for one answer; more are dropped
+		case rw <- revokeResult{err: e}:
+		default:
+		}
 	}
 	p.log.DebugContext(p.ctx, "server error", "code", m.Code, "message", m.Message)
 }

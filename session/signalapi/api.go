@@ -19,7 +19,44 @@ const (
 	// PathUndelivered lists the webhook events the app's backend did not
 	// take; PathUndelivered + "/{id}" acknowledges one (DELETE).
 	PathUndelivered = "/v1/undelivered"
+	// PathPrescriptions + "/{commitment}/status" relays a prescription's
+	// status from the notary cluster (GET, public).
+	PathPrescriptions = "/v1/prescriptions"
+	// PathRevoke revokes a prescription given its bundle (POST, app key).
+	PathRevoke = PathPrescriptions + "/revoke"
 )
+
+// StatusPath is the path of a prescription's status (GET): the notary
+// cluster's answer (notary.PrescriptionStatus), relayed as it is.
+func StatusPath(c notary.Commitment) string { return PathPrescriptions + "/" + c.String() + "/status" }
+
+// MaxRevokeBody bounds the body of POST /v1/prescriptions/revoke: a
+// bundle of a prescription (at most MaxPrescriptionSize) with its receipt.
+const MaxRevokeBody = 128 << 10
+
+// RevokeRequest is the body of POST /v1/prescriptions/revoke: an app's
+// backend revokes, on behalf of the physician, a prescription whose
+// bundle it holds, after its consultation is over (in a consultation the
+// physician sends a revoke message).
+type RevokeRequest struct {
+	// Bundle is the prescription's bundle (docs/FORMATS.md) as the server
+	// delivered it: its document and salt must give its receipt's
+	// commitment, and its receipt must be a prescription's. Its salt is
+	// the proof that the revoker holds it.
+	Bundle json.RawMessage `json:"bundle"`
+}
+
+// RevokeResponse answers POST /v1/prescriptions/revoke (HTTP 200).
+type RevokeResponse struct {
+	// Commitment is the revoked prescription's.
+	Commitment notary.Commitment `json:"commitment"`
+	// Receipt is the revocation's: a leaf of kind revocation, commitment
+	// notary.RevocationCommitment(Commitment), linked to the prescription.
+	Receipt *notary.Receipt `json:"receipt"`
+	// Existing says the prescription was revoked before: this is the
+	// receipt of that revocation.
+	Existing bool `json:"existing"`
+}
 
 // MaxSessionPrescriptions bounds the prescriptions of one session.
 const MaxSessionPrescriptions = 200

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/notary"
 )
 
 // Config configures a Client.
@@ -49,6 +50,7 @@ const (
 	maxSessionsAnswer = 16 << 20
 	maxKeysAnswer     = 1 << 20
 	maxRoomAnswer     = 64 << 10
+	maxRevokeAnswer   = notary.MaxReceiptSize + 1024
 )
 
 // CreateRoom creates a room (app key) and returns its id and the
@@ -147,6 +149,44 @@ func (c *Client) Keys(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("verifier keys: %w", err)
 	}
 	return out.Bytes(), nil
+}
+
+// Revoke revokes, on behalf of the physician, the prescription of a
+// bundle (app key): the server checks that the bundle's document and salt
+// give its receipt's commitment and that the receipt is a prescription's,
+// and has the notary cluster log the revocation. A prescription revoked
+// before answers the same receipt, with Existing. The cluster's refusals
+// match ErrUnknownPrescription and ErrBadProof.
+func (c *Client) Revoke(ctx context.Context, bundle []byte) (*RevokeResponse, error) {
+	body, err := json.Marshal(RevokeRequest{Bundle: bundle})
+	if err != nil {
+		return nil, fmt.Errorf("revoke: %w", err)
+	}
+	var out RevokeResponse
+	if err := c.do(ctx, http.MethodPost, PathRevoke, body, http.StatusOK, maxRevokeAnswer, &out); err != nil {
+		return nil, fmt.Errorf("revoke: %w", err)
+	}
+	if out.Receipt == nil {
+		return nil, errors.New("revoke: the answer has no receipt")
+	}
+	return &out, nil
+}
+
+// PrescriptionStatus returns a prescription's status as the notary
+// cluster answers it through the server (public): active, dispensed or
+// revoked, with the receipts that decide it. Verify it with
+// notary.Verifier.VerifyStatus: the server only relays it. A commitment
+// the cluster holds no prescription for is httpapi.ErrNotFound.
+func (c *Client) PrescriptionStatus(ctx context.Context, commitment notary.Commitment) (*notary.PrescriptionStatus, error) {
+	var out bytes.Buffer
+	if err := c.do(ctx, http.MethodGet, StatusPath(commitment), nil, http.StatusOK, notary.MaxStatusSize, &out); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", commitment, err)
+	}
+	st, err := notary.ParsePrescriptionStatus(out.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", commitment, err)
+	}
+	return st, nil
 }
 
 // do sends one request and decodes the answer of status want into out: raw

@@ -10,7 +10,9 @@
 //   - The DTLS certificate [Fingerprint] that binds a peer connection to
 //     the session record ([Record]), which apps receive notarized.
 //   - The HTTP API: rooms ([CreateRoomRequest]), live sessions
-//     ([SessionsResponse]), the cluster's keys, its errors (RFC 9457
+//     ([SessionsResponse]), the cluster's keys, a prescription's
+//     revocation by the app's backend ([RevokeRequest]) and its status
+//     (relayed from the cluster), its errors (RFC 9457
 //     problems, see cluster/httpapi), the webhook's event ([WebhookEvent])
 //     and signature ([SignWebhook], [VerifyWebhook]), and a Go [Client] for it.
 //

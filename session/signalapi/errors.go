@@ -98,6 +98,14 @@ const (
 	// CodeBadFingerprint: a fingerprint report that is not
 	// "sha-256 XX:XX:...".
 	CodeBadFingerprint Code = "bad_fingerprint"
+	// CodeUnknownPrescription: a revoke of a commitment that is not a
+	// prescription notarized in this consultation (or that the notary
+	// does not know). After the consultation, the app's backend revokes
+	// with the bundle (POST /v1/prescriptions/revoke).
+	CodeUnknownPrescription Code = "unknown_prescription"
+	// CodeRevokeRefused: the notary refused a revocation; the message
+	// says why. Nothing was recorded.
+	CodeRevokeRefused Code = "revoke_refused"
 )
 
 // ProtocolError is a refusal the server sends to a client as an error
@@ -149,4 +157,11 @@ var (
 	// ErrNotaryUnavailable: the notary cluster did not answer. Retry after
 	// a moment.
 	ErrNotaryUnavailable = &httpapi.Code{Name: string(CodeNotaryUnavailable), Status: http.StatusServiceUnavailable, Title: "notary cluster unavailable"}
+	// ErrUnknownPrescription: the notary's log holds no prescription with
+	// the bundle's commitment, or none it tracks (logged without an
+	// allowance). The cluster's refusal, relayed (HTTP 409).
+	ErrUnknownPrescription = &httpapi.Code{Name: string(CodeUnknownPrescription), Status: http.StatusConflict, Title: "no such prescription to dispense or revoke"}
+	// ErrBadProof: the bundle's salt does not open the prescription's
+	// dispense lock. The cluster's refusal, relayed (HTTP 409).
+	ErrBadProof = &httpapi.Code{Name: "bad_proof", Status: http.StatusConflict, Title: "the proof does not open the prescription's lock"}
 )

@@ -31,6 +31,7 @@ const (
 	TypeLeave        Type = "leave"        // the participant ends the consultation
 	TypeKept         Type = "kept"         // patient: the bundle of a relayed prescription is kept (stored by the app)
 	TypePath         Type = "path"         // the kind of candidate ICE selected on the client's side (host, srflx, prflx, relay)
+	TypeRevoke       Type = "revoke"       // physician: revoke a prescription issued in this consultation
 )
 
 // Types of the messages the server sends (besides relayed offer, answer,
@@ -42,6 +43,7 @@ const (
 	TypeReceipt    Type = "receipt"     // a receipt bundle: session start, a prescription (to the physician)
 	TypeSessionEnd Type = "session-end" // the consultation ended; the connection closes after it
 	TypeError      Type = "error"       // something was refused; see Code
+	TypeRevoked    Type = "revoked"     // a prescription of this consultation was revoked: the revocation's receipt (to both)
 )
 
 // Holder is who holds a prescription's bundle when the physician is sent
@@ -134,8 +136,14 @@ type Message struct {
 	Bundle json.RawMessage `json:"bundle,omitempty"`
 
 	// kept (patient to server): the commitment (64 hex digits) of the
-	// relayed prescription whose bundle the patient's app now keeps
+	// relayed prescription whose bundle the patient's app now keeps;
+	// revoke (physician to server), revoked, and the error refusing a
+	// revoke: the commitment of the prescription revoked
 	Commitment string `json:"commitment,omitempty"`
+	// revoked: the receipt (docs/FORMATS.md) of the revocation's leaf:
+	// kind revocation, commitment notary.RevocationCommitment of the
+	// prescription's, linked to it
+	Receipt json.RawMessage `json:"receipt,omitempty"`
 	// path: the type of the client's candidate in the pair ICE selected
 	Path string `json:"path,omitempty"`
 	// receipt of a prescription (server to physician): who holds the
@@ -199,6 +207,7 @@ var clientFields = map[Type][]string{
 	TypeLeave:        {"reason"},
 	TypeKept:         {"commitment"},
 	TypePath:         {"path"},
+	TypeRevoke:       {"commitment"},
 }
 
 // DecodeClientMessage parses one message from a client in one pass: a JSON
@@ -418,6 +427,10 @@ func (m *Message) checkBounds() error {
 	case TypeKept:
 		if _, err := notary.ParseCommitment(m.Commitment); err != nil {
 			return Refuse(CodeBadMessage, "commitment must be the 64 lowercase hex digits of the kept bundle's receipt.leaf.commitment")
+		}
+	case TypeRevoke:
+		if _, err := notary.ParseCommitment(m.Commitment); err != nil {
+			return Refuse(CodeBadMessage, "commitment must be the 64 lowercase hex digits of the prescription's receipt.leaf.commitment (its bundle's)")
 		}
 	}
 	return nil

@@ -52,6 +52,13 @@ func TestDecodeClientMessage(t *testing.T) {
 		{"no granted", `{"type":"consent","scope":"recording"}`, signalapi.CodeBadMessage, "granted", false},
 		{"bad scope", `{"type":"consent","scope":"Recording!","granted":true}`, signalapi.CodeBadMessage, "scope", false},
 		{"invalid UTF-8", "{\"type\":\"leave\",\"reason\":\"\xff\"}", signalapi.CodeBadMessage, "", false},
+		{"revoke", `{"type":"revoke","commitment":"` + strings.Repeat("0a", 32) + `"}`, "", "", false},
+		{"revoke without commitment", `{"type":"revoke"}`, signalapi.CodeBadMessage, "commitment", false},
+		{"revoke short commitment", `{"type":"revoke","commitment":"0a0b"}`, signalapi.CodeBadMessage, "commitment", false},
+		{"revoke upper-case commitment", `{"type":"revoke","commitment":"` + strings.Repeat("0A", 32) + `"}`, signalapi.CodeBadMessage, "commitment", false},
+		{"revoke with a ref", `{"type":"revoke","commitment":"` + strings.Repeat("0a", 32) + `","ref":"x"}`, signalapi.CodeBadMessage, `"ref"`, false},
+		{"revoke commitment not a string", `{"type":"revoke","commitment":7}`, signalapi.CodeBadMessage, `"commitment"`, false},
+		{"server's receipt", `{"type":"revoke","commitment":"` + strings.Repeat("0a", 32) + `","receipt":{}}`, signalapi.CodeBadMessage, `"receipt"`, false},
 		{"too large", `{"type":"leave","reason":"` + strings.Repeat("a", signalapi.MaxMessageSize) + `"}`, signalapi.CodeTooLarge, "bytes", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,6 +91,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		{Type: signalapi.TypePrescription, Ref: "rx-1", Resource: json.RawMessage(`{"resourceType":"MedicationRequest"}`)},
 		{Type: signalapi.TypeConsent, Scope: "recording", Granted: &yes},
 		{Type: signalapi.TypeLeave, Reason: "done"},
+		{Type: signalapi.TypeRevoke, Commitment: strings.Repeat("0a", 32)},
 	} {
 		data, err := json.Marshal(m)
 		if err != nil {
@@ -147,6 +155,9 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		`{"type":"kept","commitment":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}`,
 		`{"type":"kept","commitment":"0011"}`,
 		`{"type":"path","path":"relay"}`, `{"type":"path","path":"carrier-pigeon"}`,
+		`{"type":"revoke","commitment":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}`,
+		`{"type":"revoke","commitment":"00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff"}`,
+		`{"type":"revoke"}`,
 		`{"type":"leave","type":"join"}`, `[]`, `null`, `{"type":7}`,
 		`{"type":"prescription","ref":"x","resource":{"a":1,"a":2}}`,
 		`{"resource":{"a":1,"a":2},"type":"prescription","ref":"x\u0001"}`,
@@ -175,6 +186,11 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		}
 		if m.Type == signalapi.TypeFingerprint && m.Fingerprint == nil {
 			t.Fatal("fingerprint message without a fingerprint")
+		}
+		if m.Type == signalapi.TypeRevoke || m.Type == signalapi.TypeKept {
+			if c, err := notary.ParseCommitment(m.Commitment); err != nil || c.String() != m.Commitment {
+				t.Fatalf("%s message with commitment %q accepted", m.Type, m.Commitment)
+			}
 		}
 	})
 }

@@ -127,11 +127,21 @@ type testServer struct {
 	mu       sync.Mutex
 	cases    []byte // /harness/cases.json
 	requests []loggedRequest
+	// statuses answers GET /v1/prescriptions/{commitment}/status, as the
+	// signalling server relays the notary's answer; a commitment not in it
+	// gets the notary's 404 problem, and nil bytes a dropped connection.
+	// With noStatusRoute, the server has no such route (a plain 404);
+	// with statusRelay (a notary node's URL), it relays the node's answer,
+	// status code and body, as the signalling server does.
+	statuses      map[string][]byte
+	noStatusRoute bool
+	statusRelay   string
 }
 
+// loggedRequest is a request the test server got.
 type loggedRequest struct {
-	Method, Path string
-	BodyBytes    int64
+	Method, Path, Query string
+	BodyBytes           int64
 }
 
 const harnessPage = `<!doctype html><meta charset="utf-8"><title>verify.js harness</title><link rel="icon" href="data:,"><p>harness`
@@ -154,6 +164,36 @@ func newTestServer(t *testing.T, keys []byte) *testServer {
 		w.Write(s.keys)
 	})
 	mux.Handle("/vectors/", http.StripPrefix("/vectors/", http.FileServer(http.Dir(vectorsDir))))
+	mux.Handle("/status-vectors/", http.StripPrefix("/status-vectors/", http.FileServer(http.Dir(statusVectorsDir))))
+	mux.HandleFunc("GET /v1/prescriptions/{commitment}/status", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		body, ok := s.statuses[r.PathValue("commitment")]
+		noRoute, relay := s.noStatusRoute, s.statusRelay
+		s.mu.Unlock()
+		switch {
+		case noRoute:
+			http.NotFound(w, r)
+		case relay != "":
+			resp, err := http.Get(relay + r.URL.RequestURI())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+		case !ok:
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no prescription with this commitment is logged"}`)
+		case body == nil:
+			panic(http.ErrAbortHandler) // the connection drops: the page is as offline
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		}
+	})
 	mux.HandleFunc("/harness/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, harnessPage)
@@ -167,7 +207,7 @@ func newTestServer(t *testing.T, keys []byte) *testServer {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		s.mu.Lock()
-		s.requests = append(s.requests, loggedRequest{Method: r.Method, Path: r.URL.Path, BodyBytes: n})
+		s.requests = append(s.requests, loggedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, BodyBytes: n})
 		s.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
@@ -1400,6 +1440,14 @@ type pageView struct {
 	Trust     string            `json:"trust"`
 	TrustFrom string            `json:"trustFrom"`
 	Warning   string            `json:"warning"` // "" when hidden
+	// The prescription's status: its state ("none" when not shown, or
+	// "checking"), its line, its note, a line per fill dispensed and the
+	// technical detail of an answer that does not verify.
+	Status          string   `json:"status"`
+	StatusLine      string   `json:"statusLine"`
+	StatusNote      string   `json:"statusNote"`
+	StatusFills     []string `json:"statusFills"`
+	StatusTechnical string   `json:"statusTechnical"`
 }
 
 const viewScript = `(() => {
@@ -1420,6 +1468,11 @@ const viewScript = `(() => {
     trust: $('trust').textContent,
     trustFrom: $('trust').dataset.source,
     warning: $('trust-warning').hidden ? '' : $('trust-warning').textContent,
+    status: $('status').dataset.state,
+    statusLine: $('status').hidden ? '' : $('status-line').textContent,
+    statusNote: $('status-note').hidden ? '' : $('status-note').textContent,
+    statusFills: [...document.querySelectorAll('#status-fills li')].map((li) => li.textContent),
+    statusTechnical: $('status-technical').hidden ? '' : $('status-technical').textContent,
   };
 })()`
 
@@ -1438,6 +1491,25 @@ func view(t *testing.T, ctx context.Context, done int) pageView {
 		t.Fatalf("the page showed %d results, want %d", v.Done, done)
 	}
 	return v
+}
+
+// viewStatus waits until the page has shown its done-th result and, for a
+// prescription, has finished checking its status, and returns what it shows.
+func viewStatus(t *testing.T, ctx context.Context, done int) pageView {
+	t.Helper()
+	view(t, ctx, done)
+	const cond = `document.getElementById('status').dataset.state !== 'checking'`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("waiting for the status of result %d: %v", done, err)
+	}
+	return view(t, ctx, done)
+}
+
+// statusNotFound reports the console error of a status request the test
+// server answers with 404 (its notary does not know the prescription): the
+// page says the status was not checked, as the tests require.
+func statusNotFound(m chromedp.ConsoleMessage) bool {
+	return strings.Contains(m.URL, "/v1/prescriptions/") && strings.Contains(m.Text, "404")
 }
 
 func waitKeys(t *testing.T, ctx context.Context, state string) pageView {
@@ -1515,7 +1587,7 @@ func setInput(t *testing.T, ctx context.Context, id, value, event string) {
 func TestVerifyPage(t *testing.T) {
 	keysPub := readFile(t, filepath.Join(vectorsDir, "keys.pub"))
 	srv := newTestServer(t, keysPub)
-	ctx := browser.New(t, nil)
+	ctx := browser.New(t, &browser.Options{IgnoreConsole: statusNotFound})
 	navigate(t, ctx, srv.URL+"/verify/?min=2")
 
 	v := waitKeys(t, ctx, "loaded")
@@ -1530,12 +1602,19 @@ func TestVerifyPage(t *testing.T) {
 	}
 	loaded := len(srv.log())
 
-	// A valid bundle, chosen with the file input.
+	// A valid bundle, chosen with the file input. The server's notary
+	// has not logged it (a 404 the page cannot tell from a server without
+	// the status route): its status is not checked, the server quoted.
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "valid.json"))
-	v = view(t, ctx, 1)
+	v = viewStatus(t, ctx, 1)
 	b, err := notary.ParseBundle(readFile(t, filepath.Join(vectorsDir, "valid.json")))
 	if err != nil {
 		t.Fatal(err)
+	}
+	statusPath := "/v1/prescriptions/" + b.Receipt.Leaf.Commitment.String() + "/status"
+	if v.Status != "unchecked" || v.StatusLine != "Status not checked (the server answered 404 Not Found)" ||
+		!strings.Contains(v.StatusNote, "The server says: no prescription with this commitment is logged") {
+		t.Errorf("valid.json, unknown to the server's notary: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 	vs, err := notary.ParseVerifierKeys(keysPub)
 	if err != nil {
@@ -1573,6 +1652,10 @@ func TestVerifyPage(t *testing.T) {
 		t.Errorf("document-changed.json: the page shows %q (%s) %q %v, want INVALID: %s", v.Verdict, v.State, v.Summary, v.Fields, reason)
 	}
 
+	if v.Status != "none" || v.StatusLine != "" {
+		t.Errorf("document-changed.json: a status is shown for an invalid bundle: %s %q", v.Status, v.StatusLine)
+	}
+
 	// Dropped files.
 	drop(t, ctx, "truncated.json", readFile(t, filepath.Join(vectorsDir, "truncated.json")))
 	v = view(t, ctx, 3)
@@ -1583,6 +1666,9 @@ func TestVerifyPage(t *testing.T) {
 	v = view(t, ctx, 4)
 	if v.Verdict != "VALID" || v.Fields["kind"] != "document" || !strings.Contains(v.Document["document-type"], "a PDF file") {
 		t.Errorf("valid-raw-document.json dropped: the page shows %q %v %v", v.Verdict, v.Fields, v.Document)
+	}
+	if v.Status != "none" {
+		t.Errorf("valid-raw-document.json: a document that is not a prescription has a status: %s %q", v.Status, v.StatusLine)
 	}
 
 	// More signatures than the checkpoint has, then fewer again.
@@ -1604,10 +1690,13 @@ func TestVerifyPage(t *testing.T) {
 		t.Errorf("any origin again: the page shows %q %q", v.Verdict, v.Summary)
 	}
 
-	// Nothing went over the network after the keys: not the bundles, not
-	// anything about them.
+	// Nothing went over the network after the keys but the prescription's
+	// status, asked by its commitment: not the bundles, nothing else about
+	// them.
 	for _, r := range srv.log()[loaded:] {
-		t.Errorf("the page made a request while verifying: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
+		if r.Method != http.MethodGet || r.Path != statusPath || r.Query != "consistent=1" || r.BodyBytes != 0 {
+			t.Errorf("the page made a request while verifying: %s %s?%s (%d bytes)", r.Method, r.Path, r.Query, r.BodyBytes)
+		}
 	}
 
 	// A keys file with one key: two signatures cannot be met.
@@ -1653,8 +1742,9 @@ func TestVerifyPage(t *testing.T) {
 		t.Errorf("the notary's keys again: the page shows %q, keys %q", v.Verdict, v.KeyNames)
 	}
 
-	// Every request: the page's own files and the keys, all GET, no body.
-	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
+	// Every request: the page's own files, the keys and the prescription's
+	// status, all GET, no body.
+	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys", statusPath}
 	for _, r := range srv.log() {
 		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
 			t.Errorf("unexpected request from the page: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
@@ -1670,7 +1760,7 @@ func TestVerifyPage(t *testing.T) {
 // check rather than falling back on the server's keys.
 func TestVerifyPagePolicy(t *testing.T) {
 	srv := newTestServer(t, readFile(t, filepath.Join(vectorsDir, "keys.pub")))
-	ctx := browser.New(t, nil)
+	ctx := browser.New(t, &browser.Options{IgnoreConsole: statusNotFound})
 	navigate(t, ctx, srv.URL+"/verify/?min=2")
 	v := waitKeys(t, ctx, "loaded")
 	if v.TrustFrom != "server" || !strings.Contains(v.Trust, "keys from this server") || !strings.Contains(v.Warning, "This server could be the forger") {
@@ -1753,18 +1843,22 @@ func TestVerifyPagePolicy(t *testing.T) {
 	}
 	allowed := []string{"/verify/", "/verify/style.css", "/verify/page.js", "/verify/verify.js", "/v1/keys"}
 	for _, r := range srv.log() {
-		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) {
+		status := strings.HasPrefix(r.Path, "/v1/prescriptions/") && strings.HasSuffix(r.Path, "/status")
+		if r.Method != http.MethodGet || r.BodyBytes != 0 || !slices.Contains(allowed, r.Path) && !status {
 			t.Errorf("unexpected request from the page: %s %s (%d bytes)", r.Method, r.Path, r.BodyBytes)
 		}
 	}
 }
 
 // TestVerifyPageWithoutKeys checks the page when the server has no keys
-// for it: it says so, refuses to judge, and works once keys are pasted.
+// for it: it says so, refuses to judge, and works once keys are pasted;
+// the server has no status route either, and the page says the status was
+// not checked.
 func TestVerifyPageWithoutKeys(t *testing.T) {
 	srv := newTestServer(t, nil)
+	srv.noStatusRoute = true // nor the status route: an older server
 	ctx := browser.New(t, &browser.Options{IgnoreConsole: func(m chromedp.ConsoleMessage) bool {
-		return strings.HasSuffix(m.URL, "/v1/keys") && strings.Contains(m.Text, "404")
+		return strings.HasSuffix(m.URL, "/v1/keys") && strings.Contains(m.Text, "404") || statusNotFound(m)
 	}})
 	navigate(t, ctx, srv.URL+"/verify/")
 	v := waitKeys(t, ctx, "error")
@@ -1780,8 +1874,11 @@ func TestVerifyPageWithoutKeys(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#keys-use"))); err != nil {
 		t.Fatal(err)
 	}
-	if v = view(t, ctx, 2); v.Verdict != "VALID" {
+	if v = viewStatus(t, ctx, 2); v.Verdict != "VALID" {
 		t.Errorf("pasted keys: the page shows %q %q %s", v.Verdict, v.Summary, v.Technical)
+	}
+	if v.Status != "unchecked" || v.StatusLine != "Status not checked (the server answered 404 Not Found)" {
+		t.Errorf("a server without the status route: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 }
 
@@ -1833,8 +1930,12 @@ func TestOfflineVerifier(t *testing.T) {
 	}
 	choose(t, ctx, "#policy-file", filepath.Join(vectorsDir, "policy-witnessed.txt"))
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed.json"))
-	if v = view(t, ctx, 1); v.Verdict != "VALID" || v.Fields["trust"] != "pinned policy "+pf.Fingerprint() || v.Fields["witnesses"] != "w1, w2" {
+	if v = viewStatus(t, ctx, 1); v.Verdict != "VALID" || v.Fields["trust"] != "pinned policy "+pf.Fingerprint() || v.Fields["witnesses"] != "w1, w2" {
 		t.Errorf("witnessed.json offline: %q %v %s", v.Verdict, v.Fields, v.Technical)
+	}
+	// A prescription: the saved copy asks no one for its status, and says so.
+	if v.Status != "offline" || v.StatusLine != "Status not checked (offline)" || !strings.Contains(v.StatusNote, "asks no server") {
+		t.Errorf("witnessed.json offline: status %s %q %q", v.Status, v.StatusLine, v.StatusNote)
 	}
 	choose(t, ctx, "#bundle-file", filepath.Join(vectorsDir, "witnessed-once.json"))
 	if v = view(t, ctx, 2); v.Verdict != "INVALID" || !strings.Contains(v.Technical, "needs 2 of 3, 1 valid") {

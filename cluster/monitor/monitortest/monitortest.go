@@ -369,11 +369,8 @@ func (n *Node) ConsistencyProof(from, to uint64) ([]notary.Hash, error) {
 	return n.log.ConsistencyProof(from, to)
 }
 
-// Allowance is the httpd.Ledger method; this node logs no prescriptions'
-// allowances (the monitor does not read them).
-func (n *Node) Allowance(notary.Commitment) (notary.Allowance, bool) {
-	return notary.Allowance{}, false
-}
+// Fill is the httpd.Ledger method; this node tracks no prescriptions.
+func (n *Node) Fill(notary.Commitment, uint64) (int, int, bool) { return 0, 0, false }
 
 // PrescriptionStatus is the httpd.Ledger method; this node tracks no
 // prescriptions, so it answers none.

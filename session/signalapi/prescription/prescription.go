@@ -112,10 +112,38 @@ var unmarshaller = sync.OnceValues(func() (*jsonformat.Unmarshaller, error) {
 //     type Patient;
 //   - a requester (reference, identifier or display), a reference to one
 //     of the resource types FHIR allows for it;
-//   - authoredOn, a real date (FHIR dateTime).
+//   - authoredOn, a real date (FHIR dateTime);
+//   - dispenseRequest.numberOfRepeatsAllowed, when given, at most
+//     notary.MaxFills - 1: the prescription's fills (the repeats and the
+//     first dispense) are what the notary's log counts.
 //
 // The error is an *Error.
 func Check(resource []byte) ([]byte, error) {
+	p, err := Parse(resource)
+	if err != nil {
+		return nil, err
+	}
+	return p.Canonical, nil
+}
+
+// Prescription is a prescription [Parse] accepted.
+type Prescription struct {
+	// Canonical is its RFC 8785 canonical form, the bytes the notary
+	// commits to.
+	Canonical []byte
+	fills     int
+}
+
+// Fills is the number of dispenses the prescription allows:
+// dispenseRequest.numberOfRepeatsAllowed + 1, or 1 when it is absent. It
+// is between 1 and notary.MaxFills, the allowance the notary logs with
+// the prescription (notary.NewAllowance).
+func (p *Prescription) Fills() int { return p.fills }
+
+// Parse checks a prescription as [Check] does and returns it with what
+// the notary needs of it besides its canonical bytes. The error is an
+// *Error.
+func Parse(resource []byte) (*Prescription, error) {
 	if len(resource) > signalapi.MaxPrescriptionSize {
 		return nil, refuse(Root, "the prescription is %d bytes, more than the %d (%d KiB) allowed", len(resource), signalapi.MaxPrescriptionSize, signalapi.MaxPrescriptionSize>>10)
 	}
@@ -149,10 +177,29 @@ func Check(resource []byte) ([]byte, error) {
 	if !ok || cr.GetMedicationRequest() == nil {
 		return nil, refuse(Root, "not read as a MedicationRequest")
 	}
-	if err := checkRules(cr.GetMedicationRequest()); err != nil {
+	mr := cr.GetMedicationRequest()
+	if err := checkRules(mr); err != nil {
 		return nil, err
 	}
-	return canonical, nil
+	fills, err := fillsOf(mr)
+	if err != nil {
+		return nil, err
+	}
+	return &Prescription{Canonical: canonical, fills: fills}, nil
+}
+
+// fillsOf is the number of dispenses a prescription allows: its repeats
+// and the first, at most notary.MaxFills.
+func fillsOf(mr *mrpb.MedicationRequest) (int, error) {
+	const path = Root + ".dispenseRequest.numberOfRepeatsAllowed"
+	n := mr.GetDispenseRequest().GetNumberOfRepeatsAllowed()
+	if n == nil {
+		return 1, nil
+	}
+	if repeats := uint64(n.GetValue()); repeats > notary.MaxFills-1 {
+		return 0, refuse(path, "is %d: a prescription allows at most %d repeats (%d dispenses in all), the most the notary counts", repeats, notary.MaxFills-1, notary.MaxFills)
+	}
+	return int(n.GetValue()) + 1, nil
 }
 
 // checkRules checks what the FHIR library leaves to us.

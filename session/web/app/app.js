@@ -302,6 +302,11 @@ function onMessage(msg) {
     case 'session-end':
       endSession(msg);
       break;
+    case 'revoked':
+      // The physician (or the app's backend) revoked a prescription of
+      // this consultation: pharmacies are now refused its dispenses.
+      logEvent(`a prescription was revoked (${String(msg.commitment || '').slice(0, 12)}…): it can no longer be dispensed`);
+      break;
     case 'error':
       onError(msg);
       break;

@@ -1,7 +1,11 @@
 // page.js: the /verify page. It reads a bundle file chosen, dropped or
 // pasted, verifies it with verify.js in this browser, and shows the verdict.
-// It makes one network request: the notary's keys, from ../v1/keys. The
-// bundle is never sent anywhere.
+// It asks its own server for two things only: the notary's keys, from
+// ../v1/keys, and for a valid prescription its status, from
+// ../v1/prescriptions/{commitment}/status (the notary's answer, relayed),
+// which it verifies here as it does the bundle. The bundle is never sent
+// anywhere; the commitment (the salted fingerprint the notary logged) is
+// all the status request names.
 //
 // Trust comes from a pinned trust policy when the user gives one (a file,
 // pasted text, or #policy=<text> in the address), shown with its
@@ -34,6 +38,9 @@ const KIND_NAMES = {
   prescription: 'prescription',
   consent: 'consent record',
   document: 'document',
+  allowance: 'allowance (the fills a prescription allows)',
+  dispense: 'dispense (a pharmacy\'s record of a fill)',
+  revocation: 'revocation of a prescription',
 };
 
 const ADVICE = {
@@ -210,9 +217,10 @@ async function verify() {
   setResultState('verifying');
   $('verdict').textContent = 'Checking…';
   const opts = { minSignatures: minSignatures(), origin: $('origin').value.trim() };
+  const trust = state.policy ?? state.keys;
   let r;
   try {
-    r = await verifyBundle(bytes, state.policy ?? state.keys, opts);
+    r = await verifyBundle(bytes, trust, opts);
   } catch (e) {
     if (run !== state.runs) return;
     const message = e.name === 'PolicyError' ? `${e.message}.` : `The check could not run: ${e.message}`;
@@ -220,8 +228,12 @@ async function verify() {
     return;
   }
   if (run !== state.runs) return; // a newer check is under way
-  if (r.valid) showValid(r, name);
-  else showInvalid(r, name);
+  if (r.valid) {
+    showValid(r, name);
+    if (r.kind === 'prescription') checkStatus(run, bytes, trust, opts, r.commitment);
+  } else {
+    showInvalid(r, name);
+  }
 }
 
 function minSignatures() {
@@ -253,6 +265,7 @@ function show({ state: s, verdict, name, summary, advice = '', details = [], tec
   tech.textContent = technical;
   tech.hidden = technical === '';
   showDocument(doc);
+  showStatus(null);
   $('local-note').hidden = false;
   $('result').dataset.done = String(++state.done);
 }
@@ -327,6 +340,158 @@ function showInvalid(r, name) {
     details: [['outcome', 'Failed check', r.outcome], ['trust', 'Trust', trustLabel()]],
     technical: r.detail ? `Technical detail: ${r.detail}` : '',
   });
+}
+
+// ---------------------------------------------------------------------------
+// A prescription's status: how many of its fills were dispensed, whether it
+// was revoked. The server relays the notary's answer; the answer carries a
+// receipt for each entry that decides the status, all in one signed log
+// state, and is verified here under the same trust as the bundle, so a
+// server cannot make up fills or a revocation.
+
+async function checkStatus(run, bytes, trust, opts, commitment) {
+  if (OFFLINE) {
+    showStatus({
+      state: 'offline',
+      line: 'Status not checked (offline)',
+      note: 'This saved copy of the verifier asks no server, so it cannot tell whether the prescription was dispensed or revoked. The notary\'s verification page, online, can.',
+    });
+    return;
+  }
+  showStatus({ state: 'checking', line: 'Checking the prescription\'s status with the notary…' });
+  let answer;
+  try {
+    // A consistent read, as telenotary verify asks: the answer includes
+    // every fill the cluster has acknowledged.
+    const url = new URL(`../v1/prescriptions/${commitment}/status?consistent=1`, document.baseURI);
+    const resp = await fetch(url, { cache: 'no-store', credentials: 'same-origin', redirect: 'error' });
+    if (!resp.ok) {
+      // A 404 may be the notary's (it has not logged the prescription) or
+      // a server's without the status route: both are not_found problems,
+      // so the page does not tell them apart, and quotes the server.
+      const why = await problemText(resp);
+      if (run !== state.runs) return;
+      showStatus({
+        state: 'unchecked',
+        line: `Status not checked (the server answered ${resp.status} ${resp.statusText}`.trim() + ')',
+        note: 'Whether the prescription was dispensed or revoked is unknown.' + (why ? ` The server says: ${why}` : ''),
+      });
+      return;
+    }
+    answer = new Uint8Array(await resp.arrayBuffer());
+  } catch (e) {
+    if (run !== state.runs) return;
+    showStatus({
+      state: 'offline',
+      line: 'Status not checked (offline)',
+      note: `The notary could not be reached (${e.message}), so whether the prescription was dispensed or revoked is unknown.`,
+    });
+    return;
+  }
+  let r;
+  try {
+    r = await verifyBundle(bytes, trust, { ...opts, status: answer });
+  } catch (e) {
+    r = { status: { valid: false, outcome: 'error', reason: `the check could not run: ${e.message}`, detail: '' } };
+  }
+  if (run !== state.runs) return;
+  const st = r.status;
+  if (!st) return; // the bundle no longer verifies: its verdict is shown
+  if (!st.valid) {
+    showStatus({
+      state: 'invalid',
+      line: `Status answer INVALID: ${STATUS_REASONS[st.outcome] || st.reason || st.outcome}`,
+      note: 'Do not rely on what this server says about the prescription\'s fills or revocation, and report it to the notary\'s operator.',
+      technical: st.detail ? `Technical detail (${st.outcome}): ${st.detail}` : '',
+    });
+    return;
+  }
+  showStatus(statusView(st));
+}
+
+// problemText reads the reason of a refused request: the detail (or title)
+// of a problem (RFC 9457) answer, or nothing.
+async function problemText(resp) {
+  try {
+    const p = JSON.parse(await resp.text());
+    const t = typeof p.detail === 'string' && p.detail ? p.detail : typeof p.title === 'string' ? p.title : '';
+    return t.slice(0, 300);
+  } catch {
+    return '';
+  }
+}
+
+// STATUS_REASONS word the failed checks whose receipt sentence would
+// mislead about a status answer, as telenotary verify words them.
+const STATUS_REASONS = {
+  'malformed input': 'the answer is not a readable status answer',
+  'commitment mismatch': 'the answer is not about this prescription, or its allowance was not made with the bundle\'s salt',
+};
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+// statusView says what a verified status answer established.
+function statusView(st) {
+  const asOf = `As of ${st.checkpoint.time}, the time of the notary's signed log state the answer is proven in.`;
+  const fills = st.dispensed.map((t, k) => [`Fill ${k + 1} dispensed on `, t]);
+  const allowed = st.fillsAllowed;
+  const used = st.fillsUsed;
+  switch (st.state) {
+    case 'active':
+      return {
+        state: 'active',
+        line: used === 0 ? `Status: active, none of its ${plural(allowed, 'fill')} used yet` : `Status: fill ${used} of ${allowed} used (${allowed - used} left)`,
+        note: asOf,
+        fills,
+      };
+    case 'dispensed':
+      return { state: 'dispensed', line: `Status: fully dispensed (${allowed === 1 ? 'its one fill' : `all ${allowed} fills`} used)`, note: `No fill is left. ${asOf}`, fills };
+    case 'revoked':
+      return {
+        state: 'revoked',
+        line: 'Status: revoked on ',
+        time: st.revokedAt,
+        note: `Do not dispense it. ${used === 0 ? 'None' : used} of its ${plural(allowed, 'fill')} ${used === 1 ? 'was' : 'were'} used before the revocation. ${asOf}`,
+        fills,
+      };
+    default:
+      return {
+        state: 'untracked',
+        line: 'Status: not tracked',
+        note: 'The prescription was notarized without a number of fills, so the notary does not track its dispensing or revocation.',
+      };
+  }
+}
+
+// showStatus shows a prescription's status under the verdict, or hides it
+// (view null).
+function showStatus(view) {
+  const box = $('status');
+  box.hidden = view === null;
+  box.dataset.state = view === null ? 'none' : view.state;
+  const line = $('status-line');
+  const note = $('status-note');
+  const list = $('status-fills');
+  const tech = $('status-technical');
+  line.replaceChildren();
+  note.textContent = '';
+  list.replaceChildren();
+  tech.textContent = '';
+  if (view === null) return;
+  line.append(view.line);
+  if (view.time) line.append(timeElement(view.time));
+  note.textContent = view.note || '';
+  note.hidden = !view.note;
+  for (const [label, t] of view.fills || []) {
+    const li = document.createElement('li');
+    li.append(label, timeElement(t));
+    list.append(li);
+  }
+  list.hidden = list.childElementCount === 0;
+  tech.textContent = view.technical || '';
+  tech.hidden = !view.technical;
 }
 
 function capitalize(s) {

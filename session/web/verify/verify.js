@@ -18,6 +18,10 @@
 //	const r2 = await verifyBundle(bundleBytes, p); // p.fingerprint
 //	if (r.valid) console.log(r.kind, r.index, r.time, r.signers);
 //	else console.log(r.outcome, r.reason, r.detail);
+//	// A prescription's status answer (GET /v1/prescriptions/{commitment}/status),
+//	// as notary's VerifyStatus checks it, with the bundle's salt:
+//	const r3 = await verifyBundle(bundleBytes, p, { status: answerBytes });
+//	if (r3.valid && r3.status.valid) console.log(r3.status.state, r3.status.fillsUsed, r3.status.fillsAllowed);
 //
 // Inputs may be Uint8Array, ArrayBuffer or string (encoded as UTF-8); pass
 // bytes to judge a file exactly as the Go verifier would.
@@ -61,7 +65,12 @@ export const REASONS = Object.freeze({
 });
 
 /** The kinds of record, by leaf code (index 0 is unused). */
-export const KINDS = Object.freeze(['', 'session-start', 'session-end', 'prescription', 'consent', 'document']);
+export const KINDS = Object.freeze(['', 'session-start', 'session-end', 'prescription', 'consent', 'document', 'allowance', 'dispense', 'revocation']);
+
+const KIND_PRESCRIPTION = 3;
+const KIND_ALLOWANCE = 6;
+const KIND_DISPENSE = 7;
+const KIND_REVOCATION = 8;
 
 /**
  * PolicyError: the keys, minimum number of signatures or origin cannot make a
@@ -740,8 +749,9 @@ function decodeReceiptField(s, name, r) {
       r.index = s.uint();
       break;
     case 'kind': {
-      const k = KINDS.indexOf(text(s.string()));
-      if (k < 1) syntax('unknown kind (want session-start, session-end, prescription, consent or document)');
+      const name = text(s.string());
+      const k = KINDS.indexOf(name);
+      if (k < 1) syntax(`unknown kind ${goQuote(name)} (want session-start, session-end, prescription, consent, document, allowance, dispense or revocation)`);
       r.kind = k;
       break;
     }
@@ -990,18 +1000,20 @@ function serializeJCS(root) {
 }
 
 // ---------------------------------------------------------------------------
-// Bundles (notary.Bundle.UnmarshalJSON).
+// Strictly read JSON objects (notary's parseObject).
 
-const BUNDLE_FIELDS = ['version', 'document', 'document_base64', 'salt', 'receipt'];
-
-// parseBundle returns the bundle's salt, receipt and canonical document bytes.
-function parseBundle(b) {
-  if (b.length > MAX_BUNDLE_SIZE) malformed(`bundle is ${b.length} bytes, more than ${MAX_BUNDLE_SIZE}`);
+// parseObject splits b, which must be exactly one JSON object whose member
+// names are all in allowed, without duplicates, into its members' values
+// (each its exact bytes), as notary's parseObject does for bundles and
+// status answers: unknown and duplicate members, and anything
+// after the closing brace, are refused in messages that start with what
+// ("bundle", "status") and name the member.
+function parseObject(b, what, allowed) {
   const members = new Map();
   try {
     let i = skipWS(b, 0);
     if (i >= b.length) syntax('unexpected end of JSON input');
-    if (b[i] !== 0x7b) malformed('bundle must be a JSON object');
+    if (b[i] !== 0x7b) malformed(`${what} must be a JSON object`);
     i = skipWS(b, i + 1);
     if (b[i] === 0x7d) {
       i++;
@@ -1011,8 +1023,8 @@ function parseBundle(b) {
         const start = i;
         i = scanString(b, i);
         const name = memberString(b.subarray(start, i));
-        if (!BUNDLE_FIELDS.includes(name)) malformed(`bundle has unknown field ${JSON.stringify(name)}`);
-        if (members.has(name)) malformed(`bundle has field ${JSON.stringify(name)} twice`);
+        if (!allowed.includes(name)) malformed(`${what} has unknown field ${goQuote(name)}`);
+        if (members.has(name)) malformed(`${what} has field ${goQuote(name)} twice`);
         i = skipWS(b, i);
         if (b[i] !== 0x3a) syntax(i >= b.length ? 'unexpected end of JSON input' : `want ':' at byte ${i}`);
         const vstart = skipWS(b, i + 1);
@@ -1030,11 +1042,23 @@ function parseBundle(b) {
         syntax(i >= b.length ? 'unexpected end of JSON input' : `invalid character after a member at byte ${i}`);
       }
     }
-    if (skipWS(b, i) !== b.length) malformed('bundle has data after its closing brace');
+    if (skipWS(b, i) !== b.length) malformed(`${what} has data after its closing brace`);
   } catch (e) {
-    if (e instanceof SyntaxFailure) malformed(`bundle is not JSON: ${e.message}`);
+    if (e instanceof SyntaxFailure) malformed(`${what} is not JSON: ${e.message}`);
     throw e;
   }
+  return members;
+}
+
+// ---------------------------------------------------------------------------
+// Bundles (notary.Bundle.UnmarshalJSON).
+
+const BUNDLE_FIELDS = ['version', 'document', 'document_base64', 'salt', 'receipt'];
+
+// parseBundle returns the bundle's salt, receipt and canonical document bytes.
+function parseBundle(b) {
+  if (b.length > MAX_BUNDLE_SIZE) malformed(`bundle is ${b.length} bytes, more than ${MAX_BUNDLE_SIZE}`);
+  const members = parseObject(b, 'bundle', BUNDLE_FIELDS);
 
   const version = members.get('version');
   if (version === undefined) malformed('bundle field "version" is missing');
@@ -1062,17 +1086,70 @@ function parseBundle(b) {
   return { salt, receipt, canonical, json: raw === null };
 }
 
-// memberBytes decodes a JSON string token. Go's encoding/json would turn
-// invalid UTF-8 and lone surrogates into U+FFFD where this throws; every
-// caller then refuses the value either way (no member name, hex digit or
-// base64 character is U+FFFD).
+// memberBytes decodes a JSON string token (checked by scanString) as Go's
+// encoding/json does: a raw byte that starts no valid UTF-8 sequence, and
+// an escaped surrogate that is not the first of a pair with the escape
+// after it, each become U+FFFD; nothing is refused.
 function memberBytes(tok) {
-  try {
-    return new Scanner(tok).string();
-  } catch (e) {
-    if (e instanceof SyntaxFailure) return new Uint8Array([0xef, 0xbf, 0xbd]);
-    throw e;
+  const out = [];
+  const end = tok.length - 1; // the closing quote
+  for (let i = 1; i < end;) {
+    const c = tok[i];
+    if (c === 0x5c) {
+      const e = tok[i + 1];
+      if (e !== 0x75) {
+        out.push(e === 0x62 ? 0x08 : e === 0x66 ? 0x0c : e === 0x6e ? 0x0a : e === 0x72 ? 0x0d : e === 0x74 ? 0x09 : e);
+        i += 2;
+        continue;
+      }
+      let r = hexAt(tok, i + 2);
+      i += 6;
+      if (r >= 0xd800 && r < 0xe000) {
+        const r2 = i + 6 <= end && tok[i] === 0x5c && tok[i + 1] === 0x75 ? hexAt(tok, i + 2) : -1;
+        if (r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000) {
+          r = 0x10000 + ((r - 0xd800) << 10) + (r2 - 0xdc00);
+          i += 6;
+        } else {
+          r = 0xfffd;
+        }
+      }
+      pushUTF8(out, r);
+      continue;
+    }
+    const n = c < 0x80 ? 1 : utf8SequenceLength(tok, i, end);
+    if (n === 0) {
+      out.push(0xef, 0xbf, 0xbd);
+      i++;
+      continue;
+    }
+    for (let k = 0; k < n; k++) out.push(tok[i + k]);
+    i += n;
   }
+  return Uint8Array.from(out);
+}
+
+// utf8SequenceLength is the length of the valid UTF-8 sequence of a rune
+// from U+0080 that starts at b[i] (before end), or 0 when there is none
+// (utf8.DecodeRune's RuneError of size 1).
+function utf8SequenceLength(b, i, end) {
+  const c = b[i];
+  let n;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) n = 3;
+  else if (c >= 0xf0 && c <= 0xf4) n = 4;
+  else return 0;
+  if (c === 0xe0) lo = 0xa0;
+  else if (c === 0xed) hi = 0x9f;
+  else if (c === 0xf0) lo = 0x90;
+  else if (c === 0xf4) hi = 0x8f;
+  if (i + n > end) return 0;
+  if (b[i + 1] < lo || b[i + 1] > hi) return 0;
+  for (let k = 2; k < n; k++) {
+    if (b[i + k] < 0x80 || b[i + k] > 0xbf) return 0;
+  }
+  return n;
 }
 
 function memberString(tok) {
@@ -1865,6 +1942,11 @@ function checkpointSummary(cp) {
  * opts.newerCheckpoint (a signed note) with opts.consistency (a list of hex
  *   hashes, or its JSON text): check also that this later checkpoint of the
  *   log extends the receipt's.
+ * opts.status: a node's status answer about the bundle's prescription (GET
+ *   /v1/prescriptions/{commitment}/status): when the bundle is valid, the
+ *   result's status member says what verifyStatus says of the answer, with
+ *   the bundle's commitment and salt (the allowance's lock must be the one
+ *   the salt gives). It never changes the bundle's own verdict.
  *
  * It resolves to {valid: true, outcome: 'valid', origin, index, kind,
  * commitment, link, timestamp, time, checkpoint, signers, newer, document}
@@ -1877,19 +1959,31 @@ function checkpointSummary(cp) {
 export async function verifyBundle(bundle, keys, opts = {}) {
   const policy = await makePolicy(keys, opts);
   const bytes = toBytes(bundle, 'bundle');
+  let parsed;
+  let result;
   try {
-    return await verifyParsed(parseBundle(bytes), policy, opts);
+    parsed = parseBundle(bytes);
+    result = await verifyParsed(parsed, policy, opts);
   } catch (e) {
-    if (e instanceof Failure) {
-      return { valid: false, outcome: e.outcome, reason: REASONS[e.outcome], detail: e.detail };
-    }
+    if (e instanceof Failure) return failed(e);
     throw e;
   }
+  if (opts.status !== undefined && opts.status !== null) {
+    result.status = await statusOutcome(opts.status, policy, { commitment: parsed.receipt.commitment, salt: parsed.salt });
+  }
+  return result;
 }
 
-async function verifyParsed(bundle, policy, opts) {
-  const r = bundle.receipt;
-  const want = await sha256(COMMIT_DOMAIN, bundle.salt, bundle.canonical);
+function failed(e) {
+  return { valid: false, outcome: e.outcome, reason: REASONS[e.outcome], detail: e.detail };
+}
+
+// checkReceipt is steps 1 to 6 of notary's Verifier.Verify: the receipt is
+// for the commitment want, its leaf hash is right, its checkpoint opens
+// (with open) under the policy, is of its log and not older than the leaf,
+// and the inclusion proof leads to the signed root. It returns the opened
+// checkpoint.
+async function checkReceipt(r, want, open) {
   if (!equalBytes(want, r.commitment)) {
     fail('commitment mismatch', `the document gives commitment ${hex(want)}, the receipt says ${hex(r.commitment)}`);
   }
@@ -1897,7 +1991,7 @@ async function verifyParsed(bundle, policy, opts) {
   if (!equalBytes(leafHash, r.leafHash)) {
     fail('leaf mismatch', `kind, commitment, link and timestamp hash to ${hex(leafHash)}, the receipt says ${hex(r.leafHash)}`);
   }
-  const cp = await openCheckpoint(r.checkpoint, policy);
+  const cp = await open(r.checkpoint);
   if (cp.origin !== r.origin) fail('wrong log', `receipt names log ${JSON.stringify(r.origin)}, its checkpoint ${JSON.stringify(cp.origin)}`);
   if (r.timestamp > cp.timestamp) {
     fail('inconsistent history', `leaf time ${isoTime(r.timestamp)} is after the time ${isoTime(cp.timestamp)} of the checkpoint that includes it`);
@@ -1905,6 +1999,13 @@ async function verifyParsed(bundle, policy, opts) {
   if (r.index >= cp.size) fail('proof invalid', `leaf index ${r.index} is not below the checkpoint's size ${cp.size}`);
   const root = await rootFromInclusionProof(r.index, cp.size, leafHash, r.inclusionProof);
   if (!equalBytes(root, cp.root)) fail('root mismatch', `the proof leads to root ${hex(root)}, the checkpoint signs ${hex(cp.root)}`);
+  return cp;
+}
+
+async function verifyParsed(bundle, policy, opts) {
+  const r = bundle.receipt;
+  const want = await sha256(COMMIT_DOMAIN, bundle.salt, bundle.canonical);
+  const cp = await checkReceipt(r, want, (msg) => openCheckpoint(msg, policy));
   let newer = null;
   if (opts.newerCheckpoint !== undefined && opts.newerCheckpoint !== null) {
     const proof = parseConsistencyProof(opts.consistency ?? []);
@@ -1929,5 +2030,307 @@ async function verifyParsed(bundle, policy, opts) {
     minSignatures: policy.min,
     newer,
     document: { json: bundle.json, canonical: bundle.canonical },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// A prescription's status (notary.PrescriptionStatus, notary.Verifier.VerifyStatus).
+
+const MAX_FILLS = 100;
+const MAX_STATUS_SIZE = ((MAX_FILLS + 3) * MAX_RECEIPT_SIZE) / 4;
+const CHAIN_SIZE = 30;
+const DISPENSE_SEED_DOMAIN = textEncoder.encode('telenotary dispense seed v1\0');
+const CHAIN_DOMAIN = textEncoder.encode('telenotary dispense chain v1\0');
+const REVOCATION_DOMAIN = textEncoder.encode('telenotary revocation v1\0');
+
+/** The states a status answer can establish (notary.StateActive and the others). */
+export const STATES = Object.freeze(['active', 'dispensed', 'revoked', 'untracked']);
+
+/**
+ * verifyStatus checks a node's answer about a prescription's status (GET
+ * /v1/prescriptions/{commitment}/status) as notary's Verifier.VerifyStatus
+ * does: every receipt verifies under the trust (keys or a TrustPolicy, with
+ * opts.minSignatures and opts.origin as for verifyBundle), all into one
+ * checkpoint; the allowance, dispenses and revocation have their kinds and
+ * link to the prescription, in log order after it; no more dispenses than
+ * fills, none without an allowance, none after the revocation. With
+ * opts.bundle (the prescription's bundle file), the answer must be about its
+ * prescription and the allowance's lock the one its salt gives.
+ *
+ * It resolves to {valid: true, outcome: 'valid', state (one of STATES),
+ * fillsAllowed, fillsUsed, dispensed (the ISO 8601 UTC time of each
+ * dispense, in order), revokedAt (or null), commitment, prescriptionTime,
+ * checkpoint} (the status holds as of checkpoint.time), or to {valid: false,
+ * outcome, reason, detail} as verifyBundle does. It rejects with a
+ * PolicyError when keys and options make no policy.
+ */
+export async function verifyStatus(status, keys, opts = {}) {
+  const policy = await makePolicy(keys, opts);
+  let bundle = null;
+  if (opts.bundle !== undefined && opts.bundle !== null) {
+    try {
+      const b = parseBundle(toBytes(opts.bundle, 'bundle'));
+      bundle = { commitment: b.receipt.commitment, salt: b.salt };
+    } catch (e) {
+      if (e instanceof Failure) return failed(e);
+      throw e;
+    }
+  }
+  return statusOutcome(status, policy, bundle);
+}
+
+async function statusOutcome(status, policy, bundle) {
+  try {
+    return await verifyStatusParsed(parseStatus(toBytes(status, 'status')), policy, bundle);
+  } catch (e) {
+    if (e instanceof Failure) return failed(e);
+    throw e;
+  }
+}
+
+const STATUS_FIELDS = ['version', 'commitment', 'state', 'fills_allowed', 'fills_used', 'prescription', 'allowance', 'dispenses', 'revocation'];
+
+// parseStatus decodes a status answer as notary.ParsePrescriptionStatus
+// does, strictly, as receipts and bundles are read: exactly the members of
+// the version-1 form, each once, nothing after the object, null only for a
+// missing allowance or revocation; more dispenses than MAX_FILLS, or a state
+// and counts that disagree with the receipts, are refused. The checks come
+// in Go's order, with its words, naming the member.
+function parseStatus(b) {
+  if (b.length > MAX_STATUS_SIZE) malformed(`status is ${b.length} bytes, more than ${MAX_STATUS_SIZE}`);
+  const o = parseObject(b, 'status', STATUS_FIELDS);
+  const version = statusUint(o, 'version');
+  const commitment = statusCommitment(o);
+  const state = statusString(o, 'state');
+  const fillsAllowed = statusUint(o, 'fills_allowed');
+  const fillsUsed = statusUint(o, 'fills_used');
+  if (version !== 1n) malformed(`status field "version" is ${version}; this verifier reads version 1`);
+  for (const name of ['prescription', 'allowance', 'dispenses', 'revocation']) {
+    if (!o.has(name)) malformed(`status field ${JSON.stringify(name)} is missing`);
+  }
+  const receipt = (name, raw, nullable) => {
+    if (nullable && ascii(raw) === 'null') return null;
+    try {
+      return parseReceipt(raw);
+    } catch (e) {
+      // Go wraps the receipt's error, sentinel and all: "status field
+      // "allowance": malformed input: receipt ...".
+      if (e instanceof Failure) malformed(`status field ${JSON.stringify(name)}: ${e.outcome}: ${e.detail}`);
+      throw e;
+    }
+  };
+  const prescription = receipt('prescription', o.get('prescription'), false);
+  const allowance = receipt('allowance', o.get('allowance'), true);
+  const revocation = receipt('revocation', o.get('revocation'), true);
+  const raw = o.get('dispenses');
+  if (raw[0] !== 0x5b) malformed('status field "dispenses" must be an array of receipts');
+  const items = [];
+  for (let i = skipWS(raw, 1); raw[i] !== 0x5d;) {
+    const end = scanValue(raw, i);
+    items.push(raw.subarray(i, end));
+    i = skipWS(raw, end);
+    if (raw[i] === 0x2c) i = skipWS(raw, i + 1);
+  }
+  if (items.length > MAX_FILLS) malformed(`status field "dispenses" holds ${items.length} receipts, more than ${MAX_FILLS}`);
+  const dispenses = items.map((d, k) => receipt(`dispenses[${k}]`, d, false));
+  const s = { commitment, prescription, allowance, dispenses, revocation };
+  const [derived, allowed, used] = statusState(s);
+  if (derived !== state || BigInt(allowed) !== fillsAllowed || BigInt(used) !== fillsUsed) {
+    malformed(`status says ${state}, ${fillsUsed} of ${fillsAllowed} fills used; its receipts say ${derived}, ${used} of ${allowed}`);
+  }
+  return s;
+}
+
+// statusMember is notary's object.decode up to the value's type: the member
+// is present and neither is nor holds null.
+function statusMember(o, name) {
+  const raw = o.get(name);
+  if (raw === undefined) malformed(`status field ${JSON.stringify(name)} is missing`);
+  if (holdsNull(raw)) malformed(`status field ${JSON.stringify(name)} is or holds null`);
+  return raw;
+}
+
+// holdsNull reports whether a JSON value (valid, checked by scanValue) is
+// or holds null: a literal that starts with n outside strings.
+function holdsNull(raw) {
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x22) i = scanString(raw, i) - 1;
+    else if (raw[i] === 0x6e) return true;
+  }
+  return false;
+}
+
+// jsonValueKind is what encoding/json calls a JSON value that does not fit
+// the Go type it decodes into (UnmarshalTypeError's Value).
+function jsonValueKind(raw) {
+  switch (raw[0]) {
+    case 0x7b: return 'object';
+    case 0x5b: return 'array';
+    case 0x22: return 'string';
+    case 0x74: case 0x66: return 'bool';
+    default: return 'number';
+  }
+}
+
+// statusUint decodes an int member: a whole number from 0 in its one
+// spelling, at most the largest int64.
+function statusUint(o, name) {
+  const raw = statusMember(o, name);
+  const t = ascii(raw);
+  if (!/^(0|[1-9][0-9]*)$/.test(t)) {
+    malformed(`status field ${JSON.stringify(name)} must be a whole number from 0 written without sign, fraction, exponent or leading zeros, not ${text(raw)}`);
+  }
+  const v = BigInt(t);
+  if (v > MAX_INT64) malformed(`status field ${JSON.stringify(name)} must be a whole number, not number ${t}`);
+  return v;
+}
+
+// statusString decodes a string member.
+function statusString(o, name) {
+  const raw = statusMember(o, name);
+  if (raw[0] !== 0x22) malformed(`status field ${JSON.stringify(name)} must be a string, not ${jsonValueKind(raw)}`);
+  return memberString(raw);
+}
+
+// statusCommitment decodes the commitment member as notary.Commitment's
+// UnmarshalText does: a string of 64 lowercase hex digits.
+function statusCommitment(o) {
+  const raw = statusMember(o, 'commitment');
+  if (raw[0] !== 0x22) malformed(`status field "commitment" must be a string, not ${jsonValueKind(raw)}`);
+  const digits = memberBytes(raw);
+  if (digits.length !== 64) malformed(`status field "commitment": want 64 lowercase hex digits, got ${digits.length} characters`);
+  for (let k = 0; k < digits.length; k++) {
+    const c = digits[k];
+    if (!(c >= 0x30 && c <= 0x39) && !(c >= 0x61 && c <= 0x66)) {
+      malformed(`status field "commitment": character ${k} is ${goQuote(String.fromCharCode(c), "'")}, not a lowercase hex digit`);
+    }
+  }
+  return parseLowerHex(digits, 32);
+}
+
+// parseAllowance decodes an allowance leaf's commitment (notary.ParseAllowance):
+// the fills allowed (2 bytes, big-endian), then the lock. It returns the
+// reason it cannot when the fills are out of range.
+function parseAllowance(c) {
+  const fills = (c[0] << 8) | c[1];
+  if (fills < 1 || fills > MAX_FILLS) return { error: `malformed input: allowance of ${fills} fills; 1 to ${MAX_FILLS} are allowed` };
+  return { fills, lock: c.subarray(2) };
+}
+
+// statusState derives the state and counts from the receipts an answer holds
+// (notary.PrescriptionStatus.State), unverified.
+function statusState(s) {
+  const used = s.dispenses.length;
+  let allowed = 0;
+  if (s.allowance !== null) {
+    const a = parseAllowance(s.allowance.commitment);
+    if (!a.error) allowed = a.fills;
+  }
+  if (s.revocation !== null) return ['revoked', allowed, used];
+  if (s.allowance === null) return ['untracked', 0, used];
+  if (used >= allowed) return ['dispensed', allowed, used];
+  return ['active', allowed, used];
+}
+
+// dispenseSeed is notary.DispenseSeed: HMAC-SHA-256 keyed with the salt
+// over a domain and the prescription's commitment, cut to 30 bytes.
+async function dispenseSeed(salt, c) {
+  const key = await crypto.subtle.importKey('raw', salt, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, concat(DISPENSE_SEED_DOMAIN, c)));
+  return mac.subarray(0, CHAIN_SIZE);
+}
+
+// allowanceLock is the lock of n fills (notary.NewAllowance): n steps of the
+// dispense chain (notary.ChainStep) from the seed.
+async function allowanceLock(salt, c, n) {
+  let v = await dispenseSeed(salt, c);
+  for (let k = 0; k < n; k++) v = (await sha256(CHAIN_DOMAIN, v)).subarray(0, CHAIN_SIZE);
+  return v;
+}
+
+/** revocationCommitment is notary.RevocationCommitment: the commitment of a prescription's revocation leaf. */
+export async function revocationCommitment(c) {
+  return sha256(REVOCATION_DOMAIN, toBytes(c, 'commitment'));
+}
+
+async function verifyStatusParsed(s, policy, bundle) {
+  const c = s.commitment;
+  if (bundle !== null && !equalBytes(bundle.commitment, c)) {
+    fail('commitment mismatch', `the status is about ${hex(c)}, the bundle's prescription is ${hex(bundle.commitment)}`);
+  }
+  // Opened checkpoints, by their text: as notary's Verifier, each is
+  // checked once.
+  const opened = new Map();
+  const open = (msg) => {
+    const key = ascii(msg);
+    if (!opened.has(key)) opened.set(key, openCheckpoint(msg, policy));
+    return opened.get(key);
+  };
+  const check = async (name, r, want, kind, link) => {
+    let cp;
+    try {
+      if (equalBytes(want, ZERO32)) malformed('neither a document nor a commitment to check the receipt against');
+      cp = await checkReceipt(r, want, open);
+    } catch (e) {
+      if (e instanceof Failure) fail(e.outcome, `${name}: ${e.detail}`);
+      throw e;
+    }
+    if (r.kind !== kind) malformed(`${name}: a leaf of kind ${KINDS[r.kind]}, want ${KINDS[kind]}`);
+    if (kind !== KIND_PRESCRIPTION && !equalBytes(r.link, link)) {
+      malformed(`${name}: links to ${hex(r.link)}, not to the prescription ${hex(link)}`);
+    }
+    if (!equalBytes(r.checkpoint, s.prescription.checkpoint)) malformed(`${name}: proven into another checkpoint than the prescription's`);
+    return cp;
+  };
+
+  const p = s.prescription;
+  const cp = await check('prescription', p, c, KIND_PRESCRIPTION, ZERO32);
+  let allowed = 0;
+  let after = p.index;
+  if (s.allowance !== null) {
+    const r = s.allowance;
+    await check('allowance', r, r.commitment, KIND_ALLOWANCE, c);
+    const a = parseAllowance(r.commitment);
+    if (a.error) malformed(`allowance: ${a.error}`);
+    if (bundle !== null && !equalBytes(await allowanceLock(bundle.salt, c, a.fills), a.lock)) {
+      fail('commitment mismatch', "allowance: its lock is not the one the bundle's salt gives");
+    }
+    if (r.index <= after) fail('inconsistent history', `allowance at index ${r.index} is not after its prescription at ${after}`);
+    allowed = a.fills;
+    after = r.index;
+  } else if (s.dispenses.length > 0) {
+    fail('inconsistent history', `${s.dispenses.length} dispenses of a prescription without an allowance`);
+  }
+  if (s.dispenses.length > allowed) fail('inconsistent history', `${s.dispenses.length} dispenses of a prescription that allows ${allowed}`);
+  const dispensed = [];
+  for (const [k, d] of s.dispenses.entries()) {
+    await check(`dispenses[${k}]`, d, d.commitment, KIND_DISPENSE, c);
+    if (d.index <= after) fail('inconsistent history', `dispenses[${k}] at index ${d.index} is not after index ${after}`);
+    after = d.index;
+    dispensed.push(isoTime(d.timestamp));
+  }
+  let revokedAt = null;
+  if (s.revocation !== null) {
+    const r = s.revocation;
+    await check('revocation', r, await revocationCommitment(c), KIND_REVOCATION, c);
+    if (r.index <= p.index) fail('inconsistent history', `revocation at index ${r.index} is not after its prescription at ${p.index}`);
+    const n = s.dispenses.length;
+    if (n > 0 && s.dispenses[n - 1].index > r.index) {
+      fail('inconsistent history', `a dispense at index ${s.dispenses[n - 1].index} after the revocation at ${r.index}`);
+    }
+    revokedAt = isoTime(r.timestamp);
+  }
+  const [state] = statusState(s);
+  return {
+    valid: true,
+    outcome: 'valid',
+    state,
+    fillsAllowed: allowed,
+    fillsUsed: s.dispenses.length,
+    dispensed,
+    revokedAt,
+    commitment: hex(c),
+    prescriptionTime: isoTime(p.timestamp),
+    checkpoint: checkpointSummary(cp),
   };
 }
