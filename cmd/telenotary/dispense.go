@@ -331,7 +331,11 @@ func stateRefusal(res *notary.StatusResult) *refusal {
 		if n := len(res.Dispensed); n > 0 {
 			last = res.Dispensed[n-1].Format(timeFormat)
 		}
-		return &refusal{exitFullyDispensed, fmt.Sprintf("fully dispensed: all %d fills of the prescription were dispensed, the last at %s", res.FillsAllowed, last), notaryapi.ErrFullyDispensed}
+		msg := fmt.Sprintf("fully dispensed: all %d fills of the prescription were dispensed, the last at %s", res.FillsAllowed, last)
+		if res.FillsAllowed == 1 {
+			msg = "fully dispensed: the prescription's one fill was dispensed at " + last
+		}
+		return &refusal{exitFullyDispensed, msg, notaryapi.ErrFullyDispensed}
 	case notary.StateUntracked:
 		return &refusal{exitUntracked, "untracked: the prescription was logged without an allowance, so the cluster does not count its dispenses", notaryapi.ErrUnknownPrescription}
 	}
