@@ -134,15 +134,35 @@ func TestLifecycleDeterministic(t *testing.T) {
 			t.Fatalf("seed %d: heads %+v, %+v, %+v", seed, h, all.log.Head(), mixed.log.Head())
 		}
 		if !reflect.DeepEqual(one.rx.m, all.rx.m) || !reflect.DeepEqual(one.rx.m, mixed.rx.m) {
+			// The heads too: each FSM saw every proof.
 			t.Fatalf("seed %d: the prescriptions' state differs", seed)
 		}
 		if len(one.rx.m) == 0 {
 			t.Fatalf("seed %d: no prescription tracked", seed)
 		}
+		// A node that restarts halfway derives the state from its log,
+		// without the chain heads, and answers the rest the same.
+		dirH := t.TempDir()
+		half := testFSM(t, dirH)
+		half.ApplyBatch([]*raft.Log{genesisCmd})
+		var a4 []string
+		for _, r := range half.ApplyBatch(history[:len(history)/2]) {
+			a4 = append(a4, outcome(r))
+		}
+		half.close()
+		half = testFSM(t, dirH)
+		for _, r := range half.ApplyBatch(history[len(history)/2:]) {
+			a4 = append(a4, outcome(r))
+		}
+		for i := range a1 {
+			if a1[i] != a4[i] {
+				t.Fatalf("seed %d: entry %d answered %q without a restart, %q after one", seed, i+2, a1[i], a4[i])
+			}
+		}
 		// The log alone gives the state back.
 		one.close()
 		again := testFSM(t, dir)
-		if !reflect.DeepEqual(again.rx.m, all.rx.m) {
+		if !reflect.DeepEqual(withoutHeads(again.rx.m), withoutHeads(all.rx.m)) {
 			t.Fatalf("seed %d: the state derived from the reopened log differs", seed)
 		}
 	}
@@ -179,4 +199,16 @@ func FuzzNotarizeCommand(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withoutHeads is the state without the cached chain heads, which a state
+// derived from the log has only until a prescription's first dispense.
+func withoutHeads(m rxMap) map[notary.Commitment]rxState {
+	out := map[notary.Commitment]rxState{}
+	for c, st := range m {
+		cp := *st
+		cp.head = chainHead{}
+		out[c] = cp
+	}
+	return out
 }
