@@ -539,3 +539,84 @@ func TestDispenseClient(t *testing.T) {
 		t.Fatalf("dispense with another salt: %v", err)
 	}
 }
+
+// TestDispenseClientOptions: Dispense's options. DispenseSignatures has
+// the receipt's checkpoint signed by as many nodes; DispenseCheckStatus
+// sees every status answer Dispense acts on, and its error ends the
+// dispense as it is. With a check, a claim refused because another
+// dispense or a revocation came first is followed by a status read the
+// check sees, so that the caller's check, not the node's refusal, tells
+// why.
+func TestDispenseClientOptions(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	n2 := c.join("node-2", n1)
+	n3 := c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	policy := c.policy()
+	v, err := notary.NewVerifier(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy.MinSignatures = 2
+	v2, err := notary.NewVerifier(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errStop := errors.New("the check stops here")
+
+	// Two signatures on the receipt; the check sees the status the fill
+	// was claimed on, and another pharmacy taking that fill meanwhile
+	// sends Dispense back to read (and check) the next status.
+	p := issue(ctx, t, clientFor(n1), "MedicationRequest-medrx0312.json", 3)
+	var seen []int // fills used, per status the check saw
+	check := func(s *notary.PrescriptionStatus) error {
+		res, err := v.VerifyStatus(s, p.bundle)
+		if err != nil {
+			return err
+		}
+		seen = append(seen, res.FillsUsed)
+		if len(seen) == 1 { // another pharmacy is first to fill 1
+			if _, err := pharmacyClient(n2).Notarize(ctx, dispenseEntry(t, p, 1, "the other pharmacy")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	}
+	resp, err := pharmacyClient(n3).Dispense(ctx, p.bundle, notary.Commitment{44}, notaryapi.DispenseSignatures(2), notaryapi.DispenseCheckStatus(check))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Fill != 2 || resp.Fills != 3 || fmt.Sprint(seen) != "[0 1]" {
+		t.Fatalf("fill %d of %d after the statuses %v; want fill 2 of 3 after [0 1]", resp.Fill, resp.Fills, seen)
+	}
+	if _, err := v2.Verify(notary.Claim{Receipt: resp.Receipt, Commitment: notary.Commitment{44}}); err != nil {
+		t.Fatalf("the receipt under two signatures: %v", err)
+	}
+
+	// The check's error is returned as it is, and nothing is claimed.
+	stop := func(*notary.PrescriptionStatus) error { return errStop }
+	if _, err := pharmacyClient(n1).Dispense(ctx, p.bundle, notary.Commitment{45}, notaryapi.DispenseCheckStatus(stop)); err != errStop {
+		t.Fatalf("a check that refuses: %v", err)
+	}
+	checkStatus(ctx, t, v, n1, p, notary.StateActive, 2)
+
+	// A revocation between the status and the claim: the node refuses
+	// the claim as revoked, and the check sees the revoked status.
+	revoked := false
+	check = func(s *notary.PrescriptionStatus) error {
+		if s.Revocation != nil {
+			revoked = true
+			return errStop
+		}
+		if _, err := clientFor(n2).Revoke(ctx, p.bundle); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}
+	if _, err := pharmacyClient(n1).Dispense(ctx, p.bundle, notary.Commitment{46}, notaryapi.DispenseCheckStatus(check)); err != errStop || !revoked {
+		t.Fatalf("revoked between the status and the claim: %v (the check saw the revocation: %v)", err, revoked)
+	}
+}

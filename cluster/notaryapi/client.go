@@ -211,20 +211,84 @@ func (c *Client) PrescriptionStatusSigned(ctx context.Context, commitment notary
 	return notary.ParsePrescriptionStatus(out.Bytes())
 }
 
+// DispenseOption changes how Dispense claims a fill.
+type DispenseOption func(*dispenseOptions)
+
+type dispenseOptions struct {
+	signatures  int
+	checkStatus func(*notary.PrescriptionStatus) error
+}
+
+// DispenseSignatures has Dispense ask for the dispense's receipt with its
+// checkpoint signed by k nodes (or by a majority of them: k = Majority),
+// as NotarizeSigned does, for verifiers whose policy needs k signatures.
+// Without it, or with k = 0 or 1, the receipt carries the answering
+// node's signature, as Notarize gives it.
+func DispenseSignatures(k int) DispenseOption {
+	return func(o *dispenseOptions) { o.signatures = k }
+}
+
+// DispenseCheckStatus has Dispense pass each status answer it reads to
+// check before it acts on it, as a caller that verifies the cluster's
+// answers (Verifier.VerifyStatus) and refuses early needs: an error from
+// check ends the dispense and is returned as it is, nothing claimed on
+// that answer. With a check, a claim the node refuses as
+// ErrFullyDispensed or ErrRevoked (another dispense or a revocation came
+// first) is followed by another status read, so that the check sees the
+// state that refuses and reports it, instead of Dispense returning the
+// node's refusal.
+func DispenseCheckStatus(check func(*notary.PrescriptionStatus) error) DispenseOption {
+	return func(o *dispenseOptions) { o.checkStatus = check }
+}
+
+// maxDispenseTries bounds the status reads and claims of one Dispense: a
+// claim is refused as taken only when another dispense took that fill,
+// which a prescription's fills allow at most notary.MaxFills times.
+const maxDispenseTries = notary.MaxFills + 3
+
 // Dispense dispenses the next fill of the prescription in bundle b as a
 // pharmacy (the client's token must be a pharmacy's), logging commitment d
 // of the pharmacy's own record (its MedicationDispense) linked to it: it
-// reads the status, proves the next fill with the bundle's salt and, when
-// another pharmacy took that fill first (ErrFillTaken), tries the one
-// after. The answer carries the fill and the fills allowed. Errors:
-// ErrFullyDispensed, ErrRevoked, ErrUnknownPrescription, ErrBadProof
-// problems from the node, or an error saying why no fill was claimed.
-func (c *Client) Dispense(ctx context.Context, b *notary.Bundle, d notary.Commitment) (*NotarizeResponse, error) {
+// reads the status (a linearizable read), checks that the allowance the
+// log holds is the one the bundle's salt gives, proves the next fill with
+// that salt and, when another pharmacy took that fill first
+// (ErrFillTaken), reads the status again and tries the fill after. Every
+// try logs the same d, so the caller makes d once for the dispense: a try
+// whose answer was lost and that was logged is answered with the same
+// receipt on the next, never given a second fill. The answer carries the
+// fill and the fills allowed; one whose receipt is not of a dispense of
+// b's prescription (d was logged before as something else) is an error.
+// opts add a check of each status answer and the receipt's signatures
+// (DispenseCheckStatus, DispenseSignatures).
+//
+// Errors: a check's own error; ErrFullyDispensed, ErrRevoked,
+// ErrUnknownPrescription, ErrBadProof problems from the node
+// (*httpapi.Problem values); an ErrNotFound problem when the cluster has
+// not logged the prescription; errors that match ErrUnknownPrescription
+// (a prescription logged without an allowance) or ErrBadProof (a lock the
+// bundle's salt does not give) but are not problems, when the status
+// shows that no claim can succeed and none is made; or an error saying
+// why no fill was claimed, such as giving up after more claims were
+// taken by other dispenses than a prescription has fills. A failed status read is wrapped as "the
+// prescription's status: …" and a failed claim as "the dispense: …".
+func (c *Client) Dispense(ctx context.Context, b *notary.Bundle, d notary.Commitment, opts ...DispenseOption) (*NotarizeResponse, error) {
+	var o dispenseOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	rx := b.Receipt.Leaf.Commitment
-	for {
+	for try := 0; ; try++ {
+		if try == maxDispenseTries {
+			return nil, errors.New("gave up: every fill claimed was taken by another dispense before this one")
+		}
 		s, err := c.PrescriptionStatus(ctx, rx, true)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("the prescription's status: %w", err)
+		}
+		if o.checkStatus != nil {
+			if err := o.checkStatus(s); err != nil {
+				return nil, err
+			}
 		}
 		if s.Allowance == nil {
 			return nil, fmt.Errorf("%w: prescription %s was logged without an allowance: the log does not track its dispenses", ErrUnknownPrescription, rx)
@@ -243,15 +307,28 @@ func (c *Client) Dispense(ctx context.Context, b *notary.Bundle, d notary.Commit
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.Notarize(ctx, Entry{Kind: notary.KindDispense, Commitment: d, Link: rx, Fill: k, Proof: &proof})
-		if errors.Is(err, ErrFillTaken) {
-			continue // another pharmacy was first: the next fill
+		e := Entry{Kind: notary.KindDispense, Commitment: d, Link: rx, Fill: k, Proof: &proof}
+		var resp *NotarizeResponse
+		switch o.signatures {
+		case 0, 1:
+			resp, err = c.Notarize(ctx, e)
+		default:
+			resp, err = c.NotarizeSigned(ctx, e, o.signatures)
 		}
-		if err == nil && (resp.Receipt.Leaf.Kind != notary.KindDispense || resp.Receipt.Leaf.Link != rx) {
+		switch {
+		case errors.Is(err, ErrFillTaken):
+			continue // another pharmacy was first: the next fill
+		case o.checkStatus != nil && (errors.Is(err, ErrFullyDispensed) || errors.Is(err, ErrRevoked)):
+			continue // the status says what refused, for the check to tell
+		case err != nil:
+			return nil, fmt.Errorf("the dispense: %w", err)
+		case resp.Receipt == nil:
+			return nil, errors.New("the dispense: the cluster answered without a receipt")
+		case resp.Receipt.Leaf.Kind != notary.KindDispense || resp.Receipt.Leaf.Link != rx:
 			// d was logged before, as something else.
 			return nil, fmt.Errorf("commitment %s is logged already as a %s, not as a dispense of prescription %s", d, resp.Receipt.Leaf.Kind, rx)
 		}
-		return resp, err
+		return resp, nil
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session/signalapi/prescription"
@@ -226,13 +227,13 @@ type dispensed struct {
 }
 
 // dispense claims the next fill of the bundle's prescription and
-// notarizes the MedicationDispense md with it, its receipt's checkpoint
-// signed by sigs nodes (notaryapi.Majority: a majority) and verified with
-// v. It reads the status, verified with sv and against the bundle, to
-// learn the fill to claim;
-// when another pharmacy takes that fill first it reads the status again
-// and claims the next. The error is a *refusal when the cluster refuses
-// the dispense for a reason a retry does not change.
+// notarizes the MedicationDispense md with it, through the client's
+// Dispense, its receipt's checkpoint signed by sigs nodes
+// (notaryapi.Majority: a majority) and verified with v. Each status answer
+// Dispense reads to learn the fill to claim is verified with sv, and a
+// state that refuses every fill ends the dispense with that refusal. The
+// error is a *refusal when the cluster refuses the dispense for a reason
+// a retry does not change.
 func dispense(ctx context.Context, client *notaryapi.Client, v, sv *notary.Verifier, bundle *notary.Bundle, md []byte, sigs int) (*dispensed, error) {
 	c := bundle.Receipt.Leaf.Commitment
 	canonical, err := prescription.CheckDispense(md)
@@ -243,81 +244,55 @@ func dispense(ctx context.Context, client *notaryapi.Client, v, sv *notary.Verif
 	// was logged (its answer lost) gets the same receipt, not a second fill.
 	salt := notary.NewSalt()
 	d := notary.Commit(salt, canonical)
-	for attempt := 0; ; attempt++ {
-		if attempt > notary.MaxFills+2 {
-			return nil, errors.New("gave up: every fill claimed was taken by another dispense before this one")
-		}
-		st, err := client.PrescriptionStatus(ctx, c, true)
-		if errors.Is(err, notaryapi.ErrNotFound) {
-			return nil, &refusal{exitUntracked, fmt.Sprintf("unknown prescription: the cluster has not logged %s", c), err}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("the prescription's status: %w", err)
-		}
-		// Verified alone, then against the bundle here, so that a lock the
-		// bundle's salt does not give is told apart: the cluster would
-		// refuse every proof this bundle makes.
+	var last *notary.StatusResult // of the status the claim was made on
+	check := func(st *notary.PrescriptionStatus) error {
+		// Verified alone here, not against the bundle, so that a lock the
+		// bundle's salt does not give is told apart (Dispense checks it):
+		// the cluster would refuse every proof this bundle makes.
 		if st.Commitment != c {
-			return nil, fmt.Errorf("the cluster answered the status of %s, not of %s", st.Commitment, c)
+			return fmt.Errorf("the cluster answered the status of %s, not of %s", st.Commitment, c)
 		}
 		res, err := sv.VerifyStatus(st, nil)
 		if err != nil {
-			return nil, fmt.Errorf("the prescription's status does not verify: %s: %s", notary.Reason(err), detail(err))
+			return fmt.Errorf("the prescription's status does not verify: %s: %s", notary.Reason(err), detail(err))
 		}
 		if r := stateRefusal(res); r != nil {
-			return nil, r
+			return r
 		}
-		a, err := notary.ParseAllowance(st.Allowance.Leaf.Commitment)
-		if err != nil { // VerifyStatus parsed it
-			return nil, err
-		}
-		if want, err := notary.NewAllowance(bundle.Salt, c, a.Fills); err != nil || want.Lock != a.Lock {
-			return nil, &refusal{exitBadProof, "bad proof: the prescription's dispense lock is not the one the bundle's salt gives, so the cluster would refuse every fill this bundle claims (the prescription was notarized with another allowance)", notaryapi.ErrBadProof}
-		}
-		k := res.FillsUsed + 1
-		proof, err := notary.DispenseProof(bundle.Salt, c, a, k)
-		if err != nil {
-			return nil, err
-		}
-		e := notaryapi.Entry{Kind: notary.KindDispense, Commitment: d, Link: c, Fill: k, Proof: &proof}
-		var resp *notaryapi.NotarizeResponse
-		if sigs == 1 {
-			resp, err = client.Notarize(ctx, e)
-		} else {
-			resp, err = client.NotarizeSigned(ctx, e, sigs)
-		}
-		switch {
-		case errors.Is(err, notaryapi.ErrFillTaken), errors.Is(err, notaryapi.ErrFullyDispensed), errors.Is(err, notaryapi.ErrRevoked):
-			// Another dispense or a revocation came first: the status
-			// says what is left, and when.
-			continue
-		case errors.Is(err, notaryapi.ErrBadProof):
-			return nil, &refusal{exitBadProof, "bad proof: the bundle's salt does not open the prescription's dispense lock (is this the bundle the prescription was issued with?)", err}
-		case errors.Is(err, notaryapi.ErrUnknownPrescription):
-			return nil, &refusal{exitUntracked, "unknown prescription: the cluster holds no allowance for it", err}
-		case err != nil:
-			return nil, fmt.Errorf("the dispense: %w", err)
-		}
-		if resp.Receipt == nil {
-			return nil, errors.New("the dispense: the cluster answered without a receipt")
-		}
-		r, err := v.Verify(notary.Claim{Receipt: resp.Receipt, Document: canonical, Salt: salt})
-		if err != nil {
-			return nil, fmt.Errorf("the dispense's receipt does not verify: %s: %s", notary.Reason(err), detail(err))
-		}
-		if r.Leaf.Kind != notary.KindDispense || r.Leaf.Link != c {
-			return nil, fmt.Errorf("the dispense's receipt is of a %s linked to %s, not of a dispense of %s", r.Leaf.Kind, r.Leaf.Link, c)
-		}
-		out := &dispensed{fill: resp.Fill, fills: resp.Fills, existing: resp.Existing,
-			bundle: &notary.Bundle{Document: md, Salt: salt, Receipt: *resp.Receipt}}
-		if out.fill == 0 {
-			out.fill = k
-		}
-		if out.fills == 0 {
-			out.fills = a.Fills
-		}
-		return out, nil
+		last = res
+		return nil
 	}
+	resp, err := client.Dispense(ctx, bundle, d, notaryapi.DispenseSignatures(sigs), notaryapi.DispenseCheckStatus(check))
+	var problem *httpapi.Problem
+	var refused *refusal
+	switch {
+	case err == nil:
+	case errors.As(err, &refused): // the check's, from a verified status
+		return nil, err
+	case errors.Is(err, notaryapi.ErrNotFound):
+		return nil, &refusal{exitUntracked, fmt.Sprintf("unknown prescription: the cluster has not logged %s", c), err}
+	case errors.Is(err, notaryapi.ErrBadProof) && !errors.As(err, &problem):
+		// Dispense's own check of the lock, before any claim.
+		return nil, &refusal{exitBadProof, "bad proof: the prescription's dispense lock is not the one the bundle's salt gives, so the cluster would refuse every fill this bundle claims (the prescription was notarized with another allowance)", err}
+	case errors.Is(err, notaryapi.ErrBadProof):
+		return nil, &refusal{exitBadProof, "bad proof: the bundle's salt does not open the prescription's dispense lock (is this the bundle the prescription was issued with?)", err}
+	case errors.Is(err, notaryapi.ErrUnknownPrescription):
+		return nil, &refusal{exitUntracked, "unknown prescription: the cluster holds no allowance for it", err}
+	default:
+		return nil, err
+	}
+	if _, err := v.Verify(notary.Claim{Receipt: resp.Receipt, Document: canonical, Salt: salt}); err != nil {
+		return nil, fmt.Errorf("the dispense's receipt does not verify: %s: %s", notary.Reason(err), detail(err))
+	}
+	out := &dispensed{fill: resp.Fill, fills: resp.Fills, existing: resp.Existing,
+		bundle: &notary.Bundle{Document: md, Salt: salt, Receipt: *resp.Receipt}}
+	if out.fill == 0 {
+		out.fill = last.FillsUsed + 1
+	}
+	if out.fills == 0 {
+		out.fills = last.FillsAllowed
+	}
+	return out, nil
 }
 
 // stateRefusal is the refusal a verified status answer foretells: nil

@@ -40,13 +40,13 @@ array of its hashes), docs/FORMATS.md §8 step 8.
 For a prescription's bundle, --nodes also asks the cluster for the
 prescription's status (GET /v1/prescriptions/{commitment}/status, a
 linearizable read: active, fills used of those allowed, or revoked; when
-the policy asks for more than one signature, the other nodes of --nodes
-are asked to sign its checkpoint too) and verifies it as it verifies a
-receipt: every receipt in it under the same
-trust, proven into one checkpoint, its allowance made with the bundle's
-salt. --save-status FILE keeps the answer, and --status FILE verifies a kept
-answer offline later (with its bundle, or alone). Without either, the status
-is not checked, and verify says so. A status holds as of its checkpoint.
+the policy asks for more than one signature, with its checkpoint signed by
+that many nodes, ?signatures=K) and verifies it as it verifies a receipt:
+every receipt in it under the same trust, proven into one checkpoint, its
+allowance made with the bundle's salt. --save-status FILE keeps the answer,
+and --status FILE verifies a kept answer offline later (with its bundle, or
+alone). Without either, the status is not checked, and verify says so. A
+status holds as of its checkpoint.
 
 Prints VALID and what the receipt proves, or INVALID and why, with the
 outcomes of docs/FORMATS.md §8. Exit status: 0 VALID; 1 INVALID, including
@@ -211,12 +211,14 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, minS
 		if err != nil {
 			return usageError(env.stderr, "verify", err)
 		}
-		nodes := strings.Split(so.nodes, ",")
-		client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: nodes,
+		client := notaryapi.NewClient(notaryapi.ClientConfig{Nodes: strings.Split(so.nodes, ","),
 			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}})
 		ctx, cancel := context.WithTimeout(ctx, so.timeout)
 		defer cancel()
-		st, err := client.PrescriptionStatus(ctx, bundle.Receipt.Leaf.Commitment, true)
+		// As many signatures as the policy needs: the answering node has
+		// the others sign the answer's checkpoint (a node that cannot
+		// gather them does not answer).
+		st, err := client.PrescriptionStatusSigned(ctx, bundle.Receipt.Leaf.Commitment, true, max(minSigs, 1))
 		switch {
 		case errors.Is(err, notaryapi.ErrNotFound):
 			fmt.Fprintln(env.stdout, "  status:     unknown: the cluster has not logged this prescription (INVALID for a log that issued its receipt)")
@@ -226,9 +228,6 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, minS
 		case err != nil:
 			fmt.Fprintf(env.stdout, "  status:     not checked: the cluster did not answer: %v\n", err)
 			return exitFailure
-		}
-		if minSigs > 1 {
-			cosignStatus(ctx, client, nodes, st)
 		}
 		if data, err = json.Marshal(st); err != nil {
 			return failure(env.stderr, "verify", err)
@@ -257,33 +256,6 @@ func checkStatus(ctx context.Context, env *environment, v *notary.Verifier, minS
 		fmt.Fprintf(env.stdout, "  saved:      %s (telenotary verify --status %s checks it offline)\n", so.save, so.save)
 	}
 	return exitOK
-}
-
-// cosignStatus adds to a status answer the signatures of the other nodes
-// given over its checkpoint: a node signs the answer it serves alone, and
-// every node signs the same checkpoint of a size (the receipts in it stay
-// valid as they are). A node that does not answer is left out; the
-// verification says whether enough signed.
-func cosignStatus(ctx context.Context, client *notaryapi.Client, nodes []string, st *notary.PrescriptionStatus) {
-	cp, err := notary.ParseSignedCheckpoint(st.Prescription.Checkpoint)
-	if err != nil {
-		return // the verification says why
-	}
-	combined := st.Prescription.Checkpoint
-	for _, n := range nodes {
-		note, err := client.CheckpointOf(ctx, n, cp.Size)
-		if err != nil {
-			continue
-		}
-		if c, err := notary.CombineSignatures(combined, note); err == nil { // else another body: left out
-			combined = c
-		}
-	}
-	for _, r := range append([]*notary.Receipt{st.Prescription, st.Allowance, st.Revocation}, st.Dispenses...) {
-		if r != nil {
-			r.Checkpoint = combined
-		}
-	}
 }
 
 // statusInvalid prints that a status answer is INVALID, why and the
