@@ -23,7 +23,10 @@ import (
 type rxState struct {
 	allowance   notary.Allowance
 	allowanceAt uint64   // index of the allowance leaf
-	dispenses   []uint64 // indexes of its dispense leaves, in order
+	// dispenses are the indexes of its dispense leaves, in order. Only the
+	// FSM appends to it, and only past every length handed out, so a
+	// reader's copy of the state keeps its view without copying it.
+	dispenses []uint64
 	revokedAt   uint64   // index of its revocation leaf + 1; 0 when not revoked
 	head        chainHead
 }
@@ -65,7 +68,6 @@ func (b *rxBook) get(c notary.Commitment) (rxState, bool) {
 		return rxState{}, false
 	}
 	cp := *st
-	cp.dispenses = append([]uint64(nil), st.dispenses...)
 	return cp, true
 }
 
@@ -165,10 +167,22 @@ type rxPlan struct {
 type plannedRx struct {
 	allowance   notary.Allowance
 	allowanceAt int64
-	dispenses   []int64
+	logged      []uint64 // the dispenses in the log (the book's, shared)
+	planned     []int    // and those in the plan, by position
 	revoked     bool
 	revokedAt   int64 // as allowanceAt, when revoked
 	head        chainHead
+}
+
+// used is the number of fills dispensed, in the log and in the plan.
+func (st *plannedRx) used() int { return len(st.logged) + len(st.planned) }
+
+// dispense is the planned index of dispense k (from 0).
+func (st *plannedRx) dispense(k int) int64 {
+	if k < len(st.logged) {
+		return int64(st.logged[k])
+	}
+	return position(st.planned[k-len(st.logged)])
 }
 
 // position encodes plan position p as a planned index.
@@ -185,9 +199,7 @@ func (p *rxPlan) state(book *rxBook, c notary.Commitment) *plannedRx {
 		return nil
 	}
 	st := &plannedRx{allowance: cur.allowance, allowanceAt: int64(cur.allowanceAt), revoked: cur.revokedAt != 0, revokedAt: int64(cur.revokedAt) - 1, head: cur.head}
-	for _, d := range cur.dispenses {
-		st.dispenses = append(st.dispenses, int64(d))
-	}
+	st.logged = cur.dispenses
 	if p.changed == nil {
 		p.changed = map[notary.Commitment]*plannedRx{}
 	}
@@ -219,8 +231,9 @@ func (p *rxPlan) commit(book *rxBook, indexes []uint64) {
 	defer book.mu.Unlock()
 	for c, st := range p.changed {
 		next := &rxState{allowance: st.allowance, allowanceAt: resolve(st.allowanceAt), head: st.head}
-		for _, d := range st.dispenses {
-			next.dispenses = append(next.dispenses, resolve(d))
+		next.dispenses = st.logged
+		for _, pos := range st.planned {
+			next.dispenses = append(next.dispenses, indexes[pos])
 		}
 		if st.revoked {
 			next.revokedAt = resolve(st.revokedAt) + 1
@@ -338,19 +351,19 @@ func (p *batchPlan) dispense(f *fsm, lf notary.Leaf, ex *lifecycle) (entryLeaf, 
 	if st.revoked {
 		return entryLeaf{pos: -1, err: fmt.Errorf("%w: prescription %s was revoked at %s", notaryapi.ErrRevoked, c, p.leafTime(f, st.revokedAt))}, nil
 	}
-	used, n := len(st.dispenses), st.allowance.Fills
+	used, n := st.used(), st.allowance.Fills
 	switch {
 	case used >= n:
-		return entryLeaf{pos: -1, err: fmt.Errorf("%w: all %d fills of prescription %s were dispensed, the last at %s", notaryapi.ErrFullyDispensed, n, c, p.leafTime(f, st.dispenses[used-1]))}, nil
+		return entryLeaf{pos: -1, err: fmt.Errorf("%w: all %d fills of prescription %s were dispensed, the last at %s", notaryapi.ErrFullyDispensed, n, c, p.leafTime(f, st.dispense(used-1)))}, nil
 	case ex.fill <= used:
-		return entryLeaf{pos: -1, err: fmt.Errorf("%w: fill %d of %d was dispensed at %s; the next is fill %d", notaryapi.ErrFillTaken, ex.fill, n, p.leafTime(f, st.dispenses[ex.fill-1]), used+1)}, nil
+		return entryLeaf{pos: -1, err: fmt.Errorf("%w: fill %d of %d was dispensed at %s; the next is fill %d", notaryapi.ErrFillTaken, ex.fill, n, p.leafTime(f, st.dispense(ex.fill-1)), used+1)}, nil
 	case ex.fill > used+1:
 		return entryLeaf{pos: -1, err: fmt.Errorf("%w: fill %d is not the next one: %d of %d are used, the next is fill %d", notaryapi.ErrBadProof, ex.fill, used, n, used+1)}, nil
 	case !st.head.opens(st.allowance, ex.fill, *ex.proof):
 		return entryLeaf{pos: -1, err: fmt.Errorf("%w: the proof does not open fill %d of prescription %s", notaryapi.ErrBadProof, ex.fill, c)}, nil
 	}
 	pos := p.push(lf)
-	st.dispenses = append(st.dispenses, position(pos))
+	st.planned = append(st.planned, pos)
 	st.head = chainHead{value: *ex.proof, fill: ex.fill}
 	return entryLeaf{pos: pos}, nil
 }
