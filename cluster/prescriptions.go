@@ -22,13 +22,13 @@ import (
 // rxState is what the log says of one prescription with an allowance.
 type rxState struct {
 	allowance   notary.Allowance
-	allowanceAt uint64   // index of the allowance leaf
+	allowanceAt uint64 // index of the allowance leaf
 	// dispenses are the indexes of its dispense leaves, in order. Only the
 	// FSM appends to it, and only past every length handed out, so a
 	// reader's copy of the state keeps its view without copying it.
 	dispenses []uint64
-	revokedAt   uint64   // index of its revocation leaf + 1; 0 when not revoked
-	head        chainHead
+	revokedAt uint64 // index of its revocation leaf + 1; 0 when not revoked
+	head      chainHead
 }
 
 // chainHead caches the chain value of the last fill accepted (the lock
