@@ -441,11 +441,14 @@ func (r *room) end(reason string) {
 	r.jobs <- &job{kind: notary.KindSessionEnd, link: r.startCommit}
 }
 
-// finishLocked sends session-end (with the end record's bundle, if it was
-// notarized), closes the connections and the job queue, and forgets the
-// room.
+// finishLocked forgets the room, sends session-end (with the end record's
+// bundle, if it was notarized) and closes the connections and the job
+// queue.
 func (r *room) finishLocked(bundle []byte) {
 	r.holdUnheldLocked()
+	// Forgotten first: a participant told session-end and joining again at
+	// once must be told the room ended, not find it still open.
+	r.srv.forget(r)
 	msg := &signalapi.Message{Type: signalapi.TypeSessionEnd, Reason: r.endReason}
 	if bundle != nil {
 		msg.Kind = notary.KindSessionEnd
@@ -458,7 +461,6 @@ func (r *room) finishLocked(bundle []byte) {
 		}
 	}
 	close(r.jobs)
-	r.srv.forget(r)
 }
 
 // sendToLocked sends an encoded message to a role's participant, or keeps
