@@ -153,14 +153,9 @@ func (a *api) prescriptionStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s == nil {
-		if leader, _ := a.Cluster.Leader(); !leader && r.Header.Get(notaryapi.HeaderForwarded) == "" {
-			ctx, cancel := context.WithTimeout(r.Context(), lookupRelayTimeout)
-			defer cancel()
-			if err := a.relayToLeader(w, r.WithContext(ctx), nil); err == nil {
-				return
-			}
+		if !a.relayMiss(w, r) {
+			a.fail(w, r, fmt.Errorf("%w: no prescription %s in the log", notaryapi.ErrNotFound, c))
 		}
-		a.fail(w, r, fmt.Errorf("%w: no prescription %s in the log", notaryapi.ErrNotFound, c))
 		return
 	}
 	// Every receipt is in one checkpoint: the peers sign it once.
@@ -266,6 +261,20 @@ func (a *api) relayToLeader(w http.ResponseWriter, r *http.Request, body []byte)
 // up a read this node can answer.
 const lookupRelayTimeout = 2 * time.Second
 
+// relayMiss answers a lookup this follower missed with the leader's
+// answer, since it may not have applied what is asked yet; it reports
+// false, having written nothing, when this node leads, the request was
+// forwarded already, or no leader answers within lookupRelayTimeout (this
+// node's answer stands then).
+func (a *api) relayMiss(w http.ResponseWriter, r *http.Request) bool {
+	if leader, _ := a.Cluster.Leader(); leader || r.Header.Get(notaryapi.HeaderForwarded) != "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), lookupRelayTimeout)
+	defer cancel()
+	return a.relayToLeader(w, r.WithContext(ctx), nil) == nil
+}
+
 // receipt answers a logged commitment's receipt, proven into this node's
 // latest checkpoint (a follower that has not applied it relays the
 // leader's answer); with ?signatures=K, the checkpoint carries the
@@ -296,17 +305,9 @@ func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if receipt == nil {
-		// A follower may not have applied it yet: ask the leader, once.
-		// If there is no leader that answers soon, this node's answer stands.
-		if leader, _ := a.Cluster.Leader(); !leader && r.Header.Get(notaryapi.HeaderForwarded) == "" {
-			ctx, cancel := context.WithTimeout(r.Context(), lookupRelayTimeout)
-			err := a.relayToLeader(w, r.WithContext(ctx), nil)
-			cancel()
-			if err == nil {
-				return
-			}
+		if !a.relayMiss(w, r) {
+			a.fail(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", notaryapi.ErrNotFound, c))
 		}
-		a.fail(w, r, fmt.Errorf("%w: commitment %s is not in this node's log", notaryapi.ErrNotFound, c))
 		return
 	}
 	if err := a.cosign(r.Context(), want, receipt); err != nil {

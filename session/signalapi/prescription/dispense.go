@@ -10,7 +10,6 @@ import (
 
 	rcpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	mdpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/medication_dispense_go_proto"
-	"github.com/telenotary/telenotary/notary"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -53,35 +52,15 @@ func CheckDispense(resource []byte) ([]byte, error) {
 	if len(resource) > MaxDispenseSize {
 		return nil, refuse(DispenseRoot, "the dispense is %d bytes, more than the %d (%d KiB) allowed", len(resource), MaxDispenseSize, MaxDispenseSize>>10)
 	}
-	if err := checkJSON(resource, true); err != nil {
+	canonical, msg, err := readResource(resource, DispenseRoot, "dispense", func(err error) error {
 		var e *Error
 		if errors.As(err, &e) && e.Path == Root && strings.HasPrefix(e.Reason, "is not a JSON object") {
-			return nil, refuse(DispenseRoot, "is not a JSON object: a dispense is a FHIR MedicationDispense, {\"resourceType\": \"MedicationDispense\", …}")
+			return refuse(DispenseRoot, "is not a JSON object: a dispense is a FHIR MedicationDispense, {\"resourceType\": \"MedicationDispense\", …}")
 		}
-		return nil, rerooted(err)
-	}
-	canonical, err := notary.CanonicalJSON(resource)
-	if err != nil { // checkJSON accepted it: cannot happen, but never commit what the notary refuses
-		return nil, &Error{Path: DispenseRoot, Reason: "not canonicalizable JSON: " + err.Error(), Err: err}
-	}
-	rt, ok := resourceType(resource)
-	if !ok {
-		return nil, refuse(DispenseRoot+".resourceType", "missing or not a string: a dispense is a JSON object with \"resourceType\": \"MedicationDispense\"")
-	}
-	if rt != DispenseRoot {
-		return nil, refuse(DispenseRoot+".resourceType", "is %.40q, not \"MedicationDispense\"", rt)
-	}
-	u, err := unmarshaller()
+		return rerooted(err)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("prescription: FHIR R4 unmarshaller: %w", err)
-	}
-	var rep reporter
-	msg, err := u.UnmarshalWithErrorReporter(resource, &rep)
-	if err != nil {
-		return nil, rerooted(fhirError([]error{err}))
-	}
-	if len(rep.errs) > 0 {
-		return nil, rerooted(fhirError(rep.errs))
+		return nil, err
 	}
 	cr, ok := msg.(*rcpb.ContainedResource)
 	if !ok || cr.GetMedicationDispense() == nil {

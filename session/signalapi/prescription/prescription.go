@@ -40,6 +40,7 @@ import (
 	mrpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/medication_request_go_proto"
 	"github.com/telenotary/telenotary/notary"
 	"github.com/telenotary/telenotary/session/signalapi"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -140,6 +141,42 @@ type Prescription struct {
 // the prescription (notary.NewAllowance).
 func (p *Prescription) Fills() int { return p.fills }
 
+// readResource reads a FHIR R4 resource of type root as the notary will
+// commit to it: JSON the notary takes (checkJSON), its canonical bytes,
+// resourceType root, then the FHIR library's structure and validation. The
+// errors of the checks shared with prescriptions, whose paths start with
+// MedicationRequest, go through reroot; what names the resource ("a
+// prescription") is what.
+func readResource(resource []byte, root, what string, reroot func(error) error) ([]byte, proto.Message, error) {
+	if err := checkJSON(resource, true); err != nil {
+		return nil, nil, reroot(err)
+	}
+	canonical, err := notary.CanonicalJSON(resource)
+	if err != nil { // checkJSON accepted it: cannot happen, but never commit what the notary refuses
+		return nil, nil, &Error{Path: root, Reason: "not canonicalizable JSON: " + err.Error(), Err: err}
+	}
+	rt, ok := resourceType(resource)
+	if !ok {
+		return nil, nil, refuse(root+".resourceType", "missing or not a string: a %s is a JSON object with \"resourceType\": %q", what, root)
+	}
+	if rt != root {
+		return nil, nil, refuse(root+".resourceType", "is %.40q, not %q", rt, root)
+	}
+	u, err := unmarshaller()
+	if err != nil {
+		return nil, nil, fmt.Errorf("prescription: FHIR R4 unmarshaller: %w", err)
+	}
+	var rep reporter
+	msg, err := u.UnmarshalWithErrorReporter(resource, &rep)
+	if err != nil {
+		return nil, nil, reroot(fhirError([]error{err}))
+	}
+	if len(rep.errs) > 0 {
+		return nil, nil, reroot(fhirError(rep.errs))
+	}
+	return canonical, msg, nil
+}
+
 // Parse checks a prescription as [Check] does and returns it with what
 // the notary needs of it besides its canonical bytes. The error is an
 // *Error.
@@ -147,31 +184,9 @@ func Parse(resource []byte) (*Prescription, error) {
 	if len(resource) > signalapi.MaxPrescriptionSize {
 		return nil, refuse(Root, "the prescription is %d bytes, more than the %d (%d KiB) allowed", len(resource), signalapi.MaxPrescriptionSize, signalapi.MaxPrescriptionSize>>10)
 	}
-	if err := checkJSON(resource, true); err != nil {
+	canonical, msg, err := readResource(resource, Root, "prescription", func(err error) error { return err })
+	if err != nil {
 		return nil, err
-	}
-	canonical, err := notary.CanonicalJSON(resource)
-	if err != nil { // CheckJSON accepted it: cannot happen, but never commit what the notary refuses
-		return nil, &Error{Path: Root, Reason: "not canonicalizable JSON: " + err.Error(), Err: err}
-	}
-	rt, ok := resourceType(resource)
-	if !ok {
-		return nil, refuse(Root+".resourceType", "missing or not a string: a prescription is a JSON object with \"resourceType\": \"MedicationRequest\"")
-	}
-	if rt != Root {
-		return nil, refuse(Root+".resourceType", "is %.40q, not \"MedicationRequest\"", rt)
-	}
-	u, err := unmarshaller()
-	if err != nil {
-		return nil, fmt.Errorf("prescription: FHIR R4 unmarshaller: %w", err)
-	}
-	var rep reporter
-	msg, err := u.UnmarshalWithErrorReporter(resource, &rep)
-	if err != nil {
-		return nil, fhirError([]error{err})
-	}
-	if len(rep.errs) > 0 {
-		return nil, fhirError(rep.errs)
 	}
 	cr, ok := msg.(*rcpb.ContainedResource)
 	if !ok || cr.GetMedicationRequest() == nil {
