@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -315,12 +316,24 @@ func TestLiveDispenses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := submitter.Notarize(ctx, notaryapi.Entry{Kind: notary.KindPrescription, Commitment: rx, Allowance: &a}); err != nil {
-		t.Fatal(err)
-	}
 	cfg := Config{Nodes: c.urls, Token: operatorToken, PollInterval: 100 * time.Millisecond, RequestTimeout: time.Second, FraudThreshold: 3}
 	lc := startConsole(t, cfg, 120, 40)
 	lc.Type("3")
+	// The Feed shows what the event stream brings once it is followed: a
+	// document notarized at each look until one shows says it is, and the
+	// prescription's allowance comes after.
+	lc.waitFor("the event stream followed", func(out []byte) bool {
+		if bytes.Contains(out, []byte(" document ")) {
+			return true
+		}
+		var doc notary.Commitment
+		rand.Read(doc[:])
+		submitter.Notarize(ctx, notaryapi.Entry{Kind: notary.KindDocument, Commitment: doc})
+		return false
+	})
+	if _, err := submitter.Notarize(ctx, notaryapi.Entry{Kind: notary.KindPrescription, Commitment: rx, Allowance: &a}); err != nil {
+		t.Fatal(err)
+	}
 
 	dispense := func(till *notaryapi.Client, k int, proof notary.ChainValue) (*notaryapi.NotarizeResponse, error) {
 		var d notary.Commitment
