@@ -92,7 +92,6 @@ func New(t testing.TB, opts *Options) context.Context {
 
 	flags := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -126,20 +125,45 @@ func New(t testing.TB, opts *Options) context.Context {
 	if timeout == 0 {
 		timeout = time.Minute
 	}
+	ctx, err := start(t, flags, profile, timeout)
+	if err != nil && strings.Contains(err.Error(), "chrome failed to start") {
+		// Chromium exited before it served DevTools: a crash of the
+		// browser itself at launch, before any page of ours is loaded
+		// (a fresh-clone CI run saw one, its crash handler's lines in the
+		// output, once in hundreds of launches). It says nothing about
+		// the code under test, so the launch is tried once more, with a
+		// new profile, and the first crash is logged.
+		t.Logf("browser: %s crashed at launch; starting it again with a new profile: %v", path, err)
+		ctx, err = start(t, flags, t.TempDir(), timeout)
+	}
+	if err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return watch(t, ctx, opts.IgnoreConsole)
+}
+
+// start launches Chromium with flags and the profile directory, and returns
+// the context of its first tab once DevTools answers. The browser stops when
+// the test ends, or at once when it fails to start.
+func start(t testing.TB, flags []chromedp.ExecAllocatorOption, profile string, timeout time.Duration) (context.Context, error) {
+	t.Helper()
+	flags = append(flags[:len(flags):len(flags)], chromedp.UserDataDir(profile))
 	life, cancelLife := context.WithTimeout(context.Background(), timeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life, flags...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
+	stop := func() {
 		cancelTab()
 		cancelAlloc()
 		cancelLife()
-	})
+	}
 	started := time.Now()
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
+		stop()
+		return nil, err
 	}
-	t.Logf("browser: %s started in %v", path, time.Since(started).Round(time.Millisecond))
-	return watch(t, ctx, opts.IgnoreConsole)
+	t.Cleanup(stop)
+	t.Logf("browser: started in %v", time.Since(started).Round(time.Millisecond))
+	return ctx, nil
 }
 
 // NewTab opens another tab in the browser of ctx (from New) and returns its
