@@ -35,7 +35,8 @@ type nodeConn struct {
 	buf   bytes.Buffer
 	// timeout bounds each request (requestTimeout).
 	timeout time.Duration
-	// query goes with each submission: the signatures asked.
+	// query goes with each submission (without its "?"): the signatures
+	// asked.
 	query string
 }
 
@@ -71,7 +72,7 @@ func (c *nodeConn) Notarize(e notaryapi.Entry) (*notaryapi.NotarizeResponse, err
 		return nil, httpapi.Field("kind", "is not a defined kind")
 	}
 	var out notaryapi.NotarizeResponse
-	return &out, c.post("/v1/notarize"+c.query, e.AppendJSON(nil), out.UnmarshalJSON)
+	return &out, c.post("/v1/notarize", e.AppendJSON(nil), out.UnmarshalJSON)
 }
 
 // NotarizeBatch submits up to notaryapi.MaxBatchRequest entries to this node and
@@ -82,7 +83,7 @@ func (c *nodeConn) NotarizeBatch(entries []notaryapi.Entry) (*notaryapi.BatchRes
 		return nil, err
 	}
 	var out notaryapi.BatchResponse
-	return &out, c.post("/v1/notarize/batch"+c.query, body, out.UnmarshalJSON)
+	return &out, c.post("/v1/notarize/batch", body, out.UnmarshalJSON)
 }
 
 // post sends one request and decodes a 200 answer with decode; any other
@@ -97,6 +98,7 @@ func (c *nodeConn) post(path string, body []byte, decode func([]byte) error) err
 	}
 	u := *c.base
 	u.Path += path
+	u.RawQuery = c.query
 	req := &http.Request{
 		Method: http.MethodPost, URL: &u, Host: u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:        http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + c.token}},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +104,19 @@ func TestNodeConn(t *testing.T) {
 			t.Fatalf("batch receipt %d: %v", i, err)
 		}
 	}
+
+	// The signatures asked reach the node as the query: a majority of one
+	// node is its own signature; two signatures of a one-node cluster is
+	// refused, naming the parameter.
+	conn.query = signaturesQuery(notaryapi.Majority)
+	if _, err := conn.Notarize(testEntry(40)); err != nil {
+		t.Fatalf("a majority of one node's signatures: %v", err)
+	}
+	conn.query = signaturesQuery(2)
+	if _, err := conn.Notarize(testEntry(41)); err == nil || !strings.Contains(err.Error(), "signatures") {
+		t.Fatalf("two signatures of a one-node cluster: %v, want a refusal naming signatures", err)
+	}
+	conn.query = ""
 
 	bad, err := dialNode(ctx, url, "not-a-token-of-this-cluster")
 	if err != nil {

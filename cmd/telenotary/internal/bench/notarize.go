@@ -307,15 +307,16 @@ type directConn struct {
 	conn   *nodeConn
 }
 
-// signaturesQuery is the query of a request for k signatures ("" for one).
+// signaturesQuery is the query of a request for k signatures, without its
+// "?" ("" for one).
 func signaturesQuery(k int) string {
 	switch k {
 	case 1:
 		return ""
 	case notaryapi.Majority:
-		return "?signatures=" + notaryapi.SignaturesMajority
+		return "signatures=" + notaryapi.SignaturesMajority
 	}
-	return fmt.Sprintf("?signatures=%d", k)
+	return fmt.Sprintf("signatures=%d", k)
 }
 
 // dial connects to the leader (or to via), unless connected.
