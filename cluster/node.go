@@ -140,12 +140,17 @@ type Config struct {
 // DefaultConfig returns the settings a production node starts from.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:    time.Second,
-		ElectionTimeout:     time.Second,
-		LeaderLeaseTimeout:  500 * time.Millisecond,
-		SnapshotInterval:    2 * time.Minute,
-		SnapshotThreshold:   8192,
-		TrailingLogs:        10240,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		// A snapshot is the log's head (a sync and a few hundred bytes,
+		// whatever the log's size), so raft may take one often: its bolt
+		// log holds about TrailingLogs plus the entries of one or two
+		// intervals. A follower more than TrailingLogs entries behind
+		// installs a snapshot, which fetches only the leaves it lacks.
+		SnapshotInterval:    30 * time.Second,
+		SnapshotThreshold:   1024,
+		TrailingLogs:        2048,
 		MaxBatchEntries:     8192,
 		MaxInFlight:         1,
 		QueueLength:         16384,
