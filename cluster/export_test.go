@@ -84,3 +84,16 @@ func MarkDamaged(n *Node, why string) { n.fsm.markDamaged(errors.New(why)) }
 // KeepFetched has the node take cosignatures as if fetched from its
 // leader: it keeps those that verify over its own checkpoints.
 func KeepFetched(n *Node, got notaryapi.CosignaturesResponse) { n.keepFetched(got) }
+
+// FailSnapshotFetches makes the fetches of leaves for a snapshot install,
+// by the node of dataDir, fail; it returns the function that ends it.
+func FailSnapshotFetches(dataDir string) (restore func()) {
+	fetchFaults.Store(dataDir, errors.New("fetch failed (test)"))
+	return func() { fetchFaults.Delete(dataDir) }
+}
+
+// SnapshotLeavesFetched counts the leaves n fetched to install snapshots.
+func SnapshotLeavesFetched(n *Node) uint64 { return n.fsm.fetched.Load() }
+
+// Applied returns the raft index n's state machine applied last.
+func Applied(n *Node) uint64 { return n.fsm.applied.Load() }

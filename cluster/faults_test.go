@@ -261,8 +261,13 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	if cp.Size != 320 {
 		t.Fatalf("converged at %d leaves, want 320", cp.Size)
 	}
-	if g := cluster.LogGeneration(back.Node); g < 2 {
-		t.Fatalf("node-3 is on log generation %d: it caught up without restoring a snapshot", g)
+	// It fetched the leaves it lacked, not the 20 it had, and extended
+	// its log in place.
+	if got := cluster.SnapshotLeavesFetched(back.Node); got == 0 || got > 300 {
+		t.Fatalf("node-3 fetched %d leaves to install a snapshot; it lacked 300", got)
+	}
+	if g := cluster.LogGeneration(back.Node); g != 1 {
+		t.Fatalf("node-3 is on log generation %d: it rebuilt its log instead of extending it", g)
 	}
 	// The restored node serves verifiable receipts and goes on applying.
 	if _, err := clientFor(back).Notarize(ctx, entryOf("after", 0)); err != nil {
@@ -275,6 +280,86 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	}
 	if _, err := notary.Verify(notary.Claim{Receipt: r, Commitment: r.Leaf.Commitment}, c.policy()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInstallCutOffByACrash crashes a follower after raft stored the
+// snapshot it received but before its state machine installed it (its
+// fetches of leaves fail): started again, it must install the snapshot,
+// fetching only what it lacks, and go on with the others.
+// TestRestoreInterrupted checks the start-up install itself, which a
+// leader that resends the snapshot would otherwise hide.
+func TestInstallCutOffByACrash(t *testing.T) {
+	c := newTestCluster(t)
+	small := func(id string) cluster.Config {
+		cfg := c.config(id)
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 16, 8, 100*time.Millisecond
+		return cfg
+	}
+	cfg1 := small("node-1")
+	cfg1.Bootstrap, cfg1.Origin = true, testOrigin
+	n1 := c.start(cfg1)
+	c.waitFor("bootstrap", n1.Ready)
+	joiner := func(id string) *testNode {
+		cfg := small(id)
+		cfg.Join = []string{n1.url}
+		return c.start(cfg)
+	}
+	n2, n3 := joiner("node-2"), joiner("node-3")
+	c.waitVoters(3)
+	ctx := context.Background()
+	cl := clientFor(n1, n2)
+	for i := range 20 {
+		if _, err := cl.Notarize(ctx, entryOf("before", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged()
+	c.stop(n3)
+	for i := range 300 {
+		if _, err := cl.Notarize(ctx, entryOf("while-down", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snaps := filepath.Join(n1.cfg.DataDir, "raft", "snapshots")
+	waitFor(t, "a snapshot on node-1", func() bool {
+		entries, _ := os.ReadDir(snaps)
+		return len(entries) > 0
+	})
+	heal := cluster.FailSnapshotFetches(n3.cfg.DataDir)
+	defer heal()
+	applied := cluster.Applied(n3.Node)
+	n3 = c.restart(n3)
+	// Raft writes a snapshot it receives to its store before the state
+	// machine installs it: wait for one newer than what node-3 applied.
+	c.waitFor("node-3 to store the snapshot it cannot install", func() bool {
+		entries, _ := os.ReadDir(filepath.Join(n3.cfg.DataDir, "raft", "snapshots"))
+		for _, e := range entries {
+			var term, index uint64
+			var ms int64
+			if _, err := fmt.Sscanf(e.Name(), "%d-%d-%d", &term, &index, &ms); err == nil && index > applied && !strings.HasSuffix(e.Name(), ".tmp") {
+				return true
+			}
+		}
+		return false
+	})
+	if cluster.Applied(n3.Node) != applied || cluster.SnapshotLeavesFetched(n3.Node) != 0 {
+		t.Fatalf("node-3 installed the snapshot: applied %d (was %d)", cluster.Applied(n3.Node), applied)
+	}
+	cluster.Crash(n3.Node)
+	c.mu.Lock()
+	delete(c.nodes, "node-3")
+	c.mu.Unlock()
+	heal()
+	back := c.restart(n3)
+	if got := cluster.SnapshotLeavesFetched(back.Node); got == 0 || got > 300 {
+		t.Fatalf("node-3 fetched %d leaves as it started; it lacked 300", got)
+	}
+	if _, err := cl.Notarize(ctx, entryOf("after", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if cp := c.waitConverged(); cp.Size != 321 {
+		t.Fatalf("converged at %d leaves, want 321", cp.Size)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -76,6 +78,10 @@ type fsm struct {
 	// from a sound copy: until then no dispense or revocation is applied.
 	rx       rxBook
 	rxHealed atomic.Pointer[chan struct{}]
+	// peerLeaves, set by the node, fetches leaves from the peers for a
+	// snapshot install; fetched counts the leaves installs fetched.
+	peerLeaves leafSource
+	fetched    atomic.Uint64
 }
 
 // applied describes one applied notarize batch.
@@ -120,6 +126,7 @@ func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) 
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	removeLeftovers(dir, gen, logger)
 	if err := f.openLog(gen); err != nil {
 		return nil, err
 	}
@@ -135,6 +142,27 @@ func openFSM(dir string, signer note.Signer, logger *slog.Logger) (*fsm, error) 
 	f.signHead()
 	f.tellGrown()
 	return f, nil
+}
+
+// removeLeftovers removes what a crash in the middle of a snapshot
+// install can leave in dir besides log-<gen>, the live log: the spool of
+// fetched leaves, and other log generations (one being built, or one
+// replaced but not yet removed).
+func removeLeftovers(dir string, gen int, logger *slog.Logger) {
+	if err := os.Remove(filepath.Join(dir, spoolName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		logger.Warn("cannot remove the spool of a snapshot install", "error", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		g, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "log-"))
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "log-") || err != nil || g == gen {
+			continue
+		}
+		logger.Info("removing a log generation that is not the live one", "dir", e.Name(), "live", fmt.Sprintf("log-%d", gen))
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			logger.Warn("cannot remove a log generation that is not the live one", "dir", e.Name(), "error", err)
+		}
+	}
 }
 
 func (f *fsm) logDir(gen int) string { return filepath.Join(f.dir, fmt.Sprintf("log-%d", gen)) }

@@ -256,13 +256,22 @@ func (n *Node) majorityCheckpoint(ctx context.Context, origin string, members []
 // leaves than it asks for.
 const healPageWait = 10 * time.Second
 
-// fetchLeaves appends the first size leaves, as the peers serve them, to l,
-// logging its progress on a long log.
+// fetchLeaves appends the first size leaves, as the peers serve them, to l.
 func (n *Node) fetchLeaves(ctx context.Context, client *notaryapi.Client, l *notary.Log, size uint64) error {
+	return n.pageLeaves(ctx, client, "healing the damaged log from the cluster", 0, size, func(page []notary.Leaf) error {
+		_, err := l.Append(page, nil)
+		return err
+	})
+}
+
+// pageLeaves hands the leaves [from, to), as the peers serve them, to page
+// in order, a page at a time, logging its progress (as what) on a long
+// run; an error from page ends it with that error.
+func (n *Node) pageLeaves(ctx context.Context, client *notaryapi.Client, what string, from, to uint64, page func([]notary.Leaf) error) error {
 	start, last := time.Now(), time.Now()
-	page := make([]notary.Leaf, 0, notaryapi.MaxLeavesPage)
-	for done := uint64(0); done < size; {
-		want := min(uint64(notaryapi.MaxLeavesPage), size-done)
+	buf := make([]notary.Leaf, 0, notaryapi.MaxLeavesPage)
+	for done := from; done < to; {
+		want := min(uint64(notaryapi.MaxLeavesPage), to-done)
 		wait := &backoff.ExponentialBackOff{InitialInterval: 20 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second}
 		infos, err := backoff.Retry(ctx, func() ([]notaryapi.LeafInfo, error) {
 			infos, err := client.Leaves(ctx, done, want)
@@ -274,21 +283,21 @@ func (n *Node) fetchLeaves(ctx context.Context, client *notaryapi.Client, l *not
 		if err != nil {
 			return fmt.Errorf("fetch leaves from %d: %w", done, err)
 		}
-		page = page[:0]
+		buf = buf[:0]
 		for i, li := range infos {
-			if li.Index != done+uint64(i) || uint64(len(page)) == want {
+			if li.Index != done+uint64(i) || uint64(len(buf)) == want {
 				return fmt.Errorf("a peer answered leaf %d where %d was due", li.Index, done+uint64(i))
 			}
-			page = append(page, notary.Leaf{Kind: li.Kind, Commitment: li.Commitment, Link: li.Link, Timestamp: li.Timestamp})
+			buf = append(buf, notary.Leaf{Kind: li.Kind, Commitment: li.Commitment, Link: li.Link, Timestamp: li.Timestamp})
 		}
-		if _, err := l.Append(page, nil); err != nil {
+		if err := page(buf); err != nil {
 			return err
 		}
-		done += uint64(len(page))
+		done += uint64(len(buf))
 		if time.Since(last) > 5*time.Second {
 			last = time.Now()
-			n.logger.InfoContext(ctx, "healing the damaged log from the cluster", "leaves", done, "of", size,
-				"percent", strconv.FormatFloat(100*float64(done)/float64(size), 'f', 1, 64), "elapsed", time.Since(start).Round(time.Second))
+			n.logger.InfoContext(ctx, what, "leaves", done, "of", to, "from", from,
+				"percent", strconv.FormatFloat(100*float64(done-from)/float64(to-from), 'f', 1, 64), "elapsed", time.Since(start).Round(time.Second))
 		}
 	}
 	return nil

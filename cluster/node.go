@@ -140,12 +140,17 @@ type Config struct {
 // DefaultConfig returns the settings a production node starts from.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:    time.Second,
-		ElectionTimeout:     time.Second,
-		LeaderLeaseTimeout:  500 * time.Millisecond,
-		SnapshotInterval:    2 * time.Minute,
-		SnapshotThreshold:   8192,
-		TrailingLogs:        10240,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		// A snapshot is the log's head (a sync and a few hundred bytes,
+		// whatever the log's size), so raft may take one often: its bolt
+		// log holds about TrailingLogs plus the entries of one or two
+		// intervals. A follower more than TrailingLogs entries behind
+		// installs a snapshot, which fetches only the leaves it lacks.
+		SnapshotInterval:    30 * time.Second,
+		SnapshotThreshold:   1024,
+		TrailingLogs:        2048,
 		MaxBatchEntries:     8192,
 		MaxInFlight:         1,
 		QueueLength:         16384,
@@ -336,7 +341,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 
 // start opens the state and raft, then serves.
 func (n *Node) start(ctx context.Context, id identity) error {
-	hasState, err := n.openRaft(id)
+	hasState, err := n.openRaft(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -348,7 +353,7 @@ func (n *Node) start(ctx context.Context, id identity) error {
 // openRaft opens the FSM over the notary log, raft's log and snapshot
 // stores, and raft itself, bootstrapping a new cluster if asked; it reports
 // whether raft had state before.
-func (n *Node) openRaft(id identity) (hasState bool, err error) {
+func (n *Node) openRaft(ctx context.Context, id identity) (hasState bool, err error) {
 	cfg := n.cfg // with HTTPAdvertise resolved
 	if n.fsm, err = openFSM(cfg.DataDir, cfg.Signer, n.logger); err != nil {
 		return false, fmt.Errorf("cluster: %w", err)
@@ -375,6 +380,10 @@ func (n *Node) openRaft(id identity) (hasState bool, err error) {
 	}
 	n.snapshots = newWatchedSnapshots(files, filepath.Join(raftDir, "snapshots"))
 	snaps := n.snapshots
+	n.fsm.peerLeaves = n.snapshotLeaves
+	if err := n.restoreInterrupted(ctx, snaps); err != nil {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
 	raftCfg := n.raftConfig(hlog)
 	if err := raft.ValidateConfig(raftCfg); err != nil {
 		return false, fmt.Errorf("cluster: raft config: %w", err)

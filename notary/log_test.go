@@ -245,3 +245,53 @@ func TestOpenDetectsWrongRoot(t *testing.T) {
 		t.Fatalf("Open = %v, want ErrCorrupt", err)
 	}
 }
+
+// TestFrontier extends a log's frontier with the leaves another log
+// appended after the same prefix: it must give that log's root, and leave
+// the log it came from as it was.
+func TestFrontier(t *testing.T) {
+	a, b := notary.NewMemoryStore(), notary.NewMemoryStore()
+	la, err := notary.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := notary.Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := make([]notary.Leaf, 37)
+	for i := range leaves {
+		leaves[i] = notary.Leaf{Kind: notary.KindDocument, Commitment: notary.Commitment{byte(i), 7}, Timestamp: int64(1000 + i)}
+	}
+	if _, err := la.Append(leaves[:11], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lb.Append(leaves, nil); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := la.Frontier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.Add(leaves[11:]...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fr.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.Size() != 37 || got != lb.Head().Root {
+		t.Fatalf("frontier: %d leaves, root %s; want 37, %s", fr.Size(), got, lb.Head().Root)
+	}
+	if h := la.Head(); h.Size != 11 {
+		t.Fatalf("extending the frontier moved the log to %d leaves", h.Size)
+	}
+	// A different leaf gives another root.
+	fr, _ = la.Frontier()
+	other := append([]notary.Leaf{}, leaves[11:]...)
+	other[5].Timestamp++
+	fr.Add(other...)
+	if got, _ := fr.Root(); got == lb.Head().Root {
+		t.Fatal("a changed leaf gave the same root")
+	}
+}
