@@ -83,28 +83,30 @@ func (l ledger) Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int
 
 // gather asks every other member for its signature over cp, each until it
 // answers or the wait ends, and returns as soon as want are on the note.
+// The members not needed then are left to answer, unheard, within the
+// wait: cancelling a request in flight would close its connection, and the
+// next gathering would open another (a TLS handshake, with TLS).
 func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int, members []notaryapi.MemberInfo) ([]byte, error) {
 	if l.pushCommit != nil {
 		// A follower signs only what it has applied, and may not know
 		// yet that the leader committed it.
 		l.pushCommit()
 	}
-	ctx, cancel := context.WithTimeout(ctx, cosignWait)
-	var wg sync.WaitGroup
-	defer wg.Wait() // the askers end with ctx
-	defer cancel()
-	theirs := make(chan []byte, len(members))
-	asked := 0
+	var others []notaryapi.MemberInfo
 	for _, m := range members {
-		if m.ID == l.self {
-			continue
+		if m.ID != l.self {
+			others = append(others, m)
 		}
-		asked++
-		wg.Go(func() {
+	}
+	ask, cancel := context.WithTimeout(context.WithoutCancel(ctx), cosignWait)
+	theirs := make(chan []byte, len(others)) // an asker never blocks on it
+	var askers sync.WaitGroup
+	for _, m := range others {
+		askers.Go(func() {
 			c := notaryapi.NewClient(notaryapi.ClientConfig{HTTPClient: l.client})
 			// A peer that has not applied this size yet soon will: retry.
 			wait := &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 100 * time.Millisecond}
-			note, err := backoff.Retry(ctx, func() ([]byte, error) { return c.CheckpointOf(ctx, m.HTTPAddr, cp.Size) },
+			note, err := backoff.Retry(ask, func() ([]byte, error) { return c.CheckpointOf(ask, m.HTTPAddr, cp.Size) },
 				backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
 			if err != nil {
 				note = nil
@@ -112,9 +114,19 @@ func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int
 			theirs <- note
 		})
 	}
+	go func() {
+		askers.Wait()
+		cancel() // the last asker's end ends the wait
+	}()
 	note, have := cp.Note, 1
-	for range asked {
-		if t := <-theirs; t != nil {
+	for range others {
+		var t []byte
+		select {
+		case t = <-theirs:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if t != nil {
 			if combined, err := notary.CombineSignatures(note, t); err == nil {
 				note, have = combined, have+1
 			}
@@ -203,8 +215,14 @@ func (c *cosignCache) evictOldest() {
 // pushCommit has a leader tell its followers now the commit index of what
 // it has applied (raftfix.Transport.PushCommit), rather than with its next
 // entry or raft's CommitTimeout later.
-func (n *Node) pushCommit() {
+func (n *Node) pushCommit() { n.pushCommitted(n.fsm.applied.Load()) }
+
+// pushCommitted has a leader tell its followers that index is committed,
+// as soon as raft hands the entries up to it to the FSM: the followers
+// then apply them while the leader does, and a follower asked for its
+// signature over the new checkpoint has it ready sooner.
+func (n *Node) pushCommitted(index uint64) {
 	if t, ok := n.trans.(*raftfix.Transport); ok && n.raft.State() == raft.Leader {
-		t.PushCommit(n.fsm.applied.Load())
+		t.PushCommit(index)
 	}
 }

@@ -34,6 +34,11 @@ type fsm struct {
 	onApply func(applied)
 	// onFail is told when the FSM can no longer apply: the node must stop.
 	onFail func(error)
+	// committed, when set, is told the last index of each batch raft
+	// hands the FSM, before it is applied: raft hands over only what is
+	// committed, so a leader can tell its followers at once (see
+	// Node.pushCommitted). It must not block.
+	committed atomic.Pointer[func(index uint64)]
 
 	mu  sync.RWMutex // guards the log pointer: readers hold it so Restore cannot close the log under them
 	log *notary.Log
@@ -259,6 +264,9 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // ApplyBatch implements raft.BatchingFSM: the notarize entries of the whole
 // batch go to the log in one commit.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if c := f.committed.Load(); c != nil && len(logs) > 0 {
+		(*c)(logs[len(logs)-1].Index)
+	}
 	if h := f.held.Load(); h != nil {
 		<-*h
 	}

@@ -411,6 +411,10 @@ func (n *Node) openRaft(ctx context.Context, id identity) (hasState bool, err er
 	if n.raft, err = raft.NewRaft(raftCfg, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
 		return false, fmt.Errorf("cluster: raft: %w", err)
 	}
+	if _, ok := n.trans.(*raftfix.Transport); ok {
+		push := n.pushCommitted
+		n.fsm.committed.Store(&push)
+	}
 	if !cfg.UpstreamRaft {
 		n.watch = raftfix.NewLeaderWatch(n.raft, raftCfg)
 		if st, ok := n.trans.(*raftfix.Transport); ok && n.watch != nil {
