@@ -52,14 +52,23 @@ func TestJoinGrownLog(t *testing.T) {
 	took := time.Since(grown)
 	t.Logf("grew the log to %d leaves in %v (%.0f leaves/s)", *joinLeaves, took.Round(time.Millisecond), float64(*joinLeaves)/took.Seconds())
 
+	// One at a time, each its own raft entry: enough entries after the
+	// grown log for raft's next check to snapshot all of it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range 10 {
+		if _, err := c.client().Notarize(ctx, freshEntry()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	leader := c.waitLeader()
 	var snap snapshotOnDisk
-	waitFor(t, readyTimeout, "a raft snapshot on the leader covering most of the log", func() error {
+	waitFor(t, readyTimeout, "a raft snapshot on the leader of the whole grown log", func() error {
 		var err error
 		if snap, err = newestSnapshot(leader.dataDir); err != nil {
 			return err
 		}
-		if snap.size < uint64(*joinLeaves)/2 {
+		if snap.size < uint64(*joinLeaves) {
 			return fmt.Errorf("the newest snapshot holds %d leaves", snap.size)
 		}
 		return nil
@@ -95,6 +104,9 @@ func TestJoinGrownLog(t *testing.T) {
 	t.Logf("node-4 fetched %.0f leaves for the snapshot it installed (%d leaves)", fetched, installed.size)
 
 	for _, n := range c.running() {
+		if count, longest := snapshotTimes(t, n); count > 0 {
+			t.Logf("%s: %d raft snapshots, the longest took %v", n.id, count, longest.Round(time.Millisecond))
+		}
 		rss, peak := rssOf(t, n)
 		raftDB := fileSize(filepath.Join(n.dataDir, "raft", "raft.db"))
 		t.Logf("%s: RSS %d MiB (peak %d MiB), raft.db %d MiB, data directory %d MiB", n.id, rss>>20, peak>>20, raftDB>>20, dirSize(n.dataDir)>>20)
@@ -189,6 +201,34 @@ func newestSnapshot(dataDir string) (snapshotOnDisk, error) {
 		return snapshotOnDisk{}, fmt.Errorf("%s: %w", dir, err)
 	}
 	return snapshotOnDisk{dir: newest, size: hdr.Size, bytes: dirSize(dir)}, nil
+}
+
+// snapshotTimes reads from a node's logs how many snapshots raft took and
+// the longest, from "starting snapshot up to" to "snapshot complete up to".
+func snapshotTimes(t *testing.T, n *nodeProc) (count int, longest time.Duration) {
+	stamp := regexp.MustCompile(`time=(\S+) .*msg="(starting snapshot up to|snapshot complete up to)"`)
+	for _, path := range n.logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Logf("%s: %v", n.id, err)
+			continue
+		}
+		var started time.Time
+		for _, m := range stamp.FindAllSubmatch(b, -1) {
+			at, err := time.Parse(time.RFC3339Nano, string(m[1]))
+			if err != nil {
+				continue
+			}
+			if string(m[2]) == "starting snapshot up to" {
+				started = at
+			} else if !started.IsZero() {
+				count++
+				longest = max(longest, at.Sub(started))
+				started = time.Time{}
+			}
+		}
+	}
+	return count, longest
 }
 
 // metricValue reads one unlabelled metric from a node's /metrics.
