@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 1m
 BENCHTIME ?= 1x
 
-.PHONY: test build vet bench bench-kv fuzz vectors campaign clean
+.PHONY: test build vet bench bench-kv bench-join fuzz vectors campaign clean
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
@@ -32,6 +32,12 @@ KV_LEAVES ?= 1000000
 KV_STORES ?= filestore|filestore-sync|pebble|bbolt|bbolt-sync
 bench-kv:
 	cd notary/filestore/kvcompare && $(GO) test -run '^$$' -timeout 0 -bench 'Append/^($(KV_STORES))$$' -benchtime $$(( $(KV_LEAVES) / 1000 ))x
+
+## bench-join: a 3-node cluster of processes grows its log to JOIN_LEAVES leaves, then a fourth
+## node joins through a snapshot; reports the time to join, the snapshot's bytes, disk and RSS
+JOIN_LEAVES ?= 10000000
+bench-join:
+	cd e2e && $(GO) test -count=1 -timeout 0 -run '^TestJoinGrownLog$$' -v -join.leaves $(JOIN_LEAVES)
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

@@ -23,6 +23,7 @@ type batcher struct {
 	maxInFlight int
 	timeout     time.Duration
 	observe     func(entries int, took time.Duration) // batch metrics
+	stage       func(name string, took time.Duration) // the write path's stages
 	// admit says whether the leader may stamp now, with the log's newest
 	// leaf stamped lastMillis (the time guard, room on the disk); nil
 	// stamps always.
@@ -49,6 +50,7 @@ type batcher struct {
 type submission struct {
 	entries []notaryapi.Entry
 	done    chan submitResult // buffered: the batcher never blocks on it
+	queued  time.Time
 }
 
 type submitResult struct {
@@ -57,6 +59,7 @@ type submitResult struct {
 	size     uint64  // the log's size after the batch that held them
 	refused  []error // why the log's rules refused entries, at their positions; nil when none
 	err      error
+	applied  time.Time // when the FSM was done with the batch (zero on error)
 }
 
 // fresh counts the entries that were new to the log.
@@ -78,6 +81,7 @@ func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
 		raft: r, fsm: f, now: cfg.Clock,
 		maxEntries: cfg.MaxBatchEntries, maxInFlight: cfg.MaxInFlight, timeout: cfg.ApplyTimeout,
 		observe:       func(int, time.Duration) {},
+		stage:         func(string, time.Duration) {},
 		queue:         make(chan *submission, cfg.QueueLength),
 		slots:         make(chan struct{}, cfg.MaxInFlight),
 		commitTimeout: cfg.CommitTimeout,
@@ -88,7 +92,7 @@ func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
 // submit queues entries and waits, for ctx or for the batcher to stop,
 // until they are committed and applied.
 func (b *batcher) submit(ctx context.Context, entries []notaryapi.Entry) (submitResult, error) {
-	s := &submission{entries: entries, done: make(chan submitResult, 1)}
+	s := &submission{entries: entries, done: make(chan submitResult, 1), queued: time.Now()}
 	select {
 	case b.queue <- s:
 	default:
@@ -208,6 +212,9 @@ func (b *batcher) apply(batch []*submission, n int) {
 	ts := max(b.now().UnixMilli(), b.lastTime, b.fsm.lastTime.Load())
 	b.lastTime = ts
 	start := time.Now()
+	for _, s := range batch {
+		b.stage("queue", start.Sub(s.queued))
+	}
 	future := b.raft.Apply(encodeNotarize(ts, entries), b.timeout)
 	b.pendingSince.Store(start.UnixNano())
 	b.wg.Add(1)
@@ -227,13 +234,17 @@ func (b *batcher) apply(batch []*submission, n int) {
 				res.err = fmt.Errorf("cluster: %d indexes for %d entries", len(r.indexes), n)
 			default:
 				res.indexes, res.firstNew, res.size, res.refused = r.indexes, r.firstNew, r.size, r.refused
+				res.applied = r.timing.end
+				b.stage("commit", r.timing.start.Sub(start))
+				b.stage("apply", r.timing.end.Sub(r.timing.start))
+				b.stage("sign", r.timing.sign)
 			}
 		}
 		res.err = raftError(res.err)
 		b.observe(n, time.Since(start))
 		off := 0
 		for _, s := range batch {
-			r := submitResult{err: res.err, firstNew: res.firstNew, size: res.size}
+			r := submitResult{err: res.err, firstNew: res.firstNew, size: res.size, applied: res.applied}
 			if res.err == nil {
 				r.indexes = res.indexes[off : off+len(s.entries)]
 				if res.refused != nil {

@@ -39,6 +39,8 @@ type fsm struct {
 	// committed, so a leader can tell its followers at once (see
 	// Node.pushCommitted). It must not block.
 	committed atomic.Pointer[func(index uint64)]
+	// signTook is the time signHead took since ApplyBatch began (ns).
+	signTook atomic.Int64
 
 	mu  sync.RWMutex // guards the log pointer: readers hold it so Restore cannot close the log under them
 	log *notary.Log
@@ -112,6 +114,15 @@ type applyResult struct {
 	// entries, why, at their positions (nil for the accepted ones).
 	refused []error
 	err     error
+	timing  applyTiming
+}
+
+// applyTiming is when the FSM took the batch that held an entry and when it
+// was done with it, and how long it spent signing checkpoints meanwhile
+// (the write path's stages: see stageNames).
+type applyTiming struct {
+	start, end time.Time
+	sign       time.Duration
 }
 
 const (
@@ -263,10 +274,20 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch implements raft.BatchingFSM: the notarize entries of the whole
 // batch go to the log in one commit.
-func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+func (f *fsm) ApplyBatch(logs []*raft.Log) (results []any) {
+	start := time.Now()
 	if c := f.committed.Load(); c != nil && len(logs) > 0 {
 		(*c)(logs[len(logs)-1].Index)
 	}
+	f.signTook.Store(0)
+	defer func() {
+		t := applyTiming{start: start, end: time.Now(), sign: time.Duration(f.signTook.Load())}
+		for _, r := range results {
+			if ar, ok := r.(*applyResult); ok {
+				ar.timing = t
+			}
+		}
+	}()
 	if h := f.held.Load(); h != nil {
 		<-*h
 	}
@@ -274,7 +295,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		select {
 		case <-*wait:
 		case <-f.stop:
-			results := make([]any, len(logs))
+			results = make([]any, len(logs))
 			for i := range results {
 				results[i] = &applyResult{err: ErrClosed}
 			}
@@ -283,7 +304,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
-	results := make([]any, len(logs))
+	results = make([]any, len(logs))
 	if errp := f.failed.Load(); errp != nil {
 		for i := range results {
 			results[i] = &applyResult{err: *errp}
@@ -551,6 +572,7 @@ func (f *fsm) signHead() {
 	if g == nil {
 		return // no origin before genesis
 	}
+	defer func(start time.Time) { f.signTook.Add(int64(time.Since(start))) }(time.Now())
 	head := f.log.Head()
 	cp, err := notary.Checkpoint{Origin: g.Origin, Size: head.Size, Root: head.Root, Timestamp: f.headTime.Load()}.Sign(f.signer)
 	if err != nil {

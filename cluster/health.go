@@ -28,6 +28,8 @@ type watchedLogStore struct {
 	// refuse, when set, fails every write with it: tests use it to make a
 	// node's disk refuse raft's appends.
 	refuse atomic.Pointer[error]
+	// took, when set, is told how long each write took.
+	took func(time.Duration)
 }
 
 func (s *watchedLogStore) record(err error) error {
@@ -48,7 +50,12 @@ func (s *watchedLogStore) StoreLogs(logs []*raft.Log) error {
 	if p := s.refuse.Load(); p != nil {
 		return s.record(*p)
 	}
-	return s.record(s.LogStore.StoreLogs(logs))
+	start := time.Now()
+	err := s.LogStore.StoreLogs(logs)
+	if s.took != nil {
+		s.took(time.Since(start))
+	}
+	return s.record(err)
 }
 
 // problem returns why writes fail, or nil.

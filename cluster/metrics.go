@@ -21,6 +21,7 @@ type metrics struct {
 	batchEntries  prometheus.Histogram
 	batchLatency  prometheus.Histogram
 	leaderChanges prometheus.Counter
+	stages        *prometheus.HistogramVec // the write path's stages (stages.go)
 	witness       *witnessMetrics
 	// lifecycleRefused counts the dispenses and revocations the log's
 	// rules refused, by reason.
@@ -80,6 +81,8 @@ func newMetrics(n *Node) *metrics {
 		Buckets: prometheus.ExponentialBuckets(1, 4, 8)})
 	m.batchLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_batch_commit_seconds", Help: "Time from proposing a batch to its being applied.",
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
+	m.stages = newStageHistogram()
+	m.registry.MustRegister(m.stages)
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_leader_changes_total", Help: "Leader changes this node observed."})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)

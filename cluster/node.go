@@ -400,6 +400,7 @@ func (n *Node) openRaft(ctx context.Context, id identity) (hasState bool, err er
 	// Everything the FSM calls is in place before raft starts its FSM
 	// goroutine, which may apply at once.
 	n.metrics = newMetrics(n)
+	n.logStore.took = func(d time.Duration) { n.metrics.stage("append", d) }
 	n.events = newHub(cfg.APILimits.AnonymousStreams + cfg.APILimits.OperatorStreams)
 	n.fsm.onApply = func(a applied) {
 		n.events.notarized(a)
@@ -448,6 +449,7 @@ func (n *Node) serve(id identity, hasState bool) {
 	n.clock = &clockGuard{now: cfg.Clock, bound: cfg.MaxClockSkew, client: n.forward}
 	n.batcher = newBatcher(n.raft, n.fsm, cfg)
 	n.batcher.observe = n.metrics.batch
+	n.batcher.stage = n.metrics.stage
 	n.batcher.admit = n.admit
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -484,6 +486,7 @@ func (n *Node) serve(id identity, hasState bool) {
 			n.metrics.forwarded.WithLabelValues("entries").Add(float64(entries))
 		},
 		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
+		Stage:   n.metrics.stage,
 	})
 	if cfg.TLS != nil {
 		handler = httpapi.HSTS(handler)

@@ -528,8 +528,14 @@ func (c *procCluster) waitVoters(n int) {
 // and serves the same checkpoint (size, root, time), and returns it.
 func (c *procCluster) waitConverged() notary.Checkpoint {
 	c.t.Helper()
+	return c.waitConvergedWithin(readyTimeout)
+}
+
+// waitConvergedWithin is waitConverged with its own timeout.
+func (c *procCluster) waitConvergedWithin(timeout time.Duration) notary.Checkpoint {
+	c.t.Helper()
 	var agreed notary.Checkpoint
-	waitFor(c.t, readyTimeout, "the nodes to converge", func() error {
+	waitFor(c.t, timeout, "the nodes to converge", func() error {
 		var first *nodeProc
 		var size uint64
 		for _, n := range c.running() {

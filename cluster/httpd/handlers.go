@@ -42,6 +42,7 @@ func writeReceipts(w http.ResponseWriter, resp interface{ AppendJSON([]byte) ([]
 }
 
 func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	// A pharmacy dispenses, others notarize: the body says which, so it
 	// is read only for a token of either role.
 	role := a.Tokens.Role(r)
@@ -63,6 +64,7 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	decoded := time.Now()
 	switch {
 	case e.Kind == notary.KindDispense && !role.Allows(auth.RolePharmacy):
 		a.fail(w, r, fmt.Errorf("%w: a dispense needs a pharmacy token, this one is %s", httpapi.ErrForbidden, role))
@@ -112,7 +114,7 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 	}
 	receipts, firstNew, err := a.Cluster.Submit(r.Context(), []notaryapi.Entry{e})
 	if err == nil {
-		err = a.cosign(r.Context(), want, receipts[0])
+		err = a.timeCosign(r.Context(), want, receipts[0])
 	}
 	if err != nil {
 		a.fail(w, r, err)
@@ -126,7 +128,33 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 			resp.Fill, resp.Fills = k, n
 		}
 	}
+	a.timeWrite(w, resp, arrived, decoded)
+}
+
+// timeCosign is cosign, timed as the write path's cosign stage when more
+// than one signature is asked.
+func (a *api) timeCosign(ctx context.Context, want int, receipts ...*notary.Receipt) error {
+	if want <= 1 || a.Stage == nil {
+		return a.cosign(ctx, want, receipts...)
+	}
+	start := time.Now()
+	err := a.cosign(ctx, want, receipts...)
+	a.Stage("cosign", time.Since(start))
+	return err
+}
+
+// timeWrite writes the receipts of a submission this node took as leader,
+// and times the write path's stages the API owns: read (from arrived to
+// decoded), write and total.
+func (a *api) timeWrite(w http.ResponseWriter, resp interface{ AppendJSON([]byte) ([]byte, error) }, arrived, decoded time.Time) {
+	writing := time.Now()
 	writeReceipts(w, resp)
+	if a.Stage != nil {
+		done := time.Now()
+		a.Stage("read", decoded.Sub(arrived))
+		a.Stage("write", done.Sub(writing))
+		a.Stage("total", done.Sub(arrived))
+	}
 }
 
 // prescriptionStatus answers a prescription's status with the receipts
@@ -175,6 +203,7 @@ func (a *api) prescriptionStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	if err := a.Tokens.Authorize(r, auth.RoleSubmitter); err != nil {
 		a.fail(w, r, err)
 		return
@@ -189,6 +218,7 @@ func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err) // nothing of the batch was submitted
 		return
 	}
+	decoded := time.Now()
 	want, err := a.signatures(r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -200,13 +230,13 @@ func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	receipts, firstNew, err := a.Cluster.Submit(r.Context(), entries)
 	if err == nil {
-		err = a.cosign(r.Context(), want, receipts...)
+		err = a.timeCosign(r.Context(), want, receipts...)
 	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeReceipts(w, notaryapi.BatchResponse{Receipts: receipts, FirstNew: firstNew})
+	a.timeWrite(w, notaryapi.BatchResponse{Receipts: receipts, FirstNew: firstNew}, arrived, decoded)
 }
 
 // forward sends a follower's request on to the leader and relays its

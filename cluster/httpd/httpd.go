@@ -127,6 +127,10 @@ type Config struct {
 	Forwarded func(entries int)
 	// Metrics serves GET /metrics; nil serves none.
 	Metrics http.Handler
+	// Stage, when set, is told how long each stage of the write path the
+	// API owns took for a submission this node took as leader (read,
+	// cosign, write, total: see notaryapi.WriteStages).
+	Stage func(stage string, took time.Duration)
 	// Limits bounds each client's requests and event streams (see
 	// DefaultLimits).
 	Limits Limits

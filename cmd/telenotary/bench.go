@@ -81,6 +81,7 @@ func runBenchNotarize(ctx context.Context, env *environment, args []string) int 
 	signatures := fs.String("signatures", "1", "nodes that sign each receipt's checkpoint: a number, or majority (the signalling server's default); the receipts verified must carry that many")
 	caFile := fs.String("tls-ca", "", "CA certificates (PEM) of the nodes' API certificates")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	fs.BoolVar(&cfg.Trace, "trace", false, "break the latency down into the write path's stages, as the leader timed them (its /metrics, read before and after the run)")
 	fs.StringVar(&cfg.Via, "via", "", "with --http direct: send every request to this node (a follower, which forwards them) instead of the leader")
 	httpMode := fs.String("http", "direct", "direct: each client keeps one connection to the leader and drives it on its own goroutine (plain HTTP; the Go client takes over after a failure); client: every request through the Go client's http.Client")
 	fail := func(err error) int { return usageError(env.stderr, "bench notarize", err) }

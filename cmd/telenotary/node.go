@@ -96,6 +96,8 @@ type nodeFlags struct {
 	debugAddr                                        string
 	witnesses                                        witnessFlag
 	witnessInterval                                  time.Duration
+	snapshotInterval                                 time.Duration
+	snapshotThreshold, trailingLogs                  uint64
 	resumes                                          bool          // the data directory holds this node's state
 	clockOffset                                      time.Duration // test hook
 }
@@ -129,6 +131,10 @@ func (f *nodeFlags) define(env *environment, fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fs.Var(&f.witnesses, "witness", `a witness (c2sp.org/tlog-witness) the leader submits each checkpoint to, as URL=VKEY: its submission URL (add-checkpoint is under it) and its cosignature/v1 verifier key (telenotary witness --print-key); repeat the flag for several (in the environment, separate them with spaces); give every node the same`)
+	def := cluster.DefaultConfig()
+	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", def.SnapshotInterval, "how often raft checks whether to snapshot (a snapshot records the log's head: a sync and a few hundred bytes)")
+	fs.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", def.SnapshotThreshold, "raft entries since the last snapshot that make the next check take one")
+	fs.Uint64Var(&f.trailingLogs, "trailing-logs", def.TrailingLogs, "raft entries kept after a snapshot; a follower further behind installs a snapshot, fetching the leaves it lacks from its peers")
 	fs.DurationVar(&f.witnessInterval, "witness-interval", cluster.DefaultConfig().WitnessInterval, "the least time between two checkpoints the leader sends one witness (the newest is sent; 0: each as soon as the witness has answered the last)")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, such as 127.0.0.1:6060")
 	// Test hooks exist only when TELENOTARY_TEST_HOOKS=1: without it the
@@ -155,6 +161,12 @@ func (f *nodeFlags) parse(env *environment, args []string) error {
 		return fmt.Errorf("--follower-commit-delay %v: give at least 1ms", f.followerCommitDelay)
 	case f.witnessInterval < 0:
 		return fmt.Errorf("--witness-interval %v: it must not be negative", f.witnessInterval)
+	case f.snapshotInterval < 10*time.Millisecond:
+		return fmt.Errorf("--snapshot-interval %v: give at least 10ms", f.snapshotInterval)
+	case f.snapshotThreshold == 0:
+		return errors.New("--snapshot-threshold 0: give at least 1 entry")
+	case f.trailingLogs == 0:
+		return errors.New("--trailing-logs 0: keep at least 1 entry")
 	case f.join != "" && f.joinTokenFile == "":
 		return errors.New("--join needs --join-token-file with a join token of that cluster")
 	case f.debugAddr != "":
@@ -200,6 +212,7 @@ func (f *nodeFlags) config(env *environment) (cluster.Config, error) {
 	cfg.InsecureRaft, cfg.MaxClockSkew, cfg.MinFreeDisk = f.insecureRaft, f.maxClockSkew, f.minFreeDiskMiB<<20
 	cfg.ScrubRate, cfg.NoHeal, cfg.FollowerCommitDelay = f.scrubRate, f.noHeal, f.followerCommitDelay
 	cfg.Witnesses, cfg.WitnessInterval = f.witnesses.parsed, f.witnessInterval
+	cfg.SnapshotInterval, cfg.SnapshotThreshold, cfg.TrailingLogs = f.snapshotInterval, f.snapshotThreshold, f.trailingLogs
 	if offset := f.clockOffset; offset != 0 {
 		cfg.Clock = func() time.Time { return time.Now().Add(offset) }
 	}

@@ -444,6 +444,20 @@ func TestNodeWitnessFlag(t *testing.T) {
 	if code, _, stderr := runCmd(t, nil, append([]string{"node", "--witness-interval", "-1s"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--witness-interval") {
 		t.Errorf("--witness-interval -1s: exit %d, stderr %q", code, stderr)
 	}
+	// Raft's snapshot settings reach the node's configuration; nonsense is
+	// refused, naming the flag.
+	f = nodeFlags{}
+	if err := f.parse(env, append(slices.Clone(base), "--snapshot-interval", "2s", "--snapshot-threshold", "64", "--trailing-logs", "16")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := f.config(env); err != nil || cfg.SnapshotInterval != 2*time.Second || cfg.SnapshotThreshold != 64 || cfg.TrailingLogs != 16 {
+		t.Errorf("snapshot flags: interval %v, threshold %d, trailing %d (%v)", cfg.SnapshotInterval, cfg.SnapshotThreshold, cfg.TrailingLogs, err)
+	}
+	for _, bad := range [][]string{{"--snapshot-interval", "1ms"}, {"--snapshot-threshold", "0"}, {"--trailing-logs", "0"}} {
+		if code, _, stderr := runCmd(t, nil, append([]string{"node", bad[0], bad[1]}, base...)...); code != exitUsage || !strings.Contains(stderr, bad[0]) {
+			t.Errorf("%s %s: exit %d, stderr %q", bad[0], bad[1], code, stderr)
+		}
+	}
 	_, nodeKey, err := note.GenerateKey(nil, "w3.test")
 	if err != nil {
 		t.Fatal(err)

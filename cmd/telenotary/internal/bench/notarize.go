@@ -55,6 +55,9 @@ type NotarizeConfig struct {
 	// 1: the answering node alone; notaryapi.Majority: a majority); the
 	// receipts verified must carry that many.
 	Signatures int
+	// Trace has the report break the latency down into the write path's
+	// stages, from the leader's metrics read before and after the run.
+	Trace bool
 	// Out receives a progress line a second and the report.
 	Out io.Writer
 }
@@ -81,6 +84,10 @@ type NotarizeResult struct {
 	Timeouts, Stalls uint64
 	// LastError is the last failure seen, if any.
 	LastError string
+	// Stages, with NotarizeConfig.Trace, is the mean time of each stage
+	// of the write path during the run, as Leader (its API URL) timed it.
+	Stages []StageTime
+	Leader string
 }
 
 // OK reports whether the run got receipts and every one it verified held.
@@ -97,7 +104,32 @@ func Notarize(ctx context.Context, cfg NotarizeConfig) (*NotarizeResult, error) 
 		return nil, err
 	}
 	b := &notarizeRun{cfg: cfg, client: client, verifier: verifier}
+	var leader string
+	var before stageSums
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	if cfg.Trace {
+		st, err := client.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("--trace: finding the leader: %w", err)
+		}
+		if leader = st.Leader.HTTPAddr; leader == "" {
+			return nil, errors.New("--trace: no leader known")
+		}
+		if before, err = scrapeStages(ctx, hc, leader); err != nil {
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+	}
 	res := b.run(ctx)
+	if cfg.Trace {
+		after, err := scrapeStages(ctx, hc, leader)
+		if err != nil {
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+		res.Leader, res.Stages = leader, stageTimes(before, after)
+	}
 	res.print(cfg)
 	return res, nil
 }
@@ -447,5 +479,8 @@ func (r *NotarizeResult) print(cfg NotarizeConfig) {
 	fmt.Fprintf(w, "verified:   %d receipts, %d failed\n", r.Verified, r.VerifyFailures)
 	if r.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", r.LastError)
+	}
+	if r.Stages != nil {
+		printStages(w, r.Leader, r.Stages)
 	}
 }
