@@ -124,7 +124,7 @@ func growOnce(b *testing.B, size, batch, window, samples int) {
 
 	b.ResetTimer()
 	var applying, windowApplying time.Duration
-	windowStart := time.Now()
+	windowStart, windowCPU, startCPU := time.Now(), cpuTime(), cpuTime()
 	var first float64
 	var slow, windows, reported int
 	rates := make([]float64, 0, size/window+1)
@@ -166,12 +166,14 @@ func growOnce(b *testing.B, size, batch, window, samples int) {
 		}
 		windows++
 		disk, _ := growDiskUsage(b, dir)
-		b.Logf("%12d leaves  %9.0f leaves/s applying (%9.0f wall)  %6.0f since start  RSS %5d MiB (peak %5d)  disk %.1f B/leaf%s",
-			grown, rate, wall, float64(grown)/applying.Seconds(), procStatusKB("VmRSS")>>10, procStatusKB("VmHWM")>>10, float64(disk)/float64(grown), mark)
-		windowApplying, windowStart, reported = 0, time.Now(), grown
+		cpu := cpuTime()
+		b.Logf("%12d leaves  %9.0f leaves/s applying (%9.0f wall, %5.2f µs CPU a leaf)  %6.0f since start  RSS %5d MiB (peak %5d)  disk %.1f B/leaf%s",
+			grown, rate, wall, float64((cpu-windowCPU).Nanoseconds())/1e3/float64(leaves), float64(grown)/applying.Seconds(),
+			procStatusKB("VmRSS")>>10, procStatusKB("VmHWM")>>10, float64(disk)/float64(grown), mark)
+		windowApplying, windowStart, windowCPU, reported = 0, time.Now(), cpu, grown
 	}
 	b.StopTimer()
-	grownIn := time.Since(began)
+	grownIn, grownCPU := time.Since(began), cpuTime()-startCPU
 
 	// At the full size, as the HTTP handlers read it.
 	l := ledger{fsm: f}
@@ -258,15 +260,16 @@ func growOnce(b *testing.B, size, batch, window, samples int) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(files[name])/float64(size)))
 		}
 	}
-	b.Logf("disk %.2f GB, %.1f B/leaf (%s); peak RSS %d MiB; grown in %s (%s applying), all in %s; %d of %d windows below half the first",
+	b.Logf("disk %.2f GB, %.1f B/leaf (%s); peak RSS %d MiB; grown in %s (%s applying, %s of CPU), all in %s; %d of %d windows below half the first",
 		float64(disk)/1e9, float64(disk)/float64(size), strings.Join(parts, ", "), procStatusKB("VmHWM")>>10,
-		grownIn.Round(time.Second), applying.Round(time.Second), time.Since(began).Round(time.Second), slow, windows)
+		grownIn.Round(time.Second), applying.Round(time.Second), grownCPU.Round(time.Second), time.Since(began).Round(time.Second), slow, windows)
 
 	b.ReportMetric(float64(size)/applying.Seconds(), "leaves/s")
 	b.ReportMetric(first, "first-window-leaves/s")
 	b.ReportMetric(rates[len(rates)-1], "last-window-leaves/s")
 	b.ReportMetric(slices.Min(rates), "slowest-window-leaves/s")
 	b.ReportMetric(float64(slow), "windows-below-half-first")
+	b.ReportMetric(float64(grownCPU.Nanoseconds())/1e3/float64(size), "CPU-µs/leaf")
 	b.ReportMetric(proofs.mean, "proof-µs")
 	b.ReportMetric(proofs.p99, "proof-p99-µs")
 	b.ReportMetric(receipts.mean, "receipt-µs")
