@@ -42,7 +42,7 @@ bench-join:
 ## bench-100m: one log grown to BIG_LEAVES leaves through the cluster's state machine (ApplyBatch
 ## with commands of BIG_BATCH fresh commitments): the rate of each million, then proof, receipt and
 ## lookup times at the full size, disk per leaf, peak RSS and the time taken (docs/BENCHMARKS.md).
-## It needs about 250 bytes a leaf free in TMPDIR (25 GB at 100 million) and removes the log after.
+## It needs 250 bytes a leaf and 4 GiB more free in TMPDIR (29 GB at 100 million) and removes the log after.
 BIG_LEAVES ?= 100000000
 BIG_BATCH  ?= 8192
 bench-100m:
