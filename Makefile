@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 1m
 BENCHTIME ?= 1x
 
-.PHONY: test build vet bench bench-kv bench-join fuzz vectors campaign clean
+.PHONY: test build vet bench bench-kv bench-join bench-100m fuzz vectors campaign clean
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
@@ -38,6 +38,16 @@ bench-kv:
 JOIN_LEAVES ?= 10000000
 bench-join:
 	cd e2e && $(GO) test -count=1 -timeout 0 -run '^TestJoinGrownLog$$' -v -join.leaves $(JOIN_LEAVES)
+
+## bench-100m: one log grown to BIG_LEAVES leaves through the cluster's state machine (ApplyBatch
+## with commands of BIG_BATCH fresh commitments): the rate of each million, then proof, receipt and
+## lookup times at the full size, disk per leaf, peak RSS and the time taken (docs/BENCHMARKS.md).
+## It needs 250 bytes a leaf and 4 GiB more free in TMPDIR (29 GB at 100 million) and removes the log after.
+BIG_LEAVES ?= 100000000
+BIG_BATCH  ?= 8192
+bench-100m:
+	cd cluster && TELENOTARY_GROW_LEAVES=$(BIG_LEAVES) TELENOTARY_GROW_BATCH=$(BIG_BATCH) \
+	  $(GO) test -count=1 -timeout 0 -run '^$$' -bench '^BenchmarkGrow$$' -benchtime 1x -v .
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
