@@ -442,11 +442,13 @@ func TestBenchDispense(t *testing.T) {
 	for _, mode := range []string{"direct", "client"} {
 		t.Run(mode, func(t *testing.T) {
 			code, stdout, stderr := cli(t, "bench", "dispense", "--nodes", nodes, "--token-file", submitterFile, "--pharmacy-token-file", c.pharmacyFile,
-				"--clients", "4", "--prescriptions", "8", "--fills", "5", "--duration", "20s", "--verify", "1", "--http", mode)
+				"--clients", "4", "--prescriptions", "8", "--fills", "5", "--duration", "20s", "--verify", "1", "--http", mode, "--trace")
 			if code != 0 {
 				t.Fatalf("bench dispense: exit %d\n%s%s", code, stdout, stderr)
 			}
-			for _, w := range []string{"prepared 8 prescriptions of 5 fills each", "HTTP " + mode, "dispenses:  40 (", "every fill was spent", "errors:     0\n", "verified:   40 receipts, 0 failed\n"} {
+			// --trace: the leader's stages during the 40 dispenses.
+			for _, w := range []string{"prepared 8 prescriptions of 5 fills each", "HTTP " + mode, "dispenses:  40 (", "every fill was spent", "errors:     0\n", "verified:   40 receipts, 0 failed\n",
+				"stages:     mean time of each stage of the write path on the leader", "  total   request ", "  commit  batch "} {
 				if !strings.Contains(stdout, w) {
 					t.Errorf("bench output lacks %q:\n%s", w, stdout)
 				}

@@ -147,6 +147,7 @@ func runBenchDispense(ctx context.Context, env *environment, args []string) int 
 	fs.IntVar(&cfg.Prescriptions, "prescriptions", 2000, "prescriptions to notarize and dispense (at least --clients)")
 	fs.IntVar(&cfg.Fills, "fills", notary.MaxFills, fmt.Sprintf("fills each prescription allows, 1 to %d", notary.MaxFills))
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to dispense at most")
+	fs.BoolVar(&cfg.Trace, "trace", false, "break the latency down into the write path's stages, as the leader timed them (its /metrics, read before and after the run)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "dispenses per second to offer across all clients (0: as fast as they go)")
 	tokenFile := fs.String("token-file", "", "file (mode 0600) holding a submitter token, to notarize the prescriptions (or set TELENOTARY_TOKEN)")
 	pharmacyFile := fs.String("pharmacy-token-file", "", "file (mode 0600) holding a pharmacy token, to dispense (or set TELENOTARY_PHARMACY_TOKEN)")

@@ -57,7 +57,10 @@ type DispenseConfig struct {
 	Signatures int
 	// Out receives the preparation, a progress line a second and the
 	// report.
-	Out io.Writer
+	// Trace has the report break the latency down into the write path's
+	// stages, from the leader's metrics read before and after the run.
+	Trace bool
+	Out   io.Writer
 }
 
 // DispenseResult is what a run of Dispense measured; the report printed
@@ -85,6 +88,10 @@ type DispenseResult struct {
 	P50, P90, P99, Max time.Duration
 	// LastError is the last failure seen, if any.
 	LastError string
+	// Stages, with DispenseConfig.Trace, is the mean time of each stage
+	// of the write path during the run, as Leader (its API URL) timed it.
+	Stages []StageTime
+	Leader string
 }
 
 // OK reports whether the run dispensed, every receipt it verified held and
@@ -123,7 +130,19 @@ func Dispense(ctx context.Context, cfg DispenseConfig) (*DispenseResult, error) 
 	prepared := time.Since(start)
 	fmt.Fprintf(cfg.Out, "prepared %d prescriptions of %d fills each in %.1f s; %d clients dispense them\n", len(rxs), cfg.Fills, prepared.Seconds(), cfg.Clients)
 	b := &dispenseRun{cfg: cfg, client: pharmacy, verifier: verifier, refused: map[string]uint64{}}
+	var trace *stageTrace
+	if cfg.Trace {
+		if trace, err = startTrace(ctx, submitter, cfg.HTTPClient); err != nil {
+			return nil, err
+		}
+	}
 	res := b.run(ctx, rxs)
+	if trace != nil {
+		if res.Stages, err = trace.stop(ctx); err != nil {
+			return nil, err
+		}
+		res.Leader = trace.leader
+	}
 	res.Prepared = prepared
 	res.print(cfg)
 	return res, nil
@@ -443,5 +462,8 @@ func (r *DispenseResult) print(cfg DispenseConfig) {
 	fmt.Fprintf(w, "verified:   %d receipts, %d failed\n", r.Verified, r.VerifyFailures)
 	if r.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", r.LastError)
+	}
+	if r.Stages != nil {
+		printStages(w, r.Leader, r.Stages)
 	}
 }

@@ -104,31 +104,18 @@ func Notarize(ctx context.Context, cfg NotarizeConfig) (*NotarizeResult, error) 
 		return nil, err
 	}
 	b := &notarizeRun{cfg: cfg, client: client, verifier: verifier}
-	var leader string
-	var before stageSums
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	var trace *stageTrace
 	if cfg.Trace {
-		st, err := client.Status(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("--trace: finding the leader: %w", err)
-		}
-		if leader = st.Leader.HTTPAddr; leader == "" {
-			return nil, errors.New("--trace: no leader known")
-		}
-		if before, err = scrapeStages(ctx, hc, leader); err != nil {
-			return nil, fmt.Errorf("--trace: %w", err)
+		if trace, err = startTrace(ctx, client, cfg.HTTPClient); err != nil {
+			return nil, err
 		}
 	}
 	res := b.run(ctx)
-	if cfg.Trace {
-		after, err := scrapeStages(ctx, hc, leader)
-		if err != nil {
-			return nil, fmt.Errorf("--trace: %w", err)
+	if trace != nil {
+		if res.Stages, err = trace.stop(ctx); err != nil {
+			return nil, err
 		}
-		res.Leader, res.Stages = leader, stageTimes(before, after)
+		res.Leader = trace.leader
 	}
 	res.print(cfg)
 	return res, nil

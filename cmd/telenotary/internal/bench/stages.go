@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,6 +74,43 @@ func scrapeStages(ctx context.Context, hc *http.Client, node string) (stageSums,
 		}
 	}
 	return out, nil
+}
+
+// stageTrace is a run's breakdown in progress: the leader and its stage
+// histograms when the run started.
+type stageTrace struct {
+	hc     *http.Client
+	leader string
+	before stageSums
+}
+
+// startTrace finds the leader and reads its stage histograms.
+func startTrace(ctx context.Context, client *notaryapi.Client, hc *http.Client) (*stageTrace, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	st, err := client.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--trace: finding the leader: %w", err)
+	}
+	t := &stageTrace{hc: hc, leader: st.Leader.HTTPAddr}
+	if t.leader == "" {
+		return nil, errors.New("--trace: no leader known")
+	}
+	if t.before, err = scrapeStages(ctx, hc, t.leader); err != nil {
+		return nil, fmt.Errorf("--trace: %w", err)
+	}
+	return t, nil
+}
+
+// stop reads the leader's histograms again and returns what each stage
+// took in between.
+func (t *stageTrace) stop(ctx context.Context) ([]StageTime, error) {
+	after, err := scrapeStages(ctx, t.hc, t.leader)
+	if err != nil {
+		return nil, fmt.Errorf("--trace: %w", err)
+	}
+	return stageTimes(t.before, after), nil
 }
 
 // stageTimes is what the stages took between two readings.
