@@ -151,7 +151,7 @@ func readResource(resource []byte, root, what string, reroot func(error) error) 
 	if err := checkJSON(resource, true); err != nil {
 		return nil, nil, reroot(err)
 	}
-	canonical, err := notary.CanonicalJSON(resource)
+	canonical, err := canonicalJSON(resource)
 	if err != nil { // checkJSON accepted it: cannot happen, but never commit what the notary refuses
 		return nil, nil, &Error{Path: root, Reason: "not canonicalizable JSON: " + err.Error(), Err: err}
 	}
