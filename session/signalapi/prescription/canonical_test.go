@@ -189,3 +189,38 @@ func FuzzCanonicalJSON(f *testing.F) {
 		sameAsNotary(t, data)
 	})
 }
+
+// TestScanResourceType: scanJSON finds the top-level resourceType when it
+// is a string, however spelled and wherever among the members, and not
+// one of a nested object or a member's value.
+func TestScanResourceType(t *testing.T) {
+	cases := []struct {
+		doc  string
+		want string
+		ok   bool
+	}{
+		{`{"resourceType":"MedicationRequest"}`, "MedicationRequest", true},
+		{"{ \"id\" : \"x\" ,\n \"resourceType\" :\t\"Patient\" }", "Patient", true},
+		{`{"contained":[{"resourceType":"Patient"}],"subject":{"resourceType":"Group"},"resourceType":"MedicationRequest"}`, "MedicationRequest", true},
+		{`{"resourceType":"Medication\u0052equest"}`, "MedicationRequest", true},
+		{`{"resource\u0054ype":"Patient"}`, "Patient", true},
+		{`{"resourceType":""}`, "", true},
+		{`{"id":"resourceType","text":"Patient"}`, "", false},
+		{`{"resourceType":1,"id":"Patient"}`, "", false},
+		{`{"resourceType":{"a":"Patient"},"id":"x"}`, "", false},
+		{`{"resourceType":["Patient"],"id":"x"}`, "", false},
+		{`{"resourceType":null,"id":"Patient"}`, "", false},
+		{`{"resourcetype":"Patient"}`, "", false},
+		{`{}`, "", false},
+	}
+	for _, c := range cases {
+		top, err := scanJSON([]byte(c.doc), false)
+		if err != nil {
+			t.Errorf("%s: %v", c.doc, err)
+			continue
+		}
+		if top.resourceType != c.want || top.hasResourceType != c.ok {
+			t.Errorf("%s: resourceType %q, %v; want %q, %v", c.doc, top.resourceType, top.hasResourceType, c.want, c.ok)
+		}
+	}
+}
