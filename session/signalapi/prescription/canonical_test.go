@@ -2,6 +2,7 @@ package prescription
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -221,6 +222,38 @@ func TestScanResourceType(t *testing.T) {
 		}
 		if top.resourceType != c.want || top.hasResourceType != c.ok {
 			t.Errorf("%s: resourceType %q, %v; want %q, %v", c.doc, top.resourceType, top.hasResourceType, c.want, c.ok)
+		}
+	}
+}
+
+// TestScanEscapes: scanJSON reads member names and values that hold
+// escapes by what they stand for: an escaped name is checked as the name
+// it spells, and a value with an escape is not empty.
+func TestScanEscapes(t *testing.T) {
+	cases := []struct {
+		doc  string
+		path string // of the refusal, "" for none
+	}{
+		{`{"resourceType":"MedicationRequest","text":{"div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}`, ""},
+		{`{"a":"\u0041","b":["\n"]}`, ""},
+		{`{"a\u0062":"x"}`, ""},
+		{`{"\u0041b":"x"}`, Root + ".Ab"},
+		{`{"a":{"\u005fb":"x","_\u0043":1}}`, Root + ".a._C"},
+		{`{"a":["x",""]}`, Root + ".a[1]"},
+		{`{"a":"","b":"\u0041"}`, Root + ".a"},
+	}
+	for _, c := range cases {
+		_, err := scanJSON([]byte(c.doc), true)
+		var path string
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%s: %v is not an *Error", c.doc, err)
+			}
+			path = e.Path
+		}
+		if path != c.path {
+			t.Errorf("%s: refused at %q (%v), want %q", c.doc, path, err, c.path)
 		}
 	}
 }

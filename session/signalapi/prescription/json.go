@@ -107,7 +107,16 @@ func scanJSON(doc []byte, fhirNames bool) (topLevel, error) {
 		if tok.Kind() == '"' {
 			text = unquoted(doc[start:dec.InputOffset()])
 			if text == nil {
-				text = []byte(tok.String())
+				kind, n := dec.StackIndex(dec.StackDepth())
+				if name := kind == '{' && n%2 == 1; name || dec.StackDepth() == 1 && lastName == "resourceType" {
+					text = []byte(tok.String())
+				} else {
+					// A value with an escape, such as a narrative's
+					// <div xmlns=\"…\">, is looked at only to see it
+					// is not empty, which it cannot be: unquoting it
+					// would copy it for nothing.
+					text = escapedValue
+				}
 			}
 		}
 		if dec.StackDepth() == 1 && tok.Kind() == '"' && !top.hasResourceType {
@@ -134,6 +143,10 @@ func scanJSON(doc []byte, fhirNames bool) (topLevel, error) {
 		}
 	}
 }
+
+// escapedValue stands for the text of a string value that holds an
+// escape and is not otherwise looked at: it is not empty.
+var escapedValue = []byte("\\")
 
 // unquoted is the text of a JSON string token read from raw (the
 // separator and white space before it, then the quoted string): the bytes
