@@ -14,10 +14,11 @@ import (
 	"github.com/telenotary/telenotary/session/signalapi/prescription/prescriptiontest"
 )
 
-// FuzzCheck: Check never panics; a refusal is an *Error whose path is a
-// FHIR path of the resource; an accepted document is returned canonical,
-// and canonicalization did not change it in value (checked again on the
-// canonical bytes, which must be accepted as they are).
+// FuzzCheck: Check never panics and leaves the document as it was; a
+// refusal is an *Error whose path is a FHIR path of the resource; an
+// accepted document is returned canonical, and canonicalization did not
+// change it in value (checked again on the canonical bytes, which must be
+// accepted as they are).
 func FuzzCheck(f *testing.F) {
 	_, docs := fhirdata.MedicationRequests()
 	for _, d := range docs {
@@ -27,7 +28,11 @@ func FuzzCheck(f *testing.F) {
 		f.Add(c.Doc)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		in := bytes.Clone(data)
 		canonical, err := prescription.Check(data)
+		if !bytes.Equal(data, in) {
+			t.Fatalf("Check changed the document it was given")
+		}
 		if err != nil {
 			var e *prescription.Error
 			if !errors.As(err, &e) || !strings.HasPrefix(e.Path, prescription.Root) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gowebpki/jcs"
@@ -24,7 +25,10 @@ const bom = "\xEF\xBB\xBF"
 // 0.12345678901234567890 would become 0.12345678901234568, so those are
 // refused rather than committed changed. The error is an *Error naming the
 // path of the fault.
-func CheckJSON(doc []byte) error { return checkJSON(doc, false) }
+func CheckJSON(doc []byte) error {
+	_, err := scanJSON(doc, false)
+	return err
+}
 
 // checkJSON is CheckJSON; with fhirNames, it also refuses a member name
 // that is not a FHIR element name. The FHIR library reads "Intent" as
@@ -32,47 +36,131 @@ func CheckJSON(doc []byte) error { return checkJSON(doc, false) }
 // element that FHIR readers do not see, or two spellings of one element
 // of which the library keeps either.
 func checkJSON(doc []byte, fhirNames bool) error {
+	_, err := scanJSON(doc, fhirNames)
+	return err
+}
+
+// topLevel is what scanJSON learns of a document besides its faults.
+type topLevel struct {
+	// resourceType is the value of the object's resourceType member;
+	// hasResourceType is false when there is none or it is not a string.
+	resourceType    string
+	hasResourceType bool
+}
+
+// scanner is a JSON decoder with the buffer it reads from, kept in
+// scanners between documents: a decoder set up afresh allocates its
+// state, and one reading through an io.Reader copies the document.
+type scanner struct {
+	dec jsontext.Decoder
+	in  bytes.Buffer
+}
+
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
+// scanJSON is checkJSON, in one reading of the document that also finds
+// its resourceType (what readResource needs of the JSON before the FHIR
+// library reads it).
+func scanJSON(doc []byte, fhirNames bool) (topLevel, error) {
+	var top topLevel
 	if bytes.HasPrefix(doc, []byte(bom)) {
-		return refuse(Root, "starts with a byte order mark (U+FEFF): save the file as UTF-8 without one")
+		return top, refuse(Root, "starts with a byte order mark (U+FEFF): save the file as UTF-8 without one")
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(doc))
+	s := scanners.Get().(*scanner)
+	defer func() {
+		s.in = bytes.Buffer{}
+		s.dec.Reset(&s.in) // keep no reference to doc
+		scanners.Put(s)
+	}()
+	// The decoder reads a bytes.Buffer's bytes in place, without copying
+	// them; it does not write to them.
+	s.in = *bytes.NewBuffer(doc)
+	dec := &s.dec
+	dec.Reset(&s.in)
 	if k := dec.PeekKind(); k != '{' {
 		if _, err := dec.ReadToken(); err != nil {
-			return syntaxError(err)
+			return top, syntaxError(err)
 		}
-		return refuse(Root, "is not a JSON object: a prescription is a FHIR MedicationRequest, {\"resourceType\": \"MedicationRequest\", …}")
+		return top, refuse(Root, "is not a JSON object: a prescription is a FHIR MedicationRequest, {\"resourceType\": \"MedicationRequest\", …}")
 	}
 	var prev jsontext.Kind // the kind of the token before
+	var lastName string    // the last member name of the top-level object, when it is resourceType
 	for {
 		if dec.PeekKind() == '0' {
 			prev = '0'
 			v, err := dec.ReadValue()
 			if err != nil {
-				return syntaxError(err)
+				return top, syntaxError(err)
 			}
 			if err := checkNumber(string(v)); err != nil {
 				err.Path = pointerPath(dec.StackPointer())
-				return err
+				return top, err
 			}
 			continue
 		}
+		start := dec.InputOffset()
 		tok, err := dec.ReadToken()
 		if err != nil {
-			return syntaxError(err)
+			return top, syntaxError(err)
+		}
+		var text []byte // a string token's text, unquoted
+		if tok.Kind() == '"' {
+			text = unquoted(doc[start:dec.InputOffset()])
+			if text == nil {
+				kind, n := dec.StackIndex(dec.StackDepth())
+				if name := kind == '{' && n%2 == 1; name || dec.StackDepth() == 1 && lastName == "resourceType" {
+					text = []byte(tok.String())
+				} else {
+					// A value with an escape, such as a narrative's
+					// <div xmlns=\"…\">, is looked at only to see it
+					// is not empty, which it cannot be: unquoting it
+					// would copy it for nothing.
+					text = escapedValue
+				}
+			}
+		}
+		if dec.StackDepth() == 1 && tok.Kind() == '"' && !top.hasResourceType {
+			if kind, n := dec.StackIndex(1); kind == '{' && n%2 == 1 {
+				lastName = ""
+				if string(text) == "resourceType" {
+					lastName = "resourceType"
+				}
+			} else if lastName == "resourceType" {
+				top.resourceType, top.hasResourceType = string(text), true
+			}
 		}
 		if fhirNames {
-			if err := checkFHIRToken(dec, tok, prev); err != nil {
-				return err
+			if err := checkFHIRToken(dec, tok, text, prev); err != nil {
+				return top, err
 			}
 		}
 		prev = tok.Kind()
 		if dec.StackDepth() == 0 { // the object is closed: nothing may follow
 			if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-				return refuse(Root, "is followed by more than white space after its closing brace, at byte %d", dec.InputOffset())
+				return top, refuse(Root, "is followed by more than white space after its closing brace, at byte %d", dec.InputOffset())
 			}
-			return nil
+			return top, nil
 		}
 	}
+}
+
+// escapedValue stands for the text of a string value that holds an
+// escape and is not otherwise looked at: it is not empty.
+var escapedValue = []byte("\\")
+
+// unquoted is the text of a JSON string token read from raw (the
+// separator and white space before it, then the quoted string): the bytes
+// between its quotes when it has no escape, nil when it has one.
+func unquoted(raw []byte) []byte {
+	i := bytes.IndexByte(raw, '"')
+	if i < 0 || len(raw)-i < 2 || raw[len(raw)-1] != '"' {
+		return nil
+	}
+	text := raw[i+1 : len(raw)-1]
+	if bytes.IndexByte(text, '\\') >= 0 {
+		return nil
+	}
+	return text
 }
 
 // syntaxError turns the JSON decoder's error into an *Error at the path
@@ -121,16 +209,16 @@ func pointerPath(p jsontext.Pointer) string {
 // empty strings, objects and arrays or nulls (an element without a value
 // is absent; null stands only in an array, for a primitive without a
 // value beside its extensions).
-func checkFHIRToken(dec *jsontext.Decoder, tok jsontext.Token, prev jsontext.Kind) *Error {
+func checkFHIRToken(dec *jsontext.Decoder, tok jsontext.Token, text []byte, prev jsontext.Kind) *Error {
 	kind, n := dec.StackIndex(dec.StackDepth())
 	switch tok.Kind() {
 	case '"':
 		switch {
 		case kind == '{' && n%2 == 1:
-			if !elementName(tok.String()) {
+			if !elementName(text) {
 				return refuse(pointerPath(dec.StackPointer()), "is not a FHIR element name: FHIR R4 names start with a lower-case letter (or _ and one) and are case-sensitive")
 			}
-		case tok.String() == "":
+		case len(text) == 0:
 			return refuse(pointerPath(dec.StackPointer()), "is an empty string: FHIR leaves out an element without a value")
 		}
 	case 'n':
@@ -148,9 +236,9 @@ func checkFHIRToken(dec *jsontext.Decoder, tok jsontext.Token, prev jsontext.Kin
 // elementName reports whether name is a FHIR JSON member name: an element
 // name ([a-z][A-Za-z0-9]*), or one with "_" before it for a primitive's
 // id and extensions.
-func elementName(name string) bool {
-	name = strings.TrimPrefix(name, "_")
-	if name == "" || name[0] < 'a' || name[0] > 'z' {
+func elementName(name []byte) bool {
+	name = bytes.TrimPrefix(name, []byte("_"))
+	if len(name) == 0 || name[0] < 'a' || name[0] > 'z' {
 		return false
 	}
 	for i := 1; i < len(name); i++ {

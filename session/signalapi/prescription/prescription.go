@@ -23,7 +23,6 @@
 package prescription
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -32,7 +31,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
 	d4pb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -142,21 +140,22 @@ type Prescription struct {
 func (p *Prescription) Fills() int { return p.fills }
 
 // readResource reads a FHIR R4 resource of type root as the notary will
-// commit to it: JSON the notary takes (checkJSON), its canonical bytes,
-// resourceType root, then the FHIR library's structure and validation. The
+// commit to it: JSON the notary takes (checkJSON, which also finds the
+// resourceType), its canonical bytes, resourceType root, then the FHIR library's structure and validation. The
 // errors of the checks shared with prescriptions, whose paths start with
 // MedicationRequest, go through reroot; what names the resource ("a
 // prescription") is what.
 func readResource(resource []byte, root, what string, reroot func(error) error) ([]byte, proto.Message, error) {
-	if err := checkJSON(resource, true); err != nil {
+	top, err := scanJSON(resource, true)
+	if err != nil {
 		return nil, nil, reroot(err)
 	}
-	canonical, err := notary.CanonicalJSON(resource)
+	canonical, err := canonicalJSON(resource)
 	if err != nil { // checkJSON accepted it: cannot happen, but never commit what the notary refuses
 		return nil, nil, &Error{Path: root, Reason: "not canonicalizable JSON: " + err.Error(), Err: err}
 	}
-	rt, ok := resourceType(resource)
-	if !ok {
+	rt := top.resourceType
+	if !top.hasResourceType {
 		return nil, nil, refuse(root+".resourceType", "missing or not a string: a %s is a JSON object with \"resourceType\": %q", what, root)
 	}
 	if rt != root {
@@ -485,31 +484,4 @@ func diagnostics(err error) string {
 		return f.String()
 	}
 	return ""
-}
-
-// resourceType reads the resourceType member of a document CheckJSON
-// accepted; ok is false when it is missing or not a string.
-func resourceType(doc []byte) (rt string, ok bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(doc))
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return "", false
-	}
-	for dec.PeekKind() == '"' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return "", false
-		}
-		if name.String() != "resourceType" {
-			if dec.SkipValue() != nil {
-				return "", false
-			}
-			continue
-		}
-		if dec.PeekKind() != '"' {
-			return "", false
-		}
-		v, err := dec.ReadToken()
-		return v.String(), err == nil
-	}
-	return "", false
 }

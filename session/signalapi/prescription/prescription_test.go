@@ -3,6 +3,7 @@ package prescription_test
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/telenotary/telenotary/notary"
@@ -67,4 +68,38 @@ func TestValid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckConcurrent: Check called from several goroutines at once (as
+// the server calls it, sharing the FHIR unmarshaller and the pooled JSON
+// decoders) gives each document the answer it gives alone.
+func TestCheckConcurrent(t *testing.T) {
+	_, docs := fhirdata.MedicationRequests()
+	for _, c := range append(prescriptiontest.Invalid(), prescriptiontest.Valid()...) {
+		docs = append(docs, c.Doc)
+	}
+	answer := func(doc []byte) string {
+		canonical, err := prescription.Check(doc)
+		if err != nil {
+			return "refused: " + err.Error()
+		}
+		return string(canonical)
+	}
+	want := make([]string, len(docs))
+	for i, d := range docs {
+		want[i] = answer(d)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for n := range 3 * len(docs) {
+				i := (n*(2*g+1) + g) % len(docs)
+				if got := answer(docs[i]); got != want[i] {
+					t.Errorf("document %d, goroutine %d: %.80s, alone %.80s", i, g, got, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
