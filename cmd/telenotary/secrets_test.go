@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"math"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -470,5 +472,32 @@ func TestNodeWitnessFlag(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, map[string]string{"TELENOTARY_WITNESS": "nonsense"}, append([]string{"node"}, base...)...); code != exitUsage || !strings.Contains(stderr, "--witness") {
 		t.Errorf("TELENOTARY_WITNESS=nonsense: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestNodeMemoryLimit: --memory-limit sets the Go runtime's soft memory
+// limit (0: none), GOMEMLIMIT wins over it, and a bad value is refused
+// naming the flag.
+func TestNodeMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	noEnv := func(string) string { return "" }
+	if got := applyMemoryLimit(150, noEnv); got != 150<<20 || debug.SetMemoryLimit(-1) != 150<<20 {
+		t.Errorf("--memory-limit 150: limit %d, runtime's %d", got, debug.SetMemoryLimit(-1))
+	}
+	if got := applyMemoryLimit(0, noEnv); got != 0 || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		t.Errorf("--memory-limit 0: limit %d, runtime's %d; want none", got, debug.SetMemoryLimit(-1))
+	}
+	debug.SetMemoryLimit(300 << 20) // as the runtime does for GOMEMLIMIT=300MiB
+	env := func(k string) string {
+		if k == "GOMEMLIMIT" {
+			return "300MiB"
+		}
+		return ""
+	}
+	if got := applyMemoryLimit(150, env); got != 300<<20 {
+		t.Errorf("GOMEMLIMIT=300MiB and --memory-limit 150: limit %d, want GOMEMLIMIT's", got)
+	}
+	if code, _, stderr := runCmd(t, nil, "node", "--memory-limit", "lots", "--id", "n", "--data-dir", t.TempDir(), "--signer-key", "k", "--tokens", "t"); code != exitUsage || !strings.Contains(stderr, "memory-limit") {
+		t.Errorf("--memory-limit lots: exit %d, stderr %q", code, stderr)
 	}
 }
