@@ -215,11 +215,10 @@ func TestLeaderWatchLeavesALiveLeader(t *testing.T) {
 	}
 }
 
-// TestFollowerCatchesUpThroughSnapshot keeps a follower down while the log
-// moves far past what the leader retains, so it can only catch up from a
-// snapshot: it restores one, checks its root, and serves the same state.
-func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
-	c := newTestCluster(t)
+// startSnapshotting starts a 3-node cluster that snapshots every 16 raft
+// entries and keeps 8: a follower left behind must install a snapshot.
+func (c *testCluster) startSnapshotting() (n1, n2, n3 *testNode) {
+	c.t.Helper()
 	small := func(id string) cluster.Config {
 		cfg := c.config(id)
 		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 16, 8, 100*time.Millisecond
@@ -227,15 +226,24 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	}
 	cfg1 := small("node-1")
 	cfg1.Bootstrap, cfg1.Origin = true, testOrigin
-	n1 := c.start(cfg1)
+	n1 = c.start(cfg1)
 	c.waitFor("bootstrap", n1.Ready)
 	joiner := func(id string) *testNode {
 		cfg := small(id)
 		cfg.Join = []string{n1.url}
 		return c.start(cfg)
 	}
-	n2, n3 := joiner("node-2"), joiner("node-3")
+	n2, n3 = joiner("node-2"), joiner("node-3")
 	c.waitVoters(3)
+	return n1, n2, n3
+}
+
+// TestFollowerCatchesUpThroughSnapshot keeps a follower down while the log
+// moves far past what the leader retains, so it can only catch up from a
+// snapshot: it restores one, checks its root, and serves the same state.
+func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
+	c := newTestCluster(t)
+	n1, n2, n3 := c.startSnapshotting()
 	ctx := context.Background()
 	cl := clientFor(n1, n2, n3)
 	for i := range 20 {
@@ -291,22 +299,7 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 // leader that resends the snapshot would otherwise hide.
 func TestInstallCutOffByACrash(t *testing.T) {
 	c := newTestCluster(t)
-	small := func(id string) cluster.Config {
-		cfg := c.config(id)
-		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 16, 8, 100*time.Millisecond
-		return cfg
-	}
-	cfg1 := small("node-1")
-	cfg1.Bootstrap, cfg1.Origin = true, testOrigin
-	n1 := c.start(cfg1)
-	c.waitFor("bootstrap", n1.Ready)
-	joiner := func(id string) *testNode {
-		cfg := small(id)
-		cfg.Join = []string{n1.url}
-		return c.start(cfg)
-	}
-	n2, n3 := joiner("node-2"), joiner("node-3")
-	c.waitVoters(3)
+	n1, n2, n3 := c.startSnapshotting()
 	ctx := context.Background()
 	cl := clientFor(n1, n2)
 	for i := range 20 {

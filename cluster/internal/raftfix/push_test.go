@@ -51,6 +51,21 @@ func TestPushCommitTellsFollowers(t *testing.T) {
 	waitUntil(t, "both followers to apply the pushed entry", func() bool {
 		return rafts[1].AppliedIndex() >= idx && rafts[2].AppliedIndex() >= idx
 	})
+	// Told once, a follower is not told the same again (the leader pushes
+	// when it applies a batch and again when it gathers signatures).
+	waitUntil(t, "both pushes to be answered", func() bool {
+		leaderTrans.acks.mu.Lock()
+		defer leaderTrans.acks.mu.Unlock()
+		for _, a := range leaderTrans.acks.by {
+			if a.told.Load() < idx {
+				return false
+			}
+		}
+		return true
+	})
+	if n := leaderTrans.PushCommit(idx); n != 0 {
+		t.Fatalf("the same commit index pushed again to %d followers told it already", n)
+	}
 }
 
 // waitUntil polls cond until it holds, failing after 10 s.

@@ -193,6 +193,7 @@ type acked struct {
 	target    raft.ServerAddress
 	pushing   atomic.Bool   // a push to it is in flight
 	pushAgain atomic.Uint64 // commit index to push once it returns
+	told      atomic.Uint64 // the highest commit index a push delivered
 }
 
 // acks records the followers' acknowledgements, by server ID.
@@ -236,15 +237,20 @@ func (c *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, a
 }
 
 // PushCommit tells each follower that has acknowledged entry commit, in
-// the newest term seen, that the leader committed up to it, and returns
-// how many it tells; it does not wait for their answers. The caller must
-// have seen commit committed (a leader's FSM applied it).
+// the newest term seen, that the leader committed up to it, unless a push
+// told it so already, and returns how many it tells now; it does not wait
+// for their answers. The caller must have seen commit committed (a
+// leader's FSM applied it).
 func (c *Transport) PushCommit(commit uint64) int {
-	to := c.holding(commit)
-	for _, id := range to {
+	told := 0
+	for _, id := range c.holding(commit) {
 		c.acks.mu.Lock()
 		a := c.acks.by[id]
 		c.acks.mu.Unlock()
+		if a.told.Load() >= commit {
+			continue // a push told it already (the leader pushes at apply and when it gathers signatures)
+		}
+		told++
 		if !a.pushing.CompareAndSwap(false, true) {
 			a.pushAgain.Store(max(a.pushAgain.Load(), commit)) // the push in flight sends it next
 			continue
@@ -263,13 +269,17 @@ func (c *Transport) PushCommit(commit uint64) int {
 				req := &raft.AppendEntriesRequest{RPCHeader: a.header, Term: a.term, PrevLogEntry: a.last, PrevLogTerm: a.lastTerm, LeaderCommitIndex: min(n, a.last)}
 				target := a.target
 				c.acks.mu.Unlock()
-				if err := c.Transport.AppendEntries(id, target, req, new(raft.AppendEntriesResponse)); err != nil {
+				resp := new(raft.AppendEntriesResponse)
+				if err := c.Transport.AppendEntries(id, target, req, resp); err != nil {
 					return
+				}
+				if resp.Success {
+					a.told.Store(max(a.told.Load(), req.LeaderCommitIndex))
 				}
 			}
 		}()
 	}
-	return len(to)
+	return told
 }
 
 // holding returns the followers that acknowledged entry index in the
