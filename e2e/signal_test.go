@@ -37,6 +37,12 @@ type signalProc struct {
 // at debug level into dir.
 func startSignal(t *testing.T, c *procCluster, dir string, extra ...string) *signalProc {
 	t.Helper()
+	return startSignalAt(t, c, dir, freeAddr(t), extra...)
+}
+
+// startSignalAt is startSignal listening on addr.
+func startSignalAt(t *testing.T, c *procCluster, dir, addr string, extra ...string) *signalProc {
+	t.Helper()
 	s := &signalProc{appKey: randomToken("app"), log: filepath.Join(dir, "signal.log")}
 	writeFile(t, filepath.Join(dir, "api-keys"), "submitter "+s.appKey+"\n", 0o600)
 	writeFile(t, filepath.Join(dir, "cluster-token"), c.submitter+"\n", 0o600)
@@ -44,7 +50,6 @@ func startSignal(t *testing.T, c *procCluster, dir string, extra ...string) *sig
 	for _, n := range c.nodes {
 		urls = append(urls, n.url)
 	}
-	addr := freeAddr(t)
 	s.url, s.ws = "http://"+addr, "ws://"+addr+"/v1/signal"
 	f, err := os.Create(s.log)
 	if err != nil {

@@ -85,7 +85,11 @@ func (s *Server) createRoom(r *http.Request) (*signalapi.CreateRoomResponse, err
 		resp.ReferenceSalt = &bound.salt
 	}
 	for role, sub := range subjects {
-		tok, err := s.cfg.TokenKey.Issue(id, role, sub, expires)
+		instance := "" // alone, a token needs not say where its room is
+		if s.group != nil {
+			instance = s.cfg.Instance
+		}
+		tok, err := s.cfg.TokenKey.issue(id, role, sub, instance, expires)
 		if err != nil {
 			return nil, fmt.Errorf("%w: issue a token: %w", httpapi.ErrInternal, err)
 		}
@@ -99,7 +103,11 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, s.log, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, s.Sessions())
+	out := s.Sessions()
+	if s.group != nil && r.Header.Get(signalapi.RelayHeader) == "" {
+		s.groupSessions(r, &out)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // serveKeys serves the cluster's verifier keys (cached for a minute) for

@@ -3,6 +3,7 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -108,6 +109,10 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	for _, path := range []string{"/healthz", "/metrics"} {
 		fetch(t, raw, s.URL+path, "")
+	}
+	var inst signalapi.InstanceInfo
+	if err := json.Unmarshal(fetch(t, raw, s.URL+signalapi.PathInstance, ""), &inst); err != nil || inst.Instance == "" || inst.Epoch == 0 {
+		t.Fatalf("GET %s: %+v %v", signalapi.PathInstance, inst, err)
 	}
 	// No webhook, nothing held; an unknown event is not found.
 	if u, err := app.Undelivered(ctx); err != nil || len(u.Events) != 0 {

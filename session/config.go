@@ -58,6 +58,20 @@ type Config struct {
 	// Instance names this server in the rooms it lists (several servers
 	// behind one address); DefaultConfig sets the host name.
 	Instance string
+	// Peers are the other instances of a group behind one address, which
+	// share TokenKey (group.go, docs/PROTOCOL.md "Several instances"):
+	// joins are relayed to the instance that holds the room, and the rooms
+	// of an instance that goes away are taken over by the others. With
+	// Peers, Instance must be a name unique in the group. Empty: alone.
+	Peers []Peer
+	// ProbeInterval is how often each peer is asked whether it is up
+	// (GET /v1/instance); an instance that does not answer within it is
+	// down until it answers again.
+	ProbeInterval time.Duration
+	// PeerClient makes the probes; nil means a client of its own (for a
+	// peer's https URL signed by a private CA, give one that trusts it).
+	// The relayed WebSockets use it too.
+	PeerClient *http.Client
 	// OriginPatterns are the web origins, besides the server's own, whose
 	// pages may open the WebSocket (host patterns as in path.Match).
 	OriginPatterns []string
@@ -171,6 +185,7 @@ func DefaultConfig() Config {
 		NotarizeTimeout:    60 * time.Second,
 		HolderWait:         5 * time.Second,
 		Instance:           hostname(),
+		ProbeInterval:      time.Second,
 		ReceiptSignatures:  notaryapi.Majority,
 		ReceiptWitnessWait: 10 * time.Second,
 		MessagesPerSecond:  50,
@@ -208,6 +223,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ReceiptWitnessWait is %v; it must be positive with ReceiptWitnesses", c.ReceiptWitnessWait)
 	case !(c.StatusRate > 0):
 		return fmt.Errorf("StatusRate is %v; it must be positive (DefaultConfig sets it)", c.StatusRate)
+	case len(c.Peers) > 0 && c.ProbeInterval <= 0:
+		return fmt.Errorf("ProbeInterval is %v; it must be positive with Peers (DefaultConfig sets it)", c.ProbeInterval)
+	}
+	if err := validatePeers(c.Instance, c.Peers); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		name string

@@ -31,6 +31,11 @@ type conn struct {
 
 	room *room // set by room.join; read only by the connection's reader
 	role signalapi.Role
+	// relayed marks a connection another instance of the group relays:
+	// it is served here, never relayed again. relayTo is where a join was
+	// found to belong (relay.go).
+	relayed bool
+	relayTo *member
 	// roomID is the room's id once joined, for logs from other goroutines.
 	roomID atomic.Pointer[string]
 
@@ -156,6 +161,12 @@ func (c *conn) read(ctx context.Context) {
 		}
 		c.srv.metrics.messages.Inc()
 		if !c.take(data) {
+			if to := c.relayTo; to != nil {
+				c.relayTo = nil
+				if c.relay(ctx, to, data, lim) && c.take(data) {
+					continue // its instance was down: served here
+				}
+			}
 			return
 		}
 		if c.room != nil && readCtx == joinCtx {
@@ -181,6 +192,10 @@ func (c *conn) take(data []byte) bool {
 	if err == nil {
 		return true
 	}
+	if r, ok := err.(*relayTo); ok {
+		c.relayTo = r.to
+		return false
+	}
 	var pe *signalapi.ProtocolError
 	if !errors.As(err, &pe) { // every refusal is one; anything else is a fault
 		c.srv.log.ErrorContext(c.srv.ctx, "message not handled", "room", c.logRoom(), "error", err)
@@ -194,6 +209,11 @@ func (c *conn) handle(m *signalapi.Message) error {
 	if c.room == nil {
 		if m.Type != signalapi.TypeJoin {
 			return signalapi.Refuse(signalapi.CodeNotJoined, "send join with your room token before %s", m.Type)
+		}
+		if !c.relayed && c.relayTo == nil {
+			if to := c.srv.place(m); to != nil {
+				return &relayTo{to: to}
+			}
 		}
 		return c.srv.join(c, m)
 	}
@@ -238,22 +258,29 @@ func (c *conn) write(ctx context.Context, done chan struct{}) {
 // window). It closes done when it returns.
 func (c *conn) ping(ctx context.Context, stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(c.srv.cfg.PingInterval)
+	if err := keepPinging(ctx, c.ws, c.srv.cfg.PingInterval, stop); err != nil {
+		c.srv.log.DebugContext(ctx, "client did not answer a ping", "room", c.logRoom(), "error", err)
+		c.ws.CloseNow()
+	}
+}
+
+// keepPinging pings ws every interval until stop or ctx ends (nil), or a
+// ping is not answered within the interval (its error).
+func keepPinging(ctx context.Context, ws *websocket.Conn, interval time.Duration, stop <-chan struct{}) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
-			return
+			return nil
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, c.srv.cfg.PingInterval)
-			err := c.ws.Ping(pctx)
+			pctx, cancel := context.WithTimeout(ctx, interval)
+			err := ws.Ping(pctx)
 			cancel()
 			if err != nil {
-				c.srv.log.DebugContext(ctx, "client did not answer a ping", "room", c.logRoom(), "error", err)
-				c.ws.CloseNow()
-				return
+				return err
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -112,6 +114,135 @@ func FuzzICEURL(f *testing.F) {
 		}
 		if turn != strings.HasPrefix(u, "turn") || strings.ContainsAny(u, " /@") || len(u) > maxICEURLLength {
 			t.Fatalf("accepted %q (turn %v)", u, turn)
+		}
+	})
+}
+
+// TestTicketSealExpiry: a sealed seat opens until its expiry, and not
+// after, with a message that says so.
+func TestTicketSealExpiry(t *testing.T) {
+	key, err := NewTokenKey([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := newTicketSealer(key)
+	now := time.Now()
+	plain, _ := newTicket("room1")
+	ticket := sealer.seal(plain, &ticketSeat{Instance: "a", Epoch: 1, Expires: now.Add(time.Minute).Unix(), Role: "patient", Subject: "s1", Session: "ses1"})
+	room, _, sealed, err := ticketRoom(ticket)
+	if err != nil || room != "room1" {
+		t.Fatalf("ticketRoom: %q %v", room, err)
+	}
+	seat, err := sealer.open(ticket, sealed, now)
+	if err != nil || seat.Subject != "s1" || seat.Instance != "a" {
+		t.Fatalf("open: %+v %v", seat, err)
+	}
+	if _, err := sealer.open(ticket, sealed, now.Add(2*time.Minute)); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("an expired ticket opens: %v", err)
+	}
+	if len(ticket) > signalapi.MaxTicketSize {
+		t.Fatalf("a sealed ticket has %d bytes, over MaxTicketSize", len(ticket))
+	}
+}
+
+// TestSuccessorMovesOnlyTheGonesRooms: rendezvous hashing spreads rooms
+// over the group, and an instance that goes away moves only its own rooms,
+// each to one of the others.
+func TestSuccessorMovesOnlyTheGonesRooms(t *testing.T) {
+	g := newGroup("a", 1, []Peer{{Name: "b", URL: "http://b"}, {Name: "c", URL: "http://c"}}, nil, time.Second, slog.New(slog.DiscardHandler), nil)
+	for _, m := range g.members {
+		m.up = true
+	}
+	name := func(m *member) string {
+		if m == nil {
+			return "a"
+		}
+		return m.Name
+	}
+	const rooms = 3000
+	before := map[string]string{}
+	count := map[string]int{}
+	for i := range rooms {
+		id := fmt.Sprintf("room-%d", i)
+		before[id] = name(g.successor(id, ""))
+		count[before[id]]++
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if count[n] < rooms/5 || count[n] > rooms/2 {
+			t.Errorf("instance %s is first for %d of %d rooms", n, count[n], rooms)
+		}
+	}
+	g.find("c").up = false
+	for id, was := range before {
+		now := name(g.successor(id, ""))
+		switch {
+		case was != "c" && now != was:
+			t.Fatalf("room %s moved from %s to %s when c went away", id, was, now)
+		case was == "c" && now == "c":
+			t.Fatalf("room %s stays with c, which is gone", id)
+		}
+		if got := name(g.successor(id, "b")); got == "b" || (was != "b" && was != "c" && got != was) {
+			t.Fatalf("room %s: the successor of b is %s (first was %s)", id, got, was)
+		}
+	}
+}
+
+// FuzzTicket: whatever a client sends as a ticket, reading it and opening
+// its sealed part never panics, and a ticket that opens stops opening
+// when any character of it changes.
+func FuzzTicket(f *testing.F) {
+	key, err := NewTokenKey([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealer := newTicketSealer(key)
+	now := time.Now()
+	plain, _ := newTicket("room1")
+	good := sealer.seal(plain, &ticketSeat{Instance: "a", Epoch: 1, Expires: now.Add(time.Hour).Unix(), Role: "patient", Subject: "s1", Session: "ses1"})
+	f.Add(good)
+	f.Add(plain)
+	f.Add("room1..x")
+	f.Add("room1." + strings.Repeat("A", 43) + ".")
+	f.Fuzz(func(t *testing.T, ticket string) {
+		_, _, sealed, err := ticketRoom(ticket)
+		if err != nil {
+			return
+		}
+		seat, err := sealer.open(ticket, sealed, now)
+		if err != nil || seat == nil {
+			return
+		}
+		for i := range len(ticket) {
+			b := []byte(ticket)
+			if b[i] = 'A'; ticket[i] == 'A' {
+				b[i] = 'B'
+			}
+			if _, _, sealed, err := ticketRoom(string(b)); err == nil {
+				if seat, err := sealer.open(string(b), sealed, now); err == nil && seat != nil {
+					t.Fatalf("%q opens, and so does it changed at %d: %q", ticket, i, b)
+				}
+			}
+		}
+	})
+}
+
+// FuzzPeers: a --peers list parses or says why, and a list that parses
+// and validates names each peer once, with an http(s) base URL.
+func FuzzPeers(f *testing.F) {
+	f.Add("b=http://127.0.0.1:1,c=https://c.internal:8443")
+	f.Add("b=,=c")
+	f.Add("a=http://x")
+	f.Fuzz(func(t *testing.T, list string) {
+		peers, err := ParsePeers(list)
+		if err != nil || validatePeers("a", peers) != nil {
+			return
+		}
+		seen := map[string]bool{"a": true}
+		for _, p := range peers {
+			if seen[p.Name] || !(strings.HasPrefix(p.URL, "http://") || strings.HasPrefix(p.URL, "https://")) {
+				t.Fatalf("validated peers %+v", peers)
+			}
+			seen[p.Name] = true
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -23,7 +24,10 @@ import (
 type job struct {
 	kind notary.Kind
 	ref  string // a prescription's reference
-	link notary.Commitment
+	// session is, for the end record of an interrupted session
+	// (takeover.go), that session; "" for the room's own.
+	session string
+	link    notary.Commitment
 	// fills is the number of dispenses a prescription allows, logged with
 	// it as its allowance (notary.NewAllowance); 0 for other kinds.
 	fills int
@@ -190,22 +194,30 @@ func (r *room) delivered(j *job, n *notarized, err error) {
 		r.failedLocked(j, err)
 	} else {
 		r.receipts++
-		d = newDelivery(webhookEvent{Event: j.kind, Room: r.id, Session: r.session, Ref: j.ref}, n.bundle)
+		d = newDelivery(webhookEvent{Event: j.kind, Room: r.id, Session: cmp.Or(j.session, r.session), Ref: j.ref}, n.bundle)
 		d.commitment = n.receipt.Leaf.Commitment
 		r.srv.webhook.deliver(d)
 	}
-	switch j.kind {
-	case notary.KindSessionStart:
+	switch {
+	case j.session != "": // an interrupted session's end: to both, the room goes on
+		if err == nil {
+			receipt := encodeWithBundle(&signalapi.Message{Type: signalapi.TypeReceipt, Kind: j.kind, Session: j.session}, n.bundle)
+			r.interrupted = receipt // for a participant not back yet (takeSeat)
+			r.sendToLocked(signalapi.RolePhysician, receipt)
+			r.sendToLocked(signalapi.RolePatient, receipt)
+		}
+	case j.kind == notary.KindSessionStart:
 		if err == nil {
 			receipt := encodeWithBundle(&signalapi.Message{Type: signalapi.TypeReceipt, Kind: j.kind, Session: r.session}, n.bundle)
 			r.sendToLocked(signalapi.RolePhysician, receipt)
 			r.sendToLocked(signalapi.RolePatient, receipt)
+			r.sendTicketsLocked() // tickets that name the start, for a takeover's record
 		}
-	case notary.KindPrescription:
+	case j.kind == notary.KindPrescription:
 		if err == nil {
 			r.awaitHolderLocked(j, n, d) // the physician's receipt once the bundle has a holder
 		}
-	case notary.KindSessionEnd:
+	case j.kind == notary.KindSessionEnd:
 		var bundle []byte
 		if err == nil {
 			bundle = n.bundle

@@ -16,6 +16,9 @@ type metrics struct {
 	mismatches      prometheus.Counter
 	unheld          prometheus.Gauge
 	holders         *prometheus.CounterVec
+	relayed         prometheus.Gauge
+	instancesUp     prometheus.Gauge
+	takeovers       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *metrics {
@@ -37,12 +40,15 @@ func newMetrics(reg prometheus.Registerer, usedTokens, undelivered func() int) *
 		unheld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_unheld_bundles", Help: "Notarized prescriptions whose bundle neither the patient's app nor the webhook has taken yet (the physician's receipt waits)."}),
 		holders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_signal_bundle_holders_total", Help: "Prescription bundles by their first holder (patient, webhook; server: neither by the session's end)."},
 			[]string{"holder"}),
-		mismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_fingerprint_mismatches_total", Help: "DTLS fingerprints reported that the other side's SDP did not announce."}),
+		relayed:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_relayed_connections", Help: "WebSocket connections relayed to the instance of the group that holds their room."}),
+		instancesUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "telenotary_signal_instances_up", Help: "Instances of the group that answer, this one included (1 when alone)."}),
+		takeovers:   prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_takeovers_total", Help: "Rooms taken over from an instance of the group that went away (a session continued, the interrupted one's end notarized)."}),
+		mismatches:  prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_signal_fingerprint_mismatches_total", Help: "DTLS fingerprints reported that the other side's SDP did not announce."}),
 	}
 	used := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_used_tokens", Help: "Join tokens remembered as used (each until it expires)."},
 		func() float64 { return float64(usedTokens()) })
 	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "telenotary_signal_undelivered", Help: "Webhook events the app's backend did not take, held until it fetches them (GET /v1/undelivered)."},
 		func() float64 { return float64(undelivered()) })
-	reg.MustRegister(used, held, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.witnessed, m.notarizeSeconds, m.webhooks, m.mismatches, m.unheld, m.holders)
+	reg.MustRegister(used, held, m.rooms, m.connections, m.joins, m.messages, m.errors, m.notarizations, m.witnessed, m.notarizeSeconds, m.webhooks, m.mismatches, m.unheld, m.holders, m.relayed, m.instancesUp, m.takeovers)
 	return m
 }

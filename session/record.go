@@ -16,6 +16,7 @@ func (r *room) recordLocked(phase signalapi.Phase) *signalapi.Record {
 		Started: ms(r.startTime), FingerprintMismatch: r.mismatch,
 		Participants: []signalapi.RecordParticipant{},
 		Consents:     append([]signalapi.RecordConsent(nil), r.consents...),
+		Continues:    r.continues,
 	}
 	if phase == signalapi.PhaseEnd {
 		t := ms(r.endTime)

@@ -56,6 +56,12 @@ type room struct {
 	bound       *binding                        // the FHIR resources of its patient and physician; nil when not bound
 	issued      map[notary.Commitment]*issuedRx // its notarized prescriptions, for their revocation (revoke.go)
 	expiry      *time.Timer
+	// continues is the session this room's continues, in a room taken
+	// over from an instance that went away (takeover.go); "" otherwise.
+	continues          string
+	interruptionLogged bool        // the interrupted session's end is queued
+	interrupted        []byte      // its receipt message, once notarized
+	refresh            *time.Timer // the next round of fresh tickets, in a group
 }
 
 // participant is one role's slot in a room.
@@ -101,6 +107,11 @@ func newRoom(s *Server, id string, expires time.Time) *room {
 	s.workers.Add(1)
 	go r.work()
 	r.expiry = time.AfterFunc(time.Until(expires), func() { r.end("expired") })
+	if s.sealer != nil {
+		r.mu.Lock()
+		r.refresh = time.AfterFunc(ticketRefresh, r.refreshTickets)
+		r.mu.Unlock()
+	}
 	return r
 }
 
@@ -182,8 +193,7 @@ func (r *room) seatLocked(c *conn, p *participant, now time.Time, first bool, pr
 		p.grace.Stop()
 		p.grace = nil
 	}
-	ticket, hash := newTicket(r.id)
-	p.tickets.rotate(hash, presented)
+	ticket := r.ticketLocked(p, now, presented)
 	p.c = c
 	p.left = time.Time{} // back: the record's left is only for one not here at the end
 	c.seat(r, role)
@@ -427,6 +437,9 @@ func (r *room) end(reason string) {
 	r.endReason = reason
 	r.endTime = r.srv.now()
 	r.expiry.Stop()
+	if r.refresh != nil {
+		r.refresh.Stop()
+	}
 	for _, p := range r.parts {
 		if p != nil && p.grace != nil {
 			p.grace.Stop()

@@ -1,7 +1,10 @@
 package session
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/telenotary/telenotary/cluster/auth"
@@ -26,7 +29,7 @@ func (s *Server) serveRooms(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 	room, err := s.heldRoom(r)
 	if err != nil {
-		httpapi.WriteError(w, r, s.log, err)
+		s.roomElsewhere(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, room.info(s.now()))
@@ -36,7 +39,7 @@ func (s *Server) serveRoom(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveEndRoom(w http.ResponseWriter, r *http.Request) {
 	room, err := s.heldRoom(r)
 	if err != nil {
-		httpapi.WriteError(w, r, s.log, err)
+		s.roomElsewhere(w, r, err)
 		return
 	}
 	body, err := httpapi.ReadBody(r, signalapi.MaxEndRoomBody)
@@ -70,7 +73,7 @@ func (s *Server) serveEndRoom(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveRemoveParticipant(w http.ResponseWriter, r *http.Request) {
 	room, err := s.heldRoom(r)
 	if err != nil {
-		httpapi.WriteError(w, r, s.log, err)
+		s.roomElsewhere(w, r, err)
 		return
 	}
 	role := signalapi.Role(r.PathValue("role"))
@@ -84,6 +87,51 @@ func (s *Server) serveRemoveParticipant(w http.ResponseWriter, r *http.Request) 
 	}
 	s.log.InfoContext(r.Context(), "the app removed a participant", "room", room.id, "session", room.session, "role", role)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// roomElsewhere answers a request about a room this server does not hold:
+// in a group, with the answer of the instance that holds it (each that
+// answers is asked in turn, until one does not answer 404), else with err.
+func (s *Server) roomElsewhere(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, httpapi.ErrNotFound) || s.group == nil || r.Header.Get(signalapi.RelayHeader) != "" {
+		httpapi.WriteError(w, r, s.log, err)
+		return
+	}
+	body, rerr := httpapi.ReadBody(r, signalapi.MaxEndRoomBody)
+	if rerr != nil {
+		httpapi.WriteError(w, r, s.log, rerr)
+		return
+	}
+	for _, m := range s.group.members {
+		if up, _ := m.state(); !up {
+			continue
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, m.URL+r.URL.Path, bytes.NewReader(body))
+		for _, h := range []string{"Authorization", "Content-Type"} {
+			if v := r.Header.Get(h); v != "" {
+				req.Header.Set(h, v)
+			}
+		}
+		req.Header.Set(signalapi.RelayHeader, s.cfg.Instance)
+		resp, ferr := s.cfg.PeerClient.Do(req)
+		if ferr != nil {
+			continue
+		}
+		answer, ferr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if ferr != nil || resp.StatusCode == http.StatusNotFound {
+			continue
+		}
+		for _, h := range []string{"Content-Type", "WWW-Authenticate", "Retry-After"} {
+			if v := resp.Header.Get(h); v != "" {
+				w.Header().Set(h, v)
+			}
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(answer)
+		return
+	}
+	httpapi.WriteError(w, r, s.log, fmt.Errorf("%w (nor does any other instance of the group)", err))
 }
 
 // heldRoom authorizes an app's request about the room of its path and

@@ -49,6 +49,11 @@ type Server struct {
 	used  *usedTokens // join tokens that seated someone, until they expire
 	// statusLimit rate-limits the status look-ups of each client address.
 	statusLimit *httpapi.RateLimiter[string]
+	// group is the other instances behind the same address, nil when
+	// alone; sealer seals the seats into tickets in a group.
+	group      *group
+	sealer     *ticketSealer
+	background sync.WaitGroup // the group's prober
 
 	mu      sync.Mutex // guards closing, rooms, ended, alerts and servers
 	closing bool
@@ -100,7 +105,28 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s.registry, s.used.len, s.undelivered.len)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.webhook = newWebhooker(s.ctx, cfg.Webhook, s)
+	s.metrics.instancesUp.Set(1)
+	if len(cfg.Peers) > 0 {
+		s.startGroup()
+	}
 	return s, nil
+}
+
+// startGroup asks every peer once, so that the server starts with the
+// group as it is, then keeps asking in the background.
+func (s *Server) startGroup() {
+	client := s.cfg.PeerClient
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}}
+	}
+	s.cfg.PeerClient = client
+	s.sealer = newTicketSealer(s.cfg.TokenKey)
+	s.group = newGroup(s.cfg.Instance, s.epoch.Unix(), s.cfg.Peers, client, s.cfg.ProbeInterval, s.log,
+		func(up int) { s.metrics.instancesUp.Set(float64(up)) })
+	s.group.probeAll(s.ctx)
+	s.log.Info("signalling instance in a group", "instance", s.cfg.Instance, "group", s.group.names(), "answering", s.group.live())
+	s.background.Add(1)
+	go func() { defer s.background.Done(); s.group.run(s.ctx) }()
 }
 
 // Handler serves the HTTP API, the WebSocket and the browser pages. Every
@@ -121,6 +147,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+signalapi.PathRevoke, s.serveRevoke)
 	mux.HandleFunc("GET "+signalapi.PathPrescriptions+"/{commitment}/status", s.servePrescriptionStatus)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET "+signalapi.PathInstance, s.serveInstance)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -192,6 +219,7 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 		return // Accept wrote the answer
 	}
 	c := newConn(s, ws)
+	c.relayed = s.group != nil && r.Header.Get(signalapi.RelayHeader) != ""
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	c.serve(s.ctx)
@@ -243,6 +271,12 @@ func (s *Server) join(c *conn, m *signalapi.Message) error {
 	if err := s.used.check(id, s.now()); err != nil {
 		return err // before the room: a refused token opens none
 	}
+	if s.group != nil && claims.Instance != "" && claims.Instance != s.cfg.Instance && !s.holds(claims.Room) {
+		// Its room was opened by an instance that went away before this
+		// participant joined: its other participant, had it joined, would
+		// have brought the room here with its ticket (a takeover).
+		return signalapi.RefuseFatal(signalapi.CodeRoomEnded, "room %s was opened on signalling instance %s, which went away before you joined it; ask the app's backend for a new room", claims.Room, claims.Instance)
+	}
 	r, err := s.room(claims.Room)
 	if err != nil {
 		return err
@@ -267,9 +301,20 @@ func (s *Server) checkTokenTimes(c *Claims) error {
 	return nil
 }
 
+// parseTicket reads a ticket: its room, its hash, and in a group its
+// sealed seat (nil without one).
+func (s *Server) parseTicket(ticket string) (string, ticketHash, *ticketSeat, error) {
+	id, hash, sealed, err := ticketRoom(ticket)
+	if err != nil || s.sealer == nil {
+		return id, hash, nil, err
+	}
+	seat, err := s.sealer.open(ticket, sealed, s.now())
+	return id, hash, seat, err
+}
+
 // resume seats a connection that presents a resume ticket.
 func (s *Server) resume(c *conn, m *signalapi.Message) error {
-	id, hash, err := ticketRoom(m.Ticket)
+	id, hash, seat, err := s.parseTicket(m.Ticket)
 	if err != nil {
 		return err
 	}
@@ -285,8 +330,13 @@ func (s *Server) resume(c *conn, m *signalapi.Message) error {
 		return signalapi.RefuseFatal(signalapi.CodeShuttingDown, "the server is shutting down")
 	case r == nil && over:
 		return signalapi.RefuseFatal(signalapi.CodeRoomEnded, "the consultation in room %s is over", id)
+	case r == nil && seat != nil && (seat.Instance != s.cfg.Instance || seat.Epoch != s.epoch.Unix()):
+		return s.takeOver(c, id, seat)
 	case r == nil:
 		return signalapi.RefuseFatal(signalapi.CodeTicketInvalid, "this server holds no room %s: the ticket is from before a restart of the server, or its room never opened here; ask the app's backend for a new token", id)
+	}
+	if seat != nil && seat.Session == r.continues && !r.knowsTicket(hash) {
+		return r.takeSeat(c, seat)
 	}
 	return r.resume(c, hash)
 }
@@ -405,6 +455,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.cancel()
 	s.workers.Wait()
 	s.conns.Wait()
+	s.background.Wait()
 	// Last, the HTTP servers of Serve, which answered shutting_down until
 	// now; what ctx leaves no time for is closed at once.
 	s.mu.Lock()

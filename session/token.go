@@ -31,6 +31,9 @@ type Claims struct {
 	Room string `json:"room"`
 	// Role is patient or physician.
 	Role signalapi.Role `json:"role"`
+	// Instance, in a token the server issued in a group of instances,
+	// names the instance that opened the room (group.go); empty otherwise.
+	Instance string `json:"ins,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -80,9 +83,14 @@ func NewTokenKey(key []byte, appIssuers ...string) (*TokenKey, error) {
 // token has a random id (jti), so that two tokens for the same seat are
 // two tokens: each joins once.
 func (k *TokenKey) Issue(room string, role signalapi.Role, subject string, expires time.Time) (string, error) {
+	return k.issue(room, role, subject, "", expires)
+}
+
+// issue is Issue for a room opened by an instance of a group.
+func (k *TokenKey) issue(room string, role signalapi.Role, subject, instance string, expires time.Time) (string, error) {
 	var id [16]byte
 	rand.Read(id[:])
-	c := Claims{Room: room, Role: role, RegisteredClaims: jwt.RegisteredClaims{
+	c := Claims{Room: room, Role: role, Instance: instance, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    TokenIssuer,
 		Subject:   subject,
 		Audience:  jwt.ClaimStrings{TokenAudience},
@@ -135,6 +143,8 @@ func (c *Claims) check() error {
 		return fmt.Errorf("claim \"role\" is %.20q, not patient or physician", c.Role)
 	case !signalapi.ValidID(c.RegisteredClaims.Subject):
 		return fmt.Errorf("claim \"sub\" is not a pseudonymous id (1 to 64 of A-Z a-z 0-9 - _)")
+	case c.Instance != "" && !signalapi.ValidID(c.Instance):
+		return fmt.Errorf("claim \"ins\" is not an instance name (1 to 64 of A-Z a-z 0-9 - _)")
 	}
 	return nil
 }

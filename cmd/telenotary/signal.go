@@ -99,6 +99,9 @@ type signalFlags struct {
 	turnAllowPrivate          bool
 	iceRelayOnly              bool
 	instance                  string
+	peers                     string
+	peerCA                    string
+	probeInterval             time.Duration
 	receiptWitnesses          int
 	receiptWitnessWait        time.Duration
 }
@@ -131,7 +134,10 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.turnRelayPorts, "turn-relay-ports", "49152-65535", "the ports relays take, LOW-HIGH")
 	fs.IntVar(&f.turnUserQuota, "turn-user-quota", turnserver.DefaultMaxAllocationsPerUser, "relays one participant may hold at once")
 	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private and link-local addresses (by default only public ones, so that nobody enters your network through them)")
-	fs.StringVar(&f.instance, "instance", "", "this server's name in the rooms it lists (default: the host name)")
+	fs.StringVar(&f.instance, "instance", "", "this server's name in the rooms it lists (default: the host name); with --peers, its name in the group (1 to 64 of A-Z a-z 0-9 - _)")
+	fs.StringVar(&f.peers, "peers", "", "the other signalling instances behind the same address, NAME=URL,... (each's --instance and base URL): joins are relayed to the instance holding the room, and the rooms of one that goes away are taken over by the others; needs --instance and the same --token-key-file on every instance")
+	fs.StringVar(&f.peerCA, "peer-ca", "", "with --peers: CA certificates (PEM) of the peers' https certificates")
+	fs.DurationVar(&f.probeInterval, "probe-interval", session.DefaultConfig().ProbeInterval, "with --peers: how often each peer is asked whether it is up; one that does not answer within it is taken as gone")
 	fs.BoolVar(&f.iceRelayOnly, "ice-relay-only", false, "have clients connect through the TURN relays only, so that neither participant learns the other's IP address (needs a TURN server)")
 	fs.IntVar(&f.receiptWitnesses, "receipt-witnesses", 0, "wait until this many of the cluster's witnesses (telenotary node --witness) have cosigned a checkpoint covering each receipt, and deliver the receipt proven into it with their cosignatures (0: do not wait)")
 	fs.DurationVar(&f.receiptWitnessWait, "receipt-witness-wait", session.DefaultConfig().ReceiptWitnessWait, "with --receipt-witnesses: how long a receipt waits for the witnesses before it is delivered without their cosignatures")
@@ -156,6 +162,12 @@ func (f *signalFlags) parse(env *environment, args []string) error {
 		return fmt.Errorf("--receipt-witnesses %d: give a number of witnesses, or 0 not to wait", f.receiptWitnesses)
 	case f.receiptWitnessWait <= 0:
 		return fmt.Errorf("--receipt-witness-wait %v: it must be above 0", f.receiptWitnessWait)
+	case f.peers != "" && f.instance == "":
+		return errors.New("--peers needs --instance: this instance's name in the group, as the others list it")
+	case f.peers != "" && f.tokenKeyFile == "":
+		return errors.New("--peers needs --token-key-file: every instance of a group must check the others' tokens and tickets with the same key")
+	case f.probeInterval <= 0:
+		return fmt.Errorf("--probe-interval %v: it must be above 0", f.probeInterval)
 	}
 	return nil
 }
@@ -221,6 +233,17 @@ func (f *signalFlags) config(env *environment) (session.Config, *tls.Config, *tu
 	cfg.ICE.RelayOnly = f.iceRelayOnly
 	if f.instance != "" {
 		cfg.Instance = f.instance
+	}
+	if f.peers != "" {
+		if cfg.Peers, err = session.ParsePeers(f.peers); err != nil {
+			return cfg, nil, nil, fmt.Errorf("--peers: %w", err)
+		}
+		peerTLS, err := clientTLS(f.peerCA, "--peer-ca")
+		if err != nil {
+			return cfg, nil, nil, err
+		}
+		cfg.PeerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: peerTLS, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}}
+		cfg.ProbeInterval = f.probeInterval
 	}
 	turnCfg, err := f.embeddedTURN(&cfg, srvTLS)
 	if err != nil {

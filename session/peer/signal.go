@@ -189,6 +189,12 @@ func (p *Peer) handle(m *signalapi.Message) {
 		p.sessionEnd(m)
 	case signalapi.TypeError:
 		p.serverError(m)
+	case signalapi.TypeTicket:
+		if m.Ticket != "" {
+			p.mu.Lock()
+			p.ticket = m.Ticket
+			p.mu.Unlock()
+		}
 	}
 }
 

@@ -24,7 +24,26 @@ const (
 	PathPrescriptions = "/v1/prescriptions"
 	// PathRevoke revokes a prescription given its bundle (POST, app key).
 	PathRevoke = PathPrescriptions + "/revoke"
+	// PathInstance names the answering signalling instance and when it
+	// started (GET, public): what the instances of a group probe of each
+	// other (InstanceInfo).
+	PathInstance = "/v1/instance"
 )
+
+// RelayHeader, on a WebSocket handshake, names the signalling instance
+// that relays the connection for a client: the instance answering serves
+// it itself, never relaying it further.
+const RelayHeader = "Telenotary-Relayed-By"
+
+// InstanceInfo is the answer of GET /v1/instance.
+type InstanceInfo struct {
+	// Instance is the instance's name (the signal command's --instance).
+	Instance string `json:"instance"`
+	// Epoch is when the instance started, in Unix seconds: another value
+	// for the same name means it restarted, and holds none of the rooms
+	// it held before.
+	Epoch int64 `json:"epoch"`
+}
 
 // StatusPath is the path of a prescription's status (GET): the notary
 // cluster's answer (notary.PrescriptionStatus), relayed as it is.
@@ -237,6 +256,12 @@ const (
 	AlertNotaryUnavailable AlertKind = "notary-unavailable"
 	// AlertWebhookFailed: a webhook event was dropped or not delivered.
 	AlertWebhookFailed AlertKind = "webhook-failed"
+	// AlertInstanceUnavailable: an instance of the group did not list its
+	// sessions; the list is missing its rooms.
+	AlertInstanceUnavailable AlertKind = "instance-unavailable"
+	// AlertTakeover: this instance took over a room whose instance went
+	// away; its session was interrupted and continues as a new one.
+	AlertTakeover AlertKind = "takeover"
 )
 
 // Alert is an event for the operator.

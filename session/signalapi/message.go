@@ -44,6 +44,7 @@ const (
 	TypeSessionEnd Type = "session-end" // the consultation ended; the connection closes after it
 	TypeError      Type = "error"       // something was refused; see Code
 	TypeRevoked    Type = "revoked"     // a prescription of this consultation was revoked: the revocation's receipt (to both)
+	TypeTicket     Type = "ticket"      // a fresh resume ticket, sent from time to time to replace the last one (its sealed part expires)
 )
 
 // Holder is who holds a prescription's bundle when the physician is sent
@@ -72,7 +73,7 @@ const (
 	MaxRefLength        = 64       // characters of a client reference
 	MaxReasonLength     = 200      // characters of a leave reason
 	MaxTokenSize        = 4096     // bytes of a room token
-	MaxTicketSize       = 128      // bytes of a resume ticket
+	MaxTicketSize       = 2048     // bytes of a resume ticket (its sealed part names the seat, for another instance to take over)
 	MaxPrescriptionSize = 48 << 10 // bytes of a MedicationRequest
 )
 

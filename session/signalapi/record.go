@@ -47,7 +47,20 @@ type Record struct {
 	FingerprintMismatch bool                 `json:"fingerprint_mismatch"`
 	Consents            []RecordConsent      `json:"consents,omitempty"`
 	Prescriptions       []RecordPrescription `json:"prescriptions,omitempty"`
+	// Continues, in the record of a session opened when the signalling
+	// instance that held the room went away, is the session it continues.
+	Continues string `json:"continues,omitempty"`
+	// ContinuedBy, in the end record of an interrupted session (EndReason
+	// EndInterrupted), is the session that continues it. That record is
+	// written by the instance that took the room over, which knows only
+	// the participants that came back: the interrupted session's own
+	// prescriptions are in their own receipts, not listed in it.
+	ContinuedBy string `json:"continued_by,omitempty"`
 }
+
+// EndInterrupted is the end reason of a session whose signalling instance
+// went away (crashed, or lost from the others) while it was live.
+const EndInterrupted = "interrupted"
 
 // RecordParticipant is one participant in a session record.
 type RecordParticipant struct {

@@ -7,12 +7,14 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -279,4 +281,72 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// StartGroup starts len(names) signalling servers in front of n as one
+// group (session.Config.Peers), each on its own loopback listener, sharing
+// a token key, and waits until each sees all the others answer. configure
+// may change each one's config. They are closed when the test ends.
+func StartGroup(t testing.TB, n *Notary, names []string, configure func(*session.Config)) []*Signal {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	tk, err := session.NewTokenKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lns := make([]net.Listener, len(names))
+	for i := range names {
+		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := make([]*Signal, len(names))
+	for i, name := range names {
+		var peers []session.Peer
+		for j, other := range names {
+			if j != i {
+				peers = append(peers, session.Peer{Name: other, URL: "http://" + lns[j].Addr().String()})
+			}
+		}
+		s, _ := newSignal(t, n, func(cfg *session.Config) {
+			cfg.TokenKey, cfg.Instance, cfg.Peers, cfg.ProbeInterval = tk, name, peers, 100*time.Millisecond
+			if configure != nil {
+				configure(cfg)
+			}
+		})
+		hs := httptest.NewUnstartedServer(s.Handler())
+		hs.Listener.Close()
+		hs.Listener = lns[i]
+		hs.Start()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s.Close(ctx)
+			hs.Close()
+		})
+		out[i] = &Signal{Server: s, HTTP: hs, TokenKey: tk, URL: hs.URL, WS: "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/signal"}
+	}
+	for _, s := range out {
+		WaitFor(t, "every instance of the group to answer", func() bool { return s.InstancesUp(t) == len(names) })
+	}
+	return out
+}
+
+// InstancesUp reads the server's telenotary_signal_instances_up metric.
+func (s *Signal) InstancesUp(t testing.TB) int {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "telenotary_signal_instances_up "); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return -1
 }

@@ -147,6 +147,14 @@ export class Signal extends EventTarget {
           keepTicket(this.#token, msg.ticket);
         }
         this.#setState('joined');
+      } else if (msg.type === 'ticket') {
+        // A fresh ticket replaces the last (several instances: its sealed
+        // part expires, so that an ended room's ticket soon opens nothing).
+        if (typeof msg.ticket === 'string' && msg.ticket) {
+          this.#ticket = msg.ticket;
+          keepTicket(this.#token, msg.ticket);
+        }
+        return;
       } else if (msg.type === 'error' && FATAL_CODES.has(msg.code)) {
         this.#fatal = msg;
         if (DROP_TICKET.has(msg.code)) this.#dropTicket();

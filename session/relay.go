@@ -1,0 +1,138 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/coder/websocket"
+	"github.com/telenotary/telenotary/session/signalapi"
+	"golang.org/x/time/rate"
+)
+
+// A client whose room another instance of the group holds (group.go) is
+// relayed there: this instance opens a WebSocket to it, sends the join
+// message as it came, then passes every message on, both ways, until
+// either side closes. The instance that holds the room does all the
+// checking; this one keeps its own bounds on the client (size, rate,
+// slow reader). When the room's instance goes away, the client is told to
+// come back (close status 1012, service restart): its ticket then brings
+// it to the room's successor.
+
+// relayTo is the answer of handle to a join that another instance serves.
+type relayTo struct{ to *member }
+
+func (r *relayTo) Error() string { return "relayed to " + r.to.Name }
+
+// maxRelayDials bounds the instances tried for one join, each found down
+// by a failed dial, before the join is served here.
+const maxRelayDials = 3
+
+// relay serves the connection by passing it on to the instance that holds
+// its room, first sending the join message data. It returns when either
+// side closes, or at once with local true when every instance it tried
+// was down and the join's room is now this instance's to serve.
+func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Limiter) (local bool) {
+	s := c.srv
+	var up *websocket.Conn
+	for tries := 0; ; tries++ {
+		dctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		var err error
+		up, _, err = websocket.Dial(dctx, to.signalURL, &websocket.DialOptions{
+			HTTPClient: s.cfg.PeerClient,
+			HTTPHeader: http.Header{signalapi.RelayHeader: {s.cfg.Instance}},
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		s.group.markDown(to, fmt.Errorf("relay a connection: %w", err))
+		m, _ := signalapi.DecodeClientMessage(join)
+		if m == nil || tries+1 >= maxRelayDials {
+			c.fail(signalapi.RefuseFatal(signalapi.CodeShuttingDown, "the signalling instance that holds this room does not answer; try again"), "")
+			return false
+		}
+		if to = s.place(m); to == nil { // its successor is this instance
+			return true
+		}
+	}
+	defer up.CloseNow()
+	up.SetReadLimit(-1) // the room's instance bounds what it sends
+	s.metrics.relayed.Inc()
+	defer s.metrics.relayed.Dec()
+	if err := up.Write(ctx, websocket.MessageText, join); err != nil {
+		c.fail(signalapi.RefuseFatal(signalapi.CodeShuttingDown, "the signalling instance that holds this room does not answer; try again"), "")
+		return false
+	}
+	upDone, stopPing := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(upDone)
+		for {
+			_, data, err := up.Read(ctx)
+			if err != nil {
+				c.upstreamClosed(ctx, to, err)
+				return
+			}
+			c.enqueue(data)
+		}
+	}()
+	go c.pingUpstream(ctx, up, stopPing)
+	defer close(stopPing)
+	for {
+		typ, r, err := c.ws.Reader(ctx)
+		if err != nil {
+			break
+		}
+		data, err := io.ReadAll(io.LimitReader(r, signalapi.MaxMessageSize+1))
+		if err != nil {
+			break
+		}
+		if !lim.Allow() {
+			c.fail(signalapi.RefuseFatal(signalapi.CodeRateLimited, "more than %d messages a second", s.cfg.MessagesPerSecond), "")
+			break
+		}
+		if len(data) > signalapi.MaxMessageSize {
+			c.fail(signalapi.RefuseFatal(signalapi.CodeTooLarge, "message is larger than %d bytes", signalapi.MaxMessageSize), "")
+			break
+		}
+		s.metrics.messages.Inc()
+		if err := up.Write(ctx, typ, data); err != nil {
+			break
+		}
+	}
+	// The client went (or was dropped): the room's instance sees the
+	// relayed connection close as the client's own.
+	up.Close(websocket.StatusNormalClosure, "")
+	<-upDone
+	return false
+}
+
+// pingUpstream checks that the room's instance is alive, as the server
+// checks its clients: one that does not answer within a ping interval is
+// cut off, and the client told to come back.
+func (c *conn) pingUpstream(ctx context.Context, up *websocket.Conn, stop chan struct{}) {
+	if keepPinging(ctx, up, c.srv.cfg.PingInterval, stop) != nil {
+		up.CloseNow()
+	}
+}
+
+// upstreamClosed ends the client's connection as the room's instance
+// ended the relayed one: with its close status when it closed it, or, when
+// the instance went away, with 1012 so that the client comes back with its
+// ticket (and finds the room's successor).
+func (c *conn) upstreamClosed(ctx context.Context, to *member, err error) {
+	status := websocket.CloseStatus(err)
+	var ce websocket.CloseError
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case ctx.Err() != nil: // this server is stopping; the writer says so
+	case status != -1 && errors.As(err, &ce):
+		c.closeLocked(status, ce.Reason)
+	default:
+		c.srv.group.markDown(to, fmt.Errorf("relayed connection lost: %w", err))
+		c.closeLocked(websocket.StatusServiceRestart, "the signalling instance of this room went away: join again with your ticket")
+	}
+}
