@@ -225,14 +225,20 @@ func TestBenchSignal(t *testing.T) {
 	s := startSignal(t, c, dir)
 	keyFile := filepath.Join(dir, "app-key")
 	writeFile(t, keyFile, s.appKey+"\n", 0o600)
-	out, err := exec.Command(telenotaryBin, "bench", "signal", "--signal", s.url, "--api-key-file", keyFile,
-		"--rooms", "12", "--setup-parallel", "4", "--duration", "1s", "--relay-rate", "5").CombinedOutput()
-	if err != nil {
-		t.Fatalf("bench signal: %v\n%s", err, out)
-	}
-	for _, want := range []string{"12 consultations in", ", 0 failed", "0 lost", "12 prescriptions and session ends", "errors:  0; receipts failing verification: 0"} {
-		if !bytes.Contains(out, []byte(want)) {
-			t.Errorf("bench output lacks %q:\n%s", want, out)
+	for _, light := range []bool{false, true} {
+		args := []string{"bench", "signal", "--signal", s.url, "--api-key-file", keyFile,
+			"--rooms", "12", "--setup-parallel", "4", "--duration", "1s", "--relay-rate", "5"}
+		if light { // signalling-only participants, receipts verified all the same
+			args = append(args, "--light")
+		}
+		out, err := exec.Command(telenotaryBin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("bench signal (light %v): %v\n%s", light, err, out)
+		}
+		for _, want := range []string{"12 consultations in", ", 0 failed", "0 lost", "12 prescriptions and session ends", "errors:  0; receipts failing verification: 0"} {
+			if !bytes.Contains(out, []byte(want)) {
+				t.Errorf("bench output (light %v) lacks %q:\n%s", light, want, out)
+			}
 		}
 	}
 }

@@ -109,6 +109,12 @@ type member struct {
 	err   string
 }
 
+// isUp reports whether the member answered its last probe.
+func isUp(m *member) bool {
+	up, _ := m.state()
+	return up
+}
+
 // state returns whether the member answers, and its start.
 func (m *member) state() (bool, int64) {
 	m.mu.Lock()
@@ -151,7 +157,7 @@ func (g *group) find(name string) *member {
 func (g *group) live() []string {
 	names := []string{g.self}
 	for _, m := range g.members {
-		if up, _ := m.state(); up {
+		if isUp(m) {
 			names = append(names, m.Name)
 		}
 	}
@@ -301,7 +307,7 @@ func (g *group) successor(room, gone string) *member {
 			return nil
 		}
 		if m := g.find(name); m != nil {
-			if up, _ := m.state(); up {
+			if isUp(m) {
 				return m
 			}
 		}
@@ -341,7 +347,7 @@ func (s *Server) place(m *signalapi.Message) *member {
 		return nil
 	case opened != "":
 		if mem := g.find(opened); mem != nil {
-			if up, _ := mem.state(); up {
+			if isUp(mem) {
 				return mem
 			}
 		}
@@ -392,7 +398,7 @@ func (s *Server) groupSessions(r *http.Request, out *signalapi.SessionsResponse)
 	answers := make(chan answer, len(s.group.members))
 	asked := 0
 	for _, m := range s.group.members {
-		if up, _ := m.state(); !up {
+		if !isUp(m) {
 			continue
 		}
 		asked++

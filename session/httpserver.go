@@ -1,12 +1,14 @@
 package session
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/telenotary/telenotary/cluster/httpapi"
@@ -101,7 +103,7 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 	}
 	s.servers = append(s.servers, hs)
 	s.mu.Unlock()
-	ln = httpapi.LimitListener(ln, h.MaxConns, h.MaxConnsPerIP)
+	ln = httpapi.LimitListener(ln, h.MaxConns, h.MaxConnsPerIP, s.peerAddrs()...)
 	if tlsConfig != nil {
 		return hs.ServeTLS(ln, "", "")
 	}
@@ -119,4 +121,26 @@ func liftDeadlines(w http.ResponseWriter) error {
 		}
 	}
 	return nil
+}
+
+// peerAddrs returns the IP addresses of the group's other instances, whose
+// connections (each relaying many clients) the per-address cap does not
+// count; a name that does not resolve now is left out, and logged.
+func (s *Server) peerAddrs() []string {
+	var out []string
+	for _, p := range s.cfg.Peers {
+		u, err := url.Parse(p.URL)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+		addrs, err := net.DefaultResolver.LookupHost(ctx, u.Hostname())
+		cancel()
+		if err != nil {
+			s.log.Warn("the address of a peer instance does not resolve: its relayed connections count toward the per-address cap", "instance", p.Name, "error", err)
+			continue
+		}
+		out = append(out, addrs...)
+	}
+	return out
 }

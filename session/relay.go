@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
@@ -48,7 +47,15 @@ func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Lim
 		if err == nil {
 			break
 		}
-		s.group.markDown(to, fmt.Errorf("relay a connection: %w", err))
+		// Down, or only too busy to take the connection? Ask it, as the
+		// probes do: a room moves only away from an instance that is gone.
+		if s.group.probe(ctx, to); isUp(to) {
+			s.log.Warn("the instance of a room refused a relayed connection", "instance", to.Name, "error", err)
+			c.mu.Lock()
+			c.closeLocked(websocket.StatusTryAgainLater, "the signalling instance of this room is busy: try again")
+			c.mu.Unlock()
+			return false
+		}
 		m, _ := signalapi.DecodeClientMessage(join)
 		if m == nil || tries+1 >= maxRelayDials {
 			c.fail(signalapi.RefuseFatal(signalapi.CodeShuttingDown, "the signalling instance that holds this room does not answer; try again"), "")
@@ -125,14 +132,17 @@ func (c *conn) pingUpstream(ctx context.Context, up *websocket.Conn, stop chan s
 func (c *conn) upstreamClosed(ctx context.Context, to *member, err error) {
 	status := websocket.CloseStatus(err)
 	var ce websocket.CloseError
+	closed := status != -1 && errors.As(err, &ce)
+	if !closed && ctx.Err() == nil {
+		c.srv.group.probe(ctx, to) // down, or only this connection lost?
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case ctx.Err() != nil: // this server is stopping; the writer says so
-	case status != -1 && errors.As(err, &ce):
+	case closed:
 		c.closeLocked(status, ce.Reason)
 	default:
-		c.srv.group.markDown(to, fmt.Errorf("relayed connection lost: %w", err))
 		c.closeLocked(websocket.StatusServiceRestart, "the signalling instance of this room went away: join again with your ticket")
 	}
 }

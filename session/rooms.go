@@ -103,7 +103,7 @@ func (s *Server) roomElsewhere(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	for _, m := range s.group.members {
-		if up, _ := m.state(); !up {
+		if !isUp(m) {
 			continue
 		}
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, m.URL+r.URL.Path, bytes.NewReader(body))

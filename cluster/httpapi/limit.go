@@ -8,18 +8,25 @@ import (
 // LimitListener returns a listener that holds at most total connections at
 // once, and at most perIP from one address; a connection over either cap
 // is closed as soon as it is accepted, so a flood from one address cannot
-// take the whole server.
-func LimitListener(ln net.Listener, total, perIP int) net.Listener {
-	return &limitListener{Listener: ln, total: total, perIP: perIP, byIP: map[string]int{}}
+// take the whole server. Connections from the exempt addresses (such as
+// the other instances of a group, which relay many clients each) count
+// toward total only.
+func LimitListener(ln net.Listener, total, perIP int, exempt ...string) net.Listener {
+	l := &limitListener{Listener: ln, total: total, perIP: perIP, byIP: map[string]int{}, exempt: map[string]bool{}}
+	for _, ip := range exempt {
+		l.exempt[ip] = true
+	}
+	return l
 }
 
 type limitListener struct {
 	net.Listener
 	total, perIP int
 
-	mu   sync.Mutex // guards open and byIP
-	open int
-	byIP map[string]int
+	mu     sync.Mutex // guards open and byIP
+	open   int
+	byIP   map[string]int
+	exempt map[string]bool // read only
 }
 
 // Accept returns the next connection within the caps.
@@ -31,7 +38,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip := hostOf(c.RemoteAddr())
 		l.mu.Lock()
-		ok := l.open < l.total && l.byIP[ip] < l.perIP
+		ok := l.open < l.total && (l.byIP[ip] < l.perIP || l.exempt[ip])
 		if ok {
 			l.open++
 			l.byIP[ip]++

@@ -228,12 +228,13 @@ func startCPUProfile(path string) (stop func(), err error) {
 func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 	fs := newFlagSet(env, "bench signal", benchSignalSynopsis)
 	cfg := bench.SignalConfig{Out: env.stdout}
-	fs.StringVar(&cfg.Base, "signal", "", "base URL of the signalling server, such as http://127.0.0.1:8443 (required)")
+	fs.StringVar(&cfg.Base, "signal", "", "base URL of the signalling server, such as http://127.0.0.1:8443, or the comma-separated base URLs of a group's instances: rooms are created on each in turn, and their participants connect through the next two (relayed, as behind a balancer) (required)")
 	keyFile := fs.String("api-key-file", "", "file (mode 0600) holding an app (submitter) API key of the server (or set TELENOTARY_API_KEY)")
 	fs.IntVar(&cfg.Rooms, "rooms", 100, "concurrent consultations (two WebSocket peers each)")
 	fs.IntVar(&cfg.Parallel, "setup-parallel", 8, "consultations being set up at once")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to relay messages once every consultation is live")
 	fs.Float64Var(&cfg.RelayRate, "relay-rate", 2, "relayed messages a second per consultation")
+	fs.BoolVar(&cfg.Light, "light", false, "light participants: the signalling protocol only (a fixed SDP offer and answer, no ICE, DTLS or media), every receipt still verified; to measure the server with more participants than the load generator could run pion peers for")
 	fail := func(err error) int { return usageError(env.stderr, "bench signal", err) }
 	switch err := parseFlagsOnly(fs, env, args, "signal"); {
 	case err != nil:
@@ -250,7 +251,7 @@ func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 	if cfg.Key == "" {
 		return fail(errors.New("--api-key-file (or TELENOTARY_API_KEY) is required to create rooms"))
 	}
-	warnClearText(func(line string) { fmt.Fprintf(env.stderr, "telenotary bench signal: warning: %s\n", line) }, "--signal", "API key", []string{cfg.Base})
+	warnClearText(func(line string) { fmt.Fprintf(env.stderr, "telenotary bench signal: warning: %s\n", line) }, "--signal", "API key", strings.Split(cfg.Base, ","))
 	if err := bench.Signal(ctx, cfg); err != nil {
 		return failure(env.stderr, "bench signal", err)
 	}

@@ -27,7 +27,11 @@ const MaxRelayMarkers = 90
 // checks the numbers before it calls Signal.
 type SignalConfig struct {
 	// Base is the signalling server's base URL, such as
-	// http://127.0.0.1:8443.
+	// http://127.0.0.1:8443; or the base URLs of the instances of a group,
+	// separated by commas: consultation i is created on instance i, its
+	// patient connects through instance i+1 and its physician through i+2
+	// (modulo their number), so that with three or more both are relayed,
+	// as behind a balancer.
 	Base string
 	// Key is an app (submitter) API key of the server: it creates the rooms.
 	Key string
@@ -41,6 +45,10 @@ type SignalConfig struct {
 	// RelayRate is how many messages a second each physician relays; at
 	// most MaxRelayMarkers in all.
 	RelayRate float64
+	// Light runs light participants (signal_light.go): the signalling
+	// protocol only, no WebRTC, so that the load generator's CPU goes to
+	// the server's protocol rather than to pion's ICE, DTLS and SCTP.
+	Light bool
 	// Out receives progress lines and the report.
 	Out io.Writer
 }
@@ -53,12 +61,21 @@ type SignalConfig struct {
 // error if any step failed, a message was lost or a receipt did not
 // verify.
 func Signal(ctx context.Context, cfg SignalConfig) error {
-	base := strings.TrimSuffix(cfg.Base, "/")
-	b := &signalBench{
-		cfg:   cfg,
-		rooms: signalapi.NewClient(signalapi.Config{Base: base, Key: cfg.Key}),
-		ws:    "ws" + strings.TrimPrefix(base, "http") + "/v1/signal",
-		sent:  map[string]time.Time{},
+	b := &signalBench{cfg: cfg, sent: map[string]time.Time{}}
+	bases := strings.Split(cfg.Base, ",")
+	for _, base := range bases {
+		base = strings.TrimSuffix(strings.TrimSpace(base), "/")
+		b.rooms = append(b.rooms, signalapi.NewClient(signalapi.Config{Base: base, Key: cfg.Key}))
+		b.ws = append(b.ws, "ws"+strings.TrimPrefix(base, "http")+"/v1/signal")
+	}
+	if cfg.Light {
+		var err error
+		if b.sdp, err = newLightSDP(); err != nil {
+			return fmt.Errorf("make the light participants' SDP: %w", err)
+		}
+		if b.verifier, err = lightVerifier(ctx, strings.TrimSpace(bases[0])); err != nil {
+			return fmt.Errorf("the server's verifier keys: %w", err)
+		}
 	}
 	return b.run(ctx)
 }
@@ -66,8 +83,11 @@ func Signal(ctx context.Context, cfg SignalConfig) error {
 // signalBench is one run of Signal.
 type signalBench struct {
 	cfg   SignalConfig
-	rooms *signalapi.Client // creates the rooms
-	ws    string            // the WebSocket URL peers dial
+	rooms []*signalapi.Client // create the rooms, one per instance
+	ws    []string            // the WebSocket URLs peers dial, one per instance
+	// sdp and verifier are the light participants' (cfg.Light).
+	sdp      *lightSDP
+	verifier *notary.Verifier
 
 	mu      sync.Mutex // guards setups, relays, sent and drained
 	setups  []time.Duration
@@ -81,9 +101,9 @@ type signalBench struct {
 	lastErr    atomic.Pointer[string]
 }
 
-// consultation is the two peers of one live room.
+// consultation is the two participants of one live room.
 type consultation struct {
-	pat, doc *peer.Peer
+	pat, doc participant
 }
 
 func (b *signalBench) failed(err error) {
@@ -174,19 +194,48 @@ func (b *signalBench) setupAll(ctx context.Context) ([]*consultation, time.Durat
 func (b *signalBench) setup(ctx context.Context, i int) (*consultation, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	room, err := b.rooms.CreateRoom(ctx, signalapi.CreateRoomRequest{Patient: fmt.Sprintf("bench-patient-%d", i), Physician: fmt.Sprintf("bench-physician-%d", i)})
+	n := len(b.rooms)
+	room, err := b.rooms[i%n].CreateRoom(ctx, signalapi.CreateRoomRequest{Patient: fmt.Sprintf("bench-patient-%d", i), Physician: fmt.Sprintf("bench-physician-%d", i)})
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
+	if b.cfg.Light {
+		return b.setupLight(ctx, room, start, b.ws[(i+1)%n], b.ws[(i+2)%n])
+	}
 	pat, doc, err := peer.Pair(ctx,
-		peer.Config{URL: b.ws, Token: room.Tokens[signalapi.RolePatient], Loopback: true, OnSignal: b.onSignal},
-		peer.Config{URL: b.ws, Token: room.Tokens[signalapi.RolePhysician], Loopback: true})
+		peer.Config{URL: b.ws[(i+1)%n], Token: room.Tokens[signalapi.RolePatient], Loopback: true, OnSignal: b.onSignal},
+		peer.Config{URL: b.ws[(i+2)%n], Token: room.Tokens[signalapi.RolePhysician], Loopback: true})
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range []*peer.Peer{pat, doc} {
 		if err := waitStart(ctx, p); err != nil {
+			pat.Close()
+			doc.Close()
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	b.setups = append(b.setups, time.Since(start))
+	b.mu.Unlock()
+	return &consultation{pat: pat, doc: doc}, nil
+}
+
+// setupLight connects a room's light participants through the URLs given
+// and waits for both verified session-start receipts.
+func (b *signalBench) setupLight(ctx context.Context, room *signalapi.CreateRoomResponse, start time.Time, patURL, docURL string) (*consultation, error) {
+	pat, err := joinLight(ctx, patURL, room.Tokens[signalapi.RolePatient], b.sdp, b.verifier, b.onSignal)
+	if err != nil {
+		return nil, fmt.Errorf("patient: %w", err)
+	}
+	doc, err := joinLight(ctx, docURL, room.Tokens[signalapi.RolePhysician], b.sdp, b.verifier, nil)
+	if err != nil {
+		pat.Close()
+		return nil, fmt.Errorf("physician: %w", err)
+	}
+	for _, p := range []*lightPeer{pat, doc} {
+		if err := p.waitStarted(ctx); err != nil {
 			pat.Close()
 			doc.Close()
 			return nil, err
@@ -327,7 +376,7 @@ func (b *signalBench) endAll(ctx context.Context, cons []*consultation) int64 {
 	}
 	wg.Wait()
 	for _, c := range cons {
-		for _, p := range []*peer.Peer{c.pat, c.doc} {
+		for _, p := range []participant{c.pat, c.doc} {
 			for _, e := range p.Errors() {
 				b.failed(e)
 			}
