@@ -48,6 +48,13 @@ func runSignal(ctx context.Context, env *environment, args []string) int {
 	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--cluster", "cluster token", strings.Split(f.cluster, ","))
 	// From here on the command line was sound: what fails is the run.
 	failed := func(err error) int { return failure(env.stderr, "signal", err) }
+	if f.debugAddr != "" {
+		stopDebug, err := serveDebug(f.debugAddr)
+		if err != nil {
+			return failed(fmt.Errorf("--debug-addr: %w", err))
+		}
+		defer stopDebug()
+	}
 	if turnCfg != nil {
 		ts, err := turnserver.Start(*turnCfg)
 		if err != nil {
@@ -100,6 +107,7 @@ type signalFlags struct {
 	iceRelayOnly              bool
 	instance                  string
 	peers                     string
+	debugAddr                 string
 	peerCA                    string
 	probeInterval             time.Duration
 	receiptWitnesses          int
@@ -136,6 +144,7 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private and link-local addresses (by default only public ones, so that nobody enters your network through them)")
 	fs.StringVar(&f.instance, "instance", "", "this server's name in the rooms it lists (default: the host name); with --peers, its name in the group (1 to 64 of A-Z a-z 0-9 - _)")
 	fs.StringVar(&f.peers, "peers", "", "the other signalling instances behind the same address, NAME=URL,... (each's --instance and base URL): joins are relayed to the instance holding the room, and the rooms of one that goes away are taken over by the others; needs --instance and the same --token-key-file on every instance")
+	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, such as 127.0.0.1:6061")
 	fs.StringVar(&f.peerCA, "peer-ca", "", "with --peers: CA certificates (PEM) of the peers' https certificates")
 	fs.DurationVar(&f.probeInterval, "probe-interval", session.DefaultConfig().ProbeInterval, "with --peers: how often each peer is asked whether it is up; one that does not answer within it is taken as gone")
 	fs.BoolVar(&f.iceRelayOnly, "ice-relay-only", false, "have clients connect through the TURN relays only, so that neither participant learns the other's IP address (needs a TURN server)")
@@ -168,6 +177,9 @@ func (f *signalFlags) parse(env *environment, args []string) error {
 		return errors.New("--peers needs --token-key-file: every instance of a group must check the others' tokens and tickets with the same key")
 	case f.probeInterval <= 0:
 		return fmt.Errorf("--probe-interval %v: it must be above 0", f.probeInterval)
+	}
+	if f.debugAddr != "" {
+		return checkDebugAddr(f.debugAddr)
 	}
 	return nil
 }
