@@ -37,13 +37,14 @@ type signalProc struct {
 // at debug level into dir.
 func startSignal(t *testing.T, c *procCluster, dir string, extra ...string) *signalProc {
 	t.Helper()
-	return startSignalAt(t, c, dir, freeAddr(t), extra...)
+	return startSignalAt(t, c, dir, freeAddr(t), randomToken("app"), extra...)
 }
 
-// startSignalAt is startSignal listening on addr.
-func startSignalAt(t *testing.T, c *procCluster, dir, addr string, extra ...string) *signalProc {
+// startSignalAt is startSignal listening on addr, with appKey its app
+// (submitter) API key.
+func startSignalAt(t *testing.T, c *procCluster, dir, addr, appKey string, extra ...string) *signalProc {
 	t.Helper()
-	s := &signalProc{appKey: randomToken("app"), log: filepath.Join(dir, "signal.log")}
+	s := &signalProc{appKey: appKey, log: filepath.Join(dir, "signal.log")}
 	writeFile(t, filepath.Join(dir, "api-keys"), "submitter "+s.appKey+"\n", 0o600)
 	writeFile(t, filepath.Join(dir, "cluster-token"), c.submitter+"\n", 0o600)
 	var urls []string

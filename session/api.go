@@ -104,7 +104,7 @@ func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := s.Sessions()
-	if s.group != nil && r.Header.Get(signalapi.RelayHeader) == "" {
+	if s.group != nil && !s.fromPeer(r) {
 		s.groupSessions(r, &out)
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)

@@ -3,7 +3,9 @@ package session
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -407,7 +409,7 @@ func (s *Server) groupSessions(r *http.Request, out *signalapi.SessionsResponse)
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.URL+signalapi.PathSessions, nil)
 			req.Header.Set("Authorization", r.Header.Get("Authorization"))
-			req.Header.Set(signalapi.RelayHeader, s.cfg.Instance)
+			req.Header.Set(signalapi.RelayHeader, s.relayProof())
 			var a signalapi.SessionsResponse
 			resp, err := s.cfg.PeerClient.Do(req)
 			if err == nil {
@@ -442,4 +444,32 @@ func (s *Server) groupSessions(r *http.Request, out *signalapi.SessionsResponse)
 		return strings.Compare(a.Room, b.Room)
 	})
 	slices.SortStableFunc(out.Alerts, func(a, b signalapi.Alert) int { return a.Time.Compare(b.Time) })
+}
+
+// relayProof is what this instance sends in RelayHeader: its name and an
+// HMAC of it under a key derived from the token key the group shares, so
+// that no client can pass as an instance (a relayed connection is served
+// where it lands, and may take a room over).
+func (s *Server) relayProof() string {
+	return s.cfg.Instance + " " + base64.RawURLEncoding.EncodeToString(s.relayMAC(s.cfg.Instance))
+}
+
+func (s *Server) relayMAC(name string) []byte {
+	mac := hmac.New(sha256.New, s.cfg.TokenKey.key)
+	mac.Write([]byte("telenotary relay v1\x00" + name))
+	return mac.Sum(nil)
+}
+
+// fromPeer reports whether a request comes from another instance of the
+// group: its RelayHeader names a peer and proves it.
+func (s *Server) fromPeer(r *http.Request) bool {
+	if s.group == nil {
+		return false
+	}
+	name, proof, ok := strings.Cut(r.Header.Get(signalapi.RelayHeader), " ")
+	if !ok || s.group.find(name) == nil {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(proof)
+	return err == nil && hmac.Equal(got, s.relayMAC(name))
 }

@@ -3,9 +3,11 @@ package session_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
@@ -175,5 +177,40 @@ func TestGroupConfig(t *testing.T) {
 	}
 	if _, err := session.ParsePeers("b=http://x:1,c"); err == nil {
 		t.Error("ParsePeers takes a peer without NAME=")
+	}
+}
+
+// TestGroupRelayHeaderForged: a client that sends the header instances
+// relay with, without the group's proof, is relayed like any other: it
+// cannot have an instance that does not hold its room take it over.
+func TestGroupRelayHeaderForged(t *testing.T) {
+	n := sessiontest.StartNotary(t)
+	names := []string{"a", "b"}
+	group := sessiontest.StartGroup(t, n, names, nil)
+	a, b := group[0], group[1]
+	room, err := a.Client(sessiontest.AppKey, nil).CreateRoom(context.Background(), signalapi.CreateRoomRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patient, physician := dial(t, a), dial(t, a)
+	ticket := patient.join(room.Tokens[signalapi.RolePatient]).Ticket
+	session := physician.join(room.Tokens[signalapi.RolePhysician]).Session
+	startSession(t, patient, physician)
+	ticket = patient.expect(signalapi.TypeTicket).Ticket
+	patient.ws.CloseNow()
+	for _, forged := range []string{"a", "a AAAA", "b " + strings.Repeat("A", 43), "x y"} {
+		c, err := dialOptions(t, b, &websocket.DialOptions{HTTPHeader: http.Header{signalapi.RelayHeader: {forged}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := c.resume(ticket)
+		ticket = j.Ticket
+		if j.Session != session || !j.Resumed {
+			t.Fatalf("with %s %q the patient is in session %s (resumed %v); want session %s resumed at a", signalapi.RelayHeader, forged, j.Session, j.Resumed, session)
+		}
+		if got := held(group, names, room.Room); len(got) != 1 || got[0] != "a" {
+			t.Fatalf("with a forged %s the room is held by %v; want a alone", signalapi.RelayHeader, got)
+		}
+		c.ws.CloseNow()
 	}
 }

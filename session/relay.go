@@ -41,7 +41,7 @@ func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Lim
 		var err error
 		up, _, err = websocket.Dial(dctx, to.signalURL, &websocket.DialOptions{
 			HTTPClient: s.cfg.PeerClient,
-			HTTPHeader: http.Header{signalapi.RelayHeader: {s.cfg.Instance}},
+			HTTPHeader: http.Header{signalapi.RelayHeader: {s.relayProof()}},
 		})
 		cancel()
 		if err == nil {

@@ -93,7 +93,7 @@ func (s *Server) serveRemoveParticipant(w http.ResponseWriter, r *http.Request) 
 // in a group, with the answer of the instance that holds it (each that
 // answers is asked in turn, until one does not answer 404), else with err.
 func (s *Server) roomElsewhere(w http.ResponseWriter, r *http.Request, err error) {
-	if !errors.Is(err, httpapi.ErrNotFound) || s.group == nil || r.Header.Get(signalapi.RelayHeader) != "" {
+	if !errors.Is(err, httpapi.ErrNotFound) || s.group == nil || s.fromPeer(r) {
 		httpapi.WriteError(w, r, s.log, err)
 		return
 	}
@@ -112,7 +112,7 @@ func (s *Server) roomElsewhere(w http.ResponseWriter, r *http.Request, err error
 				req.Header.Set(h, v)
 			}
 		}
-		req.Header.Set(signalapi.RelayHeader, s.cfg.Instance)
+		req.Header.Set(signalapi.RelayHeader, s.relayProof())
 		resp, ferr := s.cfg.PeerClient.Do(req)
 		if ferr != nil {
 			continue

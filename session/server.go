@@ -219,7 +219,7 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 		return // Accept wrote the answer
 	}
 	c := newConn(s, ws)
-	c.relayed = s.group != nil && r.Header.Get(signalapi.RelayHeader) != ""
+	c.relayed = s.fromPeer(r)
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	c.serve(s.ctx)

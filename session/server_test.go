@@ -48,9 +48,14 @@ func dial(t *testing.T, s *sessiontest.Signal) *client {
 // tryDial opens a WebSocket to the server with an HTTP client (nil: the
 // default one).
 func tryDial(t *testing.T, s *sessiontest.Signal, hc *http.Client) (*client, error) {
+	return dialOptions(t, s, &websocket.DialOptions{HTTPClient: hc})
+}
+
+// dialOptions opens a WebSocket to the server with the options given.
+func dialOptions(t *testing.T, s *sessiontest.Signal, opts *websocket.DialOptions) (*client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, s.WS, &websocket.DialOptions{HTTPClient: hc})
+	ws, _, err := websocket.Dial(ctx, s.WS, opts)
 	if err != nil {
 		return nil, err
 	}

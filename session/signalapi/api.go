@@ -30,9 +30,12 @@ const (
 	PathInstance = "/v1/instance"
 )
 
-// RelayHeader, on a WebSocket handshake, names the signalling instance
-// that relays the connection for a client: the instance answering serves
-// it itself, never relaying it further.
+// RelayHeader, on a request of one signalling instance of a group to
+// another (a relayed WebSocket, a listing of sessions, room control),
+// names the instance and proves it ("NAME MAC": an HMAC of the name under
+// a key derived from the group's token key): the instance answering
+// serves it itself, never passing it on, and a relayed join may take a
+// room over. Without a valid proof the header is ignored.
 const RelayHeader = "Telenotary-Relayed-By"
 
 // InstanceInfo is the answer of GET /v1/instance.
