@@ -77,7 +77,7 @@ type NotarizeResult struct {
 	// AfterFailure those the Go client answered after one failed.
 	OnDirect, AfterFailure uint64
 	// Latency percentiles and maximum, per request.
-	P50, P90, P99, Max time.Duration
+	P50, P90, P99, P999, Max time.Duration
 	// Timeouts counts the requests that a node took and did not answer in
 	// time (the load went on through another node or a later try), and
 	// Stalls the seconds of the run in which no receipt came.
@@ -437,6 +437,7 @@ func (b *notarizeRun) result(elapsed time.Duration) *NotarizeResult {
 		Timeouts: b.timeouts.Load(), Stalls: b.stalls.Load(),
 	}
 	r.P50, r.P90, r.P99, r.Max = quantiles(lat)
+	r.P999 = quantile(lat, 0.999) // sorted by quantiles
 	if p := b.lastErr.Load(); p != nil {
 		r.LastError = *p
 	}
@@ -456,7 +457,7 @@ func (r *NotarizeResult) print(cfg NotarizeConfig) {
 	}
 	fmt.Fprintf(w, "\n%d clients, %d commitment(s) per request, %s, HTTP %s, %.1f s\n", cfg.Clients, cfg.Batch, mode, httpMode, r.Elapsed.Seconds())
 	fmt.Fprintf(w, "receipts:   %d (%.0f receipts/s), %d requests\n", r.Receipts, float64(r.Receipts)/r.Elapsed.Seconds(), r.Requests)
-	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  max %s (per request)\n", millis(r.P50), millis(r.P90), millis(r.P99), millis(r.Max))
+	fmt.Fprintf(w, "latency:    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s (per request)\n", millis(r.P50), millis(r.P90), millis(r.P99), millis(r.P999), millis(r.Max))
 	fmt.Fprintf(w, "errors:     %d\n", r.Errors)
 	fmt.Fprintf(w, "timeouts:   %d requests a node took and did not answer in time\n", r.Timeouts)
 	fmt.Fprintf(w, "stalls:     %d s with no receipt\n", r.Stalls)

@@ -12,8 +12,15 @@ func quantiles(lat []time.Duration) (p50, p90, p99, max time.Duration) {
 		return
 	}
 	slices.Sort(lat)
-	q := func(p float64) time.Duration { return lat[min(int(p*float64(len(lat))), len(lat)-1)] }
-	return q(0.50), q(0.90), q(0.99), lat[len(lat)-1]
+	return quantile(lat, 0.50), quantile(lat, 0.90), quantile(lat, 0.99), lat[len(lat)-1]
+}
+
+// quantile returns the p quantile of sorted latencies (0 for none).
+func quantile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(int(p*float64(len(sorted))), len(sorted)-1)]
 }
 
 // millis formats a duration in milliseconds.
