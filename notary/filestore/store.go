@@ -23,7 +23,7 @@ import (
 var ErrLocked = errors.New("store is in use")
 
 // DefaultMemtableSize is how many index entries a store keeps in memory
-// before merging them into its table: about 40 MiB of memory at most.
+// before writing them as a run of its index: about 40 MiB of memory at most.
 const DefaultMemtableSize = 1 << 20
 
 // Options configure a store.
@@ -438,20 +438,17 @@ func (s *Store) writeSlot(i int, h headSlot) error {
 	return err
 }
 
-// openIndex opens the index and replays the leaves its table does not cover.
+// openIndex opens the index and replays the leaves its runs do not cover.
 func (s *Store) openIndex(key [16]byte) error {
-	ix, notes, err := openIndex(s.dir, key, s.opts.MemtableSize)
+	ix, err := openIndex(s.dir, key, s.opts.MemtableSize, s.log)
 	if err != nil {
 		return err
 	}
 	s.ix = ix
-	for _, n := range notes {
-		s.log.Warn("filestore: " + n)
-	}
 	if err := ix.trim(s.head.Size); err != nil {
 		return err
 	}
-	from := min(ix.covered(), s.head.Size)
+	from := ix.covered()
 	if s.head.Size-from > uint64(s.opts.MemtableSize) {
 		s.log.Info("filestore: rebuilding the commitment index", "leaves", s.head.Size-from)
 	}
