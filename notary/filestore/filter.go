@@ -16,20 +16,21 @@ import (
 //
 // Each run's filter gets filterBitsPerKey bits a key, but at most
 // filterRunCap bytes: the filters are held in memory (read from the run's
-// file on open), and the cap keeps their sum bounded as the log grows (a
-// few dozen MiB at 100 million keys, where 10 bits a key everywhere would
-// take 125 MB). The large, old runs thus get fewer bits a key, so more of
-// the lookups that miss them read them for nothing; see index.go for what
-// that costs.
+// file on open, outside the Go heap: see allocWords), and the cap keeps
+// their sum bounded as the log grows (about 60 MiB at 100 million keys,
+// where 10 bits a key everywhere would take 125 MB). The runs past 13
+// million entries thus get fewer bits a key (8 at 16 million, 2 at 64
+// million), so more of the lookups that miss them read them for nothing.
 type filter struct {
 	words  []uint64 // 8 words a block
 	blocks uint64
 	hashes int
+	free   func()
 }
 
 const (
 	filterBitsPerKey = 10
-	filterRunCap     = 8 << 20 // bytes
+	filterRunCap     = 16 << 20 // bytes
 	filterBlockSize  = 64
 	maxFilterHashes  = 7 // 9-bit slices of one 64-bit remix
 )
@@ -45,8 +46,16 @@ func filterShape(n uint64) (blocks uint64, hashes int) {
 	return blocks, hashes
 }
 
+// newFilter returns an empty filter; call release when done with it.
 func newFilter(blocks uint64, hashes int) *filter {
-	return &filter{words: make([]uint64, blocks*8), blocks: blocks, hashes: hashes}
+	words, free := allocWords(int(blocks * 8))
+	return &filter{words: words, blocks: blocks, hashes: hashes, free: free}
+}
+
+// release frees the filter's memory; the filter must not be used after.
+func (f *filter) release() {
+	f.words = nil
+	f.free()
 }
 
 // decodeFilter makes a filter of the bytes b of a run's file.

@@ -18,7 +18,7 @@ func TestFilter(t *testing.T) {
 		{1_000, 0.02},
 		{1 << 20, 0.02},
 		{6 << 20, 0.02},
-		{16 << 20, 0.25}, // 4 bits a key
+		{16 << 20, 0.05}, // 8 bits a key
 	} {
 		if testing.Short() && tc.n > 1<<20 {
 			continue
@@ -42,8 +42,10 @@ func TestFilter(t *testing.T) {
 			t.Fatalf("%d keys: filter of %d bytes, want %d", tc.n, len(stored), blocks*filterBlockSize)
 		}
 		f := decodeFilter(stored, hashes)
+		defer f.release()
 		// The filter built in memory from the same keys is the same.
 		g := newFilter(blocks, hashes)
+		defer g.release()
 		for _, k := range keys {
 			g.add(k)
 			if !f.mayContain(k) {

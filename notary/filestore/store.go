@@ -160,6 +160,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.lock = lock
 	if err := s.open(); err != nil {
+		if s.ix != nil {
+			s.ix.close()
+		}
 		s.closeFiles()
 		return nil, fmt.Errorf("filestore: %s: %w", dir, err)
 	}

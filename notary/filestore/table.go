@@ -88,6 +88,10 @@ type tableHeader struct {
 
 const headerFields = 11
 
+// maxStoredFilter bounds the filter a table may hold (so a header never
+// makes open allocate without limit), above any cap filterRunCap has had.
+const maxStoredFilter = 1 << 30
+
 func (h tableHeader) encode() []byte {
 	b := make([]byte, tableHeaderSize)
 	copy(b, tableMagic)
@@ -119,7 +123,7 @@ func decodeTableHeader(b []byte) (tableHeader, error) {
 	h := tableHeader{gen: v[0], covered: v[1], count: v[2], base: v[3], slots: v[4], keyTag: v[5],
 		from: v[6], level: v[7], filterBlocks: v[8], filterHashes: v[9], filterCRC: v[10], legacy: legacy}
 	if h.count > h.slots || (h.count > 0 && h.base == 0) || h.from > h.covered || h.level > 64 ||
-		h.filterBlocks > filterRunCap/filterBlockSize+1 || h.filterHashes > maxFilterHashes || (!legacy && h.filterBlocks == 0) ||
+		h.filterBlocks > maxStoredFilter/filterBlockSize || h.filterHashes > maxFilterHashes || (!legacy && h.filterBlocks == 0) ||
 		h.slots > 1<<50 {
 		return tableHeader{}, errors.New("index table header is inconsistent")
 	}
@@ -243,7 +247,15 @@ func (t *table) lookup(key uint64, fn func(index uint64)) error {
 	return nil
 }
 
-func (t *table) close() error { return t.f.Close() }
+// close closes the file and frees the filter. Lookups must be done with the
+// table: the index closes tables only while it excludes them.
+func (t *table) close() error {
+	if t.filter != nil {
+		t.filter.release()
+		t.filter = nil
+	}
+	return t.f.Close()
+}
 
 // tableReader streams a table's entries in key order.
 type tableReader struct {
