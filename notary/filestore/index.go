@@ -58,11 +58,13 @@ import (
 
 // memtable holds the keys of a run of consecutive leaves in memory: keys[i]
 // is the key of leaf from+i, found through an open-addressing table of
-// positions. Its arrays are allocated once and reused after every merge.
+// positions. Its arrays are allocated once, outside the Go heap (see
+// allocArray), and reused after every flush.
 type memtable struct {
 	from  uint64
 	keys  []uint64
 	slots []uint32 // position+1 in keys, 0 when empty; a power of two, at least twice the limit
+	free  func()
 }
 
 func newMemtable(limit int) *memtable {
@@ -70,7 +72,9 @@ func newMemtable(limit int) *memtable {
 	for n < 2*limit {
 		n *= 2
 	}
-	return &memtable{keys: make([]uint64, 0, limit), slots: make([]uint32, n)}
+	keys, freeKeys := allocArray[uint64](limit)
+	slots, freeSlots := allocArray[uint32](n)
+	return &memtable{keys: keys[:0], slots: slots, free: func() { freeKeys(); freeSlots() }}
 }
 
 // reset empties the memtable to collect leaves from from on.
@@ -107,12 +111,14 @@ func (m *memtable) lookup(key uint64, fn func(uint64)) {
 type sortedRun struct {
 	entries []entry
 	starts  []uint32 // entries[starts[b]:starts[b+1]] have top bits b
+	free    func()
 }
 
 const bucketBits = 16
 
 func newSortedRun(limit int) *sortedRun {
-	return &sortedRun{entries: make([]entry, 0, limit), starts: make([]uint32, 1<<bucketBits+1)}
+	entries, free := allocArray[entry](limit)
+	return &sortedRun{entries: entries[:0], starts: make([]uint32, 1<<bucketBits+1), free: free}
 }
 
 // fill sorts the memtable's entries into the run: a counting sort on the
@@ -601,4 +607,9 @@ func (ix *index) close() {
 	ix.flush, ix.merges = nil, nil
 	closeAll(ix.runs)
 	ix.runs = nil
+	if ix.active != nil {
+		ix.active.free()
+		ix.frozen.free()
+		ix.active, ix.frozen = nil, nil
+	}
 }
