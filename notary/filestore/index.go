@@ -35,9 +35,9 @@ import (
 //
 // Flushes and merges are incremental: each does a little more on every
 // commit, at a rate that ends it well before its level next fills (a
-// flush within half a memtable of inserts, a merge of level i within an
-// eighth of the limit·fanout^(i+1) inserts that fill level i again), so no
-// commit stalls on a whole rewrite. Several may be under way at once, one a level
+// flush within half a memtable of inserts, a merge of level i within half
+// of the limit·fanout^(i+1) inserts that fill level i again), so no commit
+// stalls on a whole rewrite. Several may be under way at once, one a level
 // in the common case; a run being merged still answers lookups until the
 // merge's run replaces it.
 //
@@ -463,13 +463,14 @@ func (ix *index) compact() error {
 			return fmt.Errorf("start index merge: %w", err)
 		}
 		// Level i fills again after limit·fanout^(i+1) inserts: finish
-		// within an eighth of them, so its inputs, which lookups still
-		// check, do not linger.
+		// within half of them. Its inputs, which lookups still check,
+		// linger that long; a faster merge would end sooner but make the
+		// commits meanwhile slower.
 		window := uint64(ix.limit)
 		for range level + 1 {
 			window *= fanout
 		}
-		m.perInsert = 8*m.remaining/window + 1
+		m.perInsert = 2*m.remaining/window + 1
 		ix.merges = append(ix.merges, m)
 		i += fanout - 1
 	}
