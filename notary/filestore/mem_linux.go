@@ -41,5 +41,9 @@ func allocArray[T any](n int) (values []T, free func()) {
 	}
 	aligned := b[off : off+size]
 	syscall.Madvise(aligned, madvHugepage) // a hint: without huge pages it works all the same
-	return unsafe.Slice((*T)(unsafe.Pointer(&aligned[0])), n), func() { syscall.Munmap(b) }
+	offHeap.Add(int64(size))
+	return unsafe.Slice((*T)(unsafe.Pointer(&aligned[0])), n), func() {
+		offHeap.Add(-int64(size))
+		syscall.Munmap(b)
+	}
 }
