@@ -311,19 +311,18 @@ func openIndex(dir string, key [16]byte, limit int, log *slog.Logger) (*index, e
 	ix.runs = keep
 	ix.active, ix.frozen = newMemtable(limit), newSortedRun(limit)
 	ix.active.reset(ix.covered())
-	for i := 0; i < len(ix.runs); i++ {
-		t := ix.runs[i]
-		if err := t.loadFilter(); errors.Is(err, errFilterDamaged) {
+	for _, t := range ix.runs {
+		var err error
+		if t.legacy {
+			// The rewritten run comes with its filter.
+			err = ix.migrate(t)
+		} else if err = t.loadFilter(); errors.Is(err, errFilterDamaged) {
 			log.Warn("filestore: " + err.Error())
-		} else if err != nil {
+			err = nil
+		}
+		if err != nil {
 			ix.close()
 			return nil, err
-		}
-		if t.legacy {
-			if err := ix.migrate(t); err != nil {
-				ix.close()
-				return nil, err
-			}
 		}
 	}
 	return ix, nil

@@ -407,7 +407,8 @@ func (w *tableWriter) finish() (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.loadFilter(); err != nil {
+	// A filter damaged already is built again from the entries.
+	if err := t.loadFilter(); err != nil && !errors.Is(err, errFilterDamaged) {
 		t.close()
 		return nil, err
 	}
