@@ -367,22 +367,46 @@ func (ix *index) covered() uint64 { return covered(ix.runs) }
 
 func (ix *index) key(c notary.Commitment) uint64 { return siphash.Hash(ix.k0, ix.k1, c[:]) }
 
-// candidates calls fn with every leaf index the index holds for c.
-func (ix *index) candidates(c notary.Commitment, fn func(uint64)) error {
+// find calls confirm with the leaf indexes the index holds for c, in
+// increasing order, until confirm reports the leaf holds c; it returns
+// whether one did. The sources are taken in the order of their leaves (the
+// runs, the oldest first, then the frozen memtable, then the active one),
+// so a key held by a run stops the search there: most logged keys are in
+// the large, old runs, and the newer runs are not probed for them. An
+// absent key probes the filter of every run and reads a run only where its
+// filter errs.
+func (ix *index) find(c notary.Commitment, confirm func(uint64) (bool, error)) (bool, error) {
 	k := ix.key(c)
-	ix.active.lookup(k, fn)
-	if ix.flush != nil {
-		ix.frozen.lookup(k, fn)
-	}
-	for i := len(ix.runs) - 1; i >= 0; i-- {
-		if t := ix.runs[i]; t.mayContain(k) {
+	var buf [8]uint64
+	cands := buf[:0]
+	add := func(i uint64) { cands = append(cands, i) }
+	for src := 0; src <= len(ix.runs)+1; src++ {
+		cands = cands[:0]
+		switch {
+		case src < len(ix.runs):
+			t := ix.runs[src]
+			if !t.mayContain(k) {
+				continue
+			}
 			ix.reads.Add(1)
-			if err := t.lookup(k, fn); err != nil {
-				return err
+			if err := t.lookup(k, add); err != nil {
+				return false, err
+			}
+		case src == len(ix.runs):
+			if ix.flush != nil {
+				ix.frozen.lookup(k, add)
+			}
+		default:
+			ix.active.lookup(k, add)
+		}
+		slices.Sort(cands)
+		for _, i := range cands {
+			if ok, err := confirm(i); ok || err != nil {
+				return ok, err
 			}
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // insert adds the entry for leaf index; size is the log size once the

@@ -494,26 +494,22 @@ func (s *Store) Find(c notary.Commitment) (uint64, bool, error) {
 	if s.err != nil {
 		return 0, false, s.err
 	}
-	var buf [8]uint64
-	cands := buf[:0]
-	if err := s.ix.candidates(c, func(i uint64) {
-		if i < s.head.Size {
-			cands = append(cands, i)
+	var rec [notary.LeafSize]byte
+	var at uint64
+	found, err := s.ix.find(c, func(i uint64) (bool, error) {
+		if i >= s.head.Size {
+			return false, nil
 		}
-	}); err != nil {
+		if _, err := s.leaves.ReadAt(rec[:], int64(i)*notary.LeafSize); err != nil {
+			return false, err
+		}
+		at = i
+		return bytes.Equal(rec[2:2+notary.HashSize], c[:]), nil
+	})
+	if err != nil || !found {
 		return 0, false, err
 	}
-	slices.Sort(cands)
-	var rec [notary.LeafSize]byte
-	for _, i := range cands {
-		if _, err := s.leaves.ReadAt(rec[:], int64(i)*notary.LeafSize); err != nil {
-			return 0, false, err
-		}
-		if bytes.Equal(rec[2:2+notary.HashSize], c[:]) {
-			return i, true, nil
-		}
-	}
-	return 0, false, nil
+	return at, true, nil
 }
 
 // ReadLeaves implements [notary.Store].
