@@ -16,6 +16,7 @@ import (
 	"github.com/telenotary/telenotary/cluster"
 	"github.com/telenotary/telenotary/cluster/auth"
 	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/filestore"
 )
 
 const nodeSynopsis = `node --id ID --data-dir DIR --signer-key FILE --tokens FILE
@@ -54,6 +55,34 @@ func applyMemoryLimit(mib uint64, getenv func(string) string) int64 {
 	return 0
 }
 
+// offHeapCheck is how often leaveRoomOffHeap looks at the store's memory.
+const offHeapCheck = 5 * time.Second
+
+// leaveRoomOffHeap keeps the Go runtime's soft memory limit at limit less
+// what the log's store holds outside the Go heap (its index's memtables and
+// filters, filestore.OffHeapBytes), which the runtime does not count, so
+// that the node as a whole stays near limit as the index's filters grow
+// with the log; never below half of limit. It adjusts the limit now and
+// every offHeapCheck until the returned function is called.
+func leaveRoomOffHeap(limit int64) (stop func()) {
+	adjust := func() { debug.SetMemoryLimit(max(limit-filestore.OffHeapBytes(), limit/2)) }
+	adjust()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(offHeapCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				adjust()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // runNode parses the flags, builds the node's configuration, starts the
 // node (and the profiler, if asked), waits for a signal to stop or for the
 // node to fail, and shuts it down.
@@ -70,6 +99,9 @@ func runNode(ctx context.Context, env *environment, args []string) int {
 	warnClearText(func(line string) { cfg.Logger.WarnContext(ctx, line) }, "--join", "join token", cfg.Join)
 	if limit := applyMemoryLimit(f.memoryLimitMiB, env.getenv); limit > 0 {
 		cfg.Logger.DebugContext(ctx, "soft memory limit", "mib", limit>>20)
+		if env.getenv("GOMEMLIMIT") == "" {
+			defer leaveRoomOffHeap(limit)()
+		}
 	}
 	// From here on the command line was sound: what fails is the run.
 	failed := func(err error) int { return failure(env.stderr, "node", err) }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/telenotary/telenotary/cluster"
 	"github.com/telenotary/telenotary/notary"
+	"github.com/telenotary/telenotary/notary/filestore"
 	"github.com/telenotary/telenotary/notary/witness"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -499,5 +500,38 @@ func TestNodeMemoryLimit(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, nil, "node", "--memory-limit", "lots", "--id", "n", "--data-dir", t.TempDir(), "--signer-key", "k", "--tokens", "t"); code != exitUsage || !strings.Contains(stderr, "memory-limit") {
 		t.Errorf("--memory-limit lots: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestNodeLimitLeavesRoomOffHeap: the node lowers the runtime's soft limit
+// by what its store holds outside the Go heap (a store's default
+// memtables: about 32 MiB on linux), but never below half the limit, and
+// gives it back as the store frees it.
+func TestNodeLimitLeavesRoomOffHeap(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	before := filestore.OffHeapBytes()
+	s, err := filestore.Open(t.TempDir(), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := filestore.OffHeapBytes()
+	if runtime.GOOS == "linux" && off-before < 30<<20 {
+		t.Errorf("an open store holds %d bytes outside the Go heap, want its memtables' 32 MiB", off-before)
+	}
+	stop := leaveRoomOffHeap(300 << 20)
+	if got := debug.SetMemoryLimit(-1); got != max(300<<20-off, 150<<20) {
+		t.Errorf("limit 300 MiB with %d bytes off the heap: runtime's limit %d", off, got)
+	}
+	stop()
+	stop = leaveRoomOffHeap(off)
+	if got := debug.SetMemoryLimit(-1); got != off/2 {
+		t.Errorf("limit %d with as much off the heap: runtime's limit %d, want half", off, got)
+	}
+	stop()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := filestore.OffHeapBytes(); got != before {
+		t.Errorf("%d bytes outside the Go heap after the store closed, want %d", got, before)
 	}
 }

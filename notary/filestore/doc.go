@@ -1,6 +1,8 @@
 // Package filestore is the durable [notary.Store]: a directory of plain files
 // whose size grows linearly with the log (about 190 bytes per leaf) and
-// whose use of memory does not.
+// whose use of memory does not, but for the Bloom filters of the index's
+// runs: 10 bits a leaf, at most 16 MiB a run, about 50-70 MiB at 100
+// million leaves (see filter.go).
 //
 // The directory holds:
 //
@@ -9,7 +11,9 @@
 //	hashes       the Merkle tree's stored hashes, 32 bytes each, in the
 //	             layout of golang.org/x/mod/sumdb/tlog (StoredHashIndex)
 //	head         three checksummed slots with the committed head
-//	index-<gen>  the commitment index table (see index.go)
+//	index-<gen>  the runs of the commitment index, each a table of the
+//	             entries of a range of leaves with its Bloom filter
+//	             (see index.go and table.go)
 //	LOCK         held by the process that has the store open
 //
 // A commit writes the new leaves and hashes past the end of their files, then

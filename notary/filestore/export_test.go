@@ -1,9 +1,7 @@
 package filestore
 
 import (
-	"path/filepath"
-	"strconv"
-	"strings"
+	"log/slog"
 )
 
 // SetBootID makes the stores opened from now on believe the machine runs in
@@ -16,28 +14,42 @@ func SetBootID(id [16]byte) (restore func()) {
 	return func() { bootIDFunc = old }
 }
 
-// IndexCovered returns how many leaves the newest index table in dir says
-// it covers, 0 when there is none. It changes nothing in dir.
+// IndexCovered returns how many leaves the index runs in dir that an open
+// would keep say they cover, 0 when there are none. It changes nothing in
+// dir.
 func IndexCovered(dir string) (uint64, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "index-*"))
+	key, _, err := (&Store{dir: dir}).readMeta()
 	if err != nil {
 		return 0, err
 	}
-	var newest uint64
-	found := false
-	for _, n := range names {
-		gen, err := strconv.ParseUint(strings.TrimPrefix(filepath.Base(n), "index-"), 16, 64)
-		if err == nil && (!found || gen > newest) {
-			newest, found = gen, true
-		}
-	}
-	if !found {
-		return 0, nil
-	}
-	t, err := openTable(tablePath(dir, newest))
+	ix := &index{}
+	ix.keyTag = keyTagOf(key)
+	found, _, err := findTables(dir, ix.keyTag, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		return 0, err
 	}
-	defer t.close()
-	return t.covered, nil
+	defer closeAll(found)
+	keep, _, _ := chooseRuns(found)
+	return covered(keep), nil
+}
+
+// IndexStats describes the commitment index of an open store.
+type IndexStats struct {
+	Written     uint64   // entries written into runs since the store was opened
+	Reads       uint64   // lookups that read a run since the store was opened
+	Runs        []uint64 // the level of each run, oldest leaves first
+	Merges      int      // merges of runs under way
+	FilterBytes uint64   // the runs' filters in memory
+}
+
+// Index returns the statistics of s's index.
+func Index(s *Store) IndexStats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := IndexStats{Written: s.ix.written, Reads: s.ix.reads.Load(), Merges: len(s.ix.merges)}
+	for _, t := range s.ix.runs {
+		st.Runs = append(st.Runs, t.level)
+		st.FilterBytes += t.filter.bytes()
+	}
+	return st
 }

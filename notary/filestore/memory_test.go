@@ -56,14 +56,17 @@ func heapAt(t *testing.T, l *notary.Log, from, to int) (least, most uint64) {
 //
 // What the store keeps is fixed in size: the hash cache (2.6 MB), the
 // memtable and the frozen run (about 100 KiB at MemtableSize 4096, plus
-// 256 KiB of bucket starts) and the log's frontier (a few dozen hashes).
+// 256 KiB of bucket starts) and the log's frontier (a few dozen hashes);
+// but for the Bloom filters of the index runs, 10 bits (1.25 bytes) a
+// leaf up to 16 MiB a run, outside the Go heap once a filter reaches
+// 1 MiB (here they are all smaller: about 250 KiB more at 250,000 leaves).
 // What a merge holds while it runs is bounded too (see heapAt).
 //
-// Measured, with or without -race: the lasting heap grows by under 50 KiB,
-// and the peak by about 1.1 MiB, when the readings at 50,000 leaves happen
-// to miss a merge's full buffer and those at 250,000 catch it. The bounds
-// are 1 MiB for the lasting heap, crossed by anything that keeps 5 bytes
-// or more per leaf (a map entry per leaf takes over 30), and 2 MiB for the
+// Measured, with or without -race: the lasting heap grows by about 260
+// KiB (the filters), and the peak by about 1.1 MiB, when the readings at
+// 50,000 leaves happen to miss a merge's full buffer and those at 250,000
+// catch it. The bounds are 1 MiB for the lasting heap, crossed by anything
+// that keeps 5 bytes or more per leaf (a map entry per leaf takes over 30), and 2 MiB for the
 // peak, crossed by a merge buffer that grows with the table (as it did
 // when a merge step buffered all the entries it consumed: 5 MiB more at
 // 250,000 leaves).

@@ -2,6 +2,8 @@ package filestore_test
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -349,17 +351,19 @@ func TestRebootRefusesDamagedSyncedData(t *testing.T) {
 	}
 }
 
-// TestUnusableIndexTableIsRebuilt: a damaged index table, or one from
-// another store, is dropped on open and the index rebuilt from the leaves.
+// TestUnusableIndexTableIsRebuilt: a damaged index run, or one from another
+// store, is dropped on open and the leaves it held indexed again from the
+// leaves (with those of every run after it): the oldest run, which holds
+// most of the entries, and the newest.
 func TestUnusableIndexTableIsRebuilt(t *testing.T) {
-	// A store whose table holds other commitments under another key.
+	// A store whose runs hold other commitments under another key.
 	foreignDir := t.TempDir()
 	fl := openLog(t, openStore(t, foreignDir, recoveryOpts))
 	foreignLeaves := appendAll(t, fl, nil, leafRange(otherLeaf, 0, 2500), 100)
 	if err := fl.Close(); err != nil {
 		t.Fatal(err)
 	}
-	foreignTable := onlyTable(t, foreignDir)
+	foreignTable := indexTables(t, foreignDir)[0]
 
 	// The store to damage, closed.
 	baseDir := t.TempDir()
@@ -367,6 +371,9 @@ func TestUnusableIndexTableIsRebuilt(t *testing.T) {
 	baseLeaves := appendAll(t, bl, nil, leafRange(leafOf, 0, 2000), 100)
 	if err := bl.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if n := len(indexTables(t, baseDir)); n < 3 {
+		t.Fatalf("%d index runs, want several", n)
 	}
 
 	for _, tc := range []struct {
@@ -379,12 +386,20 @@ func TestUnusableIndexTableIsRebuilt(t *testing.T) {
 		{"magic flipped", func(t *testing.T, dir, table string) {
 			flipBytes(t, table, 0)
 		}},
+		{"filter flipped", func(t *testing.T, dir, table string) {
+			flipBytes(t, table, 4096+5)
+		}},
 		{"truncated", func(t *testing.T, dir, table string) {
 			st, err := os.Stat(table)
 			if err != nil {
 				t.Fatal(err)
 			}
 			truncate(t, table, st.Size()-16)
+		}},
+		{"removed", func(t *testing.T, dir, table string) {
+			if err := os.Remove(table); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{"foreign table in its place", func(t *testing.T, dir, table string) {
 			copyFile(t, foreignTable, table)
@@ -393,21 +408,28 @@ func TestUnusableIndexTableIsRebuilt(t *testing.T) {
 			copyFile(t, foreignTable, filepath.Join(dir, "index-7fffffffffffffff"))
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := copyDir(t, baseDir)
-			leaves := baseLeaves
-			tc.damage(t, dir, onlyTable(t, dir))
+		for _, which := range []string{"oldest", "newest"} {
+			t.Run(tc.name+"/"+which, func(t *testing.T) {
+				dir := copyDir(t, baseDir)
+				leaves := baseLeaves
+				tables := indexTables(t, dir)
+				table := tables[0]
+				if which == "newest" {
+					table = tables[len(tables)-1]
+				}
+				tc.damage(t, dir, table)
 
-			s := openStore(t, dir, recoveryOpts)
-			l := openLog(t, s)
-			checkLeaves(t, s, leaves)
-			checkAbsent(t, s, foreignLeaves)
-			leaves = appendAll(t, l, leaves, leafRange(leafOf, 2000, 2600), 100)
-			s, l = reopen(t, l, dir)
-			defer l.Close()
-			checkLeaves(t, s, leaves)
-			checkAbsent(t, s, foreignLeaves)
-		})
+				s := openStore(t, dir, recoveryOpts)
+				l := openLog(t, s)
+				checkLeaves(t, s, leaves)
+				checkAbsent(t, s, foreignLeaves)
+				leaves = appendAll(t, l, leaves, leafRange(leafOf, 2000, 2600), 100)
+				s, l = reopen(t, l, dir)
+				defer l.Close()
+				checkLeaves(t, s, leaves)
+				checkAbsent(t, s, foreignLeaves)
+			})
+		}
 	}
 }
 
@@ -431,14 +453,19 @@ func TestLeftoverMergeFileIsRemoved(t *testing.T) {
 	if err := os.WriteFile(junk, bytes.Repeat([]byte("junk"), 5000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(tmpFiles(t, crashed)); n != 2 {
-		t.Fatalf("%d index-*.tmp files before the open, want 2", n)
+	before := tmpFiles(t, crashed)
+	if len(before) < 2 {
+		t.Fatalf("%d index-*.tmp files before the open, want at least 2", len(before))
 	}
 
+	// The open removes them all; the merges it may start (the replay of
+	// the leaves past the runs fills memtables) write files of other names.
 	cs := openStore(t, crashed, recoveryOpts)
 	cl := openLog(t, cs)
-	if left := tmpFiles(t, crashed); len(left) != 0 {
-		t.Fatalf("open left %v", left)
+	for _, n := range before {
+		if _, err := os.Stat(n); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("open left %s (%v)", n, err)
+		}
 	}
 	checkLeaves(t, cs, leaves)
 	leaves = appendAll(t, cl, leaves, leafRange(leafOf, len(leaves), len(leaves)+700), 10)
@@ -448,17 +475,38 @@ func TestLeftoverMergeFileIsRemoved(t *testing.T) {
 	checkAbsent(t, cs, leafRange(leafOf, len(leaves), len(leaves)+100))
 }
 
-// onlyTable returns the path of the one index table of a closed store.
-func onlyTable(t *testing.T, dir string) string {
+// indexTables returns the paths of the index runs of a closed store, in
+// the order of their leaves (the oldest leaves first).
+func indexTables(t *testing.T, dir string) []string {
 	t.Helper()
 	names, err := filepath.Glob(filepath.Join(dir, "index-*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(names) != 1 || strings.HasSuffix(names[0], ".tmp") {
-		t.Fatalf("index files %v, want one table", names)
+	type run struct {
+		path string
+		from uint64
 	}
-	return names[0]
+	var runs []run
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") {
+			continue
+		}
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run{n, binary.LittleEndian.Uint64(b[8+8*6:])}) // the header's from
+	}
+	if len(runs) == 0 {
+		t.Fatalf("no index run in %s", dir)
+	}
+	slices.SortFunc(runs, func(a, b run) int { return cmp.Compare(a.from, b.from) })
+	var out []string
+	for _, r := range runs {
+		out = append(out, r.path)
+	}
+	return out
 }
 
 func copyFile(t *testing.T, src, dst string) {

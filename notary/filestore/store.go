@@ -23,7 +23,7 @@ import (
 var ErrLocked = errors.New("store is in use")
 
 // DefaultMemtableSize is how many index entries a store keeps in memory
-// before merging them into its table: about 40 MiB of memory at most.
+// before writing them as a run of its index: about 40 MiB of memory at most.
 const DefaultMemtableSize = 1 << 20
 
 // Options configure a store.
@@ -160,6 +160,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.lock = lock
 	if err := s.open(); err != nil {
+		if s.ix != nil {
+			s.ix.close()
+		}
 		s.closeFiles()
 		return nil, fmt.Errorf("filestore: %s: %w", dir, err)
 	}
@@ -438,20 +441,17 @@ func (s *Store) writeSlot(i int, h headSlot) error {
 	return err
 }
 
-// openIndex opens the index and replays the leaves its table does not cover.
+// openIndex opens the index and replays the leaves its runs do not cover.
 func (s *Store) openIndex(key [16]byte) error {
-	ix, notes, err := openIndex(s.dir, key, s.opts.MemtableSize)
+	ix, err := openIndex(s.dir, key, s.opts.MemtableSize, s.log)
 	if err != nil {
 		return err
 	}
 	s.ix = ix
-	for _, n := range notes {
-		s.log.Warn("filestore: " + n)
-	}
 	if err := ix.trim(s.head.Size); err != nil {
 		return err
 	}
-	from := min(ix.covered(), s.head.Size)
+	from := ix.covered()
 	if s.head.Size-from > uint64(s.opts.MemtableSize) {
 		s.log.Info("filestore: rebuilding the commitment index", "leaves", s.head.Size-from)
 	}
@@ -494,26 +494,22 @@ func (s *Store) Find(c notary.Commitment) (uint64, bool, error) {
 	if s.err != nil {
 		return 0, false, s.err
 	}
-	var buf [8]uint64
-	cands := buf[:0]
-	if err := s.ix.candidates(c, func(i uint64) {
-		if i < s.head.Size {
-			cands = append(cands, i)
+	var rec [notary.LeafSize]byte
+	var at uint64
+	found, err := s.ix.find(c, func(i uint64) (bool, error) {
+		if i >= s.head.Size {
+			return false, nil
 		}
-	}); err != nil {
+		if _, err := s.leaves.ReadAt(rec[:], int64(i)*notary.LeafSize); err != nil {
+			return false, err
+		}
+		at = i
+		return bytes.Equal(rec[2:2+notary.HashSize], c[:]), nil
+	})
+	if err != nil || !found {
 		return 0, false, err
 	}
-	slices.Sort(cands)
-	var rec [notary.LeafSize]byte
-	for _, i := range cands {
-		if _, err := s.leaves.ReadAt(rec[:], int64(i)*notary.LeafSize); err != nil {
-			return 0, false, err
-		}
-		if bytes.Equal(rec[2:2+notary.HashSize], c[:]) {
-			return i, true, nil
-		}
-	}
-	return 0, false, nil
+	return at, true, nil
 }
 
 // ReadLeaves implements [notary.Store].
