@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -15,19 +16,25 @@ import (
 
 // Connection limits.
 const (
-	sendQueue    = 256              // messages waiting for a slow client before it is dropped
-	writeTimeout = 10 * time.Second // one message write
-	joinTimeout  = 10 * time.Second // from connecting to the join message
+	sendQueue   = 256              // messages waiting for a slow client before it is dropped
+	joinTimeout = 10 * time.Second // from connecting to the join message
+	// keptReadBuffer is the largest read buffer a connection keeps for
+	// its next message.
+	keptReadBuffer = 16 << 10
 )
 
 // conn is one client's WebSocket. Its reader (the HTTP server's goroutine,
-// in serve) runs the protocol; a writer goroutine sends what the room
-// queues, so no client can block a room, and a pinger checks the client
-// is alive. serve waits for both before it returns.
+// in serve) runs the protocol; a writer goroutine, started when there is
+// something to send and ending when the queue is empty, sends what the
+// room queues, so no client can block a room; a pinger on a timer checks
+// the client is alive. An idle connection holds only its reader. serve
+// waits for the writer and the pinger before it returns.
 type conn struct {
-	srv  *Server
-	ws   *websocket.Conn
-	send chan []byte
+	srv *Server
+	ws  *websocket.Conn
+	// writer counts the writer goroutine, which runs while there is
+	// something to send (kickLocked).
+	writer sync.WaitGroup
 
 	room *room // set by room.join; read only by the connection's reader
 	role signalapi.Role
@@ -39,14 +46,19 @@ type conn struct {
 	// roomID is the room's id once joined, for logs from other goroutines.
 	roomID atomic.Pointer[string]
 
-	mu      sync.Mutex // guards closing, status and reason, and closing send
-	closing bool       // no more messages are queued
+	mu sync.Mutex // guards queue, closing, status and reason
+	// queue holds the messages for the writer, at most sendQueue: a slice
+	// that grows with what waits, so an idle connection holds no buffer.
+	queue   [][]byte
+	closing bool // no more messages are queued
+	closed  bool // the close was sent, or the connection failed
+	writing bool // the writer runs
 	status  websocket.StatusCode
 	reason  string
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
-	return &conn{srv: s, ws: ws, send: make(chan []byte, sendQueue)}
+	return &conn{srv: s, ws: ws}
 }
 
 // seat records the room and role a join gave the connection.
@@ -63,12 +75,25 @@ func (c *conn) enqueue(data []byte) {
 	if c.closing {
 		return
 	}
-	select {
-	case c.send <- data:
-	default:
+	if len(c.queue) >= sendQueue {
 		c.srv.log.WarnContext(c.srv.ctx, "dropping a client that does not read its messages", "room", c.logRoom())
 		c.closeLocked(websocket.StatusPolicyViolation, "too slow")
+		return
 	}
+	c.queue = append(c.queue, data)
+	c.kickLocked()
+}
+
+// kickLocked starts the writer unless it runs: it sends what is queued,
+// closes the connection when it is closing, and ends when it has nothing
+// to do, so that an idle connection holds no goroutine for writing.
+func (c *conn) kickLocked() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.writer.Add(1)
+	go c.write()
 }
 
 // fail sends an error message, and closes the connection when it is fatal.
@@ -107,7 +132,7 @@ func (c *conn) closeLocked(status websocket.StatusCode, reason string) {
 	}
 	c.closing = true
 	c.status, c.reason = status, reason
-	close(c.send)
+	c.kickLocked()
 }
 
 func (c *conn) logRoom() string {
@@ -117,16 +142,26 @@ func (c *conn) logRoom() string {
 	return ""
 }
 
-// serve runs the connection until it closes, then leaves the room.
+// serve runs the connection until it closes, then leaves the room. When
+// ctx ends, the connection closes (going away) once its queue is sent.
 func (c *conn) serve(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.closeLocked(websocket.StatusGoingAway, "server shutting down")
+		c.mu.Unlock()
+	})
+	defer stop()
 	c.ws.SetReadLimit(signalapi.MaxMessageSize + 1) // our own check answers too_large
-	writerDone := make(chan struct{})
-	go c.write(ctx, writerDone)
+	pings := startPinging(ctx, c.ws, c.srv.cfg.PingInterval, func(err error) {
+		c.srv.log.DebugContext(ctx, "client did not answer a ping", "room", c.logRoom(), "error", err)
+		c.ws.CloseNow()
+	})
 	c.read(ctx)
 	c.mu.Lock()
 	c.closeLocked(websocket.StatusNormalClosure, "")
 	c.mu.Unlock()
-	<-writerDone
+	c.writer.Wait() // no writer starts once the connection is closing
+	pings.stop()
 	if r := c.room; r != nil {
 		r.leave(c)
 	}
@@ -136,6 +171,7 @@ func (c *conn) serve(ctx context.Context) {
 // error closes it.
 func (c *conn) read(ctx context.Context) {
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.MessagesPerSecond), c.srv.cfg.MessageBurst)
+	var buf bytes.Buffer
 	joinCtx, cancelJoin := context.WithTimeout(ctx, joinTimeout)
 	defer cancelJoin()
 	readCtx := joinCtx
@@ -147,9 +183,13 @@ func (c *conn) read(ctx context.Context) {
 			}
 			return
 		}
-		data, err := io.ReadAll(io.LimitReader(r, signalapi.MaxMessageSize+1))
-		if err != nil {
+		buf.Reset()
+		if _, err := buf.ReadFrom(io.LimitReader(r, signalapi.MaxMessageSize+1)); err != nil {
 			return
+		}
+		data := buf.Bytes() // until the next message: handling copies what it keeps
+		if buf.Cap() > keptReadBuffer {
+			buf = bytes.Buffer{} // a large message's buffer is not kept
 		}
 		if !lim.Allow() {
 			c.fail(signalapi.RefuseFatal(signalapi.CodeRateLimited, "more than %d messages a second", c.srv.cfg.MessagesPerSecond), "")
@@ -170,7 +210,10 @@ func (c *conn) read(ctx context.Context) {
 			return
 		}
 		if c.room != nil && readCtx == joinCtx {
-			readCtx = ctx // joined: no more join deadline
+			// Joined: no more join deadline, and reads that set up no
+			// watch on a context each (the server's end closes the
+			// connection: serve).
+			readCtx = context.Background()
 		}
 	}
 }
@@ -222,75 +265,95 @@ func (c *conn) handle(m *signalapi.Message) error {
 
 // write sends queued messages and closes the socket after the last one. It
 // runs the pinger and waits for it.
-func (c *conn) write(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	stopPing, pingDone := make(chan struct{}), make(chan struct{})
-	go c.ping(ctx, stopPing, pingDone)
-	defer func() { close(stopPing); <-pingDone }()
+func (c *conn) write() {
+	defer c.writer.Done()
+	var batch [][]byte
 	for {
-		select {
-		case data, ok := <-c.send:
-			if !ok {
-				c.mu.Lock()
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			if c.closing && !c.closed { // what was queued before the close is sent
+				c.closed = true
 				status, reason := c.status, c.reason
 				c.mu.Unlock()
 				c.ws.Close(status, reason)
-				return
+				c.mu.Lock()
 			}
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := c.ws.Write(wctx, websocket.MessageText, data)
-			cancel()
-			if err != nil {
-				c.ws.CloseNow()
-				c.drain()
-				return
-			}
-		case <-ctx.Done():
-			c.ws.Close(websocket.StatusGoingAway, "server shutting down")
-			c.drain()
+			c.writing = false
+			c.mu.Unlock()
 			return
 		}
-	}
-}
-
-// ping checks that the client is alive; one that does not answer within a
-// ping interval is disconnected (and may come back within the grace
-// window). It closes done when it returns.
-func (c *conn) ping(ctx context.Context, stop, done chan struct{}) {
-	defer close(done)
-	if err := keepPinging(ctx, c.ws, c.srv.cfg.PingInterval, stop); err != nil {
-		c.srv.log.DebugContext(ctx, "client did not answer a ping", "room", c.logRoom(), "error", err)
-		c.ws.CloseNow()
-	}
-}
-
-// keepPinging pings ws every interval until stop or ctx ends (nil), or a
-// ping is not answered within the interval (its error).
-func keepPinging(ctx context.Context, ws *websocket.Conn, interval time.Duration, stop <-chan struct{}) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return nil
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, interval)
-			err := ws.Ping(pctx)
-			cancel()
+		batch, c.queue = c.queue, batch[:0]
+		c.mu.Unlock()
+		for i, data := range batch {
+			// No deadline of its own: a client that does not read misses
+			// its pings and is closed (which ends the write), and the
+			// server's end closes the connection (serve).
+			err := c.ws.Write(context.Background(), websocket.MessageText, data)
+			batch[i] = nil
 			if err != nil {
-				return err
+				c.ws.CloseNow()
+				c.mu.Lock()
+				c.closeLocked(websocket.StatusInternalError, "")
+				c.queue, c.closed, c.writing = nil, true, false
+				c.mu.Unlock()
+				return
 			}
+		}
+		if cap(batch) > 64 { // a burst's array is not kept for an idle connection
+			batch = nil
 		}
 	}
 }
 
-// drain marks the connection closed after the writer stopped early.
-func (c *conn) drain() {
-	c.mu.Lock()
-	c.closeLocked(websocket.StatusInternalError, "")
-	c.mu.Unlock()
-	for range c.send {
-	}
+// pinger pings a WebSocket every interval on a timer, so that an idle
+// connection holds no goroutine of its own for it: the ping runs on the
+// timer's goroutine, which lives only as long as the ping waits for its
+// pong.
+type pinger struct {
+	mu      sync.Mutex // guards stopped and timer's reset
+	stopped bool
+	timer   *time.Timer
+	running sync.WaitGroup // the ping under way, if any
 }
+
+// startPinging pings ws every interval until stop, or until a ping is not
+// answered within the interval or ctx ends: then it calls failed and
+// pings no more.
+func startPinging(ctx context.Context, ws *websocket.Conn, interval time.Duration, failed func(error)) *pinger {
+	p := &pinger{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timer = time.AfterFunc(interval, func() {
+		p.mu.Lock()
+		if p.stopped {
+			p.mu.Unlock()
+			return
+		}
+		p.running.Add(1)
+		p.mu.Unlock()
+		defer p.running.Done()
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		err := ws.Ping(pctx)
+		cancel()
+		if err != nil {
+			failed(err)
+			return
+		}
+		p.mu.Lock()
+		if !p.stopped {
+			p.timer.Reset(interval)
+		}
+		p.mu.Unlock()
+	})
+	return p
+}
+
+// stop ends the pings and waits for one under way.
+func (p *pinger) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.timer.Stop()
+	p.mu.Unlock()
+	p.running.Wait()
+}
+

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -73,11 +74,11 @@ func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Lim
 		c.fail(signalapi.RefuseFatal(signalapi.CodeShuttingDown, "the signalling instance that holds this room does not answer; try again"), "")
 		return false
 	}
-	upDone, stopPing := make(chan struct{}), make(chan struct{})
+	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
 		for {
-			_, data, err := up.Read(ctx)
+			_, data, err := up.Read(context.Background()) // CloseNow on return ends it
 			if err != nil {
 				c.upstreamClosed(ctx, to, err)
 				return
@@ -85,16 +86,23 @@ func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Lim
 			c.enqueue(data)
 		}
 	}()
-	go c.pingUpstream(ctx, up, stopPing)
-	defer close(stopPing)
+	pings := startPinging(ctx, up, s.cfg.PingInterval, func(error) { up.CloseNow() })
+	defer pings.stop()
+	// Reads and writes set up no watch on ctx each: the server's end
+	// closes the client's connection (serve), which ends this loop.
+	var buf bytes.Buffer
 	for {
-		typ, r, err := c.ws.Reader(ctx)
+		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			break
 		}
-		data, err := io.ReadAll(io.LimitReader(r, signalapi.MaxMessageSize+1))
-		if err != nil {
+		buf.Reset()
+		if _, err := buf.ReadFrom(io.LimitReader(r, signalapi.MaxMessageSize+1)); err != nil {
 			break
+		}
+		data := buf.Bytes()
+		if buf.Cap() > keptReadBuffer {
+			buf = bytes.Buffer{}
 		}
 		if !lim.Allow() {
 			c.fail(signalapi.RefuseFatal(signalapi.CodeRateLimited, "more than %d messages a second", s.cfg.MessagesPerSecond), "")
@@ -105,7 +113,7 @@ func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Lim
 			break
 		}
 		s.metrics.messages.Inc()
-		if err := up.Write(ctx, typ, data); err != nil {
+		if err := up.Write(context.Background(), typ, data); err != nil {
 			break
 		}
 	}
@@ -114,15 +122,6 @@ func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Lim
 	up.Close(websocket.StatusNormalClosure, "")
 	<-upDone
 	return false
-}
-
-// pingUpstream checks that the room's instance is alive, as the server
-// checks its clients: one that does not answer within a ping interval is
-// cut off, and the client told to come back.
-func (c *conn) pingUpstream(ctx context.Context, up *websocket.Conn, stop chan struct{}) {
-	if keepPinging(ctx, up, c.srv.cfg.PingInterval, stop) != nil {
-		up.CloseNow()
-	}
 }
 
 // upstreamClosed ends the client's connection as the room's instance

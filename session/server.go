@@ -23,7 +23,8 @@ import (
 // records and their notarization, the HTTP API and the browser pages.
 //
 // Its goroutines and who waits for them: one per WebSocket connection (the
-// HTTP server's, which runs the reader) with a writer and a pinger it
+// HTTP server's, which runs the reader) with a writer while it has
+// something to send and a ping while one waits for its pong, which it
 // waits for; one notarization worker per room, which ends after the room's
 // end record; the webhook senders. Close waits for all of them.
 type Server struct {
