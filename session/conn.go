@@ -356,4 +356,3 @@ func (p *pinger) stop() {
 	p.mu.Unlock()
 	p.running.Wait()
 }
-
