@@ -498,7 +498,7 @@ func TestEventsAndMetrics(t *testing.T) {
 	<-streamDone
 
 	c.waitFor("the new leader", func() bool { return c.leader() != nil })
-	body, err := httpGet(c.leader().url + "/metrics")
+	body, err := httpGet(c.waitLeader().url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

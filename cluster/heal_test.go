@@ -152,7 +152,10 @@ func TestNoHealKeepsDamage(t *testing.T) {
 	if _, err := clientFor(c.leader()).Notarize(wctx, entryOf("after", 0)); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor("the damaged node to apply it", func() bool { return victim.Status().AppliedIndex >= c.leader().Status().AppliedIndex })
+	c.waitFor("the damaged node to apply it", func() bool {
+		l := c.leader()
+		return l != nil && victim.Status().AppliedIndex >= l.Status().AppliedIndex
+	})
 	if victim.Ready() || victim.Status().Scrub.Heals != 0 {
 		t.Fatalf("a node with NoHeal healed: ready %v, heals %d", victim.Ready(), victim.Status().Scrub.Heals)
 	}

@@ -202,6 +202,14 @@ func (c *testCluster) leader() *testNode {
 	return nil
 }
 
+// waitLeader waits for a running node that leads, and returns it.
+func (c *testCluster) waitLeader() *testNode {
+	c.t.Helper()
+	var l *testNode
+	c.waitFor("a leader", func() bool { l = c.leader(); return l != nil })
+	return l
+}
+
 // waitVoters waits until the leader counts n voters and every running node
 // is ready.
 func (c *testCluster) waitVoters(n int) {
