@@ -430,8 +430,6 @@ func (f *fsm) commit(p batchPlan, results []any) bool {
 		}
 		return false
 	}
-	f.applied.Store(p.index)
-	f.tellApplied()
 	f.lastTime.Store(p.lastTime)
 	after := f.log.Head().Size
 	for _, s := range p.spans {
@@ -475,6 +473,11 @@ func (f *fsm) commit(p batchPlan, results []any) bool {
 		f.tellGrown()
 		f.onApply(applied{Index: p.index, First: before, Size: after, Entries: len(p.leaves), Time: p.lastTime, Leaves: newLeaves, Refused: p.refused})
 	}
+	// The applied index last, once the new head is signed: a consistent
+	// read (ReadBarrier) that sees it serves from that checkpoint, which
+	// must hold these leaves.
+	f.applied.Store(p.index)
+	f.tellApplied()
 	return true
 }
 
