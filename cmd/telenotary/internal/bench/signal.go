@@ -206,7 +206,12 @@ func (b *signalBench) setup(ctx context.Context, i int) (*consultation, error) {
 	}
 	start := time.Now()
 	if b.cfg.Light {
-		return b.setupLight(ctx, room, start, b.ws[(i+1)%n], b.ws[(i+2)%n])
+		c, err := b.setupLight(ctx, room, b.ws[(i+1)%n], b.ws[(i+2)%n])
+		if err != nil {
+			return nil, err
+		}
+		b.setUp(start)
+		return c, nil
 	}
 	pat, doc, err := peer.Pair(ctx,
 		peer.Config{URL: b.ws[(i+1)%n], Token: room.Tokens[signalapi.RolePatient], Loopback: true, OnSignal: b.onSignal},
@@ -221,15 +226,20 @@ func (b *signalBench) setup(ctx context.Context, i int) (*consultation, error) {
 			return nil, err
 		}
 	}
+	b.setUp(start)
+	return &consultation{pat: pat, doc: doc}, nil
+}
+
+// setUp records the time of a setup that began at start.
+func (b *signalBench) setUp(start time.Time) {
 	b.mu.Lock()
 	b.setups = append(b.setups, time.Since(start))
 	b.mu.Unlock()
-	return &consultation{pat: pat, doc: doc}, nil
 }
 
 // setupLight connects a room's light participants through the URLs given
 // and waits for both verified session-start receipts.
-func (b *signalBench) setupLight(ctx context.Context, room *signalapi.CreateRoomResponse, start time.Time, patURL, docURL string) (*consultation, error) {
+func (b *signalBench) setupLight(ctx context.Context, room *signalapi.CreateRoomResponse, patURL, docURL string) (*consultation, error) {
 	pat, err := joinLight(ctx, patURL, room.Tokens[signalapi.RolePatient], b.sdp, b.verifier, b.onSignal)
 	if err != nil {
 		return nil, fmt.Errorf("patient: %w", err)
@@ -246,9 +256,6 @@ func (b *signalBench) setupLight(ctx context.Context, room *signalapi.CreateRoom
 			return nil, err
 		}
 	}
-	b.mu.Lock()
-	b.setups = append(b.setups, time.Since(start))
-	b.mu.Unlock()
 	return &consultation{pat: pat, doc: doc}, nil
 }
 
