@@ -255,3 +255,33 @@ func startBenchServer(tb testing.TB, ctx context.Context, cfg session.Config) (*
 	})
 	return srv, hs
 }
+
+// BenchmarkRelay measures the relay path of the server: one ICE candidate
+// read from the physician's WebSocket, checked and sent to the patient.
+// One op is one candidate, sent after the previous one arrived; rooms are
+// changed (outside the timer) before they reach their candidate limit.
+func BenchmarkRelay(b *testing.B) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	tk, err := session.NewTokenKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := benchConfig(b, newMemNotary(b), tk, &countingTransport{moved: make(chan struct{}, 1)})
+	_, hs := startBenchServer(b, context.Background(), cfg)
+	ws := "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/signal"
+	msg := []byte(`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host","sdpMid":"0","sdpMLineIndex":0}}`)
+	const perRoom = 60
+	var patient, physician *benchClient
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%perRoom == 0 {
+			b.StopTimer()
+			patient, physician = benchRoom(b, ws, tk, fmt.Sprintf("relay-%d", i))
+			b.StartTimer()
+		}
+		physician.write(b, msg)
+		patient.waitFor(b, `"candidate"`)
+	}
+}

@@ -246,3 +246,27 @@ func FuzzPeers(f *testing.F) {
 		}
 	})
 }
+
+// TestRelayedCandidateEncodesAsAMessage: the small type the room relays
+// candidates with encodes byte for byte as a Message with the same
+// fields, so a client cannot tell them apart, and pooled encoders hand
+// out bytes of their own (a later encoding does not change an earlier
+// one's).
+func TestRelayedCandidateEncodesAsAMessage(t *testing.T) {
+	mid, idx, ufrag := "0", uint16(0), "a<b>&c"
+	for _, c := range []*signalapi.Candidate{
+		{Candidate: "candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host", SDPMid: &mid, SDPMLineIndex: &idx, UsernameFragment: &ufrag},
+		{Candidate: ""},
+	} {
+		small := encodeValue(relayedCandidate{Type: signalapi.TypeCandidate, Candidate: c})
+		want := encode(&signalapi.Message{Type: signalapi.TypeCandidate, Candidate: c})
+		if string(small) != string(want) {
+			t.Errorf("relayed candidate encodes as\n%s\nwant\n%s", small, want)
+		}
+		before := string(small)
+		encode(&signalapi.Message{Type: signalapi.TypeError, Message: strings.Repeat("x", len(small))})
+		if string(small) != before {
+			t.Fatal("a pooled encoder's next message changed the bytes an earlier one returned")
+		}
+	}
+}

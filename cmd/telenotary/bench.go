@@ -235,12 +235,13 @@ func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to relay messages once every consultation is live")
 	fs.Float64Var(&cfg.RelayRate, "relay-rate", 2, "relayed messages a second per consultation")
 	fs.BoolVar(&cfg.Light, "light", false, "light participants: the signalling protocol only (a fixed SDP offer and answer, no ICE, DTLS or media), every receipt still verified; to measure the server with more participants than the load generator could run pion peers for")
+	gcHeap := fs.Int("gc-heap", 4096, "MiB: the load generator collects its garbage only when its heap reaches this size, so that its own collections, which delay its reading of relayed messages, are not counted as the server's relay time; 0 collects as usual (GOGC 400); a GOGC in the environment takes precedence")
 	fail := func(err error) int { return usageError(env.stderr, "bench signal", err) }
 	switch err := parseFlagsOnly(fs, env, args, "signal"); {
 	case err != nil:
 		return fail(err)
-	case cfg.Rooms < 1 || cfg.Parallel < 1 || cfg.Duration < 0 || cfg.RelayRate <= 0:
-		return fail(errors.New("need --rooms ≥ 1, --setup-parallel ≥ 1, --duration ≥ 0, --relay-rate above 0"))
+	case cfg.Rooms < 1 || cfg.Parallel < 1 || cfg.Duration < 0 || cfg.RelayRate <= 0 || *gcHeap < 0:
+		return fail(errors.New("need --rooms ≥ 1, --setup-parallel ≥ 1, --duration ≥ 0, --relay-rate above 0, --gc-heap ≥ 0"))
 	case cfg.RelayRate*cfg.Duration.Seconds() > bench.MaxRelayMarkers:
 		return fail(fmt.Errorf("--relay-rate × --duration is %.0f messages per consultation; the server relays at most 100 candidates per offer, so keep it under %d", cfg.RelayRate*cfg.Duration.Seconds(), bench.MaxRelayMarkers))
 	}
@@ -252,6 +253,15 @@ func runBenchSignal(ctx context.Context, env *environment, args []string) int {
 		return fail(errors.New("--api-key-file (or TELENOTARY_API_KEY) is required to create rooms"))
 	}
 	warnClearText(func(line string) { fmt.Fprintf(env.stderr, "telenotary bench signal: warning: %s\n", line) }, "--signal", "API key", strings.Split(cfg.Base, ","))
+	if env.getenv("GOGC") == "" {
+		if *gcHeap > 0 {
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(*gcHeap) << 20))
+			defer debug.SetGCPercent(debug.SetGCPercent(-1))
+			fmt.Fprintf(env.stdout, "load generator: garbage collected only at a %d MiB heap (--gc-heap)\n", *gcHeap)
+		} else {
+			defer debug.SetGCPercent(debug.SetGCPercent(400)) // as bench notarize
+		}
+	}
 	if err := bench.Signal(ctx, cfg); err != nil {
 		return failure(env.stderr, "bench signal", err)
 	}

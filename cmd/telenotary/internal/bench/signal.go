@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,10 +61,6 @@ type SignalConfig struct {
 // error if any step failed, a message was lost or a receipt did not
 // verify.
 func Signal(ctx context.Context, cfg SignalConfig) error {
-	// The load generator's own garbage collections delay the reading of
-	// relayed messages, which the relay times would count against the
-	// server: it trades memory for fewer of them.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	b := &signalBench{cfg: cfg, sent: map[string]time.Time{}}
 	bases := strings.Split(cfg.Base, ",")
 	for _, base := range bases {
