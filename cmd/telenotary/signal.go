@@ -154,7 +154,7 @@ func (f *signalFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.turnRelayIP, "turn-relay-ip", "", "the public IP address of the TURN relays (default: the host of --turn-listen)")
 	fs.StringVar(&f.turnRelayPorts, "turn-relay-ports", "49152-65535", "the ports relays take, LOW-HIGH")
 	fs.IntVar(&f.turnUserQuota, "turn-user-quota", turnserver.DefaultMaxAllocationsPerUser, "relays one participant may hold at once")
-	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private and link-local addresses (by default only public ones, so that nobody enters your network through them)")
+	fs.BoolVar(&f.turnAllowPrivate, "turn-allow-private", false, "let relays reach loopback, private, link-local and shared (100.64.0.0/10) addresses (by default only public ones, so that nobody enters your network through them)")
 	fs.StringVar(&f.instance, "instance", "", "this server's name in the rooms it lists (default: the host name); with --peers, its name in the group (1 to 64 of A-Z a-z 0-9 - _)")
 	fs.StringVar(&f.peers, "peers", "", "the other signalling instances behind the same address, NAME=URL,... (each's --instance and base URL): joins are relayed to the instance holding the room, and the rooms of one that goes away are taken over by the others; needs --instance and the same --token-key-file on every instance")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, such as 127.0.0.1:6061")

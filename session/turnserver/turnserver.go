@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -225,11 +226,40 @@ func (s *Server) allocated(user string, delta int) {
 	s.metrics.allocations.Add(float64(delta))
 }
 
+// notPublic are ranges that net.IP's own tests leave out and that lead
+// into an operator's network or nowhere: shared address space (carrier
+// NAT, and many clouds' internal networks), "this network", IETF protocol
+// assignments, benchmarking, reserved and broadcast, and NAT64 prefixes
+// (whose addresses carry an IPv4 address, possibly a private one).
+var notPublic = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+}
+
 // publicIP reports whether ip is an address on the internet: not
-// loopback, private, link-local, multicast or unspecified.
+// loopback, private, link-local, multicast, unspecified, or in notPublic
+// (IPv4-mapped IPv6 addresses are judged as IPv4 ones).
 func publicIP(ip net.IP) bool {
-	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified())
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return false
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

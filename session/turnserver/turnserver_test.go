@@ -104,8 +104,18 @@ func TestNoRelayIntoPrivateNetworks(t *testing.T) {
 	if _, err := relay.WriteTo([]byte("hello"), peer); err == nil {
 		t.Fatal("a relay to a loopback peer was permitted")
 	}
-	if got := value(t, reg, "telenotary_turn_private_peers_refused_total", ""); got < 1 {
-		t.Fatalf("refusals counted: %v", got)
+	// Private, shared and link-local ranges: refused too, each counted.
+	for i, addr := range []string{"10.1.2.3:9", "172.16.0.1:9", "192.168.1.1:9", "100.64.0.1:9", "169.254.169.254:80"} {
+		to, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := relay.WriteTo([]byte("hello"), to); err == nil {
+			t.Errorf("a relay to %s was permitted", addr)
+		}
+		if got := value(t, reg, "telenotary_turn_private_peers_refused_total", ""); got < float64(i+2) {
+			t.Fatalf("after %s, refusals counted: %v, want %d", addr, got, i+2)
+		}
 	}
 
 	open, reg := start(t, func(c *turnserver.Config) { c.AllowPrivatePeers = true })
@@ -137,6 +147,45 @@ func TestNoRelayIntoPrivateNetworks(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// TestCredentials: the embedded server takes the credentials the
+// signalling server hands out (TURN REST: an expiry and a user, under the
+// shared secret) until they expire, and none made with another secret.
+func TestCredentials(t *testing.T) {
+	s, _ := start(t, nil)
+	for name, cred := range map[string][2]string{
+		"expired a minute ago": pair(session.TURNCredentials(secret, "sess-patient", time.Now().Add(-time.Minute))),
+		"another secret":       pair(session.TURNCredentials([]byte("another-shared-secret-0123456"), "sess-patient", time.Now().Add(time.Hour))),
+		"a bad expiry":         {"soon:sess-patient", "x"},
+	} {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: s.Addr("udp"), STUNServerAddr: s.Addr("udp"), Username: cred[0], Password: cred[1],
+			Realm: turnserver.DefaultRealm, Conn: conn, RTO: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.Allocate(); err == nil {
+			r.Close()
+			t.Errorf("%s: a relay was allocated", name)
+		}
+		c.Close()
+		conn.Close()
+	}
+	// The same user with fresh credentials: allocated.
+	r, err := udpClient(t, s.Addr("udp"), "sess-patient").Allocate()
+	if err != nil {
+		t.Fatalf("fresh credentials: %v", err)
+	}
+	r.Close()
+}
+
+func pair(user, password string) [2]string { return [2]string{user, password} }
 
 // TestQuotaPerUser: a user holds at most MaxAllocationsPerUser relays;
 // another user is not affected, and an ended relay frees its place.

@@ -193,8 +193,15 @@ func StartSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Sign
 // loopback port.
 func ServeSignal(t testing.TB, n *Notary, configure func(*session.Config)) *Signal {
 	t.Helper()
+	return ServeSignalAt(t, n, "127.0.0.1:0", configure)
+}
+
+// ServeSignalAt is ServeSignal listening on addr, for tests whose clients
+// are on other networks than loopback.
+func ServeSignalAt(t testing.TB, n *Notary, addr string, configure func(*session.Config)) *Signal {
+	t.Helper()
 	s, cfg := newSignal(t, n, configure)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
