@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/session"
 	"github.com/telenotary/telenotary/session/internal/sessiontest"
 	"github.com/telenotary/telenotary/session/signalapi"
 )
@@ -108,3 +109,41 @@ func TestRoomControl(t *testing.T) {
 
 // second returns the error of a call that returns a value and an error.
 func second[T any](_ T, err error) error { return err }
+
+// TestRoomExpires: a room's session ends when the room reaches its
+// expiry (the server's maximum session length after the room was
+// opened): both participants get the session-end, notarized with the
+// reason "expired", and the room is gone from the list.
+func TestRoomExpires(t *testing.T) {
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) {
+		c.MaxSessionLength, c.TokenTTL = 3*time.Second, 2*time.Second
+	})
+	exp := time.Now().Add(3 * time.Second) // tokens live no longer than a session may
+	patientTok, err := s.TokenKey.Issue("room-expires", signalapi.RolePatient, "patient-1", exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	physicianTok, err := s.TokenKey.Issue("room-expires", signalapi.RolePhysician, "physician-1", exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patient, physician := dial(t, s), dial(t, s)
+	patient.join(patientTok)
+	physician.join(physicianTok)
+	startSession(t, patient, physician)
+	for _, c := range []*client{patient, physician} {
+		rec := endRecord(t, n, c.expect(signalapi.TypeSessionEnd))
+		if rec.EndReason != "expired" || rec.Ended == nil {
+			t.Fatalf("end record: reason %q, ended %v; want expired", rec.EndReason, rec.Ended)
+		}
+	}
+	sessiontest.WaitFor(t, "the expired room gone from the list", func() bool {
+		for _, si := range s.Server.Sessions().Sessions {
+			if si.Room == "room-expires" {
+				return false
+			}
+		}
+		return true
+	})
+}
