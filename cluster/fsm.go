@@ -208,10 +208,15 @@ func (f *fsm) openLog(gen int) error {
 	f.rx.m = rx
 	f.rx.mu.Unlock()
 	f.log, f.gen = l, gen
-	f.applied.Store(index)
-	f.tellApplied()
 	f.lastTime.Store(ts)
 	f.headTime.Store(newestTime(l, ts))
+	// The head signed before the applied index is stored, as in apply: a
+	// consistent read that sees the index serves a checkpoint holding it.
+	// (When the FSM opens, before its members are read, there is no
+	// origin to sign with yet, and nobody reads.)
+	f.signHead()
+	f.applied.Store(index)
+	f.tellApplied()
 	return nil
 }
 

@@ -321,11 +321,11 @@ func (f *fsm) extend(ctx context.Context, hdr snapshotHeader) (err error) {
 	}
 	f.setMeta(hdr.Meta)
 	index, ts, _ := decodeAppState(hdr.AppState)
-	f.applied.Store(index)
-	f.tellApplied()
 	f.lastTime.Store(ts)
 	f.headTime.Store(newestTime(f.log, ts))
 	f.signHead()
+	f.applied.Store(index) // after the head is signed: see apply
+	f.tellApplied()
 	f.tellGrown()
 	f.logger.Info("installed a snapshot", "leaves", hdr.Size, "fetched", hdr.Size-head.Size, "applied_index", index)
 	return nil
