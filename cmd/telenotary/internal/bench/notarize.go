@@ -153,8 +153,9 @@ type notarizeRun struct {
 	verifyFailures atomic.Uint64
 	lastErr        atomic.Pointer[string]
 
-	mu        sync.Mutex // guards latencies
+	mu        sync.Mutex // guards latencies and slowest
 	latencies []time.Duration
+	slowest   time.Duration // the slowest request since the last progress line
 }
 
 // run starts the clients, the pacer (open loop) and the progress line,
@@ -245,6 +246,7 @@ func (b *notarizeRun) client1(ctx context.Context, due <-chan time.Time) {
 		b.receipts.Add(uint64(len(receipts)))
 		b.mu.Lock()
 		b.latencies = append(b.latencies, took)
+		b.slowest = max(b.slowest, took)
 		b.mu.Unlock()
 		b.check(rng, entries, receipts)
 	}
@@ -420,7 +422,11 @@ func (b *notarizeRun) progress(ctx context.Context, start time.Time, done <-chan
 				b.stalls.Add(1)
 				stalled = "  STALLED"
 			}
-			fmt.Fprintf(b.cfg.Out, "  %4.0fs  %8d receipts/s  %d errors  %d timeouts%s\n", now.Sub(start).Seconds(), n-last, b.errors.Load(), b.timeouts.Load(), stalled)
+			b.mu.Lock()
+			slowest := b.slowest
+			b.slowest = 0
+			b.mu.Unlock()
+			fmt.Fprintf(b.cfg.Out, "  %4.0fs  %8d receipts/s  slowest %6.1f ms  %d errors  %d timeouts%s\n", now.Sub(start).Seconds(), n-last, float64(slowest)/float64(time.Millisecond), b.errors.Load(), b.timeouts.Load(), stalled)
 			last = n
 		}
 	}
