@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"log/slog"
+	"sync"
 )
 
 // SetBootID makes the stores opened from now on believe the machine runs in
@@ -52,4 +53,24 @@ func Index(s *Store) IndexStats {
 		st.FilterBytes += t.filter.bytes()
 	}
 	return st
+}
+
+// HoldSorts makes the sorts of frozen memtables wait until release is
+// called; started reports each sort as it begins. Tests that use it must
+// not run in parallel.
+func HoldSorts() (started <-chan struct{}, release func()) {
+	old := sortFrozen
+	begun, gate := make(chan struct{}, 16), make(chan struct{})
+	sortFrozen = func(r *sortedRun, m *memtable) {
+		begun <- struct{}{}
+		<-gate
+		old(r, m)
+	}
+	var once sync.Once
+	return begun, func() {
+		once.Do(func() {
+			close(gate)
+			sortFrozen = old
+		})
+	}
 }

@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// BenchmarkFreeze sorts a full default memtable into a run: the pause a
-// commit takes when it starts an index merge.
+// BenchmarkFreeze sorts a full default memtable into a run: the work a
+// goroutine does beside the commits when a memtable fills (the commit
+// that fills it took this pause before the sort moved off its path).
 func BenchmarkFreeze(b *testing.B) {
 	m := newMemtable(DefaultMemtableSize)
 	r := newSortedRun(DefaultMemtableSize)

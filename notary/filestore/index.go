@@ -164,8 +164,13 @@ const fanout = 4
 
 // merger streams sorted inputs (a frozen memtable, or runs) into a new run.
 type merger struct {
-	inputs    []*table // the runs merged, side by side in index.runs; none for a flush
-	frozen    []entry  // entries of the frozen memtable not yet merged
+	inputs []*table // the runs merged, side by side in index.runs; none for a flush
+	frozen []entry  // entries of the frozen memtable not yet merged
+	// sorting, for a flush, is closed once the frozen memtable is sorted
+	// into sorted (a goroutine does it: see startFlush); nil once the
+	// merger took its entries.
+	sorting   <-chan struct{}
+	sorted    *sortedRun
 	srcs      []mergeSource
 	out       *tableWriter
 	remaining uint64 // input entries not yet consumed
@@ -187,7 +192,11 @@ type index struct {
 	log    *slog.Logger
 
 	active *memtable
-	frozen *sortedRun // being flushed while flush is not nil
+	// spare is the memtable that filled last: while a flush's sort runs,
+	// its entries are looked up there; then it waits to be the next active
+	// one. Allocated at the first flush.
+	spare  *memtable
+	frozen *sortedRun // being flushed while flush is not nil, once sorted
 	flush  *merger
 	runs   []*table  // the durable runs, in the order of their leaves, tiling [0, covered())
 	merges []*merger // merges of runs under way
@@ -336,7 +345,7 @@ func (ix *index) migrate(t *table) error {
 		level++
 	}
 	ix.log.Info("filestore: rewriting the commitment index table in the leveled format", "entries", t.count, "level", level)
-	m, err := ix.startMerge([]*table{t}, nil, t.from, t.covered, level)
+	m, err := ix.startMerge([]*table{t}, 0, t.from, t.covered, level)
 	if err != nil {
 		return err
 	}
@@ -393,7 +402,11 @@ func (ix *index) find(c notary.Commitment, confirm func(uint64) (bool, error)) (
 				return false, err
 			}
 		case src == len(ix.runs):
-			if ix.flush != nil {
+			switch {
+			case ix.flush == nil:
+			case ix.flush.sorting != nil:
+				ix.spare.lookup(k, add) // still being sorted
+			default:
 				ix.frozen.lookup(k, add)
 			}
 		default:
@@ -431,24 +444,61 @@ func (ix *index) insert(c notary.Commitment, index uint64, size uint64) error {
 }
 
 // startFlush freezes the active memtable, which covers leaves below next,
-// and starts writing it as a level-0 run.
+// and starts writing it as a level-0 run. The spare memtable becomes the
+// active one. Sorting the frozen one takes tens of milliseconds at the
+// default size, which every node of a cluster would spend in the same
+// commit: a goroutine does it, lookups meanwhile use the frozen memtable
+// itself, and the flush's work starts once it is sorted.
 func (ix *index) startFlush(next uint64) error {
-	ix.frozen.fill(ix.active)
-	m, err := ix.startMerge(nil, ix.frozen.entries, ix.active.from, next, 0)
+	full := ix.active
+	if ix.spare == nil {
+		ix.spare = newMemtable(ix.limit)
+	}
+	m, err := ix.startMerge(nil, uint64(full.len()), full.from, next, 0)
 	if err != nil {
 		return fmt.Errorf("start index flush: %w", err)
 	}
 	// Finish within half a memtable of inserts, before the next freeze.
 	m.perInsert = m.remaining/uint64(max(ix.limit/2, 1)) + 1
+	sorting := make(chan struct{})
+	m.sorting, m.sorted = sorting, ix.frozen
+	go func(run *sortedRun) {
+		sortFrozen(run, full)
+		close(sorting)
+	}(ix.frozen)
 	ix.flush = m
+	ix.active, ix.spare = ix.spare, full
 	ix.active.reset(next)
 	return nil
 }
 
-// startMerge starts a merge of the runs inputs and the frozen entries into
-// a run of level that holds the entries of the leaves [from, to).
-func (ix *index) startMerge(inputs []*table, frozen []entry, from, to, level uint64) (*merger, error) {
-	total := uint64(len(frozen))
+// sortFrozen sorts a frozen memtable into a run (tests hold it back).
+var sortFrozen = (*sortedRun).fill
+
+// takeSorted gives a flush the sorted entries of its frozen memtable, once
+// they are: at once when wait is false (reporting whether they were), or
+// after waiting for the sort.
+func (m *merger) takeSorted(wait bool) bool {
+	if m.sorting == nil {
+		return true
+	}
+	if !wait {
+		select {
+		case <-m.sorting:
+		default:
+			return false
+		}
+	}
+	<-m.sorting
+	m.frozen, m.sorting = m.sorted.entries, nil
+	return true
+}
+
+// startMerge starts a merge of the runs inputs and frozen entries of a
+// memtable into a run of level that holds the entries of the leaves
+// [from, to).
+func (ix *index) startMerge(inputs []*table, frozen uint64, from, to, level uint64) (*merger, error) {
+	total := frozen
 	for _, t := range inputs {
 		total += t.count
 	}
@@ -457,7 +507,7 @@ func (ix *index) startMerge(inputs []*table, frozen []entry, from, to, level uin
 	if err != nil {
 		return nil, err
 	}
-	m := &merger{inputs: inputs, frozen: frozen, out: out, remaining: total, from: from, to: to}
+	m := &merger{inputs: inputs, out: out, remaining: total, from: from, to: to}
 	for _, t := range inputs {
 		s := mergeSource{r: t.reader()}
 		if s.head, s.ok, err = s.r.next(); err != nil {
@@ -481,7 +531,7 @@ func (ix *index) compact() error {
 		if slices.ContainsFunc(group, func(t *table) bool { return t.merging || t.level != level }) {
 			continue
 		}
-		m, err := ix.startMerge(slices.Clone(group), nil, group[0].from, group[fanout-1].covered, level+1)
+		m, err := ix.startMerge(slices.Clone(group), 0, group[0].from, group[fanout-1].covered, level+1)
 		if err != nil {
 			return fmt.Errorf("start index merge: %w", err)
 		}
@@ -500,9 +550,12 @@ func (ix *index) compact() error {
 	return nil
 }
 
-// advance does the flush and merge work owed for inserted new entries.
+// advance does the flush and merge work owed for inserted new entries. A
+// flush whose memtable is still being sorted starts its work at a later
+// commit; what it owes until then is done by the end of it (complete, at
+// the next freeze at the latest).
 func (ix *index) advance(inserted int) error {
-	if m := ix.flush; m != nil {
+	if m := ix.flush; m != nil && m.takeSorted(false) {
 		if err := ix.step(m, uint64(inserted)*m.perInsert); err != nil {
 			return err
 		}
@@ -516,7 +569,10 @@ func (ix *index) advance(inserted int) error {
 }
 
 // complete does all the work left of m.
-func (ix *index) complete(m *merger) error { return ix.step(m, m.remaining) }
+func (ix *index) complete(m *merger) error {
+	m.takeSorted(true)
+	return ix.step(m, m.remaining)
+}
 
 // step consumes up to n input entries of m and finishes it when none are
 // left.
@@ -608,7 +664,7 @@ func (ix *index) trim(size uint64) error {
 	}
 	if ix.covered() > size {
 		t := ix.runs[len(ix.runs)-1]
-		m, err := ix.startMerge([]*table{t}, nil, t.from, size, t.level)
+		m, err := ix.startMerge([]*table{t}, 0, t.from, size, t.level)
 		if err != nil {
 			return err
 		}
@@ -625,6 +681,7 @@ func (ix *index) trim(size uint64) error {
 func (ix *index) close() {
 	for _, m := range append(ix.merges, ix.flush) {
 		if m != nil {
+			m.takeSorted(true) // the sort writes into ix.frozen, freed below
 			m.out.abort()
 		}
 	}
@@ -635,5 +692,9 @@ func (ix *index) close() {
 		ix.active.free()
 		ix.frozen.free()
 		ix.active, ix.frozen = nil, nil
+	}
+	if ix.spare != nil {
+		ix.spare.free()
+		ix.spare = nil
 	}
 }
