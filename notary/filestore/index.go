@@ -194,7 +194,8 @@ type index struct {
 	active *memtable
 	// spare is the memtable that filled last: while a flush's sort runs,
 	// its entries are looked up there; then it waits to be the next active
-	// one. Allocated at the first flush.
+	// one. Both are allocated (and their pages faulted in) at open, not in
+	// the commit that freezes.
 	spare  *memtable
 	frozen *sortedRun // being flushed while flush is not nil, once sorted
 	flush  *merger
@@ -318,7 +319,7 @@ func openIndex(dir string, key [16]byte, limit int, log *slog.Logger) (*index, e
 		}
 	}
 	ix.runs = keep
-	ix.active, ix.frozen = newMemtable(limit), newSortedRun(limit)
+	ix.active, ix.spare, ix.frozen = newMemtable(limit), newMemtable(limit), newSortedRun(limit)
 	ix.active.reset(ix.covered())
 	for _, t := range ix.runs {
 		var err error
@@ -451,9 +452,6 @@ func (ix *index) insert(c notary.Commitment, index uint64, size uint64) error {
 // itself, and the flush's work starts once it is sorted.
 func (ix *index) startFlush(next uint64) error {
 	full := ix.active
-	if ix.spare == nil {
-		ix.spare = newMemtable(ix.limit)
-	}
 	m, err := ix.startMerge(nil, uint64(full.len()), full.from, next, 0)
 	if err != nil {
 		return fmt.Errorf("start index flush: %w", err)

@@ -11,6 +11,7 @@ const (
 	hugePage      = 2 << 20
 	madvHugepage  = 14 // MADV_HUGEPAGE
 	minMappedSize = 1 << 20
+	pageStride    = 4 << 10 // the smallest page: every page is touched, huge or not
 )
 
 // allocWords returns n zeroed words and the function that frees them: see
@@ -41,6 +42,13 @@ func allocArray[T any](n int) (values []T, free func()) {
 	}
 	aligned := b[off : off+size]
 	syscall.Madvise(aligned, madvHugepage) // a hint: without huge pages it works all the same
+	// Fault every page in now. A huge page's first touch may make the
+	// kernel compact memory to find one (tens of milliseconds here), and
+	// a memtable's inserts reach a new page every 2 MiB: on every node of
+	// a cluster at the same leaf, inside a commit.
+	for i := 0; i < len(aligned); i += pageStride {
+		aligned[i] = 0
+	}
 	offHeap.Add(int64(size))
 	return unsafe.Slice((*T)(unsafe.Pointer(&aligned[0])), n), func() {
 		offHeap.Add(-int64(size))
