@@ -171,25 +171,17 @@ func (c *conn) serve(ctx context.Context) {
 // error closes it.
 func (c *conn) read(ctx context.Context) {
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.MessagesPerSecond), c.srv.cfg.MessageBurst)
-	var buf bytes.Buffer
+	var msgs messageBuffer
 	joinCtx, cancelJoin := context.WithTimeout(ctx, joinTimeout)
 	defer cancelJoin()
 	readCtx := joinCtx
 	for {
-		typ, r, err := c.ws.Reader(readCtx)
+		typ, data, err := msgs.read(readCtx, c.ws)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && c.room == nil {
 				c.fail(signalapi.RefuseFatal(signalapi.CodeNotJoined, "no join message within %s", joinTimeout), "")
 			}
 			return
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(io.LimitReader(r, signalapi.MaxMessageSize+1)); err != nil {
-			return
-		}
-		data := buf.Bytes() // until the next message: handling copies what it keeps
-		if buf.Cap() > keptReadBuffer {
-			buf = bytes.Buffer{} // a large message's buffer is not kept
 		}
 		if !lim.Allow() {
 			c.fail(signalapi.RefuseFatal(signalapi.CodeRateLimited, "more than %d messages a second", c.srv.cfg.MessagesPerSecond), "")
@@ -216,6 +208,30 @@ func (c *conn) read(ctx context.Context) {
 			readCtx = context.Background()
 		}
 	}
+}
+
+// messageBuffer reads a connection's messages into one buffer it reuses,
+// so that reading a message allocates nothing; a large message's buffer
+// is not kept.
+type messageBuffer struct{ buf bytes.Buffer }
+
+// read returns the next message of ws, its bytes valid until the next read
+// (handling copies what it keeps). It reads at most MaxMessageSize+1
+// bytes, so that the protocol's own check answers too_large.
+func (b *messageBuffer) read(ctx context.Context, ws *websocket.Conn) (websocket.MessageType, []byte, error) {
+	typ, r, err := ws.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	b.buf.Reset()
+	if _, err := b.buf.ReadFrom(io.LimitReader(r, signalapi.MaxMessageSize+1)); err != nil {
+		return 0, nil, err
+	}
+	data := b.buf.Bytes()
+	if b.buf.Cap() > keptReadBuffer {
+		b.buf = bytes.Buffer{}
+	}
+	return typ, data, nil
 }
 
 // take decodes and handles one message, answering an error message for a
@@ -263,8 +279,8 @@ func (c *conn) handle(m *signalapi.Message) error {
 	return c.room.handle(c, m)
 }
 
-// write sends queued messages and closes the socket after the last one. It
-// runs the pinger and waits for it.
+// write sends queued messages, and closes the socket after the last one
+// once the connection is closing; it ends when the queue is empty.
 func (c *conn) write() {
 	defer c.writer.Done()
 	var batch [][]byte

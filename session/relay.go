@@ -1,10 +1,8 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/coder/websocket"
@@ -90,19 +88,11 @@ func (c *conn) relay(ctx context.Context, to *member, join []byte, lim *rate.Lim
 	defer pings.stop()
 	// Reads and writes set up no watch on ctx each: the server's end
 	// closes the client's connection (serve), which ends this loop.
-	var buf bytes.Buffer
+	var msgs messageBuffer
 	for {
-		typ, r, err := c.ws.Reader(context.Background())
+		typ, data, err := msgs.read(context.Background(), c.ws)
 		if err != nil {
 			break
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(io.LimitReader(r, signalapi.MaxMessageSize+1)); err != nil {
-			break
-		}
-		data := buf.Bytes()
-		if buf.Cap() > keptReadBuffer {
-			buf = bytes.Buffer{}
 		}
 		if !lim.Allow() {
 			c.fail(signalapi.RefuseFatal(signalapi.CodeRateLimited, "more than %d messages a second", s.cfg.MessagesPerSecond), "")

@@ -480,14 +480,15 @@ func (m *merger) takeSorted(wait bool) bool {
 	if m.sorting == nil {
 		return true
 	}
-	if !wait {
+	if wait {
+		<-m.sorting
+	} else {
 		select {
 		case <-m.sorting:
 		default:
 			return false
 		}
 	}
-	<-m.sorting
 	m.frozen, m.sorting = m.sorted.entries, nil
 	return true
 }

@@ -176,14 +176,26 @@ func TestFreezeDoesNotWaitForTheSort(t *testing.T) {
 
 	// The commits fill the memtable and go on while the sort is held: if
 	// a commit waited for the sort, they would not end.
-	appended := make(chan struct{})
+	appended := make(chan error, 1)
 	go func() {
-		defer close(appended)
-		appendFresh(t, l, 0, memtable+500)
+		leaves := make([]notary.Leaf, memtable+500)
+		for i := range leaves {
+			leaves[i] = leafOf(uint64(i))
+		}
+		var err error
+		for len(leaves) > 0 && err == nil {
+			n := min(100, len(leaves))
+			_, err = l.Append(leaves[:n], nil)
+			leaves = leaves[n:]
+		}
+		appended <- err
 	}()
 	<-started
 	select {
-	case <-appended:
+	case err := <-appended:
+		if err != nil {
+			t.Fatal(err)
+		}
 	case <-time.After(time.Minute):
 		release()
 		t.Fatal("the commits waited for the frozen memtable's sort")
