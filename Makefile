@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 1m
 BENCHTIME ?= 1x
 
-.PHONY: test build vet bench bench-kv bench-join bench-100m fuzz vectors campaign clean
+.PHONY: test build vet bench bench-kv bench-join bench-100m bench-rqlite fuzz vectors campaign clean
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
@@ -38,6 +38,18 @@ bench-kv:
 JOIN_LEAVES ?= 10000000
 bench-join:
 	cd e2e && $(GO) test -count=1 -timeout 0 -run '^TestJoinGrownLog$$' -v -join.leaves $(JOIN_LEAVES)
+
+## bench-rqlite: one client writing one commitment at a time to a 3-node cluster and to a 3-node
+## rqlite cluster, interleaved rounds (docs/BENCHMARKS.md). It builds rqlited RQLITE_VERSION from
+## the module proxy into a temporary directory first (cgo: it needs a C compiler).
+RQLITE_VERSION ?= v8.43.4
+RQLITE_ROUNDS  ?= 3
+bench-rqlite:
+	@set -e; tmp=$$(mktemp -d); trap 'chmod -R u+w $$tmp; rm -rf $$tmp' EXIT; \
+	src=$$(cd $$tmp && $(GO) mod download -json github.com/rqlite/rqlite/v8@$(RQLITE_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	cp -r "$$src" $$tmp/src && chmod -R u+w $$tmp/src; \
+	echo "building rqlited $(RQLITE_VERSION)"; (cd $$tmp/src && CGO_ENABLED=1 $(GO) build -o $$tmp/rqlited ./cmd/rqlited); \
+	cd e2e && $(GO) test -count=1 -timeout 0 -run '^TestSequentialAgainstRqlite$$' -v -rqlite $$tmp/rqlited -rqlite.rounds $(RQLITE_ROUNDS)
 
 ## bench-100m: one log grown to BIG_LEAVES leaves through the cluster's state machine (ApplyBatch
 ## with commands of BIG_BATCH fresh commitments): the rate of each million, then proof, receipt and
