@@ -16,7 +16,11 @@ import (
 
 // Connection limits.
 const (
-	sendQueue   = 256              // messages waiting for a slow client before it is dropped
+	// sendQueue bounds the messages waiting for a client before it is
+	// dropped as too slow: a return's burst (joined, what was kept while
+	// it was away, and a patient's bundles with no holder yet) and room
+	// for the live messages after it.
+	sendQueue   = 1 + maxPending + maxPrescriptions + 256
 	joinTimeout = 10 * time.Second // from connecting to the join message
 	// keptReadBuffer is the largest read buffer a connection keeps for
 	// its next message.

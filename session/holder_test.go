@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,84 @@ func TestEndWaitsForKept(t *testing.T) {
 	if u, err := s.Client(sessiontest.AppKey, nil).Undelivered(ctx); err != nil || len(u.Events) != 0 {
 		t.Fatalf("held after the patient kept every bundle: %+v, %v", u, err)
 	}
+}
+
+// numberedRx is the HL7 example with its id made unique by i, so that
+// many prescriptions of one session are different documents.
+func numberedRx(t testing.TB, i int) []byte {
+	t.Helper()
+	var r map[string]any
+	if err := json.Unmarshal(medicationRequest(t), &r); err != nil {
+		t.Fatal(err)
+	}
+	r["id"] = fmt.Sprintf("away-%d", i)
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestAwayParticipantMissesNothing: what the server keeps for a
+// participant who is away, and what it sends again on the return, is
+// bounded by the session's own limits, not by a smaller queue. A
+// physician away while the patient keeps 70 bundles gets all 70 receipts
+// on coming back; a patient away for every prescription a session allows
+// gets them all on coming back, and is not dropped as a client too slow to
+// read them.
+func TestAwayParticipantMissesNothing(t *testing.T) {
+	n := sessiontest.StartNotary(t)
+	s := sessiontest.StartSignal(t, n, func(c *session.Config) { c.HolderWait = 300 * time.Millisecond })
+
+	t.Run("physician away", func(t *testing.T) {
+		patientTok, physicianTok := s.Tokens(t, "room-physician-away")
+		patient, physician := dial(t, s), dial(t, s)
+		patient.join(patientTok)
+		ticket := physician.join(physicianTok).Ticket
+		startSession(t, patient, physician)
+		const count = 70
+		var relayed []*signalapi.Message
+		for i := range count {
+			physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: fmt.Sprintf("rx-%d", i), Resource: numberedRx(t, i)})
+			relayed = append(relayed, patient.expect(signalapi.TypePrescription))
+		}
+		physician.ws.CloseNow()
+		patient.expect(signalapi.TypePeerLeft)
+		for _, m := range relayed {
+			patient.keep(m)
+		}
+		physician = dial(t, s)
+		physician.resume(ticket)
+		refs := map[string]bool{}
+		for len(refs) < count {
+			m := physician.expect(signalapi.TypeReceipt)
+			if m.Kind == notary.KindPrescription {
+				refs[m.Ref] = true
+			}
+		}
+	})
+
+	t.Run("patient away", func(t *testing.T) {
+		patientTok, physicianTok := s.Tokens(t, "room-patient-away")
+		patient, physician := dial(t, s), dial(t, s)
+		ticket := patient.join(patientTok).Ticket
+		physician.join(physicianTok)
+		startSession(t, patient, physician)
+		patient.ws.CloseNow()
+		physician.expect(signalapi.TypePeerLeft)
+		count := signalapi.MaxSessionPrescriptions
+		for i := range count {
+			physician.send(signalapi.Message{Type: signalapi.TypePrescription, Ref: fmt.Sprintf("rx-%d", i), Resource: numberedRx(t, i)})
+		}
+		// The prescriptions were taken in order: a refused message is
+		// answered after them.
+		noReceiptYet(t, physician)
+		patient = dial(t, s)
+		patient.resume(ticket)
+		bundles := map[string]bool{}
+		for len(bundles) < count {
+			m := patient.expect(signalapi.TypePrescription)
+			bundles[string(m.Bundle)] = true
+		}
+	})
 }

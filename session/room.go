@@ -19,8 +19,15 @@ const (
 	maxCandidatesPerOffer = 100 // ICE candidates one participant may send per offer or answer
 	maxPrescriptions      = signalapi.MaxSessionPrescriptions
 	maxConsents           = 64
-	maxPending            = 64   // messages kept for an absent participant
-	maxReconnects         = 1000 // reconnections a record lists per participant, which bounds its size
+	// maxPending bounds the messages kept for an absent participant. All
+	// of them matter (a session's receipts, a prescription's receipt and
+	// its only copy, a revocation's outcome, refusals), so it is what a
+	// session can send one side: per prescription at most three (its
+	// receipt, a refusal before it, a revocation's outcome) and the
+	// session's own records. It is never reached; if it were, the server
+	// would log the loss as an error.
+	maxPending    = 3*maxPrescriptions + 16
+	maxReconnects = 1000 // reconnections a record lists per participant, which bounds its size
 	// jobQueue holds every job a room can have queued at once, so that
 	// queueing never blocks: its prescriptions, a revocation of each
 	// (revoke.go), and its start and end records.
@@ -495,9 +502,11 @@ func (r *room) sendToLocked(role signalapi.Role, data []byte) {
 		p.c.enqueue(data)
 		return
 	}
-	if len(p.pending) < maxPending {
-		p.pending = append(p.pending, data)
+	if len(p.pending) >= maxPending {
+		r.srv.log.ErrorContext(r.srv.ctx, "a message for an absent participant was dropped: more than the session can send is waiting", "room", r.id, "session", r.session, "role", role, "waiting", len(p.pending))
+		return
 	}
+	p.pending = append(p.pending, data)
 }
 
 // info describes the room for the sessions API: no subjects, no documents.
