@@ -65,7 +65,7 @@ func TestJoinGrownLog(t *testing.T) {
 	var snap snapshotOnDisk
 	waitFor(t, readyTimeout, "a raft snapshot on the leader of the whole grown log", func() error {
 		var err error
-		if snap, err = newestSnapshot(leader.dataDir); err != nil {
+		if snap, err = snapshotOnDiskOf(leader.dataDir, true); err != nil {
 			return err
 		}
 		if snap.size < uint64(*joinLeaves) {
@@ -93,8 +93,9 @@ func TestJoinGrownLog(t *testing.T) {
 		t.Errorf("node-4 fetched %.0f leaves from its peers for a log of %d: it must install a snapshot and fetch no more than the log", fetched, want.Size)
 	}
 	// The snapshot it installed is one the leader took: it fetched exactly
-	// that snapshot's leaves, each once.
-	installed, err := newestSnapshot(n4.dataDir)
+	// that snapshot's leaves, each once. It is node-4's oldest: node-4 may
+	// have taken one of its own since.
+	installed, err := snapshotOnDiskOf(n4.dataDir, false)
 	if err != nil {
 		t.Fatalf("node-4 holds no snapshot: %v", err)
 	}
@@ -151,37 +152,38 @@ func growLog(t *testing.T, c *procCluster, leaves int) {
 	}
 }
 
-// snapshotOnDisk is the newest raft snapshot in a node's data directory.
+// snapshotOnDisk is a raft snapshot in a node's data directory.
 type snapshotOnDisk struct {
 	dir   string
 	size  uint64 // leaves, from the snapshot's header
 	bytes int64  // on disk, its files together
 }
 
-// newestSnapshot reads the header of the newest raft snapshot a node holds
-// ("TNSNAP02" | header length | header JSON {size, ...} | digest).
-func newestSnapshot(dataDir string) (snapshotOnDisk, error) {
+// snapshotOnDiskOf reads the header of the newest raft snapshot a node
+// holds, or of its oldest ("TNSNAP02" | header length | header JSON
+// {size, ...} | digest).
+func snapshotOnDiskOf(dataDir string, newest bool) (snapshotOnDisk, error) {
 	root := filepath.Join(dataDir, "raft", "snapshots")
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return snapshotOnDisk{}, err
 	}
-	var newest string
-	var newestIndex uint64
+	var chosen string
+	var chosenIndex uint64
 	for _, e := range entries {
 		// raft names them term-index-milliseconds.
 		parts := strings.Split(e.Name(), "-")
 		if !e.IsDir() || len(parts) != 3 || strings.HasSuffix(e.Name(), ".tmp") {
 			continue
 		}
-		if i, err := strconv.ParseUint(parts[1], 10, 64); err == nil && (newest == "" || i > newestIndex) {
-			newest, newestIndex = e.Name(), i
+		if i, err := strconv.ParseUint(parts[1], 10, 64); err == nil && (chosen == "" || newest && i > chosenIndex || !newest && i < chosenIndex) {
+			chosen, chosenIndex = e.Name(), i
 		}
 	}
-	if newest == "" {
+	if chosen == "" {
 		return snapshotOnDisk{}, errors.New("no snapshot yet")
 	}
-	dir := filepath.Join(root, newest)
+	dir := filepath.Join(root, chosen)
 	state, err := os.ReadFile(filepath.Join(dir, "state.bin"))
 	if err != nil {
 		return snapshotOnDisk{}, err
@@ -200,7 +202,7 @@ func newestSnapshot(dataDir string) (snapshotOnDisk, error) {
 	if err := json.Unmarshal(state[len(magic)+4:len(magic)+4+int(n)], &hdr); err != nil {
 		return snapshotOnDisk{}, fmt.Errorf("%s: %w", dir, err)
 	}
-	return snapshotOnDisk{dir: newest, size: hdr.Size, bytes: dirSize(dir)}, nil
+	return snapshotOnDisk{dir: chosen, size: hdr.Size, bytes: dirSize(dir)}, nil
 }
 
 // snapshotTimes reads from a node's logs how many snapshots raft took and
