@@ -35,12 +35,8 @@ func TestSequentialAgainstRqlite(t *testing.T) {
 	if *rqlited == "" {
 		t.Skip("no -rqlite binary given (make bench-rqlite)")
 	}
-	c := newProcCluster(t, testOrigin)
-	n1 := c.bootstrap("node-1")
-	waitReady(t, n1)
-	c.join("node-2", n1)
-	c.join("node-3", n1)
-	c.waitVoters(3)
+	c := startCluster(t)
+	n1 := c.waitLeader()
 	rq := startRqlite(t, *rqlited, 3)
 
 	ctx := context.Background()
