@@ -137,16 +137,7 @@ func TestEndWaitsForKept(t *testing.T) {
 // many prescriptions of one session are different documents.
 func numberedRx(t testing.TB, i int) []byte {
 	t.Helper()
-	var r map[string]any
-	if err := json.Unmarshal(medicationRequest(t), &r); err != nil {
-		t.Fatal(err)
-	}
-	r["id"] = fmt.Sprintf("away-%d", i)
-	data, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return editedMedicationRequest(t, func(r map[string]any) { r["id"] = fmt.Sprintf("away-%d", i) })
 }
 
 // TestAwayParticipantMissesNothing: what the server keeps for a

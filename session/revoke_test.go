@@ -173,16 +173,25 @@ func TestAllowanceAndRevocationInRoom(t *testing.T) {
 // numberOfRepeatsAllowed (nil: none).
 func medicationRequestWith(t testing.TB, repeats any) []byte {
 	t.Helper()
+	return editedMedicationRequest(t, func(r map[string]any) {
+		dr := r["dispenseRequest"].(map[string]any)
+		if repeats == nil {
+			delete(dr, "numberOfRepeatsAllowed")
+		} else {
+			dr["numberOfRepeatsAllowed"] = repeats
+		}
+	})
+}
+
+// editedMedicationRequest returns the HL7 example medrx0302 as edit
+// changed it.
+func editedMedicationRequest(t testing.TB, edit func(map[string]any)) []byte {
+	t.Helper()
 	var r map[string]any
 	if err := json.Unmarshal(medicationRequest(t), &r); err != nil {
 		t.Fatal(err)
 	}
-	dr := r["dispenseRequest"].(map[string]any)
-	if repeats == nil {
-		delete(dr, "numberOfRepeatsAllowed")
-	} else {
-		dr["numberOfRepeatsAllowed"] = repeats
-	}
+	edit(r)
 	data, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
