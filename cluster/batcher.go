@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
+	"github.com/telenotary/telenotary/notary"
 )
 
 // batcher is the leader's group commit: it drains queued submissions into
@@ -28,6 +29,10 @@ type batcher struct {
 	// leaf stamped lastMillis (the time guard, room on the disk); nil
 	// stamps always.
 	admit func(lastMillis int64) error
+	// cosign returns the checkpoint the FSM signed at size leaves with
+	// the signatures of want members on its note; nil when submissions
+	// never ask for more than one.
+	cosign func(ctx context.Context, size uint64, want int) (notary.SignedCheckpoint, error)
 
 	queue chan *submission
 	slots chan struct{}  // one token per apply in flight
@@ -49,6 +54,7 @@ type batcher struct {
 // submission is one request's entries, waiting for their leaf indexes.
 type submission struct {
 	entries []notaryapi.Entry
+	want    int               // signatures its receipts' checkpoint must carry
 	done    chan submitResult // buffered: the batcher never blocks on it
 	queued  time.Time
 }
@@ -60,6 +66,11 @@ type submitResult struct {
 	refused  []error // why the log's rules refused entries, at their positions; nil when none
 	err      error
 	applied  time.Time // when the FSM was done with the batch (zero on error)
+	// cosigned, when the submission wanted more than one signature, is
+	// the checkpoint of size leaves with them on its note, gathered at
+	// ready.
+	cosigned *notary.SignedCheckpoint
+	ready    time.Time
 }
 
 // fresh counts the entries that were new to the log.
@@ -91,8 +102,8 @@ func newBatcher(r *raft.Raft, f *fsm, cfg Config) *batcher {
 
 // submit queues entries and waits, for ctx or for the batcher to stop,
 // until they are committed and applied.
-func (b *batcher) submit(ctx context.Context, entries []notaryapi.Entry) (submitResult, error) {
-	s := &submission{entries: entries, done: make(chan submitResult, 1), queued: time.Now()}
+func (b *batcher) submit(ctx context.Context, entries []notaryapi.Entry, want int) (submitResult, error) {
+	s := &submission{entries: entries, want: want, done: make(chan submitResult, 1), queued: time.Now()}
 	select {
 	case b.queue <- s:
 	default:
@@ -242,6 +253,7 @@ func (b *batcher) apply(batch []*submission, n int) {
 		}
 		res.err = raftError(res.err)
 		b.observe(n, time.Since(start))
+		var cosigned []pendingCosign
 		off := 0
 		for _, s := range batch {
 			r := submitResult{err: res.err, firstNew: res.firstNew, size: res.size, applied: res.applied}
@@ -259,9 +271,55 @@ func (b *batcher) apply(batch []*submission, n int) {
 				}
 			}
 			off += len(s.entries)
+			if r.err == nil && s.want > 1 && b.cosign != nil {
+				cosigned = append(cosigned, pendingCosign{s, r})
+				continue
+			}
 			s.done <- r
 		}
+		if len(cosigned) > 0 {
+			// The apply slot is free again while the followers sign.
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				b.answerCosigned(res.size, cosigned)
+			}()
+		}
 	}()
+}
+
+// pendingCosign is a submission's result waiting for the signatures it
+// asked for.
+type pendingCosign struct {
+	s *submission
+	r submitResult
+}
+
+// answerCosigned gathers, once per count wanted, the signatures over the
+// checkpoint of size leaves that the submissions of one batch asked for,
+// then answers them: a request is woken once, with its signatures, rather
+// than for its indexes and again for the signatures.
+func (b *batcher) answerCosigned(size uint64, pending []pendingCosign) {
+	type gathered struct {
+		cp  notary.SignedCheckpoint
+		err error
+	}
+	byWant := map[int]gathered{}
+	for _, p := range pending {
+		g, ok := byWant[p.s.want]
+		if !ok {
+			g.cp, g.err = b.cosign(context.Background(), size, p.s.want)
+			byWant[p.s.want] = g
+		}
+		ready := time.Now()
+		if g.err != nil {
+			p.r.err = g.err
+		} else {
+			p.r.cosigned, p.r.ready = &g.cp, ready
+			b.stage("cosign", ready.Sub(p.r.applied))
+		}
+		p.s.done <- p.r
+	}
 }
 
 // raftError maps raft's errors to the package's.

@@ -83,7 +83,7 @@ func testClockOff(t *testing.T, off time.Duration) {
 		t.Fatalf("hand leadership to the skewed node: %v", err)
 	}
 	// Whenever it leads, it refuses to stamp.
-	if _, _, err := n3.Submit(ctx, []notaryapi.Entry{entryOf("direct", 0)}); !errors.Is(err, notaryapi.ErrClockSkew) && !errors.Is(err, notaryapi.ErrNotLeader) {
+	if _, _, err := n3.Submit(ctx, []notaryapi.Entry{entryOf("direct", 0)}, 1); !errors.Is(err, notaryapi.ErrClockSkew) && !errors.Is(err, notaryapi.ErrNotLeader) {
 		t.Errorf("a submission to the skewed node itself: %v, want clock_skew (or not_leader once it handed on)", err)
 	}
 	c.waitFor("leadership to move off the skewed node", func() bool {

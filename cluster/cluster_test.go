@@ -318,6 +318,75 @@ func TestMajorityCosignedNotarization(t *testing.T) {
 	check("with a node down", e.Commitment, resp.Receipt)
 }
 
+// TestMixedSignatureCounts: requests that share raft batches but ask for
+// one, two or three signatures (single notarizations and batch requests,
+// at once) each get a checkpoint with the signatures they asked for: a
+// verifier needing that many accepts the receipt, and the single-signature
+// ones carry the leader's signature alone.
+func TestMixedSignatureCounts(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	c.join("node-2", n1)
+	c.join("node-3", n1)
+	c.waitVoters(3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type result struct {
+		want int
+		e    notaryapi.Entry
+		r    *notary.Receipt
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		wg      sync.WaitGroup
+	)
+	cl := clientFor(c.leader())
+	for i := range 60 {
+		want := 1 + i%3
+		wg.Go(func() {
+			if i%4 == 0 { // a batch request of three
+				entries := []notaryapi.Entry{entryOf("mixed-batch", 3*i), entryOf("mixed-batch", 3*i+1), entryOf("mixed-batch", 3*i+2)}
+				resp, err := cl.NotarizeBatchSigned(ctx, entries, want)
+				if err != nil {
+					t.Errorf("batch %d, %d signatures: %v", i, want, err)
+					return
+				}
+				mu.Lock()
+				for j, r := range resp.Receipts {
+					results = append(results, result{want, entries[j], r})
+				}
+				mu.Unlock()
+				return
+			}
+			e := entryOf("mixed", i)
+			resp, err := cl.NotarizeSigned(ctx, e, want)
+			if err != nil {
+				t.Errorf("notarization %d, %d signatures: %v", i, want, err)
+				return
+			}
+			mu.Lock()
+			results = append(results, result{want, e, resp.Receipt})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, res := range results {
+		policy := c.policy()
+		policy.MinSignatures = res.want
+		v, err := notary.Verify(notary.Claim{Receipt: res.r, Commitment: res.e.Commitment}, policy)
+		if err != nil {
+			t.Fatalf("receipt %d asked with %d signatures: %v", res.r.Index, res.want, err)
+		}
+		if len(v.Signers) < res.want || (res.want == 1 && len(v.Signers) != 1) {
+			t.Fatalf("receipt %d asked with %d signatures is signed by %v", res.r.Index, res.want, v.Signers)
+		}
+	}
+}
+
 // TestReceiptAtALaggingFollower looks a commitment up at a follower that
 // has logged but not yet applied it: the follower relays the leader's
 // receipt instead of answering 404, and answers from its own log again

@@ -72,11 +72,11 @@ func (l ledger) Cosign(ctx context.Context, cp notary.SignedCheckpoint, want int
 	if want <= 1 {
 		return cp.Note, nil
 	}
-	_, members := l.clusterInfo()
-	if want > len(members) {
-		return nil, httpapi.Field("signatures", "the cluster has %d nodes; it cannot give %d signatures", len(members), want)
-	}
 	return l.cosigns.do(ctx, cosignKey{size: cp.Size, want: want}, func(ctx context.Context) ([]byte, error) {
+		_, members := l.clusterInfo()
+		if want > len(members) {
+			return nil, httpapi.Field("signatures", "the cluster has %d nodes; it cannot give %d signatures", len(members), want)
+		}
 		return l.gather(ctx, cp, want, members)
 	})
 }
@@ -210,6 +210,23 @@ func (c *cosignCache) evictOldest() {
 	if oldest != nil {
 		delete(c.calls, *oldest)
 	}
+}
+
+// cosignAt returns the checkpoint the FSM signed at size leaves (or its
+// latest, when that one is gone) with the signatures of want members on
+// its note.
+func (n *Node) cosignAt(ctx context.Context, size uint64, want int) (notary.SignedCheckpoint, error) {
+	cp := n.fsm.checkpointOf(size)
+	if cp == nil {
+		return notary.SignedCheckpoint{}, fmt.Errorf("%w: no checkpoint yet", notaryapi.ErrNoLeader)
+	}
+	note, err := n.ledger.Cosign(ctx, *cp, want)
+	if err != nil {
+		return notary.SignedCheckpoint{}, err
+	}
+	cosigned := *cp
+	cosigned.Note = note
+	return cosigned, nil
 }
 
 // pushCommit has a leader tell its followers now the commit index of what

@@ -132,7 +132,7 @@ func TestNotReadyWhenDiskLow(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, _, err := n.Submit(ctx, []notaryapi.Entry{entryOf("disk", 0)}); !errors.Is(err, notaryapi.ErrDiskLow) {
+	if _, _, err := n.Submit(ctx, []notaryapi.Entry{entryOf("disk", 0)}, 1); !errors.Is(err, notaryapi.ErrDiskLow) {
 		t.Fatalf("a write with the disk low: %v, want disk_low", err)
 	}
 	resp, err := http.Get(n.url + "/readyz")
@@ -196,7 +196,7 @@ func TestNoQuorumAnswered503(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, _, err := leader.Submit(ctx, []notaryapi.Entry{entryOf("stalled", 0)}); !errors.Is(err, notaryapi.ErrNoQuorum) {
+	if _, _, err := leader.Submit(ctx, []notaryapi.Entry{entryOf("stalled", 0)}, 1); !errors.Is(err, notaryapi.ErrNoQuorum) {
 		t.Fatalf("a write without a quorum that takes writes: %v, want no_quorum", err)
 	}
 	c.waitFor("the leader's no-quorum alert", func() bool { return hasAlert(leader, notaryapi.AlertNoQuorum) })

@@ -451,6 +451,7 @@ func (n *Node) serve(id identity, hasState bool) {
 	n.batcher.observe = n.metrics.batch
 	n.batcher.stage = n.metrics.stage
 	n.batcher.admit = n.admit
+	n.batcher.cosign = n.cosignAt
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.goFunc(func() { n.batcher.run(bg) })

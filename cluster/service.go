@@ -39,17 +39,26 @@ func (n *Node) leaderURL() string {
 
 // Submit logs entries through the group commit (this node must lead) and
 // returns their receipts in order, proven into the checkpoint the FSM
-// signed after applying them; receipts with an index below firstNew are
-// of commitments logged before.
-func (n *Node) Submit(ctx context.Context, entries []notaryapi.Entry) (receipts []*notary.Receipt, firstNew uint64, err error) {
+// signed after applying them, with the signatures of that many members
+// on it (this node's included; 0 or 1: this node's alone); receipts with
+// an index below firstNew are of commitments logged before.
+func (n *Node) Submit(ctx context.Context, entries []notaryapi.Entry, signatures int) (receipts []*notary.Receipt, firstNew uint64, err error) {
 	start := time.Now()
-	res, err := n.batcher.submit(ctx, entries)
+	res, err := n.batcher.submit(ctx, entries, signatures)
 	if err != nil {
 		return nil, 0, err
 	}
 	proving := time.Now()
-	n.metrics.stage("answer", proving.Sub(res.applied))
-	if receipts, err = n.receipts(res.indexes, res.size); err != nil {
+	cp := res.cosigned
+	if cp == nil {
+		n.metrics.stage("answer", proving.Sub(res.applied))
+		if cp = n.fsm.checkpointOf(res.size); cp == nil {
+			return nil, 0, fmt.Errorf("%w: no checkpoint yet", notaryapi.ErrNoLeader)
+		}
+	} else {
+		n.metrics.stage("answer", proving.Sub(res.ready))
+	}
+	if receipts, err = n.receipts(res.indexes, *cp); err != nil {
 		return nil, 0, err
 	}
 	n.metrics.stage("proof", time.Since(proving))
@@ -57,19 +66,16 @@ func (n *Node) Submit(ctx context.Context, entries []notaryapi.Entry) (receipts 
 	return receipts, res.firstNew, nil
 }
 
-// receipts proves each index into the checkpoint the FSM signed after
-// the batch that held them (of size leaves), and checks each proof before
-// it is served. All the receipts of a batch share that checkpoint, so the
-// followers sign it once for them all when they are asked to cosign.
-func (n *Node) receipts(indexes []uint64, size uint64) ([]*notary.Receipt, error) {
-	cp := n.fsm.checkpointOf(size)
-	if cp == nil {
-		return nil, fmt.Errorf("%w: no checkpoint yet", notaryapi.ErrNoLeader)
-	}
+// receipts proves each index into cp, the checkpoint the FSM signed
+// after the batch that held them (or its latest), and checks each proof
+// before it is served. All the receipts of a batch share that checkpoint,
+// so the followers sign it once for them all when they are asked to
+// cosign.
+func (n *Node) receipts(indexes []uint64, cp notary.SignedCheckpoint) ([]*notary.Receipt, error) {
 	out := make([]*notary.Receipt, len(indexes))
 	err := n.fsm.ReadLog(func(l *notary.Log) error {
 		for i, idx := range indexes {
-			r, err := l.Receipt(idx, *cp)
+			r, err := l.Receipt(idx, cp)
 			if err != nil {
 				return err
 			}
@@ -81,7 +87,7 @@ func (n *Node) receipts(indexes []uint64, size uint64) ([]*notary.Receipt, error
 		return nil, err
 	}
 	for _, r := range out {
-		if err := n.fsm.checkServed(r, *cp); err != nil {
+		if err := n.fsm.checkServed(r, cp); err != nil {
 			return nil, err
 		}
 	}

@@ -68,7 +68,7 @@ func TestForwardingCoalesces(t *testing.T) {
 
 	// One commitment the leader has logged already.
 	old := randomHex()
-	if _, _, err := leader.Submit(t.Context(), []notaryapi.Entry{{Kind: notary.KindConsent, Commitment: mustCommitment(t, old)}}); err != nil {
+	if _, _, err := leader.Submit(t.Context(), []notaryapi.Entry{{Kind: notary.KindConsent, Commitment: mustCommitment(t, old)}}, 1); err != nil {
 		t.Fatal(err)
 	}
 	const clients = 40

@@ -112,10 +112,7 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 		writeReceipts(w, resp)
 		return
 	}
-	receipts, firstNew, err := a.Cluster.Submit(r.Context(), []notaryapi.Entry{e})
-	if err == nil {
-		err = a.timeCosign(r.Context(), want, receipts[0])
-	}
+	receipts, firstNew, err := a.Cluster.Submit(r.Context(), []notaryapi.Entry{e}, want)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -129,18 +126,6 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.timeWrite(w, resp, arrived, decoded)
-}
-
-// timeCosign is cosign, timed as the write path's cosign stage when more
-// than one signature is asked.
-func (a *api) timeCosign(ctx context.Context, want int, receipts ...*notary.Receipt) error {
-	if want <= 1 || a.Stage == nil {
-		return a.cosign(ctx, want, receipts...)
-	}
-	start := time.Now()
-	err := a.cosign(ctx, want, receipts...)
-	a.Stage("cosign", time.Since(start))
-	return err
 }
 
 // timeWrite writes the receipts of a submission this node took as leader,
@@ -228,10 +213,7 @@ func (a *api) notarizeBatch(w http.ResponseWriter, r *http.Request) {
 		a.forward(w, r, body)
 		return
 	}
-	receipts, firstNew, err := a.Cluster.Submit(r.Context(), entries)
-	if err == nil {
-		err = a.timeCosign(r.Context(), want, receipts...)
-	}
+	receipts, firstNew, err := a.Cluster.Submit(r.Context(), entries, want)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -27,9 +27,10 @@ type Cluster interface {
 	Leader() (isLeader bool, leaderURL string)
 	// Submit logs entries through the leader's group commit (this node
 	// must lead) and returns their receipts in order, proven into the
-	// checkpoint signed after they were applied; receipts with an index
-	// below firstNew are of commitments logged before.
-	Submit(ctx context.Context, entries []notaryapi.Entry) (receipts []*notary.Receipt, firstNew uint64, err error)
+	// checkpoint signed after they were applied, which carries the
+	// signatures of that many members (1 or less: this node's); receipts
+	// with an index below firstNew are of commitments logged before.
+	Submit(ctx context.Context, entries []notaryapi.Entry, signatures int) (receipts []*notary.Receipt, firstNew uint64, err error)
 	// Members returns the cluster's identity and members, sorted by ID.
 	Members() (clusterID, origin string, members []notaryapi.MemberInfo)
 	// Status is the node's view of itself and the cluster; NotReady why

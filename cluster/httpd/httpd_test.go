@@ -446,7 +446,7 @@ func TestForwarding(t *testing.T) {
 
 	// A commitment the follower has answers there, without the leader.
 	follower.leader = true
-	if _, _, err := follower.Submit(context.Background(), []notaryapi.Entry{{Kind: notary.KindConsent, Commitment: mustCommitment(t, c)}}); err != nil {
+	if _, _, err := follower.Submit(context.Background(), []notaryapi.Entry{{Kind: notary.KindConsent, Commitment: mustCommitment(t, c)}}, 1); err != nil {
 		t.Fatal(err)
 	}
 	follower.leader = false

@@ -75,7 +75,7 @@ func (n *memNode) sign() error {
 
 func (n *memNode) Leader() (bool, string) { return n.leader, n.leaderURL }
 
-func (n *memNode) Submit(ctx context.Context, entries []notaryapi.Entry) ([]*notary.Receipt, uint64, error) {
+func (n *memNode) Submit(ctx context.Context, entries []notaryapi.Entry, signatures int) ([]*notary.Receipt, uint64, error) {
 	if !n.leader {
 		return nil, 0, notaryapi.ErrNotLeader
 	}
@@ -94,9 +94,15 @@ func (n *memNode) Submit(ctx context.Context, entries []notaryapi.Entry) ([]*not
 	if err := n.sign(); err != nil {
 		return nil, 0, err
 	}
+	cp := *n.cp
+	if signatures > 1 {
+		if cp.Note, err = n.Cosign(ctx, cp, signatures); err != nil {
+			return nil, 0, err
+		}
+	}
 	receipts := make([]*notary.Receipt, len(indexes))
 	for i, idx := range indexes {
-		if receipts[i], err = n.log.Receipt(idx, *n.cp); err != nil {
+		if receipts[i], err = n.log.Receipt(idx, cp); err != nil {
 			return nil, 0, err
 		}
 	}

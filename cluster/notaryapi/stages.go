@@ -26,9 +26,9 @@ var WriteStages = []WriteStage{
 	{"commit", true, "from proposing the entry to the leader's state machine taking it: the leader's append, a follower's, the commit"},
 	{"apply", true, "the state machine appends the leaves and signs the checkpoint"},
 	{"sign", true, "signing the checkpoint (part of apply)"},
-	{"answer", false, "from the state machine's end to the request having its result"},
+	{"cosign", false, "from the state machine's end to the other nodes' signatures gathered (only when more than one is asked)"},
+	{"answer", false, "from the state machine's end, or the signatures, to the request having its result"},
 	{"proof", false, "the receipts are proven into the checkpoint and checked"},
-	{"cosign", false, "gathering the other nodes' signatures (only when more than one is asked)"},
 	{"write", false, "the answer is encoded and written"},
 	{"total", false, "from the request's arrival to its answer written"},
 }

@@ -243,7 +243,7 @@ var errRefused = errors.New("monitortest: this node takes no writes or membershi
 func (n *Node) Leader() (bool, string) { return true, "" }
 
 // Submit implements httpd.Cluster: refused.
-func (n *Node) Submit(context.Context, []notaryapi.Entry) ([]*notary.Receipt, uint64, error) {
+func (n *Node) Submit(context.Context, []notaryapi.Entry, int) ([]*notary.Receipt, uint64, error) {
 	return nil, 0, errRefused
 }
 
