@@ -476,8 +476,7 @@ func (a *api) signatures(r *http.Request) (int, error) {
 	case "":
 		return 1, nil
 	case notaryapi.SignaturesMajority:
-		_, _, members := a.Cluster.Members()
-		return len(members)/2 + 1, nil
+		return a.Cluster.Majority(), nil
 	}
 	k, err := strconv.Atoi(s)
 	if err != nil || k < 1 || k > notaryapi.MaxSignatures {

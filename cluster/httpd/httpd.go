@@ -33,6 +33,9 @@ type Cluster interface {
 	Submit(ctx context.Context, entries []notaryapi.Entry, signatures int) (receipts []*notary.Receipt, firstNew uint64, err error)
 	// Members returns the cluster's identity and members, sorted by ID.
 	Members() (clusterID, origin string, members []notaryapi.MemberInfo)
+	// Majority is more than half of the cluster's members: what
+	// ?signatures=majority asks for.
+	Majority() int
 	// Status is the node's view of itself and the cluster; NotReady why
 	// it cannot do its job now (nil when it can).
 	Status() notaryapi.Status

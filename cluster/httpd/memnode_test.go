@@ -129,6 +129,12 @@ func (n *memNode) Members() (string, string, []notaryapi.MemberInfo) {
 	return testClusterID, n.origin, append([]notaryapi.MemberInfo(nil), n.members...)
 }
 
+func (n *memNode) Majority() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.members)/2 + 1
+}
+
 func (n *memNode) Status() notaryapi.Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -256,6 +256,9 @@ func (n *Node) Members() (string, string, []notaryapi.MemberInfo) {
 	return "", n.origin, ms
 }
 
+// Majority implements httpd.Cluster.
+func (n *Node) Majority() int { return len(n.keys.Signers)/2 + 1 }
+
 // Status implements httpd.Cluster.
 func (n *Node) Status() notaryapi.Status {
 	cp := n.Checkpoint()
