@@ -324,11 +324,7 @@ func TestMajorityCosignedNotarization(t *testing.T) {
 // verifier needing that many accepts the receipt, and the single-signature
 // ones carry the leader's signature alone.
 func TestMixedSignatureCounts(t *testing.T) {
-	c := newTestCluster(t)
-	n1 := c.bootstrap("node-1")
-	c.join("node-2", n1)
-	c.join("node-3", n1)
-	c.waitVoters(3)
+	c := threeNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	type result struct {
@@ -384,6 +380,39 @@ func TestMixedSignatureCounts(t *testing.T) {
 		if len(v.Signers) < res.want || (res.want == 1 && len(v.Signers) != 1) {
 			t.Fatalf("receipt %d asked with %d signatures is signed by %v", res.r.Index, res.want, v.Signers)
 		}
+	}
+}
+
+// TestCosignaturesFromStreams: one notarization after another, each asking
+// for every node's signature, on a cluster of three: after the first
+// gathering opens the followers' checkpoint streams, the leader takes
+// their signatures from the streams rather than asking for each batch
+// (telenotary_cosignatures_total by way), and every receipt verifies
+// under a policy needing all three.
+func TestCosignaturesFromStreams(t *testing.T) {
+	c := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	leader := c.leader()
+	policy := c.policy()
+	policy.MinSignatures = 3
+	const n = 40
+	for i := range n {
+		e := entryOf("streamed", i)
+		resp, err := clientFor(leader).NotarizeSigned(ctx, e, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := notary.Verify(notary.Claim{Receipt: resp.Receipt, Commitment: e.Commitment}, policy); err != nil {
+			t.Fatalf("notarization %d: %v", i, err)
+		}
+	}
+	streamed := metric(t, leader, `telenotary_cosignatures_total{via="stream"}`)
+	asked := metric(t, leader, `telenotary_cosignatures_total{via="request"}`)
+	// Two signatures a notarization; the first ones are asked for while
+	// the streams open.
+	if streamed+asked < 2*n || streamed < n {
+		t.Fatalf("of %d followers' signatures, %v came by stream and %v were asked for; want most by stream", 2*n, streamed, asked)
 	}
 }
 

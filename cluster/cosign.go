@@ -53,13 +53,21 @@ func (f *fsm) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {
 // log, and the cosigning of checkpoints with the other members.
 type ledger struct {
 	*fsm
-	self    string       // this node's ID
-	client  *http.Client // reaches the other members' APIs
-	cosigns *cosignCache // gatherings of signatures, shared by the requests that want them
+	self    string         // this node's ID
+	client  *http.Client   // reaches the other members' APIs
+	cosigns *cosignCache   // gatherings of signatures, shared by the requests that want them
+	streams *cosignStreams // the followers' signed checkpoints as they apply
+	// counted counts a follower's signature that came by stream or by
+	// request.
+	counted func(via string)
 	// pushCommit has the followers learn at once what the leader has
 	// applied (nil: they learn it in raft's own time).
 	pushCommit func()
 }
+
+// streamWait is how long a gathering waits for a follower's signature on
+// its stream before it asks for it.
+const streamWait = 50 * time.Millisecond
 
 // cosignWait bounds how long a node waits for its peers' signatures.
 const cosignWait = 3 * time.Second
@@ -103,6 +111,11 @@ func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int
 	var askers sync.WaitGroup
 	for _, m := range others {
 		askers.Go(func() {
+			if note, ok := l.streams.wait(ask, m.ID, m.HTTPAddr, cp.Size, streamWait); ok {
+				l.counted("stream")
+				theirs <- note
+				return
+			}
 			c := notaryapi.NewClient(notaryapi.ClientConfig{HTTPClient: l.client})
 			// A peer that has not applied this size yet soon will: retry.
 			wait := &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 100 * time.Millisecond}
@@ -110,6 +123,8 @@ func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int
 				backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
 			if err != nil {
 				note = nil
+			} else {
+				l.counted("request")
 			}
 			theirs <- note
 		})

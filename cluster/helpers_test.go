@@ -131,6 +131,18 @@ func (c *testCluster) bootstrap(id string) *testNode {
 	return n
 }
 
+// threeNodes starts a cluster of three voters: node-1, which bootstraps
+// it, node-2 and node-3.
+func threeNodes(t *testing.T) *testCluster {
+	t.Helper()
+	c := newTestCluster(t)
+	n1 := c.bootstrap("node-1")
+	c.join("node-2", n1)
+	c.join("node-3", n1)
+	c.waitVoters(3)
+	return c
+}
+
 // join starts a node that joins through the given nodes.
 func (c *testCluster) join(id string, via ...*testNode) *testNode {
 	c.t.Helper()

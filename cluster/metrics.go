@@ -26,6 +26,9 @@ type metrics struct {
 	// lifecycleRefused counts the dispenses and revocations the log's
 	// rules refused, by reason.
 	lifecycleRefused *prometheus.CounterVec
+	// cosignatures counts the followers' signatures a leader gathered,
+	// by how they came: stream or request.
+	cosignatures *prometheus.CounterVec
 
 	mu      sync.Mutex // guards the samples
 	lat     ring       // seconds per notarize request
@@ -75,6 +78,9 @@ func newMetrics(n *Node) *metrics {
 	m.lifecycleRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_lifecycle_refused_total",
 		Help: "Dispenses and revocations the log's rules refused (applied on this node), by reason."}, []string{"reason"})
 	m.registry.MustRegister(m.lifecycleRefused)
+	m.cosignatures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_cosignatures_total",
+		Help: "Other nodes' signatures this node gathered as leader for cosigned receipts, by how they came: from a follower's checkpoint stream or asked for."}, []string{"via"})
+	m.registry.MustRegister(m.cosignatures)
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_notarize_seconds", Help: "Time from a submission's arrival to its receipt.",
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	m.batchEntries = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_batch_entries", Help: "Entries per raft entry proposed by the batcher.",

@@ -472,13 +472,15 @@ func (n *Node) serve(id identity, hasState bool) {
 			}
 		})
 	}
-	n.ledger = ledger{fsm: n.fsm, self: cfg.ID, client: n.forward, cosigns: newCosignCache(), pushCommit: n.pushCommit}
+	n.ledger = ledger{fsm: n.fsm, self: cfg.ID, client: n.forward, cosigns: newCosignCache(), pushCommit: n.pushCommit,
+		streams: newCosignStreams(n.forward), counted: func(via string) { n.metrics.cosignatures.WithLabelValues(via).Inc() }}
 	n.witnessed = newWitnessed(cfg.Witnesses, n.metrics.witness)
 	n.runWitnesses(bg)
 	var witnesses httpd.Witnesses
 	if len(cfg.Witnesses) > 0 {
 		witnesses = n.witnessed
 	}
+	stopping := make(chan struct{})
 	handler := httpd.New(httpd.Config{
 		Cluster: n, Ledger: n.ledger, Witnesses: witnesses,
 		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
@@ -486,8 +488,9 @@ func (n *Node) serve(id identity, hasState bool) {
 			n.metrics.forwarded.WithLabelValues("batches").Inc()
 			n.metrics.forwarded.WithLabelValues("entries").Add(float64(entries))
 		},
-		Metrics: promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
-		Stage:   n.metrics.stage,
+		Metrics:  promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}),
+		Stage:    n.metrics.stage,
+		Stopping: stopping,
 	})
 	if cfg.TLS != nil {
 		handler = httpapi.HSTS(handler)
@@ -495,8 +498,11 @@ func (n *Node) serve(id identity, hasState bool) {
 	n.http = &http.Server{Handler: handler, TLSConfig: cfg.TLS,
 		ReadHeaderTimeout: apiReadHeader, ReadTimeout: apiRead, WriteTimeout: apiWrite, IdleTimeout: apiIdle, MaxHeaderBytes: apiMaxHeader,
 		ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}
-	// Shutdown waits for the handlers to return: end the event streams.
-	n.http.RegisterOnShutdown(n.events.close)
+	// Shutdown waits for the handlers to return: end the streams.
+	n.http.RegisterOnShutdown(sync.OnceFunc(func() {
+		n.events.close()
+		close(stopping)
+	}))
 	n.goFunc(func() {
 		var err error
 		if cfg.TLS != nil {
@@ -683,6 +689,9 @@ func (n *Node) shutdownParts() error {
 	var errs []error
 	if n.cancel != nil {
 		n.cancel()
+	}
+	if n.ledger.streams != nil {
+		n.ledger.streams.close()
 	}
 	if n.fsm != nil {
 		n.fsm.stopWaiting() // raft's shutdown waits for the FSM

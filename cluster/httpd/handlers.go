@@ -743,21 +743,32 @@ func (a *api) clusterAction(w http.ResponseWriter, r *http.Request, role auth.Ro
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
-// events streams the node's events as server-sent events until the client
-// goes away or the node stops.
-func (a *api) events(w http.ResponseWriter, r *http.Request) {
+// openStream takes a stream slot for r's caller and lifts the server's
+// write timeout, which a stream outlives; when it cannot, it answers why
+// and reports false. release gives the slot back.
+func (a *api) openStream(w http.ResponseWriter, r *http.Request) (ctl *http.ResponseController, release func(), ok bool) {
 	release, err := a.streams.take(a.Tokens.Role(r), httpapi.ClientIP(r))
 	if err != nil {
 		a.fail(w, r, err)
+		return nil, nil, false
+	}
+	ctl = http.NewResponseController(w)
+	if err := ctl.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		release()
+		a.fail(w, r, err)
+		return nil, nil, false
+	}
+	return ctl, release, true
+}
+
+// events streams the node's events as server-sent events until the client
+// goes away or the node stops.
+func (a *api) events(w http.ResponseWriter, r *http.Request) {
+	ctl, release, ok := a.openStream(w, r)
+	if !ok {
 		return
 	}
 	defer release()
-	// A stream outlives the server's write timeout.
-	ctl := http.NewResponseController(w)
-	if err := ctl.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		a.fail(w, r, err)
-		return
-	}
 	events, cancel, err := a.Cluster.Subscribe()
 	if err != nil {
 		a.fail(w, r, err)
@@ -784,6 +795,59 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 			}
 			b, _ := json.Marshal(e)
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
+			if err := ctl.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// checkpointStream streams this node's signed checkpoints as it applies
+// batches: each a line with the note's length in bytes, then the note.
+// Several batches applied before the stream catches up send only the
+// newest. A leader gathering its followers' signatures reads them here
+// rather than asking for each batch's checkpoint.
+func (a *api) checkpointStream(w http.ResponseWriter, r *http.Request) {
+	ctl, release, ok := a.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if a.Stopping != nil {
+		go func() {
+			select {
+			case <-a.Stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	w.Header().Set("Content-Type", "application/x.telenotary.checkpoint-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	ctl.Flush()
+	var sent uint64
+	for {
+		cp := a.Ledger.Checkpoint()
+		if cp != nil && cp.Size > sent {
+			fmt.Fprintf(w, "%d\n", len(cp.Note))
+			w.Write(cp.Note)
+			if err := ctl.Flush(); err != nil {
+				return
+			}
+			sent = cp.Size
+		}
+		wait, cancelWait := context.WithTimeout(ctx, 15*time.Second)
+		a.Ledger.WaitSize(wait, sent+1)
+		idle := wait.Err() != nil
+		cancelWait()
+		if ctx.Err() != nil {
+			return
+		}
+		if idle { // a keep-alive: an empty note
+			fmt.Fprint(w, "0\n")
 			if err := ctl.Flush(); err != nil {
 				return
 			}

@@ -133,8 +133,12 @@ type Config struct {
 	Metrics http.Handler
 	// Stage, when set, is told how long each stage of the write path the
 	// API owns took for a submission this node took as leader (read,
-	// cosign, write, total: see notaryapi.WriteStages).
+	// write, total: see notaryapi.WriteStages).
 	Stage func(stage string, took time.Duration)
+	// Stopping, closed when the node stops, ends the checkpoint streams
+	// (a server's Shutdown waits for its handlers); nil: they end with
+	// their requests.
+	Stopping <-chan struct{}
 	// Limits bounds each client's requests and event streams (see
 	// DefaultLimits).
 	Limits Limits
@@ -198,6 +202,7 @@ func (a *api) routes() []route {
 		{"GET /v1/prescriptions/{commitment}/status", a.consistent(a.prescriptionStatus)},
 		{"GET /v1/checkpoint", a.consistent(a.checkpoint)},
 		{"GET /v1/checkpoint/cosignatures", a.cosignatures},
+		{"GET /v1/checkpoint/stream", a.checkpointStream},
 		{"GET /v1/proofs/inclusion", a.consistent(a.inclusion)},
 		{"GET /v1/proofs/consistency", a.consistent(a.consistency)},
 		{"GET /v1/leaves", a.consistent(a.leaves)},

@@ -14,6 +14,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -337,6 +338,42 @@ func TestOpenAPILive(t *testing.T) {
 		t.Fatalf("event stream: %v", err)
 	}
 
+	// The checkpoint stream: the newest signed checkpoint at once, then
+	// one per batch applied, each a length line and the note.
+	sreq, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/checkpoint/stream", nil)
+	sresp, err := client.Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	br := bufio.NewReader(sresp.Body)
+	var sizes []uint64
+	for len(sizes) < 2 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("checkpoint stream: %v", err)
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(line, "\n"))
+		if err != nil || n <= 0 {
+			t.Fatalf("checkpoint stream frame %q", line)
+		}
+		msg := make([]byte, n)
+		if _, err := io.ReadFull(br, msg); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := notary.ParseSignedCheckpoint(msg)
+		if err != nil {
+			t.Fatalf("checkpoint stream note %q: %v", msg, err)
+		}
+		sizes = append(sizes, cp.Size)
+		if len(sizes) == 1 {
+			go do("POST", "/v1/notarize", submitterToken, `{"kind":"document","commitment":"`+randomHex()+`"}`)
+		}
+	}
+	if sizes[1] != sizes[0]+1 {
+		t.Errorf("checkpoint stream sizes %v, want the head and then one more leaf", sizes)
+	}
+
 	// Consistent reads, through the validating transport; a bad value is
 	// a problem naming the parameter.
 	for _, path := range []string{"/v1/checkpoint?consistent=1", "/v1/leaves?start=0&count=1&consistent=true"} {
@@ -384,7 +421,7 @@ func TestSecurityAsDocumented(t *testing.T) {
 				continue
 			}
 			url := srv.URL + strings.ReplaceAll(path, "{commitment}", randomHex())
-			if method == "GET" && path == "/v1/events" {
+			if method == "GET" && (path == "/v1/events" || path == "/v1/checkpoint/stream") {
 				continue // a stream: public, checked by TestOpenAPILive
 			}
 			st, _, _ := exchange(t, http.DefaultClient, method, url, "", "")

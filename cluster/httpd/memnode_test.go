@@ -32,6 +32,7 @@ type memNode struct {
 	members []notaryapi.MemberInfo
 	retired []notaryapi.RetiredKey
 	subs    map[chan notaryapi.Event]bool
+	grown   chan struct{} // closed and replaced when the log grows
 }
 
 func newMemNode(origin string, nodes int) (*memNode, error) {
@@ -39,7 +40,7 @@ func newMemNode(origin string, nodes int) (*memNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &memNode{origin: origin, leader: true, log: l, subs: map[chan notaryapi.Event]bool{}}
+	n := &memNode{origin: origin, leader: true, log: l, subs: map[chan notaryapi.Event]bool{}, grown: make(chan struct{})}
 	for i := range nodes {
 		skey, vkey, err := note.GenerateKey(nil, fmt.Sprintf("node-%d", i+1))
 		if err != nil {
@@ -59,6 +60,8 @@ func newMemNode(origin string, nodes int) (*memNode, error) {
 // sign signs the head with the node's own key; mu must be held or the
 // node not yet shared.
 func (n *memNode) sign() error {
+	close(n.grown)
+	n.grown = make(chan struct{})
 	head := n.log.Head()
 	var ts int64
 	if head.Size > 0 {
@@ -241,7 +244,21 @@ func (n *memNode) ReceiptIn(c notary.Commitment, cp *notary.SignedCheckpoint) (*
 }
 
 // WaitSize returns at once: the in-memory node applies as it submits.
-func (n *memNode) WaitSize(context.Context, uint64) {}
+func (n *memNode) WaitSize(ctx context.Context, size uint64) {
+	for {
+		n.mu.Lock()
+		have, grown := n.log.Head().Size, n.grown
+		n.mu.Unlock()
+		if have >= size {
+			return
+		}
+		select {
+		case <-grown:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
 
 func (n *memNode) CheckpointAt(size uint64) (notary.SignedCheckpoint, error) {
 	n.mu.Lock()

@@ -89,8 +89,8 @@ func (s *Spec) Uncovered() []string {
 // does not fit, an answer status the operation does not declare, a body
 // that does not fit the schema of its status and content type. A request
 // for a path or method the document lacks must be answered 404 or 405 with
-// a problem fitting the Problem schema. Answers of type text/event-stream
-// are checked up to their headers.
+// a problem fitting the Problem schema. Streams (text/event-stream and
+// the checkpoint stream's type) are checked up to their headers.
 func (s *Spec) Transport(t testing.TB, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -169,7 +169,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: opts}
-	if mt := resp.Header.Get("Content-Type"); !slices.Contains([]string{"text/event-stream"}, mt) {
+	if mt := resp.Header.Get("Content-Type"); !slices.Contains([]string{"text/event-stream", "application/x.telenotary.checkpoint-stream"}, mt) {
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
