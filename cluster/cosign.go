@@ -1,16 +1,19 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"github.com/hashicorp/raft"
-	"github.com/telenotary/telenotary/cluster/internal/raftfix"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/hashicorp/raft"
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/telenotary/telenotary/cluster/httpapi"
+	"github.com/telenotary/telenotary/cluster/internal/raftfix"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
@@ -58,7 +61,7 @@ type ledger struct {
 	cosigns *cosignCache   // gatherings of signatures, shared by the requests that want them
 	streams *cosignStreams // the followers' signed checkpoints as they apply
 	// counted counts a follower's signature that came by stream or by
-	// request.
+	// request, or was refused (it did not verify).
 	counted func(via string)
 	// pushCommit has the followers learn at once what the leader has
 	// applied (nil: they learn it in raft's own time).
@@ -112,19 +115,27 @@ func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int
 	for _, m := range others {
 		askers.Go(func() {
 			if note, ok := l.streams.wait(ask, m.ID, m.HTTPAddr, cp.Size, streamWait); ok {
-				l.counted("stream")
-				theirs <- note
-				return
+				if line, err := signatureBy(note, cp, m); err == nil {
+					l.count("stream")
+					theirs <- line
+					return
+				}
+				l.count("refused") // then ask: the stream may be stale
 			}
 			c := notaryapi.NewClient(notaryapi.ClientConfig{HTTPClient: l.client})
 			// A peer that has not applied this size yet soon will: retry.
 			wait := &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 100 * time.Millisecond}
 			note, err := backoff.Retry(ask, func() ([]byte, error) { return c.CheckpointOf(ask, m.HTTPAddr, cp.Size) },
 				backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
+			if err == nil {
+				if note, err = signatureBy(note, cp, m); err != nil {
+					l.count("refused")
+				}
+			}
 			if err != nil {
 				note = nil
 			} else {
-				l.counted("request")
+				l.count("request")
 			}
 			theirs <- note
 		})
@@ -151,6 +162,33 @@ func (l ledger) gather(ctx context.Context, cp notary.SignedCheckpoint, want int
 		}
 	}
 	return nil, fmt.Errorf("%w: %d of the %d signatures asked for", notaryapi.ErrNoLeader, have, want)
+}
+
+// count counts a follower's signature by how it came (counted may be nil).
+func (l ledger) count(via string) {
+	if l.counted != nil {
+		l.counted(via)
+	}
+}
+
+// signatureBy returns cp's body signed by member m alone, taken from
+// theirs, a note m sent: the leader serves a member's signature only once
+// it verifies with the member's current key over the leader's own
+// checkpoint, and no other line of what m sent.
+func signatureBy(theirs []byte, cp notary.SignedCheckpoint, m notaryapi.MemberInfo) ([]byte, error) {
+	v, err := note.NewVerifier(m.VerifierKey)
+	if err != nil {
+		return nil, fmt.Errorf("member %s's key: %w", m.ID, err)
+	}
+	n, err := note.Open(theirs, note.VerifierList(v))
+	if err != nil {
+		return nil, fmt.Errorf("member %s's note: %w", m.ID, err)
+	}
+	body, _, ok := bytes.Cut(cp.Note, []byte("\n\n"))
+	if !ok || n.Text != string(body)+"\n" {
+		return nil, fmt.Errorf("member %s signed another checkpoint of size %d", m.ID, cp.Size)
+	}
+	return []byte(n.Text + "\n\u2014 " + n.Sigs[0].Name + " " + n.Sigs[0].Base64 + "\n"), nil
 }
 
 // cosignCache runs one gathering of signatures per checkpoint size and

@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 )
 
@@ -113,4 +117,96 @@ func FuzzReadStreamNote(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGatherKeepsOnlyVerifiedSignatures: the leader serves a member's
+// signature only when it verifies with that member's key over the
+// leader's own checkpoint, and nothing else of what the member sent. A
+// follower answering with its name but another key, with a checkpoint of
+// another root, or with a line forged for a witness, adds nothing; an
+// honest one adds its line alone.
+func TestGatherKeepsOnlyVerifiedSignatures(t *testing.T) {
+	key := func(name string) (note.Signer, string) {
+		skey, vkey, err := notary.GenerateKey(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := notary.NewSigner(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, vkey
+	}
+	leaderKey, leaderVKey := key("node-1")
+	followerKey, followerVKey := key("node-2")
+	impostor, _ := key("node-2") // the same name, another key
+	witness, _ := key("witness-1")
+	body := notary.Checkpoint{Origin: "example.org/log", Size: 9, Root: notary.Hash{1}, Timestamp: 1}
+	cp, err := body.Sign(leaderKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(c notary.Checkpoint, signers ...note.Signer) []byte {
+		sc, err := c.Sign(signers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc.Note
+	}
+	other := body
+	other.Root = notary.Hash{2}
+	for _, c := range []struct {
+		name   string
+		answer []byte
+		ok     bool
+	}{
+		{"honest", sign(body, followerKey), true},
+		{"honest, with a forged witness line", sign(body, followerKey, witness), true},
+		{"another key under the member's name", sign(body, impostor), false},
+		{"another root", sign(other, followerKey), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Write(c.answer)
+			}))
+			defer srv.Close()
+			var counted []string
+			l := ledger{self: "node-1", client: srv.Client(), counted: func(via string) { counted = append(counted, via) }}
+			members := []notaryapi.MemberInfo{
+				{Member: notaryapi.Member{ID: "node-1", VerifierKey: leaderVKey}},
+				{Member: notaryapi.Member{ID: "node-2", HTTPAddr: srv.URL, VerifierKey: followerVKey}},
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := l.gather(ctx, cp, 2, members)
+			if !c.ok {
+				if err == nil {
+					t.Fatalf("served %q", got)
+				}
+				if !slices.Contains(counted, "refused") {
+					t.Errorf("counted %v, want a refusal", counted)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var verifiers []note.Verifier
+			for _, k := range []string{leaderVKey, followerVKey} {
+				v, err := note.NewVerifier(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				verifiers = append(verifiers, v)
+			}
+			policy := notary.Policy{Origin: "example.org/log", MinSignatures: 2, Verifiers: verifiers}
+			if _, err := notary.OpenCheckpoint(got, policy); err != nil {
+				t.Fatalf("the cosigned note %q: %v", got, err)
+			}
+			if bytes.Contains(got, []byte("witness-1")) {
+				t.Fatalf("the leader served a line the follower forged: %q", got)
+			}
+		})
+	}
 }

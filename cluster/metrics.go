@@ -79,7 +79,7 @@ func newMetrics(n *Node) *metrics {
 		Help: "Dispenses and revocations the log's rules refused (applied on this node), by reason."}, []string{"reason"})
 	m.registry.MustRegister(m.lifecycleRefused)
 	m.cosignatures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "telenotary_cosignatures_total",
-		Help: "Other nodes' signatures this node gathered as leader for cosigned receipts, by how they came: from a follower's checkpoint stream or asked for."}, []string{"via"})
+		Help: "Other nodes' signatures this node gathered as leader for cosigned receipts, by how they came: from a follower's checkpoint stream or asked for; refused: one that did not verify with the member's key over this node's checkpoint."}, []string{"via"})
 	m.registry.MustRegister(m.cosignatures)
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "telenotary_notarize_seconds", Help: "Time from a submission's arrival to its receipt.",
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
