@@ -69,9 +69,9 @@ func (c *cosignStreams) close() {
 // wait returns member's note over the checkpoint of size from its stream
 // (served at url), once the stream has it. It reports false when the
 // stream is not up (it opens it then, for the next gatherings, unless it
-// stopped within streamRetry), passed size without it (the follower applied several batches at once), or
-// sent nothing of size within limit: the caller asks instead. A nil
-// cosignStreams follows none.
+// stopped within streamRetry), passed size without it (the follower
+// applied several batches at once), or sent nothing of size within limit:
+// the caller asks instead. A nil cosignStreams follows none.
 func (c *cosignStreams) wait(ctx context.Context, member, url string, size uint64, limit time.Duration) ([]byte, bool) {
 	if c == nil {
 		return nil, false

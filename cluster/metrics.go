@@ -27,7 +27,7 @@ type metrics struct {
 	// rules refused, by reason.
 	lifecycleRefused *prometheus.CounterVec
 	// cosignatures counts the followers' signatures a leader gathered,
-	// by how they came: stream or request.
+	// by how they came (stream or request), and those it refused.
 	cosignatures *prometheus.CounterVec
 
 	mu      sync.Mutex // guards the samples
