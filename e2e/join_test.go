@@ -65,7 +65,7 @@ func TestJoinGrownLog(t *testing.T) {
 	var snap snapshotOnDisk
 	waitFor(t, readyTimeout, "a raft snapshot on the leader of the whole grown log", func() error {
 		var err error
-		if snap, err = snapshotOnDiskOf(leader.dataDir, true); err != nil {
+		if snap, err = snapshotOnDiskOf(leader.dataDir); err != nil {
 			return err
 		}
 		if snap.size < uint64(*joinLeaves) {
@@ -92,17 +92,24 @@ func TestJoinGrownLog(t *testing.T) {
 	if fetched == 0 || fetched > float64(want.Size) {
 		t.Errorf("node-4 fetched %.0f leaves from its peers for a log of %d: it must install a snapshot and fetch no more than the log", fetched, want.Size)
 	}
-	// The snapshot it installed is one the leader took: it fetched exactly
-	// that snapshot's leaves, each once. It is node-4's oldest: node-4 may
-	// have taken one of its own since.
-	installed, err := snapshotOnDiskOf(n4.dataDir, false)
-	if err != nil {
-		t.Fatalf("node-4 holds no snapshot: %v", err)
+	// It fetched exactly the leaves of the snapshots it installed, each
+	// once: a second install (the leader compacted past the first while
+	// node-4 caught up) fetches only what the first lacked.
+	installs := snapshotInstalls(t, n4)
+	if len(installs) == 0 {
+		t.Fatalf("node-4 logged no snapshot install")
 	}
-	if uint64(fetched) != installed.size {
-		t.Errorf("node-4 fetched %.0f leaves to install a snapshot of %d", fetched, installed.size)
+	var held uint64
+	for _, in := range installs {
+		if in.fetched != in.leaves-held {
+			t.Errorf("node-4 fetched %d leaves to install a snapshot of %d while it held %d", in.fetched, in.leaves, held)
+		}
+		held = in.leaves
 	}
-	t.Logf("node-4 fetched %.0f leaves for the snapshot it installed (%d leaves)", fetched, installed.size)
+	if uint64(fetched) != held {
+		t.Errorf("node-4 fetched %.0f leaves in all to install snapshots up to %d leaves", fetched, held)
+	}
+	t.Logf("node-4 fetched %.0f leaves for the %d snapshot(s) it installed (%+v)", fetched, len(installs), installs)
 
 	for _, n := range c.running() {
 		if count, longest := snapshotTimes(t, n); count > 0 {
@@ -160,9 +167,8 @@ type snapshotOnDisk struct {
 }
 
 // snapshotOnDiskOf reads the header of the newest raft snapshot a node
-// holds, or of its oldest ("TNSNAP02" | header length | header JSON
-// {size, ...} | digest).
-func snapshotOnDiskOf(dataDir string, newest bool) (snapshotOnDisk, error) {
+// holds ("TNSNAP02" | header length | header JSON {size, ...} | digest).
+func snapshotOnDiskOf(dataDir string) (snapshotOnDisk, error) {
 	root := filepath.Join(dataDir, "raft", "snapshots")
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -176,7 +182,7 @@ func snapshotOnDiskOf(dataDir string, newest bool) (snapshotOnDisk, error) {
 		if !e.IsDir() || len(parts) != 3 || strings.HasSuffix(e.Name(), ".tmp") {
 			continue
 		}
-		if i, err := strconv.ParseUint(parts[1], 10, 64); err == nil && (chosen == "" || newest && i > chosenIndex || !newest && i < chosenIndex) {
+		if i, err := strconv.ParseUint(parts[1], 10, 64); err == nil && (chosen == "" || i > chosenIndex) {
 			chosen, chosenIndex = e.Name(), i
 		}
 	}
@@ -293,4 +299,28 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return total
+}
+
+// snapshotInstall is one "installed a snapshot" line of a node's log.
+type snapshotInstall struct{ leaves, fetched uint64 }
+
+var installedLine = regexp.MustCompile(`msg="installed a snapshot" .*leaves=(\d+) fetched=(\d+)`)
+
+// snapshotInstalls reads the snapshots the node installed from its logs,
+// in order.
+func snapshotInstalls(t *testing.T, n *nodeProc) []snapshotInstall {
+	t.Helper()
+	var out []snapshotInstall
+	for _, path := range n.logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range installedLine.FindAllSubmatch(b, -1) {
+			leaves, _ := strconv.ParseUint(string(m[1]), 10, 64)
+			fetched, _ := strconv.ParseUint(string(m[2]), 10, 64)
+			out = append(out, snapshotInstall{leaves, fetched})
+		}
+	}
+	return out
 }
