@@ -261,8 +261,6 @@ func readMeta(dir string, logger *slog.Logger) (clusterMeta, error) {
 	return file.clusterMeta, nil
 }
 
-// clusterInfo returns a copy of the replicated identity and members,
-// sorted by ID.
 // retiredKeys returns the keys members no longer sign with, oldest first.
 func (f *fsm) retiredKeys() []notaryapi.RetiredKey {
 	f.metaMu.RLock()
@@ -270,6 +268,16 @@ func (f *fsm) retiredKeys() []notaryapi.RetiredKey {
 	return slices.Clone(f.meta.Retired)
 }
 
+// memberHTTPAddr returns the API base URL of member id, or "" when it is
+// not a member (every request asks it of the leader: no copy).
+func (f *fsm) memberHTTPAddr(id string) string {
+	f.metaMu.RLock()
+	defer f.metaMu.RUnlock()
+	return f.meta.Members[id].HTTPAddr
+}
+
+// clusterInfo returns a copy of the replicated identity and members,
+// sorted by ID.
 func (f *fsm) clusterInfo() (g *genesis, members []notaryapi.MemberInfo) {
 	f.metaMu.RLock()
 	defer f.metaMu.RUnlock()

@@ -28,13 +28,7 @@ func (n *Node) leaderURL() string {
 	if id == raft.ServerID(n.cfg.ID) {
 		return n.cfg.HTTPAdvertise
 	}
-	_, members := n.fsm.clusterInfo()
-	for _, m := range members {
-		if m.ID == string(id) {
-			return m.HTTPAddr
-		}
-	}
-	return ""
+	return n.fsm.memberHTTPAddr(string(id))
 }
 
 // Submit logs entries through the group commit (this node must lead) and
