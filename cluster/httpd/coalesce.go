@@ -3,7 +3,6 @@ package httpd
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,8 +26,12 @@ import (
 const maxForwardBatch = notaryapi.MaxBatchRequest
 
 // forwardsInFlight is how many batches of one lane may be on their way at
-// once: one fills while the other travels.
-const forwardsInFlight = 2
+// once. One: the next fills while it travels, and reaches the leader as
+// one submission, so the leader's raft entries stay as large as when the
+// clients ask it directly (with two, each forwarded batch became a raft
+// entry of its own: 56% more entries a receipt, each paying its fsyncs
+// and signatures on every node; see docs/BENCHMARKS.md).
+const forwardsInFlight = 1
 
 // coalescer gathers a follower's forwarded submissions into batches.
 type coalescer struct {
@@ -54,13 +57,21 @@ type forwarded struct {
 	done  chan forwardResult // buffered: the batch never waits for its reader
 }
 
+// forwardResult is a submission's receipt as the leader wrote it, or why
+// there is none.
 type forwardResult struct {
-	resp notaryapi.NotarizeResponse
-	err  error
+	receipt  notaryapi.RawReceipt
+	existing bool
+	err      error
+}
+
+// AppendJSON appends the client's response (see writeReceipts).
+func (f forwardResult) AppendJSON(b []byte) ([]byte, error) {
+	return f.receipt.AppendNotarizeResponse(b, f.existing), nil
 }
 
 // submit forwards e as part of a batch and returns its receipt.
-func (c *coalescer) submit(ctx context.Context, r *http.Request, e notaryapi.Entry) (notaryapi.NotarizeResponse, error) {
+func (c *coalescer) submit(ctx context.Context, r *http.Request, e notaryapi.Entry) (forwardResult, error) {
 	key := laneKey{auth: r.Header.Get("Authorization"), query: r.URL.RawQuery}
 	f := &forwarded{entry: e, done: make(chan forwardResult, 1)}
 	c.mu.Lock()
@@ -79,69 +90,83 @@ func (c *coalescer) submit(ctx context.Context, r *http.Request, e notaryapi.Ent
 	}
 	c.mu.Unlock()
 	if start {
-		go c.drain(key, l)
+		// The submitter that finds a free slot carries the first batch
+		// itself (a lone client's request passes no other goroutine);
+		// what gathered meanwhile goes on from a goroutine of its own.
+		c.send(key, c.next(key, l))
+		if batch := c.next(key, l); batch != nil {
+			go func() {
+				c.send(key, batch)
+				c.drain(key, l)
+			}()
+		}
 	}
 	select {
 	case res := <-f.done:
-		return res.resp, res.err
+		return res, res.err
 	case <-ctx.Done():
 		// The batch goes on without this client; the commitment may be
 		// logged, as with any request whose client gave up.
-		return notaryapi.NotarizeResponse{}, fmt.Errorf("%w: %v", httpapi.ErrCanceled, ctx.Err())
+		return forwardResult{}, fmt.Errorf("%w: %v", httpapi.ErrCanceled, ctx.Err())
 	}
 }
 
 // drain sends the lane's waiting submissions as batches until none wait.
 func (c *coalescer) drain(key laneKey, l *lane) {
-	for {
-		c.mu.Lock()
-		if len(l.waiting) == 0 {
-			l.inFlight--
-			if l.inFlight == 0 {
-				delete(c.lanes, key)
-			}
-			c.mu.Unlock()
-			return
-		}
-		n := min(len(l.waiting), maxForwardBatch)
-		batch := l.waiting[:n:n]
-		l.waiting = l.waiting[n:]
-		c.mu.Unlock()
+	for batch := c.next(key, l); batch != nil; batch = c.next(key, l) {
 		c.send(key, batch)
 	}
+}
+
+// next takes the lane's next batch; when none waits it gives the slot
+// back and returns nil.
+func (c *coalescer) next(key laneKey, l *lane) []*forwarded {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(l.waiting) == 0 {
+		l.inFlight--
+		if l.inFlight == 0 {
+			delete(c.lanes, key)
+		}
+		return nil
+	}
+	n := min(len(l.waiting), maxForwardBatch)
+	batch := l.waiting[:n:n]
+	l.waiting = l.waiting[n:]
+	return batch
 }
 
 // send forwards one batch to the leader and hands each submission its
 // answer.
 func (c *coalescer) send(key laneKey, batch []*forwarded) {
-	resp, err := c.post(key, batch)
+	receipts, firstNew, err := c.post(key, batch)
 	for i, f := range batch {
 		if err != nil {
 			f.done <- forwardResult{err: err}
 			continue
 		}
-		r := resp.Receipts[i]
-		f.done <- forwardResult{resp: notaryapi.NotarizeResponse{Receipt: r, Existing: r.Index < resp.FirstNew}}
+		f.done <- forwardResult{receipt: receipts[i], existing: receipts[i].Index < firstNew}
 	}
 	if c.a.Forwarded != nil {
 		c.a.Forwarded(len(batch))
 	}
 }
 
-// post sends the batch request; the error is the leader's problem, or why
-// it could not be asked.
-func (c *coalescer) post(key laneKey, batch []*forwarded) (*notaryapi.BatchResponse, error) {
+// post sends the batch request and returns the leader's receipts as it
+// wrote them, each checked to be for its entry; the error is the leader's
+// problem, or why it could not be asked.
+func (c *coalescer) post(key laneKey, batch []*forwarded) (receipts []notaryapi.RawReceipt, firstNew uint64, err error) {
 	_, leader := c.a.Cluster.Leader()
 	if leader == "" {
-		return nil, fmt.Errorf("%w: this node knows no leader", notaryapi.ErrNoLeader)
+		return nil, 0, fmt.Errorf("%w: this node knows no leader", notaryapi.ErrNoLeader)
 	}
 	entries := make([]notaryapi.Entry, len(batch))
 	for i, f := range batch {
 		entries[i] = f.entry
 	}
-	body, err := json.Marshal(notaryapi.BatchRequest{Entries: entries})
+	body, err := notaryapi.AppendBatchJSON(nil, entries)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	url := leader + "/v1/notarize/batch"
 	if key.query != "" {
@@ -151,7 +176,7 @@ func (c *coalescer) post(key laneKey, batch []*forwarded) (*notaryapi.BatchRespo
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if key.auth != "" {
@@ -160,26 +185,29 @@ func (c *coalescer) post(key laneKey, batch []*forwarded) (*notaryapi.BatchRespo
 	req.Header.Set(notaryapi.HeaderForwarded, "1")
 	resp, err := c.a.Forward.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: forwarding to the leader: %v", notaryapi.ErrNoLeader, err)
+		return nil, 0, fmt.Errorf("%w: forwarding to the leader: %v", notaryapi.ErrNoLeader, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &leaderAnswer{httpapi.ReadProblem(resp)}
+		return nil, 0, &leaderAnswer{httpapi.ReadProblem(resp)}
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxForwardAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading the leader's answer: %v", notaryapi.ErrNoLeader, err)
+	var data bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n <= maxForwardAnswer {
+		data.Grow(int(n) + bytes.MinRead) // one read, no regrowing
 	}
-	var out notaryapi.BatchResponse
-	if err := out.UnmarshalJSON(data); err != nil || len(out.Receipts) != len(batch) {
-		return nil, fmt.Errorf("%w: the leader's batch answer does not fit the batch (%v)", httpapi.ErrInternal, err)
+	if _, err := data.ReadFrom(io.LimitReader(resp.Body, maxForwardAnswer)); err != nil {
+		return nil, 0, fmt.Errorf("%w: reading the leader's answer: %v", notaryapi.ErrNoLeader, err)
 	}
-	for i, r := range out.Receipts {
-		if r == nil || r.Leaf.Commitment != entries[i].Commitment {
-			return nil, fmt.Errorf("%w: the leader's receipt %d is for another commitment", httpapi.ErrInternal, i)
+	receipts, firstNew, err = notaryapi.SplitBatchResponse(data.Bytes())
+	if err != nil || len(receipts) != len(batch) {
+		return nil, 0, fmt.Errorf("%w: the leader's batch answer does not fit the batch (%d receipts for %d entries, %v)", httpapi.ErrInternal, len(receipts), len(batch), err)
+	}
+	for i, r := range receipts {
+		if r.Commitment != entries[i].Commitment {
+			return nil, 0, fmt.Errorf("%w: the leader's receipt %d is for another commitment", httpapi.ErrInternal, i)
 		}
 	}
-	return &out, nil
+	return receipts, firstNew, nil
 }
 
 // leaderAnswer is the leader's refusal of a forwarded batch: each of its

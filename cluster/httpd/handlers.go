@@ -99,7 +99,7 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, fmt.Errorf("%w: a forwarded request reached a follower", notaryapi.ErrNotLeader))
 			return
 		}
-		resp, err := a.coalesce.submit(r.Context(), r, e)
+		res, err := a.coalesce.submit(r.Context(), r, e)
 		var refused *leaderAnswer
 		switch {
 		case errors.As(err, &refused):
@@ -109,7 +109,7 @@ func (a *api) notarize(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-		writeReceipts(w, resp)
+		writeReceipts(w, res)
 		return
 	}
 	receipts, firstNew, err := a.Cluster.Submit(r.Context(), []notaryapi.Entry{e}, want)

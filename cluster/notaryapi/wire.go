@@ -414,3 +414,173 @@ func plainString(b []byte) (string, []byte, bool) {
 	}
 	return string(b[:end]), b[end+1:], true
 }
+
+// RawReceipt is one receipt of a batch response as the node that wrote it
+// spelled it, with the members a relay checks: a follower hands the
+// leader's receipts on to its clients without decoding and writing them
+// again (the clients verify them anyway).
+type RawReceipt struct {
+	JSON       []byte
+	Index      uint64
+	Commitment notary.Commitment
+}
+
+// AppendNotarizeResponse appends the single response that carries the
+// receipt, as [NotarizeResponse.AppendJSON] writes it (no fill: a relayed
+// batch holds no dispenses).
+func (r RawReceipt) AppendNotarizeResponse(b []byte, existing bool) []byte {
+	b = append(b, `{"receipt":`...)
+	b = append(b, r.JSON...)
+	b = append(b, `,"existing":`...)
+	b = strconv.AppendBool(b, existing)
+	return append(b, '}', '\n')
+}
+
+// SplitBatchResponse reads a batch response into its raw receipts and
+// first_new. It reads the envelope and each receipt's head (version,
+// origin, index, kind, commitment) as a node writes them and only finds
+// the end of the rest; an answer spelled otherwise is decoded in full
+// and its receipts written again.
+func SplitBatchResponse(b []byte) ([]RawReceipt, uint64, error) {
+	if out, firstNew, err := splitFast(b); err == nil {
+		return out, firstNew, nil
+	}
+	var resp BatchResponse
+	if err := resp.UnmarshalJSON(b); err != nil {
+		return nil, 0, err
+	}
+	out := make([]RawReceipt, len(resp.Receipts))
+	for i, r := range resp.Receipts {
+		if r == nil {
+			return nil, 0, fmt.Errorf("receipts[%d] is null", i)
+		}
+		raw, err := r.AppendJSON(nil)
+		if err != nil {
+			return nil, 0, fmt.Errorf("receipts[%d]: %w", i, err)
+		}
+		out[i] = RawReceipt{JSON: raw, Index: r.Index, Commitment: r.Leaf.Commitment}
+	}
+	return out, resp.FirstNew, nil
+}
+
+func splitFast(b []byte) ([]RawReceipt, uint64, error) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"receipts":[`))
+	if !ok {
+		return nil, 0, errEnvelope
+	}
+	var out []RawReceipt
+	if r, ok := bytes.CutPrefix(rest, []byte("]")); ok {
+		rest = r
+	} else {
+		for {
+			head, err := readReceiptHead(rest)
+			if err != nil {
+				return nil, 0, err
+			}
+			n, err := objectEnd(rest)
+			if err != nil {
+				return nil, 0, err
+			}
+			head.JSON = rest[:n:n]
+			out = append(out, head)
+			rest = rest[n:]
+			if r, ok := bytes.CutPrefix(rest, []byte(",")); ok {
+				rest = r
+				continue
+			}
+			if rest, ok = bytes.CutPrefix(rest, []byte("]")); !ok {
+				return nil, 0, errEnvelope
+			}
+			break
+		}
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"first_new":`)); !ok {
+		return nil, 0, errEnvelope
+	}
+	digits := 0
+	for digits < len(rest) && rest[digits] >= '0' && rest[digits] <= '9' {
+		digits++
+	}
+	firstNew, err := strconv.ParseUint(string(rest[:digits]), 10, 64)
+	if err != nil || !bytes.Equal(bytes.TrimRight(rest[digits:], "\n"), []byte("}")) {
+		return nil, 0, errEnvelope
+	}
+	return out, firstNew, nil
+}
+
+// readReceiptHead reads the members a receipt starts with as
+// [notary.Receipt.AppendJSON] writes them.
+func readReceiptHead(b []byte) (RawReceipt, error) {
+	var r RawReceipt
+	b, ok := bytes.CutPrefix(b, []byte(`{"version":`+strconv.Itoa(notary.ReceiptVersion)+`,"origin":`))
+	if !ok {
+		return r, errEnvelope
+	}
+	n, err := stringEnd(b)
+	if err != nil {
+		return r, err
+	}
+	if b, ok = bytes.CutPrefix(b[n:], []byte(`,"index":`)); !ok {
+		return r, errEnvelope
+	}
+	digits := 0
+	for digits < len(b) && b[digits] >= '0' && b[digits] <= '9' {
+		digits++
+	}
+	if r.Index, err = strconv.ParseUint(string(b[:digits]), 10, 64); err != nil {
+		return r, errEnvelope
+	}
+	if b, ok = bytes.CutPrefix(b[digits:], []byte(`,"kind":`)); !ok {
+		return r, errEnvelope
+	}
+	if n, err = stringEnd(b); err != nil {
+		return r, err
+	}
+	if b, ok = bytes.CutPrefix(b[n:], []byte(`,"commitment":"`)); !ok || len(b) < 2*len(r.Commitment)+1 || b[2*len(r.Commitment)] != '"' {
+		return r, errEnvelope
+	}
+	if r.Commitment, err = ParseCommitment(string(b[:2*len(r.Commitment)])); err != nil {
+		return r, errEnvelope
+	}
+	return r, nil
+}
+
+// stringEnd returns the length of the JSON string b starts with.
+func stringEnd(b []byte) (int, error) {
+	if len(b) == 0 || b[0] != '"' {
+		return 0, errEnvelope
+	}
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, nil
+		}
+	}
+	return 0, errEnvelope
+}
+
+// objectEnd returns the length of the JSON object b starts with, finding
+// its closing brace past strings and nested values; it does not check
+// what lies between.
+func objectEnd(b []byte) (int, error) {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			n, err := stringEnd(b[i:])
+			if err != nil {
+				return 0, err
+			}
+			i += n - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1, nil
+			}
+		}
+	}
+	return 0, errEnvelope
+}
