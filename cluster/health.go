@@ -42,6 +42,12 @@ func (s *watchedLogStore) record(err error) error {
 	return err
 }
 
+// IsMonotonic implements raft.MonotonicLogStore for the store it watches.
+func (s *watchedLogStore) IsMonotonic() bool {
+	m, ok := s.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
 // StoreLog implements raft.LogStore.
 func (s *watchedLogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 

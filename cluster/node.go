@@ -25,6 +25,7 @@ import (
 	"github.com/telenotary/telenotary/cluster/httpapi"
 	"github.com/telenotary/telenotary/cluster/httpd"
 	"github.com/telenotary/telenotary/cluster/internal/raftfix"
+	"github.com/telenotary/telenotary/cluster/internal/raftlog"
 	"github.com/telenotary/telenotary/cluster/notaryapi"
 	"github.com/telenotary/telenotary/notary"
 	"golang.org/x/mod/sumdb/note"
@@ -255,7 +256,8 @@ type Node struct {
 	http    *http.Server
 	httpLn  net.Listener
 	forward *http.Client
-	boltDB  *raftboltdb.BoltStore
+	raftLog *raftlog.Store        // raft's log
+	boltDB  *raftboltdb.BoltStore // raft's stable store (term, vote)
 	// readTerm is the term in which a raft barrier last succeeded: from
 	// then on the leader's commit index serves consistent reads.
 	readTerm atomic.Uint64
@@ -366,10 +368,10 @@ func (n *Node) openRaft(ctx context.Context, id identity) (hasState bool, err er
 		return false, err
 	}
 	hlog := raftLogger{newHclog(n.logger, "raft")}
-	if n.boltDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
-		return false, fmt.Errorf("%w: raft log: %v", ErrCorruptState, err)
+	if n.raftLog, n.boltDB, err = openRaftStores(raftDir, n.logger); err != nil {
+		return false, err
 	}
-	n.logStore = &watchedLogStore{LogStore: n.boltDB}
+	n.logStore = &watchedLogStore{LogStore: n.raftLog}
 	logs, err := raft.NewLogCache(512, n.logStore)
 	if err != nil {
 		return false, err
@@ -707,6 +709,9 @@ func (n *Node) shutdownParts() error {
 	}
 	if n.fsm != nil {
 		errs = append(errs, n.fsm.close())
+	}
+	if n.raftLog != nil {
+		errs = append(errs, n.raftLog.Close())
 	}
 	if n.boltDB != nil {
 		errs = append(errs, n.boltDB.Close())
