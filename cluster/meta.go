@@ -276,6 +276,14 @@ func (f *fsm) memberHTTPAddr(id string) string {
 	return f.meta.Members[id].HTTPAddr
 }
 
+// memberCount returns how many members the cluster has (asked per
+// request: no copy).
+func (f *fsm) memberCount() int {
+	f.metaMu.RLock()
+	defer f.metaMu.RUnlock()
+	return len(f.meta.Members)
+}
+
 // clusterInfo returns a copy of the replicated identity and members,
 // sorted by ID.
 func (f *fsm) clusterInfo() (g *genesis, members []notaryapi.MemberInfo) {

@@ -102,11 +102,7 @@ func (n *Node) Members() (clusterID, origin string, members []notaryapi.MemberIn
 }
 
 // Majority is more than half of the cluster's members.
-func (n *Node) Majority() int {
-	n.fsm.metaMu.RLock()
-	defer n.fsm.metaMu.RUnlock()
-	return len(n.fsm.meta.Members)/2 + 1
-}
+func (n *Node) Majority() int { return n.fsm.memberCount()/2 + 1 }
 
 // RetiredKeys are the keys members signed with before theirs was
 // replaced or they were removed, each with the sizes it signed.

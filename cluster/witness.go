@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -129,7 +130,7 @@ func (s *witnessed) keep(i int, cp notary.SignedCheckpoint, line []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.held[i]
-	at, found := slices.BinarySearchFunc(h, cp.Size, func(c cosigned, size uint64) int { return cmpUint(c.size, size) })
+	at, found := slices.BinarySearchFunc(h, cp.Size, func(c cosigned, size uint64) int { return cmp.Compare(c.size, size) })
 	if found {
 		return false
 	}
@@ -142,21 +143,11 @@ func (s *witnessed) keep(i int, cp notary.SignedCheckpoint, line []byte) bool {
 	return true
 }
 
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // has reports whether witness i's cosignature of size is held.
 func (s *witnessed) has(i int, size uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, found := slices.BinarySearchFunc(s.held[i], size, func(c cosigned, size uint64) int { return cmpUint(c.size, size) })
+	_, found := slices.BinarySearchFunc(s.held[i], size, func(c cosigned, size uint64) int { return cmp.Compare(c.size, size) })
 	return found
 }
 
@@ -182,7 +173,7 @@ func (s *witnessed) Append(cp notary.SignedCheckpoint, n []byte) []byte {
 	defer s.mu.Unlock()
 	out := n
 	for _, h := range s.held {
-		at, found := slices.BinarySearchFunc(h, cp.Size, func(c cosigned, size uint64) int { return cmpUint(c.size, size) })
+		at, found := slices.BinarySearchFunc(h, cp.Size, func(c cosigned, size uint64) int { return cmp.Compare(c.size, size) })
 		if found && h[at].body == string(body) && !bytes.Contains(n, h[at].line) {
 			if len(out) == len(n) {
 				out = slices.Clip(n) // append to a copy

@@ -31,6 +31,7 @@ package raftlog
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -118,7 +119,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		}
 		s.segments = append(s.segments, &segment{first: first, path: filepath.Join(dir, name)})
 	}
-	slices.SortFunc(s.segments, func(a, b *segment) int { return cmpUint(a.first, b.first) })
+	slices.SortFunc(s.segments, func(a, b *segment) int { return cmp.Compare(a.first, b.first) })
 	for i, seg := range s.segments {
 		last := i == len(s.segments)-1
 		if err := s.load(seg, last); err != nil {
@@ -141,16 +142,6 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		s.first = s.segments[0].first
 	}
 	return s, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // load opens seg and indexes its records; see the package comment for
@@ -517,42 +508,28 @@ func (s *Store) newSegment(first uint64, need int64) (*segment, error) {
 // DeleteRange implements raft.LogStore. raft removes either a prefix
 // (compaction after a snapshot) or a suffix (entries a new leader
 // replaced), or everything.
-func (s *Store) DeleteRange(min, max uint64) error {
+func (s *Store) DeleteRange(from, to uint64) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.first == 0 || min > max {
+	if s.first == 0 || from > to {
 		return nil
 	}
 	last := s.lastLocked()
-	min, max = maxU(min, s.first), minU(max, last)
-	if min > max {
+	from, to = max(from, s.first), min(to, last)
+	if from > to {
 		return nil
 	}
 	switch {
-	case min == s.first && max == last:
+	case from == s.first && to == last:
 		return s.truncateAfter(0)
-	case min == s.first:
-		return s.dropBefore(max + 1)
-	case max == last:
-		return s.truncateAfter(min - 1)
+	case from == s.first:
+		return s.dropBefore(to + 1)
+	case to == last:
+		return s.truncateAfter(from - 1)
 	}
-	return fmt.Errorf("raft log: cannot remove entries %d to %d from the middle of %d to %d", min, max, s.first, last)
-}
-
-func maxU(a, b uint64) uint64 {
-	if a > b {
-		return a
-	}
-	return b
-}
-
-func minU(a, b uint64) uint64 {
-	if a < b {
-		return a
-	}
-	return b
+	return fmt.Errorf("raft log: cannot remove entries %d to %d from the middle of %d to %d", from, to, s.first, last)
 }
 
 // dropBefore makes index the first entry, removing the segments that hold

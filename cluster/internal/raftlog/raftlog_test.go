@@ -188,6 +188,7 @@ func lastSegment(t *testing.T, dir string) string {
 	return segs[len(segs)-1]
 }
 
+// flip flips one bit of the byte at off in the file at path.
 func flip(t *testing.T, path string, off int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -196,7 +197,9 @@ func flip(t *testing.T, path string, off int64) {
 	}
 	defer f.Close()
 	b := make([]byte, 1)
-	f.ReadAt(b, off)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
 	b[0] ^= 0x10
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
