@@ -67,6 +67,9 @@ type Store struct {
 	err     error  // sticky: a failed write or Close ends the store
 	leafBuf []byte // reused by Commit
 	hashBuf []byte
+	// leafBack and hashBack are where the bytes not yet handed to the
+	// kernel's writeback begin, in the leaves and hashes files.
+	leafBack, hashBack int64
 
 	cache hashCache
 	// tail holds the newest stored hashes, from index tailStart on, so the
@@ -216,6 +219,7 @@ func (s *Store) open() error {
 	s.head, s.seq = chosen.head, chosen.seq
 	s.tailStart = tlog.StoredHashCount(int64(chosen.head.Size))
 	s.tailLeafStart = chosen.head.Size
+	s.leafBack, s.hashBack = int64(chosen.head.Size)*notary.LeafSize, s.tailStart*notary.HashSize
 	return s.openIndex(key)
 }
 
@@ -638,9 +642,11 @@ func (s *Store) commit(leaves []notary.Leaf, hashes []notary.Hash, head notary.H
 		}
 		if !s.opts.Sync {
 			// Without a sync per commit, still start writing back, so the
-			// next Sync finds little to wait for.
-			startWriteback(s.leaves, leafOff, int64(len(s.leafBuf)))
-			startWriteback(s.hashes, hashOff, int64(len(s.hashBuf)))
+			// next Sync finds little to wait for; a chunk at a time, not a
+			// commit at a time: each call queues disk writes, which would
+			// put a small I/O (and a wait for the queue) on every commit.
+			s.leafBack = writeBack(s.leaves, s.leafBack, leafOff+int64(len(s.leafBuf)))
+			s.hashBack = writeBack(s.hashes, s.hashBack, hashOff+int64(len(s.hashBuf)))
 		}
 		s.tail = append(s.tail, hashes...)
 		if over := len(s.tail) - tailKeep; over > tailKeep {
@@ -707,6 +713,24 @@ func (s *Store) Sync() error {
 		return err
 	}
 	return datasync(s.headF)
+}
+
+// writebackChunk is how many written bytes of a file Commit gathers
+// before it starts their writeback.
+const writebackChunk = 256 << 10
+
+// writeBack starts the writeback of f from from to end once that is at
+// least writebackChunk bytes, and returns where the bytes not yet started
+// begin.
+func writeBack(f *os.File, from, end int64) int64 {
+	if end < from {
+		from = end // the file was cut back (a heal)
+	}
+	if end-from < writebackChunk {
+		return from
+	}
+	startWriteback(f, from, end-from)
+	return end
 }
 
 func (s *Store) sync() error {
