@@ -100,6 +100,24 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 }
 
+// TestLeaderSendsAhead: a leader's writes reach its followers while it
+// writes them to its own log (raftfix.Transport.SendAhead; its test there
+// shows the overlap and that nothing commits early), which the leader's
+// metrics count.
+func TestLeaderSendsAhead(t *testing.T) {
+	c := threeNodes(t)
+	leader := c.waitLeader()
+	cl := clientFor(leader)
+	for i := range 5 {
+		if _, err := cl.Notarize(context.Background(), entryOf("ahead", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := metric(t, leader, "telenotary_raft_sent_ahead_total"); n == 0 {
+		t.Fatal("the leader sent none of 5 writes ahead to its followers")
+	}
+}
+
 // TestBadRequests checks the API's answers to bad input: 400 naming the
 // field, 401 and 403, 404, and that nothing is applied.
 func TestBadRequests(t *testing.T) {

@@ -30,6 +30,9 @@ type watchedLogStore struct {
 	refuse atomic.Pointer[error]
 	// took, when set, is told how long each write took.
 	took func(time.Duration)
+	// ahead, when set, is handed each write's entries before it starts
+	// (a leader sends them to its followers while it writes them).
+	ahead atomic.Pointer[func([]*raft.Log)]
 }
 
 func (s *watchedLogStore) record(err error) error {
@@ -55,6 +58,9 @@ func (s *watchedLogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*ra
 func (s *watchedLogStore) StoreLogs(logs []*raft.Log) error {
 	if p := s.refuse.Load(); p != nil {
 		return s.record(*p)
+	}
+	if f := s.ahead.Load(); f != nil {
+		(*f)(logs)
 	}
 	start := time.Now()
 	err := s.LogStore.StoreLogs(logs)

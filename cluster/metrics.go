@@ -21,6 +21,7 @@ type metrics struct {
 	batchEntries  prometheus.Histogram
 	batchLatency  prometheus.Histogram
 	leaderChanges prometheus.Counter
+	sentAhead     prometheus.Counter       // writes a leader sent to a follower while writing them itself
 	stages        *prometheus.HistogramVec // the write path's stages (stages.go)
 	witness       *witnessMetrics
 	// lifecycleRefused counts the dispenses and revocations the log's
@@ -89,6 +90,9 @@ func newMetrics(n *Node) *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	m.stages = newStageHistogram()
 	m.registry.MustRegister(m.stages)
+	m.sentAhead = prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_raft_sent_ahead_total",
+		Help: "Raft writes this node, leading, sent to a follower while writing them to its own log, counted once per follower."})
+	m.registry.MustRegister(m.sentAhead)
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "telenotary_leader_changes_total", Help: "Leader changes this node observed."})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)

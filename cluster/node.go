@@ -414,9 +414,17 @@ func (n *Node) openRaft(ctx context.Context, id identity) (hasState bool, err er
 	if n.raft, err = raft.NewRaft(raftCfg, n.fsm, logs, n.boltDB, snaps, n.trans); err != nil {
 		return false, fmt.Errorf("cluster: raft: %w", err)
 	}
-	if _, ok := n.trans.(*raftfix.Transport); ok {
+	if t, ok := n.trans.(*raftfix.Transport); ok {
 		push := n.pushCommitted
 		n.fsm.committed.Store(&push)
+		// A leader's new entries go to the followers while it writes
+		// them (raftfix.Transport.SendAhead).
+		ahead := func(logs []*raft.Log) {
+			if n.raft.State() == raft.Leader {
+				n.metrics.sentAhead.Add(float64(t.SendAhead(logs)))
+			}
+		}
+		n.logStore.ahead.Store(&ahead)
 	}
 	if !cfg.UpstreamRaft {
 		n.watch = raftfix.NewLeaderWatch(n.raft, raftCfg)

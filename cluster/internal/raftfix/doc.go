@@ -22,6 +22,10 @@
 //     the next entry or a CommitTimeout later, and has no hook to do it
 //     sooner; a leader that wants its followers' signatures over what it
 //     just committed would wait that long (50–100 ms) on a quiet cluster.
+//     And it can send a leader's new entries to the followers while the
+//     leader writes them to its own log ([Transport.SendAhead]), where
+//     hashicorp/raft replicates only once that write returns, so that a
+//     lone write waits for one fsync of a majority, not two in a row.
 //   - [LeaderWatch] makes a follower notice a silent leader a randomized
 //     timeout after its last message, as the Raft paper has it, where
 //     hashicorp/raft's re-armed timer notices it anywhere from one to

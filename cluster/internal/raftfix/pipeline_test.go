@@ -36,6 +36,13 @@ func (nopFSM) Restore(io.ReadCloser) error         { return nil }
 // stores, the transports wrapped by wrap; node 2's log store is flaky.
 func startRafts(t *testing.T, wrap func(raft.Transport) raft.Transport, tune ...func(*raft.Config)) ([]*raft.Raft, *flakyLogStore) {
 	t.Helper()
+	return startRaftsWith(t, wrap, raft.NewInmemStore(), tune...)
+}
+
+// startRaftsWith is startRafts with node 0 (the leader) on log store
+// leaderLogs.
+func startRaftsWith(t *testing.T, wrap func(raft.Transport) raft.Transport, leaderLogs raft.LogStore, tune ...func(*raft.Config)) ([]*raft.Raft, *flakyLogStore) {
+	t.Helper()
 	var (
 		trans []raft.Transport
 		conf  raft.Configuration
@@ -62,7 +69,10 @@ func startRafts(t *testing.T, wrap func(raft.Transport) raft.Transport, tune ...
 			f(cfg)
 		}
 		var logs raft.LogStore = raft.NewInmemStore()
-		if i == 2 {
+		switch i {
+		case 0:
+			logs = leaderLogs
+		case 2:
 			logs = flaky
 		}
 		r, err := raft.NewRaft(cfg, nopFSM{}, logs, raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans[i])

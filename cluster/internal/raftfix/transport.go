@@ -21,7 +21,7 @@ type Transport struct {
 	forwarded sync.WaitGroup              // the forwarding goroutine
 	closeOnce sync.Once
 	acks      acks           // what each follower acknowledged (PushCommit)
-	pushes    sync.WaitGroup // pushes in flight
+	pushes    sync.WaitGroup // pushes and sends ahead in flight
 }
 
 // NewTransport wraps t, which must also support pre-vote and Close (the
@@ -186,10 +186,14 @@ func (d *drainedPipeline) Close() error {
 // of the request that carried it (guarded by acks.mu), with the state of
 // the pushes to it.
 type acked struct {
-	header    raft.RPCHeader
-	term      uint64
-	last      uint64 // index of the last entry the follower holds
-	lastTerm  uint64
+	header   raft.RPCHeader
+	term     uint64
+	last     uint64 // index of the last entry the follower holds
+	lastTerm uint64
+	// carried is the index of the last entry the follower acknowledged
+	// in a request that carried it, in term: an entry in its log, where
+	// last may be one it holds only in a snapshot (SendAhead).
+	carried   uint64
 	target    raft.ServerAddress
 	pushing   atomic.Bool   // a push to it is in flight
 	pushAgain atomic.Uint64 // commit index to push once it returns
@@ -207,9 +211,10 @@ func (c *Transport) record(id raft.ServerID, target raft.ServerAddress, req *raf
 	if resp == nil || !resp.Success || req == nil {
 		return
 	}
-	last, lastTerm := req.PrevLogEntry, req.PrevLogTerm
+	last, lastTerm, carried := req.PrevLogEntry, req.PrevLogTerm, uint64(0)
 	if n := len(req.Entries); n > 0 {
 		last, lastTerm = req.Entries[n-1].Index, req.Entries[n-1].Term
+		carried = last
 	}
 	c.acks.mu.Lock()
 	defer c.acks.mu.Unlock()
@@ -223,7 +228,11 @@ func (c *Transport) record(id raft.ServerID, target raft.ServerAddress, req *raf
 	} else if a.term > req.Term || a.term == req.Term && a.last >= last {
 		return
 	}
+	if a.term != req.Term {
+		a.carried = 0
+	}
 	a.header, a.term, a.last, a.lastTerm, a.target = req.RPCHeader, req.Term, last, lastTerm, target
+	a.carried = max(a.carried, carried)
 }
 
 // AppendEntries implements raft.Transport, noting what the follower
@@ -298,4 +307,70 @@ func (c *Transport) holding(index uint64) []raft.ServerID {
 		}
 	}
 	return ids
+}
+
+// Sending entries ahead. hashicorp/raft's leader writes new entries to its
+// own log (an fsync) and only then hands them to replication, so a lone
+// write waits for two fsyncs one after the other: the leader's, then a
+// follower's. The Raft thesis (section 10.2.1) lets the leader write its
+// log in parallel with replicating, as long as it counts itself towards a
+// majority only once its write is done. SendAhead does that from outside:
+// called as the leader starts writing, it sends the new entries to each
+// follower that holds the entry before them in this term, and does not
+// wait. The follower writes them while the leader does; when raft's own
+// replication sends them after the leader's write, the follower finds them
+// there and answers at once. raft still counts a follower only by the
+// answers to its own requests, sent after the leader's write returned, so
+// an entry is committed only when a majority, the leader among them or
+// not, holds it durably. The request is one raft could send itself: this
+// term's header, the previous entry the follower acknowledged in it, and
+// no commit index; a follower of a newer term refuses it, and one that
+// already holds the entries (of this term, so the same) skips them.
+
+// SendAhead sends logs, which the leader is about to write to its own log,
+// to each follower that has acknowledged the entry before them in their
+// term, and returns how many it sends to; it does not wait for the
+// answers. Only a leader may call it, with entries it appends.
+//
+// That entry must have come to the follower in a request, not in a
+// snapshot: hashicorp/raft's follower checks the previous entry of a
+// request against its log, or against its last index, so a follower that
+// had just installed a snapshot and took entries sent ahead would refuse
+// raft's own request for them (its previous entry is the snapshot's, no
+// longer its last and not in its log), and raft would walk back and send
+// the snapshot again. The entries past a snapshot come from raft.
+func (c *Transport) SendAhead(logs []*raft.Log) int {
+	if len(logs) == 0 {
+		return 0
+	}
+	prev, term := logs[0].Index-1, logs[0].Term
+	type send struct {
+		id     raft.ServerID
+		target raft.ServerAddress
+		req    *raft.AppendEntriesRequest
+	}
+	var sends []send
+	c.acks.mu.Lock()
+	for id, a := range c.acks.by {
+		if a.term == term && a.last == prev && a.carried == prev {
+			sends = append(sends, send{id, a.target, &raft.AppendEntriesRequest{RPCHeader: a.header, Term: term, PrevLogEntry: prev, PrevLogTerm: a.lastTerm, Entries: logs}})
+		}
+	}
+	c.acks.mu.Unlock()
+	for _, s := range sends {
+		select {
+		case <-c.done:
+			return 0
+		default:
+		}
+		c.pushes.Add(1)
+		go func() {
+			defer c.pushes.Done()
+			resp := new(raft.AppendEntriesResponse)
+			if c.Transport.AppendEntries(s.id, s.target, s.req, resp) == nil {
+				c.record(s.id, s.target, s.req, resp)
+			}
+		}()
+	}
+	return len(sends)
 }
