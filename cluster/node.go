@@ -493,7 +493,7 @@ func (n *Node) serve(id identity, hasState bool) {
 	stopping := make(chan struct{})
 	handler := httpd.New(httpd.Config{
 		Cluster: n, Ledger: n.ledger, Witnesses: witnesses,
-		Tokens: cfg.Tokens, Forward: n.forward, Logger: n.logger, Limits: cfg.APILimits,
+		Tokens: cfg.Tokens, Forward: n.forward, ForwardTLS: cfg.ClientTLS, Logger: n.logger, Limits: cfg.APILimits,
 		Forwarded: func(entries int) {
 			n.metrics.forwarded.WithLabelValues("batches").Inc()
 			n.metrics.forwarded.WithLabelValues("entries").Add(float64(entries))

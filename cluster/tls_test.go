@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -106,6 +107,25 @@ func TestTLSCluster(t *testing.T) {
 		}
 		if !strings.HasPrefix(resp.Receipt.Origin, testOrigin) {
 			t.Fatalf("origin %q", resp.Receipt.Origin)
+		}
+	}
+	// A follower forwards a submission to the leader over TLS, checking
+	// the leader's certificate with the cluster's client TLS settings.
+	leader := c.waitLeader()
+	for _, n := range nodes {
+		if n == leader {
+			continue
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.url+"/v1/notarize", strings.NewReader(`{"kind":"consent","commitment":"`+hex64()+`"}`))
+		req.Header.Set("Authorization", "Bearer "+submitterToken)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a submission to follower %s: HTTP %d %s", n.cfg.ID, resp.StatusCode, b)
 		}
 	}
 	resp, err := hc.Get(nodes[0].url + "/healthz")

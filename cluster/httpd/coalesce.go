@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -33,11 +32,69 @@ const maxForwardBatch = notaryapi.MaxBatchRequest
 // and signatures on every node; see docs/BENCHMARKS.md).
 const forwardsInFlight = 1
 
-// coalescer gathers a follower's forwarded submissions into batches.
+// coalescer gathers a follower's forwarded submissions into batches, and
+// sends them on direct connections to the leader (httpapi.Conn: a lone
+// request then passes through no goroutine of an http.Client's).
 type coalescer struct {
 	a     *api
 	mu    sync.Mutex
 	lanes map[laneKey]*lane
+	// idle holds the connections to the leader, by its URL, that no batch
+	// is on; only the current leader's are kept.
+	idle map[string][]*httpapi.Conn
+}
+
+// Bounds of the connections a follower forwards on: how many idle ones it
+// keeps, and how long one may stay idle (well below the leader's own idle
+// timeout, so that the leader does not close one as a batch goes out on
+// it).
+const (
+	maxIdleForward  = 16
+	forwardIdleTime = 30 * time.Second
+)
+
+// conn returns an idle connection to leader, or a new one, and closes
+// those to any other node and those idle too long.
+func (c *coalescer) conn(ctx context.Context, leader string) (*httpapi.Conn, error) {
+	c.mu.Lock()
+	var conn *httpapi.Conn
+	for url, conns := range c.idle {
+		if url != leader {
+			for _, old := range conns {
+				old.Close()
+			}
+			delete(c.idle, url)
+			continue
+		}
+		for len(conns) > 0 && conn == nil {
+			conn, conns = conns[len(conns)-1], conns[:len(conns)-1]
+			if time.Since(conn.IdleSince()) > forwardIdleTime {
+				conn.Close()
+				conn = nil
+			}
+		}
+		c.idle[url] = conns
+	}
+	c.mu.Unlock()
+	if conn != nil {
+		return conn, nil
+	}
+	return httpapi.DialConn(ctx, leader, c.a.ForwardTLS)
+}
+
+// release keeps conn for the next batch to leader, unless it cannot carry
+// one or enough are kept.
+func (c *coalescer) release(leader string, conn *httpapi.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if conn.Broken() || len(c.idle[leader]) >= maxIdleForward {
+		conn.Close()
+		return
+	}
+	if c.idle == nil {
+		c.idle = map[string][]*httpapi.Conn{}
+	}
+	c.idle[leader] = append(c.idle[leader], conn)
 }
 
 // laneKey is what submissions of one batch share.
@@ -174,29 +231,36 @@ func (c *coalescer) post(key laneKey, batch []*forwarded) (receipts []notaryapi.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key.auth != "" {
-		req.Header.Set("Authorization", key.auth)
-	}
-	req.Header.Set(notaryapi.HeaderForwarded, "1")
-	resp, err := c.a.Forward.Do(req)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: forwarding to the leader: %v", notaryapi.ErrNoLeader, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, &leaderAnswer{httpapi.ReadProblem(resp)}
-	}
 	var data bytes.Buffer
-	if n := resp.ContentLength; n > 0 && n <= maxForwardAnswer {
-		data.Grow(int(n) + bytes.MinRead) // one read, no regrowing
-	}
-	if _, err := data.ReadFrom(io.LimitReader(resp.Body, maxForwardAnswer)); err != nil {
-		return nil, 0, fmt.Errorf("%w: reading the leader's answer: %v", notaryapi.ErrNoLeader, err)
+	// A connection kept idle that the leader closed meanwhile fails before
+	// any answer: the batch goes again, once, on a new one.
+	for retried := false; ; retried = true {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if key.auth != "" {
+			req.Header.Set("Authorization", key.auth)
+		}
+		req.Header.Set(notaryapi.HeaderForwarded, "1")
+		conn, err := c.conn(ctx, leader)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: forwarding to the leader: %v", notaryapi.ErrNoLeader, err)
+		}
+		resp, stale, err := conn.Do(req, &data, maxForwardAnswer, forwardTimeout)
+		if err != nil {
+			conn.Close()
+			if stale && !retried {
+				continue
+			}
+			return nil, 0, fmt.Errorf("%w: forwarding to the leader: %v", notaryapi.ErrNoLeader, err)
+		}
+		c.release(leader, conn)
+		if resp.StatusCode != http.StatusOK {
+			return nil, 0, &leaderAnswer{httpapi.ReadProblem(resp)}
+		}
+		break
 	}
 	receipts, firstNew, err = notaryapi.SplitBatchResponse(data.Bytes())
 	if err != nil || len(receipts) != len(batch) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -128,5 +129,58 @@ func TestForwardingCoalesces(t *testing.T) {
 	st, h, b := exchange(t, http.DefaultClient, "POST", followerSrv.URL+"/v1/notarize", submitterToken, `{"kind":"consent","commitment":"`+randomHex()+`"}`)
 	if st != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !bytes.Contains(b, []byte(`"code":"not_leader"`)) {
 		t.Fatalf("the leader's 503 through the follower: HTTP %d %s", st, b)
+	}
+}
+
+// TestForwardingKeepsItsConnection: a follower forwards one client's
+// submissions after one another on one connection to the leader, not a
+// new one each; and when the leader closed it while it was idle, the next
+// submission still goes through, on a new one.
+func TestForwardingKeepsItsConnection(t *testing.T) {
+	leader, err := newMemNode(testOrigin, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderSrv := httptest.NewUnstartedServer(New(Config{Cluster: leader, Ledger: leader, Tokens: tokens, Forward: http.DefaultClient}))
+	var conns atomic.Int32
+	leaderSrv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	leaderSrv.Start()
+	defer leaderSrv.Close()
+	leader.leaderURL = leaderSrv.URL
+	follower, err := newMemNode(testOrigin, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower.leader, follower.leaderURL = false, leaderSrv.URL
+	followerSrv := httptest.NewServer(New(Config{Cluster: follower, Ledger: follower, Tokens: tokens, Forward: http.DefaultClient}))
+	defer followerSrv.Close()
+
+	submit := func(i int) {
+		t.Helper()
+		c := randomHex()
+		st, _, b := exchange(t, http.DefaultClient, "POST", followerSrv.URL+"/v1/notarize", submitterToken, `{"kind":"consent","commitment":"`+c+`"}`)
+		var resp notaryapi.NotarizeResponse
+		if st != http.StatusOK || json.Unmarshal(b, &resp) != nil || resp.Receipt == nil || resp.Receipt.Leaf.Commitment.String() != c {
+			t.Fatalf("submission %d through the follower: HTTP %d %s", i, st, b)
+		}
+	}
+	for i := range 5 {
+		submit(i)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("5 submissions one after another reached the leader on %d connections, want 1", n)
+	}
+	leaderSrv.CloseClientConnections()
+	submit(5)
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("after the leader closed the follower's connection: %d connections, want 2", n)
 	}
 }

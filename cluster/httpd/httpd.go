@@ -9,6 +9,7 @@ package httpd
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
@@ -124,8 +125,12 @@ type Config struct {
 	// Tokens authorizes submissions and operator actions; nil refuses
 	// them all.
 	Tokens *auth.Tokens
-	// Forward sends a follower's submissions on to the leader.
+	// Forward sends a follower's operator requests on to the leader.
 	Forward *http.Client
+	// ForwardTLS checks the leader's certificate on the connections a
+	// follower forwards submissions on, when the leader's URL is https
+	// (nil: the system's roots).
+	ForwardTLS *tls.Config
 	// Forwarded, when set, is told of each batch of single submissions a
 	// follower forwarded, with its size (metrics).
 	Forwarded func(entries int)

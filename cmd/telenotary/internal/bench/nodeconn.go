@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,10 +15,9 @@ import (
 )
 
 // nodeConn is one keep-alive HTTP/1.1 connection to one node, for the load
-// generator. Each call writes its request and reads the answer on the
-// caller's goroutine with net/http's own request writer and response
-// reader, where an http.Client hands every request through two goroutines
-// of its transport; on a machine that the load generator shares with the
+// generator: an httpapi.Conn, whose requests pass through no goroutine but
+// the caller's, where an http.Client hands each through two of its
+// transport's; on a machine that the load generator shares with the
 // cluster, what it spends is taken from the cluster. A nodeConn neither
 // retries nor follows the leader (notaryapi.Client does), speaks plain HTTP
 // only, and is not safe for concurrent use.
@@ -28,9 +25,7 @@ type nodeConn struct {
 	ctx   context.Context // the dial context: the connection lives as long
 	base  *url.URL
 	token string
-	conn  net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
+	conn  *httpapi.Conn
 	stop  func() bool // ends the watch on the dial context
 	buf   bytes.Buffer
 	// timeout bounds each request (requestTimeout).
@@ -50,13 +45,12 @@ func dialNode(ctx context.Context, baseURL, token string) (*nodeConn, error) {
 	if u.Scheme != "http" {
 		return nil, fmt.Errorf("a direct connection speaks plain HTTP, not %q", u.Scheme)
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	conn, err := httpapi.DialConn(ctx, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
-	c := &nodeConn{ctx: ctx, base: u, token: token, conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10), timeout: requestTimeout}
-	c.stop = context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	c := &nodeConn{ctx: ctx, base: u, token: token, conn: conn, timeout: requestTimeout}
+	c.stop = context.AfterFunc(ctx, func() { conn.Close() })
 	return c, nil
 }
 
@@ -86,12 +80,18 @@ func (c *nodeConn) NotarizeBatch(entries []notaryapi.Entry) (*notaryapi.BatchRes
 	return &out, c.post("/v1/notarize/batch", body, out.UnmarshalJSON)
 }
 
-// post sends one request and decodes a 200 answer with decode; any other
-// answer is an *httpapi.Problem. A broken connection stays broken: dial again.
 // requestTimeout bounds one request on a direct connection, as
 // notaryapi's AttemptTimeout bounds one try of the Go client.
 const requestTimeout = 2 * time.Second
 
+// maxAnswer bounds an answer's body: a full batch's receipts.
+const maxAnswer = 64 << 20
+
+// post sends one request and decodes a 200 answer with decode; any other
+// answer is an *httpapi.Problem. A broken connection stays broken: dial again.
+// A node that takes the request and never answers (paused) must not hold
+// the client: the request fails at the timeout and the caller tries
+// elsewhere.
 func (c *nodeConn) post(path string, body []byte, decode func([]byte) error) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
@@ -105,28 +105,12 @@ func (c *nodeConn) post(path string, body []byte, decode func([]byte) error) err
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
 	}
-	// A node that takes the request and never answers (paused) must not
-	// hold the client: the request fails at the deadline and the caller
-	// tries elsewhere.
-	c.conn.SetDeadline(time.Now().Add(c.timeout))
-	defer c.conn.SetDeadline(time.Time{})
-	if err := req.Write(c.bw); err != nil {
-		return err
-	}
-	if err := c.bw.Flush(); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(c.br, req)
+	resp, _, err := c.conn.Do(req, &c.buf, maxAnswer, c.timeout)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return httpapi.ReadProblem(resp)
-	}
-	c.buf.Reset()
-	if _, err := c.buf.ReadFrom(resp.Body); err != nil {
-		return err
 	}
 	return decode(c.buf.Bytes())
 }
