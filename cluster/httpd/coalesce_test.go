@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,5 +183,79 @@ func TestForwardingKeepsItsConnection(t *testing.T) {
 	submit(5)
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("after the leader closed the follower's connection: %d connections, want 2", n)
+	}
+}
+
+// BenchmarkForwardHop: one client's submissions, one at a time, straight
+// to the leader, through a bare relay (a handler that sends the request
+// on to the leader on a kept connection and copies the answer back,
+// nothing else), and through a follower. The leader is in memory (no
+// raft), so the differences are what one forwarding hop costs: the
+// follower's should be the relay's, the floor of a hop over HTTP.
+//
+//	go test ./cluster/httpd -run XXX -bench ForwardHop -benchtime 5000x -count 3
+func BenchmarkForwardHop(b *testing.B) {
+	leader, err := newMemNode(testOrigin, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaderSrv := httptest.NewServer(New(Config{Cluster: leader, Ledger: leader, Tokens: tokens, Forward: http.DefaultClient}))
+	defer leaderSrv.Close()
+	leader.leaderURL = leaderSrv.URL
+	follower, err := newMemNode(testOrigin, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	follower.leader, follower.leaderURL = false, leaderSrv.URL
+	followerSrv := httptest.NewServer(New(Config{Cluster: follower, Ledger: follower, Tokens: tokens, Forward: http.DefaultClient}))
+	defer followerSrv.Close()
+	var relayMu sync.Mutex
+	var relayConn *httpapi.Conn
+	relaySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		relayMu.Lock()
+		defer relayMu.Unlock()
+		if relayConn == nil || relayConn.Broken() {
+			if relayConn, err = httpapi.DialConn(r.Context(), leaderSrv.URL, nil); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
+		body, _ := io.ReadAll(r.Body)
+		req, _ := http.NewRequest(r.Method, leaderSrv.URL+r.URL.RequestURI(), bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		var answer bytes.Buffer
+		resp, _, err := relayConn.Do(req, &answer, 1<<20, 10*time.Second)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		w.Write(answer.Bytes())
+	}))
+	defer relaySrv.Close()
+
+	for _, target := range []struct{ name, url string }{{"leader", leaderSrv.URL}, {"relay", relaySrv.URL}, {"follower", followerSrv.URL}} {
+		b.Run(target.name, func(b *testing.B) {
+			conn, err := httpapi.DialConn(b.Context(), target.url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			var answer bytes.Buffer
+			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodPost, target.url+"/v1/notarize", strings.NewReader(`{"kind":"consent","commitment":"`+randomHex()+`"}`))
+				req.Header.Set("Authorization", "Bearer "+submitterToken)
+				req.Header.Set("Content-Type", "application/json")
+				resp, _, err := conn.Do(req, &answer, 1<<20, 10*time.Second)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					b.Fatalf("%v: %v %s", err, resp, answer.Bytes())
+				}
+			}
+		})
 	}
 }
