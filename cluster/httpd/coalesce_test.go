@@ -20,19 +20,31 @@ import (
 	"github.com/telenotary/telenotary/notary"
 )
 
+// forwardingNodes returns an in-memory leader and a follower of it (whose
+// leader URL the caller sets once the leader serves), and the tokens
+// their APIs take.
+func forwardingNodes(tb testing.TB) (leader, follower *memNode, tokens *auth.Tokens) {
+	tb.Helper()
+	var err error
+	if leader, err = newMemNode(testOrigin, 3); err != nil {
+		tb.Fatal(err)
+	}
+	if follower, err = newMemNode(testOrigin, 3); err != nil {
+		tb.Fatal(err)
+	}
+	follower.leader = false
+	if tokens, err = auth.ParseTokens([]byte("submitter " + submitterToken + "\n")); err != nil {
+		tb.Fatal(err)
+	}
+	return leader, follower, tokens
+}
+
 // TestForwardingCoalesces: while a follower's forwarded batches are on
 // their way, the single submissions that arrive wait together and go to
 // the leader as one batch; every client gets its own receipt, with
 // Existing as the leader says it.
 func TestForwardingCoalesces(t *testing.T) {
-	leader, err := newMemNode(testOrigin, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader, follower, tokens := forwardingNodes(t)
 	release := make(chan struct{})
 	var batches, singles, held atomic.Int32
 	var refuse atomic.Bool
@@ -58,11 +70,7 @@ func TestForwardingCoalesces(t *testing.T) {
 	}))
 	defer leaderSrv.Close()
 	leader.leaderURL = leaderSrv.URL
-	follower, err := newMemNode(testOrigin, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	follower.leader, follower.leaderURL = false, leaderSrv.URL
+	follower.leaderURL = leaderSrv.URL
 	var forwarded atomic.Int32
 	api := newAPI(Config{Cluster: follower, Ledger: follower, Tokens: tokens, Forward: http.DefaultClient, Forwarded: func(n int) { forwarded.Add(int32(n)) }})
 	followerSrv := httptest.NewServer(api.handler())
@@ -138,14 +146,7 @@ func TestForwardingCoalesces(t *testing.T) {
 // new one each; and when the leader closed it while it was idle, the next
 // submission still goes through, on a new one.
 func TestForwardingKeepsItsConnection(t *testing.T) {
-	leader, err := newMemNode(testOrigin, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader, follower, tokens := forwardingNodes(t)
 	leaderSrv := httptest.NewUnstartedServer(New(Config{Cluster: leader, Ledger: leader, Tokens: tokens, Forward: http.DefaultClient}))
 	var conns atomic.Int32
 	leaderSrv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -156,11 +157,7 @@ func TestForwardingKeepsItsConnection(t *testing.T) {
 	leaderSrv.Start()
 	defer leaderSrv.Close()
 	leader.leaderURL = leaderSrv.URL
-	follower, err := newMemNode(testOrigin, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	follower.leader, follower.leaderURL = false, leaderSrv.URL
+	follower.leaderURL = leaderSrv.URL
 	followerSrv := httptest.NewServer(New(Config{Cluster: follower, Ledger: follower, Tokens: tokens, Forward: http.DefaultClient}))
 	defer followerSrv.Close()
 
@@ -195,22 +192,11 @@ func TestForwardingKeepsItsConnection(t *testing.T) {
 //
 //	go test ./cluster/httpd -run XXX -bench ForwardHop -benchtime 5000x -count 3
 func BenchmarkForwardHop(b *testing.B) {
-	leader, err := newMemNode(testOrigin, 3)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tokens, err := auth.ParseTokens([]byte("submitter " + submitterToken + "\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	leader, follower, tokens := forwardingNodes(b)
 	leaderSrv := httptest.NewServer(New(Config{Cluster: leader, Ledger: leader, Tokens: tokens, Forward: http.DefaultClient}))
 	defer leaderSrv.Close()
 	leader.leaderURL = leaderSrv.URL
-	follower, err := newMemNode(testOrigin, 3)
-	if err != nil {
-		b.Fatal(err)
-	}
-	follower.leader, follower.leaderURL = false, leaderSrv.URL
+	follower.leaderURL = leaderSrv.URL
 	followerSrv := httptest.NewServer(New(Config{Cluster: follower, Ledger: follower, Tokens: tokens, Forward: http.DefaultClient}))
 	defer followerSrv.Close()
 	var relayMu sync.Mutex
@@ -219,10 +205,15 @@ func BenchmarkForwardHop(b *testing.B) {
 		relayMu.Lock()
 		defer relayMu.Unlock()
 		if relayConn == nil || relayConn.Broken() {
-			if relayConn, err = httpapi.DialConn(r.Context(), leaderSrv.URL, nil); err != nil {
+			if relayConn != nil {
+				relayConn.Close()
+			}
+			c, err := httpapi.DialConn(r.Context(), leaderSrv.URL, nil)
+			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
 			}
+			relayConn = c
 		}
 		body, _ := io.ReadAll(r.Body)
 		req, _ := http.NewRequest(r.Method, leaderSrv.URL+r.URL.RequestURI(), bytes.NewReader(body))

@@ -33,25 +33,11 @@ func (s *gatedLogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft
 // requests, nor by a follower, which is sent no commit index ahead. Once
 // the write returns, the entry commits as usual.
 func TestSendAheadWritesWhileTheLeaderDoes(t *testing.T) {
-	var leaderTrans *Transport
 	gate := &gatedLogStore{LogStore: raft.NewInmemStore()}
-	rafts, _ := startRaftsWith(t, func(tr raft.Transport) raft.Transport {
-		w := NewTransport(tr)
-		if leaderTrans == nil {
-			leaderTrans = w // node 0's, which leads
-		}
-		return w
-	}, gate)
+	// The followers acknowledge entries of this term first: SendAhead sends
+	// only after the entry a follower is known to hold.
+	rafts, leaderTrans := startLeading(t, gate)
 	leader := rafts[0]
-	waitUntil(t, "node 0 to lead", func() bool { return leader.State() == raft.Leader })
-	// The followers acknowledge an entry of this term first: SendAhead
-	// sends only after the entry a follower is known to hold.
-	if err := leader.Apply([]byte("first"), 10*time.Second).Error(); err != nil {
-		t.Fatal(err)
-	}
-	if err := leader.Barrier(10 * time.Second).Error(); err != nil {
-		t.Fatal(err)
-	}
 	last := leader.LastIndex()
 	waitUntil(t, "both followers to acknowledge the barrier", func() bool { return len(leaderTrans.holding(last)) == 2 })
 

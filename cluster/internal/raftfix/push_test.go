@@ -12,24 +12,8 @@ import (
 // PushCommit tells them at once: after one write on a quiet cluster, both
 // followers apply it. An entry no follower has acknowledged is not pushed.
 func TestPushCommitTellsFollowers(t *testing.T) {
-	var leaderTrans *Transport
-	rafts, _ := startRafts(t, func(tr raft.Transport) raft.Transport {
-		w := NewTransport(tr)
-		if leaderTrans == nil {
-			leaderTrans = w // node 0's, which leads
-		}
-		return w
-	}, func(cfg *raft.Config) { cfg.CommitTimeout = time.Minute })
+	rafts, leaderTrans := startLeading(t, raft.NewInmemStore(), func(cfg *raft.Config) { cfg.CommitTimeout = time.Minute })
 	leader := rafts[0]
-	waitUntil(t, "node 0 to lead", func() bool { return leader.State() == raft.Leader })
-	// A first write, then a barrier, so that each follower has acknowledged
-	// the entries of this term: the write's commit rode on the barrier.
-	if err := leader.Apply([]byte("first"), 10*time.Second).Error(); err != nil {
-		t.Fatal(err)
-	}
-	if err := leader.Barrier(10 * time.Second).Error(); err != nil {
-		t.Fatal(err)
-	}
 	f := leader.Apply([]byte("quiet"), 10*time.Second)
 	if err := f.Error(); err != nil {
 		t.Fatal(err)
@@ -66,6 +50,32 @@ func TestPushCommitTellsFollowers(t *testing.T) {
 	if n := leaderTrans.PushCommit(idx); n != 0 {
 		t.Fatalf("the same commit index pushed again to %d followers told it already", n)
 	}
+}
+
+// startLeading starts three raft nodes on Transports (startRaftsWith),
+// node 0 leading on leaderLogs, and returns them with node 0's Transport
+// once node 0 has made a first write and a barrier: each follower has then
+// acknowledged entries of this term (the write's commit rode on the
+// barrier), which PushCommit and SendAhead both go by.
+func startLeading(t *testing.T, leaderLogs raft.LogStore, tune ...func(*raft.Config)) ([]*raft.Raft, *Transport) {
+	t.Helper()
+	var leaderTrans *Transport
+	rafts, _ := startRaftsWith(t, func(tr raft.Transport) raft.Transport {
+		w := NewTransport(tr)
+		if leaderTrans == nil {
+			leaderTrans = w // node 0's, which leads
+		}
+		return w
+	}, leaderLogs, tune...)
+	leader := rafts[0]
+	waitUntil(t, "node 0 to lead", func() bool { return leader.State() == raft.Leader })
+	if err := leader.Apply([]byte("first"), 10*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Barrier(10 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	return rafts, leaderTrans
 }
 
 // waitUntil polls cond until it holds, failing after 10 s.
